@@ -1,0 +1,34 @@
+"""adaptive-router: outcome-based adaptive routing for LLM and tool calls."""
+
+from adaptive_router.errors import (
+    AllPathsFailed,
+    ConfigurationError,
+    StoreUnavailableError,
+    UnknownRequestError,
+)
+from adaptive_router.outcomes import Decision, ErrorKind, Outcome, PathWindowStats, Posterior
+from adaptive_router.paths import Path
+from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.router import Router
+from adaptive_router.stores import MemoryStore, SQLStore, Store
+
+__all__ = [
+    "AllPathsFailed",
+    "ConfigurationError",
+    "Decision",
+    "ErrorKind",
+    "MemoryStore",
+    "Outcome",
+    "Path",
+    "PathWindowStats",
+    "Policy",
+    "Posterior",
+    "Router",
+    "SQLStore",
+    "Store",
+    "StoreUnavailableError",
+    "ThompsonSampling",
+    "UnknownRequestError",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""Exceptions raised by the router."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adaptive_router.outcomes import Outcome
+
+
+class ConfigurationError(ValueError):
+    """A constructor argument is wrong; the message names it and says what to change."""
+
+
+class AllPathsFailed(RuntimeError):
+    """No path succeeded and there was no final fallback.
+
+    ``attempts`` lists every attempt in order, each with ``.path``, ``.kind``,
+    ``.error`` and ``.latency_ms``.
+    """
+
+    def __init__(self, task: str, request_id: str, attempts: Sequence[Outcome]) -> None:
+        self.task = task
+        self.request_id = request_id
+        self.attempts: list[Outcome] = list(attempts)
+        detail = "; ".join(f"{a.path}: {a.kind} ({a.error or 'no detail'})" for a in self.attempts)
+        super().__init__(
+            f"all {len(self.attempts)} attempts failed for task {task!r} "
+            f"(request {request_id}): {detail}"
+        )
+
+
+class UnknownRequestError(KeyError):
+    """``report`` was given a request_id that no ``choose`` issued (or it was dropped)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown request_id"
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database could not be reached when the store was created."""

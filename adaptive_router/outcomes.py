@@ -1,0 +1,115 @@
+"""The records the router produces: outcomes of attempts, decisions, posteriors, stats."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ErrorKind(str, Enum):
+    """Why an attempt failed. Stored as its string value."""
+
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    CONNECTION = "connection"
+    CLIENT_ERROR = "client_error"
+    EMPTY = "empty"
+    INVALID_OUTPUT = "invalid_output"
+    REJECTED = "rejected"
+    INVALID_SUCCESS = "invalid_success"
+    BREAKER_OPEN = "breaker_open"
+    EXCEPTION = "exception"
+    EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One attempt of one path for one request.
+
+    ``kind`` is ``None`` for a success and an :class:`ErrorKind` value otherwise.
+    ``created_at`` is epoch seconds from the router's clock.
+    """
+
+    request_id: str
+    task: str
+    path: str
+    attempt: int
+    success: bool
+    kind: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    created_at: float = 0.0
+    metadata: dict[str, Any] | None = None
+    retries: int = 0
+
+    @property
+    def reward(self) -> float:
+        """The evidence this outcome adds to the path's posterior (1 success, 0 failure)."""
+        return 1.0 if self.success else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A routing decision from :meth:`Router.choose`.
+
+    ``path`` is the name of the path to call first; ``order`` the full ranking
+    (learned paths by sampled θ, then the fallback) to use if it fails.
+    """
+
+    request_id: str
+    path: str
+    order: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Posterior:
+    """A path's current Beta posterior as the router sees it (decay applied)."""
+
+    path: str
+    alpha: float
+    beta: float
+    n: int
+    successes: int
+    failures: int
+    traffic_share: float
+    updated_at: float | None
+
+    @property
+    def mean(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Central 95% credible interval."""
+        from scipy.stats import beta as beta_dist
+
+        lo, hi = beta_dist.ppf([0.025, 0.975], self.alpha, self.beta)
+        return float(lo), float(hi)
+
+
+@dataclass(frozen=True, slots=True)
+class PathWindowStats:
+    """Aggregates of one path's outcomes over a time window."""
+
+    path: str
+    attempts: int
+    successes: int
+    timeouts: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    first_attempts: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.attempts if self.attempts else math.nan

@@ -1,0 +1,152 @@
+"""Routing policies: one small object with ``rank`` that the Router and the simulator both call.
+
+A policy sees, per path, the (possibly decayed) weight of successes and failures
+observed so far and returns the order in which to try the paths. Arrays may
+carry leading batch dimensions (``(..., K)``), which is how the simulator runs
+thousands of independent replications in one numpy call with the very same
+code the live Router runs for one request.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the Router and the simulator need from a policy."""
+
+    half_life: float | None
+    """Seconds (or simulator steps) after which evidence counts half; None = no decay."""
+
+    def rank(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        """Path indices best-first, shape ``successes.shape``."""
+        ...
+
+
+#: Evidence older than this many half-lives weighs < 1e-18 and is treated as 0. The SQL
+#: store applies the same cut: PostgreSQL raises on float underflow instead of
+#: rounding to zero, so the arithmetic must never produce a denormal product.
+MAX_HALF_LIVES = 60.0
+#: Decayed sums below this are snapped to 0 before being multiplied (same reason).
+TINY = 1e-200
+
+
+def decay_factor(elapsed: float, half_life: float | None) -> float:
+    """Weight left to evidence ``elapsed`` seconds old (1.0 without a half-life).
+
+    ``elapsed <= 0`` gives 1.0: evidence is never amplified.
+    """
+    if half_life is None or elapsed <= 0.0:
+        return 1.0
+    halvings = elapsed / half_life
+    if halvings > MAX_HALF_LIVES:
+        return 0.0
+    return math.pow(0.5, halvings)
+
+
+def _scale(value: float, factor: float) -> float:
+    return 0.0 if value < TINY else value * factor
+
+
+def fold(
+    sums: tuple[float, float, float],
+    reward: float,
+    at: float,
+    half_life: float | None,
+) -> tuple[float, float, float]:
+    """Add one observation to decayed sums ``(success_w, failure_w, ref_time)``.
+
+    This is the exact formula the SQL store runs as one atomic UPDATE: the sums
+    are kept relative to ``ref_time`` = the newest observation time; an
+    observation older than ``ref_time`` (clock skew between processes, or a
+    late ``report``) is added already decayed instead of rewinding the sums.
+    The result equals a replay ``sum(r_i * 0.5 ** ((ref - t_i) / half_life))``
+    whatever order observations arrive in.
+    """
+    s_w, f_w, ref = sums
+    keep = decay_factor(at - ref, half_life)
+    add = decay_factor(ref - at, half_life)
+    return (
+        _scale(s_w, keep) + reward * add,
+        _scale(f_w, keep) + (1.0 - reward) * add,
+        max(at, ref),
+    )
+
+
+def _check_prior(prior: tuple[float, float]) -> tuple[float, float]:
+    try:
+        a, b = (float(prior[0]), float(prior[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(
+            f"prior must be a pair of positive numbers (alpha, beta), got {prior!r}"
+        ) from None
+    if len(prior) != 2 or not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"prior must be two finite numbers > 0 such as (1.0, 1.0), got {prior!r}")
+    return a, b
+
+
+class ThompsonSampling:
+    """Thompson Sampling over Beta posteriors, with an exploration floor.
+
+    θ_k ~ Beta(prior_α + successes_k, prior_β + failures_k); paths are tried in
+    descending θ. With probability ``explore`` a uniformly chosen path is put
+    first instead, so that every path keeps a trickle of traffic and a path
+    that recovers is noticed even when its posterior has gone cold.
+    """
+
+    def __init__(
+        self,
+        prior: tuple[float, float] = (1.0, 1.0),
+        half_life: float | None = None,
+        explore: float = 0.02,
+    ) -> None:
+        self.prior = _check_prior(prior)
+        if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
+            raise ValueError(f"half_life must be > 0 seconds (or None), got {half_life!r}")
+        if not (isinstance(explore, (int, float)) and 0.0 <= explore < 1.0):
+            raise ValueError(f"explore must be a probability in [0, 1), got {explore!r}")
+        self.half_life = half_life
+        self.explore = float(explore)
+
+    def __repr__(self) -> str:
+        return (
+            f"ThompsonSampling(prior={self.prior}, half_life={self.half_life}, "
+            f"explore={self.explore})"
+        )
+
+    def sample(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> FloatArray:
+        """One θ draw per path (and per batch row)."""
+        return rng.beta(self.prior[0] + successes, self.prior[1] + failures)
+
+    def rank(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        theta = self.sample(successes, failures, rng)
+        if self.explore > 0.0:
+            k = theta.shape[-1]
+            batch = theta.shape[:-1]
+            exploring = rng.random(batch) < self.explore
+            if np.any(exploring):
+                pick = rng.integers(0, k, size=batch)
+                # θ <= 1 always, so 2.0 puts the explored path first.
+                np.put_along_axis(
+                    theta,
+                    pick[..., None],
+                    np.where(
+                        exploring, 2.0, np.take_along_axis(theta, pick[..., None], -1)[..., 0]
+                    )[..., None],
+                    axis=-1,
+                )
+        return np.argsort(-theta, axis=-1, kind="stable")

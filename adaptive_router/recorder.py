@@ -1,0 +1,207 @@
+"""The in-process posterior cache and the write-behind batcher in front of a Store.
+
+The routing hot path only touches this cache. Outcomes are folded into it at
+once, then written to the store either in the caller's thread
+(``durability="sync"``) or by a background thread in batches (``"batch"``,
+one transaction per batch). The same thread refreshes the cache from the
+store so that each process sees the others' outcomes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+
+from adaptive_router.outcomes import Outcome
+from adaptive_router.policy import fold
+from adaptive_router.stores.base import PathState, Store
+
+logger = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Cache + buffer for one task. Thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        task: str,
+        half_life: float | None,
+        *,
+        durability: str,
+        clock: Callable[[], float],
+        flush_interval: float,
+        refresh_interval: float,
+        max_buffer: int,
+    ) -> None:
+        self.store = store
+        self.task = task
+        self.half_life = half_life
+        self.sync = durability == "sync" or store.in_process
+        self.clock = clock
+        self.flush_interval = flush_interval
+        self.refresh_interval = refresh_interval
+        self.max_buffer = max_buffer
+        self.dropped = 0
+        self._lock = threading.Lock()  # guards states and buffer; never held during I/O
+        self._io_lock = threading.Lock()  # serialises this recorder's store writes
+        self._buffer: list[Outcome] = []
+        self._outage_logged = False
+        self.states: dict[str, PathState] = store.load(task)
+        self._last_refresh = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        if not store.in_process:
+            self._thread = threading.Thread(
+                target=_run_loop,
+                args=(weakref.ref(self), self._stop, flush_interval),
+                name=f"adaptive-router-writer[{task}]",
+                daemon=True,
+            )
+            self._thread.start()
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- recording ---------------------------------------------------------------
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        if self.sync:
+            with self._io_lock:
+                try:
+                    self.store.write(outcomes, self.half_life)
+                except Exception as exc:  # the store is down: keep routing, retry later
+                    self._on_write_error(exc, len(outcomes))
+                    with self._lock:
+                        self._fold(outcomes)
+                        self._push(outcomes)
+                    return
+                with self._lock:
+                    self._fold(outcomes)
+            return
+        with self._lock:
+            self._fold(outcomes)
+            self._push(outcomes)
+
+    def _fold(self, outcomes: Sequence[Outcome]) -> None:
+        for o in outcomes:
+            st = self.states.get(o.path)
+            if st is None:
+                st = self.states[o.path] = PathState(ref_time=o.created_at)
+            st.success_w, st.failure_w, st.ref_time = fold(
+                (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, self.half_life
+            )
+            if o.success:
+                st.successes += 1
+            else:
+                st.failures += 1
+
+    def _push(self, outcomes: Sequence[Outcome]) -> None:
+        self._buffer.extend(outcomes)
+        excess = len(self._buffer) - self.max_buffer
+        if excess > 0:
+            # Bounded memory beats an OOM during a long outage; the loss is counted.
+            del self._buffer[:excess]
+            if self.dropped == 0:
+                logger.error(
+                    "outcome buffer full: dropping the oldest unwritten outcomes",
+                    extra={"task": self.task, "max_buffer": self.max_buffer},
+                )
+            self.dropped += excess
+
+    @property
+    def buffered(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    # -- background work --------------------------------------------------------
+    def flush(self) -> bool:
+        """Write everything buffered. Returns False if the store refused (kept for later)."""
+        with self._io_lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> bool:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return True
+        try:
+            self.store.write(batch, self.half_life)
+        except Exception as exc:
+            self._on_write_error(exc, len(batch))
+            with self._lock:
+                self._buffer[:0] = batch
+                self._push([])
+            return False
+        if self._outage_logged:
+            logger.warning(
+                "store reachable again; buffered outcomes written",
+                extra={"task": self.task, "written": len(batch)},
+            )
+            self._outage_logged = False
+        return True
+
+    def refresh(self) -> None:
+        """Flush, then reload every path's evidence from the store (others' writes too)."""
+        with self._io_lock:
+            if not self._flush_locked():
+                return
+            try:
+                snapshot = self.store.load(self.task)
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return
+            with self._lock:
+                self.states = snapshot
+                # Outcomes recorded while we were writing and reading are not in the snapshot.
+                self._fold(self._buffer)
+        self._last_refresh = time.monotonic()
+
+    def tick(self) -> None:
+        if time.monotonic() - self._last_refresh >= self.refresh_interval:
+            self.refresh()
+        else:
+            self.flush()
+
+    def _on_write_error(self, exc: Exception, n: int) -> None:
+        if not self._outage_logged:
+            logger.error(
+                "store write failed; routing continues from the cache and outcomes are buffered",
+                extra={"task": self.task, "outcomes": n, "error": type(exc).__name__},
+            )
+            self._outage_logged = True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if not self.flush():
+            logger.error(
+                "closing with unwritten outcomes: the store is unreachable",
+                extra={"task": self.task, "unwritten": self.buffered},
+            )
+
+
+def _run_loop(ref: weakref.ref[Recorder], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        rec = ref()
+        if rec is None:
+            return
+        try:
+            rec.tick()
+        except Exception:  # never let the writer thread die
+            logger.exception("background flush failed")
+        del rec
+
+
+def _close_at_exit(ref: weakref.ref[Recorder]) -> None:
+    rec = ref()
+    if rec is not None:
+        rec.close()

@@ -1,0 +1,100 @@
+"""The storage contract shared by the memory and SQL stores."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from adaptive_router.outcomes import Outcome, PathWindowStats
+
+
+@dataclass(slots=True)
+class PathState:
+    """Durable per-(task, path) evidence.
+
+    ``success_w``/``failure_w`` are decayed sums relative to ``ref_time`` (the
+    newest observation's time); ``successes``/``failures`` are plain counts.
+    """
+
+    success_w: float = 0.0
+    failure_w: float = 0.0
+    ref_time: float = 0.0
+    successes: int = 0
+    failures: int = 0
+    half_life_s: float | None = None
+
+    @property
+    def n(self) -> int:
+        return self.successes + self.failures
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDecision:
+    """A ``choose`` awaiting its ``report``."""
+
+    request_id: str
+    task: str
+    path: str
+    created_at: float
+
+
+class CompleteResult:
+    """What :meth:`Store.complete_pending` found for a request id."""
+
+    UNKNOWN = "unknown"
+    ALREADY_REPORTED = "already_reported"
+
+
+class Store(abc.ABC):
+    """Where outcomes, per-path evidence and pending decisions live.
+
+    ``write`` must be atomic and idempotent: outcomes are keyed by
+    ``(request_id, attempt)``, and the evidence of an outcome is added to
+    ``path_stats`` in the same transaction as its row, only if the row is new.
+    So a batch retried after a lost commit acknowledgment never counts twice.
+    """
+
+    #: True when the store keeps nothing outside this process (no refresh needed).
+    in_process: bool = False
+
+    @abc.abstractmethod
+    def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
+        """Record outcomes and fold them into ``path_stats``; return how many were new."""
+
+    @abc.abstractmethod
+    def load(self, task: str) -> dict[str, PathState]:
+        """Every path's stored evidence for ``task``."""
+
+    @abc.abstractmethod
+    def window_stats(
+        self, task: str, since: float, until: float | None = None
+    ) -> list[PathWindowStats]:
+        """Per-path aggregates of outcomes with ``since <= created_at < until``."""
+
+    @abc.abstractmethod
+    def tasks(self) -> list[str]:
+        """Task names that have evidence in this store."""
+
+    @abc.abstractmethod
+    def add_pending(self, pending: PendingDecision) -> None:
+        """Persist a decision awaiting its report (synchronously)."""
+
+    @abc.abstractmethod
+    def complete_pending(self, request_id: str) -> PendingDecision | str:
+        """Atomically claim a pending decision.
+
+        Returns the decision, or :attr:`CompleteResult.ALREADY_REPORTED` when an
+        outcome for the id exists already, or :attr:`CompleteResult.UNKNOWN`.
+        """
+
+    @abc.abstractmethod
+    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
+        """Atomically remove and return the task's pending decisions created before a time."""
+
+    @abc.abstractmethod
+    def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
+        """The task's outcome rows, oldest first (for replays, exports and plots)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
+        """Release connections."""

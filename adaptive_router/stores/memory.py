@@ -1,0 +1,131 @@
+"""A store that lives in this process only: for tests, notebooks and single-process use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from adaptive_router.outcomes import Outcome, PathWindowStats
+from adaptive_router.policy import fold
+from adaptive_router.stores.aggregate import aggregate
+from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision, Store
+
+
+class MemoryStore(Store):
+    """Everything in dicts behind one lock. Same semantics as :class:`SQLStore`.
+
+    ``max_outcomes`` bounds the outcome log kept for ``stats`` (oldest dropped
+    first); posteriors are unaffected because evidence lives in ``path_stats``.
+    """
+
+    in_process = True
+
+    def __init__(self, max_outcomes: int = 100_000) -> None:
+        if not isinstance(max_outcomes, int) or max_outcomes < 0:
+            raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
+        self._lock = threading.Lock()
+        self._stats: dict[tuple[str, str], PathState] = {}
+        self._outcomes: dict[tuple[str, int], Outcome] = {}
+        self._pending: dict[str, PendingDecision] = {}
+        self._max_outcomes = max_outcomes
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
+        new = 0
+        with self._lock:
+            for o in outcomes:
+                key = (o.request_id, o.attempt)
+                if key in self._outcomes:
+                    continue
+                new += 1
+                self._outcomes[key] = o
+                if len(self._outcomes) > self._max_outcomes:
+                    # dicts keep insertion order: drop the oldest row of the log.
+                    oldest = next(iter(self._outcomes))
+                    del self._outcomes[oldest]
+                st = self._stats.get((o.task, o.path))
+                if st is None:
+                    st = self._stats[(o.task, o.path)] = PathState(ref_time=o.created_at)
+                st.success_w, st.failure_w, st.ref_time = fold(
+                    (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
+                )
+                st.half_life_s = half_life
+                if o.success:
+                    st.successes += 1
+                else:
+                    st.failures += 1
+        return new
+
+    def load(self, task: str) -> dict[str, PathState]:
+        with self._lock:
+            return {
+                path: PathState(
+                    st.success_w,
+                    st.failure_w,
+                    st.ref_time,
+                    st.successes,
+                    st.failures,
+                    st.half_life_s,
+                )
+                for (t, path), st in self._stats.items()
+                if t == task
+            }
+
+    def window_stats(
+        self, task: str, since: float, until: float | None = None
+    ) -> list[PathWindowStats]:
+        with self._lock:
+            rows = [
+                (
+                    o.path,
+                    o.attempt,
+                    o.success,
+                    o.kind,
+                    o.latency_ms,
+                    o.input_tokens,
+                    o.output_tokens,
+                    o.cost_usd,
+                )
+                for o in self._outcomes.values()
+                if o.task == task
+                and o.created_at >= since
+                and (until is None or o.created_at < until)
+            ]
+        return aggregate(rows)
+
+    def tasks(self) -> list[str]:
+        with self._lock:
+            return sorted({t for t, _ in self._stats})
+
+    def add_pending(self, pending: PendingDecision) -> None:
+        with self._lock:
+            self._pending[pending.request_id] = pending
+
+    def complete_pending(self, request_id: str) -> PendingDecision | str:
+        with self._lock:
+            found = self._pending.pop(request_id, None)
+            if found is not None:
+                return found
+            if (request_id, 1) in self._outcomes:
+                return CompleteResult.ALREADY_REPORTED
+            return CompleteResult.UNKNOWN
+
+    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
+        with self._lock:
+            old = [
+                p for p in self._pending.values() if p.task == task and p.created_at < older_than
+            ]
+            for p in old:
+                del self._pending[p.request_id]
+            return old
+
+    def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
+        with self._lock:
+            rows = [
+                o
+                for o in self._outcomes.values()
+                if o.task == task and (since is None or o.created_at >= since)
+            ]
+        return sorted(rows, key=lambda o: (o.created_at, o.request_id, o.attempt))

@@ -1,0 +1,66 @@
+"""Table definitions. Alembic migrations in ``storage/`` are generated from and checked
+against this metadata; a fresh database gets it via ``create_all`` and is stamped at head."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+#: The Alembic revision that ``metadata`` corresponds to.
+HEAD_REVISION = "0001_initial"
+
+metadata = sa.MetaData()
+
+# Times are epoch seconds in double precision: the decay arithmetic runs in SQL on
+# these columns, identically on SQLite and PostgreSQL.
+Time = sa.Float(precision=53)
+
+path_stats = sa.Table(
+    "path_stats",
+    metadata,
+    sa.Column("task", sa.String(255), primary_key=True),
+    sa.Column("path", sa.String(255), primary_key=True),
+    sa.Column("success_w", sa.Float(precision=53), nullable=False),
+    sa.Column("failure_w", sa.Float(precision=53), nullable=False),
+    sa.Column("ref_time", Time, nullable=False),
+    sa.Column("successes", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("error_kind", sa.String(32), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("latency_ms", sa.Float(precision=53), nullable=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=True),
+    sa.Column("output_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cost_usd", sa.Float(precision=53), nullable=True),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=True),
+    sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
+    sa.Index("ix_outcomes_task_created", "task", "created_at"),
+)
+
+pending = sa.Table(
+    "pending_decisions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_pending_task_created", "task", "created_at"),
+)

@@ -1,0 +1,445 @@
+"""SQLite and PostgreSQL storage through SQLAlchemy 2 Core."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from adaptive_router.errors import ConfigurationError, StoreUnavailableError
+from adaptive_router.outcomes import Outcome, PathWindowStats
+from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
+from adaptive_router.stores.aggregate import aggregate
+from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision, Store
+from adaptive_router.stores.schema import HEAD_REVISION, metadata, outcomes, path_stats, pending
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED = ("sqlite", "postgresql")
+# Serialises first-use table creation between processes on PostgreSQL.
+_CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth retrying the whole (idempotent) transaction for."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return (
+        "database is locked" in text
+        or "deadlock detected" in text
+        or "could not serialize" in text
+        or "database table is locked" in text
+    )
+
+
+def mask_url(url: str | sa.URL) -> str:
+    """The URL with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable url>"
+
+
+def create_engine(
+    url: str,
+    *,
+    busy_timeout_s: float = 10.0,
+    statement_timeout_s: float = 10.0,
+    connect_timeout_s: float = 5.0,
+) -> Engine:
+    """An Engine configured as the store needs it (WAL, busy timeout, statement timeouts)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"store: cannot parse {url!r} as a database URL ({exc}); use 'memory://', "
+            "'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise ConfigurationError(
+            f"store: unsupported URL scheme {parsed.drivername!r} in {mask_url(parsed)}; "
+            "use 'memory://', 'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
+        )
+    if backend == "sqlite":
+        kwargs: dict[str, Any] = {
+            "connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}
+        }
+        if parsed.database in (None, "", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+        engine = sa.create_engine(parsed, **kwargs)
+        _configure_sqlite(engine, busy_timeout_s)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, int(connect_timeout_s))},
+    )
+    timeout_ms = int(statement_timeout_s * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {timeout_ms}")
+        dbapi_conn.commit()
+
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN IMMEDIATE below is ours:
+        # a deferred transaction that later upgrades to a write lock can fail with
+        # "database is locked" without waiting for the busy timeout.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+        try:
+            cur.execute("SELECT power(0.5, 1.0)")
+        except sqlite3.OperationalError:
+            # Older SQLite builds lack the math functions the decay UPDATE uses.
+            dbapi_conn.create_function("power", 2, pow, deterministic=True)
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
+    """SQL twin of :func:`adaptive_router.policy.decay_factor`."""
+    if half_life is None:
+        return sa.literal(1.0, sa.Float)
+    halvings = elapsed / sa.literal(half_life, sa.Float)
+    return sa.case(
+        (elapsed <= 0, sa.literal(1.0, sa.Float)),
+        (halvings > MAX_HALF_LIVES, sa.literal(0.0, sa.Float)),
+        else_=sa.func.power(sa.literal(0.5, sa.Float), halvings),
+    )
+
+
+def _scaled(value: sa.ColumnElement[float], factor: Any) -> Any:
+    """SQL twin of ``policy._scale``: snap tiny sums to 0 so PostgreSQL never underflows."""
+    return sa.case((value < TINY, sa.literal(0.0, sa.Float)), else_=value * factor)
+
+
+class SQLStore(Store):
+    """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
+
+    Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an
+    existing :class:`sqlalchemy.engine.Engine` (created once, shared). Tables are
+    created on first use and stamped at the current Alembic revision, so
+    ``adaptive-router db upgrade`` takes over for later schema changes.
+    """
+
+    def __init__(
+        self,
+        url: str | Engine,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = 10.0,
+        statement_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        if isinstance(url, Engine):
+            self.engine = url
+            self._owns_engine = False
+        elif isinstance(url, str):
+            self.engine = create_engine(
+                url,
+                busy_timeout_s=busy_timeout_s,
+                statement_timeout_s=statement_timeout_s,
+                connect_timeout_s=connect_timeout_s,
+            )
+            self._owns_engine = True
+        else:
+            raise ConfigurationError(
+                f"store must be a URL string, an Engine or a Store, got {type(url).__name__}"
+            )
+        self.dialect = self.engine.dialect.name
+        if self.dialect not in SUPPORTED:
+            raise ConfigurationError(
+                f"store: dialect {self.dialect!r} is not supported; use SQLite or PostgreSQL"
+            )
+        self._insert = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        self._retrying = Retrying(
+            retry=retry_if_exception(_transient),
+            wait=wait_random_exponential(multiplier=0.01, max=0.5),
+            stop=stop_after_attempt(20) | stop_after_delay(30),
+            reraise=True,
+        )
+        try:
+            if create:
+                self._create_schema()
+            else:
+                with self.engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+        except OperationalError as exc:
+            if self._owns_engine:
+                self.engine.dispose()
+            raise StoreUnavailableError(
+                f"store: cannot reach {mask_url(self.engine.url)}: {_first_line(exc)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SQLStore({mask_url(self.engine.url)!r})"
+
+    # -- schema -----------------------------------------------------------------
+    def _create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
+            inspector = sa.inspect(conn)
+            fresh = not inspector.has_table("outcomes")
+            metadata.create_all(conn, checkfirst=True)
+            if fresh and not inspector.has_table("alembic_version"):
+                conn.execute(
+                    sa.text(
+                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                    )
+                )
+                conn.execute(
+                    sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                    {"v": HEAD_REVISION},
+                )
+
+    # -- writes -----------------------------------------------------------------
+    def write(self, batch: Sequence[Outcome], half_life: float | None) -> int:
+        if not batch:
+            return 0
+        rows = [
+            {
+                "request_id": o.request_id,
+                "attempt": o.attempt,
+                "task": o.task,
+                "path": o.path,
+                "success": bool(o.success),
+                "error_kind": o.kind,
+                "error": o.error,
+                "latency_ms": o.latency_ms,
+                "input_tokens": o.input_tokens,
+                "output_tokens": o.output_tokens,
+                "cost_usd": o.cost_usd,
+                "retries": o.retries,
+                "created_at": o.created_at,
+                "metadata": o.metadata,
+            }
+            for o in batch
+        ]
+        by_key = {(o.request_id, o.attempt): o for o in batch}
+        result: int = self._retrying(self._write_once, rows, by_key, half_life)
+        return result
+
+    def _write_once(
+        self,
+        rows: list[dict[str, Any]],
+        by_key: dict[tuple[str, int], Outcome],
+        half_life: float | None,
+    ) -> int:
+        insert = (
+            self._insert(outcomes)
+            .on_conflict_do_nothing(index_elements=["request_id", "attempt"])
+            .returning(outcomes.c.request_id, outcomes.c.attempt)
+        )
+        with self.engine.begin() as conn:
+            inserted = conn.execute(insert, rows).all()
+            new = [by_key[(r[0], r[1])] for r in inserted]
+            groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+            for o in new:
+                groups[(o.task, o.path)].append(o)
+            # A fixed lock order across processes rules out deadlocks between batches.
+            for task, path in sorted(groups):
+                conn.execute(self._upsert_stats(task, path, groups[(task, path)], half_life))
+        return len(new)
+
+    def _upsert_stats(
+        self, task: str, path: str, group: list[Outcome], half_life: float | None
+    ) -> Any:
+        ref = max(o.created_at for o in group)
+        s_w = f_w = 0.0
+        succ = 0
+        for o in group:
+            w = decay_factor(ref - o.created_at, half_life)
+            s_w += o.reward * w
+            f_w += (1.0 - o.reward) * w
+            succ += 1 if o.success else 0
+        stmt = self._insert(path_stats).values(
+            task=task,
+            path=path,
+            success_w=s_w,
+            failure_w=f_w,
+            ref_time=ref,
+            successes=succ,
+            failures=len(group) - succ,
+            half_life_s=half_life,
+            updated_at=ref,
+        )
+        ps, ex = path_stats.c, stmt.excluded
+        keep = _decay_expr(ex.ref_time - ps.ref_time, half_life)
+        add = _decay_expr(ps.ref_time - ex.ref_time, half_life)
+        newer = ex.ref_time > ps.ref_time
+        return stmt.on_conflict_do_update(
+            index_elements=["task", "path"],
+            set_={
+                "success_w": _scaled(ps.success_w, keep) + _scaled(ex.success_w, add),
+                "failure_w": _scaled(ps.failure_w, keep) + _scaled(ex.failure_w, add),
+                "ref_time": sa.case((newer, ex.ref_time), else_=ps.ref_time),
+                "successes": ps.successes + ex.successes,
+                "failures": ps.failures + ex.failures,
+                "half_life_s": ex.half_life_s,
+                "updated_at": sa.case((newer, ex.updated_at), else_=ps.updated_at),
+            },
+        )
+
+    # -- reads ------------------------------------------------------------------
+    def load(self, task: str) -> dict[str, PathState]:
+        q = sa.select(
+            path_stats.c.path,
+            path_stats.c.success_w,
+            path_stats.c.failure_w,
+            path_stats.c.ref_time,
+            path_stats.c.successes,
+            path_stats.c.failures,
+            path_stats.c.half_life_s,
+        ).where(path_stats.c.task == task)
+        with self.engine.connect() as conn:
+            return {
+                r[0]: PathState(
+                    float(r[1]),
+                    float(r[2]),
+                    float(r[3]),
+                    int(r[4]),
+                    int(r[5]),
+                    None if r[6] is None else float(r[6]),
+                )
+                for r in conn.execute(q)
+            }
+
+    def window_stats(
+        self, task: str, since: float, until: float | None = None
+    ) -> list[PathWindowStats]:
+        c = outcomes.c
+        q = sa.select(
+            c.path,
+            c.attempt,
+            c.success,
+            c.error_kind,
+            c.latency_ms,
+            c.input_tokens,
+            c.output_tokens,
+            c.cost_usd,
+        ).where(c.task == task, c.created_at >= since)
+        if until is not None:
+            q = q.where(c.created_at < until)
+        with self.engine.connect() as conn:
+            return aggregate(tuple(r) for r in conn.execute(q))
+
+    def tasks(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return sorted(r[0] for r in conn.execute(sa.select(path_stats.c.task).distinct()))
+
+    def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
+        c = outcomes.c
+        q = sa.select(outcomes).where(c.task == task).order_by(c.created_at, c.id)
+        if since is not None:
+            q = q.where(c.created_at >= since)
+        with self.engine.connect() as conn:
+            return [
+                Outcome(
+                    request_id=r.request_id,
+                    task=r.task,
+                    path=r.path,
+                    attempt=r.attempt,
+                    success=bool(r.success),
+                    kind=r.error_kind,
+                    error=r.error,
+                    latency_ms=r.latency_ms,
+                    input_tokens=r.input_tokens,
+                    output_tokens=r.output_tokens,
+                    cost_usd=r.cost_usd,
+                    created_at=float(r.created_at),
+                    metadata=r.metadata,
+                    retries=r.retries,
+                )
+                for r in conn.execute(q)
+            ]
+
+    # -- pending decisions -------------------------------------------------------
+    def add_pending(self, p: PendingDecision) -> None:
+        stmt = pending.insert().values(
+            request_id=p.request_id, task=p.task, path=p.path, created_at=p.created_at
+        )
+        self._retrying(self._exec, stmt)
+
+    def _exec(self, stmt: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def complete_pending(self, request_id: str) -> PendingDecision | str:
+        result: PendingDecision | str = self._retrying(self._complete_once, request_id)
+        return result
+
+    def _complete_once(self, request_id: str) -> PendingDecision | str:
+        p = pending.c
+        stmt = (
+            pending.delete()
+            .where(p.request_id == request_id)
+            .returning(p.request_id, p.task, p.path, p.created_at)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(stmt).first()
+            if row is not None:
+                return PendingDecision(row[0], row[1], row[2], float(row[3]))
+            seen = conn.execute(
+                sa.select(outcomes.c.id).where(outcomes.c.request_id == request_id).limit(1)
+            ).first()
+        return CompleteResult.ALREADY_REPORTED if seen else CompleteResult.UNKNOWN
+
+    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
+        p = pending.c
+        stmt = (
+            pending.delete()
+            .where(p.task == task, p.created_at < older_than)
+            .returning(p.request_id, p.task, p.path, p.created_at)
+        )
+
+        def once() -> list[PendingDecision]:
+            with self.engine.begin() as conn:
+                return [PendingDecision(r[0], r[1], r[2], float(r[3])) for r in conn.execute(stmt)]
+
+        result: list[PendingDecision] = self._retrying(once)
+        return result
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
