@@ -87,6 +87,17 @@ class Recorder:
             self._fold(outcomes)
             self._push(outcomes)
 
+    def write_through(self, write: Callable[[], Sequence[Outcome]]) -> None:
+        """Run a store transaction that records outcomes itself, then fold them into the cache.
+
+        Holding the I/O lock keeps a concurrent refresh from loading the rows and then
+        having them folded in a second time.
+        """
+        with self._io_lock:
+            written = write()
+            with self._lock:
+                self._fold(written)
+
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
             st = self.states.get(o.path)

@@ -436,71 +436,87 @@ class Router:
         meta = _check_metadata(metadata)
         now = self.clock()
         self._expire(now)
-        found = self.store.complete_pending(request_id)
-        if found == CompleteResult.ALREADY_REPORTED:
+
+        def build(found: PendingDecision) -> Outcome:
+            if found.task != self.task:
+                raise _WrongTask(found.task)
+            return Outcome(
+                request_id=request_id,
+                task=self.task,
+                path=found.path,
+                attempt=1,
+                success=ok,
+                kind=None if ok else ErrorKind.REJECTED.value,
+                latency_ms=latency,
+                input_tokens=in_tok,
+                output_tokens=out_tok,
+                cost_usd=cost,
+                created_at=now,
+                metadata=meta,
+            )
+
+        claimed: list[PendingDecision | str] = []
+
+        def write() -> list[Outcome]:
+            result = self.store.claim_pending(request_id, build, self.half_life)
+            claimed.append(result)
+            return [build(result)] if isinstance(result, PendingDecision) else []
+
+        try:
+            self._recorder.write_through(write)
+        except _WrongTask as exc:
+            # The transaction rolled back: the decision stays pending for its own router.
+            raise ValueError(
+                f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
+                f"not {self.task!r}; report it through that task's router"
+            ) from None
+        if claimed[0] == CompleteResult.ALREADY_REPORTED:
             logger.warning(
                 "report ignored: request already reported",
                 extra={"request_id": request_id, "task": self.task},
             )
             return False
-        if not isinstance(found, PendingDecision):
+        if claimed[0] == CompleteResult.UNKNOWN:
             raise UnknownRequestError(
                 f"report: request_id {request_id!r} is unknown to this store (never chosen, "
                 "or expired and dropped); pass the request_id returned by choose()"
             )
-        if found.task != self.task:
-            # Put it back for the right router rather than count it under the wrong task.
-            self.store.add_pending(found)
-            raise ValueError(
-                f"report: request_id {request_id!r} belongs to task {found.task!r}, "
-                f"not {self.task!r}; report it through that task's router"
-            )
-        self._recorder.record(
-            [
-                Outcome(
-                    request_id=request_id,
-                    task=self.task,
-                    path=found.path,
-                    attempt=1,
-                    success=ok,
-                    kind=None if ok else ErrorKind.REJECTED.value,
-                    latency_ms=latency,
-                    input_tokens=in_tok,
-                    output_tokens=out_tok,
-                    cost_usd=cost,
-                    created_at=now,
-                    metadata=meta,
-                )
-            ]
-        )
         return True
 
     def _expire(self, now: float) -> None:
         if now - self._last_expiry < min(self.pending_ttl / 10, 60.0):
             return
         self._last_expiry = now
-        expired = self.store.expire_pending(self.task, now - self.pending_ttl)
-        if not expired:
-            return
-        logger.warning(
-            "pending decisions expired without a report",
-            extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
-        )
-        if self.on_expired == "failure":
-            self._recorder.record(
-                [
-                    Outcome(
-                        request_id=p.request_id,
-                        task=self.task,
-                        path=p.path,
-                        attempt=1,
-                        success=False,
-                        kind=ErrorKind.EXPIRED.value,
-                        error=f"no report within {self.pending_ttl:g} s",
-                        created_at=now,
-                    )
-                    for p in expired
-                ]
+
+        def build(p: PendingDecision) -> Outcome:
+            return Outcome(
+                request_id=p.request_id,
+                task=self.task,
+                path=p.path,
+                attempt=1,
+                success=False,
+                kind=ErrorKind.EXPIRED.value,
+                error=f"no report within {self.pending_ttl:g} s",
+                created_at=now,
+            )
+
+        expired: list[PendingDecision] = []
+
+        def write() -> list[Outcome]:
+            done = self.store.expire_pending(
+                self.task,
+                now - self.pending_ttl,
+                build if self.on_expired == "failure" else None,
+                self.half_life,
+            )
+            expired.extend(p for p, _ in done)
+            return [o for _, o in done if o is not None]
+
+        self._recorder.write_through(write)
+        if expired:
+            logger.warning(
+                "pending decisions expired without a report",
+                extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
             )
 
     def posteriors(self) -> list[Posterior]:
@@ -591,6 +607,10 @@ def posteriors_from_states(
         )
         for name, s, f, succ, fail, ref in rows
     ]
+
+
+class _WrongTask(Exception):
+    """Raised inside a claim transaction to roll it back."""
 
 
 def _as_verdict(value: Any) -> bool | None:

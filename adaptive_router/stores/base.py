@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
@@ -81,16 +81,33 @@ class Store(abc.ABC):
         """Persist a decision awaiting its report (synchronously)."""
 
     @abc.abstractmethod
-    def complete_pending(self, request_id: str) -> PendingDecision | str:
-        """Atomically claim a pending decision.
+    def claim_pending(
+        self,
+        request_id: str,
+        build: Callable[[PendingDecision], Outcome],
+        half_life: float | None,
+    ) -> PendingDecision | str:
+        """Atomically claim a pending decision and record ``build(decision)`` for it.
 
-        Returns the decision, or :attr:`CompleteResult.ALREADY_REPORTED` when an
-        outcome for the id exists already, or :attr:`CompleteResult.UNKNOWN`.
+        Claim and outcome are one transaction, so a report is never half-done and two
+        concurrent reports of one id record it once. Returns the decision, or
+        :attr:`CompleteResult.ALREADY_REPORTED` when an outcome for the id exists
+        already, or :attr:`CompleteResult.UNKNOWN`.
         """
 
     @abc.abstractmethod
-    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
-        """Atomically remove and return the task's pending decisions created before a time."""
+    def expire_pending(
+        self,
+        task: str,
+        older_than: float,
+        build: Callable[[PendingDecision], Outcome] | None,
+        half_life: float | None,
+    ) -> list[tuple[PendingDecision, Outcome | None]]:
+        """Atomically remove the task's pending decisions created before ``older_than``.
+
+        With ``build``, each one's outcome (a failure of kind ``expired``) is recorded in
+        the same transaction.
+        """
 
     @abc.abstractmethod
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import fold
@@ -33,29 +33,32 @@ class MemoryStore(Store):
         return "MemoryStore()"
 
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
-        new = 0
         with self._lock:
-            for o in outcomes:
-                key = (o.request_id, o.attempt)
-                if key in self._outcomes:
-                    continue
-                new += 1
-                self._outcomes[key] = o
-                if len(self._outcomes) > self._max_outcomes:
-                    # dicts keep insertion order: drop the oldest row of the log.
-                    oldest = next(iter(self._outcomes))
-                    del self._outcomes[oldest]
-                st = self._stats.get((o.task, o.path))
-                if st is None:
-                    st = self._stats[(o.task, o.path)] = PathState(ref_time=o.created_at)
-                st.success_w, st.failure_w, st.ref_time = fold(
-                    (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
-                )
-                st.half_life_s = half_life
-                if o.success:
-                    st.successes += 1
-                else:
-                    st.failures += 1
+            return self._write_locked(outcomes, half_life)
+
+    def _write_locked(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
+        new = 0
+        for o in outcomes:
+            key = (o.request_id, o.attempt)
+            if key in self._outcomes:
+                continue
+            new += 1
+            self._outcomes[key] = o
+            if len(self._outcomes) > self._max_outcomes:
+                # dicts keep insertion order: drop the oldest row of the log.
+                oldest = next(iter(self._outcomes))
+                del self._outcomes[oldest]
+            st = self._stats.get((o.task, o.path))
+            if st is None:
+                st = self._stats[(o.task, o.path)] = PathState(ref_time=o.created_at)
+            st.success_w, st.failure_w, st.ref_time = fold(
+                (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
+            )
+            st.half_life_s = half_life
+            if o.success:
+                st.successes += 1
+            else:
+                st.failures += 1
         return new
 
     def load(self, task: str) -> dict[str, PathState]:
@@ -103,23 +106,37 @@ class MemoryStore(Store):
         with self._lock:
             self._pending[pending.request_id] = pending
 
-    def complete_pending(self, request_id: str) -> PendingDecision | str:
+    def claim_pending(
+        self,
+        request_id: str,
+        build: Callable[[PendingDecision], Outcome],
+        half_life: float | None,
+    ) -> PendingDecision | str:
         with self._lock:
             found = self._pending.pop(request_id, None)
-            if found is not None:
-                return found
-            if (request_id, 1) in self._outcomes:
-                return CompleteResult.ALREADY_REPORTED
-            return CompleteResult.UNKNOWN
+            if found is None:
+                if (request_id, 1) in self._outcomes:
+                    return CompleteResult.ALREADY_REPORTED
+                return CompleteResult.UNKNOWN
+            self._write_locked([build(found)], half_life)
+            return found
 
-    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
+    def expire_pending(
+        self,
+        task: str,
+        older_than: float,
+        build: Callable[[PendingDecision], Outcome] | None,
+        half_life: float | None,
+    ) -> list[tuple[PendingDecision, Outcome | None]]:
         with self._lock:
             old = [
                 p for p in self._pending.values() if p.task == task and p.created_at < older_than
             ]
             for p in old:
                 del self._pending[p.request_id]
-            return old
+            done = [(p, build(p) if build else None) for p in old]
+            self._write_locked([o for _, o in done if o is not None], half_life)
+            return done
 
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         with self._lock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -33,6 +33,7 @@ from adaptive_router.stores.schema import HEAD_REVISION, metadata, outcomes, pat
 logger = logging.getLogger(__name__)
 
 SUPPORTED = ("sqlite", "postgresql")
+_T = TypeVar("_T")
 # Serialises first-use table creation between processes on PostgreSQL.
 _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 
@@ -232,50 +233,34 @@ class SQLStore(Store):
     def write(self, batch: Sequence[Outcome], half_life: float | None) -> int:
         if not batch:
             return 0
-        rows = [
-            {
-                "request_id": o.request_id,
-                "attempt": o.attempt,
-                "task": o.task,
-                "path": o.path,
-                "success": bool(o.success),
-                "error_kind": o.kind,
-                "error": o.error,
-                "latency_ms": o.latency_ms,
-                "input_tokens": o.input_tokens,
-                "output_tokens": o.output_tokens,
-                "cost_usd": o.cost_usd,
-                "retries": o.retries,
-                "created_at": o.created_at,
-                "metadata": o.metadata,
-            }
-            for o in batch
-        ]
-        by_key = {(o.request_id, o.attempt): o for o in batch}
-        result: int = self._retrying(self._write_once, rows, by_key, half_life)
+        result: int = self._retrying(self._in_transaction, self._write_in, batch, half_life)
         return result
 
-    def _write_once(
-        self,
-        rows: list[dict[str, Any]],
-        by_key: dict[tuple[str, int], Outcome],
-        half_life: float | None,
+    def _in_transaction(self, fn: Callable[..., _T], *args: Any) -> _T:
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    def _write_in(
+        self, conn: sa.Connection, batch: Sequence[Outcome], half_life: float | None
     ) -> int:
+        """Insert new outcome rows and fold exactly those into path_stats, in ``conn``'s tx."""
+        if not batch:
+            return 0
         insert = (
             self._insert(outcomes)
             .on_conflict_do_nothing(index_elements=["request_id", "attempt"])
             .returning(outcomes.c.request_id, outcomes.c.attempt)
         )
-        with self.engine.begin() as conn:
-            inserted = conn.execute(insert, rows).all()
-            new = [by_key[(r[0], r[1])] for r in inserted]
-            groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
-            for o in new:
-                groups[(o.task, o.path)].append(o)
-            # A fixed lock order across processes rules out deadlocks between batches.
-            for task, path in sorted(groups):
-                conn.execute(self._upsert_stats(task, path, groups[(task, path)], half_life))
-        return len(new)
+        by_key = {(o.request_id, o.attempt): o for o in batch}
+        inserted = conn.execute(insert, [_row(o) for o in batch]).all()
+        groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+        for r in inserted:
+            o = by_key[(r[0], r[1])]
+            groups[(o.task, o.path)].append(o)
+        # A fixed lock order across processes rules out deadlocks between batches.
+        for task, path in sorted(groups):
+            conn.execute(self._upsert_stats(task, path, groups[(task, path)], half_life))
+        return len(inserted)
 
     def _upsert_stats(
         self, task: str, path: str, group: list[Outcome], half_life: float | None
@@ -400,44 +385,93 @@ class SQLStore(Store):
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
-    def complete_pending(self, request_id: str) -> PendingDecision | str:
-        result: PendingDecision | str = self._retrying(self._complete_once, request_id)
+    def claim_pending(
+        self,
+        request_id: str,
+        build: Callable[[PendingDecision], Outcome],
+        half_life: float | None,
+    ) -> PendingDecision | str:
+        result: PendingDecision | str = self._retrying(
+            self._in_transaction, self._claim_in, request_id, build, half_life
+        )
         return result
 
-    def _complete_once(self, request_id: str) -> PendingDecision | str:
+    def _claim_in(
+        self,
+        conn: sa.Connection,
+        request_id: str,
+        build: Callable[[PendingDecision], Outcome],
+        half_life: float | None,
+    ) -> PendingDecision | str:
         p = pending.c
         stmt = (
             pending.delete()
             .where(p.request_id == request_id)
             .returning(p.request_id, p.task, p.path, p.created_at)
         )
-        with self.engine.begin() as conn:
-            row = conn.execute(stmt).first()
-            if row is not None:
-                return PendingDecision(row[0], row[1], row[2], float(row[3]))
-            seen = conn.execute(
-                sa.select(outcomes.c.id).where(outcomes.c.request_id == request_id).limit(1)
-            ).first()
+        row = conn.execute(stmt).first()
+        if row is not None:
+            found = PendingDecision(row[0], row[1], row[2], float(row[3]))
+            self._write_in(conn, [build(found)], half_life)
+            return found
+        seen = conn.execute(
+            sa.select(outcomes.c.id).where(outcomes.c.request_id == request_id).limit(1)
+        ).first()
         return CompleteResult.ALREADY_REPORTED if seen else CompleteResult.UNKNOWN
 
-    def expire_pending(self, task: str, older_than: float) -> list[PendingDecision]:
+    def expire_pending(
+        self,
+        task: str,
+        older_than: float,
+        build: Callable[[PendingDecision], Outcome] | None,
+        half_life: float | None,
+    ) -> list[tuple[PendingDecision, Outcome | None]]:
+        result: list[tuple[PendingDecision, Outcome | None]] = self._retrying(
+            self._in_transaction, self._expire_in, task, older_than, build, half_life
+        )
+        return result
+
+    def _expire_in(
+        self,
+        conn: sa.Connection,
+        task: str,
+        older_than: float,
+        build: Callable[[PendingDecision], Outcome] | None,
+        half_life: float | None,
+    ) -> list[tuple[PendingDecision, Outcome | None]]:
         p = pending.c
         stmt = (
             pending.delete()
             .where(p.task == task, p.created_at < older_than)
             .returning(p.request_id, p.task, p.path, p.created_at)
         )
-
-        def once() -> list[PendingDecision]:
-            with self.engine.begin() as conn:
-                return [PendingDecision(r[0], r[1], r[2], float(r[3])) for r in conn.execute(stmt)]
-
-        result: list[PendingDecision] = self._retrying(once)
-        return result
+        gone = [PendingDecision(r[0], r[1], r[2], float(r[3])) for r in conn.execute(stmt)]
+        done = [(d, build(d) if build else None) for d in gone]
+        self._write_in(conn, [o for _, o in done if o is not None], half_life)
+        return done
 
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+
+
+def _row(o: Outcome) -> dict[str, Any]:
+    return {
+        "request_id": o.request_id,
+        "attempt": o.attempt,
+        "task": o.task,
+        "path": o.path,
+        "success": bool(o.success),
+        "error_kind": o.kind,
+        "error": o.error,
+        "latency_ms": o.latency_ms,
+        "input_tokens": o.input_tokens,
+        "output_tokens": o.output_tokens,
+        "cost_usd": o.cost_usd,
+        "retries": o.retries,
+        "created_at": o.created_at,
+        "metadata": o.metadata,
+    }
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,100 @@
+"""A worker process for the multi-process tests: routes, or chooses, or reports.
+
+Run as ``python tests/mp_worker.py MODE URL TASK ...``; prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+from datetime import timedelta
+
+from adaptive_router import AllPathsFailed, Path, Router
+
+
+def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[str, object]:
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    rates = {"a": 0.3, "b": 0.6, "c": 0.8}
+
+    def make(name: str) -> Path:
+        def call() -> bool:
+            with lock:
+                return rng.random() < rates[name]
+
+        return Path(call, name=name)
+
+    failed = 0
+    with Router(
+        [make(n) for n in rates],
+        bool,
+        task,
+        store=url,
+        seed=seed,
+        half_life=timedelta(seconds=2),
+        durability="batch",
+    ) as router:
+
+        def work(n: int) -> None:
+            nonlocal failed
+            for _ in range(n):
+                try:
+                    router.run()
+                except AllPathsFailed:
+                    with lock:
+                        failed += 1
+
+        # Count attempts where they happen, in the paths, independently of the router.
+        counting: dict[str, int] = {n: 0 for n in rates}
+        for p in router.paths:
+            inner = p.fn
+
+            def counted(fn=inner, name=p.name):  # type: ignore[no-untyped-def]
+                with lock:
+                    counting[name] += 1
+                return fn()
+
+            p.fn = counted
+        per_thread = requests // threads
+        pool = [threading.Thread(target=work, args=(per_thread,)) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    return {"attempts": counting, "failed_requests": failed, "requests": per_thread * threads}
+
+
+def main() -> None:
+    mode, url, task = sys.argv[1:4]
+    if mode == "route":
+        seed, requests, threads = (int(x) for x in sys.argv[4:7])
+        print(json.dumps(route(url, task, seed, requests, threads)))
+    elif mode == "choose":
+        with Router(
+            [Path(lambda: None, name="a"), Path(lambda: None, name="b")],
+            bool,
+            task,
+            store=url,
+            seed=1,
+        ) as router:
+            d = router.choose()
+        print(json.dumps({"request_id": d.request_id, "path": d.path}))
+    elif mode == "report":
+        rid = sys.argv[4]
+        with Router(
+            [Path(lambda: None, name="a"), Path(lambda: None, name="b")],
+            bool,
+            task,
+            store=url,
+            seed=2,
+        ) as router:
+            ok = router.report(rid, success=True, latency_ms=5.0)
+        print(json.dumps({"recorded": ok}))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

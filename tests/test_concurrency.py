@@ -1,0 +1,88 @@
+"""Many processes and threads on one database: nothing lost, nothing counted twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path as FsPath
+
+import pytest
+
+from adaptive_router import SQLStore
+from adaptive_router.policy import decay_factor
+
+WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
+
+
+def run_worker(*args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, WORKER, *args], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def replay(rows: list[tuple[float, float]], ref: float, half_life: float | None) -> float:
+    return sum(r * decay_factor(ref - t, half_life) for r, t in rows)
+
+
+def test_four_processes_count_exactly(sql_url: str) -> None:
+    task = "concurrency"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "route", sql_url, task, str(seed), "500", "4"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-3000:]
+        assert "database is locked" not in err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    made: Counter[str] = Counter()
+    for r in results:
+        made.update(r["attempts"])
+    assert sum(r["requests"] for r in results) == 2000
+
+    store = SQLStore(sql_url)
+    try:
+        rows = store.outcomes(task)
+        stats = store.load(task)
+    finally:
+        store.close()
+    logged = Counter(o.path for o in rows)
+    assert logged == made, (logged, made)
+    assert len({(o.request_id, o.attempt) for o in rows}) == len(rows)
+    assert {o.request_id for o in rows if o.attempt == 1}.__len__() == 2000
+    for name, st in stats.items():
+        mine = [o for o in rows if o.path == name]
+        assert st.successes == sum(o.success for o in mine)
+        assert st.failures == sum(not o.success for o in mine)
+        assert st.ref_time == max(o.created_at for o in mine)
+        s = replay([(o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
+        f = replay([(1 - o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
+        assert st.success_w == pytest.approx(s, rel=1e-9, abs=1e-12)
+        assert st.failure_w == pytest.approx(f, rel=1e-9, abs=1e-12)
+
+
+def test_report_from_another_process(sql_url: str) -> None:
+    chosen = run_worker("choose", sql_url, "xproc")
+    reported = run_worker("report", sql_url, "xproc", str(chosen["request_id"]))
+    assert reported == {"recorded": True}
+    again = run_worker("report", sql_url, "xproc", str(chosen["request_id"]))
+    assert again == {"recorded": False}
+    store = SQLStore(sql_url)
+    try:
+        rows = store.outcomes("xproc")
+        st = store.load("xproc")
+    finally:
+        store.close()
+    assert [(o.path, o.success, o.latency_ms) for o in rows] == [(chosen["path"], True, 5.0)]
+    assert st[str(chosen["path"])].successes == 1
