@@ -133,6 +133,8 @@ class ThompsonSampling:
     def rank(
         self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
     ) -> IntArray:
+        if successes.ndim == 1:
+            return self._rank_one(successes, failures, rng)
         theta = self.sample(successes, failures, rng)
         if self.explore > 0.0:
             k = theta.shape[-1]
@@ -141,12 +143,24 @@ class ThompsonSampling:
             if np.any(exploring):
                 pick = rng.integers(0, k, size=batch)
                 # θ <= 1 always, so 2.0 puts the explored path first.
+                current = np.take_along_axis(theta, pick[..., None], -1)[..., 0]
                 np.put_along_axis(
-                    theta,
-                    pick[..., None],
-                    np.where(
-                        exploring, 2.0, np.take_along_axis(theta, pick[..., None], -1)[..., 0]
-                    )[..., None],
-                    axis=-1,
+                    theta, pick[..., None], np.where(exploring, 2.0, current)[..., None], axis=-1
                 )
         return np.argsort(-theta, axis=-1, kind="stable")
+
+    def _rank_one(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        """The live Router's case (one request, K paths), without numpy's per-call array
+        overhead: scalar draws consume the Generator exactly as the batched path does for
+        a single row, so a one-replication simulation reproduces the Router's choices."""
+        a0, b0 = self.prior
+        draw = rng.beta
+        theta = [
+            draw(a0 + s, b0 + f) for s, f in zip(successes.tolist(), failures.tolist(), strict=True)
+        ]
+        if self.explore > 0.0 and rng.random() < self.explore:
+            theta[int(rng.integers(0, len(theta)))] = 2.0
+        order = sorted(range(len(theta)), key=theta.__getitem__, reverse=True)
+        return np.array(order, dtype=np.intp)
