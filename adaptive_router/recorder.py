@@ -50,6 +50,7 @@ class Recorder:
         self._lock = threading.Lock()  # guards states and buffer; never held during I/O
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
         self._buffer: list[Outcome] = []
+        self._inflight = 0  # taken from the buffer by a flush that has not committed yet
         self._outage_logged = False
         self.states: dict[str, PathState] = store.load(task)
         self._last_refresh = time.monotonic()
@@ -126,8 +127,9 @@ class Recorder:
 
     @property
     def buffered(self) -> int:
+        """Outcomes recorded but not yet committed to the store (queued or being written)."""
         with self._lock:
-            return len(self._buffer)
+            return len(self._buffer) + self._inflight
 
     # -- background work --------------------------------------------------------
     def flush(self) -> bool:
@@ -138,6 +140,7 @@ class Recorder:
     def _flush_locked(self) -> bool:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            self._inflight = len(batch)
         if not batch:
             return True
         try:
@@ -145,9 +148,12 @@ class Recorder:
         except Exception as exc:
             self._on_write_error(exc, len(batch))
             with self._lock:
+                self._inflight = 0
                 self._buffer[:0] = batch
                 self._push([])
             return False
+        with self._lock:
+            self._inflight = 0
         if self._outage_logged:
             logger.warning(
                 "store reachable again; buffered outcomes written",
@@ -201,15 +207,20 @@ class Recorder:
 
 
 def _run_loop(ref: weakref.ref[Recorder], stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
+    wait = interval
+    while not stop.wait(wait):
         rec = ref()
         if rec is None:
             return
+        started = time.monotonic()
         try:
             rec.tick()
         except Exception:  # never let the writer thread die
             logger.exception("background flush failed")
         del rec
+        # A slow flush (a big backlog) is followed at once by the next, so the at-risk
+        # window stays near one interval instead of growing with the backlog.
+        wait = max(0.0, interval - (time.monotonic() - started))
 
 
 def _close_at_exit(ref: weakref.ref[Recorder]) -> None:

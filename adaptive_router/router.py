@@ -63,7 +63,10 @@ def _is_empty(result: Any) -> bool:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ itself fails must not break the request
+        text = f"{type(exc).__name__}: <unprintable>"
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -545,6 +548,11 @@ class Router:
     def refresh(self) -> None:
         """Flush, then reload posteriors from the store (picks up other processes' outcomes)."""
         self._recorder.refresh()
+
+    @property
+    def buffered_outcomes(self) -> int:
+        """Outcomes recorded but not yet written to the store."""
+        return self._recorder.buffered
 
     @property
     def dropped_outcomes(self) -> int:

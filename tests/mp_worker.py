@@ -9,6 +9,7 @@ import json
 import random
 import sys
 import threading
+import time
 from datetime import timedelta
 
 from adaptive_router import AllPathsFailed, Path, Router
@@ -66,6 +67,30 @@ def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[s
     return {"attempts": counting, "failed_requests": failed, "requests": per_thread * threads}
 
 
+def crash(url: str, task: str, durability: str) -> None:
+    """Route forever, printing the count of completed requests; the parent SIGKILLs us.
+
+    Paced to a few thousand requests per second — a busy server of LLM calls. An unpaced
+    loop of no-op paths outruns any writer thread that must share the GIL with it.
+    """
+    with Router(
+        [Path(lambda: True, name="a"), Path(lambda: True, name="b")],
+        bool,
+        task,
+        store=url,
+        seed=3,
+        durability=durability,
+        flush_interval=0.2,
+    ) as router:
+        n = 0
+        while True:
+            router.run()
+            n += 1
+            time.sleep(0.0002)
+            sys.stdout.write(f"{n}\n")
+            sys.stdout.flush()
+
+
 def main() -> None:
     mode, url, task = sys.argv[1:4]
     if mode == "route":
@@ -92,6 +117,8 @@ def main() -> None:
         ) as router:
             ok = router.report(rid, success=True, latency_ms=5.0)
         print(json.dumps({"recorded": ok}))
+    elif mode == "crash":
+        crash(url, task, sys.argv[4])
     else:
         raise SystemExit(f"unknown mode {mode}")
 

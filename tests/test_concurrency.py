@@ -33,7 +33,7 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
     task = "concurrency"
     procs = [
         subprocess.Popen(
-            [sys.executable, WORKER, "route", sql_url, task, str(seed), "500", "4"],
+            [sys.executable, WORKER, "route", sql_url, task, str(seed), "504", "8"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -49,7 +49,7 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
     made: Counter[str] = Counter()
     for r in results:
         made.update(r["attempts"])
-    assert sum(r["requests"] for r in results) == 2000
+    assert sum(r["requests"] for r in results) == 2016
 
     store = SQLStore(sql_url)
     try:
@@ -60,7 +60,7 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
     logged = Counter(o.path for o in rows)
     assert logged == made, (logged, made)
     assert len({(o.request_id, o.attempt) for o in rows}) == len(rows)
-    assert {o.request_id for o in rows if o.attempt == 1}.__len__() == 2000
+    assert {o.request_id for o in rows if o.attempt == 1}.__len__() == 2016
     for name, st in stats.items():
         mine = [o for o in rows if o.path == name]
         assert st.successes == sum(o.success for o in mine)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from tenacity import (
     Retrying,
@@ -187,6 +189,12 @@ class SQLStore(Store):
                 f"store: dialect {self.dialect!r} is not supported; use SQLite or PostgreSQL"
             )
         self._insert = pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        mark = "%s" if self.dialect == "postgresql" else "?"
+        self._fast_insert = (
+            f"INSERT INTO outcomes ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
+        )
+        self._copy = f"COPY outcomes ({', '.join(_COLUMNS)}) FROM STDIN"
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
             wait=wait_random_exponential(multiplier=0.01, max=0.5),
@@ -246,21 +254,40 @@ class SQLStore(Store):
         """Insert new outcome rows and fold exactly those into path_stats, in ``conn``'s tx."""
         if not batch:
             return 0
-        insert = (
-            self._insert(outcomes)
-            .on_conflict_do_nothing(index_elements=["request_id", "attempt"])
-            .returning(outcomes.c.request_id, outcomes.c.attempt)
-        )
-        by_key = {(o.request_id, o.attempt): o for o in batch}
-        inserted = conn.execute(insert, [_row(o) for o in batch]).all()
+        new: Sequence[Outcome]
+        try:
+            # Fast path: a fresh batch has no duplicates, so a plain DBAPI executemany of
+            # tuples does it — several times faster than INSERT .. ON CONFLICT .. RETURNING
+            # through SQLAlchemy's parameter processing, which would make the writer thread
+            # the bottleneck under load. The savepoint confines a duplicate's abort.
+            with conn.begin_nested():
+                if self.dialect == "postgresql":
+                    # COPY is PostgreSQL's bulk path: ~3x executemany for big batches.
+                    raw: Any = conn.connection.driver_connection
+                    with raw.cursor() as cur, cur.copy(self._copy) as copy:
+                        for o in batch:
+                            copy.write_row(_tuple(o))
+                else:
+                    conn.exec_driver_sql(self._fast_insert, [_tuple(o) for o in batch])
+            new = batch
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            rows = [_row(o) for o in batch]
+            # A retried batch (e.g. after a lost COMMIT acknowledgment): insert what is
+            # missing and fold only those rows.
+            insert = (
+                self._insert(outcomes)
+                .on_conflict_do_nothing(index_elements=["request_id", "attempt"])
+                .returning(outcomes.c.request_id, outcomes.c.attempt)
+            )
+            by_key = {(o.request_id, o.attempt): o for o in batch}
+            new = [by_key[(r[0], r[1])] for r in conn.execute(insert, rows)]
         groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
-        for r in inserted:
-            o = by_key[(r[0], r[1])]
+        for o in new:
             groups[(o.task, o.path)].append(o)
         # A fixed lock order across processes rules out deadlocks between batches.
         for task, path in sorted(groups):
             conn.execute(self._upsert_stats(task, path, groups[(task, path)], half_life))
-        return len(inserted)
+        return len(new)
 
     def _upsert_stats(
         self, task: str, path: str, group: list[Outcome], half_life: float | None
@@ -453,6 +480,45 @@ class SQLStore(Store):
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
+
+
+_COLUMNS = (
+    "request_id",
+    "attempt",
+    "task",
+    "path",
+    "success",
+    "error_kind",
+    "error",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "retries",
+    "created_at",
+    "metadata",
+)
+
+
+def _tuple(o: Outcome) -> tuple[Any, ...]:
+    """An outcome as DBAPI parameters in ``_COLUMNS`` order (JSON encoded by hand, as
+    SQLAlchemy's JSON type would: SQL NULL for no metadata)."""
+    return (
+        o.request_id,
+        o.attempt,
+        o.task,
+        o.path,
+        bool(o.success),
+        o.kind,
+        o.error,
+        o.latency_ms,
+        o.input_tokens,
+        o.output_tokens,
+        o.cost_usd,
+        o.retries,
+        o.created_at,
+        None if o.metadata is None else json.dumps(o.metadata),
+    )
 
 
 def _row(o: Outcome) -> dict[str, Any]:
