@@ -55,6 +55,26 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What an attempt consumed. Provider paths fill it from the SDK response; any path
+    may report its own by returning a :class:`Result` (or raising with ``.usage`` set)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A path's return value plus its usage. The router records the usage and hands
+    ``value`` (not the wrapper) to ``success_fn`` and to the caller."""
+
+    value: Any
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """A routing decision from :meth:`Router.choose`.
 

@@ -227,7 +227,13 @@ class Router:
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
         )
-        self._check_half_life()
+        try:
+            self._check_half_life()
+        except ConfigurationError:
+            self._recorder.close()
+            if self._owns_store:
+                self.store.close()
+            raise
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
             self._by_name[self.fallback.name] = self.fallback

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -57,7 +58,7 @@ def mask_url(url: str | sa.URL) -> str:
     """The URL with any password replaced by ``***``."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable url>"
 
 
@@ -71,9 +72,11 @@ def create_engine(
     """An Engine configured as the store needs it (WAL, busy timeout, statement timeouts)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+        parsed.port  # noqa: B018 - a non-numeric port only fails when read
+    except (ArgumentError, ValueError):
+        # The URL itself is not repeated: an unparseable URL cannot be masked reliably.
         raise ConfigurationError(
-            f"store: cannot parse {url!r} as a database URL ({exc}); use 'memory://', "
+            "store: cannot parse the database URL; use 'memory://', "
             "'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
         ) from None
     backend = parsed.get_backend_name()
@@ -205,6 +208,15 @@ class SQLStore(Store):
             if create:
                 self._create_schema()
             else:
+                db = self.engine.url.database
+                if (
+                    self.dialect == "sqlite"
+                    and db not in (None, "", ":memory:")
+                    and not os.path.exists(db)
+                ):
+                    raise StoreUnavailableError(
+                        f"store: SQLite file {db!r} does not exist (create=False)"
+                    )
                 with self.engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
         except OperationalError as exc:

@@ -1,0 +1,430 @@
+"""The adaptive-router CLI against real databases filled by a real Router."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from typer.testing import CliRunner, Result
+
+from adaptive_router import Path, Router
+from adaptive_router.cli import app, parse_duration, parse_prior, redact
+from adaptive_router.migrations import current_revision
+from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.stores.schema import HEAD_REVISION
+
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
+CANARY = "canary-secret-123"
+CANARY_URL = f"postgresql://postgres:{CANARY}@127.0.0.1:5432/test"
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    return runner.invoke(app, list(args), env=env)
+
+
+def ok_json(*args: str) -> Any:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+class ManualClock:
+    """Epoch seconds set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _paths(seed: int) -> list[Path]:
+    rng = np.random.default_rng(seed)
+
+    def good(x: int) -> dict[str, int] | None:
+        return {"x": x} if rng.random() < 0.9 else None
+
+    def flaky(x: int) -> dict[str, int] | None:
+        if rng.random() < 0.4:
+            return {"x": x}
+        if rng.random() < 0.5:
+            raise RuntimeError("flaky failed")
+        return None
+
+    return [Path(good, name="good"), Path(flaky, name="flaky")]
+
+
+def _regex() -> Path:
+    return Path(lambda x: {"x": x}, name="regex")
+
+
+def _fill(
+    url: str, task: str, requests: int, *, half_life: timedelta | None, clock: ManualClock | None
+) -> Router:
+    router = Router(
+        _paths(11),
+        success_fn=lambda r: r is not None,
+        task=task,
+        store=url,
+        fallback=_regex(),
+        half_life=half_life,
+        seed=42,
+        clock=clock,
+    )
+    start = clock.now if clock else 0.0
+    for i in range(requests):
+        if clock is not None:
+            clock.now = start + 10.0 * i
+        router.run(i)
+    router.flush()
+    return router
+
+
+@dataclass
+class Filled:
+    url: str
+    steady: Router
+    steady_posteriors: list[Posterior]
+    steady_stats: list[PathWindowStats]
+    decaying: Router
+    decaying_clock: ManualClock
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
+    """A SQLite file with two tasks: one without decay (real clock), one with a half-life
+    whose outcomes span the last 50 minutes (every 10 s, the last 5 s ago)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli')}/cli.db"
+    steady = _fill(url, "steady", 300, half_life=None, clock=None)
+    clock = ManualClock(time.time() - 2995.0)
+    decaying = _fill(url, "decaying", 300, half_life=timedelta(minutes=10), clock=clock)
+    try:
+        yield Filled(
+            url,
+            steady,
+            steady.posteriors(),
+            steady.stats(timedelta(hours=1)),
+            decaying,
+            clock,
+        )
+    finally:
+        steady.close()
+        decaying.close()
+
+
+def _assert_posterior(got: dict[str, Any], want: Posterior, rel: float = 1e-9) -> None:
+    assert got["path"] == want.path
+    assert got["n"] == want.n
+    assert got["successes"] == want.successes
+    assert got["failures"] == want.failures
+    for key in ("alpha", "beta", "mean", "traffic_share"):
+        assert got[key] == pytest.approx(getattr(want, key), rel=rel), key
+    assert got["interval"] == pytest.approx(list(want.interval), rel=rel)
+
+
+def _stats_equal(got: dict[str, Any], want: PathWindowStats) -> None:
+    assert _same_stats(got, want), (got, want)
+
+
+def _same_stats(got: dict[str, Any], want: PathWindowStats) -> bool:
+    return got == {
+        "path": want.path,
+        "attempts": want.attempts,
+        "first_attempts": want.first_attempts,
+        "successes": want.successes,
+        "success_rate": want.success_rate,
+        "timeouts": want.timeouts,
+        "latency_p50_ms": want.latency_p50_ms,
+        "latency_p95_ms": want.latency_p95_ms,
+        "input_tokens": want.input_tokens,
+        "output_tokens": want.output_tokens,
+        "cost_usd": want.cost_usd,
+        "errors": want.errors,
+    }
+
+
+# -- posteriors --------------------------------------------------------------------------
+
+
+def test_posteriors_json_equals_router_posteriors(filled: Filled) -> None:
+    got = {p["path"]: p for p in ok_json("posteriors", "--db", filled.url, "--task", "steady")}
+    assert set(got) == {"good", "flaky", "regex"}
+    for want in filled.steady_posteriors:
+        _assert_posterior(got[want.path], want)
+    # Sanity of the fixture itself: the better path earned the traffic.
+    assert got["good"]["n"] > got["flaky"]["n"]
+    assert sum(p["traffic_share"] for p in got.values()) == pytest.approx(1.0)
+
+
+def test_posteriors_apply_the_stored_half_life(filled: Filled) -> None:
+    router, clock = filled.decaying, filled.decaying_clock
+    clock.now = time.time()
+    upper = {p.path: p for p in router.posteriors()}
+    got = {p["path"]: p for p in ok_json("posteriors", "--db", filled.url, "--task", "decaying")}
+    clock.now = time.time()
+    lower = {p.path: p for p in router.posteriors()}
+    assert set(got) == set(upper)
+    for name, p in got.items():
+        # The CLI decays to its own "now", taken between the two router snapshots.
+        assert lower[name].alpha - 1e-9 <= p["alpha"] <= upper[name].alpha + 1e-9
+        assert lower[name].beta - 1e-9 <= p["beta"] <= upper[name].beta + 1e-9
+        assert p["traffic_share"] == pytest.approx(upper[name].traffic_share, rel=1e-6)
+        assert (p["n"], p["successes"]) == (upper[name].n, upper[name].successes)
+        # 300 outcomes over 50 minutes with a 10-minute half-life: most evidence is gone.
+        assert p["alpha"] + p["beta"] - 2 < 0.5 * p["n"]
+
+
+def test_posteriors_prior_option(filled: Filled) -> None:
+    got = ok_json("posteriors", "--db", filled.url, "--task", "steady", "--prior", "2,3")
+    want = {p.path: p for p in filled.steady_posteriors}
+    for p in got:
+        assert p["alpha"] == pytest.approx(want[p["path"]].alpha + 1.0)
+        assert p["beta"] == pytest.approx(want[p["path"]].beta + 2.0)
+
+
+def test_posteriors_table(filled: Filled) -> None:
+    result = invoke("posteriors", "--db", filled.url, "--task", "steady")
+    assert result.exit_code == 0, result.output
+    good = next(p for p in filled.steady_posteriors if p.path == "good")
+    for text in ("good", "flaky", "regex", f"{good.alpha:.2f}", f"{good.mean:.3f}", "no decay"):
+        assert text in result.stdout
+
+
+def test_db_defaults_from_environment(filled: Filled) -> None:
+    result = runner.invoke(
+        app, ["posteriors", "--task", "steady", "--json"], env={"ADAPTIVE_ROUTER_DB": filled.url}
+    )
+    assert result.exit_code == 0, result.output
+    assert {p["path"] for p in json.loads(result.stdout)} == {"good", "flaky", "regex"}
+
+
+def test_plain_file_path_is_a_sqlite_database(filled: Filled) -> None:
+    path = filled.url.removeprefix("sqlite:///")
+    got = ok_json("posteriors", "--db", path, "--task", "steady")
+    assert len(got) == 3
+
+
+# -- stats -------------------------------------------------------------------------------
+
+
+def test_stats_json_equals_router_stats(filled: Filled) -> None:
+    got = ok_json("stats", "--db", filled.url, "--task", "steady", "--since", "1h")
+    assert [g["path"] for g in got] == [s.path for s in filled.steady_stats]
+    for g, want in zip(got, filled.steady_stats, strict=True):
+        _stats_equal(g, want)
+    assert sum(g["first_attempts"] for g in got) == 300
+
+
+def test_stats_window_boundary(filled: Filled) -> None:
+    router, clock = filled.decaying, filled.decaying_clock
+    clock.now = time.time()
+    before = router.stats(timedelta(minutes=30))
+    got = ok_json("stats", "--db", filled.url, "--task", "decaying", "--since", "30m")
+    clock.now = time.time()
+    after = router.stats(timedelta(minutes=30))
+    # Outcomes are 10 s apart, so the window almost never moves past one between the two
+    # router snapshots; the CLI's window, taken in between, matches one of them exactly.
+    assert any(
+        len(got) == len(want) and all(_same_stats(g, w) for g, w in zip(got, want, strict=True))
+        for want in (before, after)
+    )
+    # About the last 180 of the 300 outcomes (one fewer per 10 s since the fixture ran).
+    assert 170 <= sum(g["first_attempts"] for g in got) <= 180
+
+
+def test_stats_table_and_empty_window(filled: Filled) -> None:
+    result = invoke("stats", "--db", filled.url, "--task", "steady", "--since", "2d")
+    assert result.exit_code == 0, result.output
+    assert "good" in result.stdout and "flaky" in result.stdout
+    empty = invoke("stats", "--db", filled.url, "--task", "decaying", "--since", "1s")
+    assert empty.exit_code == 0, empty.output
+    assert "no outcomes for task decaying" in empty.stdout
+    assert ok_json("stats", "--db", filled.url, "--task", "decaying", "--since", "1s") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1w", 604800), ("1.5h", 5400)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "10x", "-1h", "0m", "1 hour", "1h30m", "1e3s"])
+def test_since_parse_errors(filled: Filled, text: str) -> None:
+    with pytest.raises(ValueError, match="30s, 15m, 1h, 2d, 1w"):
+        parse_duration(text)
+    result = invoke("stats", "--db", filled.url, "--task", "steady", "--since", text)
+    assert result.exit_code == 2
+    _one_line_error(result, "30s, 15m, 1h, 2d, 1w")
+
+
+@pytest.mark.parametrize("text", ["1", "1,2,3", "0,1", "a,b", "-1,1", "nan,1", "inf,1"])
+def test_prior_parse_errors(filled: Filled, text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_prior(text)
+    result = invoke("posteriors", "--db", filled.url, "--task", "steady", "--prior", text)
+    assert result.exit_code == 2
+    _one_line_error(result, "--prior")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def _one_line_error(result: Result, fragment: str) -> None:
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["posteriors", "stats"])
+def test_unknown_task(filled: Filled, command: str) -> None:
+    result = invoke(command, "--db", filled.url, "--task", "nope")
+    assert result.exit_code == 1
+    _one_line_error(result, "unknown task 'nope'")
+    assert "decaying, steady" in result.stderr
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "missing.db"
+    result = invoke("posteriors", "--db", f"sqlite:///{missing}", "--task", "t")
+    assert result.exit_code == 1
+    _one_line_error(result, "no SQLite database")
+    assert not missing.exists()
+
+
+def test_database_without_tables(tmp_path: pathlib.Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = invoke("stats", "--db", str(empty), "--task", "t")
+    assert result.exit_code == 1
+    _one_line_error(result, "db upgrade")
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("mysql://user@host/db", "unsupported URL scheme"),
+        ("postgresql://postgres:pw@127.0.0.1:notaport/test", "cannot parse --db"),
+        ("://", "cannot parse --db"),
+    ],
+)
+def test_bad_url(url: str, fragment: str) -> None:
+    result = invoke("stats", "--db", url, "--task", "t")
+    assert result.exit_code == 2
+    _one_line_error(result, fragment)
+
+
+def test_unreachable_database() -> None:
+    # Port 1 refuses connections at once.
+    result = invoke("posteriors", "--db", "postgresql://postgres@127.0.0.1:1/test", "--task", "t")
+    assert result.exit_code == 1
+    _one_line_error(result, "cannot reach")
+
+
+def test_missing_db_option() -> None:
+    result = runner.invoke(app, ["stats", "--task", "t"], env={"ADAPTIVE_ROUTER_DB": None})
+    assert result.exit_code == 2
+    assert "--db" in result.output
+
+
+# -- db upgrade --------------------------------------------------------------------------
+
+
+def test_db_upgrade_then_noop(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/up.db"
+    first = invoke("db", "upgrade", "--db", url)
+    assert first.exit_code == 0, first.output
+    assert f"from an empty database to {HEAD_REVISION}" in first.stdout
+    assert current_revision(url) == HEAD_REVISION
+    again = invoke("db", "upgrade", "--db", url)
+    assert again.exit_code == 0, again.output
+    assert "nothing to do" in again.stdout
+
+
+def test_db_upgrade_on_a_store_database_is_a_noop(filled: Filled) -> None:
+    result = invoke("db", "upgrade", "--db", filled.url)
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.stdout
+
+
+def test_db_upgrade_unknown_revision(tmp_path: pathlib.Path) -> None:
+    result = invoke("db", "upgrade", "--db", str(tmp_path / "x.db"), "--revision", "nope")
+    assert result.exit_code == 2
+    _one_line_error(result, "nope")
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+def test_redact() -> None:
+    assert CANARY not in redact(f"failed for {CANARY_URL}")
+    assert CANARY not in redact(f"password {CANARY} leaked", CANARY_URL)
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+@pytest.fixture
+def canary_url() -> Iterator[str]:
+    """The canary URL on a fresh schema (trust auth ignores the password); dropped after."""
+    try:
+        psycopg.connect(PG_DSN).close()
+    except psycopg.Error:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required under CI=true")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    schema = f"ar_{uuid.uuid4().hex}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{CANARY_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_no_output_contains_the_password(canary_url: str) -> None:
+    with _fill(canary_url, "pg", 50, half_life=timedelta(days=1), clock=None) as router:
+        want = router.posteriors()
+    env_db = {"ADAPTIVE_ROUTER_DB": canary_url}
+    results = [
+        invoke("posteriors", "--db", canary_url, "--task", "pg"),
+        invoke("posteriors", "--db", canary_url, "--task", "pg", "--json"),
+        invoke("stats", "--db", canary_url, "--task", "pg"),
+        invoke("stats", "--db", canary_url, "--task", "pg", "--json", "--since", "1w"),
+        invoke("db", "upgrade", "--db", canary_url),
+        invoke("posteriors", "--db", canary_url, "--task", "unknown"),
+        invoke("stats", "--db", canary_url, "--task", "pg", "--since", "1y"),
+        invoke("posteriors", "--task", "pg", env=env_db),
+        invoke("posteriors", "--help", env=env_db),
+        invoke("db", "upgrade", "--help", env=env_db),
+        invoke("posteriors", "--db", CANARY_URL.replace("5432", "1"), "--task", "pg"),
+        invoke("posteriors", "--db", CANARY_URL.replace("5432", "x"), "--task", "pg"),
+        invoke("posteriors", "--db", CANARY_URL.replace("/test", "/no_such_db"), "--task", "pg"),
+        invoke("demo", "--db", canary_url, "--no-live"),
+    ]
+    codes = [r.exit_code for r in results]
+    assert codes == [0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 2, 1, 2]
+    for r in results:
+        assert CANARY not in r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "postgres:***@127.0.0.1:5432/test" in results[0].stdout
+    got = {p["path"]: p for p in json.loads(results[1].stdout)}
+    for w in want:
+        _assert_posterior(got[w.path], w, rel=1e-3)
+    assert all(math.isfinite(p["alpha"]) for p in got.values())
