@@ -47,6 +47,8 @@ class Outcome:
     created_at: float = 0.0
     metadata: dict[str, Any] | None = None
     retries: int = 0
+    skipped: bool = False
+    """True for a path passed over (breaker open, rate limit exhausted): never stored."""
 
     @property
     def reward(self) -> float:

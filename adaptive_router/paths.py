@@ -4,27 +4,62 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 
 MAX_NAME_LENGTH = 255
 
 
+class _Inherit:
+    """Sentinel: take the router-wide default for this setting."""
+
+    _instance: _Inherit | None = None
+
+    def __new__(cls) -> _Inherit:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "INHERIT"
+
+
+#: A Path setting left at ``INHERIT`` takes the Router's default (``timeout=``, ``retry=``,
+#: ``breaker=``); set it to ``None`` to switch the feature off for that path.
+INHERIT = _Inherit()
+
+
 @dataclass(eq=False)
 class Path:
-    """Wraps a callable as a routable path.
+    """Wraps a callable as a routable path, with its own resilience settings.
 
-    ``name`` defaults to the callable's qualified name and must be unique within
-    a router; ``model`` names the model the path calls (used for pricing).
+    ``name`` defaults to the callable's qualified name and must be unique within a
+    router; ``model`` names the model the path calls (used for pricing).
+    ``timeout`` (seconds), ``retry`` (:class:`~adaptive_router.resilience.RetryPolicy`)
+    and ``breaker`` (:class:`~adaptive_router.resilience.CircuitBreaker`) default to the
+    router's settings; ``None`` switches one off for this path (e.g. ``timeout=None`` for
+    an in-process regex, which then runs in the caller's thread with no hand-off cost).
+    ``rate_limit`` (:class:`~adaptive_router.resilience.RateLimit`) is per path only.
+    ``afn`` is an optional async implementation that :meth:`Router.arun` prefers.
+    ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
+    it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.
     """
 
     fn: Callable[..., Any]
     name: str | None = None
     model: str | None = None
+    timeout: float | _Inherit | None = INHERIT
+    retry: RetryPolicy | _Inherit | None = INHERIT
+    breaker: CircuitBreaker | _Inherit | None = INHERIT
+    rate_limit: RateLimit | None = None
+    afn: Callable[..., Awaitable[Any]] | None = None
+    enforces_timeout: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -36,9 +71,36 @@ class Path:
             self.name = default_name(self.fn)
         check_name("path name", self.name)
         self.is_async = _is_async(self.fn)
+        if self.afn is not None and not _is_async(self.afn):
+            raise ConfigurationError(f"path {self.name!r}: afn must be an async function")
+        if not isinstance(self.timeout, _Inherit):
+            self.timeout = check_timeout(f"path {self.name!r} timeout", self.timeout)
+        for attr, kind in (("retry", RetryPolicy), ("breaker", CircuitBreaker)):
+            value = getattr(self, attr)
+            if not (value is None or isinstance(value, (_Inherit, kind))):
+                raise ConfigurationError(
+                    f"path {self.name!r}: {attr} must be a {kind.__name__} or None, "
+                    f"got {type(value).__name__}"
+                )
+        if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
+            raise ConfigurationError(
+                f"path {self.name!r}: rate_limit must be a RateLimit or None, "
+                f"got {type(self.rate_limit).__name__}"
+            )
 
     def __repr__(self) -> str:
         return f"Path(name={self.name!r}, model={self.model!r})"
+
+
+def check_timeout(what: str, value: object) -> float | None:
+    """``None`` or a positive, finite number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{what} must be seconds (a number) or None, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(f"{what} must be > 0 seconds (or None for no timeout)")
+    return float(value)
 
 
 def default_name(fn: Callable[..., Any]) -> str:

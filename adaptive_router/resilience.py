@@ -475,16 +475,26 @@ class RetryPolicy:
         On final failure the last exception is re-raised unchanged. ``retry_state`` (reset
         at the start) receives the attempts, retries, waits and stop reason either way.
         """
-        run = _RetryRun(self, fn, args, kwargs, retry_state)
+        start = self._clock()
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as first:
+            failure: Exception = first
+        else:
+            # The common case costs no bookkeeping beyond the state's counters.
+            _first_try_succeeded(retry_state)
+            return value
+        run = _RetryRun(self, fn, args, kwargs, retry_state, start)
         while True:
+            delay = run.failed(failure)
+            if delay is None:
+                raise failure
+            self._sleep(delay)
+            run.slept(delay)
             try:
                 value = fn(*args, **kwargs)
             except Exception as exc:
-                delay = run.failed(exc)
-                if delay is None:
-                    raise
-                self._sleep(delay)
-                run.slept(delay)
+                failure = exc
             else:
                 run.succeeded()
                 return value
@@ -499,19 +509,35 @@ class RetryPolicy:
     ) -> T:
         """The asyncio twin of :meth:`call`: awaits ``fn(*args, **kwargs)`` and sleeps with
         the async sleep, so the event loop keeps running between attempts."""
-        run = _RetryRun(self, fn, args, kwargs, retry_state)
+        start = self._clock()
+        try:
+            value = await fn(*args, **kwargs)
+        except Exception as first:
+            failure: Exception = first
+        else:
+            _first_try_succeeded(retry_state)
+            return value
+        run = _RetryRun(self, fn, args, kwargs, retry_state, start)
         while True:
+            delay = run.failed(failure)
+            if delay is None:
+                raise failure
+            await self._asleep(delay)
+            run.slept(delay)
             try:
                 value = await fn(*args, **kwargs)
             except Exception as exc:
-                delay = run.failed(exc)
-                if delay is None:
-                    raise
-                await self._asleep(delay)
-                run.slept(delay)
+                failure = exc
             else:
                 run.succeeded()
                 return value
+
+
+def _first_try_succeeded(state: RetryState | None) -> None:
+    if state is not None:
+        if state.attempts != 0 or state.kinds:  # a reused state object
+            state._reset()
+        state.attempts = 1
 
 
 class _RetryRun:
@@ -524,13 +550,14 @@ class _RetryRun:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         state: RetryState | None,
+        start: float,
     ) -> None:
         self.policy = policy
         self.state = state if state is not None else RetryState(path=policy.name)
         self.state._reset()
         self.label = self.state.path or policy.name or getattr(fn, "__qualname__", repr(fn))
         self.tstate = tenacity.RetryCallState(policy._retrying, fn=fn, args=args, kwargs=kwargs)
-        self.start = policy._clock()
+        self.start = start
         self.tstate.start_time = self.start
         self.state.attempts = 1
 

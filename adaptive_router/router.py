@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -18,10 +18,28 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from adaptive_router.errors import AllPathsFailed, ConfigurationError, UnknownRequestError
-from adaptive_router.outcomes import Decision, ErrorKind, Outcome, PathWindowStats, Posterior
-from adaptive_router.paths import Path, as_path, check_name
+from adaptive_router.outcomes import (
+    Decision,
+    ErrorKind,
+    Outcome,
+    PathWindowStats,
+    Posterior,
+    Result,
+    Usage,
+)
+from adaptive_router.paths import INHERIT, Path, _Inherit, as_path, check_name, check_timeout
 from adaptive_router.policy import Policy, ThompsonSampling, decay_factor
 from adaptive_router.recorder import Recorder
+from adaptive_router.resilience import (
+    CircuitBreaker,
+    RateLimit,
+    RetryPolicy,
+    RetryState,
+    acall_with_timeout,
+    call_with_timeout,
+    classify,
+    to_daemon_thread,
+)
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision
 
@@ -107,6 +125,66 @@ def _check_metadata(metadata: object) -> dict[str, Any] | None:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """A path's resolved resilience settings (path value, else the router default)."""
+
+    timeout: float | None
+    retry: RetryPolicy | None
+    breaker: CircuitBreaker | None
+    rate_limit: RateLimit | None
+
+
+_NO_USAGE = Usage()
+#: Kinds that count against a path's circuit breaker: the path could not answer at all.
+#: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
+_BREAKER_FAILURES = frozenset(
+    k.value
+    for k in (
+        ErrorKind.TIMEOUT,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.CONNECTION,
+        ErrorKind.CLIENT_ERROR,
+        ErrorKind.EXCEPTION,
+    )
+)
+
+
+def default_breaker(name: str) -> CircuitBreaker:
+    """The router's default per-path breaker: opens after 5 consecutive failures or a
+    50% failure rate over the last 20 calls (at least 10), probes again after 30 s."""
+    return CircuitBreaker(
+        failure_threshold=5,
+        failure_rate=0.5,
+        window=20,
+        min_calls=10,
+        reset_timeout_s=30.0,
+        name=name,
+    )
+
+
+def _make_breaker(
+    spec: CircuitBreaker | Callable[[str], CircuitBreaker], name: str
+) -> CircuitBreaker:
+    if isinstance(spec, CircuitBreaker):
+        # A breaker given router-wide is a template: each path gets its own state.
+        return CircuitBreaker(
+            failure_threshold=spec.failure_threshold,
+            failure_rate=spec.failure_rate,
+            window=spec.window,
+            min_calls=spec.min_calls,
+            reset_timeout_s=spec.reset_timeout_s,
+            half_open_max_calls=spec.half_open_max_calls,
+            clock=spec._clock,
+            name=name,
+        )
+    made = spec(name)
+    if not isinstance(made, CircuitBreaker):
+        raise ConfigurationError("breaker factory must return a CircuitBreaker")
+    return made
+
+
 class Router:
     """Routes each request to the path most likely to succeed now.
 
@@ -163,6 +241,9 @@ class Router:
         refresh_interval: float = 1.0,
         max_buffer: int = 100_000,
         policy: Policy | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | _Inherit | None = INHERIT,
+        breaker: CircuitBreaker | Callable[[str], CircuitBreaker] | None = default_breaker,
     ) -> None:
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
             raise ConfigurationError("paths must be a list of callables or Path objects")
@@ -240,6 +321,7 @@ class Router:
         self._last_expiry = 0.0
         self._warned_invalid_success = False
         self._closed = False
+        self._settings = self._resolve_settings(timeout, retry, breaker, seed)
 
     def __repr__(self) -> str:
         return (
@@ -269,9 +351,16 @@ class Router:
                 s[i] = st.success_w * k
                 f[i] = st.failure_w * k
         order = [self.paths[int(i)] for i in self.policy.rank(s, f, self.rng)]
+        if self._any_breaker:
+            # Open breakers move to the back (still tried, as skipped, if all else fails).
+            order.sort(key=self._breaker_closed_first)
         if self.fallback is not None:
             order.append(self.fallback)
         return order
+
+    def _breaker_closed_first(self, p: Path) -> int:
+        b = self._settings[p.name or ""].breaker
+        return 0 if b is None or b.available else 1
 
     # -- the request core shared by run and arun ---------------------------------
     def _begin(self) -> tuple[str, list[Path]]:
@@ -279,27 +368,51 @@ class Router:
             raise RuntimeError("this Router is closed; create a new one")
         return uuid.uuid4().hex, self._rank(self.clock())
 
-    def _judge(self, rid: str, path: Path, attempt: int, result: Any, latency_ms: float) -> Outcome:
-        kind: str | None = None
-        error: str | None = None
-        try:
-            verdict = self.success_fn(result)
-        except Exception as exc:
-            kind, error = ErrorKind.EXCEPTION.value, "success_fn raised " + _error_text(exc)
-            logger.warning(
-                "success_fn raised",
-                extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
+    def _resolve_settings(
+        self,
+        timeout: float | None,
+        retry: RetryPolicy | _Inherit | None,
+        breaker: CircuitBreaker | Callable[[str], CircuitBreaker] | None,
+        seed: int | np.random.Generator | None,
+    ) -> dict[str, _Settings]:
+        default_timeout = check_timeout("timeout", timeout)
+        if isinstance(retry, _Inherit):
+            # Seeded from the router's seed so retry jitter is reproducible too.
+            retry = RetryPolicy(rng=int(self.rng.integers(2**31)) if seed is not None else None)
+        elif not (retry is None or isinstance(retry, RetryPolicy)):
+            raise ConfigurationError(f"retry must be a RetryPolicy or None, got {retry!r}")
+        if not (breaker is None or callable(breaker)):
+            raise ConfigurationError("breaker must be a CircuitBreaker factory, or None")
+        settings: dict[str, _Settings] = {}
+        for p in self._by_name.values():
+            name = p.name or ""
+            b: CircuitBreaker | None
+            if isinstance(p.breaker, _Inherit):
+                b = None if breaker is None or p is self.fallback else _make_breaker(breaker, name)
+            else:
+                b = p.breaker
+            settings[name] = _Settings(
+                timeout=default_timeout if isinstance(p.timeout, _Inherit) else p.timeout,
+                retry=retry if isinstance(p.retry, _Inherit) else p.retry,
+                breaker=b,
+                rate_limit=p.rate_limit,
             )
-        else:
-            ok = _as_verdict(verdict)
-            if ok is None:
-                kind = ErrorKind.INVALID_SUCCESS.value
-                error = f"success_fn returned {type(verdict).__name__}, expected bool or 0/1"
-                if not self._warned_invalid_success:
-                    self._warned_invalid_success = True
-                    logger.warning(error, extra={"task": self.task, "path": path.name})
-            elif not ok:
-                kind = (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value
+        self._any_breaker = any(st.breaker is not None for st in settings.values())
+        return settings
+
+    def _outcome(
+        self,
+        rid: str,
+        path: Path,
+        attempt: int,
+        *,
+        kind: str | None,
+        error: str | None,
+        latency_ms: float,
+        usage: Usage | None,
+        retries: int,
+    ) -> Outcome:
+        u = usage or _NO_USAGE
         return Outcome(
             request_id=rid,
             task=self.task,
@@ -309,28 +422,138 @@ class Router:
             kind=kind,
             error=error,
             latency_ms=latency_ms,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cost_usd=u.cost_usd,
             created_at=self.clock(),
+            retries=retries,
         )
 
-    def _raised(
-        self, rid: str, path: Path, attempt: int, exc: Exception, latency_ms: float
-    ) -> Outcome:
-        error = _error_text(exc)
-        logger.warning(
-            "path raised",
-            extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
-        )
+    def _judge(self, rid: str, path: Path, result: Any) -> tuple[str | None, str | None]:
+        """Apply success_fn: (None, None) for a success, else (kind, error)."""
+        try:
+            verdict = self.success_fn(result)
+        except Exception as exc:
+            error = "success_fn raised " + _error_text(exc)
+            logger.warning(
+                "success_fn raised",
+                extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
+            )
+            return ErrorKind.EXCEPTION.value, error
+        ok = _as_verdict(verdict)
+        if ok is None:
+            error = f"success_fn returned {type(verdict).__name__}, expected bool or 0/1"
+            if not self._warned_invalid_success:
+                self._warned_invalid_success = True
+                logger.warning(error, extra={"task": self.task, "path": path.name})
+            return ErrorKind.INVALID_SUCCESS.value, error
+        if not ok:
+            return (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value, None
+        return None, None
+
+    def _gate(self, rid: str, path: Path, st: _Settings) -> Outcome | None:
+        """Rate limit, then breaker. A skipped path gets an unrecorded outcome (attempt 0)."""
+        kind: str | None = None
+        if st.rate_limit is not None and not st.rate_limit.acquire():
+            kind, error = ErrorKind.RATE_LIMITED.value, "application rate limit exhausted"
+        elif st.breaker is not None and not st.breaker.allow():
+            kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
+        if kind is None:
+            return None
         return Outcome(
             request_id=rid,
             task=self.task,
             path=path.name or "",
-            attempt=attempt,
+            attempt=0,
             success=False,
-            kind=ErrorKind.EXCEPTION.value,
+            kind=kind,
             error=error,
-            latency_ms=latency_ms,
+            latency_ms=0.0,
             created_at=self.clock(),
+            skipped=True,
         )
+
+    def _settle(
+        self,
+        rid: str,
+        path: Path,
+        st: _Settings,
+        n: int,
+        started: float,
+        raw: Any,
+        exc: Exception | None,
+        state: RetryState,
+    ) -> tuple[Outcome, Any]:
+        """Turn a finished call (value or exception) into its outcome; feed the breaker."""
+        latency = _ms_since(started)
+        if exc is not None:
+            kind = classify(exc).value
+            usage = getattr(exc, "usage", None)
+            error = _error_text(exc)
+            logger.warning(
+                "path failed",
+                extra={
+                    "request_id": rid,
+                    "task": self.task,
+                    "path": path.name,
+                    "kind": kind,
+                    "error": error,
+                    "retries": state.retries,
+                },
+            )
+            outcome = self._outcome(
+                rid,
+                path,
+                n,
+                kind=kind,
+                error=error,
+                latency_ms=latency,
+                usage=usage if isinstance(usage, Usage) else None,
+                retries=state.retries,
+            )
+            value = None
+        else:
+            value, usage = (raw.value, raw.usage) if isinstance(raw, Result) else (raw, None)
+            verdict, why = self._judge(rid, path, value)
+            outcome = self._outcome(
+                rid,
+                path,
+                n,
+                kind=verdict,
+                error=why,
+                latency_ms=latency,
+                usage=usage,
+                retries=state.retries,
+            )
+        if st.breaker is not None:
+            if outcome.kind in _BREAKER_FAILURES:
+                st.breaker.record_failure(outcome.kind)
+            else:
+                st.breaker.record_success()
+        if st.rate_limit is not None and (outcome.input_tokens or outcome.output_tokens):
+            st.rate_limit.record_tokens((outcome.input_tokens or 0) + (outcome.output_tokens or 0))
+        return outcome, value
+
+    def _call_sync(self, path: Path, st: _Settings, args: Any, kwargs: Any) -> Any:
+        if path.is_async:
+            coro = path.fn(*args, **kwargs)
+            if st.timeout is not None and not path.enforces_timeout:
+                coro = asyncio.wait_for(coro, st.timeout)
+            return _run_coroutine(coro)
+        if st.timeout is None or path.enforces_timeout:
+            return path.fn(*args, **kwargs)
+        return call_with_timeout(path.fn, st.timeout, *args, **kwargs)
+
+    async def _call_async(self, path: Path, st: _Settings, args: Any, kwargs: Any) -> Any:
+        afn = path.afn or (path.fn if path.is_async else None)
+        limit = None if path.enforces_timeout else st.timeout
+        if afn is not None:
+            if limit is None:
+                return await afn(*args, **kwargs)
+            return await acall_with_timeout(afn, limit, *args, **kwargs)
+        if limit is None:
+            return await to_daemon_thread(path.fn, *args, **kwargs)
+        return await acall_with_timeout(to_daemon_thread, limit, path.fn, *args, **kwargs)
 
     def _log_fallback(self, rid: str, failed: Outcome, to: Path) -> None:
         logger.warning(
@@ -348,63 +571,94 @@ class Router:
         )
 
     def _finish(self, rid: str, attempts: list[Outcome]) -> None:
-        self._recorder.record(attempts)
-        if not attempts[-1].success:
+        self._recorder.record([a for a in attempts if not a.skipped])
+        if not attempts or not attempts[-1].success:
             raise AllPathsFailed(self.task, rid, attempts)
 
     # -- public API ----------------------------------------------------------------
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Call paths in sampled order until one succeeds; return its result.
 
-        Raises :class:`AllPathsFailed` (with every attempt) when none does.
+        Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
+        Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
+        none succeeds.
         """
         rid, order = self._begin()
         attempts: list[Outcome] = []
-        for n, path in enumerate(order, start=1):
+        n = 0
+        for path in order:
             if attempts:
                 self._log_fallback(rid, attempts[-1], path)
-            start = time.perf_counter()
-            try:
-                if path.is_async:
-                    result = _run_coroutine(path.fn(*args, **kwargs))
-                else:
-                    result = path.fn(*args, **kwargs)
-            except Exception as exc:
-                attempts.append(self._raised(rid, path, n, exc, _ms_since(start)))
+            st = self._settings[path.name or ""]
+            skipped = self._gate(rid, path, st)
+            if skipped is not None:
+                attempts.append(skipped)
                 continue
-            outcome = self._judge(rid, path, n, result, _ms_since(start))
+            n += 1
+            state = RetryState(path=path.name)
+            started = time.perf_counter()
+            raw: Any = None
+            error: Exception | None = None
+            try:
+                if st.retry is None:
+                    raw = self._call_sync(path, st, args, kwargs)
+                else:
+                    raw = st.retry.call(self._call_sync, path, st, args, kwargs, retry_state=state)
+            except Exception as exc:
+                error = exc
+            outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
             attempts.append(outcome)
             if outcome.success:
                 self._finish(rid, attempts)
-                return result
+                return value
         self._finish(rid, attempts)
         raise AssertionError("unreachable: _finish raises when the last attempt failed")
 
     async def arun(self, *args: Any, **kwargs: Any) -> Any:
-        """The asyncio twin of :meth:`run`: async paths are awaited, sync ones run in a thread."""
+        """The asyncio twin of :meth:`run`: async paths (or a path's ``afn``) are awaited;
+        sync ones run in a worker thread so the event loop never blocks."""
         rid, order = self._begin()
         attempts: list[Outcome] = []
-        for n, path in enumerate(order, start=1):
+        n = 0
+        value: Any = None
+        for path in order:
             if attempts:
                 self._log_fallback(rid, attempts[-1], path)
-            start = time.perf_counter()
-            try:
-                if path.is_async:
-                    result = await path.fn(*args, **kwargs)
-                else:
-                    result = await asyncio.to_thread(functools.partial(path.fn, *args, **kwargs))
-            except Exception as exc:
-                attempts.append(self._raised(rid, path, n, exc, _ms_since(start)))
+            st = self._settings[path.name or ""]
+            skipped = self._gate(rid, path, st)
+            if skipped is not None:
+                attempts.append(skipped)
                 continue
-            outcome = self._judge(rid, path, n, result, _ms_since(start))
+            n += 1
+            state = RetryState(path=path.name)
+            started = time.perf_counter()
+            raw: Any = None
+            error: Exception | None = None
+            try:
+                if st.retry is None:
+                    raw = await self._call_async(path, st, args, kwargs)
+                else:
+                    raw = await st.retry.acall(
+                        self._call_async, path, st, args, kwargs, retry_state=state
+                    )
+            except Exception as exc:
+                error = exc
+            outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
             attempts.append(outcome)
             if outcome.success:
                 break
         if self._recorder.sync:
-            await asyncio.to_thread(self._finish, rid, attempts)
+            await to_daemon_thread(self._finish, rid, attempts)
         else:
             self._finish(rid, attempts)
-        return result
+        return value
+
+    def health(self) -> dict[str, str]:
+        """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
+        return {
+            name: st.breaker.state.value if st.breaker is not None else "none"
+            for name, st in self._settings.items()
+        }
 
     def choose(self) -> Decision:
         """Pick a path for a request whose outcome will be reported later.
