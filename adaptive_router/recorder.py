@@ -57,6 +57,9 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Hooks the Router sets when it has observers.
+        self.on_drop: Callable[[int, int], None] | None = None
+        self.on_refresh: Callable[[], None] | None = None
         if not store.in_process:
             self._thread = threading.Thread(
                 target=_run_loop,
@@ -124,6 +127,8 @@ class Recorder:
                     extra={"task": self.task, "max_buffer": self.max_buffer},
                 )
             self.dropped += excess
+            if self.on_drop is not None:
+                self.on_drop(excess, self.dropped)
 
     @property
     def buffered(self) -> int:
@@ -177,6 +182,8 @@ class Recorder:
                 # Outcomes recorded while we were writing and reading are not in the snapshot.
                 self._fold(self._buffer)
         self._last_refresh = time.monotonic()
+        if self.on_refresh is not None:
+            self.on_refresh()
 
     def tick(self) -> None:
         if time.monotonic() - self._last_refresh >= self.refresh_interval:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from adaptive_router.costs import Pricer
 from adaptive_router.errors import AllPathsFailed, ConfigurationError, UnknownRequestError
+from adaptive_router.observers import CallbackObserver, Observer, Observers
 from adaptive_router.outcomes import (
     Decision,
     ErrorKind,
@@ -244,6 +247,9 @@ class Router:
         timeout: float | None = 30.0,
         retry: RetryPolicy | _Inherit | None = INHERIT,
         breaker: CircuitBreaker | Callable[[str], CircuitBreaker] | None = default_breaker,
+        prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
+        observers: Sequence[Observer] = (),
+        on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None = None,
     ) -> None:
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
             raise ConfigurationError("paths must be a list of callables or Path objects")
@@ -322,6 +328,15 @@ class Router:
         self._warned_invalid_success = False
         self._closed = False
         self._settings = self._resolve_settings(timeout, retry, breaker, seed)
+        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
+        self._observers = Observers(_observer_list(observers, on_outcome))
+        if self._observers:
+            for name, st in self._settings.items():
+                if st.breaker is not None:
+                    # Bound to the path's name: a user's breaker may carry another name.
+                    st.breaker.on_change(functools.partial(self._breaker_changed, name))
+            self._recorder.on_drop = self._dropped
+            self._recorder.on_refresh = self._refreshed
 
     def __repr__(self) -> str:
         return (
@@ -366,7 +381,26 @@ class Router:
     def _begin(self) -> tuple[str, list[Path]]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
-        return uuid.uuid4().hex, self._rank(self.clock())
+        rid = uuid.uuid4().hex
+        if self._observers:
+            self._observers.emit("request_started", self.task, rid)
+        return rid, self._rank(self.clock())
+
+    def _breaker_changed(self, name: str, _breaker: str, old: Any, new: Any) -> None:
+        self._observers.emit(
+            "breaker_changed",
+            self.task,
+            name,
+            getattr(old, "value", old),
+            getattr(new, "value", new),
+        )
+
+    def _dropped(self, count: int, total: int) -> None:
+        self._observers.emit("outcomes_dropped", self.task, count, total)
+
+    def _refreshed(self) -> None:
+        means = {p.path: p.mean for p in self.posteriors()}
+        self._observers.emit("posteriors_changed", self.task, means)
 
     def _resolve_settings(
         self,
@@ -413,6 +447,9 @@ class Router:
         retries: int,
     ) -> Outcome:
         u = usage or _NO_USAGE
+        cost = u.cost_usd
+        if cost is None and (u.input_tokens is not None or u.output_tokens is not None):
+            cost = self._pricer.cost(u.model or path.model, u.input_tokens, u.output_tokens)
         return Outcome(
             request_id=rid,
             task=self.task,
@@ -424,7 +461,7 @@ class Router:
             latency_ms=latency_ms,
             input_tokens=u.input_tokens,
             output_tokens=u.output_tokens,
-            cost_usd=u.cost_usd,
+            cost_usd=cost,
             created_at=self.clock(),
             retries=retries,
         )
@@ -572,8 +609,19 @@ class Router:
 
     def _finish(self, rid: str, attempts: list[Outcome]) -> None:
         self._recorder.record([a for a in attempts if not a.skipped])
-        if not attempts or not attempts[-1].success:
+        ok = bool(attempts) and attempts[-1].success
+        if self._observers:
+            self._observers.emit("request_finished", self.task, rid, attempts, ok)
+        if not ok:
             raise AllPathsFailed(self.task, rid, attempts)
+
+    def _attempt_started(self, rid: str, path: Path, n: int) -> None:
+        if self._observers:
+            self._observers.emit("attempt_started", self.task, rid, path.name, n)
+
+    def _attempt_finished(self, outcome: Outcome) -> None:
+        if self._observers:
+            self._observers.emit("attempt_finished", outcome)
 
     # -- public API ----------------------------------------------------------------
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -593,8 +641,10 @@ class Router:
             skipped = self._gate(rid, path, st)
             if skipped is not None:
                 attempts.append(skipped)
+                self._attempt_finished(skipped)
                 continue
             n += 1
+            self._attempt_started(rid, path, n)
             state = RetryState(path=path.name)
             started = time.perf_counter()
             raw: Any = None
@@ -608,6 +658,7 @@ class Router:
                 error = exc
             outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
             attempts.append(outcome)
+            self._attempt_finished(outcome)
             if outcome.success:
                 self._finish(rid, attempts)
                 return value
@@ -628,8 +679,10 @@ class Router:
             skipped = self._gate(rid, path, st)
             if skipped is not None:
                 attempts.append(skipped)
+                self._attempt_finished(skipped)
                 continue
             n += 1
+            self._attempt_started(rid, path, n)
             state = RetryState(path=path.name)
             started = time.perf_counter()
             raw: Any = None
@@ -645,6 +698,7 @@ class Router:
                 error = exc
             outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
             attempts.append(outcome)
+            self._attempt_finished(outcome)
             if outcome.success:
                 break
         if self._recorder.sync:
@@ -652,6 +706,54 @@ class Router:
         else:
             self._finish(rid, attempts)
         return value
+
+    def check(self, samples: Iterable[Any]) -> list[PathCheck]:
+        """Run every path — the final fallback included — on each sample, without routing.
+
+        A sample that is a ``dict`` is passed as keyword arguments, a ``tuple`` as
+        positional arguments, anything else as the single argument. Timeouts, retries and
+        ``success_fn`` apply as in :meth:`run`; breakers and rate limits are bypassed and
+        nothing is recorded or learned, so a fallback is tested on its own.
+        """
+        calls = [_as_call(x) for x in samples]
+        if not calls:
+            raise ValueError("samples is empty; give at least one input to check the paths on")
+        report: list[PathCheck] = []
+        for path in self._by_name.values():
+            st = self._settings[path.name or ""]
+            latencies: list[float] = []
+            errors: dict[str, int] = {}
+            ok = 0
+            for args, kwargs in calls:
+                started = time.perf_counter()
+                try:
+                    raw = (
+                        st.retry.call(self._call_sync, path, st, args, kwargs)
+                        if st.retry is not None
+                        else self._call_sync(path, st, args, kwargs)
+                    )
+                except Exception as exc:
+                    kind: str | None = classify(exc).value
+                else:
+                    value = raw.value if isinstance(raw, Result) else raw
+                    kind = self._judge("check", path, value)[0]
+                latencies.append(_ms_since(started))
+                if kind is None:
+                    ok += 1
+                else:
+                    errors[kind] = errors.get(kind, 0) + 1
+            p50, p95 = (float(x) for x in np.percentile(latencies, [50, 95]))
+            report.append(
+                PathCheck(
+                    path=path.name or "",
+                    runs=len(calls),
+                    successes=ok,
+                    latency_p50_ms=p50,
+                    latency_p95_ms=p95,
+                    errors=errors,
+                )
+            )
+        return report
 
     def health(self) -> dict[str, str]:
         """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
@@ -703,6 +805,10 @@ class Router:
         def build(found: PendingDecision) -> Outcome:
             if found.task != self.task:
                 raise _WrongTask(found.task)
+            chosen = self._by_name.get(found.path)
+            price = cost
+            if price is None and chosen is not None and (in_tok or out_tok):
+                price = self._pricer.cost(chosen.model, in_tok, out_tok)
             return Outcome(
                 request_id=request_id,
                 task=self.task,
@@ -713,17 +819,20 @@ class Router:
                 latency_ms=latency,
                 input_tokens=in_tok,
                 output_tokens=out_tok,
-                cost_usd=cost,
+                cost_usd=price,
                 created_at=now,
                 metadata=meta,
             )
 
         claimed: list[PendingDecision | str] = []
+        recorded: list[Outcome] = []
 
         def write() -> list[Outcome]:
             result = self.store.claim_pending(request_id, build, self.half_life)
             claimed.append(result)
-            return [build(result)] if isinstance(result, PendingDecision) else []
+            if isinstance(result, PendingDecision):
+                recorded.append(build(result))
+            return recorded
 
         try:
             self._recorder.write_through(write)
@@ -733,6 +842,8 @@ class Router:
                 f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
                 f"not {self.task!r}; report it through that task's router"
             ) from None
+        for o in recorded:
+            self._attempt_finished(o)
         if claimed[0] == CompleteResult.ALREADY_REPORTED:
             logger.warning(
                 "report ignored: request already reported",
@@ -877,8 +988,51 @@ def posteriors_from_states(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class PathCheck:
+    """One path's results from :meth:`Router.check`."""
+
+    path: str
+    runs: int
+    successes: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    errors: dict[str, int]
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.runs if self.runs else math.nan
+
+
+def _as_call(sample: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(sample, dict):
+        return (), dict(sample)
+    if isinstance(sample, tuple):
+        return sample, {}
+    return (sample,), {}
+
+
 class _WrongTask(Exception):
     """Raised inside a claim transaction to roll it back."""
+
+
+def _observer_list(
+    observers: Sequence[Observer],
+    on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None,
+) -> list[Observer]:
+    items = list(observers)
+    for obs in items:
+        if not isinstance(obs, Observer):
+            raise ConfigurationError(
+                f"observers must be Observer instances, got {type(obs).__name__}"
+            )
+    if on_outcome is not None:
+        callbacks = [on_outcome] if callable(on_outcome) else list(on_outcome)
+        for cb in callbacks:
+            if not callable(cb):
+                raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
+        items.append(CallbackObserver(callbacks))
+    return items
 
 
 def _as_verdict(value: Any) -> bool | None:
