@@ -25,9 +25,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=300 tests notebooks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,peers]"
 	$(BIN)/python -m benchmarks.run
 
 clean:

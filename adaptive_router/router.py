@@ -411,8 +411,9 @@ class Router:
     ) -> dict[str, _Settings]:
         default_timeout = check_timeout("timeout", timeout)
         if isinstance(retry, _Inherit):
-            # Seeded from the router's seed so retry jitter is reproducible too.
-            retry = RetryPolicy(rng=int(self.rng.integers(2**31)) if seed is not None else None)
+            # Jitter is seeded from the router's int seed (reproducible) but drawn from its
+            # own stream, so routing consumes self.rng exactly as the simulator does.
+            retry = RetryPolicy(rng=seed if isinstance(seed, int) else None)
         elif not (retry is None or isinstance(retry, RetryPolicy)):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {retry!r}")
         if not (breaker is None or callable(breaker)):
