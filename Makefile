@@ -17,9 +17,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/adaptive-router demo --db adaptive_router_demo.db
 
+LINT_DIRS := $(wildcard adaptive_router tests simulations benchmarks storage)
+
 lint: $(STAMP)
-	$(BIN)/ruff check adaptive_router tests simulations benchmarks storage
-	$(BIN)/ruff format --check adaptive_router tests simulations benchmarks storage
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
