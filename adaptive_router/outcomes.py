@@ -20,6 +20,7 @@ class ErrorKind(str, Enum):
     INVALID_OUTPUT = "invalid_output"
     REJECTED = "rejected"
     INVALID_SUCCESS = "invalid_success"
+    INVALID_SCORE = "invalid_score"
     BREAKER_OPEN = "breaker_open"
     EXCEPTION = "exception"
     EXPIRED = "expired"
@@ -49,11 +50,24 @@ class Outcome:
     retries: int = 0
     skipped: bool = False
     """True for a path passed over (breaker open, rate limit exhausted): never stored."""
+    score: float | None = None
+    """The 0-1 score from ``score_fn`` (None when the router uses ``success_fn``)."""
+    context: str = ""
+    """The routing context ("" = none); its evidence also counts for the whole task."""
 
     @property
     def reward(self) -> float:
-        """The evidence this outcome adds to the path's posterior (1 success, 0 failure)."""
+        """The evidence this outcome adds to the posterior: the score, else 1 or 0.
+
+        A fractional reward is the fractional Beta update: α += s, β += 1 - s.
+        """
+        if self.score is not None:
+            return self.score
         return 1.0 if self.success else 0.0
+
+    def evidence_keys(self) -> tuple[str, ...]:
+        """The path_stats contexts this outcome updates: the task level, and its context."""
+        return ("", self.context) if self.context else ("",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,8 @@ class PathWindowStats:
     cost_usd: float | None
     first_attempts: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    mean_score: float | None = None
+    """Mean 0-1 score of scored attempts (routers with ``score_fn``), else None."""
 
     @property
     def success_rate(self) -> float:

@@ -52,7 +52,8 @@ class Recorder:
         self._buffer: list[Outcome] = []
         self._inflight = 0  # taken from the buffer by a flush that has not committed yet
         self._outage_logged = False
-        self.states: dict[str, PathState] = store.load(task)
+        # context -> path -> evidence; "" is the task level that every outcome updates.
+        self.states: dict[str, dict[str, PathState]] = store.load_contexts(task)
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,16 +105,23 @@ class Recorder:
 
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
-            st = self.states.get(o.path)
-            if st is None:
-                st = self.states[o.path] = PathState(ref_time=o.created_at)
-            st.success_w, st.failure_w, st.ref_time = fold(
-                (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, self.half_life
-            )
-            if o.success:
-                st.successes += 1
-            else:
-                st.failures += 1
+            for ctx in o.evidence_keys():
+                paths = self.states.get(ctx)
+                if paths is None:
+                    paths = self.states[ctx] = {}
+                st = paths.get(o.path)
+                if st is None:
+                    st = paths[o.path] = PathState(ref_time=o.created_at)
+                st.success_w, st.failure_w, st.ref_time = fold(
+                    (st.success_w, st.failure_w, st.ref_time),
+                    o.reward,
+                    o.created_at,
+                    self.half_life,
+                )
+                if o.success:
+                    st.successes += 1
+                else:
+                    st.failures += 1
 
     def _push(self, outcomes: Sequence[Outcome]) -> None:
         self._buffer.extend(outcomes)
@@ -173,7 +181,7 @@ class Recorder:
             if not self._flush_locked():
                 return
             try:
-                snapshot = self.store.load(self.task)
+                snapshot = self.store.load_contexts(self.task)
             except Exception as exc:
                 self._on_write_error(exc, 0)
                 return

@@ -227,7 +227,7 @@ class Router:
     def __init__(
         self,
         paths: Sequence[Path | Callable[..., Any]],
-        success_fn: Callable[[Any], Any],
+        success_fn: Callable[[Any], Any] | None,
         task: str,
         store: str | Store | Engine | None = None,
         fallback: Path | Callable[..., Any] | None = None,
@@ -250,6 +250,11 @@ class Router:
         prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
         observers: Sequence[Observer] = (),
         on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None = None,
+        score_fn: Callable[[Any], Any] | None = None,
+        min_score: float = 0.5,
+        context_fn: Callable[..., str] | None = None,
+        max_contexts: int = 1000,
+        context_prior_strength: float = 10.0,
     ) -> None:
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
             raise ConfigurationError("paths must be a list of callables or Path objects")
@@ -263,9 +268,40 @@ class Router:
             raise ConfigurationError(
                 f"paths: duplicate path names {dupes}; give each Path(fn, name=...) a unique name"
             )
-        if not callable(success_fn):
-            raise ConfigurationError(f"success_fn must be callable, got {success_fn!r}")
+        if (success_fn is None) == (score_fn is None):
+            raise ConfigurationError(
+                "give exactly one of success_fn (result -> bool) and score_fn (result -> 0..1)"
+            )
+        for what, fn in (
+            ("success_fn", success_fn),
+            ("score_fn", score_fn),
+            ("context_fn", context_fn),
+        ):
+            if fn is not None and not callable(fn):
+                raise ConfigurationError(f"{what} must be callable, got {fn!r}")
+        if (
+            isinstance(min_score, bool)
+            or not isinstance(min_score, (int, float))
+            or not (0.0 <= min_score <= 1.0)
+        ):
+            raise ConfigurationError(f"min_score must be a number in [0, 1], got {min_score!r}")
+        if isinstance(max_contexts, bool) or not isinstance(max_contexts, int) or max_contexts < 1:
+            raise ConfigurationError(f"max_contexts must be an int >= 1, got {max_contexts!r}")
+        if not (
+            isinstance(context_prior_strength, (int, float))
+            and math.isfinite(context_prior_strength)
+            and context_prior_strength >= 0
+        ):
+            raise ConfigurationError(
+                "context_prior_strength must be a number >= 0 (pseudo-observations borrowed "
+                f"from the task level), got {context_prior_strength!r}"
+            )
         self.success_fn = success_fn
+        self.score_fn = score_fn
+        self.min_score = float(min_score)
+        self.context_fn = context_fn
+        self.max_contexts = max_contexts
+        self.context_prior_strength = float(context_prior_strength)
         self.task = check_name("task", task)
         if durability not in ("batch", "sync"):
             raise ConfigurationError(f"durability must be 'batch' or 'sync', got {durability!r}")
@@ -345,7 +381,7 @@ class Router:
         )
 
     def _check_half_life(self) -> None:
-        for name, st in self._recorder.states.items():
+        for name, st in self._recorder.states.get("", {}).items():
             stored = st.half_life_s
             if st.n and stored != self.half_life:
                 raise ConfigurationError(
@@ -355,16 +391,42 @@ class Router:
                 )
 
     # -- ranking -----------------------------------------------------------------
-    def _rank(self, now: float) -> list[Path]:
-        states = self._recorder.states
+    def _evidence(self, now: float, context: str) -> tuple[np.ndarray, np.ndarray]:
+        """Decayed success/failure weights per learned path, as the policy sees them.
+
+        In a named context the task-level evidence acts as the prior, scaled down to at
+        most ``context_prior_strength`` pseudo-observations per path, so a new context
+        starts from what the task knows and its own evidence soon dominates.
+        """
+        task_level = self._recorder.states.get("", {})
         s = np.zeros(len(self.paths))
         f = np.zeros(len(self.paths))
         for i, p in enumerate(self.paths):
-            st = states.get(p.name)  # type: ignore[arg-type]
+            st = task_level.get(p.name or "")
             if st is not None:
                 k = decay_factor(now - st.ref_time, self.half_life)
                 s[i] = st.success_w * k
                 f[i] = st.failure_w * k
+        if not context:
+            return s, f
+        n = s + f
+        scale = np.where(
+            n > self.context_prior_strength,
+            self.context_prior_strength / np.maximum(n, 1e-300),
+            1.0,
+        )
+        s, f = s * scale, f * scale
+        own = self._recorder.states.get(context, {})
+        for i, p in enumerate(self.paths):
+            st = own.get(p.name or "")
+            if st is not None:
+                k = decay_factor(now - st.ref_time, self.half_life)
+                s[i] += st.success_w * k
+                f[i] += st.failure_w * k
+        return s, f
+
+    def _rank(self, now: float, context: str = "") -> list[Path]:
+        s, f = self._evidence(now, context)
         order = [self.paths[int(i)] for i in self.policy.rank(s, f, self.rng)]
         if self._any_breaker:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
@@ -378,13 +440,32 @@ class Router:
         return 0 if b is None or b.available else 1
 
     # -- the request core shared by run and arun ---------------------------------
-    def _begin(self) -> tuple[str, list[Path]]:
+    def _begin(self, context: str = "") -> tuple[str, list[Path]]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         rid = uuid.uuid4().hex
         if self._observers:
             self._observers.emit("request_started", self.task, rid)
-        return rid, self._rank(self.clock())
+        return rid, self._rank(self.clock(), context)
+
+    def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
+        """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
+        if context is None and self.context_fn is not None:
+            try:
+                context = self.context_fn(*args, **kwargs)
+            except Exception as exc:
+                raise ValueError(f"context_fn raised {_error_text(exc)}") from exc
+        if context is None or context == "":
+            return ""
+        check_name("context", context)
+        if context not in self._recorder.states and (
+            len(self._recorder.states) - ("" in self._recorder.states) >= self.max_contexts
+        ):
+            raise ValueError(
+                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
+                "must be a bounded set of categories (raise max_contexts if you need more)"
+            )
+        return context
 
     def _breaker_changed(self, name: str, _breaker: str, old: Any, new: Any) -> None:
         self._observers.emit(
@@ -446,6 +527,8 @@ class Router:
         latency_ms: float,
         usage: Usage | None,
         retries: int,
+        context: str = "",
+        score: float | None = None,
     ) -> Outcome:
         u = usage or _NO_USAGE
         cost = u.cost_usd
@@ -465,10 +548,17 @@ class Router:
             cost_usd=cost,
             created_at=self.clock(),
             retries=retries,
+            context=context,
+            score=score,
         )
 
-    def _judge(self, rid: str, path: Path, result: Any) -> tuple[str | None, str | None]:
-        """Apply success_fn: (None, None) for a success, else (kind, error)."""
+    def _judge(
+        self, rid: str, path: Path, result: Any
+    ) -> tuple[str | None, str | None, float | None]:
+        """Apply success_fn or score_fn: (kind, error, score); kind None means success."""
+        if self.score_fn is not None:
+            return self._judge_score(rid, path, result)
+        assert self.success_fn is not None
         try:
             verdict = self.success_fn(result)
         except Exception as exc:
@@ -477,17 +567,43 @@ class Router:
                 "success_fn raised",
                 extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
             )
-            return ErrorKind.EXCEPTION.value, error
+            return ErrorKind.EXCEPTION.value, error, None
         ok = _as_verdict(verdict)
         if ok is None:
             error = f"success_fn returned {type(verdict).__name__}, expected bool or 0/1"
             if not self._warned_invalid_success:
                 self._warned_invalid_success = True
                 logger.warning(error, extra={"task": self.task, "path": path.name})
-            return ErrorKind.INVALID_SUCCESS.value, error
+            return ErrorKind.INVALID_SUCCESS.value, error, None
         if not ok:
-            return (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value, None
-        return None, None
+            return (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value, None, None
+        return None, None, None
+
+    def _judge_score(
+        self, rid: str, path: Path, result: Any
+    ) -> tuple[str | None, str | None, float | None]:
+        assert self.score_fn is not None
+        try:
+            raw = self.score_fn(result)
+        except Exception as exc:
+            error = "score_fn raised " + _error_text(exc)
+            logger.warning(
+                "score_fn raised",
+                extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
+            )
+            return ErrorKind.EXCEPTION.value, error, None
+        score = _as_score(raw)
+        if score is None:
+            error = f"score_fn returned {raw!r:.60}, expected a number in [0, 1]"
+            if not self._warned_invalid_success:
+                self._warned_invalid_success = True
+                logger.warning(error, extra={"task": self.task, "path": path.name})
+            # Counted as a zero-score failure: a broken scorer must not look like success.
+            return ErrorKind.INVALID_SCORE.value, error, 0.0
+        if score < self.min_score:
+            kind = ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED
+            return kind.value, None, score
+        return None, None, score
 
     def _gate(self, rid: str, path: Path, st: _Settings) -> Outcome | None:
         """Rate limit, then breaker. A skipped path gets an unrecorded outcome (attempt 0)."""
@@ -521,6 +637,7 @@ class Router:
         raw: Any,
         exc: Exception | None,
         state: RetryState,
+        context: str = "",
     ) -> tuple[Outcome, Any]:
         """Turn a finished call (value or exception) into its outcome; feed the breaker."""
         latency = _ms_since(started)
@@ -548,11 +665,12 @@ class Router:
                 latency_ms=latency,
                 usage=usage if isinstance(usage, Usage) else None,
                 retries=state.retries,
+                context=context,
             )
             value = None
         else:
             value, usage = (raw.value, raw.usage) if isinstance(raw, Result) else (raw, None)
-            verdict, why = self._judge(rid, path, value)
+            verdict, why, score = self._judge(rid, path, value)
             outcome = self._outcome(
                 rid,
                 path,
@@ -562,6 +680,8 @@ class Router:
                 latency_ms=latency,
                 usage=usage,
                 retries=state.retries,
+                context=context,
+                score=score,
             )
         if st.breaker is not None:
             if outcome.kind in _BREAKER_FAILURES:
@@ -625,14 +745,15 @@ class Router:
             self._observers.emit("attempt_finished", outcome)
 
     # -- public API ----------------------------------------------------------------
-    def run(self, *args: Any, **kwargs: Any) -> Any:
+    def run(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """Call paths in sampled order until one succeeds; return its result.
 
         Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
         Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
         none succeeds.
         """
-        rid, order = self._begin()
+        ctx = self._context(context, args, kwargs)
+        rid, order = self._begin(ctx)
         attempts: list[Outcome] = []
         n = 0
         for path in order:
@@ -657,7 +778,7 @@ class Router:
                     raw = st.retry.call(self._call_sync, path, st, args, kwargs, retry_state=state)
             except Exception as exc:
                 error = exc
-            outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
+            outcome, value = self._settle(rid, path, st, n, started, raw, error, state, ctx)
             attempts.append(outcome)
             self._attempt_finished(outcome)
             if outcome.success:
@@ -666,10 +787,11 @@ class Router:
         self._finish(rid, attempts)
         raise AssertionError("unreachable: _finish raises when the last attempt failed")
 
-    async def arun(self, *args: Any, **kwargs: Any) -> Any:
+    async def arun(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """The asyncio twin of :meth:`run`: async paths (or a path's ``afn``) are awaited;
         sync ones run in a worker thread so the event loop never blocks."""
-        rid, order = self._begin()
+        ctx = self._context(context, args, kwargs)
+        rid, order = self._begin(ctx)
         attempts: list[Outcome] = []
         n = 0
         value: Any = None
@@ -697,7 +819,7 @@ class Router:
                     )
             except Exception as exc:
                 error = exc
-            outcome, value = self._settle(rid, path, st, n, started, raw, error, state)
+            outcome, value = self._settle(rid, path, st, n, started, raw, error, state, ctx)
             attempts.append(outcome)
             self._attempt_finished(outcome)
             if outcome.success:
@@ -763,16 +885,17 @@ class Router:
             for name, st in self._settings.items()
         }
 
-    def choose(self) -> Decision:
+    def choose(self, context: str | None = None) -> Decision:
         """Pick a path for a request whose outcome will be reported later.
 
         The decision is persisted, so :meth:`report` may come from another process.
         """
-        rid, order = self._begin()
+        ctx = self._context(context, (), {})
+        rid, order = self._begin(ctx)
         now = self.clock()
         self._expire(now)
         first = order[0]
-        self.store.add_pending(PendingDecision(rid, self.task, first.name or "", now))
+        self.store.add_pending(PendingDecision(rid, self.task, first.name or "", now, ctx))
         return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
 
     def report(
@@ -784,8 +907,12 @@ class Router:
         output_tokens: int | None = None,
         cost_usd: float | None = None,
         metadata: dict[str, Any] | None = None,
+        score: float | None = None,
     ) -> bool:
         """Complete a :meth:`choose`. Returns True if recorded, False if already reported.
+
+        ``score`` (0-1) is the fractional evidence for routers that learn from scores;
+        without it the evidence is ``success`` (1 or 0).
 
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
@@ -800,6 +927,9 @@ class Router:
         out_tok = _check_count("output_tokens", output_tokens)
         cost = _check_amount("cost_usd", cost_usd)
         meta = _check_metadata(metadata)
+        if score is not None and _as_score(score) is None:
+            raise ValueError(f"score must be a number in [0, 1] or None, got {score!r}")
+        fraction = None if score is None else _as_score(score)
         now = self.clock()
         self._expire(now)
 
@@ -823,6 +953,8 @@ class Router:
                 cost_usd=price,
                 created_at=now,
                 metadata=meta,
+                score=fraction,
+                context=found.context,
             )
 
         claimed: list[PendingDecision | str] = []
@@ -894,24 +1026,52 @@ class Router:
                 extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
             )
 
-    def posteriors(self) -> list[Posterior]:
+    def posteriors(self, context: str | None = None) -> list[Posterior]:
         """Each path's current Beta posterior (decay applied): learned paths, then the fallback.
 
-        ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent attempts.
+        ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
+        attempts, fallback attempts included. With ``context``, the posteriors that route
+        that context: its own evidence on top of the (capped) task-level prior.
         """
-        with self._recorder._lock:
-            states = dict(self._recorder.states)
+        now = self.clock()
+        prior = getattr(self.policy, "prior", (1.0, 1.0))
         names = [p.name or "" for p in self.paths]
         if self.fallback is not None:
             names.append(self.fallback.name or "")
-        prior = getattr(self.policy, "prior", (1.0, 1.0))
-        return posteriors_from_states(states, names, prior, self.half_life, self.clock())
+        with self._recorder._lock:
+            states = {c: dict(paths) for c, paths in self._recorder.states.items()}
+        if not context:
+            return posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+        own = states.get(context, {})
+        with self._recorder._lock:
+            s, f = self._evidence(now, context)
+        mixed: dict[str, PathState] = {}
+        for i, p in enumerate(self.paths):
+            st = own.get(p.name or "")
+            mixed[p.name or ""] = PathState(
+                float(s[i]),
+                float(f[i]),
+                now,
+                st.successes if st else 0,
+                st.failures if st else 0,
+            )
+        if self.fallback is not None and (self.fallback.name or "") in own:
+            mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
+        return posteriors_from_states(mixed, names, prior, self.half_life, now)
 
-    def stats(self, window: timedelta = timedelta(hours=1)) -> list[PathWindowStats]:
-        """Per-path success rate, latency percentiles, tokens and cost over a recent window."""
+    def contexts(self) -> list[str]:
+        """The named contexts this task has evidence for."""
+        with self._recorder._lock:
+            return sorted(c for c in self._recorder.states if c)
+
+    def stats(
+        self, window: timedelta = timedelta(hours=1), context: str | None = None
+    ) -> list[PathWindowStats]:
+        """Per-path success rate, latency percentiles, tokens, cost (and mean score) over a
+        recent window; in one context when ``context`` is given."""
         secs = _seconds(window, "window", allow_none=False) or 0.0
         self._recorder.flush()
-        return self.store.window_stats(self.task, self.clock() - secs)
+        return self.store.window_stats(self.task, self.clock() - secs, context=context)
 
     def flush(self) -> None:
         """Write buffered outcomes now (batch durability)."""
@@ -1034,6 +1194,16 @@ def _observer_list(
                 raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
         items.append(CallbackObserver(callbacks))
     return items
+
+
+def _as_score(value: Any) -> float | None:
+    """A finite number in [0, 1] (bools count as 0/1) -> float; anything else -> None."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
 
 
 def _as_verdict(value: Any) -> bool | None:

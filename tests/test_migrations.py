@@ -208,3 +208,34 @@ def test_comparison_would_notice_a_drifted_schema(tmp_path: pathlib.Path) -> Non
         engine.dispose()
     kinds = sorted(d[0] for d in _diff(url))
     assert kinds == ["add_index", "remove_column"]
+
+
+def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> None:
+    """A database at 0001 with evidence in it keeps every row and resumes routing at head."""
+    url = new_url()
+    upgrade(url, revision="0001_initial")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO path_stats (task, path, success_w, failure_w, ref_time, successes,"
+                " failures, half_life_s, updated_at) VALUES ('t', 'a', 3.0, 1.0, 100.0, 3, 1,"
+                " NULL, 100.0)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO outcomes (request_id, attempt, task, path, success, created_at,"
+                " retries) VALUES ('r1', 1, 't', 'a', true, 100.0, 0)"
+            )
+    finally:
+        engine.dispose()
+    result = upgrade(url)
+    assert (result.before, result.after) == ("0001_initial", HEAD_REVISION)
+    assert _diff(url) == []
+    store = SQLStore(url)
+    try:
+        st = store.load("t")["a"]
+        assert (st.success_w, st.failure_w, st.successes, st.failures) == (3.0, 1.0, 3, 1)
+        (row,) = store.outcomes("t")
+        assert (row.request_id, row.context, row.score) == ("r1", "", None)
+    finally:
+        store.close()

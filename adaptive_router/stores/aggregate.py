@@ -20,19 +20,29 @@ class _Acc:
     output_tokens: int = 0
     cost: float = 0.0
     cost_known: bool = False
+    score_sum: float = 0.0
+    scored: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
 
 Row = tuple[
-    str, int, bool, "str | None", "float | None", "int | None", "int | None", "float | None"
+    str,
+    int,
+    bool,
+    "str | None",
+    "float | None",
+    "int | None",
+    "int | None",
+    "float | None",
+    "float | None",
 ]
 
 
 def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
-    """Rows of (path, attempt, success, kind, latency_ms, in_tok, out_tok, cost) -> stats."""
+    """Rows of (path, attempt, success, kind, latency_ms, in_tok, out_tok, cost, score)."""
     accs: dict[str, _Acc] = {}
-    for path, attempt, success, kind, latency, in_tok, out_tok, cost in rows:
+    for path, attempt, success, kind, latency, in_tok, out_tok, cost, score in rows:
         acc = accs.get(path)
         if acc is None:
             acc = accs[path] = _Acc()
@@ -52,6 +62,9 @@ def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
         if cost is not None:
             acc.cost += float(cost)
             acc.cost_known = True
+        if score is not None:
+            acc.score_sum += float(score)
+            acc.scored += 1
     out = []
     for path in sorted(accs):
         acc = accs[path]
@@ -71,6 +84,7 @@ def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
                 cost_usd=acc.cost if acc.cost_known else None,
                 first_attempts=acc.first_attempts,
                 errors=acc.errors,
+                mean_score=acc.score_sum / acc.scored if acc.scored else None,
             )
         )
     return out

@@ -37,6 +37,7 @@ class PendingDecision:
     task: str
     path: str
     created_at: float
+    context: str = ""
 
 
 class CompleteResult:
@@ -63,14 +64,19 @@ class Store(abc.ABC):
         """Record outcomes and fold them into ``path_stats``; return how many were new."""
 
     @abc.abstractmethod
-    def load(self, task: str) -> dict[str, PathState]:
-        """Every path's stored evidence for ``task``."""
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+        """Stored evidence for ``task``: context -> path -> state ("" = task level)."""
+
+    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+        """Every path's stored evidence for ``task`` in one context ("" = task level)."""
+        return self.load_contexts(task).get(context, {})
 
     @abc.abstractmethod
     def window_stats(
-        self, task: str, since: float, until: float | None = None
+        self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
-        """Per-path aggregates of outcomes with ``since <= created_at < until``."""
+        """Per-path aggregates of outcomes with ``since <= created_at < until``
+        (in one context when ``context`` is given)."""
 
     @abc.abstractmethod
     def tasks(self) -> list[str]:

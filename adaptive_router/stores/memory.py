@@ -24,7 +24,7 @@ class MemoryStore(Store):
         if not isinstance(max_outcomes, int) or max_outcomes < 0:
             raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
         self._lock = threading.Lock()
-        self._stats: dict[tuple[str, str], PathState] = {}
+        self._stats: dict[tuple[str, str, str], PathState] = {}  # (task, context, path)
         self._outcomes: dict[tuple[str, int], Outcome] = {}
         self._pending: dict[str, PendingDecision] = {}
         self._max_outcomes = max_outcomes
@@ -48,36 +48,38 @@ class MemoryStore(Store):
                 # dicts keep insertion order: drop the oldest row of the log.
                 oldest = next(iter(self._outcomes))
                 del self._outcomes[oldest]
-            st = self._stats.get((o.task, o.path))
-            if st is None:
-                st = self._stats[(o.task, o.path)] = PathState(ref_time=o.created_at)
-            st.success_w, st.failure_w, st.ref_time = fold(
-                (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
-            )
-            st.half_life_s = half_life
-            if o.success:
-                st.successes += 1
-            else:
-                st.failures += 1
+            for ctx in o.evidence_keys():
+                key3 = (o.task, ctx, o.path)
+                st = self._stats.get(key3)
+                if st is None:
+                    st = self._stats[key3] = PathState(ref_time=o.created_at)
+                st.success_w, st.failure_w, st.ref_time = fold(
+                    (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
+                )
+                st.half_life_s = half_life
+                if o.success:
+                    st.successes += 1
+                else:
+                    st.failures += 1
         return new
 
-    def load(self, task: str) -> dict[str, PathState]:
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+        out: dict[str, dict[str, PathState]] = {}
         with self._lock:
-            return {
-                path: PathState(
-                    st.success_w,
-                    st.failure_w,
-                    st.ref_time,
-                    st.successes,
-                    st.failures,
-                    st.half_life_s,
-                )
-                for (t, path), st in self._stats.items()
-                if t == task
-            }
+            for (t, ctx, path), st in self._stats.items():
+                if t == task:
+                    out.setdefault(ctx, {})[path] = PathState(
+                        st.success_w,
+                        st.failure_w,
+                        st.ref_time,
+                        st.successes,
+                        st.failures,
+                        st.half_life_s,
+                    )
+        return out
 
     def window_stats(
-        self, task: str, since: float, until: float | None = None
+        self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
         with self._lock:
             rows = [
@@ -90,17 +92,19 @@ class MemoryStore(Store):
                     o.input_tokens,
                     o.output_tokens,
                     o.cost_usd,
+                    o.score,
                 )
                 for o in self._outcomes.values()
                 if o.task == task
                 and o.created_at >= since
                 and (until is None or o.created_at < until)
+                and (context is None or o.context == context)
             ]
         return aggregate(rows)
 
     def tasks(self) -> list[str]:
         with self._lock:
-            return sorted({t for t, _ in self._stats})
+            return sorted({t for t, _, _ in self._stats})
 
     def add_pending(self, pending: PendingDecision) -> None:
         with self._lock:

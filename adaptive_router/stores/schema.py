@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_scores_contexts"
 
 metadata = sa.MetaData()
 
@@ -17,8 +17,8 @@ Time = sa.Float(precision=53)
 path_stats = sa.Table(
     "path_stats",
     metadata,
-    sa.Column("task", sa.String(255), primary_key=True),
-    sa.Column("path", sa.String(255), primary_key=True),
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255), nullable=False),
     sa.Column("success_w", sa.Float(precision=53), nullable=False),
     sa.Column("failure_w", sa.Float(precision=53), nullable=False),
     sa.Column("ref_time", Time, nullable=False),
@@ -26,6 +26,10 @@ path_stats = sa.Table(
     sa.Column("failures", sa.BigInteger, nullable=False),
     sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
     sa.Column("updated_at", Time, nullable=False),
+    # "" is the task-level row every outcome also updates; a named context has its own.
+    # Last, and named as below, because that is how migration 0002 leaves the table.
+    sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    sa.PrimaryKeyConstraint("task", "context", "path", name="path_stats_pkey"),
 )
 
 outcomes = sa.Table(
@@ -51,6 +55,8 @@ outcomes = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("metadata", sa.JSON, nullable=True),
+    sa.Column("score", sa.Float(precision=53), nullable=True),
+    sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
 )
@@ -62,5 +68,6 @@ pending = sa.Table(
     sa.Column("task", sa.String(255), nullable=False),
     sa.Column("path", sa.String(255), nullable=False),
     sa.Column("created_at", Time, nullable=False),
+    sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
     sa.Index("ix_pending_task_created", "task", "created_at"),
 )

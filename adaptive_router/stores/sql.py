@@ -293,16 +293,17 @@ class SQLStore(Store):
             )
             by_key = {(o.request_id, o.attempt): o for o in batch}
             new = [by_key[(r[0], r[1])] for r in conn.execute(insert, rows)]
-        groups: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
         for o in new:
-            groups[(o.task, o.path)].append(o)
+            for ctx in o.evidence_keys():
+                groups[(o.task, ctx, o.path)].append(o)
         # A fixed lock order across processes rules out deadlocks between batches.
-        for task, path in sorted(groups):
-            conn.execute(self._upsert_stats(task, path, groups[(task, path)], half_life))
+        for key in sorted(groups):
+            conn.execute(self._upsert_stats(*key, groups[key], half_life))
         return len(new)
 
     def _upsert_stats(
-        self, task: str, path: str, group: list[Outcome], half_life: float | None
+        self, task: str, context: str, path: str, group: list[Outcome], half_life: float | None
     ) -> Any:
         ref = max(o.created_at for o in group)
         s_w = f_w = 0.0
@@ -314,6 +315,7 @@ class SQLStore(Store):
             succ += 1 if o.success else 0
         stmt = self._insert(path_stats).values(
             task=task,
+            context=context,
             path=path,
             success_w=s_w,
             failure_w=f_w,
@@ -328,7 +330,7 @@ class SQLStore(Store):
         add = _decay_expr(ps.ref_time - ex.ref_time, half_life)
         newer = ex.ref_time > ps.ref_time
         return stmt.on_conflict_do_update(
-            index_elements=["task", "path"],
+            index_elements=["task", "context", "path"],
             set_={
                 "success_w": _scaled(ps.success_w, keep) + _scaled(ex.success_w, add),
                 "failure_w": _scaled(ps.failure_w, keep) + _scaled(ex.failure_w, add),
@@ -341,16 +343,36 @@ class SQLStore(Store):
         )
 
     # -- reads ------------------------------------------------------------------
-    def load(self, task: str) -> dict[str, PathState]:
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+        c = path_stats.c
         q = sa.select(
-            path_stats.c.path,
-            path_stats.c.success_w,
-            path_stats.c.failure_w,
-            path_stats.c.ref_time,
-            path_stats.c.successes,
-            path_stats.c.failures,
-            path_stats.c.half_life_s,
-        ).where(path_stats.c.task == task)
+            c.context,
+            c.path,
+            c.success_w,
+            c.failure_w,
+            c.ref_time,
+            c.successes,
+            c.failures,
+            c.half_life_s,
+        ).where(c.task == task)
+        out: dict[str, dict[str, PathState]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                out.setdefault(r[0], {})[r[1]] = PathState(
+                    float(r[2]),
+                    float(r[3]),
+                    float(r[4]),
+                    int(r[5]),
+                    int(r[6]),
+                    None if r[7] is None else float(r[7]),
+                )
+        return out
+
+    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+        c = path_stats.c
+        q = sa.select(
+            c.path, c.success_w, c.failure_w, c.ref_time, c.successes, c.failures, c.half_life_s
+        ).where(c.task == task, c.context == context)
         with self.engine.connect() as conn:
             return {
                 r[0]: PathState(
@@ -365,7 +387,7 @@ class SQLStore(Store):
             }
 
     def window_stats(
-        self, task: str, since: float, until: float | None = None
+        self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
         c = outcomes.c
         q = sa.select(
@@ -377,9 +399,12 @@ class SQLStore(Store):
             c.input_tokens,
             c.output_tokens,
             c.cost_usd,
+            c.score,
         ).where(c.task == task, c.created_at >= since)
         if until is not None:
             q = q.where(c.created_at < until)
+        if context is not None:
+            q = q.where(c.context == context)
         with self.engine.connect() as conn:
             return aggregate(tuple(r) for r in conn.execute(q))
 
@@ -409,6 +434,8 @@ class SQLStore(Store):
                     created_at=float(r.created_at),
                     metadata=r.metadata,
                     retries=r.retries,
+                    score=r.score,
+                    context=r.context,
                 )
                 for r in conn.execute(q)
             ]
@@ -416,7 +443,11 @@ class SQLStore(Store):
     # -- pending decisions -------------------------------------------------------
     def add_pending(self, p: PendingDecision) -> None:
         stmt = pending.insert().values(
-            request_id=p.request_id, task=p.task, path=p.path, created_at=p.created_at
+            request_id=p.request_id,
+            task=p.task,
+            path=p.path,
+            created_at=p.created_at,
+            context=p.context,
         )
         self._retrying(self._exec, stmt)
 
@@ -446,11 +477,11 @@ class SQLStore(Store):
         stmt = (
             pending.delete()
             .where(p.request_id == request_id)
-            .returning(p.request_id, p.task, p.path, p.created_at)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context)
         )
         row = conn.execute(stmt).first()
         if row is not None:
-            found = PendingDecision(row[0], row[1], row[2], float(row[3]))
+            found = PendingDecision(row[0], row[1], row[2], float(row[3]), row[4])
             self._write_in(conn, [build(found)], half_life)
             return found
         seen = conn.execute(
@@ -482,9 +513,9 @@ class SQLStore(Store):
         stmt = (
             pending.delete()
             .where(p.task == task, p.created_at < older_than)
-            .returning(p.request_id, p.task, p.path, p.created_at)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context)
         )
-        gone = [PendingDecision(r[0], r[1], r[2], float(r[3])) for r in conn.execute(stmt)]
+        gone = [PendingDecision(r[0], r[1], r[2], float(r[3]), r[4]) for r in conn.execute(stmt)]
         done = [(d, build(d) if build else None) for d in gone]
         self._write_in(conn, [o for _, o in done if o is not None], half_life)
         return done
@@ -495,6 +526,8 @@ class SQLStore(Store):
 
 
 _COLUMNS = (
+    "score",
+    "context",
     "request_id",
     "attempt",
     "task",
@@ -516,6 +549,8 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
     """An outcome as DBAPI parameters in ``_COLUMNS`` order (JSON encoded by hand, as
     SQLAlchemy's JSON type would: SQL NULL for no metadata)."""
     return (
+        o.score,
+        o.context,
         o.request_id,
         o.attempt,
         o.task,
@@ -535,6 +570,8 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
 
 def _row(o: Outcome) -> dict[str, Any]:
     return {
+        "score": o.score,
+        "context": o.context,
         "request_id": o.request_id,
         "attempt": o.attempt,
         "task": o.task,

@@ -1,0 +1,232 @@
+"""Continuous scores (fractional Beta updates) and per-context posteriors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from typing import Any
+
+import pytest
+from conftest import StepClock
+
+from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router.policy import decay_factor
+
+
+def scored_paths(means: dict[str, float], seed: int) -> list[Path]:
+    rng = random.Random(seed)
+
+    def make(name: str) -> Path:
+        # A score around the path's mean: clipped noise, as a grader's marks would be.
+        return Path(
+            lambda: min(1.0, max(0.0, rng.gauss(means[name], 0.15))), name=name, timeout=None
+        )
+
+    return [make(n) for n in means]
+
+
+def test_higher_mean_score_wins(store_url: str) -> None:
+    clock = StepClock()
+    with Router(
+        scored_paths({"good": 0.8, "ok": 0.6}, seed=2),
+        None,
+        "scores",
+        store=store_url,
+        score_fn=lambda s: s,
+        min_score=0.0,
+        seed=3,
+        clock=clock,
+    ) as r:
+        for _ in range(2000):
+            clock.advance(1)
+            r.run()
+        r.flush()
+        firsts = [o.path for o in r.store.outcomes("scores") if o.attempt == 1]
+        stats = {s.path: s for s in r.stats()}
+        post = {p.path: p for p in r.posteriors()}
+    share = firsts[-1000:].count("good") / 1000
+    assert share >= 0.90, share
+    assert stats["good"].mean_score == pytest.approx(0.8, abs=0.03)
+    assert post["good"].mean == pytest.approx(0.8, abs=0.03)
+
+
+def test_fractional_update_is_exact(sql_url: str) -> None:
+    scores = iter([0.25, 1.0, 0.0, 0.6])
+    clock = StepClock()
+    with Router(
+        [Path(lambda: next(scores), name="p", timeout=None)],
+        None,
+        "frac",
+        store=sql_url,
+        score_fn=lambda s: s,
+        min_score=0.5,
+        clock=clock,
+        fallback=Path(lambda: 1.0, name="fb", timeout=None),
+    ) as r:
+        for _ in range(4):
+            clock.advance(1)
+            r.run()
+        r.flush()
+        st = r.store.load("frac")["p"]
+        rows = [o for o in r.store.outcomes("frac") if o.path == "p"]
+    assert (st.success_w, st.failure_w) == pytest.approx((1.85, 2.15))
+    assert [o.score for o in rows] == [0.25, 1.0, 0.0, 0.6]
+    assert [o.success for o in rows] == [False, True, False, True]  # min_score 0.5
+    assert [o.kind for o in rows] == ["rejected", None, "rejected", None]
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "high", None, [0.5]])
+def test_invalid_scores_are_failures_of_their_kind(
+    bad: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        Router(
+            [Path(lambda: "x", name="p", timeout=None)],
+            None,
+            "bad-score",
+            store="memory://",
+            score_fn=lambda _: bad,
+        ) as r,
+        caplog.at_level(logging.WARNING),
+    ):
+        with pytest.raises(AllPathsFailed) as info:
+            r.run()
+        (row,) = r.store.outcomes("bad-score")
+    assert info.value.attempts[0].kind == "invalid_score"
+    assert row.score == 0.0 and not row.success
+    assert any("score_fn returned" in m.getMessage() for m in caplog.records)
+
+
+def test_exactly_one_of_success_fn_and_score_fn() -> None:
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        Router([lambda: 1], None, "t", store="memory://")
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        Router([lambda: 1], bool, "t", store="memory://", score_fn=float)
+    with pytest.raises(ConfigurationError, match="min_score"):
+        Router([lambda: 1], None, "t", store="memory://", score_fn=float, min_score=2)
+
+
+def test_contexts_learn_opposite_preferences(store_url: str) -> None:
+    rng = random.Random(5)
+    rates = {("long", "a"): 0.9, ("long", "b"): 0.2, ("short", "a"): 0.2, ("short", "b"): 0.9}
+
+    def make(name: str) -> Path:
+        return Path(lambda kind: rng.random() < rates[(kind, name)], name=name, timeout=None)
+
+    clock = StepClock()
+    with Router(
+        [make("a"), make("b")],
+        bool,
+        "ctx",
+        store=store_url,
+        seed=8,
+        clock=clock,
+        context_fn=lambda kind: kind,
+        fallback=Path(lambda kind: True, name="fb", timeout=None),
+    ) as r:
+        for i in range(1200):
+            clock.advance(1)
+            r.run("long" if i % 2 else "short")
+        r.flush()
+        rows = r.store.outcomes("ctx")
+        firsts = {
+            c: [o.path for o in rows if o.attempt == 1 and o.context == c]
+            for c in ("long", "short")
+        }
+        long_post = {p.path: p.mean for p in r.posteriors(context="long")}
+        short_post = {p.path: p.mean for p in r.posteriors(context="short")}
+        assert r.contexts() == ["long", "short"]
+        by_ctx = {s.path: s for s in r.stats(context="short")}
+    assert firsts["long"][-200:].count("a") / 200 >= 0.85
+    assert firsts["short"][-200:].count("b") / 200 >= 0.85
+    assert long_post["a"] > long_post["b"] and short_post["b"] > short_post["a"]
+    assert by_ctx["b"].successes / by_ctx["b"].attempts == pytest.approx(0.9, abs=0.06)
+
+
+def test_new_context_starts_from_the_task_level(store_url: str) -> None:
+    clock = StepClock()
+    paths = [
+        Path(lambda: True, name="good", timeout=None),
+        Path(lambda: False, name="bad", timeout=None),
+    ]
+    with Router(
+        paths,
+        bool,
+        "prior",
+        store=store_url,
+        seed=1,
+        clock=clock,
+        context_prior_strength=10.0,
+        explore=0.0,
+    ) as r:
+        for _ in range(300):
+            clock.advance(1)
+            with contextlib.suppress(AllPathsFailed):
+                r.run(context="old")
+        fresh = {p.path: p for p in r.posteriors(context="brand-new")}
+        task = {p.path: p for p in r.posteriors()}
+        firsts = []
+        for _ in range(50):
+            firsts.append(r.choose(context="brand-new").path)
+    # The new context borrows at most 10 pseudo-observations per path from the task level.
+    assert fresh["good"].mean > 0.8 and fresh["bad"].mean < 0.5
+    assert fresh["good"].alpha + fresh["good"].beta <= 2 + 10 + 1e-9
+    assert task["good"].n >= 290
+    assert firsts.count("good") >= 45
+
+
+def test_task_level_evidence_includes_every_context(sql_url: str) -> None:
+    clock = StepClock()
+    with Router(
+        [Path(lambda: True, name="a", timeout=None)],
+        bool,
+        "levels",
+        store=sql_url,
+        clock=clock,
+        half_life=60.0,
+    ) as r:
+        for i in range(30):
+            clock.advance(1)
+            r.run(context=("x", "y", "")[i % 3])
+        r.flush()
+        task_level = r.store.load("levels")["a"]
+        x = r.store.load("levels", "x")["a"]
+        rows = r.store.outcomes("levels")
+    assert (task_level.successes, x.successes) == (30, 10)
+    exp = sum(decay_factor(task_level.ref_time - o.created_at, 60.0) for o in rows)
+    assert task_level.success_w == pytest.approx(exp, rel=1e-9)
+
+
+def test_contexts_are_bounded_and_checked() -> None:
+    with Router(
+        [Path(lambda: 1, name="a", timeout=None)],
+        bool,
+        "bounded",
+        store="memory://",
+        max_contexts=2,
+    ) as r:
+        r.run(context="one")
+        r.run(context="two")
+        r.run(context="one")
+        with pytest.raises(ValueError, match="max_contexts"):
+            r.run(context="three")
+        with pytest.raises(ValueError, match="NUL"):
+            r.run(context="bad\x00ctx")
+
+
+def test_report_with_context_and_score() -> None:
+    with Router(
+        [Path(lambda: 1, name="a", timeout=None)],
+        None,
+        "two-phase-ctx",
+        store="memory://",
+        score_fn=float,
+    ) as r:
+        d = r.choose(context="vip")
+        assert r.report(d.request_id, success=True, score=0.7)
+        (row,) = r.store.outcomes("two-phase-ctx")
+        with pytest.raises(ValueError, match="score"):
+            r.report(r.choose().request_id, success=True, score=1.5)
+    assert (row.context, row.score) == ("vip", 0.7)
+    assert r.store.load("two-phase-ctx", "vip")["a"].success_w == pytest.approx(0.7)
