@@ -878,6 +878,15 @@ class Router:
             )
         return report
 
+    def as_runnable(self, *, unpack: bool = False) -> Any:
+        """This router as a LangChain ``Runnable``.
+
+        See :func:`adaptive_router.integrations.as_runnable`.
+        """
+        from adaptive_router.integrations import as_runnable
+
+        return as_runnable(self, unpack=unpack)
+
     def health(self) -> dict[str, str]:
         """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
         return {

@@ -1,0 +1,112 @@
+"""Glue for frameworks: a LangChain Runnable and a ``@routed`` decorator."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from adaptive_router.paths import Path
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+    from adaptive_router.router import Router
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_runnable(
+    router: Router, *, unpack: bool = False, name: str | None = None
+) -> Runnable[Any, Any]:
+    """A LangChain ``Runnable`` that routes each ``invoke``/``ainvoke``/``batch`` call.
+
+    The input is passed to the paths as one positional argument, or — with
+    ``unpack=True`` and a dict input — as keyword arguments. Needs ``langchain-core``
+    (``pip install adaptive-router[langchain]``).
+    """
+    try:
+        from langchain_core.runnables import RunnableLambda
+    except ImportError as exc:  # an optional extra: say how to get it
+        raise ImportError(
+            "as_runnable needs langchain-core: pip install 'adaptive-router[langchain]'"
+        ) from exc
+
+    def call(value: Any) -> Any:
+        if unpack and isinstance(value, dict):
+            return router.run(**value)
+        return router.run(value)
+
+    async def acall(value: Any) -> Any:
+        if unpack and isinstance(value, dict):
+            return await router.arun(**value)
+        return await router.arun(value)
+
+    return RunnableLambda(call, afunc=acall, name=name or f"adaptive-router:{router.task}")
+
+
+def routed(
+    *,
+    task: str,
+    paths: Sequence[Path | Callable[..., Any]],
+    success_fn: Callable[[Any], Any] | None = None,
+    **router_kwargs: Any,
+) -> Callable[[F], F]:
+    """Route calls of a function between ``paths``, the function itself as the fallback.
+
+    ::
+
+        @routed(task="summarise", paths=[summarise_gpt4o, summarise_claude],
+                store="sqlite:///router.db")
+        def summarise(text: str) -> str:      # the always-works fallback
+            return text[:200]
+
+        summarise("...")                      # routed; summarise.router is the Router
+
+    ``success_fn`` defaults to "the result is not None". Other keyword arguments go to
+    :class:`Router`. The Router is created on the first call (so importing a module
+    opens no database); async functions get an async wrapper using ``arun``.
+    """
+    judge = success_fn if success_fn is not None else _not_none
+
+    def decorate(fn: F) -> F:
+        lock = threading.Lock()
+        holder: list[Router] = []
+
+        def router() -> Router:
+            if not holder:
+                with lock:
+                    if not holder:
+                        from adaptive_router.router import Router
+
+                        fallback = Path(fn, name=getattr(fn, "__qualname__", "fallback"))
+                        holder.append(
+                            Router(list(paths), judge, task, fallback=fallback, **router_kwargs)
+                        )
+            return holder[0]
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                return await router().arun(*args, **kwargs)
+
+            wrapper: Any = awrapper
+        else:
+
+            @functools.wraps(fn)
+            def swrapper(*args: Any, **kwargs: Any) -> Any:
+                return router().run(*args, **kwargs)
+
+            wrapper = swrapper
+        # Exposed lazily too: reading it creates the Router.
+        wrapper.router_factory = router
+        return wrapper  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def _not_none(result: Any) -> bool:
+    return result is not None
