@@ -18,8 +18,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from adaptive_router import metrics as metrics_mod
+from adaptive_router import tracing as tracing_mod
+from adaptive_router.alerts import Alert, Alerts
 from adaptive_router.costs import Pricer
 from adaptive_router.errors import AllPathsFailed, ConfigurationError, UnknownRequestError
+from adaptive_router.metrics import MetricsServer, PrometheusMetrics, serve_metrics
 from adaptive_router.observers import CallbackObserver, Observer, Observers
 from adaptive_router.outcomes import (
     Decision,
@@ -33,6 +37,7 @@ from adaptive_router.outcomes import (
 from adaptive_router.paths import INHERIT, Path, _Inherit, as_path, check_name, check_timeout
 from adaptive_router.policy import Policy, ThompsonSampling, decay_factor
 from adaptive_router.recorder import Recorder
+from adaptive_router.reports import CostReport, cost_report
 from adaptive_router.resilience import (
     CircuitBreaker,
     RateLimit,
@@ -45,6 +50,7 @@ from adaptive_router.resilience import (
 )
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision
+from adaptive_router.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +261,10 @@ class Router:
         context_fn: Callable[..., str] | None = None,
         max_contexts: int = 1000,
         context_prior_strength: float = 10.0,
+        metrics: bool = True,
+        tracing: bool | None = None,
+        alerts: Alerts | None = None,
+        on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
     ) -> None:
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
             raise ConfigurationError("paths must be a list of callables or Path objects")
@@ -365,7 +375,23 @@ class Router:
         self._closed = False
         self._settings = self._resolve_settings(timeout, retry, breaker, seed)
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
-        self._observers = Observers(_observer_list(observers, on_outcome))
+        defaults: list[Observer] = []
+        #: The Prometheus observer (None when prometheus-client is not installed or off).
+        self.metrics: PrometheusMetrics | None = None
+        if metrics and metrics_mod.AVAILABLE:
+            self.metrics = PrometheusMetrics()
+            defaults.append(self.metrics)
+        if tracing is None:
+            # Spans cost ~10 us a request; only pay for them when someone collects them.
+            tracing = tracing_mod.AVAILABLE and tracing_mod.configured()
+        if tracing and tracing_mod.AVAILABLE:
+            defaults.append(Tracing())
+        # The router's clock drives the alert windows (simulations, tests).
+        self.alerts = alerts if alerts is not None else Alerts(on_alert=on_alert, clock=self.clock)
+        defaults.append(self.alerts)
+        self._observers = Observers([*defaults, *_observer_list(observers, on_outcome)])
+        if self.metrics is not None:
+            self.metrics.bind_router(self)
         if self._observers:
             for name, st in self._settings.items():
                 if st.breaker is not None:
@@ -887,6 +913,20 @@ class Router:
 
         return as_runnable(self, unpack=unpack)
 
+    def costs(self, window: timedelta = timedelta(hours=24)) -> CostReport:
+        """Spend over a recent window: per path, tokens, cost per request and per 1,000
+        requests, retries and fallbacks included; unknown costs counted apart."""
+        secs = _seconds(window, "window", allow_none=False) or 0.0
+        self._recorder.flush()
+        return cost_report(self.store, self.task, self.clock() - secs)
+
+    def serve_metrics(self, port: int = 9464, addr: str = "127.0.0.1") -> MetricsServer:
+        """Serve Prometheus metrics at ``http://addr:port/metrics`` (needs prometheus-client).
+
+        Binds to loopback by default; pass ``addr="0.0.0.0"`` to expose it.
+        """
+        return serve_metrics(port, addr, self.metrics.registry if self.metrics else None)
+
     def health(self) -> dict[str, str]:
         """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
         return {
@@ -986,6 +1026,10 @@ class Router:
             ) from None
         for o in recorded:
             self._attempt_finished(o)
+        if recorded and self._observers:
+            self._observers.emit(
+                "request_finished", self.task, request_id, recorded, recorded[0].success
+            )
         if claimed[0] == CompleteResult.ALREADY_REPORTED:
             logger.warning(
                 "report ignored: request already reported",

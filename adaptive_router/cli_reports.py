@@ -1,0 +1,179 @@
+"""The ``costs`` and ``plot`` commands of ``adaptive-router``.
+
+Kept apart from :mod:`adaptive_router.cli` and attached with :func:`register`, which reuses
+that module's helpers (``--db`` resolution, read-only store, ``--since`` parsing, one-line
+errors). ``cli`` is referenced as a module and the option types are resolved only when the
+command line is parsed, so ``register(app)`` may be called from anywhere in ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+import adaptive_router.cli as cli
+from adaptive_router.reports import CostReport, PathCost, cost_report, plot_report
+
+__all__ = ["costs", "plot", "register"]
+
+SinceOption = Annotated[
+    str, typer.Option("--since", help="Window: 30s, 15m, 1h, 2d, 1w (back from now).")
+]
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    # Per-request figures are fractions of a cent: keep significant digits visible.
+    return f"{value:,.4f}" if value >= 0.01 or value == 0 else f"{value:.6f}"
+
+
+def _window(since: str) -> float:
+    try:
+        return cli.parse_duration(since).total_seconds()
+    except ValueError as exc:
+        raise cli.CLIError(str(exc), 2) from None
+
+
+def _path_row(p: PathCost) -> list[str]:
+    return [
+        p.path,
+        str(p.requests),
+        str(p.attempts),
+        str(p.fallback_attempts),
+        str(p.retries),
+        f"{p.input_tokens:,}",
+        f"{p.output_tokens:,}",
+        _usd(p.cost_usd),
+        _usd(p.cost_per_request),
+        _usd(p.cost_per_1000_requests),
+        str(p.unknown_cost_attempts),
+    ]
+
+
+def _total_row(r: CostReport) -> list[str]:
+    return [
+        "total",
+        str(r.requests),
+        str(r.attempts),
+        str(r.fallback_attempts),
+        str(r.retries),
+        f"{r.input_tokens:,}",
+        f"{r.output_tokens:,}",
+        _usd(r.cost_usd),
+        _usd(r.cost_per_request),
+        _usd(r.cost_per_1000_requests),
+        str(r.unknown_cost_attempts),
+    ]
+
+
+def costs(
+    db: cli.DbOption,
+    task: cli.TaskOption,
+    since: SinceOption = "24h",
+    json_out: cli.JsonOption = False,
+) -> None:
+    """Spend per path: tokens, attempts (retries and fallbacks included), cost per request
+    and per 1,000 requests. Attempts of unknown cost are counted apart, never as $0."""
+    with cli._errors(db):
+        window = _window(since)
+        url = cli.resolve_url(db, must_exist=True)
+        with cli._open_store(url) as store:
+            start = time.time() - window
+            report = cost_report(store, task, start)
+            if not report.requests and task not in store.tasks():
+                raise cli._unknown_task(store, task, url)
+    if json_out:
+        cli._print_json(report.to_dict())
+        return
+    if not report.requests:
+        cli._out().print(f"no outcomes for task {escape(task)} since {cli._when(start)}")
+        return
+    caption = (
+        "spend counts every attempt, retries and fallbacks included; per-request figures "
+        f"divide by the task's {report.requests} requests, so the paths' figures add up to "
+        "the total"
+    )
+    if report.cost_usd is None:
+        caption += (
+            ". No attempt has a known cost: the paths report no token counts or cost, or "
+            "their models have no price (set Path(model=...) or Router(prices=...))"
+        )
+    elif report.unknown_cost_attempts:
+        caption += (
+            f". {report.unknown_cost_attempts} of {report.attempts} attempts have no known "
+            "cost (no model, unknown model or no token counts): they are not counted as $0, "
+            "so the spend is a lower bound"
+        )
+    table = cli._table(
+        f"costs · task {task} · since {cli._when(start)} ({since})",
+        (
+            "path",
+            "requests",
+            "attempts",
+            "fallback\nattempts",
+            "retries",
+            "input\ntokens",
+            "output\ntokens",
+            "spend\nUSD",
+            "USD per\nrequest",
+            "USD per\n1,000 req",
+            "unknown-cost\nattempts",
+        ),
+        [_path_row(p) for p in report.paths],
+        caption=caption,
+    )
+    table.add_section()
+    table.add_row(*_total_row(report), style="bold")
+    cli._out().print(table)
+
+
+def plot(
+    db: cli.DbOption,
+    task: cli.TaskOption,
+    since: SinceOption = "24h",
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
+        "adaptive_router_report.png"
+    ),
+    bucket: Annotated[
+        str | None,
+        typer.Option("--bucket", help="Time bucket (e.g. 1m, 15m, 1h); chosen if not given."),
+    ] = None,
+) -> None:
+    """Draw traffic share, success rate and cost per path over time into a PNG."""
+    with cli._errors(db):
+        window = _window(since)
+        try:
+            bucket_s = cli.parse_duration(bucket).total_seconds() if bucket else None
+        except ValueError as exc:
+            raise cli.CLIError(str(exc).replace("--since", "--bucket"), 2) from None
+        if not out.parent.is_dir():
+            raise cli.CLIError(f"--out: directory {out.parent} does not exist", 2)
+        url = cli.resolve_url(db, must_exist=True)
+        with cli._open_store(url) as store:
+            start = time.time() - window
+            try:
+                written = plot_report(store, task, start, out, bucket_s=bucket_s)
+            except ValueError:
+                if task not in store.tasks():
+                    raise cli._unknown_task(store, task, url) from None
+                raise cli.CLIError(
+                    f"no outcomes for task {task!r} since {cli._when(start)}; widen --since",
+                    1,
+                ) from None
+            except RuntimeError as exc:  # matplotlib missing
+                raise cli.CLIError(str(exc), 1) from None
+    cli._out().print(f"wrote {escape(str(written))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``costs`` and ``plot`` to ``app`` (idempotent)."""
+    names = {c.name for c in app.registered_commands}
+    if "costs" not in names:
+        app.command("costs")(costs)
+    if "plot" not in names:
+        app.command("plot")(plot)
