@@ -30,7 +30,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=300 tests notebooks
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,peers]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
 
 clean:

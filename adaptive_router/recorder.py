@@ -22,6 +22,9 @@ from adaptive_router.stores.base import PathState, Store
 
 logger = logging.getLogger(__name__)
 
+#: Buffered outcomes that wake the writer before its interval is up.
+WAKE_AT = 2_000
+
 
 class Recorder:
     """Cache + buffer for one task. Thread-safe."""
@@ -56,6 +59,7 @@ class Recorder:
         self.states: dict[str, dict[str, PathState]] = store.load_contexts(task)
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when the buffer is worth a flush right away
         self._thread: threading.Thread | None = None
         self._closed = False
         #: Hooks the Router sets when it has observers.
@@ -64,7 +68,7 @@ class Recorder:
         if not store.in_process:
             self._thread = threading.Thread(
                 target=_run_loop,
-                args=(weakref.ref(self), self._stop, flush_interval),
+                args=(weakref.ref(self), self._stop, self._wake, flush_interval),
                 name=f"adaptive-router-writer[{task}]",
                 daemon=True,
             )
@@ -125,6 +129,10 @@ class Recorder:
 
     def _push(self, outcomes: Sequence[Outcome]) -> None:
         self._buffer.extend(outcomes)
+        if len(self._buffer) >= WAKE_AT and not self._wake.is_set():
+            # Under heavy traffic, write as soon as a big batch is ready instead of waiting
+            # out the interval: keeps the at-risk window and the buffer small.
+            self._wake.set()
         excess = len(self._buffer) - self.max_buffer
         if excess > 0:
             # Bounded memory beats an OOM during a long outage; the loss is counted.
@@ -212,6 +220,7 @@ class Recorder:
             return
         self._closed = True
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if not self.flush():
@@ -221,9 +230,15 @@ class Recorder:
             )
 
 
-def _run_loop(ref: weakref.ref[Recorder], stop: threading.Event, interval: float) -> None:
+def _run_loop(
+    ref: weakref.ref[Recorder], stop: threading.Event, wake: threading.Event, interval: float
+) -> None:
     wait = interval
-    while not stop.wait(wait):
+    while not stop.is_set():
+        wake.wait(wait)
+        wake.clear()
+        if stop.is_set():
+            return
         rec = ref()
         if rec is None:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
@@ -20,12 +21,12 @@ class MemoryStore(Store):
 
     in_process = True
 
-    def __init__(self, max_outcomes: int = 100_000) -> None:
+    def __init__(self, max_outcomes: int = 20_000) -> None:
         if not isinstance(max_outcomes, int) or max_outcomes < 0:
             raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
         self._lock = threading.Lock()
         self._stats: dict[tuple[str, str, str], PathState] = {}  # (task, context, path)
-        self._outcomes: dict[tuple[str, int], Outcome] = {}
+        self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
         self._max_outcomes = max_outcomes
 
@@ -45,9 +46,8 @@ class MemoryStore(Store):
             new += 1
             self._outcomes[key] = o
             if len(self._outcomes) > self._max_outcomes:
-                # dicts keep insertion order: drop the oldest row of the log.
-                oldest = next(iter(self._outcomes))
-                del self._outcomes[oldest]
+                # O(1): a plain dict's next(iter()) rescans deleted slots after many pops.
+                self._outcomes.popitem(last=False)
             for ctx in o.evidence_keys():
                 key3 = (o.task, ctx, o.path)
                 st = self._stats.get(key3)
