@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path as FsPath
 
-from benchmarks import memory, overhead, peers, queries, throughput
+from benchmarks import memory, overhead, peers, queries, simulator, throughput
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
@@ -28,6 +28,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "queries": queries.run,
     "memory": memory.run,
     "peers": peers.run,
+    "simulator": simulator.run,
 }
 RESULTS_MD = ROOT / "benchmarks" / "results.md"
 HEADERS = ("Section", "Measure", "Target", "Value", "Result", "Notes")
