@@ -8,11 +8,13 @@ or 2 (usage: malformed URL or option). Database URLs are only ever shown masked.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
 import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -32,8 +34,8 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from adaptive_router import cli_reports, migrations
 from adaptive_router import demo as demo_mod
-from adaptive_router import migrations
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import PathWindowStats, Posterior
 from adaptive_router.router import posteriors_from_states
@@ -54,6 +56,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema management (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+cli_reports.register(app)
 
 DbOption = Annotated[
     str,
@@ -474,18 +477,191 @@ def demo(
         str, typer.Option("--db", help="SQLite file for the demo's outcomes (deleted first).")
     ] = demo_mod.DEFAULT_DB,
     requests: Annotated[
-        int, typer.Option("--requests", help="Number of simulated requests.")
-    ] = demo_mod.DEFAULT_REQUESTS,
+        int | None,
+        typer.Option(
+            "--requests",
+            help=f"Number of requests (default {demo_mod.DEFAULT_REQUESTS}, "
+            f"{demo_mod.DEFAULT_LIVE_REQUESTS} with --live).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = (
         demo_mod.DEFAULT_SEED
     ),
-    live: Annotated[
-        bool, typer.Option("--live/--no-live", help="Show the live table while it runs.")
+    table: Annotated[
+        bool, typer.Option("--table/--no-table", help="Show the live table while it runs.")
     ] = True,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Call the real OpenAI and Anthropic APIs (needs OPENAI_API_KEY and "
+            "ANTHROPIC_API_KEY; costs a little) instead of the built-in fake provider.",
+        ),
+    ] = False,
 ) -> None:
-    """Simulate an order-extraction task where gpt-4o degrades halfway; watch traffic move."""
+    """Route order extraction between GPT-4o, Claude and a regex while GPT-4o degrades.
+
+    Both models are real SDK paths served by a local fake provider (no keys, no network);
+    halfway through GPT-4o starts failing, and the live table shows retries, the breaker
+    opening and traffic moving to Claude.
+    """
     with _errors(db):
-        demo_mod.run_with_display(_out(), db, requests, seed, live=live)
+        demo_mod.run_with_display(_out(), db, requests, seed, table=table, live=live)
+
+
+# -- check ------------------------------------------------------------------------------
+
+_TARGET = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
+
+
+def load_target(target: str) -> Any:
+    """The object ``MODULE:ATTR`` names (``ATTR`` may be dotted). The current directory is
+    importable, as for ``python -m``. A callable without ``check`` is taken for a factory
+    and called with no arguments."""
+    match = _TARGET.match(target.strip())
+    if match is None:
+        raise CLIError(
+            f"{target!r} is not MODULE:ATTR; name the router like myapp.routing:router", 2
+        )
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name = match["module"]
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CLIError(f"cannot import {module_name!r}: {_first_line(exc)}", 1) from None
+    except Exception as exc:  # the user's module raised while being imported
+        raise CLIError(
+            f"importing {module_name!r} raised {type(exc).__name__}: {_first_line(exc)}", 1
+        ) from None
+    for part in match["attr"].split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CLIError(f"{module_name!r} has no attribute {match['attr']!r}", 1) from None
+    if not hasattr(obj, "check") and callable(obj):
+        obj = obj()
+    if not callable(getattr(obj, "check", None)):
+        raise CLIError(
+            f"{target} is a {type(obj).__name__}, not a Router (or a function returning one)", 2
+        )
+    return obj
+
+
+def read_samples(source: str) -> list[Any]:
+    """Samples from a JSON Lines file (``-``: stdin), one JSON value a line; blank lines
+    and lines starting with ``#`` are skipped."""
+    try:
+        if source == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            lines = Path(source).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CLIError(f"cannot read samples from {source}: {exc.strerror or exc}", 2) from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{source} is not UTF-8 text; give a JSON Lines file", 2) from None
+    samples: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            samples.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"{source} line {number} is not JSON: {exc.msg}", 2) from None
+    if not samples:
+        raise CLIError(f"{source} has no samples; write one JSON value per line", 2)
+    return samples
+
+
+def check_dict(c: Any) -> dict[str, Any]:
+    """One path's check result as JSON-ready data."""
+    return {
+        "path": c.path,
+        "runs": c.runs,
+        "successes": c.successes,
+        "success_rate": _num(c.success_rate),
+        "latency_p50_ms": _num(c.latency_p50_ms),
+        "latency_p95_ms": _num(getattr(c, "latency_p95_ms", None)),
+        "errors": dict(c.errors),
+    }
+
+
+@app.command()
+def check(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODULE:ATTR",
+            help="Where your Router is, e.g. myapp.routing:router (or a function returning it).",
+        ),
+    ],
+    samples: Annotated[
+        str,
+        typer.Option(
+            "--samples",
+            help="JSON Lines file of inputs ('-' for stdin): an object is passed as keyword "
+            "arguments, any other value as the single argument.",
+        ),
+    ],
+    json_out: JsonOption = False,
+    fail_under: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-under",
+            min=0.0,
+            max=1.0,
+            help="Exit with code 1 if any path's success rate is below this (e.g. 0.9).",
+        ),
+    ] = None,
+) -> None:
+    """Run every path, the final fallback included, on sample inputs, without routing.
+
+    Reports each path's success rate, latency and errors by kind; nothing is recorded
+    or learned, and breakers and rate limits are bypassed, so each path (the fallback
+    too) is tested on its own.
+    """
+    with _errors(None):
+        items = read_samples(samples)
+        router = load_target(target)
+        try:
+            results = list(router.check(items))
+        finally:
+            close = getattr(router, "close", None)
+            if callable(close):
+                close()
+    if json_out:
+        _print_json([check_dict(c) for c in results])
+    else:
+        rows = [
+            [
+                c.path,
+                str(c.runs),
+                str(c.successes),
+                _fmt(c.success_rate, ".1%"),
+                _ms(c.latency_p50_ms),
+                _ms(getattr(c, "latency_p95_ms", None)),
+                ", ".join(f"{k} {n}" for k, n in sorted(c.errors.items())) or "—",
+            ]
+            for c in results
+        ]
+        _out().print(
+            _table(
+                f"check · {target} · {len(items)} samples",
+                ("path", "runs", "successes", "success\nrate", "p50\nms", "p95\nms", "errors"),
+                rows,
+                caption="every path run on every sample; nothing recorded, no routing",
+            )
+        )
+    if fail_under is not None:
+        below = [c.path for c in results if not c.success_rate >= fail_under]
+        if below:
+            _err().print(
+                f"[bold red]error:[/] success rate below {fail_under:g}: "
+                + escape(", ".join(below))
+            )
+            raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

@@ -20,6 +20,16 @@ queue is empty the model's default step is used, then the provider-wide
 default (``FakeProvider(default=...)``), and without either the request gets a
 404 "model not found" error, as a real API would answer an unknown model.
 
+Beyond fixed scripts, a model can behave statistically and change over time::
+
+    fake.behave("gpt-4o", success_rate=0.95, latency=(0.01, 0.03), seed=1,
+                success=json_reply({"id": 1}),
+                failure=[error(500), error(429, retry_after=0.1), delay(30)])
+    fake.behave("gpt-4o", success_rate=0.2, seed=2, after=100)   # degrades later
+
+and a step can be computed from the request (:func:`respond`), e.g. to answer
+with what the prompt asked for.
+
 Only the standard library is used (a ``ThreadingHTTPServer`` in a daemon
 thread). The clients returned by :meth:`FakeProvider.openai_client` and friends
 have ``max_retries=0``: the router retries, so SDK retries would hide attempts.
@@ -28,15 +38,18 @@ have ``max_retries=0``: the router retries, so SDK retries would hide attempts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
+import random
 import socket
+import struct
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -52,16 +65,22 @@ __all__ = [
     "Empty",
     "Error",
     "FakeProvider",
+    "Mix",
     "Raw",
     "RecordedRequest",
     "Reply",
+    "Respond",
     "Step",
     "delay",
     "disconnect",
     "empty",
     "error",
+    "json_reply",
+    "malformed_json",
+    "mix",
     "raw",
     "reply",
+    "respond",
 ]
 
 logger = logging.getLogger(__name__)
@@ -166,7 +185,14 @@ class Empty:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """Read the request, then close the connection without sending a response."""
+    """Read the request, then close the connection without sending a response.
+
+    ``reset=False`` closes it cleanly (FIN: "server disconnected without sending a
+    response"); ``reset=True`` aborts it (RST: "connection reset by peer"). The SDKs
+    raise ``APIConnectionError`` for both.
+    """
+
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,8 +211,95 @@ class Raw:
             raise ValueError(f"raw status must be 200-599, got {self.status}")
 
 
-Step = Reply | Error | Delay | Empty | Disconnect | Raw
-_STEP_TYPES = (Reply, Error, Delay, Empty, Disconnect, Raw)
+Latency = float | tuple[float, float]
+
+
+def _check_latency(value: object) -> Latency:
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValueError(f"latency must be seconds or a (low, high) pair, got {value!r}")
+        low, high = value
+        _check_seconds("latency low", low)
+        _check_seconds("latency high", high)
+        if low > high:
+            raise ValueError(f"latency (low, high) needs low <= high, got {value!r}")
+        return (float(low), float(high))
+    _check_seconds("latency", value)
+    return float(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class Mix:
+    """Each request draws one of ``choices`` (``(step, weight)`` pairs) at random.
+
+    The draws come from the step's own ``random.Random(seed)``, made in the order the
+    requests arrive, so a sequential client sees the same sequence on every run.
+    ``latency`` (seconds, or a ``(low, high)`` range drawn uniformly from the same
+    generator) is waited before the chosen step is served. A chosen step may itself
+    be a :class:`Mix`, a :class:`Respond` or a :class:`Delay`.
+    """
+
+    choices: tuple[tuple[Step, float], ...]
+    seed: int | None = None
+    latency: Latency = 0.0
+    _rng: random.Random = field(init=False, repr=False)
+    _cum: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError("mix needs at least one (step, weight) choice")
+        total = 0.0
+        cum = []
+        for item in self.choices:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise TypeError(f"mix choices must be (step, weight) pairs, got {item!r}")
+            step, weight = item
+            if not isinstance(step, _STEP_TYPES):
+                raise TypeError(f"mix choice must be a step (reply(...), ...), got {step!r}")
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, (int, float))
+                or not math.isfinite(weight)
+                or weight < 0
+            ):
+                raise ValueError(f"mix weight must be a finite number >= 0, got {weight!r}")
+            total += weight
+            cum.append(total)
+        if total <= 0:
+            raise ValueError("mix weights must not all be 0")
+        if isinstance(self.seed, bool) or not (self.seed is None or isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an int or None, got {self.seed!r}")
+        object.__setattr__(self, "latency", _check_latency(self.latency))
+        object.__setattr__(self, "_rng", random.Random(self.seed))
+        object.__setattr__(self, "_cum", tuple(cum))
+
+    def draw(self) -> tuple[Step, float]:
+        """The next (step, latency). Called by the fake under its lock."""
+        x = self._rng.random() * self._cum[-1]
+        index = next(i for i, c in enumerate(self._cum) if x < c and self.choices[i][1] > 0)
+        low, high = self.latency if isinstance(self.latency, tuple) else (self.latency,) * 2
+        return self.choices[index][0], (self._rng.uniform(low, high) if high > low else low)
+
+
+@dataclass(frozen=True, eq=False)
+class Respond:
+    """A step computed from the request: ``fn(request) -> step``.
+
+    ``request`` is the :class:`RecordedRequest` (``.model``, ``.body``, ``.prompt``…).
+    ``fn`` runs on the server thread while the fake holds its (re-entrant) lock, so
+    steps are chosen in arrival order: keep it quick. If it raises, the request gets
+    a 500 naming the exception.
+    """
+
+    fn: Callable[[RecordedRequest], Step]
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"respond needs a callable(request) -> step, got {self.fn!r}")
+
+
+Step = Reply | Error | Delay | Empty | Disconnect | Raw | Mix | Respond
+_STEP_TYPES = (Reply, Error, Delay, Empty, Disconnect, Raw, Mix, Respond)
 
 
 def reply(
@@ -222,9 +335,54 @@ def empty(*, input_tokens: int = 10) -> Empty:
     return Empty(input_tokens)
 
 
-def disconnect() -> Disconnect:
-    """Close the connection without a response (the SDKs raise ``APIConnectionError``)."""
-    return Disconnect()
+def disconnect(*, reset: bool = False) -> Disconnect:
+    """Close the connection without a response (the SDKs raise ``APIConnectionError``);
+    ``reset=True`` aborts it with a TCP RST ("connection reset by peer")."""
+    return Disconnect(reset)
+
+
+def mix(*choices: tuple[Step, float], seed: int | None = None, latency: Latency = 0.0) -> Mix:
+    """A seeded random choice per request: ``mix((reply("ok"), 0.9), (error(500), 0.1),
+    seed=1)``. See :class:`Mix`."""
+    return Mix(tuple(choices), seed, latency)
+
+
+def respond(fn: Callable[[RecordedRequest], Step]) -> Respond:
+    """A step computed from the request, e.g. echo the prompt::
+
+    respond(lambda req: reply(req.prompt.upper()))
+    """
+    return Respond(fn)
+
+
+def json_reply(
+    data: Any,
+    *,
+    fence: str | None = "json",
+    prose: str = "Here is the extracted data:",
+    input_tokens: int = 10,
+    output_tokens: int | None = None,
+) -> Reply:
+    """A reply carrying ``data`` as JSON the way chat models tend to write it.
+
+    ``fence="json"`` (default) wraps it in a markdown code fence with that language
+    tag after ``prose``; ``fence=""`` uses a fence without a tag; ``fence=None`` sends
+    the bare JSON and no prose.
+    """
+    body = json.dumps(data)
+    text = body if fence is None else f"{prose}\n```{fence}\n{body}\n```\n"
+    return Reply(text, input_tokens, output_tokens)
+
+
+def malformed_json(
+    text: str = 'Sure! {"quantity": 2, "item": "widget", "city": "Berlin",}',
+    *,
+    input_tokens: int = 10,
+    output_tokens: int | None = None,
+) -> Reply:
+    """A reply whose JSON is broken (by default a trailing comma, which strict parsing
+    rejects rather than repairs)."""
+    return Reply(text, input_tokens, output_tokens)
 
 
 def raw(
@@ -279,10 +437,35 @@ class RecordedRequest:
     step: str
     received_at: float
 
+    @property
+    def prompt(self) -> str:
+        """The text of the last user message ("" if there is none)."""
+        messages = self.body.get("messages") if isinstance(self.body, dict) else None
+        for message in reversed(messages if isinstance(messages, list) else []):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return _content_text(message.get("content"))
+        return ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
 
 # -- the server ------------------------------------------------------------------------------
 class _Dropped(Exception):
     """The connection must be closed without a response (disconnect step or shutdown)."""
+
+    def __init__(self, reset: bool = False) -> None:
+        super().__init__("dropped")
+        self.reset = reset
 
 
 class _Server(ThreadingHTTPServer):
@@ -360,13 +543,20 @@ class FakeProvider:
     empty = staticmethod(empty)
     disconnect = staticmethod(disconnect)
     raw = staticmethod(raw)
+    mix = staticmethod(mix)
+    respond = staticmethod(respond)
+    json_reply = staticmethod(json_reply)
+    malformed_json = staticmethod(malformed_json)
 
     def __init__(self, default: Step | None = None) -> None:
         if default is not None and not isinstance(default, _STEP_TYPES):
             raise TypeError(f"default must be a step or None, got {default!r}")
-        self._lock = threading.Lock()
+        # Re-entrant: a respond() function runs under it and may inspect the fake.
+        self._lock = threading.RLock()
         self._scripts: dict[str, deque[Step]] = {}
         self._defaults: dict[str, Step] = {}
+        self._schedules: dict[str, list[tuple[int, Step | None]]] = {}
+        self._served: dict[str, int] = {}
         self._default = default
         self._requests: list[RecordedRequest] = []
         self._clients: list[openai.OpenAI | anthropic.Anthropic] = []
@@ -430,16 +620,82 @@ class FakeProvider:
             else:
                 self._defaults[model] = step
 
+    def schedule(self, model: str, after: int, step: Step | None) -> None:
+        """Make ``step`` ``model``'s default once it has had ``after`` more requests.
+
+        Counted from now: requests 1 to ``after`` get the current behaviour, later ones
+        ``step`` (``None`` removes the default). Scripted steps still come first.
+        Schedules accumulate, so a model can degrade and later recover::
+
+            fake.schedule("gpt-4o", after=100, step=error(500))
+            fake.schedule("gpt-4o", after=200, step=reply("ok"))
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after must be an int >= 0 (a number of requests), got {after!r}")
+        if step is not None and not isinstance(step, _STEP_TYPES):
+            raise TypeError(f"scheduled step must be reply(...), error(...), ...; got {step!r}")
+        with self._lock:
+            at = self._served.get(model, 0) + after
+            pending = self._schedules.setdefault(model, [])
+            pending.append((at, step))
+            pending.sort(key=lambda item: item[0])  # stable: same-time changes keep order
+
+    def behave(
+        self,
+        model: str | None,
+        success_rate: float = 1.0,
+        *,
+        latency: Latency = 0.0,
+        seed: int | None = None,
+        success: Step | None = None,
+        failure: Step | Sequence[Step | tuple[Step, float]] | None = None,
+        after: int | None = None,
+    ) -> Mix:
+        """Answer ``model`` at random: ``success`` with probability ``success_rate``,
+        else one of ``failure`` — seeded, so a sequential client sees the same run.
+
+        ``success`` defaults to ``reply("ok")``; ``failure`` (default ``error(500)``) is a
+        step or a list of steps, each optionally with a weight: ``[error(500),
+        (delay(30), 0.5), (malformed_json(), 2)]``. ``latency`` (seconds or a
+        ``(low, high)`` range) is waited before every answer. Without ``after`` this
+        becomes the model's default now (``model=None``: every model's); with it, after
+        that many more requests (see :meth:`schedule`). Returns the :class:`Mix` made.
+        """
+        if (
+            isinstance(success_rate, bool)
+            or not isinstance(success_rate, (int, float))
+            or not 0.0 <= success_rate <= 1.0
+        ):
+            raise ValueError(f"success_rate must be in [0, 1], got {success_rate!r}")
+        ok = success if success is not None else reply("ok")
+        fails = _weighted(failure if failure is not None else error(500))
+        total = sum(w for _, w in fails)
+        if total <= 0:
+            raise ValueError("failure weights must not all be 0")
+        choices = [(ok, float(success_rate))]
+        choices += [(step, (1.0 - success_rate) * w / total) for step, w in fails]
+        behaviour = Mix(tuple(choices), seed, latency)
+        if after is None:
+            self.default(model, behaviour)
+        elif model is None:
+            raise ValueError("after= needs a model: schedules are per model")
+        else:
+            self.schedule(model, after, behaviour)
+        return behaviour
+
     def remaining(self, model: str) -> int:
         """Scripted steps not yet consumed for ``model``."""
         with self._lock:
             return len(self._scripts.get(model, ()))
 
     def reset(self) -> None:
-        """Forget scripts, per-model defaults and recorded requests (keeps the global default)."""
+        """Forget scripts, per-model defaults, schedules and recorded requests (keeps the
+        global default)."""
         with self._lock:
             self._scripts.clear()
             self._defaults.clear()
+            self._schedules.clear()
+            self._served.clear()
             self._requests.clear()
 
     # -- inspection ------------------------------------------------------------------
@@ -572,17 +828,29 @@ class FakeProvider:
 
         problem = self._request_problem(h, provider, body)
         step: Step | None = None
+        wait = 0.0
+        failure: str | None = None
+        record = RecordedRequest(
+            provider, h.command, path, model, body, headers, "rejected", time.time()
+        )
         with self._lock:
-            # Chosen under the same lock as the record, so records and steps stay in order.
+            # Chosen under the same lock as the record, so records and steps stay in order
+            # (and seeded draws happen in arrival order).
             if problem is None and model is not None:
                 step = self._next_step(model)
-            name = _step_name(step) if step is not None else "rejected"
-            self._requests.append(
-                RecordedRequest(provider, h.command, path, model, body, headers, name, time.time())
-            )
+                if step is not None:
+                    step, wait, failure = self._resolve(step, record)
+            if failure is not None:
+                name = "error"
+            else:
+                name = _step_name(step) if step is not None else "rejected"
+            self._requests.append(dataclasses.replace(record, step=name))
         if problem is not None:
             status, message = problem
             self._send_error(h, provider, status, message)
+            return
+        if failure is not None:
+            self._send_error(h, provider, 500, failure)
             return
         if step is None:
             self._send_error(
@@ -595,9 +863,9 @@ class FakeProvider:
             )
             return
         try:
-            self._serve(h, provider, model or "", step)
-        except _Dropped:
-            self._drop(h)
+            self._serve(h, provider, model or "", step, wait, record)
+        except _Dropped as dropped:
+            self._drop(h, reset=dropped.reset)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout fired) while the step was running.
             h.close_connection = True
@@ -627,15 +895,66 @@ class FakeProvider:
         return None
 
     def _next_step(self, model: str) -> Step | None:
+        # Called with the lock held, once per request that reached step selection.
+        served = self._served.get(model, 0)
+        pending = self._schedules.get(model)
+        while pending and pending[0][0] <= served:
+            _, scheduled = pending.pop(0)
+            if scheduled is None:
+                self._defaults.pop(model, None)
+            else:
+                self._defaults[model] = scheduled
+        self._served[model] = served + 1
         queue = self._scripts.get(model)
         if queue:
             return queue.popleft()
         return self._defaults.get(model, self._default)
 
-    def _serve(self, h: _Handler, provider: Provider, model: str, step: Step) -> None:
+    @staticmethod
+    def _resolve(step: Step, record: RecordedRequest) -> tuple[Step, float, str | None]:
+        """Draw mixes and run respond functions (lock held): (step, wait, failure)."""
+        wait = 0.0
+        for _ in range(_MAX_RESOLVE_DEPTH):
+            if isinstance(step, Mix):
+                step, extra = step.draw()
+                wait += extra
+            elif isinstance(step, Respond):
+                try:
+                    made = step.fn(record)
+                except Exception as exc:
+                    logger.warning("FakeProvider respond function raised", exc_info=True)
+                    return step, wait, f"FakeProvider: respond function raised {exc!r:.300}"
+                if not isinstance(made, _STEP_TYPES):
+                    return step, wait, f"FakeProvider: respond function returned {made!r:.200}"
+                step = made
+            else:
+                return step, wait, None
+        return step, wait, "FakeProvider: mix/respond steps nested too deeply"
+
+    def _serve(
+        self,
+        h: _Handler,
+        provider: Provider,
+        model: str,
+        step: Step,
+        wait: float,
+        record: RecordedRequest,
+    ) -> None:
         used_default = False
-        while isinstance(step, Delay):
+        while True:
             # Event.wait rather than sleep, so close() ends the wait at once.
+            if wait > 0 and self._closing.wait(wait):
+                raise _Dropped
+            wait = 0.0
+            if isinstance(step, (Mix, Respond)):
+                with self._lock:
+                    step, wait, failure = self._resolve(step, record)
+                if failure is not None:
+                    self._send_error(h, provider, 500, failure)
+                    return
+                continue
+            if not isinstance(step, Delay):
+                break
             if self._closing.wait(step.seconds):
                 raise _Dropped
             if step.then is not None:
@@ -657,7 +976,7 @@ class FakeProvider:
             used_default = True
             step = fallback
         if isinstance(step, Disconnect):
-            raise _Dropped
+            raise _Dropped(reset=step.reset)
         if isinstance(step, Error):
             self._send_error(
                 h,
@@ -805,13 +1124,37 @@ class FakeProvider:
         h.wfile.flush()
 
     @staticmethod
-    def _drop(h: _Handler) -> None:
+    def _drop(h: _Handler, *, reset: bool = False) -> None:
         h.close_connection = True
         with contextlib.suppress(OSError):
-            h.connection.shutdown(socket.SHUT_RDWR)
+            if reset:
+                # Linger 0: closing sends RST instead of FIN ("connection reset by peer").
+                h.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                h.connection.close()
+            else:
+                h.connection.shutdown(socket.SHUT_RDWR)
 
 
 _PROVIDERS: dict[str, Provider] = {OPENAI_PATH: "openai", ANTHROPIC_PATH: "anthropic"}
+_MAX_RESOLVE_DEPTH = 32
+
+
+def _weighted(failure: Step | Sequence[Step | tuple[Step, float]]) -> list[tuple[Step, float]]:
+    items: Sequence[Any] = [failure] if isinstance(failure, _STEP_TYPES) else list(failure)
+    out: list[tuple[Step, float]] = []
+    for item in items:
+        step, weight = item if isinstance(item, tuple) else (item, 1.0)
+        if not isinstance(step, _STEP_TYPES):
+            raise TypeError(f"failure must be steps or (step, weight) pairs, got {item!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"failure weight must be a number >= 0, got {weight!r}")
+        out.append((step, float(weight)))
+    if not out:
+        raise ValueError("failure must name at least one step")
+    return out
+
 
 _DEFAULT_MESSAGES = {
     400: "Invalid request (FakeProvider)",

@@ -416,7 +416,7 @@ def test_no_output_contains_the_password(canary_url: str) -> None:
         invoke("posteriors", "--db", CANARY_URL.replace("5432", "1"), "--task", "pg"),
         invoke("posteriors", "--db", CANARY_URL.replace("5432", "x"), "--task", "pg"),
         invoke("posteriors", "--db", CANARY_URL.replace("/test", "/no_such_db"), "--task", "pg"),
-        invoke("demo", "--db", canary_url, "--no-live"),
+        invoke("demo", "--db", canary_url, "--no-table"),
     ]
     codes = [r.exit_code for r in results]
     assert codes == [0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 2, 1, 2]
@@ -428,3 +428,130 @@ def test_no_output_contains_the_password(canary_url: str) -> None:
     for w in want:
         _assert_posterior(got[w.path], w, rel=1e-3)
     assert all(math.isfinite(p["alpha"]) for p in got.values())
+
+
+# -- check -----------------------------------------------------------------------------------
+CHECK_MODULE = """
+import os
+
+import openai
+
+from adaptive_router import Path, Router
+from adaptive_router.providers import openai_path
+
+client = openai.OpenAI(
+    api_key="sk-check-canary",
+    base_url=os.environ["CHECK_FAKE_URL"],
+    http_client=openai.DefaultHttpxClient(trust_env=False),
+)
+
+
+def flaky(text):
+    if "gizmo" in text:
+        raise ConnectionError("reset by peer")
+    return text.upper()
+
+
+def regex(text):
+    return {"order": text} if text[:1].isdigit() else None
+
+
+def make_router():
+    return Router(
+        [
+            openai_path("gpt-4o", "Extract: {text}", client=client, timeout=2.0, retry=None),
+            Path(flaky, name="flaky", retry=None),
+        ],
+        success_fn=lambda result: result is not None,
+        task="check",
+        store="memory://",
+        fallback=Path(regex, name="regex", timeout=None),
+    )
+
+
+router = make_router()
+not_a_router = 42
+"""
+
+
+@pytest.fixture
+def check_module(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, pathlib.Path]]:
+    from adaptive_router.testing import FakeProvider, error, reply, respond
+
+    name = f"routing_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(CHECK_MODULE)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        '{"text": "2x widget to Berlin"}\n\n# a comment\n{"text": "three gizmo for Oslo"}\n'
+        '{"text": "5x bolt pack to Dublin"}\n{"text": "fail here"}\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p != ""])
+    with FakeProvider() as fake:
+        fake.default(
+            "gpt-4o",
+            respond(lambda r: error(500) if "fail" in r.prompt else reply('{"ok": true}')),
+        )
+        monkeypatch.setenv("CHECK_FAKE_URL", fake.openai_base_url)
+        yield name, samples
+        assert fake.calls("gpt-4o") % 4 == 0  # once per sample and check run
+
+
+def test_check_runs_every_path_on_every_sample(check_module: tuple[str, pathlib.Path]) -> None:
+    name, samples = check_module
+    got = {c["path"]: c for c in ok_json("check", f"{name}:router", "--samples", str(samples))}
+    assert list(got) == ["gpt-4o", "flaky", "regex"]  # the fallback is checked too
+    assert (got["gpt-4o"]["runs"], got["gpt-4o"]["successes"]) == (4, 3)
+    assert got["gpt-4o"]["errors"] == {"server_error": 1}
+    assert (got["flaky"]["successes"], got["flaky"]["errors"]) == (3, {"connection": 1})
+    assert (got["regex"]["successes"], got["regex"]["errors"]) == (2, {"empty": 2})
+    assert got["regex"]["success_rate"] == 0.5
+    assert all(c["latency_p50_ms"] >= 0 for c in got.values())
+    # A factory works as well as the router object.
+    again = ok_json("check", f"{name}:make_router", "--samples", str(samples))
+    assert [c["successes"] for c in again] == [3, 3, 2]
+
+
+def test_check_table_and_fail_under(check_module: tuple[str, pathlib.Path]) -> None:
+    name, samples = check_module
+    table = invoke("check", f"{name}:router", "--samples", str(samples))
+    assert table.exit_code == 0, table.output
+    for text in ("gpt-4o", "flaky", "regex", "server_error 1", "empty 2", "4 samples"):
+        assert text in table.stdout
+    assert "sk-check-canary" not in table.output
+    gate = invoke("check", f"{name}:router", "--samples", str(samples), "--fail-under", "0.6")
+    assert gate.exit_code == 1
+    assert "regex" in gate.stderr and "flaky" not in gate.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "samples_text", "code", "message"),
+    [
+        ("no-colon", '"x"\n', 2, "MODULE:ATTR"),
+        ("no_such_module_xyz:router", '"x"\n', 1, "cannot import"),
+        ("{mod}:missing", '"x"\n', 1, "no attribute"),
+        ("{mod}:not_a_router", '"x"\n', 2, "not a Router"),
+        ("{mod}:router", "", 2, "no samples"),
+        ("{mod}:router", '"ok"\n{broken\n', 2, "line 2 is not JSON"),
+    ],
+)
+def test_check_errors(
+    check_module: tuple[str, pathlib.Path],
+    target: str,
+    samples_text: str,
+    code: int,
+    message: str,
+) -> None:
+    name, samples = check_module
+    samples.write_text(samples_text)
+    result = invoke("check", target.format(mod=name), "--samples", str(samples))
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+
+
+def test_check_missing_samples_file(check_module: tuple[str, pathlib.Path]) -> None:
+    name, samples = check_module
+    result = invoke("check", f"{name}:router", "--samples", str(samples) + ".missing")
+    assert result.exit_code == 2 and "cannot read samples" in result.stderr

@@ -539,3 +539,168 @@ def test_steps_are_checked_when_built() -> None:
         reply("x", input_tokens=-1)
     with FakeProvider() as fake, pytest.raises(TypeError):
         fake.script(GPT, ["not a step"])  # type: ignore[list-item]
+
+
+# -- behaviour: seeded mixes, schedules, computed replies --------------------------------------
+def _outcomes(client: openai.OpenAI, n: int, model: str = GPT) -> list[str]:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(ask_openai(client, model).choices[0].message.content or "")
+        except openai.APIStatusError as exc:
+            out.append(str(exc.status_code))
+    return out
+
+
+def test_behave_is_seeded_and_keeps_its_rate() -> None:
+    runs = []
+    for seed in (1, 1, 2):
+        with FakeProvider() as f:
+            f.behave(GPT, 0.7, seed=seed, failure=[error(500), (error(429), 2)])
+            runs.append(_outcomes(f.openai_client(), 300))
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    counts = {k: runs[0].count(k) for k in ("ok", "500", "429")}
+    assert sum(counts.values()) == 300
+    assert 0.6 < counts["ok"] / 300 < 0.8
+    assert counts["429"] > counts["500"] > 0  # failure weights 2:1
+
+
+def test_behave_latency_and_default_steps(fake: FakeProvider) -> None:
+    fake.behave(GPT, latency=0.1)
+    client = fake.openai_client()
+    start = time.monotonic()
+    assert _outcomes(client, 2) == ["ok", "ok"]
+    assert time.monotonic() - start >= 0.2
+    fake.behave(GPT, 0.0, latency=(0.0, 0.01), seed=3)  # default failure: 500
+    assert _outcomes(client, 3) == ["500"] * 3
+    assert [r.step for r in fake.requests] == ["reply"] * 2 + ["error"] * 3
+
+
+def test_schedule_changes_behaviour_after_n_requests(fake: FakeProvider) -> None:
+    fake.default(GPT, reply("healthy"))
+    fake.schedule(GPT, after=3, step=error(500))
+    fake.schedule(GPT, after=5, step=reply("recovered"))
+    client = fake.openai_client()
+    assert _outcomes(client, 7) == ["healthy"] * 3 + ["500"] * 2 + ["recovered"] * 2
+    # Counted from the call: 2 more requests, then the default goes away (404).
+    fake.schedule(GPT, after=2, step=None)
+    assert _outcomes(client, 3) == ["recovered", "recovered", "404"]
+    # Scripted steps still come first.
+    fake.default(GPT, reply("default"))
+    fake.schedule(GPT, after=0, step=reply("scheduled"))
+    fake.script(GPT, reply("scripted"))
+    assert _outcomes(client, 2) == ["scripted", "scheduled"]
+
+
+def test_behave_after_degrades_later(fake: FakeProvider) -> None:
+    fake.behave(GPT, 1.0, success=reply("good"))
+    fake.behave(GPT, 0.0, seed=1, failure=error(503), after=4)
+    assert _outcomes(fake.openai_client(), 6) == ["good"] * 4 + ["503"] * 2
+    fake.reset()
+    assert fake.calls() == 0
+    with pytest.raises(openai.NotFoundError):
+        ask_openai(fake.openai_client())
+
+
+def test_mix_can_nest_delays_and_responds(fake: FakeProvider) -> None:
+    from adaptive_router.testing import mix, respond
+
+    fake.default(
+        GPT,
+        mix(
+            (respond(lambda r: reply(r.prompt.upper())), 1),
+            (delay(0.0, then=reply("delayed")), 1),
+            seed=5,
+        ),
+    )
+    seen = set(_outcomes(fake.openai_client(), 20))
+    assert seen == {"EXTRACT: ORDER 7", "delayed"}
+
+
+def test_respond_computes_the_step_from_the_request(fake: FakeProvider) -> None:
+    from adaptive_router.testing import respond
+
+    def answer(request: Any) -> Any:
+        # It may inspect the fake (re-entrant lock) and sees the recorded request.
+        assert fake.remaining(request.model) == 0
+        return reply(f"{request.provider}:{request.model}:{request.prompt}")
+
+    fake.default(GPT, respond(answer))
+    fake.default(CLAUDE, respond(answer))
+    assert ask_openai(fake.openai_client()).choices[0].message.content == (
+        f"openai:{GPT}:Extract: order 7"
+    )
+    content = [{"type": "text", "text": "block "}, {"type": "text", "text": "text"}]
+    out = fake.anthropic_client().messages.create(
+        model=CLAUDE, max_tokens=5, messages=[{"role": "user", "content": content}]
+    )
+    assert out.content[0].text == f"anthropic:{CLAUDE}:block text"  # type: ignore[union-attr]
+
+
+def test_respond_that_raises_is_a_500(fake: FakeProvider) -> None:
+    from adaptive_router.testing import respond
+
+    fake.default(GPT, respond(lambda r: 1 / 0))
+    with pytest.raises(openai.InternalServerError, match="ZeroDivisionError"):
+        ask_openai(fake.openai_client())
+    fake.default(GPT, respond(lambda r: "not a step"))  # type: ignore[arg-type,return-value]
+    with pytest.raises(openai.InternalServerError, match="returned"):
+        ask_openai(fake.openai_client())
+    assert [r.step for r in fake.requests] == ["error", "error"]
+
+
+def test_json_replies_fenced_bare_and_malformed(fake: FakeProvider) -> None:
+    from adaptive_router.testing import json_reply, malformed_json
+    from adaptive_router.validation import OutputValidationError, extract_json
+
+    fake.script(
+        GPT,
+        [
+            json_reply({"a": 1}),
+            json_reply({"a": 2}, fence=""),
+            json_reply({"a": 3}, fence=None),
+            malformed_json(),
+        ],
+    )
+    texts = _outcomes(fake.openai_client(), 4)
+    assert "```json\n" in texts[0] and "\n```\n{" in texts[1]
+    assert texts[2] == '{"a": 3}'
+    assert [extract_json(t) for t in texts[:3]] == [{"a": 1}, {"a": 2}, {"a": 3}]
+    with pytest.raises(OutputValidationError):
+        extract_json(texts[3])
+
+
+def test_disconnect_with_reset(fake: FakeProvider) -> None:
+    fake.script(GPT, [disconnect(reset=True)])
+    fake.script(CLAUDE, [disconnect(reset=True)])
+    with pytest.raises(openai.APIConnectionError) as oinfo:
+        ask_openai(fake.openai_client())
+    with pytest.raises(anthropic.APIConnectionError):
+        ask_anthropic(fake.anthropic_client())
+    assert "reset" in repr(oinfo.value.__cause__).lower()
+    fake.default(GPT, reply("fine"))
+    assert _outcomes(fake.openai_client(), 1) == ["fine"]  # the server keeps serving
+
+
+def test_behaviour_steps_are_checked() -> None:
+    from adaptive_router.testing import mix
+
+    with pytest.raises(ValueError, match="at least one"):
+        mix()
+    with pytest.raises(ValueError, match="weight"):
+        mix((reply("x"), -1))
+    with pytest.raises(ValueError, match="all be 0"):
+        mix((reply("x"), 0))
+    with pytest.raises(TypeError, match="step"):
+        mix(("x", 1))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="latency"):
+        mix((reply("x"), 1), latency=(0.2, 0.1))
+    with FakeProvider() as fake:
+        with pytest.raises(ValueError, match="success_rate"):
+            fake.behave(GPT, 1.5)
+        with pytest.raises(ValueError, match="after"):
+            fake.schedule(GPT, after=-1, step=reply("x"))
+        with pytest.raises(ValueError, match="needs a model"):
+            fake.behave(None, 0.5, after=3)
+        with pytest.raises(TypeError):
+            fake.behave(GPT, 0.5, failure=["nope"])  # type: ignore[list-item]
