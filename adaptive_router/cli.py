@@ -69,6 +69,9 @@ DbOption = Annotated[
 ]
 TaskOption = Annotated[str, typer.Option("--task", help="Task name the router was created with.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ContextOption = Annotated[
+    str, typer.Option("--context", help="Only this routing context (default: the whole task).")
+]
 
 
 class CLIError(Exception):
@@ -243,10 +246,11 @@ def stored_half_life(states: dict[str, PathState]) -> float | None:
 
 
 def read_posteriors(
-    store: SQLStore, task: str, prior: tuple[float, float], now: float
+    store: SQLStore, task: str, prior: tuple[float, float], now: float, context: str = ""
 ) -> tuple[list[Posterior], float | None]:
-    """Posteriors of every path stored for ``task`` decayed to ``now``, and the half-life."""
-    states = store.load(task)
+    """Posteriors of every path stored for ``task`` (one context's own evidence when
+    ``context`` is given) decayed to ``now``, and the half-life."""
+    states = store.load(task, context)
     half_life = stored_half_life(states)
     names = sorted(states)
     return posteriors_from_states(states, names, prior, half_life, now), half_life
@@ -355,6 +359,7 @@ def posteriors(
     prior: Annotated[
         str, typer.Option("--prior", help="Beta prior 'alpha,beta' the router uses.")
     ] = "1,1",
+    context: ContextOption = "",
 ) -> None:
     """Each path's Beta posterior now: alpha, beta, mean, 95% interval, counts, traffic share."""
     with _errors(db):
@@ -365,8 +370,10 @@ def posteriors(
         url = resolve_url(db, must_exist=True)
         with _open_store(url) as store:
             now = time.time()
-            posts, half_life = read_posteriors(store, task, prior_ab, now)
+            posts, half_life = read_posteriors(store, task, prior_ab, now, context)
             if not posts:
+                if context and task in store.tasks():
+                    raise CLIError(f"task {task!r} has no evidence in context {context!r}", 1)
                 raise _unknown_task(store, task, url)
     if json_out:
         _print_json([posterior_dict(p) for p in posts])
@@ -417,6 +424,7 @@ def stats(
         str, typer.Option("--since", help="Window: 30s, 15m, 1h, 2d, 1w (back from now).")
     ] = "1h",
     json_out: JsonOption = False,
+    context: ContextOption = "",
 ) -> None:
     """Per-path attempts, success rate, timeouts, latency, tokens and cost over a window."""
     with _errors(db):
@@ -427,7 +435,7 @@ def stats(
         url = resolve_url(db, must_exist=True)
         with _open_store(url) as store:
             start = time.time() - window.total_seconds()
-            rows = store.window_stats(task, start)
+            rows = store.window_stats(task, start, context=context or None)
             if not rows and task not in store.tasks():
                 raise _unknown_task(store, task, url)
     if json_out:
@@ -662,6 +670,58 @@ def check(
                 + escape(", ".join(below))
             )
             raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    experiment: Annotated[
+        str, typer.Argument(help="chapelle_li, degradation, half_life_sweep or peers.")
+    ],
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Requests per run.")] = None,
+    runs: Annotated[int | None, typer.Option("--runs", help="Independent runs.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Folder for the .md and .png (default results/).")
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A CI-sized run of seconds.")] = False,
+) -> None:
+    """Run an offline experiment on the simulator; writes a markdown table and a PNG."""
+    with _errors(None):
+        try:
+            from simulations import EXPERIMENTS
+        except ImportError:
+            raise CLIError(
+                "the experiments live in the source tree's simulations/ folder: run this "
+                "from a checkout with the project installed (pip install -e .)",
+                1,
+            ) from None
+        if experiment not in EXPERIMENTS:
+            raise CLIError(
+                f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}", 2
+            )
+        for name, value in (("--horizon", horizon), ("--runs", runs)):
+            if value is not None and value < 1:
+                raise CLIError(f"{name} must be >= 1", 2)
+        from rich.progress import Progress
+
+        with Progress(console=_err(), transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            md = EXPERIMENTS[experiment](
+                quick=quick,
+                seed=seed,
+                horizon=horizon,
+                runs=runs,
+                out=None if out is None else Path(out),
+                progress=progress,
+            )
+    _out().print(f"wrote {md} and {Path(md).with_suffix('.png')}")
+    _out().print(Path(md).read_text())
 
 
 @db_app.command("upgrade")

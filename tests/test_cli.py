@@ -555,3 +555,42 @@ def test_check_missing_samples_file(check_module: tuple[str, pathlib.Path]) -> N
     name, samples = check_module
     result = invoke("check", f"{name}:router", "--samples", str(samples) + ".missing")
     assert result.exit_code == 2 and "cannot read samples" in result.stderr
+
+
+def test_posteriors_and_stats_filter_by_context(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/ctx.db"
+    with Router(
+        [Path(lambda kind: kind == "x", name="a", timeout=None)],
+        bool,
+        "ctx",
+        store=url,
+        seed=1,
+        fallback=Path(lambda kind: True, name="fb", timeout=None),
+    ) as r:
+        for i in range(20):
+            r.run("x" if i % 2 else "y", context="x" if i % 2 else "y")
+    out = runner.invoke(
+        app, ["posteriors", "--db", url, "--task", "ctx", "--context", "x", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    rows = {p["path"]: p for p in json.loads(out.stdout)}
+    assert (rows["a"]["successes"], rows["a"]["failures"]) == (10, 0)
+    out = runner.invoke(app, ["stats", "--db", url, "--task", "ctx", "--context", "y", "--json"])
+    stats = {s["path"]: s for s in json.loads(out.stdout)}
+    assert (stats["a"]["attempts"], stats["a"]["successes"]) == (10, 0)
+    assert stats["fb"]["attempts"] == 10
+    whole = runner.invoke(app, ["posteriors", "--db", url, "--task", "ctx", "--json"])
+    assert {p["path"]: p["n"] for p in json.loads(whole.stdout)} == {"a": 20, "fb": 10}
+    missing = runner.invoke(app, ["posteriors", "--db", url, "--task", "ctx", "--context", "z"])
+    assert missing.exit_code == 1 and "context 'z'" in missing.output
+
+
+def test_simulate_quick_writes_table_and_png(tmp_path: pathlib.Path) -> None:
+    out = runner.invoke(app, ["simulate", "degradation", "--quick", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    md = tmp_path / "degradation-quick.md"
+    png = tmp_path / "degradation-quick.png"
+    assert md.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| static order" in md.read_text()
+    bad = runner.invoke(app, ["simulate", "nope"])
+    assert bad.exit_code == 2 and "unknown experiment" in bad.output
