@@ -38,6 +38,7 @@ from adaptive_router import cli_reports, migrations
 from adaptive_router import demo as demo_mod
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.reports import plot_report
 from adaptive_router.router import posteriors_from_states
 from adaptive_router.stores import SQLStore, mask_url
 from adaptive_router.stores.base import PathState
@@ -516,6 +517,14 @@ def demo(
     """
     with _errors(db):
         demo_mod.run_with_display(_out(), db, requests, seed, table=table, live=live)
+        png = Path(db).with_suffix(".png")
+        with _open_store(resolve_url(db, must_exist=True)) as store:
+            try:
+                plot_report(store, demo_mod.TASK, 0.0, png)
+            except ImportError:  # matplotlib is an optional extra: the demo still ran
+                _out().print("(pip install 'adaptive-router[plot]' for a PNG report)")
+                return
+        _out().print(f"Traffic share, success rate and cost over time: {png}")
 
 
 # -- check ------------------------------------------------------------------------------

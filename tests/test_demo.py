@@ -100,6 +100,14 @@ def test_outcomes_are_readable_by_the_cli_afterwards(tmp_path: pathlib.Path) -> 
     rate = re.search(r"([\d.]+)% succeeded", result.stdout)
     assert rate is not None and float(rate.group(1)) > 95
     assert "breakers opened: gpt-4o" in result.stdout
+    png = db.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the report the demo draws
+    costs = runner.invoke(
+        app, ["costs", "--db", str(db), "--task", TASK, "--since", "1h", "--json"]
+    )
+    assert costs.exit_code == 0, costs.output
+    report = json.loads(costs.stdout)
+    assert report["cost_usd"] > 0 and report["cost_per_1000_requests"] > 0
     posteriors = runner.invoke(app, ["posteriors", "--db", str(db), "--task", TASK, "--json"])
     assert posteriors.exit_code == 0, posteriors.output
     means = {p["path"]: p["mean"] for p in json.loads(posteriors.stdout)}
