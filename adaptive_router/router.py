@@ -524,8 +524,11 @@ class Router:
             retry = RetryPolicy(rng=seed if isinstance(seed, int) else None)
         elif not (retry is None or isinstance(retry, RetryPolicy)):
             raise ConfigurationError(f"retry must be a RetryPolicy or None, got {retry!r}")
-        if not (breaker is None or callable(breaker)):
-            raise ConfigurationError("breaker must be a CircuitBreaker factory, or None")
+        if not (breaker is None or isinstance(breaker, CircuitBreaker) or callable(breaker)):
+            raise ConfigurationError(
+                "breaker must be a CircuitBreaker (a template: each path gets its own), "
+                "a factory name -> CircuitBreaker, or None"
+            )
         settings: dict[str, _Settings] = {}
         for p in self._by_name.values():
             name = p.name or ""

@@ -242,3 +242,28 @@ def test_router_defaults_apply_and_paths_override() -> None:
         Path(lambda: 1, name="x", timeout=-1)
     with pytest.raises(ValueError, match="timeout"):
         Router([lambda: 1], bool, "t", store="memory://", timeout=0)
+
+
+def test_router_wide_breaker_is_a_template_per_path() -> None:
+    template = CircuitBreaker(failure_threshold=2, reset_timeout_s=60.0)
+
+    def down() -> None:
+        raise ConnectionError("down")
+
+    with Router(
+        [
+            Path(down, name="a", timeout=None, retry=None),
+            Path(down, name="b", timeout=None, retry=None),
+        ],
+        bool,
+        "tmpl",
+        store="memory://",
+        breaker=template,
+        fallback=Path(lambda: "fb", name="fb", timeout=None),
+    ) as r:
+        a, b = r._settings["a"].breaker, r._settings["b"].breaker
+        assert a is not None and b is not None and a is not b and a is not template
+        for _ in range(2):
+            r.run()
+        assert r.health() == {"a": "open", "b": "open", "fb": "none"}
+        assert template.state.value == "closed"  # the template itself is never used
