@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 #: Buffered outcomes that wake the writer before its interval is up.
 WAKE_AT = 2_000
+#: Buffered outcomes past which, with the store reachable, the recording thread flushes.
+HIGH_WATER = 20_000
 
 
 class Recorder:
@@ -49,6 +51,8 @@ class Recorder:
         self.flush_interval = flush_interval
         self.refresh_interval = refresh_interval
         self.max_buffer = max_buffer
+        #: A healthy store's backlog past this makes callers write (see ``record``).
+        self.high_water = min(max_buffer, HIGH_WATER)
         self.dropped = 0
         self._lock = threading.Lock()  # guards states and buffer; never held during I/O
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
@@ -95,6 +99,12 @@ class Recorder:
         with self._lock:
             self._fold(outcomes)
             self._push(outcomes)
+            backlog = len(self._buffer) >= self.high_water and not self._outage_logged
+        if backlog:
+            # Backpressure: the store is up but slower than the traffic. Writing here
+            # slows this caller down instead of letting the buffer (memory, and the crash
+            # window) grow until it drops outcomes. Drops are for outages only.
+            self.flush()
 
     def write_through(self, write: Callable[[], Sequence[Outcome]]) -> None:
         """Run a store transaction that records outcomes itself, then fold them into the cache.
