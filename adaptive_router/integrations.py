@@ -63,7 +63,7 @@ def routed(
         def summarise(text: str) -> str:      # the always-works fallback
             return text[:200]
 
-        summarise("...")                      # routed; summarise.router is the Router
+        summarise("...")                      # routed; summarise.router_factory() is the Router
 
     ``success_fn`` defaults to "the result is not None". Other keyword arguments go to
     :class:`Router`. The Router is created on the first call (so importing a module

@@ -88,6 +88,8 @@ class Result:
 
     value: Any
     usage: Usage = field(default_factory=Usage)
+    metadata: dict[str, Any] | None = None
+    """Stored on the attempt's outcome (``Outcome.metadata``), e.g. ``{"repairs": 1}``."""
 
 
 @dataclass(frozen=True, slots=True)

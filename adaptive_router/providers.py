@@ -17,6 +17,11 @@ that sends one chat request per attempt, with:
   ``empty`` and unparsable or invalid JSON with kind ``invalid_output``, both carrying
   the tokens spent (``exc.usage``) so failed attempts are costed too.
 
+With ``repair=True`` (and a schema) an answer that fails validation gets one follow-up
+in the same conversation asking the model to correct it (:func:`repair_counter` counts
+them). :func:`router_from_models` builds a router from model names (``"gpt-4o"``,
+``"claude-3-5-sonnet-20241022"``), choosing the provider by the name's prefix.
+
 Both work with :meth:`Router.run` (the sync client) and :meth:`Router.arun` (the async
 client, awaited natively). Clients are created on first use from the environment
 (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``) unless given; API keys are never logged,
@@ -50,11 +55,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Result, Usage
@@ -62,13 +69,23 @@ from adaptive_router.paths import INHERIT, Path, _Inherit, check_timeout
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.validation import OutputValidationError, parse_output
 
+if TYPE_CHECKING:
+    from adaptive_router.router import Router
+
 __all__ = [
     "MalformedResponseError",
     "MissingCredentialsError",
     "PromptError",
+    "RepairCounter",
     "anthropic_path",
+    "model_path",
     "openai_path",
+    "provider_of",
+    "repair_counter",
+    "router_from_models",
 ]
+
+logger = logging.getLogger(__name__)
 
 Messages = list[dict[str, Any]]
 #: A prompt: a template formatted with the run's arguments, or a callable returning the
@@ -161,6 +178,126 @@ def _as_int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _check_repair(repair: object, schema: object, model: str) -> int:
+    """``repair=`` as a number of follow-up requests (``True`` = 1, ``False`` = 0)."""
+    if isinstance(repair, bool):
+        n = int(repair)
+    elif isinstance(repair, int) and repair >= 0:
+        n = repair
+    else:
+        raise ConfigurationError(
+            f"repair must be True/False or a number of follow-ups >= 0, got {repair!r}"
+        )
+    if n and schema is None:
+        raise ConfigurationError(
+            f"path {model!r}: repair= needs schema=: without a schema the text is the result "
+            "and there is nothing to validate or repair"
+        )
+    return n
+
+
+def _add_usage(spent: Usage | None, usage: Usage) -> Usage:
+    """``usage`` plus what earlier requests of the same attempt spent."""
+    if spent is None:
+        return usage
+
+    def add(a: int | None, b: int | None) -> int | None:
+        return None if a is None and b is None else (a or 0) + (b or 0)
+
+    cost = (
+        None
+        if spent.cost_usd is None and usage.cost_usd is None
+        else (spent.cost_usd or 0.0) + (usage.cost_usd or 0.0)
+    )
+    return Usage(
+        input_tokens=add(spent.input_tokens, usage.input_tokens),
+        output_tokens=add(spent.output_tokens, usage.output_tokens),
+        cost_usd=cost,
+        model=usage.model or spent.model,
+    )
+
+
+def _attach(exc: BaseException, usage: Usage | None, repairs: int) -> None:
+    """Put the attempt's spent tokens (and repairs made) on an exception for the router."""
+    try:
+        if usage is not None and not isinstance(getattr(exc, "usage", None), Usage):
+            exc.usage = usage  # type: ignore[attr-defined]
+        if repairs:
+            exc.outcome_metadata = {"repairs": repairs}  # type: ignore[attr-defined]
+    except AttributeError:  # an exception class with __slots__: nothing to attach to
+        pass
+
+
+# ``Result(value, usage, metadata=...)`` once outcomes.Result carries metadata (the
+# router then stores it on the outcome row); until then the count stays on the path.
+_RESULT_HAS_METADATA = "metadata" in getattr(Result, "__dataclass_fields__", {})
+
+
+def _result(value: Any, usage: Usage, repairs: int) -> Result:
+    if repairs and _RESULT_HAS_METADATA:
+        extra: dict[str, Any] = {"metadata": {"repairs": repairs}}
+        return Result(value, usage, **extra)
+    return Result(value, usage)
+
+
+#: The follow-up user message of a repair; ``{error}`` is the validation error,
+#: ``{schema}`` the JSON schema sentence (empty when the schema has none to show).
+REPAIR_PROMPT = (
+    "Your answer above could not be used: {error}.{schema}\n"
+    "Reply with the corrected JSON only: no explanation, no code fence."
+)
+#: A JSON schema longer than this is not quoted in the repair message.
+MAX_REPAIR_SCHEMA_CHARS = 4000
+
+
+def _schema_sentence(schema: Any) -> str:
+    try:
+        from pydantic import TypeAdapter
+
+        adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
+        text = json.dumps(adapter.json_schema(), separators=(",", ":"))
+    except Exception:  # a schema pydantic cannot describe: the error alone must do
+        return ""
+    if len(text) > MAX_REPAIR_SCHEMA_CHARS:
+        return ""
+    return f" The JSON must match this JSON schema: {text}"
+
+
+class RepairCounter:
+    """How often a provider path asked its model to correct an invalid answer.
+
+    ``sent``: follow-up requests sent; ``fixed``: those whose answer then validated;
+    ``failed``: the rest (still invalid, or the follow-up request itself failed).
+    Thread-safe; read it with :func:`repair_counter` (``repair_counter(path).fixed``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._fixed = 0
+
+    def __repr__(self) -> str:
+        return f"RepairCounter(sent={self.sent}, fixed={self.fixed}, failed={self.failed})"
+
+    @property
+    def sent(self) -> int:
+        return self._sent
+
+    @property
+    def fixed(self) -> int:
+        return self._fixed
+
+    @property
+    def failed(self) -> int:
+        with self._lock:
+            return self._sent - self._fixed
+
+    def _count(self, *, sent: int = 0, fixed: int = 0) -> None:
+        with self._lock:
+            self._sent += sent
+            self._fixed += fixed
+
+
 class _ProviderCall:
     """The callable behind a provider path: builds the request, calls the SDK, reads the
     response. Sync calls go through ``__call__``, async ones through :meth:`acall`."""
@@ -179,6 +316,7 @@ class _ProviderCall:
         async_client: Any,
         system: str | None,
         params: dict[str, Any],
+        repair: int = 0,
     ) -> None:
         self.model = model
         self.prompt = prompt
@@ -186,6 +324,11 @@ class _ProviderCall:
         self.timeout = timeout
         self.system = system
         self.params = params
+        #: Follow-up requests allowed per attempt when the answer fails validation.
+        self.repair = repair
+        #: Repairs made by this path (see :class:`RepairCounter`).
+        self.repairs = RepairCounter()
+        self._schema_text: str | None = None
         self._given_client = client
         self._given_async_client = async_client
         self._client: Any = None
@@ -287,26 +430,83 @@ class _ProviderCall:
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
         request = self.request(args, kwargs)
         client = self._sync_client()
-        try:
-            response = self._send(client, request)
-        except json.JSONDecodeError as exc:
-            raise self._malformed(f"the response body is not JSON ({exc})") from None
-        return self.result(response)
+        spent: Usage | None = None
+        repairs = 0
+        while True:
+            try:
+                response = self._send(client, request)
+            except json.JSONDecodeError as exc:
+                error = self._malformed(f"the response body is not JSON ({exc})")
+                _attach(error, spent, repairs)
+                raise error from None
+            except Exception as exc:
+                _attach(exc, spent, repairs)
+                raise
+            try:
+                return self.result(response, spent=spent, repairs=repairs)
+            except OutputValidationError as exc:
+                follow_up = self.repair_request(request, exc, repairs)
+                if follow_up is None:
+                    raise
+                request, spent, repairs = follow_up, getattr(exc, "usage", None), repairs + 1
 
     async def acall(self, *args: Any, **kwargs: Any) -> Result:
         """The async twin of calling the path: the async client, awaited natively."""
         request = self.request(args, kwargs)
         client = self._async_client()
-        try:
-            if self.timeout is None:
-                response = await self._asend(client, request)
-            else:
-                # The SDK timeout applies per phase (connect, write, each read); this caps
-                # the whole call too. Either way the kind recorded is `timeout`.
-                response = await asyncio.wait_for(self._asend(client, request), self.timeout)
-        except json.JSONDecodeError as exc:
-            raise self._malformed(f"the response body is not JSON ({exc})") from None
-        return self.result(response)
+        spent: Usage | None = None
+        repairs = 0
+        while True:
+            try:
+                if self.timeout is None:
+                    response = await self._asend(client, request)
+                else:
+                    # The SDK timeout applies per phase (connect, write, each read); this
+                    # caps the whole request too. Either way the kind recorded is `timeout`.
+                    response = await asyncio.wait_for(self._asend(client, request), self.timeout)
+            except json.JSONDecodeError as exc:
+                error = self._malformed(f"the response body is not JSON ({exc})")
+                _attach(error, spent, repairs)
+                raise error from None
+            except Exception as exc:
+                _attach(exc, spent, repairs)
+                raise
+            try:
+                return self.result(response, spent=spent, repairs=repairs)
+            except OutputValidationError as exc:
+                follow_up = self.repair_request(request, exc, repairs)
+                if follow_up is None:
+                    raise
+                request, spent, repairs = follow_up, getattr(exc, "usage", None), repairs + 1
+
+    # -- repair ----------------------------------------------------------------------
+    def repair_message(self, exc: OutputValidationError) -> str:
+        """The user turn asking the model to correct an answer that failed validation."""
+        if self._schema_text is None:
+            self._schema_text = _schema_sentence(self.schema)
+        return REPAIR_PROMPT.format(error=exc.reason, schema=self._schema_text)
+
+    def repair_request(
+        self, request: dict[str, Any], exc: OutputValidationError, done: int
+    ) -> dict[str, Any] | None:
+        """The follow-up request for an invalid answer, or ``None`` when none is due: repair
+        is off or used up, or the answer was empty (nothing to correct)."""
+        if done >= self.repair or exc.kind != ErrorKind.INVALID_OUTPUT.value:
+            return None
+        self.repairs._count(sent=1)
+        logger.info(
+            "repairing invalid output of %s path %s",
+            self.provider,
+            self.model,
+            extra={"model": self.model, "provider": self.provider, "reason": exc.reason},
+        )
+        messages = [
+            *request["messages"],
+            # The model's own answer as the assistant turn, then the correction request.
+            {"role": "assistant", "content": exc.raw},
+            {"role": "user", "content": self.repair_message(exc)},
+        ]
+        return {**request, "messages": messages}
 
     def _malformed(self, why: str) -> MalformedResponseError:
         return MalformedResponseError(f"{self.provider} {self.model!r}: malformed response: {why}")
@@ -321,17 +521,29 @@ class _ProviderCall:
         """(text, usage, why-empty) from an SDK response."""
         raise NotImplementedError
 
-    def result(self, response: Any) -> Result:
-        """Turn an SDK response into a Result, or raise with the spent usage attached."""
+    def result(self, response: Any, *, spent: Usage | None = None, repairs: int = 0) -> Result:
+        """Turn an SDK response into a Result, or raise with the spent usage attached.
+
+        ``spent`` is the usage of earlier requests of the same attempt (before a repair),
+        added to this response's; ``repairs`` the follow-ups sent so far.
+        """
         if isinstance(response, (str, bytes)):
             # The SDKs hand back the body as text when it is not declared JSON.
-            raise self._malformed(f"expected JSON, got text ({len(response)} chars)")
-        text, usage, why = self._read(response)
+            error = self._malformed(f"expected JSON, got text ({len(response)} chars)")
+            _attach(error, spent, repairs)
+            raise error
+        try:
+            text, usage, why = self._read(response)
+        except MalformedResponseError as error:
+            _attach(error, spent, repairs)
+            raise
+        usage = _add_usage(spent, usage)
         if text is None or not text.strip():
             exc = OutputValidationError(
                 why or "output is empty", text or "", kind=ErrorKind.EMPTY.value
             )
             exc.usage = usage  # type: ignore[attr-defined]
+            _attach(exc, None, repairs)
             raise exc
         if self.schema is None:
             return Result(text, usage)
@@ -339,8 +551,11 @@ class _ProviderCall:
             value = parse_output(text, self.schema)
         except OutputValidationError as exc:
             exc.usage = usage  # type: ignore[attr-defined]
+            _attach(exc, None, repairs)
             raise
-        return Result(value, usage)
+        if repairs:
+            self.repairs._count(fixed=1)
+        return _result(value, usage, repairs)
 
 
 class _OpenAICall(_ProviderCall):
@@ -482,7 +697,11 @@ def _build(
         rate_limit=rate_limit,
         afn=afn,
         enforces_timeout=True,
-        metadata={"provider": call.provider},
+        metadata=(
+            {"provider": call.provider, "repairs": call.repairs}
+            if call.repair
+            else {"provider": call.provider}
+        ),
     )
 
 
@@ -499,6 +718,7 @@ def openai_path(
     retry: RetryPolicy | _Inherit | None = INHERIT,
     breaker: CircuitBreaker | _Inherit | None = INHERIT,
     rate_limit: RateLimit | None = None,
+    repair: bool | int = False,
     **params: Any,
 ) -> Path:
     """A path that asks an OpenAI chat model (``POST /v1/chat/completions``).
@@ -532,9 +752,19 @@ def openai_path(
         Give different names to paths over one model with different parameters.
     retry, breaker, rate_limit:
         The path's resilience settings (see :class:`~adaptive_router.paths.Path`).
+    repair:
+        With ``schema``: when an answer is not valid JSON for the schema (kind
+        ``invalid_output``), send the model its answer back with the validation error
+        and ask for corrected JSON only — ``True`` once, ``N`` up to N times — in the
+        same conversation and the same attempt: one outcome, whose tokens are those of
+        every request, and each request has ``timeout``. An empty answer is not
+        repaired; a follow-up that fails (429, 5xx, timeout…) fails the attempt with its
+        own kind, so the router's retry policy decides what happens next. Counted in
+        :func:`repair_counter`. Default ``False``.
     **params:
         Extra request parameters (``temperature=0.2``, ``max_tokens=300``,
-        ``response_format={"type": "json_object"}``…).
+        ``response_format={"type": "json_object"}``…). Paths over one model with
+        different parameters are different paths: give each its own ``name``.
 
     Example::
 
@@ -552,6 +782,7 @@ def openai_path(
         async_client=async_client,
         system=system,
         params=_check_params(params, _RESERVED, "openai"),
+        repair=_check_repair(repair, schema, model),
     )
     return _build(
         call,
@@ -579,6 +810,7 @@ def anthropic_path(
     breaker: CircuitBreaker | _Inherit | None = INHERIT,
     rate_limit: RateLimit | None = None,
     max_tokens: int = 1024,
+    repair: bool | int = False,
     **params: Any,
 ) -> Path:
     """A path that asks an Anthropic model (``POST /v1/messages``).
@@ -590,6 +822,10 @@ def anthropic_path(
     clients are ``anthropic.Anthropic`` / ``anthropic.AsyncAnthropic``, created from
     ``ANTHROPIC_API_KEY`` when not given. Anthropic's 529 "overloaded" is recorded as
     ``server_error`` and retried.
+
+    The installed anthropic SDK's ``messages.create`` may not take sampling parameters
+    such as ``temperature`` as arguments (2.x does not): send them as
+    ``extra_body={"temperature": 0.2}``, which the SDK adds to the request body as is.
 
     Example::
 
@@ -615,6 +851,7 @@ def anthropic_path(
         system=system,
         params=_check_params(params, _RESERVED | {"max_tokens", "system"}, "anthropic"),
         max_tokens=max_tokens,
+        repair=_check_repair(repair, schema, model),
     )
     return _build(
         call,
@@ -626,3 +863,160 @@ def anthropic_path(
         breaker=breaker,
         rate_limit=rate_limit,
     )
+
+
+def repair_counter(path: Path) -> RepairCounter:
+    """The :class:`RepairCounter` of a provider path built with ``repair=``.
+
+    ``repair_counter(path).fixed`` is how many invalid answers a follow-up turned into
+    valid ones. Raises ``ValueError`` for a path without repair.
+    """
+    counter = path.metadata.get("repairs")
+    if not isinstance(counter, RepairCounter):
+        raise ValueError(
+            f"path {path.name!r} has no repair counter: build it with "
+            "openai_path(..., repair=True) or anthropic_path(..., repair=True)"
+        )
+    return counter
+
+
+# -- paths from model names ------------------------------------------------------------
+#: Model names served by OpenAI's chat completions API: gpt-4o, gpt-4.1-mini, gpt-5,
+#: chatgpt-4o-latest, o1, o3-mini, o4-mini, and fine-tunes of those ("ft:gpt-4o-mini:...").
+_OPENAI_MODEL = re.compile(r"(?:ft:)?(?:gpt-|chatgpt-|o\d+(?:$|[-:]))", re.IGNORECASE)
+_ANTHROPIC_MODEL = re.compile(r"claude-", re.IGNORECASE)
+_PROVIDER_PREFIXES = ("openai:", "anthropic:")
+
+
+def provider_of(model: str) -> tuple[str, str]:
+    """``(provider, model)`` for a model name: ``"openai"`` for ``gpt-*``, ``chatgpt-*``,
+    ``o1``/``o3``/``o4``… (and ``ft:`` fine-tunes of them), ``"anthropic"`` for
+    ``claude-*``. An explicit ``"openai:<model>"`` or ``"anthropic:<model>"`` names the
+    provider of any other model (e.g. one served by an OpenAI-compatible server).
+
+    Raises ``ValueError`` for a name it cannot place.
+    """
+    name = _check_model(model)
+    for prefix in _PROVIDER_PREFIXES:
+        if name.lower().startswith(prefix):
+            rest = _check_model(name[len(prefix) :])
+            return prefix[:-1], rest
+    if _OPENAI_MODEL.match(name):
+        return "openai", name
+    if _ANTHROPIC_MODEL.match(name):
+        return "anthropic", name
+    raise ValueError(
+        f"cannot tell which provider serves model {name!r}: OpenAI models start with "
+        "'gpt-', 'chatgpt-' or 'o1'/'o3'/'o4', Anthropic models with 'claude-'; name the "
+        f"provider explicitly ('openai:{name}' for an OpenAI-compatible server, "
+        f"'anthropic:{name}') or build the path with openai_path/anthropic_path"
+    )
+
+
+def model_path(
+    model: str,
+    prompt: Prompt,
+    *,
+    clients: Mapping[str, Any] | None = None,
+    async_clients: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """:func:`openai_path` or :func:`anthropic_path` for ``model``, by its name (see
+    :func:`provider_of`).
+
+    ``clients`` / ``async_clients`` map ``"openai"`` and ``"anthropic"`` to SDK clients
+    (missing ones are created from the environment on first use); other keyword
+    arguments go to the path builder (``schema=``, ``timeout=``, ``repair=``,
+    ``temperature=``…).
+    """
+    provider, name = provider_of(model)
+    build = openai_path if provider == "openai" else anthropic_path
+    for what, given in (("clients", clients), ("async_clients", async_clients)):
+        unknown = sorted(set(given or {}) - {"openai", "anthropic"})
+        if unknown:
+            raise ConfigurationError(
+                f"{what} keys must be 'openai' and/or 'anthropic', got {unknown}"
+            )
+    kwargs.setdefault("client", (clients or {}).get(provider))
+    kwargs.setdefault("async_client", (async_clients or {}).get(provider))
+    return build(name, prompt, **kwargs)
+
+
+def _not_none(value: Any) -> bool:
+    return value is not None
+
+
+def router_from_models(
+    models: Sequence[str | Path],
+    prompt: Prompt,
+    schema: Any = None,
+    success_fn: Callable[[Any], Any] | None = None,
+    *,
+    task: str,
+    clients: Mapping[str, Any] | None = None,
+    async_clients: Mapping[str, Any] | None = None,
+    system: str | None = None,
+    timeout: float | None = 30.0,
+    repair: bool | int = False,
+    path_options: Mapping[str, Mapping[str, Any]] | None = None,
+    **router_kwargs: Any,
+) -> Router:
+    """A :class:`~adaptive_router.router.Router` over provider paths built from model names.
+
+    ::
+
+        router = router_from_models(
+            ["gpt-4o", "claude-3-5-sonnet-20241022"],
+            prompt="Extract the order as JSON: {text}",
+            schema=Order,
+            task="order-extraction",
+        )
+        order = router.run(text="2x widget to Berlin")
+
+    Each name becomes :func:`openai_path` or :func:`anthropic_path` (chosen by
+    :func:`provider_of`; ``"openai:<model>"`` / ``"anthropic:<model>"`` name the provider
+    of any other model) with the same ``prompt``, ``schema``, ``system``, ``timeout``
+    and ``repair``; ``path_options`` adds keyword arguments per model name (``{"gpt-4o":
+    {"temperature": 0.2}, "claude-3-5-sonnet-20241022": {"max_tokens": 2000}}``). A
+    :class:`~adaptive_router.paths.Path` in ``models`` is used as it is.
+
+    ``clients`` / ``async_clients`` map ``"openai"`` and ``"anthropic"`` to SDK clients
+    (e.g. pointed at a proxy or a test server); missing ones come from the environment.
+    ``success_fn`` defaults to "the (validated) result is not None" unless
+    ``score_fn=`` is given. Other keyword arguments go to ``Router`` (``store=``,
+    ``fallback=``, ``half_life=``, ``seed=``…); ``timeout`` is the built paths' own.
+    """
+    from adaptive_router.router import Router
+
+    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence) or not models:
+        raise ConfigurationError(
+            "models must be a non-empty list of model names such as ['gpt-4o', "
+            "'claude-3-5-sonnet-20241022']"
+        )
+    options = dict(path_options or {})
+    names = {m for m in models if isinstance(m, str)}
+    unused = sorted(set(options) - names)
+    if unused:
+        raise ConfigurationError(f"path_options names models not in models: {unused}")
+    paths: list[Path] = []
+    for model in models:
+        if isinstance(model, Path):
+            paths.append(model)
+            continue
+        if not isinstance(model, str):
+            raise ConfigurationError(
+                f"models must hold model names (str) or Path objects, got {model!r}"
+            )
+        kwargs: dict[str, Any] = {
+            "schema": schema,
+            "system": system,
+            "timeout": timeout,
+            "repair": repair,
+            **options.get(model, {}),
+        }
+        paths.append(
+            model_path(model, prompt, clients=clients, async_clients=async_clients, **kwargs)
+        )
+    if success_fn is None and router_kwargs.get("score_fn") is None:
+        success_fn = _not_none
+    return Router(paths, success_fn, task, **router_kwargs)

@@ -571,6 +571,7 @@ class Router:
         retries: int,
         context: str = "",
         score: float | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Outcome:
         u = usage or _NO_USAGE
         cost = u.cost_usd
@@ -592,14 +593,15 @@ class Router:
             retries=retries,
             context=context,
             score=score,
+            metadata=metadata,
         )
 
     def _judge(
-        self, rid: str, path: Path, result: Any
+        self, rid: str, path: Path, result: Any, context: str = ""
     ) -> tuple[str | None, str | None, float | None]:
         """Apply success_fn or score_fn: (kind, error, score); kind None means success."""
         if self.score_fn is not None:
-            return self._judge_score(rid, path, result)
+            return self._judge_score(rid, path, result, context)
         assert self.success_fn is not None
         try:
             verdict = self.success_fn(result)
@@ -622,7 +624,7 @@ class Router:
         return None, None, None
 
     def _judge_score(
-        self, rid: str, path: Path, result: Any
+        self, rid: str, path: Path, result: Any, context: str = ""
     ) -> tuple[str | None, str | None, float | None]:
         assert self.score_fn is not None
         try:
@@ -634,6 +636,14 @@ class Router:
                 extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
             )
             return ErrorKind.EXCEPTION.value, error, None
+        if raw is None:
+            # Unknown (e.g. an LLM judge that could not grade): the attempt passes, and its
+            # evidence is the path's current posterior mean, which leaves that mean as it is.
+            logger.info(
+                "score unknown: score_fn returned None",
+                extra={"request_id": rid, "task": self.task, "path": path.name},
+            )
+            return None, "score unknown: score_fn returned None", self._mean(path, context)
         score = _as_score(raw)
         if score is None:
             error = f"score_fn returned {raw!r:.60}, expected a number in [0, 1]"
@@ -646,6 +656,17 @@ class Router:
             kind = ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED
             return kind.value, None, score
         return None, None, score
+
+    def _mean(self, path: Path, context: str) -> float:
+        """The path's posterior mean now (prior included): a score that adds no information
+        (α + m, β + 1 - m with m = α / (α + β) keeps the mean at m)."""
+        a, b = getattr(self.policy, "prior", (1.0, 1.0))
+        try:
+            i = next(k for k, p in enumerate(self.paths) if p is path)
+        except StopIteration:  # the final fallback is not learned
+            return float(a / (a + b))
+        s, f = self._evidence(self.clock(), context)
+        return float((a + s[i]) / (a + b + s[i] + f[i]))
 
     def _gate(self, rid: str, path: Path, st: _Settings) -> Outcome | None:
         """Rate limit, then breaker. A skipped path gets an unrecorded outcome (attempt 0)."""
@@ -686,6 +707,7 @@ class Router:
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
+            meta = getattr(exc, "outcome_metadata", None)
             error = _error_text(exc)
             logger.warning(
                 "path failed",
@@ -708,11 +730,15 @@ class Router:
                 usage=usage if isinstance(usage, Usage) else None,
                 retries=state.retries,
                 context=context,
+                metadata=meta if isinstance(meta, dict) else None,
             )
             value = None
         else:
-            value, usage = (raw.value, raw.usage) if isinstance(raw, Result) else (raw, None)
-            verdict, why, score = self._judge(rid, path, value)
+            if isinstance(raw, Result):
+                value, usage, meta = raw.value, raw.usage, raw.metadata
+            else:
+                value, usage, meta = raw, None, None
+            verdict, why, score = self._judge(rid, path, value, context)
             outcome = self._outcome(
                 rid,
                 path,
@@ -724,6 +750,7 @@ class Router:
                 retries=state.retries,
                 context=context,
                 score=score,
+                metadata=meta,
             )
         if st.breaker is not None:
             if outcome.kind in _BREAKER_FAILURES:
@@ -921,6 +948,25 @@ class Router:
                 )
             )
         return report
+
+    @classmethod
+    def from_models(
+        cls,
+        models: Sequence[str | Path],
+        prompt: Any,
+        schema: Any = None,
+        success_fn: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> Router:
+        """A router over provider paths built from model names (``"gpt-4o"``,
+        ``"claude-3-5-sonnet-20241022"``…): one prompt, one schema, ``task=`` and other
+        keyword arguments as for :class:`Router`.
+
+        See :func:`adaptive_router.providers.router_from_models`.
+        """
+        from adaptive_router.providers import router_from_models
+
+        return router_from_models(models, prompt, schema, success_fn, **kwargs)
 
     def as_runnable(self, *, unpack: bool = False) -> Any:
         """This router as a LangChain ``Runnable``.

@@ -8,7 +8,9 @@ checked three ways: the kind and retries recorded on the outcome row, the attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +33,7 @@ from adaptive_router.providers import (
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy, classify
 from adaptive_router.testing import (
     FakeProvider,
+    RecordedRequest,
     Step,
     delay,
     disconnect,
@@ -40,6 +43,7 @@ from adaptive_router.testing import (
     malformed_json,
     raw,
     reply,
+    respond,
 )
 
 GPT = "gpt-4o"
@@ -707,6 +711,59 @@ def test_parameter_variants_are_separate_paths(fake: FakeProvider) -> None:
     assert {r.body["temperature"] for r in fake.requests} == {0.0, 0.9}
     with pytest.raises(ConfigurationError, match="duplicate"):
         Router([openai_path(GPT, TEMPLATE), openai_path(GPT, TEMPLATE)], bool, "dupe")
+
+
+def temperature_dependent(success: dict[float, float], seed: int) -> Step:
+    """A model whose answer depends on the request's temperature: valid JSON with
+    probability ``success[temperature]``, else an order the schema rejects."""
+    rng = random.Random(seed)
+
+    def answer(request: RecordedRequest) -> Step:
+        t = request.body.get("temperature")
+        ok = rng.random() < success[t]
+        return json_reply(ORDER if ok else {**ORDER, "quantity": 0})
+
+    return respond(answer)
+
+
+def test_router_learns_between_parameter_variants_of_one_model(fake: FakeProvider) -> None:
+    fake.default(GPT, temperature_dependent({0.2: 0.9, 1.0: 0.4}, seed=4))
+    client = client_for(fake, "openai")
+    cold = openai_path(
+        GPT, TEMPLATE, schema=Order, client=client, temperature=0.2, name="gpt-4o-cold"
+    )
+    hot = openai_path(
+        GPT, TEMPLATE, schema=Order, client=client, temperature=1.0, name="gpt-4o-hot"
+    )
+    with make_router([cold, hot], explore=0.0) as router:
+        for _ in range(150):
+            with contextlib.suppress(AllPathsFailed):  # both variants can fail a request
+                router.run(text="x")
+        firsts = [r.path for r in rows(router) if r.attempt == 1]
+        post = {p.path: p for p in router.posteriors()}
+    assert firsts[-50:].count("gpt-4o-cold") >= 45, firsts[-50:]
+    assert post["gpt-4o-cold"].mean > post["gpt-4o-hot"].mean
+    # Each path sent its own temperature.
+    sent = {(r.body["temperature"]) for r in fake.requests}
+    assert sent == {0.2, 1.0}
+
+
+def test_anthropic_parameter_variants_go_through_extra_body(fake: FakeProvider) -> None:
+    # anthropic 2.x's messages.create() has no temperature argument: extra_body carries it.
+    fake.default(CLAUDE, reply("ok"))
+    client = client_for(fake, "anthropic")
+    cold = anthropic_path(
+        CLAUDE, TEMPLATE, client=client, extra_body={"temperature": 0.0}, name="claude-cold"
+    )
+    hot = anthropic_path(
+        CLAUDE, TEMPLATE, client=client, extra_body={"temperature": 1.0}, name="claude-hot"
+    )
+    with make_router([cold, hot]) as router:
+        for _ in range(10):
+            router.run(text="x")
+        used = {r.path for r in rows(router)}
+    assert used == {"claude-cold", "claude-hot"}
+    assert {r.body["temperature"] for r in fake.requests} == {0.0, 1.0}
 
 
 def test_path_settings() -> None:

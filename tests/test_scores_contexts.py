@@ -76,7 +76,7 @@ def test_fractional_update_is_exact(sql_url: str) -> None:
     assert [o.kind for o in rows] == ["rejected", None, "rejected", None]
 
 
-@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "high", None, [0.5]])
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), "high", [0.5]])
 def test_invalid_scores_are_failures_of_their_kind(
     bad: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
