@@ -10,7 +10,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -814,71 +814,39 @@ class Router:
             self._observers.emit("attempt_finished", outcome)
 
     # -- public API ----------------------------------------------------------------
+    def _attempts(self, context: str | None, args: Any, kwargs: Any) -> _Request:
+        ctx = self._context(context, args, kwargs)
+        rid, order = self._begin(ctx)
+        return _Request(self, rid, ctx, order)
+
     def run(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """Call paths in sampled order until one succeeds; return its result.
 
         Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
         Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
-        none succeeds.
+        none succeeds. ``context`` (or ``context_fn``) picks the posteriors to route by.
         """
-        ctx = self._context(context, args, kwargs)
-        rid, order = self._begin(ctx)
-        attempts: list[Outcome] = []
-        n = 0
-        for path in order:
-            if attempts:
-                self._log_fallback(rid, attempts[-1], path)
-            st = self._settings[path.name or ""]
-            skipped = self._gate(rid, path, st)
-            if skipped is not None:
-                attempts.append(skipped)
-                self._attempt_finished(skipped)
-                continue
-            n += 1
-            self._attempt_started(rid, path, n)
-            state = RetryState(path=path.name)
+        req = self._attempts(context, args, kwargs)
+        for path, st, state in req:
             started = time.perf_counter()
-            raw: Any = None
-            error: Exception | None = None
             try:
                 if st.retry is None:
                     raw = self._call_sync(path, st, args, kwargs)
                 else:
                     raw = st.retry.call(self._call_sync, path, st, args, kwargs, retry_state=state)
             except Exception as exc:
-                error = exc
-            outcome, value = self._settle(rid, path, st, n, started, raw, error, state, ctx)
-            attempts.append(outcome)
-            self._attempt_finished(outcome)
-            if outcome.success:
-                self._finish(rid, attempts)
-                return value
-        self._finish(rid, attempts)
-        raise AssertionError("unreachable: _finish raises when the last attempt failed")
+                req.settle(path, st, started, None, exc, state)
+            else:
+                req.settle(path, st, started, raw, None, state)
+        self._finish(req.rid, req.attempts)
+        return req.value
 
     async def arun(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """The asyncio twin of :meth:`run`: async paths (or a path's ``afn``) are awaited;
         sync ones run in a worker thread so the event loop never blocks."""
-        ctx = self._context(context, args, kwargs)
-        rid, order = self._begin(ctx)
-        attempts: list[Outcome] = []
-        n = 0
-        value: Any = None
-        for path in order:
-            if attempts:
-                self._log_fallback(rid, attempts[-1], path)
-            st = self._settings[path.name or ""]
-            skipped = self._gate(rid, path, st)
-            if skipped is not None:
-                attempts.append(skipped)
-                self._attempt_finished(skipped)
-                continue
-            n += 1
-            self._attempt_started(rid, path, n)
-            state = RetryState(path=path.name)
+        req = self._attempts(context, args, kwargs)
+        for path, st, state in req:
             started = time.perf_counter()
-            raw: Any = None
-            error: Exception | None = None
             try:
                 if st.retry is None:
                     raw = await self._call_async(path, st, args, kwargs)
@@ -887,19 +855,16 @@ class Router:
                         self._call_async, path, st, args, kwargs, retry_state=state
                     )
             except Exception as exc:
-                error = exc
-            outcome, value = self._settle(rid, path, st, n, started, raw, error, state, ctx)
-            attempts.append(outcome)
-            self._attempt_finished(outcome)
-            if outcome.success:
-                break
+                req.settle(path, st, started, None, exc, state)
+            else:
+                req.settle(path, st, started, raw, None, state)
         if self._recorder.sync and not self.store.in_process:
             # A blocking database write must not stall the event loop; a memory store's
             # is a dict update, not worth a thread hop.
-            await to_daemon_thread(self._finish, rid, attempts)
+            await to_daemon_thread(self._finish, req.rid, req.attempts)
         else:
-            self._finish(rid, attempts)
-        return value
+            self._finish(req.rid, req.attempts)
+        return req.value
 
     def check(self, samples: Iterable[Any]) -> list[PathCheck]:
         """Run every path — the final fallback included — on each sample, without routing.
@@ -1302,6 +1267,58 @@ def new_request_id() -> str:
     writer thread mid-request). Reseeded from the OS in every forked child.
     """
     return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"
+
+
+class _Request:
+    """One request's walk down its ranked paths: the core that ``run`` and ``arun`` share
+    (they differ only in how they call a path). Iterating yields each path to call, after
+    the fallback log line, the rate-limit and breaker gates (skips are recorded as
+    skipped attempts) and the observers' attempt start; it stops after a success."""
+
+    __slots__ = ("attempts", "ctx", "n", "order", "rid", "router", "value")
+
+    def __init__(self, router: Router, rid: str, ctx: str, order: list[Path]) -> None:
+        self.router = router
+        self.rid = rid
+        self.ctx = ctx
+        self.order = order
+        self.attempts: list[Outcome] = []
+        self.n = 0
+        self.value: Any = None
+
+    def __iter__(self) -> Iterator[tuple[Path, _Settings, RetryState]]:
+        router = self.router
+        for path in self.order:
+            if self.attempts:
+                if self.attempts[-1].success:
+                    return
+                router._log_fallback(self.rid, self.attempts[-1], path)
+            st = router._settings[path.name or ""]
+            skipped = router._gate(self.rid, path, st)
+            if skipped is not None:
+                self.attempts.append(skipped)
+                router._attempt_finished(skipped)
+                continue
+            self.n += 1
+            router._attempt_started(self.rid, path, self.n)
+            yield path, st, RetryState(path=path.name)
+
+    def settle(
+        self,
+        path: Path,
+        st: _Settings,
+        started: float,
+        raw: Any,
+        error: Exception | None,
+        state: RetryState,
+    ) -> None:
+        outcome, value = self.router._settle(
+            self.rid, path, st, self.n, started, raw, error, state, self.ctx
+        )
+        self.attempts.append(outcome)
+        self.router._attempt_finished(outcome)
+        if outcome.success:
+            self.value = value
 
 
 class _WrongTask(Exception):
