@@ -52,6 +52,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import json
@@ -298,7 +299,7 @@ class RepairCounter:
             self._fixed += fixed
 
 
-class _ProviderCall:
+class _ProviderCall(abc.ABC):
     """The callable behind a provider path: builds the request, calls the SDK, reads the
     response. Sync calls go through ``__call__``, async ones through :meth:`acall`."""
 
@@ -376,8 +377,9 @@ class _ProviderCall:
                 self._aclients[loop] = client
         return client
 
+    @abc.abstractmethod
     def _new_client(self, *, is_async: bool) -> Any:
-        raise NotImplementedError
+        """A client of the provider's SDK built from the environment."""
 
     def _missing_credentials(self) -> MissingCredentialsError:
         return MissingCredentialsError(
@@ -423,9 +425,9 @@ class _ProviderCall:
         return out
 
     # -- the call --------------------------------------------------------------------
+    @abc.abstractmethod
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments of the SDK's create call for one run."""
-        raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
         request = self.request(args, kwargs)
@@ -511,15 +513,17 @@ class _ProviderCall:
     def _malformed(self, why: str) -> MalformedResponseError:
         return MalformedResponseError(f"{self.provider} {self.model!r}: malformed response: {why}")
 
+    @abc.abstractmethod
     def _send(self, client: Any, request: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Send one request with the sync client."""
 
+    @abc.abstractmethod
     async def _asend(self, client: Any, request: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Send one request with the async client."""
 
+    @abc.abstractmethod
     def _read(self, response: Any) -> tuple[str | None, Usage, str | None]:
         """(text, usage, why-empty) from an SDK response."""
-        raise NotImplementedError
 
     def result(self, response: Any, *, spent: Usage | None = None, repairs: int = 0) -> Result:
         """Turn an SDK response into a Result, or raise with the spent usage attached.

@@ -229,6 +229,34 @@ class Router:
     pending_ttl, on_expired:
         A ``choose`` not reported within ``pending_ttl`` is counted as a failure
         (``on_expired="failure"``, kind ``expired``) or forgotten (``"drop"``).
+    flush_interval, refresh_interval, max_buffer:
+        Write-behind cadence (<= 1 s), cache refresh from the store, and the bound on
+        outcomes held in memory while the store is unreachable (oldest dropped, counted).
+    policy:
+        A :class:`~adaptive_router.policy.Policy` instead of ``ThompsonSampling(prior,
+        half_life, explore)``.
+    timeout, retry, breaker:
+        Router-wide defaults for every path that leaves them at ``INHERIT``: seconds
+        (``None`` = no limit), a :class:`~adaptive_router.resilience.RetryPolicy`, and a
+        :class:`~adaptive_router.resilience.CircuitBreaker` template or factory (each path
+        gets its own; the final fallback gets none).
+    prices:
+        ``{"model": (input_usd_per_mtok, output_usd_per_mtok)}`` overrides, or a
+        :class:`~adaptive_router.costs.Pricer`; other models are priced by genai-prices.
+    observers, on_outcome:
+        :class:`~adaptive_router.observers.Observer` objects and outcome callbacks.
+    score_fn, min_score:
+        Instead of ``success_fn`` (pass ``None`` for it): ``score_fn(result) -> [0, 1]``
+        (or ``None`` = unknown); fractional evidence, success when ``score >= min_score``.
+    context_fn, max_contexts, context_prior_strength:
+        ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
+        ``context=`` to ``run``); at most ``max_contexts`` of them; a context borrows at most
+        ``context_prior_strength`` pseudo-observations per path from the task level.
+    metrics, tracing, alerts, on_alert:
+        Prometheus metrics (when prometheus-client is installed), OpenTelemetry spans
+        (``None`` = when a tracer provider is configured), the
+        :class:`~adaptive_router.alerts.Alerts` to use (default thresholds otherwise) and
+        alert callbacks.
     """
 
     def __init__(
