@@ -91,6 +91,28 @@ def crash(url: str, task: str, durability: str) -> None:
             sys.stdout.flush()
 
 
+def rate_limited(url: str, task: str, key: str, requests: int) -> dict[str, int]:
+    """Route ``requests`` times; the path shares a Redis-backed 60/minute budget."""
+    from adaptive_router.resilience import RateLimit
+
+    calls = {"limited": 0}
+
+    def limited() -> str:
+        calls["limited"] += 1
+        return "primary"
+
+    limit = RateLimit(requests_per_minute=60, storage="redis://127.0.0.1:6379", key=key)
+    with Router(
+        [Path(limited, name="limited", rate_limit=limit, timeout=None)],
+        bool,
+        task,
+        store=url,
+        fallback=Path(lambda: "fallback", name="fb", timeout=None),
+    ) as router:
+        served = [router.run() for _ in range(requests)]
+    return {"calls": calls["limited"], "fallbacks": served.count("fallback")}
+
+
 def main() -> None:
     mode, url, task = sys.argv[1:4]
     if mode == "route":
@@ -117,6 +139,8 @@ def main() -> None:
         ) as router:
             ok = router.report(rid, success=True, latency_ms=5.0)
         print(json.dumps({"recorded": ok}))
+    elif mode == "ratelimit":
+        print(json.dumps(rate_limited(url, task, sys.argv[4], int(sys.argv[5]))))
     elif mode == "crash":
         crash(url, task, sys.argv[4])
     else:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path as FsPath
 
@@ -86,3 +88,34 @@ def test_report_from_another_process(sql_url: str) -> None:
         store.close()
     assert [(o.path, o.success, o.latency_ms) for o in rows] == [(chosen["path"], True, 5.0)]
     assert st[str(chosen["path"])].successes == 1
+
+
+def test_two_processes_share_a_redis_rate_limit_of_60_per_minute(sqlite_url: str) -> None:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Redis at 127.0.0.1:6379 is required under CI=true")
+        pytest.skip("Redis is not reachable")
+    key = f"ar-test-{uuid.uuid4().hex}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, "ratelimit", sqlite_url, "rl", key, "50"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    # 100 requests inside one minute: exactly 60 reach the path between both processes.
+    assert sum(r["calls"] for r in results) == 60, results
+    assert sum(r["fallbacks"] for r in results) == 40
+    for k in client.scan_iter(f"*{key}*"):
+        client.delete(k)
