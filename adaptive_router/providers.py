@@ -229,6 +229,42 @@ def _attach(exc: BaseException, usage: Usage | None, repairs: int) -> None:
         pass
 
 
+class _Exchange:
+    """One attempt's conversation with the provider — the request to send, the tokens
+    spent and repairs made so far — shared by the sync and async calls, which differ
+    only in how they send."""
+
+    __slots__ = ("call", "repairs", "request", "spent")
+
+    def __init__(self, call: _ProviderCall, request: dict[str, Any]) -> None:
+        self.call = call
+        self.request = request
+        self.spent: Usage | None = None
+        self.repairs = 0
+
+    def send_failed(self, exc: Exception) -> BaseException:
+        """The exception to raise for a failed send, carrying the tokens spent so far."""
+        if isinstance(exc, json.JSONDecodeError):
+            error = self.call._malformed(f"the response body is not JSON ({exc})")
+            _attach(error, self.spent, self.repairs)
+            return error
+        _attach(exc, self.spent, self.repairs)
+        return exc
+
+    def received(self, response: Any) -> Result | None:
+        """The validated result, or None when a repair request is to be sent next."""
+        try:
+            return self.call.result(response, spent=self.spent, repairs=self.repairs)
+        except OutputValidationError as exc:
+            follow_up = self.call.repair_request(self.request, exc, self.repairs)
+            if follow_up is None:
+                raise
+            self.request = follow_up
+            self.spent = getattr(exc, "usage", None)
+            self.repairs += 1
+            return None
+
+
 # ``Result(value, usage, metadata=...)`` once outcomes.Result carries metadata (the
 # router then stores it on the outcome row); until then the count stays on the path.
 _RESULT_HAS_METADATA = "metadata" in getattr(Result, "__dataclass_fields__", {})
@@ -430,56 +466,42 @@ class _ProviderCall(abc.ABC):
         """The keyword arguments of the SDK's create call for one run."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
-        request = self.request(args, kwargs)
+        exchange = _Exchange(self, self.request(args, kwargs))
         client = self._sync_client()
-        spent: Usage | None = None
-        repairs = 0
         while True:
             try:
-                response = self._send(client, request)
-            except json.JSONDecodeError as exc:
-                error = self._malformed(f"the response body is not JSON ({exc})")
-                _attach(error, spent, repairs)
-                raise error from None
+                response = self._send(client, exchange.request)
             except Exception as exc:
-                _attach(exc, spent, repairs)
-                raise
-            try:
-                return self.result(response, spent=spent, repairs=repairs)
-            except OutputValidationError as exc:
-                follow_up = self.repair_request(request, exc, repairs)
-                if follow_up is None:
+                error = exchange.send_failed(exc)
+                if error is exc:
                     raise
-                request, spent, repairs = follow_up, getattr(exc, "usage", None), repairs + 1
+                raise error from None
+            result = exchange.received(response)
+            if result is not None:
+                return result
 
     async def acall(self, *args: Any, **kwargs: Any) -> Result:
         """The async twin of calling the path: the async client, awaited natively."""
-        request = self.request(args, kwargs)
+        exchange = _Exchange(self, self.request(args, kwargs))
         client = self._async_client()
-        spent: Usage | None = None
-        repairs = 0
         while True:
             try:
                 if self.timeout is None:
-                    response = await self._asend(client, request)
+                    response = await self._asend(client, exchange.request)
                 else:
                     # The SDK timeout applies per phase (connect, write, each read); this
                     # caps the whole request too. Either way the kind recorded is `timeout`.
-                    response = await asyncio.wait_for(self._asend(client, request), self.timeout)
-            except json.JSONDecodeError as exc:
-                error = self._malformed(f"the response body is not JSON ({exc})")
-                _attach(error, spent, repairs)
-                raise error from None
+                    response = await asyncio.wait_for(
+                        self._asend(client, exchange.request), self.timeout
+                    )
             except Exception as exc:
-                _attach(exc, spent, repairs)
-                raise
-            try:
-                return self.result(response, spent=spent, repairs=repairs)
-            except OutputValidationError as exc:
-                follow_up = self.repair_request(request, exc, repairs)
-                if follow_up is None:
+                error = exchange.send_failed(exc)
+                if error is exc:
                     raise
-                request, spent, repairs = follow_up, getattr(exc, "usage", None), repairs + 1
+                raise error from None
+            result = exchange.received(response)
+            if result is not None:
+                return result
 
     # -- repair ----------------------------------------------------------------------
     def repair_message(self, exc: OutputValidationError) -> str:
