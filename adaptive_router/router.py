@@ -1039,6 +1039,8 @@ class Router:
         now = self.clock()
         self._expire(now)
 
+        built: list[Outcome] = []
+
         def build(found: PendingDecision) -> Outcome:
             if found.task != self.task:
                 raise _WrongTask(found.task)
@@ -1046,7 +1048,7 @@ class Router:
             price = cost
             if price is None and chosen is not None and (in_tok or out_tok):
                 price = self._pricer.cost(chosen.model, in_tok, out_tok)
-            return Outcome(
+            outcome = Outcome(
                 request_id=request_id,
                 task=self.task,
                 path=found.path,
@@ -1062,6 +1064,8 @@ class Router:
                 score=fraction,
                 context=found.context,
             )
+            built.append(outcome)
+            return outcome
 
         claimed: list[PendingDecision | str] = []
         recorded: list[Outcome] = []
@@ -1070,7 +1074,8 @@ class Router:
             result = self.store.claim_pending(request_id, build, self.half_life)
             claimed.append(result)
             if isinstance(result, PendingDecision):
-                recorded.append(build(result))
+                # The outcome the claim transaction wrote (its last try, if it was retried).
+                recorded.append(built[-1])
             return recorded
 
         try:

@@ -354,6 +354,13 @@ class SQLStore(Store):
 
     # -- reads ------------------------------------------------------------------
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+        return self._load(task, None)
+
+    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+        return self._load(task, context).get(context, {})
+
+    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
+        """context -> path -> state for the task (one context only when given)."""
         c = path_stats.c
         q = sa.select(
             c.context,
@@ -365,6 +372,8 @@ class SQLStore(Store):
             c.failures,
             c.half_life_s,
         ).where(c.task == task)
+        if context is not None:
+            q = q.where(c.context == context)
         out: dict[str, dict[str, PathState]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(q):
@@ -377,24 +386,6 @@ class SQLStore(Store):
                     None if r[7] is None else float(r[7]),
                 )
         return out
-
-    def load(self, task: str, context: str = "") -> dict[str, PathState]:
-        c = path_stats.c
-        q = sa.select(
-            c.path, c.success_w, c.failure_w, c.ref_time, c.successes, c.failures, c.half_life_s
-        ).where(c.task == task, c.context == context)
-        with self.engine.connect() as conn:
-            return {
-                r[0]: PathState(
-                    float(r[1]),
-                    float(r[2]),
-                    float(r[3]),
-                    int(r[4]),
-                    int(r[5]),
-                    None if r[6] is None else float(r[6]),
-                )
-                for r in conn.execute(q)
-            }
 
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
@@ -605,24 +596,9 @@ def _stats_params(
 
 
 def _row(o: Outcome) -> dict[str, Any]:
-    return {
-        "score": o.score,
-        "context": o.context,
-        "request_id": o.request_id,
-        "attempt": o.attempt,
-        "task": o.task,
-        "path": o.path,
-        "success": bool(o.success),
-        "error_kind": o.kind,
-        "error": o.error,
-        "latency_ms": o.latency_ms,
-        "input_tokens": o.input_tokens,
-        "output_tokens": o.output_tokens,
-        "cost_usd": o.cost_usd,
-        "retries": o.retries,
-        "created_at": o.created_at,
-        "metadata": o.metadata,
-    }
+    """The outcome as SQLAlchemy parameters: ``_tuple`` by name, with the metadata left
+    for the JSON column type to encode."""
+    return {**dict(zip(_COLUMNS, _tuple(o), strict=True)), "metadata": o.metadata}
 
 
 def _first_line(exc: BaseException) -> str:
