@@ -231,12 +231,25 @@ class ManualClock:
         return self.now
 
 
+def generator(kind: str, seed: int) -> np.random.Generator:
+    """The Router's default generator (PCG64), or the SFC64 the compiled engine reproduces."""
+    if kind == "pcg64":
+        return np.random.default_rng(seed)
+    return np.random.Generator(np.random.SFC64(seed))
+
+
+@pytest.mark.parametrize(("kind", "engine"), [("pcg64", "numpy"), ("sfc64", "numba")])
 @pytest.mark.parametrize(
     ("half_life", "explore", "final"),
     [(None, 0.02, True), (40.0, 0.1, False), (None, 0.0, False)],
 )
 def test_simulator_and_router_pick_the_same_paths(
-    half_life: float | None, explore: float, final: bool, caplog: pytest.LogCaptureFixture
+    half_life: float | None,
+    explore: float,
+    final: bool,
+    kind: str,
+    engine: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR)  # every fallback is logged at WARNING
     steps, seed, k = 400, 1234, 3
@@ -261,7 +274,7 @@ def test_simulator_and_router_pick_the_same_paths(
         fallback=(lambda: "cached") if final else None,
         half_life=half_life,
         explore=explore,
-        seed=seed,
+        seed=generator(kind, seed),
         clock=clock,
         # A router-wide retry policy is seeded with one draw from the router's generator
         # at construction, which would shift the routing stream by one draw; the simulator
@@ -283,10 +296,12 @@ def test_simulator_and_router_pick_the_same_paths(
         env,
         steps,
         1,
-        rng=np.random.default_rng(seed),
+        rng=generator(kind, seed),
         env_rng=rngs(9)[1],
         trace=True,
+        engine=engine,  # type: ignore[arg-type]
     )
+    assert sim.engine == engine
     assert sim.trace_first is not None
     assert live_first == sim.trace_first[:, 0].tolist()
     assert len(set(live_first)) == k  # not trivially one path

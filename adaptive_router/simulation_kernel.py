@@ -1,0 +1,507 @@
+"""The simulator's compiled engine: :func:`simulate`'s step loop for Thompson Sampling, in numba.
+
+:func:`adaptive_router.simulation.simulate` runs any policy through numpy, one
+``policy.rank`` call per step for all replications. For
+:class:`~adaptive_router.policy.ThompsonSampling` that loop is bound by numpy's per-call
+overhead and by ``Generator.beta`` (~20 M draws/s here), which caps K = 10 at ~1.5 M
+decisions/s. :func:`run_thompson` fuses the same step (rank, outcomes, fallback,
+bookkeeping) into one compiled loop over replications.
+
+It is not a second policy. It draws from the same generators, in the same order, with
+numpy's own algorithms: per step, one Beta draw for each (replication, path) in C order,
+then (``explore > 0``) ``rng.random(R)`` and, if any replication explores,
+``rng.integers(0, K, size=R)``, exactly what ``ThompsonSampling.rank`` consumes for an
+``(R, K)`` batch, and the environment's ``env_rng.random((R, K))``. Given the same SFC64
+generators it returns the numpy engine's results: the same choices, outcomes and counts,
+bit for bit (``tests/test_simulation_kernel.py``).
+
+**numpy's SFC64 draws, compiled.** numba can call a numpy ``Generator`` itself, but through
+the bit generator's function pointer for every number (5.7 ns per uniform on this
+project's 2-core EPYC), with the state in memory that every store may alias. Here SFC64's
+four words travel as a tuple of ``uint64`` that LLVM keeps in registers and every draw is
+inlined. Each sampler below is numpy's algorithm (``numpy/random/src/distributions/
+distributions.c`` and ``sfc64.h``; the ziggurat tables are numpy's, as vendored by numba)
+operation for operation, so the floats are bit-identical. A state is lifted from a
+``Generator`` with :func:`get_state`, advanced here, and put back with :func:`set_state`;
+the generator then continues exactly as if numpy had drawn the numbers. A state is
+``(s0, s1, s2, s3, has_uint32, uinteger)``: SFC64's words plus numpy's buffered upper half
+of the last 64-bit draw, which 32-bit draws (bounded integers) use.
+
+One module on purpose: numba's on-disk cache is invalidated by changes to the file of the
+cached function only, so samplers kept in another file could leave a stale kernel behind.
+
+Why hand-written: no library runs a bandit *and* reproduces numpy's streams; MABWiser's
+Thompson Sampling makes ~10^4 decisions per second (``benchmarks/simulator.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numba.np.random import _constants as zig
+
+__all__ = ["get_state", "run_thompson", "set_state"]
+
+# -- numpy's SFC64 draws ----------------------------------------------------------------------
+
+
+_U = np.uint64
+_M52 = _U(0x000FFFFFFFFFFFFF)
+_M32 = _U(0xFFFFFFFF)
+_TO_DOUBLE = 1.0 / 9007199254740992.0
+
+# numpy's ziggurat tables (ziggurat_constants.h). The normal's k and w side by side: one
+# cache line per draw (the k's are integers < 2**52, exact as floats). The exponential's
+# k-table compares against uint64 draws; numba vendors it as int64, which would make every
+# comparison a float one.
+_KWI = np.ascontiguousarray(
+    np.stack([np.asarray(zig.ki_double, dtype=np.float64), zig.wi_double], axis=1)
+)
+_FI = np.asarray(zig.fi_double, dtype=np.float64)
+_KE = np.asarray(zig.ke_double, dtype=np.uint64)
+_WE = np.asarray(zig.we_double, dtype=np.float64)
+_FE = np.asarray(zig.fe_double, dtype=np.float64)
+_NOR_R = float(zig.ziggurat_nor_r)
+_NOR_INV_R = float(zig.ziggurat_nor_inv_r)
+_EXP_R = float(zig.ziggurat_exp_r)
+
+_inline = njit(inline="always", error_model="numpy")
+
+
+def get_state(rng: np.random.Generator) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """The state of an SFC64 ``Generator`` as six ``uint64`` (see the module docstring)."""
+    if not isinstance(rng.bit_generator, np.random.SFC64):
+        raise TypeError(
+            "the compiled simulator reproduces numpy's SFC64 stream only; got a "
+            f"{type(rng.bit_generator).__name__} generator — pass "
+            "numpy.random.Generator(numpy.random.SFC64(seed)) (simulation.rngs does)"
+        )
+    state = rng.bit_generator.state
+    return np.array(
+        [*state["state"]["state"], state["has_uint32"], state["uinteger"]], dtype=np.uint64
+    )
+
+
+def set_state(rng: np.random.Generator, words: np.ndarray[Any, np.dtype[np.uint64]]) -> None:
+    """Put a state advanced in compiled code back into ``rng``."""
+    rng.bit_generator.state = {
+        "bit_generator": "SFC64",
+        "state": {"state": np.array(words[:4], dtype=np.uint64)},
+        "has_uint32": int(words[4]),
+        "uinteger": int(words[5]),
+    }
+
+
+@_inline
+def pack(words: Any) -> Any:
+    """Array of six words -> state tuple."""
+    return (words[0], words[1], words[2], words[3], words[4], words[5])
+
+
+@_inline
+def unpack(st: Any, words: Any) -> None:
+    """State tuple -> array of six words."""
+    for i in range(6):
+        words[i] = st[i]
+
+
+@_inline
+def next64(st: Any) -> Any:
+    """sfc64_next: one 64-bit draw."""
+    s0, s1, s2, s3, has32, buf = st
+    tmp = s0 + s1 + s3
+    return tmp, (
+        s1 ^ (s1 >> _U(11)),
+        s2 + (s2 << _U(3)),
+        ((s2 << _U(24)) | (s2 >> _U(40))) + tmp,
+        s3 + _U(1),
+        has32,
+        buf,
+    )
+
+
+@_inline
+def next_double(st: Any) -> Any:
+    """``Generator.random()``: 53 random bits in [0, 1)."""
+    r, st = next64(st)
+    # Through int64: < 2**53 either way, and x86 converts signed integers in one instruction.
+    return np.int64(r >> _U(11)) * _TO_DOUBLE, st
+
+
+@_inline
+def next32(st: Any) -> Any:
+    """sfc64_next32: the low half of a 64-bit draw, the high half kept for the next call."""
+    if st[4]:
+        return st[5], (st[0], st[1], st[2], st[3], _U(0), _U(0))
+    r, st = next64(st)
+    return r & _M32, (st[0], st[1], st[2], st[3], _U(1), r >> _U(32))
+
+
+@_inline
+def bounded(st: Any, rng_max: Any) -> Any:
+    """``Generator.integers(0, rng_max + 1)`` for 0 < rng_max < 2**32 - 1 (Lemire's method)."""
+    excl = _U(rng_max) + _U(1)
+    u, st = next32(st)
+    m = u * excl
+    leftover = m & _M32
+    if leftover < excl:
+        threshold = (_M32 - _U(rng_max)) % excl
+        while leftover < threshold:
+            u, st = next32(st)
+            m = u * excl
+            leftover = m & _M32
+    return np.int64(m >> _U(32)), st
+
+
+@_inline
+def normal(st: Any) -> Any:
+    """``Generator.standard_normal()`` (ziggurat)."""
+    while True:
+        r, st = next64(st)
+        idx = r & _U(0xFF)
+        r >>= _U(8)
+        rabs = (r >> _U(1)) & _M52
+        # rabs < 2**52, so comparing it as a float against k is exact.
+        f_abs = np.float64(np.int64(rabs))
+        x = f_abs * _KWI[idx, 1]
+        if r & _U(1):
+            x = -x
+        if f_abs < _KWI[idx, 0]:
+            return x, st
+        if idx == 0:
+            while True:
+                u1, st = next_double(st)
+                u2, st = next_double(st)
+                xx = -_NOR_INV_R * np.log1p(-u1)
+                yy = -np.log1p(-u2)
+                if yy + yy > xx * xx:
+                    if (rabs >> _U(8)) & _U(1):
+                        return -(_NOR_R + xx), st
+                    return _NOR_R + xx, st
+        else:
+            u, st = next_double(st)
+            if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
+                return x, st
+
+
+@_inline
+def exponential(st: Any) -> Any:
+    """``Generator.standard_exponential()`` (ziggurat)."""
+    while True:
+        ri, st = next64(st)
+        ri >>= _U(3)
+        idx = ri & _U(0xFF)
+        ri >>= _U(8)
+        x = np.int64(ri) * _WE[idx]
+        if ri < _KE[idx]:
+            return x, st
+        u, st = next_double(st)
+        if idx == 0:
+            return _EXP_R - np.log1p(-u), st
+        if (_FE[idx - 1] - _FE[idx]) * u + _FE[idx] < math.exp(-x):
+            return x, st
+
+
+@_inline
+def gamma_setup(shape: float) -> Any:
+    """Marsaglia–Tsang constants ``(d, c)`` for ``shape > 1``, computed as numpy does.
+
+    Cached by the caller for as long as ``shape`` is unchanged: one square root and one
+    division fewer per draw, with bit-identical results.
+    """
+    d = shape - 1.0 / 3.0
+    return d, 1.0 / math.sqrt(9.0 * d)
+
+
+@_inline
+def gamma(st: Any, shape: float, d: float, c: float) -> Any:
+    """``Generator.standard_gamma(shape)``; ``(d, c) = gamma_setup(shape)`` when shape > 1."""
+    if shape > 1.0:  # numpy tests the rare cases first; the result is the same
+        while True:
+            while True:
+                x, st = normal(st)
+                v = 1.0 + c * x
+                if v > 0.0:
+                    break
+            v = v * v * v
+            u, st = next_double(st)
+            if u < 1.0 - 0.0331 * (x * x) * (x * x):
+                return d * v, st
+            if math.log(u) < 0.5 * x * x + d * (1.0 - v + math.log(v)):
+                return d * v, st
+    if shape == 1.0:
+        return exponential(st)
+    if shape == 0.0:
+        return 0.0, st
+    while True:
+        u, st = next_double(st)
+        v, st = exponential(st)
+        if u <= 1.0 - shape:
+            x = u ** (1.0 / shape)
+            if x <= v:
+                return x, st
+        else:
+            y = -math.log((1.0 - u) / shape)
+            x = (1.0 - shape + shape * y) ** (1.0 / shape)
+            if x <= v + y:
+                return x, st
+
+
+@_inline
+def beta(st: Any, a: float, b: float, da: float, ca: float, db: float, cb: float) -> Any:
+    """``Generator.beta(a, b)``; ``(da, ca)``, ``(db, cb)`` from :func:`gamma_setup`."""
+    if a <= 1.0 and b <= 1.0:
+        # Johnk's algorithm, as numpy.
+        while True:
+            u, st = next_double(st)
+            v, st = next_double(st)
+            x = u ** (1.0 / a)
+            y = v ** (1.0 / b)
+            xpy = x + y
+            if xpy <= 1.0 and u + v > 0.0:
+                if xpy > 0.0:
+                    return x / xpy, st
+                log_x = math.log(u) / a
+                log_y = math.log(v) / b
+                log_m = max(log_x, log_y)
+                log_x -= log_m
+                log_y -= log_m
+                return math.exp(log_x - math.log(math.exp(log_x) + math.exp(log_y))), st
+    ga, st = gamma(st, a, da, ca)
+    gb, st = gamma(st, b, db, cb)
+    return ga / (ga + gb), st
+
+
+# -- the simulation step ----------------------------------------------------------------------
+
+
+@_inline
+def _refresh_a(setup: Any, succ: Any, r: int, j: int, a0: float) -> None:
+    """Cache θ's success shape and its Marsaglia–Tsang constants (one sqrt, one division)."""
+    shape = a0 + succ[r, j]
+    setup[r, j, 0] = shape
+    setup[r, j, 1], setup[r, j, 2] = gamma_setup(shape)
+
+
+@_inline
+def _refresh_b(setup: Any, fail: Any, r: int, j: int, b0: float) -> None:
+    """Cache θ's failure shape and its Marsaglia–Tsang constants."""
+    shape = b0 + fail[r, j]
+    setup[r, j, 3] = shape
+    setup[r, j, 4], setup[r, j, 5] = gamma_setup(shape)
+
+
+@_inline
+def _draw(st: Any, arm: Any) -> Any:
+    """θ for one (replication, path) from its cached ``setup`` row: ``rng.beta(a, b)``."""
+    return beta(st, arm[0], arm[3], arm[1], arm[2], arm[4], arm[5])
+
+
+@njit(cache=True, error_model="numpy")
+def run_thompson(
+    policy_words: Any,  # uint64[6] SFC64 state of the policy's generator (in/out)
+    env_words: Any,  # uint64[6] SFC64 state of the environment's generator (in/out)
+    params: Any,  # float64[4]: prior alpha, prior beta, explore, keep (decay per step)
+    rates: Any,  # (T, K) success rate of each path at each step
+    best: Any,  # (T,) best rate per step
+    t_start: int,
+    t_stop: int,
+    succ: Any,  # (R, K) decayed successes (in/out)
+    fail: Any,  # (R, K) decayed failures (in/out)
+    pend_s: Any,  # (D, R, K) outcomes waiting for delayed feedback (in/out)
+    pend_f: Any,
+    fallback: bool,
+    cost: Any,  # (K + 1,) per-attempt cost; [K] = the final path's
+    latency: Any,  # (K + 1,) per-attempt latency; [K] = the final path's
+    has_final: bool,
+    marks: Any,  # checkpoint steps (1-based), ascending
+    mark_state: Any,  # int64[1]: next checkpoint index (in/out)
+    regret: Any,  # (len(marks), R) out
+    cum: Any,  # (R,) cumulative regret (in/out)
+    share: Any,  # (T, K) first attempts per path (out)
+    first_success: Any,  # (T,) out
+    step_cost: Any,  # (T,) out
+    counts: Any,  # (R, 7): first ok, request ok, fallback, final, attempts, cost, latency
+    trace: bool,
+    trace_first: Any,  # (T, R) out when trace
+    trace_ok: Any,  # (T, R, K) out when trace
+) -> None:
+    """Run steps ``[t_start, t_stop)`` of a Thompson Sampling simulation in place.
+
+    Every array is owned by :func:`~adaptive_router.simulation.simulate`, which calls this
+    once, or once per progress tick; see there for the meaning of each measure.
+    """
+    n_rep, k = succ.shape
+    a0, b0, explore, keep = params[0], params[1], params[2], params[3]
+    delay = pend_s.shape[0]
+    p_st = pack(policy_words)
+    e_st = pack(env_words)
+
+    theta = np.empty((n_rep, k))
+    outcomes = np.empty((n_rep, k), dtype=np.bool_)
+    below = np.empty(k, dtype=np.int64)
+    exploring = np.zeros(n_rep, dtype=np.bool_)
+    order = np.empty(k, dtype=np.int64)
+    tried = np.zeros(k, dtype=np.bool_)
+    setup = np.empty((n_rep, k, 6))
+    theta_flat = theta.reshape(n_rep * k)
+    setup_flat = setup.reshape(n_rep * k, 6)
+    for r in range(n_rep):
+        for j in range(k):
+            _refresh_a(setup, succ, r, j, a0)
+            _refresh_b(setup, fail, r, j, b0)
+    mark_i = mark_state[0]
+    ranked = fallback and k > 1  # the whole order matters, not just the first path
+
+    for t in range(t_start, t_stop):
+        p = rates[t]
+        # ThompsonSampling.rank on the (R, K) batch: every θ, then the exploration draws.
+        for i in range(n_rep * k):  # C order, as rng.beta fills an (R, K) array
+            theta_flat[i], p_st = _draw(p_st, setup_flat[i])
+        if explore > 0.0:
+            any_exploring = False
+            for r in range(n_rep):
+                u, p_st = next_double(p_st)
+                exploring[r] = u < explore
+                any_exploring = any_exploring or exploring[r]
+            if any_exploring:
+                for r in range(n_rep):
+                    pick = 0
+                    if k > 1:
+                        pick, p_st = bounded(p_st, k - 1)
+                    if exploring[r]:
+                        theta[r, pick] = 2.0  # θ <= 1, so the explored path goes first
+        # The environment: every path's outcome, tried or not (env_rng.random((R, K))). A
+        # loop of its own: interleaved with the θ draws, two generators' states compete for
+        # registers and each outcome costs ~3x more.
+        # u = m / 2**53 < p  <=>  m < ceil(p * 2**53) for the integer m behind u: the same
+        # outcome as numpy's `env_rng.random() < p`, compared without converting m.
+        for j in range(k):
+            below[j] = np.int64(math.ceil(p[j] * 9007199254740992.0))
+        for r in range(n_rep):
+            for j in range(k):
+                m, e_st = next64(e_st)
+                outcomes[r, j] = np.int64(m >> np.uint64(11)) < below[j]
+        n_first_ok = 0
+        cost_sum = 0.0
+        for r in range(n_rep):
+            ok = outcomes[r]
+            # argsort(-theta, kind="stable"): descending, ties by index.
+            if ranked:
+                for i in range(k):
+                    cur = i
+                    m = i
+                    while m > 0 and theta[r, order[m - 1]] < theta[r, cur]:
+                        order[m] = order[m - 1]
+                        m -= 1
+                    order[m] = cur
+            else:
+                # The first maximum, written as selects: a data-dependent branch here
+                # mispredicts about once per row.
+                first = 0
+                top = theta[r, 0]
+                for j in range(1, k):
+                    v = theta[r, j]
+                    better = v > top
+                    first = j if better else first
+                    top = v if better else top
+                order[0] = first
+            first = order[0]
+            first_ok = ok[first]
+            cum[r] += best[t] - p[first]
+            share[t, first] += 1.0
+            n_first_ok += first_ok
+            counts[r, 0] += first_ok
+
+            attempts = 1
+            all_failed = not first_ok
+            if ranked and not first_ok:
+                while attempts < k:
+                    attempts += 1
+                    if ok[order[attempts - 1]]:
+                        all_failed = False
+                        break
+            counts[r, 1] += not all_failed
+            counts[r, 4] += attempts
+            if has_final:
+                counts[r, 3] += all_failed
+                counts[r, 2] += not first_ok
+            else:
+                counts[r, 2] += attempts > 1
+            # tried @ cost sums in path order, as numpy's matmul does.
+            if attempts == 1:
+                req_cost = cost[first]
+                req_lat = latency[first]
+            else:
+                for i in range(attempts):
+                    tried[order[i]] = True
+                req_cost = 0.0
+                req_lat = 0.0
+                for j in range(k):
+                    if tried[j]:
+                        req_cost += cost[j]
+                        req_lat += latency[j]
+                        tried[j] = False
+            if has_final and all_failed:
+                req_cost += cost[k]
+            counts[r, 5] += req_cost
+            cost_sum += req_cost
+            counts[r, 6] += req_lat
+            if has_final and all_failed:
+                counts[r, 6] += latency[k]
+            if trace:
+                trace_first[t, r] = first
+                for j in range(k):
+                    trace_ok[t, r, j] = ok[j]
+
+            # -- evidence, as the Router records it --------------------------------------------
+            if delay > 0:
+                slot = t % delay
+                for j in range(k):
+                    if pend_s[slot, r, j]:
+                        succ[r, j] += 1.0
+                    if pend_f[slot, r, j]:
+                        fail[r, j] += 1.0
+                    pend_s[slot, r, j] = False
+                    pend_f[slot, r, j] = False
+                for i in range(attempts):
+                    j = order[i]
+                    if ok[j]:
+                        pend_s[slot, r, j] = True
+                    else:
+                        pend_f[slot, r, j] = True
+                if keep == 1.0:
+                    for j in range(k):
+                        _refresh_a(setup, succ, r, j, a0)
+                        _refresh_b(setup, fail, r, j, b0)
+            else:
+                for i in range(attempts):
+                    # Branch-free: an outcome is a coin flip the predictor can't learn, and
+                    # adding 0.0 leaves a sum unchanged, as numpy's `succ += new_s` does.
+                    j = order[i]
+                    hit = 1.0 if ok[j] else 0.0
+                    succ[r, j] += hit
+                    fail[r, j] += 1.0 - hit
+                    if keep == 1.0:
+                        _refresh_a(setup, succ, r, j, a0)
+                        _refresh_b(setup, fail, r, j, b0)
+            if keep != 1.0:
+                for j in range(k):
+                    succ[r, j] *= keep
+                    fail[r, j] *= keep
+                    _refresh_a(setup, succ, r, j, a0)
+                    _refresh_b(setup, fail, r, j, b0)
+
+        first_success[t] = n_first_ok / n_rep
+        step_cost[t] = cost_sum / n_rep
+        if mark_i < marks.size and t + 1 == marks[mark_i]:
+            for r in range(n_rep):
+                regret[mark_i, r] = cum[r]
+            mark_i += 1
+
+    mark_state[0] = mark_i
+    unpack(p_st, policy_words)
+    unpack(e_st, env_words)
