@@ -688,6 +688,8 @@ def simulate(
     every = max(horizon // 100, 1)
 
     compiled = _compiled_engine(engine, policy, rng, env_rng)
+    if compiled:
+        _warm_up_kernel()
     rank_s: float | None = 0.0
     start = time.perf_counter()
     if compiled:
@@ -817,6 +819,47 @@ def simulate(
         trace_outcomes=trace_ok,
         engine="numba" if compiled else "numpy",
     )
+
+
+_kernel_ready = False
+
+
+def _warm_up_kernel() -> None:
+    """Load (or, the first time on a machine, compile: ~15 s) the kernel before a timed run.
+
+    numba compiles on first call and caches the machine code on disk; loading it still
+    takes ~0.5 s per process, which would otherwise be charged to the first simulation's
+    decisions per second. A one-step run with the real argument types does it once.
+    """
+    global _kernel_ready
+    if _kernel_ready:
+        return
+    env = stationary([0.5])
+    rates = env.rate_table(1)
+    spare = np.random.Generator(np.random.SFC64(0))
+    _run_compiled(
+        ThompsonSampling(),
+        env,
+        rates,
+        rates.max(axis=1),
+        rng=spare,
+        env_rng=spare,
+        succ=np.zeros((1, 1)),
+        fail=np.zeros((1, 1)),
+        pend=(np.zeros((0, 1, 1), dtype=np.bool_), np.zeros((0, 1, 1), dtype=np.bool_)),
+        fallback=True,
+        marks=np.array([1], dtype=np.intp),
+        regret=np.zeros((1, 1)),
+        cum=np.zeros(1),
+        share=np.zeros((1, 1)),
+        first_success=np.zeros(1),
+        step_cost=None,
+        counts=np.zeros((1, 7)),
+        trace=(None, None),
+        progress=None,
+        every=1,
+    )
+    _kernel_ready = True
 
 
 def _run_compiled(

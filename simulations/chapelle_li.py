@@ -39,6 +39,7 @@ from simulations._common import (
 )
 
 NAME = "chapelle_li"
+HEADERS = ["ε", "policy", "regret at T", "÷ bound", "÷ UCB1", "decisions/s (engine)", "seconds"]
 EPSILONS = (0.1, 0.02)
 K = 10
 BEST = 0.5
@@ -103,7 +104,7 @@ def run(
     if workers is None:
         workers = 1 if quick else min(2, os.cpu_count() or 1)
     if workers > 1:
-        # One process per core: the 8 runs are independent and numpy's Beta sampler is
+        # One process per core: the 8 runs are independent and the simulator is
         # single-threaded, so this halves the wall time of a full run on two cores.
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {
@@ -135,7 +136,7 @@ def run(
                     f"{fmt(s['regret'])} ± {fmt(s['regret_ci'])}",
                     f"{s['regret'] / bound:.2f}",
                     f"{s['regret'] / ucb:.2f}",
-                    rate(s["rank_decisions_per_second"]),
+                    f"{rate(res.decisions_per_second)} ({res.engine})",
                     f"{res.seconds:.1f}",
                 ]
             )
@@ -182,12 +183,15 @@ p = {BEST} − ε; one attempt per request (no fallback), {runs} independent run
 {horizon:,} requests, seed {seed}, every policy facing the same outcomes. Regret is
 the expected first-attempt successes lost to an oracle, at T = {horizon:,}
 (mean ± 95% CI over runs). "TS" is `adaptive_router.policy.ThompsonSampling`, the
-class the Router runs. The Lai–Robbins bound is Σ (μ* − μᵢ)/KL(μᵢ, μ*) · ln T
-(constants: {consts}). It is asymptotic, not a finite-time floor: below the T at which
-it meets the regret of routing uniformly at random ({crossings}) no policy can be
+class the Router runs; it ran on the simulator's compiled engine, the baselines on the
+numpy engine (two engines, the same choices: `tests/test_simulation_kernel.py`). Two
+runs shared the machine's two cores, so speeds are per process. The Lai–Robbins bound
+is Σ (μ* − μᵢ)/KL(μᵢ, μ*) · ln T (constants: {consts}). It is asymptotic, not a
+finite-time floor: below the T at which it meets the regret of routing uniformly at
+random ({crossings}) no policy can be
 near it, and a good policy sits below it for a long while.
 
-{table(["ε", "policy", "regret at T", "÷ bound", "÷ UCB1", "rank speed", "seconds"], rows)}
+{table(HEADERS, rows)}
 
 {chr(10).join(verdicts)}
 

@@ -160,17 +160,15 @@ def run(
                 name,
                 f"{s['regret']:,.1f} ± {s['regret_ci']:.1f}",
                 pct(s["first_success"]),
-                rate(res.decisions_per_second),
-                rate(res.rank_decisions_per_second),
+                f"{rate(res.decisions_per_second)} ({res.engine})",
             ]
         )
     rows.append(
         [
-            f"ours: TS (pure), {batch} runs per numpy call",
+            f"ours: TS (pure), {batch} runs per simulate call",
             "",
             "",
-            rate(wide.decisions_per_second),
-            rate(wide.rank_decisions_per_second),
+            f"{rate(wide.decisions_per_second)} ({wide.engine})",
         ]
     )
     if peer_regret is not None:
@@ -182,15 +180,14 @@ def run(
                 f"{final.mean():,.1f} ± {ci:.1f}",
                 pct(peer_success),
                 rate(peer_dps),
-                "",
             ]
         )
-    rows.append(["Lai–Robbins bound", f"{bound:,.1f}", "", "", ""])
+    rows.append(["Lai–Robbins bound", f"{bound:,.1f}", "", ""])
 
     if have_peer:
         speed = (
-            f"Measured in this run: our simulator makes {rate(wide.decisions_per_second)} "
-            f"decisions (policy alone {rate(wide.rank_decisions_per_second)}) with {batch} "
+            f"Measured in this run: our simulator ({wide.engine} engine) makes "
+            f"{rate(wide.decisions_per_second)} decisions with {batch} "
             f"runs per call, {wide.decisions_per_second / peer_dps:,.0f}× MABWiser's "
             f"{rate(peer_dps)}; with only the {runs} runs of the regret comparison per call it "
             f"is {pure.decisions_per_second / peer_dps:,.0f}× faster."
@@ -208,7 +205,7 @@ table our simulator draws from the same seed. Both use Beta(1, 1) priors; "pure"
 `ThompsonSampling(explore=0.0)`, the same model as MABWiser's; the Router's default adds a
 2% exploration floor. Regret: mean ± 95% CI at T.
 
-{table(["policy", "regret at T", "1st-attempt success", "decisions/s", "policy only"], rows)}
+{table(["policy", "regret at T", "1st-attempt success", "decisions/s (engine)"], rows)}
 
 {speed} The regret of the two pure Thompson Samplers should agree within the confidence
 intervals: they are the same algorithm with different random streams.

@@ -260,3 +260,12 @@ def test_without_numba_auto_falls_back_and_numba_names_the_extra(
     assert simulate(ThompsonSampling(), env, 10, 2, rng=sfc(1), env_rng=sfc(2)).engine == "numpy"
     with pytest.raises(ValueError, match=r"adaptive-router\[sim\]"):
         simulate(ThompsonSampling(), env, 10, 2, rng=sfc(1), env_rng=sfc(2), engine="numba")
+
+
+def test_every_configuration_shares_one_compiled_kernel() -> None:
+    # Argument types never vary (absent costs, traces and delays are empty arrays, not
+    # None), so the warm-up compiles the one specialisation every run uses.
+    for fallback in (True, False):
+        _, fast, _, _ = both(ThompsonSampling(), ENVS["recovery"], 30, 2, fallback=fallback)
+        assert fast.engine == "numba"
+    assert len(kernel.run_thompson.signatures) == 1
