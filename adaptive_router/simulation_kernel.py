@@ -7,19 +7,21 @@ overhead and by ``Generator.beta`` (~20 M draws/s here), which caps K = 10 at ~1
 decisions/s. :func:`run_thompson` fuses the same step (rank, outcomes, fallback,
 bookkeeping) into one compiled loop over replications.
 
-It is not a second policy. It draws from the same generators, in the same order, with
-numpy's own algorithms: per step, one Beta draw for each (replication, path) in C order,
-then (``explore > 0``) ``rng.random(R)`` and, if any replication explores,
-``rng.integers(0, K, size=R)``, exactly what ``ThompsonSampling.rank`` consumes for an
-``(R, K)`` batch, and the environment's ``env_rng.random((R, K))``. Given the same SFC64
-generators it returns the numpy engine's results: the same choices, outcomes and counts,
-bit for bit (``tests/test_simulation_kernel.py``).
+It is a second implementation of ``ThompsonSampling.rank`` (the price of ~4x), held to
+the first bit for bit rather than by shared code. It draws from the same generators, in
+the same order, with numpy's own algorithms: per step, one Beta draw for each
+(replication, path) in C order, then (``explore > 0``) ``rng.random(R)`` and, if any
+replication explores, ``rng.integers(0, K, size=R)``, exactly what
+``ThompsonSampling.rank`` consumes for an ``(R, K)`` batch, and the environment's
+``env_rng.random((R, K))``. Given the same SFC64 generators it returns the numpy engine's
+results: the same choices, outcomes and counts, bit for bit (``tests/test_simulation_kernel.py``).
 
 **numpy's SFC64 draws, compiled.** numba can call a numpy ``Generator`` itself, but through
 the bit generator's function pointer for every number (5.7 ns per uniform on this
 project's 2-core EPYC), with the state in memory that every store may alias. Here SFC64's
 four words travel as a tuple of ``uint64`` that LLVM keeps in registers and every draw is
-inlined. Each sampler below is numpy's algorithm (``numpy/random/src/distributions/
+inlined (the whole loop ran at ~4.3 M decisions/s through numba's ``Generator``, ~5.3 M
+this way). Each sampler below is numpy's algorithm (``numpy/random/src/distributions/
 distributions.c`` and ``sfc64.h``; the ziggurat tables are numpy's, as vendored by numba)
 operation for operation, so the floats are bit-identical. A state is lifted from a
 ``Generator`` with :func:`get_state`, advanced here, and put back with :func:`set_state`;
@@ -69,6 +71,9 @@ _NOR_INV_R = float(zig.ziggurat_nor_inv_r)
 _EXP_R = float(zig.ziggurat_exp_r)
 
 _inline = njit(inline="always", error_model="numpy")
+#: Rare branches stay out of line: inlining them into the hot loop made it ~20% slower
+#: (instruction cache), measured with benchmarks/simulator.py.
+_cold = njit(error_model="numpy")
 
 
 def get_state(rng: np.random.Generator) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -171,20 +176,28 @@ def normal(st: Any) -> Any:
             x = -x
         if f_abs < _KWI[idx, 0]:
             return x, st
-        if idx == 0:
-            while True:
-                u1, st = next_double(st)
-                u2, st = next_double(st)
-                xx = -_NOR_INV_R * np.log1p(-u1)
-                yy = -np.log1p(-u2)
-                if yy + yy > xx * xx:
-                    if (rabs >> _U(8)) & _U(1):
-                        return -(_NOR_R + xx), st
-                    return _NOR_R + xx, st
-        else:
-            u, st = next_double(st)
-            if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
-                return x, st
+        done, x, st = _normal_edge(st, idx, rabs, x)
+        if done:
+            return x, st
+
+
+@_cold
+def _normal_edge(st: Any, idx: Any, rabs: Any, x: float) -> Any:
+    """The ziggurat's base strip and wedges (~1% of draws): ``(accepted, x, state)``."""
+    if idx == 0:
+        while True:
+            u1, st = next_double(st)
+            u2, st = next_double(st)
+            xx = -_NOR_INV_R * np.log1p(-u1)
+            yy = -np.log1p(-u2)
+            if yy + yy > xx * xx:
+                if (rabs >> _U(8)) & _U(1):
+                    return True, -(_NOR_R + xx), st
+                return True, _NOR_R + xx, st
+    u, st = next_double(st)
+    if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
+        return True, x, st
+    return False, x, st
 
 
 @_inline
@@ -232,6 +245,12 @@ def gamma(st: Any, shape: float, d: float, c: float) -> Any:
                 return d * v, st
             if math.log(u) < 0.5 * x * x + d * (1.0 - v + math.log(v)):
                 return d * v, st
+    return _gamma_small(st, shape)
+
+
+@_cold
+def _gamma_small(st: Any, shape: float) -> Any:
+    """``standard_gamma`` for 0 <= shape <= 1 (evidence-free paths, light priors)."""
     if shape == 1.0:
         return exponential(st)
     if shape == 0.0:
@@ -254,25 +273,30 @@ def gamma(st: Any, shape: float, d: float, c: float) -> Any:
 def beta(st: Any, a: float, b: float, da: float, ca: float, db: float, cb: float) -> Any:
     """``Generator.beta(a, b)``; ``(da, ca)``, ``(db, cb)`` from :func:`gamma_setup`."""
     if a <= 1.0 and b <= 1.0:
-        # Johnk's algorithm, as numpy.
-        while True:
-            u, st = next_double(st)
-            v, st = next_double(st)
-            x = u ** (1.0 / a)
-            y = v ** (1.0 / b)
-            xpy = x + y
-            if xpy <= 1.0 and u + v > 0.0:
-                if xpy > 0.0:
-                    return x / xpy, st
-                log_x = math.log(u) / a
-                log_y = math.log(v) / b
-                log_m = max(log_x, log_y)
-                log_x -= log_m
-                log_y -= log_m
-                return math.exp(log_x - math.log(math.exp(log_x) + math.exp(log_y))), st
+        return _johnk(st, a, b)
     ga, st = gamma(st, a, da, ca)
     gb, st = gamma(st, b, db, cb)
     return ga / (ga + gb), st
+
+
+@_cold
+def _johnk(st: Any, a: float, b: float) -> Any:
+    """``Generator.beta`` for a, b <= 1: Jöhnk's algorithm, as numpy."""
+    while True:
+        u, st = next_double(st)
+        v, st = next_double(st)
+        x = u ** (1.0 / a)
+        y = v ** (1.0 / b)
+        xpy = x + y
+        if xpy <= 1.0 and u + v > 0.0:
+            if xpy > 0.0:
+                return x / xpy, st
+            log_x = math.log(u) / a
+            log_y = math.log(v) / b
+            log_m = max(log_x, log_y)
+            log_x -= log_m
+            log_y -= log_m
+            return math.exp(log_x - math.log(math.exp(log_x) + math.exp(log_y))), st
 
 
 # -- the simulation step ----------------------------------------------------------------------
