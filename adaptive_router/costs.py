@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 class Pricer:
-    """Turns (model, input tokens, output tokens) into US dollars.
+    """Turns (model, input tokens, output tokens, cached tokens) into US dollars.
 
     Prices come from ``genai-prices`` (data shipped with the package, no network).
     ``overrides`` maps a model name to ``(input_usd_per_million, output_usd_per_million)``
@@ -39,9 +39,21 @@ class Pricer:
         self._lock = threading.Lock()
 
     def cost(
-        self, model: str | None, input_tokens: int | None, output_tokens: int | None
+        self,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
     ) -> float | None:
-        """Dollars for one call, or None when the model or the token counts are unknown."""
+        """Dollars for one call, or None when the model or the token counts are unknown.
+
+        ``input_tokens`` counts every prompt token; ``cache_read_tokens`` and
+        ``cache_write_tokens`` say how many of them the provider's prompt cache served or
+        stored, which genai-prices bills at the model's cache rates. An override has no
+        cache rates, so its cached tokens cost the plain input price (an upper bound).
+        """
         if model is None or (input_tokens is None and output_tokens is None):
             return None
         inp, out = input_tokens or 0, output_tokens or 0
@@ -50,8 +62,14 @@ class Pricer:
             return (inp * p_in + out * p_out) / 1_000_000
         if model in self._unknown:
             return None
+        usage = PriceUsage(
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=cache_read_tokens or None,
+            cache_write_tokens=cache_write_tokens or None,
+        )
         try:
-            price = calc_price(PriceUsage(input_tokens=inp, output_tokens=out), model_ref=model)
+            price = calc_price(usage, model_ref=model)
         except LookupError:
             with self._lock:
                 first = model not in self._unknown

@@ -76,9 +76,15 @@ class Usage:
     may report its own by returning a :class:`Result` (or raising with ``.usage`` set)."""
 
     input_tokens: int | None = None
+    """Every prompt token, cached or not (OpenAI's ``prompt_tokens``; Anthropic's
+    ``input_tokens`` + ``cache_creation_input_tokens`` + ``cache_read_input_tokens``)."""
     output_tokens: int | None = None
     cost_usd: float | None = None
     model: str | None = None
+    cache_read_tokens: int | None = None
+    """Of ``input_tokens``, those served from the provider's prompt cache (cheaper)."""
+    cache_write_tokens: int | None = None
+    """Of ``input_tokens``, those written to the prompt cache (Anthropic bills these higher)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,8 @@ def _add_usage(spent: Usage | None, usage: Usage) -> Usage:
         output_tokens=add(spent.output_tokens, usage.output_tokens),
         cost_usd=cost,
         model=usage.model or spent.model,
+        cache_read_tokens=add(spent.cache_read_tokens, usage.cache_read_tokens),
+        cache_write_tokens=add(spent.cache_write_tokens, usage.cache_write_tokens),
     )
 
 
@@ -611,10 +613,13 @@ class _OpenAICall(_ProviderCall):
 
     def _read(self, response: Any) -> tuple[str | None, Usage, str | None]:
         u = getattr(response, "usage", None)
+        details = getattr(u, "prompt_tokens_details", None)
         usage = Usage(
             input_tokens=_as_int(getattr(u, "prompt_tokens", None)),
             output_tokens=_as_int(getattr(u, "completion_tokens", None)),
             model=self.model,
+            # Part of prompt_tokens, billed at the cached rate.
+            cache_read_tokens=_as_int(getattr(details, "cached_tokens", None)),
         )
         choices = getattr(response, "choices", None)
         if choices is None:
@@ -673,10 +678,17 @@ class _AnthropicCall(_ProviderCall):
 
     def _read(self, response: Any) -> tuple[str | None, Usage, str | None]:
         u = getattr(response, "usage", None)
+        # Anthropic's input_tokens leaves out the cached part of the prompt; Usage counts
+        # every prompt token, as OpenAI does, and says which were cache reads and writes.
+        uncached = _as_int(getattr(u, "input_tokens", None))
+        written = _as_int(getattr(u, "cache_creation_input_tokens", None))
+        read = _as_int(getattr(u, "cache_read_input_tokens", None))
         usage = Usage(
-            input_tokens=_as_int(getattr(u, "input_tokens", None)),
+            input_tokens=None if uncached is None else uncached + (written or 0) + (read or 0),
             output_tokens=_as_int(getattr(u, "output_tokens", None)),
             model=self.model,
+            cache_read_tokens=read,
+            cache_write_tokens=written,
         )
         content = getattr(response, "content", None)
         if content is None:

@@ -604,7 +604,13 @@ class Router:
         u = usage or _NO_USAGE
         cost = u.cost_usd
         if cost is None and (u.input_tokens is not None or u.output_tokens is not None):
-            cost = self._pricer.cost(u.model or path.model, u.input_tokens, u.output_tokens)
+            cost = self._pricer.cost(
+                u.model or path.model,
+                u.input_tokens,
+                u.output_tokens,
+                cache_read_tokens=u.cache_read_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+            )
         return Outcome(
             request_id=rid,
             task=self.task,

@@ -108,12 +108,20 @@ class Reply:
     ``finish_reason`` is provider-neutral: ``"stop"`` becomes OpenAI ``"stop"`` and
     Anthropic ``"end_turn"``; ``"length"`` becomes ``"length"`` / ``"max_tokens"``;
     any other value is sent as given.
+
+    ``input_tokens`` counts the whole prompt; ``cached_tokens`` of them were read from the
+    prompt cache and ``cache_write_tokens`` written to it (Anthropic only). Each provider
+    reports them its own way: OpenAI ``prompt_tokens`` with
+    ``prompt_tokens_details.cached_tokens``; Anthropic ``input_tokens`` (the uncached
+    rest), ``cache_read_input_tokens`` and ``cache_creation_input_tokens``.
     """
 
     text: str
     input_tokens: int = 10
     output_tokens: int | None = None
     finish_reason: str = "stop"
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
@@ -121,6 +129,14 @@ class Reply:
         _check_tokens("input_tokens", self.input_tokens)
         if self.output_tokens is not None:
             _check_tokens("output_tokens", self.output_tokens)
+        _check_tokens("cached_tokens", self.cached_tokens)
+        _check_tokens("cache_write_tokens", self.cache_write_tokens)
+        if self.cached_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError(
+                "cached_tokens + cache_write_tokens are part of input_tokens and cannot "
+                f"exceed it ({self.cached_tokens} + {self.cache_write_tokens} > "
+                f"{self.input_tokens})"
+            )
 
     @property
     def completion_tokens(self) -> int:
@@ -308,9 +324,13 @@ def reply(
     input_tokens: int = 10,
     output_tokens: int | None = None,
     finish_reason: str = "stop",
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> Reply:
     """A completion with ``text`` and the given token usage (see :class:`Reply`)."""
-    return Reply(text, input_tokens, output_tokens, finish_reason)
+    return Reply(
+        text, input_tokens, output_tokens, finish_reason, cached_tokens, cache_write_tokens
+    )
 
 
 def error(
@@ -1001,6 +1021,8 @@ class FakeProvider:
                 step.input_tokens,
                 step.completion_tokens,
                 step.finish_reason,
+                cached=step.cached_tokens,
+                written=step.cache_write_tokens,
             )
 
     # -- response bodies -------------------------------------------------------------
@@ -1013,6 +1035,9 @@ class FakeProvider:
         input_tokens: int,
         output_tokens: int,
         finish_reason: str,
+        *,
+        cached: int = 0,
+        written: int = 0,
     ) -> None:
         rid = uuid.uuid4().hex
         body: dict[str, Any]
@@ -1040,7 +1065,7 @@ class FakeProvider:
                     "prompt_tokens": input_tokens,
                     "completion_tokens": output_tokens,
                     "total_tokens": input_tokens + output_tokens,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
                     "completion_tokens_details": {
                         "reasoning_tokens": 0,
                         "audio_tokens": 0,
@@ -1063,10 +1088,10 @@ class FakeProvider:
                 "stop_reason": reason,
                 "stop_sequence": None,
                 "usage": {
-                    "input_tokens": input_tokens,
+                    "input_tokens": input_tokens - cached - written,
                     "output_tokens": output_tokens,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": written,
+                    "cache_read_input_tokens": cached,
                     "service_tier": "standard",
                 },
             }

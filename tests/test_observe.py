@@ -158,6 +158,8 @@ def test_cost_is_priced_exactly_as_genai_prices(model: str) -> None:
 def test_price_overrides_and_unknown_models(caplog: pytest.LogCaptureFixture) -> None:
     pricer = Pricer({"my-model": (2.0, 8.0)})
     assert pricer.cost("my-model", 1_000_000, 500_000) == pytest.approx(2.0 + 4.0)
+    # An override has no cache rates: cached prompt tokens cost the plain input price.
+    assert pricer.cost("my-model", 1_000_000, 0, cache_read_tokens=900_000) == pytest.approx(2.0)
     with caplog.at_level(logging.WARNING):
         assert pricer.cost("no-such-model-zz", 10, 10) is None
         assert pricer.cost("no-such-model-zz", 10, 10) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -20,6 +21,8 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
 from pydantic import BaseModel, Field
 
 from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
@@ -425,6 +428,60 @@ def test_timeouts_are_retried(fake: FakeProvider) -> None:
         (row,) = rows(router)
     assert row.retries == 2 and fake.calls(GPT) == 3
     assert elapsed < 2 * timeout + 0.5
+
+
+# -- prompt caching: priced at the cache rates --------------------------------------------------
+@pytest.mark.parametrize(
+    ("provider", "cached", "written"), [("openai", 600, 0), ("anthropic", 800, 100)]
+)
+def test_cached_prompt_tokens_are_priced_at_cache_rates(
+    fake: FakeProvider, provider: str, cached: int, written: int
+) -> None:
+    model = model_of(provider)
+    fake.script(
+        model,
+        reply(
+            "hi",
+            input_tokens=1000,
+            output_tokens=50,
+            cached_tokens=cached,
+            cache_write_tokens=written,
+        ),
+    )
+    with make_router([make_path(fake, provider)]) as router:
+        assert router.run(text="x") == "hi"
+        (row,) = rows(router)
+    # Every prompt token is counted, whichever way the provider splits them.
+    assert (row.input_tokens, row.output_tokens) == (1000, 50)
+    cache = {"cache_read_tokens": cached, "cache_write_tokens": written or None}
+    expected = calc_price(PriceUsage(input_tokens=1000, output_tokens=50, **cache), model_ref=model)
+    full = calc_price(PriceUsage(input_tokens=1000, output_tokens=50), model_ref=model)
+    assert row.cost_usd == float(expected.total_price)
+    assert row.cost_usd < float(full.total_price)  # the cache discount is not lost
+
+
+def test_cache_tokens_of_a_repaired_attempt_add_up(fake: FakeProvider) -> None:
+    fake.script(
+        CLAUDE,
+        [
+            malformed_json(input_tokens=400, output_tokens=20),
+            reply(json.dumps(ORDER), input_tokens=500, output_tokens=30, cached_tokens=300),
+        ],
+    )
+    path = make_path(fake, "anthropic", schema=Order, repair=1)
+    with make_router([path]) as router:
+        assert router.run(text="x") == Order(**ORDER)
+        (row,) = rows(router)
+    assert (row.input_tokens, row.output_tokens) == (900, 50)
+    expected = calc_price(
+        PriceUsage(input_tokens=900, output_tokens=50, cache_read_tokens=300), model_ref=CLAUDE
+    )
+    assert row.cost_usd == float(expected.total_price)
+
+
+def test_cache_tokens_must_fit_in_the_prompt() -> None:
+    with pytest.raises(ValueError, match="cannot exceed it"):
+        reply("x", input_tokens=10, cached_tokens=8, cache_write_tokens=3)
 
 
 # -- output validation ---------------------------------------------------------------------------
