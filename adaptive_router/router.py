@@ -402,6 +402,9 @@ class Router:
         self._last_expiry = 0.0
         self._warned_invalid_success = False
         self._closed = False
+        # Breaker subscriptions, undone by close(): a breaker shared between routers
+        # outlives each of them and would otherwise keep every router it served alive.
+        self._unsubscribe: list[Callable[[], None]] = []
         self._settings = self._resolve_settings(timeout, retry, breaker, seed)
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         defaults: list[Observer] = []
@@ -425,7 +428,9 @@ class Router:
             for name, st in self._settings.items():
                 if st.breaker is not None:
                     # Bound to the path's name: a user's breaker may carry another name.
-                    st.breaker.on_change(functools.partial(self._breaker_changed, name))
+                    self._unsubscribe.append(
+                        st.breaker.on_change(functools.partial(self._breaker_changed, name))
+                    )
             self._recorder.on_drop = self._dropped
             self._recorder.on_refresh = self._refreshed
 
@@ -577,7 +582,9 @@ class Router:
             if st.breaker is not None:
                 if st.breaker.state.value != "closed":
                     self._unclosed.add(name)
-                st.breaker.on_change(functools.partial(self._track_breaker, name))
+                self._unsubscribe.append(
+                    st.breaker.on_change(functools.partial(self._track_breaker, name))
+                )
         return settings
 
     def _track_breaker(self, name: str, _breaker: str, old: Any, new: Any) -> None:
@@ -1217,6 +1224,9 @@ class Router:
         if self._closed:
             return
         self._closed = True
+        for undo in self._unsubscribe:
+            undo()
+        self._unsubscribe.clear()
         self._recorder.close()
         if self._owns_store:
             self.store.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -267,3 +269,24 @@ def test_router_wide_breaker_is_a_template_per_path() -> None:
             r.run()
         assert r.health() == {"a": "open", "b": "open", "fb": "none"}
         assert template.state.value == "closed"  # the template itself is never used
+
+
+def test_a_breaker_shared_between_routers_lets_closed_routers_go() -> None:
+    shared = CircuitBreaker(failure_threshold=1)
+    refs = []
+    for i in range(3):
+        router = Router(
+            [Path(lambda: "ok", name="a", breaker=shared, timeout=None)],
+            bool,
+            f"shared-{i}",
+            store="memory://",
+            on_outcome=lambda o: None,  # an observer: the router also reports breaker moves
+        )
+        assert router.run() == "ok"
+        assert len(shared._listeners) == 2  # the router's state tracking and its observers
+        router.close()
+        assert shared._listeners == []
+        refs.append(weakref.ref(router))
+        del router
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
