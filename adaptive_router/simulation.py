@@ -583,6 +583,10 @@ def _compiled_engine(
     why = None
     if type(policy) is not ThompsonSampling:
         why = f"it compiles ThompsonSampling only, not {type(policy).__name__}"
+    elif rng is env_rng:
+        # numpy interleaves one stream's policy and environment draws; the kernel keeps
+        # two states and could not write both back.
+        why = "rng and env_rng are the same generator (rngs() gives two independent ones)"
     elif not (
         isinstance(rng.bit_generator, np.random.SFC64)
         and isinstance(env_rng.bit_generator, np.random.SFC64)

@@ -28,6 +28,9 @@ def sfc(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(seed))
 
 
+SHARED = sfc(99)
+
+
 # -- the draws ---------------------------------------------------------------------------------
 
 
@@ -225,13 +228,22 @@ def test_auto_uses_numpy_where_the_kernel_does_not_apply() -> None:
     [
         (UCB1(), sfc(1), "ThompsonSampling only, not UCB1"),
         (ThompsonSampling(), np.random.default_rng(1), r"SFC64\(seed\)"),
+        (ThompsonSampling(), SHARED, "the same generator"),
     ],
 )
 def test_asking_for_numba_where_it_cannot_run_says_why(
     policy: Any, rng: np.random.Generator, message: str
 ) -> None:
+    env_rng = SHARED if rng is SHARED else sfc(2)
     with pytest.raises(ValueError, match=message):
-        simulate(policy, stationary([0.6, 0.4]), 10, 2, rng=rng, env_rng=sfc(2), engine="numba")
+        simulate(policy, stationary([0.6, 0.4]), 10, 2, rng=rng, env_rng=env_rng, engine="numba")
+
+
+def test_one_generator_for_both_roles_runs_on_numpy() -> None:
+    # numpy interleaves the two roles' draws on one stream; auto must not pretend otherwise.
+    one = sfc(4)
+    res = simulate(ThompsonSampling(), stationary([0.6, 0.4]), 50, 3, rng=one, env_rng=one)
+    assert res.engine == "numpy"
 
 
 def test_unknown_engine_is_rejected() -> None:
