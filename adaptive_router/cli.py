@@ -39,7 +39,7 @@ from adaptive_router import demo as demo_mod
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import PathWindowStats, Posterior
 from adaptive_router.reports import plot_report
-from adaptive_router.router import posteriors_from_states
+from adaptive_router.router import as_call, posteriors_from_states
 from adaptive_router.stores import SQLStore, mask_url
 from adaptive_router.stores.base import PathState
 
@@ -619,7 +619,8 @@ def check(
         typer.Option(
             "--samples",
             help="JSON Lines file of inputs ('-' for stdin): an object is passed as keyword "
-            "arguments, any other value as the single argument.",
+            'arguments, any other value as the single argument; {"$args": [...], '
+            '"$kwargs": {...}} passes both.',
         ),
     ],
     json_out: JsonOption = False,
@@ -641,6 +642,11 @@ def check(
     """
     with _errors(None):
         items = read_samples(samples)
+        for number, item in enumerate(items, 1):
+            try:
+                as_call(item)
+            except ValueError as exc:
+                raise CLIError(f"{samples}: sample {number}: {exc}", 2) from None
         router = load_target(target)
         try:
             results = list(router.check(items))

@@ -911,11 +911,14 @@ class Router:
         """Run every path — the final fallback included — on each sample, without routing.
 
         A sample that is a ``dict`` is passed as keyword arguments, a ``tuple`` as
-        positional arguments, anything else as the single argument. Timeouts, retries and
+        positional arguments, anything else as the single argument; a ``dict`` with only
+        the keys ``"$args"`` (a list) and ``"$kwargs"`` (a mapping) gives both, which is how
+        a JSON Lines file for ``adaptive-router check`` passes several positional
+        arguments. Timeouts, retries and
         ``success_fn`` apply as in :meth:`run`; breakers and rate limits are bypassed and
         nothing is recorded or learned, so a fallback is tested on its own.
         """
-        calls = [_as_call(x) for x in samples]
+        calls = [as_call(x) for x in samples]
         if not calls:
             raise ValueError("samples is empty; give at least one input to check the paths on")
         report: list[PathCheck] = []
@@ -1296,9 +1299,34 @@ class PathCheck:
         return self.successes / self.runs if self.runs else math.nan
 
 
-def _as_call(sample: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+#: Keys of a sample that spells out positional and keyword arguments (JSON has no tuples).
+#: No Python parameter can be called ``$args``, so they never clash with keyword names.
+SAMPLE_ARGS, SAMPLE_KWARGS = "$args", "$kwargs"
+
+
+def as_call(sample: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` for one :meth:`Router.check` sample (see there); ValueError when a
+    ``$args``/``$kwargs`` sample is malformed."""
     if isinstance(sample, dict):
-        return (), dict(sample)
+        if SAMPLE_ARGS not in sample and SAMPLE_KWARGS not in sample:
+            return (), dict(sample)
+        extra = sorted(str(k) for k in sample if k not in (SAMPLE_ARGS, SAMPLE_KWARGS))
+        if extra:
+            raise ValueError(
+                f"a sample with {SAMPLE_ARGS!r}/{SAMPLE_KWARGS!r} takes no other keys; move "
+                f"{', '.join(extra)} into {SAMPLE_KWARGS!r}"
+            )
+        args = sample.get(SAMPLE_ARGS, [])
+        kwargs = sample.get(SAMPLE_KWARGS, {})
+        if not isinstance(args, (list, tuple)):
+            raise ValueError(
+                f"{SAMPLE_ARGS!r} must be a list of positional arguments, got {args!r}"
+            )
+        if not (isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)):
+            raise ValueError(
+                f"{SAMPLE_KWARGS!r} must be a mapping of keyword arguments, got {kwargs!r}"
+            )
+        return tuple(args), dict(kwargs)
     if isinstance(sample, tuple):
         return sample, {}
     return (sample,), {}

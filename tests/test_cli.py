@@ -514,6 +514,46 @@ def test_check_runs_every_path_on_every_sample(check_module: tuple[str, pathlib.
     assert [c["successes"] for c in again] == [3, 3, 2]
 
 
+TWO_ARGS_MODULE = """
+from adaptive_router import Path, Router
+
+
+def greet(name, lang, *, loud=False):
+    text = {"de": "Hallo", "fr": "Salut"}[lang] + " " + name
+    return text.upper() if loud else text
+
+
+router = Router(
+    [Path(greet, name="greet", retry=None, timeout=None)],
+    success_fn=lambda r: r.endswith("ADA") or r.endswith("Bo"),
+    task="two-args",
+    store="memory://",
+)
+"""
+
+
+def test_check_passes_positional_and_keyword_arguments(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"two_args_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(TWO_ARGS_MODULE)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        '{"$args": ["ada", "de"], "$kwargs": {"loud": true}}\n'  # HALLO ADA: success
+        '{"$args": ["Bo", "fr"]}\n'  # Salut Bo: success
+        '{"$args": ["ada", "xx"]}\n'  # KeyError: an exception
+        '{"name": "ada", "lang": "fr"}\n'  # plain keywords: Salut ada, rejected
+    )
+    monkeypatch.chdir(tmp_path)
+    (got,) = ok_json("check", f"{name}:router", "--samples", str(samples))
+    assert (got["runs"], got["successes"]) == (4, 2)
+    assert got["errors"] == {"exception": 1, "rejected": 1}
+    samples.write_text('{"$args": ["ada", "de"], "lang": "fr"}\n')
+    bad = invoke("check", f"{name}:router", "--samples", str(samples))
+    assert bad.exit_code == 2
+    assert "sample 1: a sample with '$args'/'$kwargs' takes no other keys" in bad.output
+
+
 def test_check_table_and_fail_under(check_module: tuple[str, pathlib.Path]) -> None:
     name, samples = check_module
     table = invoke("check", f"{name}:router", "--samples", str(samples))

@@ -204,3 +204,18 @@ def test_failed_request_is_observed_too() -> None:
     ):
         r.run()
     assert rec.events[-1] == ("end", 1, False)
+
+
+def test_check_samples_can_spell_out_positional_and_keyword_arguments() -> None:
+    def join(a: str, b: str, *, sep: str = "-") -> str:
+        return a + sep + b
+
+    with Router([Path(join, name="join", timeout=None)], bool, "spell", store="memory://") as r:
+        (report,) = r.check(
+            [{"$args": ["x", "y"]}, {"$args": ["x"], "$kwargs": {"b": "y", "sep": ""}}, ("x", "y")]
+        )
+    assert (report.runs, report.successes) == (3, 3)
+    with pytest.raises(ValueError, match="'\\$args' must be a list"):
+        r.check([{"$args": "xy"}])
+    with pytest.raises(ValueError, match="'\\$kwargs' must be a mapping"):
+        r.check([{"$kwargs": ["b"]}])
