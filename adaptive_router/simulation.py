@@ -694,11 +694,10 @@ def simulate(
     compiled = _compiled_engine(engine, policy, rng, env_rng)
     if compiled:
         _warm_up_kernel()
-    rank_s: float | None = 0.0
+    rank_s: float | None = None  # the compiled engine fuses rank with the rest of the step
     start = time.perf_counter()
     if compiled:
         assert isinstance(policy, ThompsonSampling)
-        rank_s = None
         _run_compiled(
             policy,
             env,
@@ -721,80 +720,82 @@ def simulate(
             progress=progress,
             every=every,
         )
-    for t in range(0 if not compiled else horizon, horizon):
-        p = rates[t]
-        if step_aware is not None:
-            step_aware.at_step(t, p)
-        t0 = time.perf_counter()
-        if r == 1:
-            # The Router's exact call: 1-D arrays. Keeps single runs step-for-step comparable.
-            order = policy.rank(succ[0], fail[0], rng)[None, :]
-        else:
-            order = policy.rank(succ, fail, rng)
-        rank_s = (rank_s or 0.0) + time.perf_counter() - t0
-        first = order[:, 0]
-        ok = env_rng.random((r, k)) < p
-        first_ok = ok[rows, first]
-        cum += best[t] - p[first]
-        share[t] = np.bincount(first, minlength=k)
-        first_success[t] = first_ok.mean()
-        n_first_ok += first_ok
+    else:
+        rank_s = 0.0
+        for t in range(horizon):
+            p = rates[t]
+            if step_aware is not None:
+                step_aware.at_step(t, p)
+            t0 = time.perf_counter()
+            if r == 1:
+                # The Router's exact call: 1-D arrays. Keeps single runs step-for-step comparable.
+                order = policy.rank(succ[0], fail[0], rng)[None, :]
+            else:
+                order = policy.rank(succ, fail, rng)
+            rank_s += time.perf_counter() - t0
+            first = order[:, 0]
+            ok = env_rng.random((r, k)) < p
+            first_ok = ok[rows, first]
+            cum += best[t] - p[first]
+            share[t] = np.bincount(first, minlength=k)
+            first_success[t] = first_ok.mean()
+            n_first_ok += first_ok
 
-        if fallback and k > 1:
-            ok_ord = np.take_along_axis(ok, order, axis=1)
-            failed_so_far = np.logical_and.accumulate(~ok_ord, axis=1)
-            tried_ord = np.empty((r, k), dtype=np.bool_)
-            tried_ord[:, 0] = True
-            tried_ord[:, 1:] = failed_so_far[:, :-1]
-            tried = np.empty((r, k), dtype=np.bool_)
-            np.put_along_axis(tried, order, tried_ord, axis=1)
-            all_failed = failed_so_far[:, -1]
-        else:
-            tried = np.zeros((r, k), dtype=np.bool_)
-            tried[rows, first] = True
-            all_failed = ~first_ok
-        n_req_ok += ~all_failed
-        attempts = tried.sum(axis=1)
-        n_attempts += attempts
-        if final is not None:
-            n_final += all_failed
-            n_fallback += ~first_ok
-        else:
-            n_fallback += attempts > 1
-        if cost is not None and step_cost is not None:
-            req_cost = tried @ cost
+            if fallback and k > 1:
+                ok_ord = np.take_along_axis(ok, order, axis=1)
+                failed_so_far = np.logical_and.accumulate(~ok_ord, axis=1)
+                tried_ord = np.empty((r, k), dtype=np.bool_)
+                tried_ord[:, 0] = True
+                tried_ord[:, 1:] = failed_so_far[:, :-1]
+                tried = np.empty((r, k), dtype=np.bool_)
+                np.put_along_axis(tried, order, tried_ord, axis=1)
+                all_failed = failed_so_far[:, -1]
+            else:
+                tried = np.zeros((r, k), dtype=np.bool_)
+                tried[rows, first] = True
+                all_failed = ~first_ok
+            n_req_ok += ~all_failed
+            attempts = tried.sum(axis=1)
+            n_attempts += attempts
             if final is not None:
-                req_cost += all_failed * final.cost_usd
-            total_cost += req_cost
-            step_cost[t] = req_cost.mean()
-        if lat is not None:
-            total_lat += tried @ lat
-            if final is not None:
-                total_lat += all_failed * final.latency_ms
-        if trace_first is not None and trace_ok is not None:
-            trace_first[t] = first
-            trace_ok[t] = ok
+                n_final += all_failed
+                n_fallback += ~first_ok
+            else:
+                n_fallback += attempts > 1
+            if cost is not None and step_cost is not None:
+                req_cost = tried @ cost
+                if final is not None:
+                    req_cost += all_failed * final.cost_usd
+                total_cost += req_cost
+                step_cost[t] = req_cost.mean()
+            if lat is not None:
+                total_lat += tried @ lat
+                if final is not None:
+                    total_lat += all_failed * final.latency_ms
+            if trace_first is not None and trace_ok is not None:
+                trace_first[t] = first
+                trace_ok[t] = ok
 
-        new_s = tried & ok
-        new_f = tried & ~ok
-        if delay:
-            slot = t % delay
-            succ += pend_s[slot]
-            fail += pend_f[slot]
-            pend_s[slot] = new_s
-            pend_f[slot] = new_f
-        else:
-            succ += new_s
-            fail += new_f
-        if keep != 1.0:
-            succ *= keep
-            fail *= keep
+            new_s = tried & ok
+            new_f = tried & ~ok
+            if delay:
+                slot = t % delay
+                succ += pend_s[slot]
+                fail += pend_f[slot]
+                pend_s[slot] = new_s
+                pend_f[slot] = new_f
+            else:
+                succ += new_s
+                fail += new_f
+            if keep != 1.0:
+                succ *= keep
+                fail *= keep
 
-        if mark_i < marks.size and t + 1 == marks[mark_i]:
-            regret[mark_i] = cum
-            mark_i += 1
-        if progress is not None and ((t + 1) % every == 0 or t + 1 == horizon):
-            progress(t + 1, horizon)
+            if mark_i < marks.size and t + 1 == marks[mark_i]:
+                regret[mark_i] = cum
+                mark_i += 1
+            if progress is not None and ((t + 1) % every == 0 or t + 1 == horizon):
+                progress(t + 1, horizon)
     seconds = time.perf_counter() - start
 
     share /= r
@@ -829,41 +830,18 @@ _kernel_ready = False
 
 
 def _warm_up_kernel() -> None:
-    """Load (or, the first time on a machine, compile: ~15 s) the kernel before a timed run.
+    """Load (or, the first time on a machine, compile: ~6 s) the kernel before a timed run.
 
     numba compiles on first call and caches the machine code on disk; loading it still
     takes ~0.5 s per process, which would otherwise be charged to the first simulation's
-    decisions per second. A one-step run with the real argument types does it once.
+    decisions per second. A one-step simulation through the real path does it once.
     """
     global _kernel_ready
     if _kernel_ready:
         return
-    env = stationary([0.5])
-    rates = env.rate_table(1)
-    spare = np.random.Generator(np.random.SFC64(0))
-    _run_compiled(
-        ThompsonSampling(),
-        env,
-        rates,
-        rates.max(axis=1),
-        rng=spare,
-        env_rng=spare,
-        succ=np.zeros((1, 1)),
-        fail=np.zeros((1, 1)),
-        pend=(np.zeros((0, 1, 1), dtype=np.bool_), np.zeros((0, 1, 1), dtype=np.bool_)),
-        fallback=True,
-        marks=np.array([1], dtype=np.intp),
-        regret=np.zeros((1, 1)),
-        cum=np.zeros(1),
-        share=np.zeros((1, 1)),
-        first_success=np.zeros(1),
-        step_cost=None,
-        counts=np.zeros((1, 7)),
-        trace=(None, None),
-        progress=None,
-        every=1,
-    )
-    _kernel_ready = True
+    _kernel_ready = True  # before the call: simulate() below comes back here
+    rng, env_rng = rngs(0)
+    simulate(ThompsonSampling(), stationary([0.5]), 1, 1, rng=rng, env_rng=env_rng, engine="numba")
 
 
 def _run_compiled(
@@ -908,6 +886,11 @@ def _run_compiled(
     trace_first, trace_ok = trace
     policy_words, env_words = kernel.get_state(rng), kernel.get_state(env_rng)
     mark_state = np.zeros(1, dtype=np.int64)
+    # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
+    marks64 = marks.astype(np.int64)
+    step_out = step_cost if step_cost is not None else np.empty(horizon)
+    first_out = trace_first if trace_first is not None else np.empty((0, 0), dtype=np.intp)
+    ok_out = trace_ok if trace_ok is not None else np.empty((0, 0, 0), dtype=np.bool_)
     for t0 in range(0, horizon, every):
         t1 = min(t0 + every, horizon)
         kernel.run_thompson(
@@ -926,17 +909,17 @@ def _run_compiled(
             extra[0],
             extra[1],
             env.final is not None,
-            marks.astype(np.int64),
+            marks64,
             mark_state,
             regret,
             cum,
             share,
             first_success,
-            step_cost if step_cost is not None else np.empty(horizon),
+            step_out,
             counts,
             trace_first is not None,
-            trace_first if trace_first is not None else np.empty((0, 0), dtype=np.intp),
-            trace_ok if trace_ok is not None else np.empty((0, 0, 0), dtype=np.bool_),
+            first_out,
+            ok_out,
         )
         # Written back after every chunk: an interrupted run leaves the generators where
         # the completed steps left them, as the numpy loop does.

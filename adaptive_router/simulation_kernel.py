@@ -303,19 +303,13 @@ def _johnk(st: Any, a: float, b: float) -> Any:
 
 
 @_inline
-def _refresh_a(setup: Any, succ: Any, r: int, j: int, a0: float) -> None:
-    """Cache θ's success shape and its Marsaglia–Tsang constants (one sqrt, one division)."""
-    shape = a0 + succ[r, j]
-    setup[r, j, 0] = shape
-    setup[r, j, 1], setup[r, j, 2] = gamma_setup(shape)
-
-
-@_inline
-def _refresh_b(setup: Any, fail: Any, r: int, j: int, b0: float) -> None:
-    """Cache θ's failure shape and its Marsaglia–Tsang constants."""
-    shape = b0 + fail[r, j]
-    setup[r, j, 3] = shape
-    setup[r, j, 4], setup[r, j, 5] = gamma_setup(shape)
+def _refresh(setup: Any, succ: Any, fail: Any, r: int, j: int, a0: float, b0: float) -> None:
+    """Cache θ's two shapes and their Marsaglia–Tsang constants (a sqrt and a division each)."""
+    a, b = a0 + succ[r, j], b0 + fail[r, j]
+    setup[r, j, 0] = a
+    setup[r, j, 1], setup[r, j, 2] = gamma_setup(a)
+    setup[r, j, 3] = b
+    setup[r, j, 4], setup[r, j, 5] = gamma_setup(b)
 
 
 @_inline
@@ -375,8 +369,7 @@ def run_thompson(
     setup_flat = setup.reshape(n_rep * k, 6)
     for r in range(n_rep):
         for j in range(k):
-            _refresh_a(setup, succ, r, j, a0)
-            _refresh_b(setup, fail, r, j, b0)
+            _refresh(setup, succ, fail, r, j, a0, b0)
     mark_i = mark_state[0]
     ranked = fallback and k > 1  # the whole order matters, not just the first path
 
@@ -499,8 +492,7 @@ def run_thompson(
                         pend_f[slot, r, j] = True
                 if keep == 1.0:
                     for j in range(k):
-                        _refresh_a(setup, succ, r, j, a0)
-                        _refresh_b(setup, fail, r, j, b0)
+                        _refresh(setup, succ, fail, r, j, a0, b0)
             else:
                 for i in range(attempts):
                     # Branch-free: an outcome is a coin flip the predictor can't learn, and
@@ -510,14 +502,12 @@ def run_thompson(
                     succ[r, j] += hit
                     fail[r, j] += 1.0 - hit
                     if keep == 1.0:
-                        _refresh_a(setup, succ, r, j, a0)
-                        _refresh_b(setup, fail, r, j, b0)
+                        _refresh(setup, succ, fail, r, j, a0, b0)
             if keep != 1.0:
                 for j in range(k):
                     succ[r, j] *= keep
                     fail[r, j] *= keep
-                    _refresh_a(setup, succ, r, j, a0)
-                    _refresh_b(setup, fail, r, j, b0)
+                    _refresh(setup, succ, fail, r, j, a0, b0)
 
         first_success[t] = n_first_ok / n_rep
         step_cost[t] = cost_sum / n_rep
