@@ -1226,6 +1226,7 @@ class RateLimit:
             self._request_limiter = MovingWindowRateLimiter(self.storage)
             self._token_limiter = SlidingWindowCounterRateLimiter(self.storage)
         except NotImplementedError:
+            # limits' own signal that a storage lacks these window types (not a stub here).
             raise ValueError(
                 f"storage {self.storage_url} supports neither moving nor sliding windows; "
                 "use 'memory://' or 'redis://'"
