@@ -124,7 +124,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if engine.url.database not in (None, "", ":memory:"):
-            cur.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cur, busy_timeout_s)
             cur.execute("PRAGMA synchronous = NORMAL")
         try:
             cur.execute("SELECT power(0.5, 1.0)")
@@ -136,6 +136,28 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower()
+
+
+def _enable_wal(cur: sqlite3.Cursor, busy_timeout_s: float) -> None:
+    """Switch the file to WAL, waiting out other connections for up to the busy timeout.
+
+    On a new (rollback-journal) file the switch reads the header under a read lock, then
+    upgrades to a write lock; SQLite never calls the busy handler for a connection that
+    already holds a read lock (waiting could deadlock), so while another process holds the
+    write lock — its own switch, say — the PRAGMA fails at once. Retrying it is safe: once
+    the file is in WAL mode the PRAGMA is a no-op.
+    """
+    retrying = Retrying(
+        retry=retry_if_exception(_sqlite_locked),
+        wait=wait_random_exponential(multiplier=0.005, max=0.2),
+        stop=stop_after_delay(busy_timeout_s),
+        reraise=True,
+    )
+    retrying(cur.execute, "PRAGMA journal_mode = WAL")
 
 
 def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
@@ -212,7 +234,8 @@ class SQLStore(Store):
         )
         try:
             if create:
-                self._create_schema()
+                # Schema creation is idempotent: retried like writes when the file is busy.
+                self._retrying(self._create_schema)
             else:
                 db = self.engine.url.database
                 if (
