@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote_plus
 
 import typer
 from alembic.util import CommandError
@@ -36,11 +35,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from adaptive_router import cli_reports, migrations
 from adaptive_router import demo as demo_mod
+from adaptive_router._checks import redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import PathWindowStats, Posterior
 from adaptive_router.reports import plot_report
 from adaptive_router.router import as_call, posteriors_from_states
-from adaptive_router.stores import SQLStore, mask_url
+from adaptive_router.stores import SQLStore
 from adaptive_router.stores.base import PathState
 
 logger = logging.getLogger(__name__)
@@ -100,22 +100,6 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
-
-
-def redact(text: str, url: str | None = None) -> str:
-    """``text`` with any ``scheme://user:password@`` password and ``url``'s password masked."""
-    if url:
-        try:
-            password = make_url(url).password
-        except (ArgumentError, ValueError):
-            password = None
-        if password:
-            for form in {str(password), quote_plus(str(password))}:
-                text = text.replace(form, "***")
-    return _URL_PASSWORD.sub(r"\1***@", text)
-
-
 def _fail(message: str, code: int, url: str | None = None) -> NoReturn:
     _err().print(f"[bold red]error:[/] {escape(redact(message, url))}")
     raise typer.Exit(code)
@@ -145,7 +129,7 @@ def _errors(url: str | None) -> Iterator[None]:
     except SQLAlchemyError as exc:
         text = _first_line(exc)
         if "no such table" in text or ("relation" in text and "does not exist" in text):
-            where = mask_url(url) if url else "the database"
+            where = redact_url(url) if url else "the database"
             _fail(
                 f"{where} has no adaptive-router tables ({text}); create them with "
                 "`adaptive-router db upgrade --db URL`",
@@ -227,7 +211,7 @@ def _unknown_task(store: SQLStore, task: str, url: str) -> CLIError:
     known = store.tasks()
     shown = ", ".join(known[:10]) + (f" (and {len(known) - 10} more)" if len(known) > 10 else "")
     hint = f"known tasks: {shown}" if known else "it holds no tasks yet"
-    return CLIError(f"unknown task {task!r} in {mask_url(url)}; {hint}", 1)
+    return CLIError(f"unknown task {task!r} in {redact_url(url)}; {hint}", 1)
 
 
 def stored_half_life(states: dict[str, PathState]) -> float | None:
@@ -396,7 +380,7 @@ def posteriors(
             ]
         )
     table = _table(
-        f"posteriors · task {task} · {mask_url(url)}",
+        f"posteriors · task {task} · {redact_url(url)}",
         (
             "path",
             "alpha",
@@ -748,7 +732,7 @@ def db_upgrade(
     with _errors(db):
         url = resolve_url(db, must_exist=False)
         result = migrations.upgrade(url, revision)
-    where = mask_url(url)
+    where = redact_url(url)
     if result.changed:
         before = result.before or "an empty database"
         _out().print(f"upgraded {where} from {before} to {result.after}")

@@ -17,7 +17,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from adaptive_router.stores.sql import create_engine, mask_url
+from adaptive_router._checks import redact_url
+from adaptive_router.stores.sql import create_engine
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def upgrade(url: str, revision: str = "head") -> UpgradeResult:
     before = current_revision(url)
     logger.info(
         "migrating database",
-        extra={"url": mask_url(url), "from_revision": before, "to_revision": revision},
+        extra={"url": redact_url(url), "from_revision": before, "to_revision": revision},
     )
     command.upgrade(alembic_config(url), revision)
     after = current_revision(url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import email.utils
 import functools
@@ -41,6 +40,7 @@ from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateL
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router._checks import redact, redact_url
 from adaptive_router.outcomes import ErrorKind
 
 logger = logging.getLogger(__name__)
@@ -1084,26 +1084,6 @@ class RateLimitExceeded(Exception):
         self.retry_in_s = retry_in_s
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password (in the user info or a ``password=`` query) masked."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = urllib.parse.urlencode(
-            [(k, "***" if k.lower() in ("password", "pass", "pwd") else v) for k, v in pairs]
-        )
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
 _STORAGES: dict[tuple[str, tuple[tuple[str, str], ...]], Storage] = {}
 _STORAGES_LOCK = threading.Lock()
 
@@ -1130,7 +1110,7 @@ def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
                 # The library's message repeats the URL, password included.
                 raise ValueError(
                     f"storage {redact_url(url)!r} is not usable: "
-                    f"{str(exc).replace(url, redact_url(url))}; "
+                    f"{redact(str(exc), url)}; "
                     "use 'memory://' or 'redis://[:password@]host:port[/db]'"
                 ) from None
             if not isinstance(made, Storage):
@@ -1201,11 +1181,10 @@ class RateLimit:
         self.mode = mode
         self.key = key
         self.fail_open = fail_open
-        self._secret: str | None = None
+        self._secret_source: str | None = None
         if isinstance(storage, str):
             self.storage_url = redact_url(storage)
-            with contextlib.suppress(ValueError):
-                self._secret = urllib.parse.urlsplit(storage).password or None
+            self._secret_source = storage
             self.storage = _open_storage(storage, storage_options or {})
         elif isinstance(storage, Storage):
             self.storage_url = f"<{type(storage).__name__}>"
@@ -1417,8 +1396,7 @@ class RateLimit:
             return bool(op())
         except self._storage_errors as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if self._secret:
-                error = error.replace(self._secret, "***")
+            error = redact(error, self._secret_source)
             self._warn(
                 "rate-limit storage failed; "
                 + ("allowing the call" if self.fail_open else "refusing the call"),

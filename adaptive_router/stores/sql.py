@@ -26,6 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from adaptive_router._checks import redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
@@ -36,6 +37,8 @@ from adaptive_router.stores.schema import HEAD_REVISION, metadata, outcomes, pat
 logger = logging.getLogger(__name__)
 
 SUPPORTED = ("sqlite", "postgresql")
+#: The old name of :func:`adaptive_router._checks.redact_url`, kept importable.
+mask_url = redact_url
 #: Batches up to this size are inserted row by row (sync durability's common case).
 _SMALL_BATCH = 8
 _T = TypeVar("_T")
@@ -54,14 +57,6 @@ def _transient(exc: BaseException) -> bool:
         or "could not serialize" in text
         or "database table is locked" in text
     )
-
-
-def mask_url(url: str | sa.URL) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "<unparseable url>"
 
 
 def create_engine(
@@ -84,7 +79,7 @@ def create_engine(
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise ConfigurationError(
-            f"store: unsupported URL scheme {parsed.drivername!r} in {mask_url(parsed)}; "
+            f"store: unsupported URL scheme {parsed.drivername!r} in {redact_url(parsed)}; "
             "use 'memory://', 'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
         )
     if backend == "sqlite":
@@ -251,12 +246,12 @@ class SQLStore(Store):
         except OperationalError as exc:
             if self._owns_engine:
                 self.engine.dispose()
-            raise StoreUnavailableError(
-                f"store: cannot reach {mask_url(self.engine.url)}: {_first_line(exc)}"
-            ) from None
+            # Drivers may quote connection parameters: the whole message is redacted.
+            message = f"store: cannot reach {redact_url(self.engine.url)}: {_first_line(exc)}"
+            raise StoreUnavailableError(redact(message, self.engine.url)) from None
 
     def __repr__(self) -> str:
-        return f"SQLStore({mask_url(self.engine.url)!r})"
+        return f"SQLStore({redact_url(self.engine.url)!r})"
 
     # -- schema -----------------------------------------------------------------
     def _create_schema(self) -> None:
