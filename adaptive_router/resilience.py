@@ -631,10 +631,10 @@ class _RetryRun:
         # A lone failure is the caller's to log; only say something when retrying was tried.
         if reason != "not_retryable" and (self.state.retries or retry_after_s is not None):
             logger.warning(
-                "giving up on %s after %d attempts (%s): %s",
+                "giving up on %s after %d attempts: %s; last failure %s",
                 self.label,
                 self.state.attempts,
-                reason,
+                _STOP_REASONS.get(reason, reason),
                 kind.value,
                 extra={
                     "path": self.label,
@@ -1082,6 +1082,15 @@ class RateLimitExceeded(Exception):
         super().__init__(f"rate limit {key!r} exhausted{hint}")
         self.key = key
         self.retry_in_s = retry_in_s
+
+
+#: What each ``stop_reason`` means, for the "giving up" log line.
+_STOP_REASONS = {
+    "attempts": "no attempts left",
+    "budget": "retry time budget spent",
+    "retry_after_exceeds_budget": "the server's Retry-After exceeds the time budget",
+    "stop": "the custom stop condition said so",
+}
 
 
 _STORAGES: dict[tuple[str, tuple[tuple[str, str], ...]], Storage] = {}

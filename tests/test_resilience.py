@@ -422,6 +422,10 @@ def test_attempts_exhausted_logs_each_retry(caplog: pytest.LogCaptureFixture) ->
     gave_up = [r for r in caplog.records if r.getMessage().startswith("giving up")]
     assert len(gave_up) == 1
     assert gave_up[0].reason == "attempts"  # type: ignore[attr-defined]
+    # The message reads as a sentence, not "after 3 attempts (attempts)".
+    assert gave_up[0].getMessage() == (
+        "giving up on claude after 3 attempts: no attempts left; last failure server_error"
+    )
 
 
 def test_retry_after_is_honoured_over_jitter() -> None:
