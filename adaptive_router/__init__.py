@@ -6,7 +6,15 @@ from adaptive_router.errors import (
     StoreUnavailableError,
     UnknownRequestError,
 )
-from adaptive_router.outcomes import Decision, ErrorKind, Outcome, PathWindowStats, Posterior
+from adaptive_router.outcomes import (
+    Decision,
+    ErrorKind,
+    Outcome,
+    PathWindowStats,
+    Posterior,
+    Result,
+    Usage,
+)
 from adaptive_router.paths import Path
 from adaptive_router.policy import Policy, ThompsonSampling
 from adaptive_router.router import Router
@@ -23,12 +31,14 @@ __all__ = [
     "PathWindowStats",
     "Policy",
     "Posterior",
+    "Result",
     "Router",
     "SQLStore",
     "Store",
     "StoreUnavailableError",
     "ThompsonSampling",
     "UnknownRequestError",
+    "Usage",
 ]
 
 __version__ = "0.1.0"
