@@ -38,7 +38,7 @@ from adaptive_router import demo as demo_mod
 from adaptive_router._checks import redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import PathWindowStats, Posterior
-from adaptive_router.reports import plot_report
+from adaptive_router.reports import PlotUnavailableError, plot_report
 from adaptive_router.router import as_call, posteriors_from_states
 from adaptive_router.stores import SQLStore
 from adaptive_router.stores.base import PathState
@@ -505,8 +505,13 @@ def demo(
         with _open_store(resolve_url(db, must_exist=True)) as store:
             try:
                 plot_report(store, demo_mod.TASK, 0.0, png)
-            except ImportError:  # matplotlib is an optional extra: the demo still ran
-                _out().print("(pip install 'adaptive-router[plot]' for a PNG report)")
+            except PlotUnavailableError:  # matplotlib is an optional extra: the demo ran
+                _out().print(
+                    escape(
+                        "PNG report skipped: matplotlib is not installed "
+                        "(pip install 'adaptive-router[plot]')"
+                    )
+                )
                 return
         _out().print(f"Traffic share, success rate and cost over time: {png}")
 

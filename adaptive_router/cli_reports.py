@@ -16,7 +16,13 @@ import typer
 from rich.markup import escape
 
 import adaptive_router.cli as cli
-from adaptive_router.reports import CostReport, PathCost, cost_report, plot_report
+from adaptive_router.reports import (
+    CostReport,
+    PathCost,
+    PlotUnavailableError,
+    cost_report,
+    plot_report,
+)
 
 __all__ = ["costs", "plot", "register"]
 
@@ -165,7 +171,7 @@ def plot(
                     f"no outcomes for task {task!r} since {cli._when(start)}; widen --since",
                     1,
                 ) from None
-            except RuntimeError as exc:  # matplotlib missing
+            except PlotUnavailableError as exc:
                 raise cli.CLIError(str(exc), 1) from None
     cli._out().print(f"wrote {escape(str(written))}")
 

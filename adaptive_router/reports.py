@@ -32,6 +32,7 @@ __all__ = [
     "PathCost",
     "PathEstimate",
     "PathSpec",
+    "PlotUnavailableError",
     "TimeSeries",
     "cost_report",
     "cost_reports",
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
+
+
+class PlotUnavailableError(RuntimeError):
+    """Plotting was asked for without matplotlib (the ``plot`` extra) installed."""
 
 
 def _per(value: float | None, count: int, scale: float = 1.0) -> float | None:
@@ -689,15 +694,15 @@ def plot_report(
     Three panels sharing a UTC time axis: the share of requests whose *first* attempt went
     to each path (stacked, so a traffic shift reads as one colour giving way to another),
     each path's attempt success rate, and each path's known spend per bucket. Raises
-    ``ValueError`` when the window holds no outcomes, ``RuntimeError`` when matplotlib is
-    not installed. Returns the file written.
+    ``ValueError`` when the window holds no outcomes, :class:`PlotUnavailableError` (a
+    ``RuntimeError``) when matplotlib is not installed. Returns the file written.
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise RuntimeError(
+    except ImportError:
+        raise PlotUnavailableError(
             "plotting needs matplotlib; pip install 'adaptive-router[plot]'"
         ) from None
     ts = time_series(store, task, since, until, bucket_s)

@@ -4,9 +4,12 @@ quickly, requests keep succeeding, and the run is reproducible from its seed."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -246,3 +249,26 @@ def test_requests_to_shift() -> None:
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         run_demo(**kwargs)  # type: ignore[arg-type]
+
+
+def test_demo_without_matplotlib_skips_the_png_and_exits_0(tmp_path: pathlib.Path) -> None:
+    # A plain `pip install .` has no matplotlib: simulate its absence in a fresh process.
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from adaptive_router.cli import main\n"
+        "sys.argv = ['adaptive-router', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    db = tmp_path / "demo.db"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--db", str(db), "--requests", "300", "--no-table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "error:" not in done.stderr  # the CLI's failure line
+    assert "RuntimeError" not in done.stdout + done.stderr
+    assert "pip install 'adaptive-router[plot]'" in done.stdout
+    assert not db.with_suffix(".png").exists()
