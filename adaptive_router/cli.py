@@ -395,7 +395,8 @@ def posteriors(
         rows,
         caption=(
             f"alpha/beta/mean decayed to {_when(now)} ({_half_life_text(half_life)}, "
-            f"prior {prior_ab[0]:g},{prior_ab[1]:g}); n, successes, failures are all-time counts"
+            f"prior {prior_ab[0]:g},{prior_ab[1]:g}); n, successes, failures are all-time counts; "
+            "a final fallback's row is its record only: it is always tried last, never ranked"
         ),
     )
     _out().print(table)
