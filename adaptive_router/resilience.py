@@ -27,7 +27,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -294,7 +294,7 @@ def retry_after(exc: BaseException, *, now: float | None = None) -> float | None
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)  # HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)  # HTTP dates are always GMT
     reference = time.time() if now is None else now
     return max(0.0, when.timestamp() - reference)
 
@@ -806,7 +806,7 @@ async def acall_with_timeout(
     seconds = _check_timeout(timeout_s)
     try:
         return await asyncio.wait_for(coro_fn(*args, **kwargs), seconds)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         # wait_for's own timeout is raised from the CancelledError of the inner task;
         # a TimeoutError the coroutine raised itself is passed on as it is.
         if isinstance(exc.__cause__, asyncio.CancelledError):

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
 from benchmarks import memory, overhead, peers, queries, simulator, throughput
@@ -75,7 +75,7 @@ def write_markdown(
     path: FsPath, results: Sequence[Result], facts: dict[str, str], argv: Sequence[str], secs: float
 ) -> None:
     """``results.md``: date, machine, the table and how to read it."""
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cmd = " ".join(["python -m benchmarks.run", *argv])
     failed = sum(r.ok is False for r in results)
     text = f"""# Benchmark results

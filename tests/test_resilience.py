@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -259,7 +259,7 @@ def test_classify_connection_and_timeout_errors() -> None:
         assert classify(mod.ReadError("reset", request=req)) is ErrorKind.CONNECTION
         assert classify(mod.RemoteProtocolError("gone", request=req)) is ErrorKind.CONNECTION
     assert classify(TimeoutError()) is ErrorKind.TIMEOUT
-    assert classify(asyncio.TimeoutError()) is ErrorKind.TIMEOUT
+    assert classify(TimeoutError()) is ErrorKind.TIMEOUT
     assert classify(CallTimeoutError(1.0)) is ErrorKind.TIMEOUT
     assert classify(ConnectionResetError()) is ErrorKind.CONNECTION
     assert classify(ConnectionRefusedError()) is ErrorKind.CONNECTION
@@ -320,9 +320,9 @@ def test_retry_after_seconds_ms_and_dates() -> None:
     both = openai_error(429, **{"retry-after-ms": "250", "retry-after": "1"})
     assert retry_after(both) == 0.25
     now = 1_700_000_000.0
-    date = format_datetime(datetime.fromtimestamp(now + 30, tz=timezone.utc), usegmt=True)
+    date = format_datetime(datetime.fromtimestamp(now + 30, tz=UTC), usegmt=True)
     assert retry_after(anthropic_error(529, **{"retry-after": date}), now=now) == 30.0
-    past = format_datetime(datetime.fromtimestamp(now - 30, tz=timezone.utc), usegmt=True)
+    past = format_datetime(datetime.fromtimestamp(now - 30, tz=UTC), usegmt=True)
     assert retry_after(anthropic_error(529, **{"retry-after": past}), now=now) == 0.0
     assert retry_after(openai_error(429, **{"retry-after": "soon"})) is None
     assert retry_after(openai_error(429)) is None
