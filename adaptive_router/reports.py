@@ -551,27 +551,48 @@ _NICE_WIDTHS = (
 )
 MAX_BUCKETS = 60
 
-_Row = tuple[str, int, bool, "float | None", float]  # path, attempt, success, cost, created_at
+# path, attempt, success, cost, created_at (when the attempt finished), request_id, latency_ms
+_Row = tuple[str, int, bool, "float | None", float, str, "float | None"]
 
 
 def _rows(store: Store, task: str, since: float, until: float | None) -> list[_Row]:
     if isinstance(store, SQLStore):
-        # Five columns rather than whole Outcome objects: a day of traffic plots quickly.
+        # A few columns rather than whole Outcome objects: a day of traffic plots quickly.
         c = outcomes_table.c
         q = (
-            sa.select(c.path, c.attempt, c.success, c.cost_usd, c.created_at)
+            sa.select(
+                c.path, c.attempt, c.success, c.cost_usd, c.created_at, c.request_id, c.latency_ms
+            )
             .where(c.task == task, c.created_at >= since)
             .order_by(c.created_at)
         )
         if until is not None:
             q = q.where(c.created_at < until)
         with store.engine.connect() as conn:
-            return [(str(r[0]), int(r[1]), bool(r[2]), r[3], float(r[4])) for r in conn.execute(q)]
+            return [
+                (str(r[0]), int(r[1]), bool(r[2]), r[3], float(r[4]), str(r[5]), r[6])
+                for r in conn.execute(q)
+            ]
     return [
-        (o.path, o.attempt, o.success, o.cost_usd, o.created_at)
+        (o.path, o.attempt, o.success, o.cost_usd, o.created_at, o.request_id, o.latency_ms)
         for o in store.outcomes(task, since)
         if until is None or o.created_at < until
     ]
+
+
+def _request_starts(rows: list[_Row]) -> dict[str, float]:
+    """When each request started: its earliest attempt's finish time minus its latency.
+
+    Outcomes are stamped when an attempt finishes; bucketing by that would move a slow,
+    retrying attempt into a later bucket than the request it belongs to (a path whose
+    breaker opened would seem to keep its traffic while its last retries drain).
+    """
+    starts: dict[str, float] = {}
+    for r in rows:
+        began = r[4] - (r[6] or 0.0) / 1000.0
+        if began < starts.get(r[5], math.inf):
+            starts[r[5]] = began
+    return starts
 
 
 def _bucket_width(span: float) -> float:
@@ -610,14 +631,19 @@ def time_series(
 ) -> TimeSeries:
     """Bucket the task's outcomes in time; the bucket width is chosen if not given.
 
-    The buckets span the first to the last outcome in the window (not the whole window), so
-    a short burst of traffic in a long window is still drawn in detail.
+    Each request, with all its attempts, falls in the bucket where it *started* (its first
+    attempt's finish time minus that attempt's latency), so slow retries are not drawn
+    after the fact. The buckets span the first to the last request start in the window
+    (not the whole window), so a short burst of traffic in a long window is still drawn in
+    detail.
     """
     rows = _rows(store, task, since, until)
     if not rows:
         return TimeSeries(task, bucket_s or 60.0, (), (), (), {}, {}, {}, {}, 0)
-    t0 = min(r[4] for r in rows)
-    t1 = max(r[4] for r in rows)
+    # Every attempt is counted in the bucket where its request started.
+    starts = _request_starts(rows)
+    t0 = min(starts.values())
+    t1 = max(starts.values())
     width = float(bucket_s) if bucket_s else _bucket_width(max(t1 - t0, 1.0))
     if not (width > 0 and math.isfinite(width)):
         raise ValueError(f"bucket_s must be a positive number of seconds, got {bucket_s!r}")
@@ -632,8 +658,8 @@ def time_series(
     priced = {p: [0] * n for p in paths}
     requests = [0] * n
     unknown = 0
-    for path, attempt, success, cost, at in rows:
-        i = min(int((at - base) // width), n - 1)
+    for path, attempt, success, cost, _finished, request_id, _latency in rows:
+        i = min(int((starts[request_id] - base) // width), n - 1)
         tried[path][i] += 1
         won[path][i] += success
         if attempt == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import time
+from dataclasses import replace
 from pathlib import Path as FilePath
 
 import numpy as np
@@ -152,3 +153,26 @@ def test_plot_cli_with_an_empty_window(sqlite_url: str, tmp_path: FilePath) -> N
     assert result.exit_code == 1 and "no outcomes" in result.output
     assert not png.exists()
     assert time.time() > T0
+
+
+def test_buckets_are_by_request_start_not_finish() -> None:
+    # Requests every second for two minutes. Until T0+60 path "slow" answers first and
+    # retries for 90 s before failing (then "fast" serves the request); from T0+60 its
+    # breaker is open and "fast" takes every request. By finish time the slow attempts
+    # that drain after T0+120 made "slow" hold 100% of a later bucket.
+    store = open_store("memory://")
+    rows = []
+    for i in range(120):
+        start = T0 + i
+        rid = f"r{i}"
+        if i < 60:
+            rows.append(replace(out(rid, 1, "slow", False, 0.0, start + 90.0), latency_ms=90e3))
+            rows.append(replace(out(rid, 2, "fast", True, 0.0, start + 90.1), latency_ms=100.0))
+        else:
+            rows.append(replace(out(rid, 1, "fast", True, 0.0, start + 0.1), latency_ms=100.0))
+    store.write(rows, None)
+    ts = time_series(store, "t", T0, bucket_s=60)
+    assert ts.starts == (T0, T0 + 60)
+    assert ts.requests == (60, 60)
+    assert ts.first_share == {"fast": (0.0, 1.0), "slow": (1.0, 0.0)}
+    assert ts.attempts == {"fast": (60, 60), "slow": (60, 0)}
