@@ -173,3 +173,14 @@ def test_rate_limit_with_a_redis_password_never_shows_it(
         for record in caplog.records:
             assert CANARY not in record.getMessage()
             assert CANARY not in repr(record.__dict__)
+
+
+def test_a_store_string_without_scheme_is_not_repeated_when_it_may_hold_a_password() -> None:
+    from adaptive_router import ConfigurationError
+    from adaptive_router.stores import open_store
+
+    with pytest.raises(ConfigurationError, match="is not a URL") as info:
+        open_store(f"postgres:{CANARY}@db.internal/app")
+    assert CANARY not in str(info.value)
+    with pytest.raises(ConfigurationError, match=r"'plain\.db' is not a URL"):
+        open_store("plain.db")

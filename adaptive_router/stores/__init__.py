@@ -32,8 +32,11 @@ def open_store(store: str | Store | Engine | None) -> Store:
         if store.startswith("memory://"):
             return MemoryStore()
         if "://" not in store:
+            # Without "://" the user info cannot be told apart: with an "@" it may hold a
+            # password, so the string is not repeated.
+            shown = "the string given" if "@" in store else repr(store)
             raise ConfigurationError(
-                f"store: {store!r} is not a URL; use 'memory://', 'sqlite:///path.db' "
+                f"store: {shown} is not a URL; use 'memory://', 'sqlite:///path.db' "
                 "or 'postgresql://user@host:5432/db'"
             )
         return SQLStore(store)
