@@ -13,11 +13,11 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_router import Path, Router, SQLStore, StoreUnavailableError
+from adaptive_router import ConfigurationError, Path, Router, SQLStore, StoreUnavailableError
 from adaptive_router._checks import redact, redact_url
 from adaptive_router.resilience import RateLimit
 from adaptive_router.resilience import redact_url as resilience_redact_url
-from adaptive_router.stores import mask_url
+from adaptive_router.stores import mask_url, open_store
 from adaptive_router.stores.sql import mask_url as sql_mask_url
 
 CANARY = "Canary77"
@@ -176,9 +176,6 @@ def test_rate_limit_with_a_redis_password_never_shows_it(
 
 
 def test_a_store_string_without_scheme_is_not_repeated_when_it_may_hold_a_password() -> None:
-    from adaptive_router import ConfigurationError
-    from adaptive_router.stores import open_store
-
     with pytest.raises(ConfigurationError, match="is not a URL") as info:
         open_store(f"postgres:{CANARY}@db.internal/app")
     assert CANARY not in str(info.value)
