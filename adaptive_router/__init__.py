@@ -9,6 +9,7 @@ from adaptive_router.errors import (
 from adaptive_router.outcomes import Decision, ErrorKind, Outcome, PathWindowStats, Posterior
 from adaptive_router.paths import Path
 from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.reporting import Reporter
 from adaptive_router.router import Router
 from adaptive_router.stores import MemoryStore, SQLStore, Store
 
@@ -23,6 +24,7 @@ __all__ = [
     "PathWindowStats",
     "Policy",
     "Posterior",
+    "Reporter",
     "Router",
     "SQLStore",
     "Store",

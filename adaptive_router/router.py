@@ -388,6 +388,8 @@ class Router:
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._throttle = LogThrottle(LOG_WINDOW_S, self.clock)
+        #: key -> (level, summary format, its args, extra) of the throttled warnings.
+        self._summaries: dict[Any, tuple[int, str, tuple[Any, ...], dict[str, Any]]] = {}
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self._reporter = Reporter(
             self.task,
@@ -664,29 +666,17 @@ class Router:
         ``success_fn_error`` (no evidence, see ``NOT_EVIDENCE``) and its traceback logged,
         the first per path and window; the rest are counted into a summary line."""
         error = f"{which} raised " + _error_text(exc)
-        log_it, held = self._throttle.admit(("judge", path.name))
-        extra = {"request_id": rid, "task": self.task, "path": path.name, "error": error}
-        if held:
-            logger.error(
-                "%s raised %d more times on path %s of task %s in the last %g s",
-                which,
-                held,
-                path.name,
-                self.task,
-                LOG_WINDOW_S,
-                extra={**extra, "count": held},
-            )
-        if log_it:
-            logger.error(
-                "%s raised on path %s of task %s: %s (not counted against the path; "
-                "the next path is tried)",
-                which,
-                path.name,
-                self.task,
-                _short(error),
-                exc_info=exc,
-                extra=extra,
-            )
+        self._log_throttled(
+            ("judge", path.name),
+            "%s raised on path %s of task %s: %s (not counted against the path; "
+            "the next path is tried)",
+            (which, path.name, self.task, _short(_error_text(exc))),
+            "%s raised on path %s of task %s %d more times in the last %g s",
+            (which, path.name, self.task),
+            {"request_id": rid, "task": self.task, "path": path.name, "error": error},
+            level=logging.ERROR,
+            exc_info=exc,
+        )
         return ErrorKind.SUCCESS_FN_ERROR.value, error, None
 
     def _judge_score(
@@ -872,16 +862,21 @@ class Router:
         summary: str,
         summary_args: tuple[Any, ...],
         extra: dict[str, Any],
+        *,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
     ) -> None:
-        """A WARNING, the first per ``key`` and window; then, once the window has passed,
-        ``summary`` with the count held back (its args + count + window seconds)."""
+        """Log ``msg`` the first time per ``key`` and window; once the window has passed
+        (or the router closes), ``summary`` with the count held back (its args + count +
+        window seconds)."""
         log_it, held = self._throttle.admit(key)
+        self._summaries[key] = (level, summary, summary_args, extra)
         if held:
-            logger.warning(
-                summary, *summary_args, held, LOG_WINDOW_S, extra={**extra, "count": held}
+            logger.log(
+                level, summary, *summary_args, held, LOG_WINDOW_S, extra={**extra, "count": held}
             )
         if log_it:
-            logger.warning(msg, *args, extra=extra)
+            logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
 
     def _finish(self, rid: str, attempts: list[Outcome]) -> None:
         self._recorder.record([a for a in attempts if not a.skipped])
@@ -1224,13 +1219,8 @@ class Router:
             return
         self._closed = True
         for key, held in self._throttle.drain():
-            logger.warning(
-                "%s: %d more like it held back in the last %g s",
-                " ".join(map(str, key if isinstance(key, tuple) else (key,))),
-                held,
-                LOG_WINDOW_S,
-                extra={"task": self.task, "count": held},
-            )
+            level, summary, args, extra = self._summaries[key]
+            logger.log(level, summary, *args, held, LOG_WINDOW_S, extra={**extra, "count": held})
         for undo in self._unsubscribe:
             undo()
         self._unsubscribe.clear()
