@@ -57,8 +57,9 @@ def run(claude: object, label: str) -> None:
     lib = logging.getLogger("adaptive_router")
     lib.addHandler(handler)
     lib.setLevel(logging.INFO)
-    with tempfile.TemporaryDirectory() as tmp:
-        with Router(
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Router(
             [Path(extract_gpt4o, name="gpt-4o"), Path(claude, name="claude")],
             lambda order: order is not None and "qty" in order,
             "order-extraction",
@@ -67,9 +68,10 @@ def run(claude: object, label: str) -> None:
             half_life=timedelta(minutes=10),
             retry=RetryPolicy(sleep=lambda _s: None),
             seed=1,
-        ) as router:
-            for _ in range(REQUESTS):
-                router.run("2x widget to Berlin")
+        ) as router,
+    ):
+        for _ in range(REQUESTS):
+            router.run("2x widget to Berlin")
     lib.removeHandler(handler)
     total = sum(handler.counts.values())
     print(f"{label}, {REQUESTS} requests: {total} log records at INFO and above")
