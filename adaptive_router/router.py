@@ -653,7 +653,13 @@ class Router:
             error = f"success_fn returned {type(verdict).__name__}, expected bool or 0/1"
             if not self._warned_invalid_success:
                 self._warned_invalid_success = True
-                logger.warning(error, extra={"task": self.task, "path": path.name})
+                logger.warning(
+                    "%s (path %s of task %s; warned once)",
+                    error,
+                    path.name,
+                    self.task,
+                    extra={"task": self.task, "path": path.name},
+                )
             return ErrorKind.INVALID_SUCCESS.value, error, None
         if not ok:
             return (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value, None, None
@@ -691,7 +697,9 @@ class Router:
             # Unknown (e.g. an LLM judge that could not grade): the attempt passes, and its
             # evidence is the path's current posterior mean, which leaves that mean as it is.
             logger.info(
-                "score unknown: score_fn returned None",
+                "score unknown: score_fn returned None for path %s of task %s",
+                path.name,
+                self.task,
                 extra={"request_id": rid, "task": self.task, "path": path.name},
             )
             return None, "score unknown: score_fn returned None", self._mean(path, context)
@@ -700,7 +708,13 @@ class Router:
             error = f"score_fn returned {raw!r:.60}, expected a number in [0, 1]"
             if not self._warned_invalid_success:
                 self._warned_invalid_success = True
-                logger.warning(error, extra={"task": self.task, "path": path.name})
+                logger.warning(
+                    "%s (path %s of task %s; warned once)",
+                    error,
+                    path.name,
+                    self.task,
+                    extra={"task": self.task, "path": path.name},
+                )
             # Counted as a zero-score failure: a broken scorer must not look like success.
             return ErrorKind.INVALID_SCORE.value, error, 0.0
         if score < self.min_score:
@@ -1144,7 +1158,10 @@ class Router:
         self._recorder.write_through(write)
         if expired:
             logger.warning(
-                "pending decisions expired without a report",
+                "%d pending decisions of task %s expired without a report (counted as %s)",
+                len(expired),
+                self.task,
+                self.on_expired,
                 extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
             )
 

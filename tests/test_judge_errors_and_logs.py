@@ -212,3 +212,32 @@ def test_neither_or_both_judges_is_a_clear_error(kw: dict[str, Any], said: str) 
 def test_task_is_still_required() -> None:
     with pytest.raises(ConfigurationError, match="task is required"):
         Router([Path(lambda: "x", name="a")], bool, store="memory://")
+
+
+def test_other_warnings_carry_their_essentials_in_the_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    with (
+        caplog.at_level(logging.INFO),
+        Router(
+            [Path(lambda: "x", name="a", model="no-such-model-xyz")],
+            bool,
+            "ess",
+            store="memory://",
+            clock=clock,
+            pending_ttl=10,
+        ) as r,
+    ):
+        r.choose()
+        clock.t += 60
+        r.choose()  # expires the first
+        r.report(r.choose().request_id, True, input_tokens=5, output_tokens=1)
+    got = [FORMAT.format(x) for x in caplog.records]
+    assert (
+        "WARNING 1 pending decisions of task ess expired without a report (counted as failure)"
+        in got
+    )
+    assert any(x.startswith("WARNING no price known for model 'no-such-model-xyz'") for x in got), (
+        got
+    )
