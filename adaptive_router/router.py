@@ -181,9 +181,12 @@ class Router:
     paths:
         Callables or :class:`Path` objects that can each do the task. Names must be unique.
     success_fn:
-        ``success_fn(result) -> bool`` (or 0/1): did the path's result do the job?
+        ``success_fn(result) -> bool`` (or 0/1): did the path's result do the job? Give it
+        or ``score_fn``, not both. If it raises, the attempt is recorded as
+        ``success_fn_error``: no evidence about the path, and the next path is tried.
     task:
         Name under which evidence is kept; routers sharing a task and store learn together.
+        Required.
     store:
         ``"memory://"``, an SQLAlchemy URL (``sqlite:///file.db``,
         ``postgresql://user@host/db``), an ``Engine`` or a :class:`Store`.
@@ -224,7 +227,7 @@ class Router:
     observers, on_outcome:
         :class:`~adaptive_router.observers.Observer` objects and outcome callbacks.
     score_fn, min_score:
-        Instead of ``success_fn`` (pass ``None`` for it): ``score_fn(result) -> [0, 1]``
+        Instead of ``success_fn`` (give exactly one): ``score_fn(result) -> [0, 1]``
         (or ``None`` = unknown); fractional evidence, success when ``score >= min_score``.
     context_fn, max_contexts, context_prior_strength:
         ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
