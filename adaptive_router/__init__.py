@@ -17,6 +17,7 @@ from adaptive_router.outcomes import (
 )
 from adaptive_router.paths import Path
 from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.reporting import Reporter
 from adaptive_router.router import Router
 from adaptive_router.stores import MemoryStore, SQLStore, Store
 
@@ -31,6 +32,7 @@ __all__ = [
     "PathWindowStats",
     "Policy",
     "Posterior",
+    "Reporter",
     "Result",
     "Router",
     "SQLStore",

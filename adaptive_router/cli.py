@@ -592,7 +592,18 @@ def check_dict(c: Any) -> dict[str, Any]:
         "latency_p50_ms": _num(c.latency_p50_ms),
         "latency_p95_ms": _num(getattr(c, "latency_p95_ms", None)),
         "errors": dict(c.errors),
+        "examples": dict(getattr(c, "examples", {}) or {}),
     }
+
+
+def _check_errors(c: Any) -> str:
+    """Each failure kind with its count and first message, one per line."""
+    examples = getattr(c, "examples", {}) or {}
+    lines = []
+    for kind, n in sorted(c.errors.items()):
+        why = examples.get(kind)
+        lines.append(f"{kind} {n}: {why}" if why else f"{kind} {n}")
+    return "\n".join(lines) or "—"
 
 
 @app.command()
@@ -655,7 +666,7 @@ def check(
                 _fmt(c.success_rate, ".1%"),
                 _ms(c.latency_p50_ms),
                 _ms(getattr(c, "latency_p95_ms", None)),
-                ", ".join(f"{k} {n}" for k, n in sorted(c.errors.items())) or "—",
+                escape(_check_errors(c)),
             ]
             for c in results
         ]
@@ -664,7 +675,8 @@ def check(
                 f"check · {target} · {len(items)} samples",
                 ("path", "runs", "successes", "success\nrate", "p50\nms", "p95\nms", "errors"),
                 rows,
-                caption="every path run on every sample; nothing recorded, no routing",
+                caption="every path run on every sample; nothing recorded, no routing; "
+                "each failure kind shows its first message",
             )
         )
     if fail_under is not None:

@@ -77,6 +77,24 @@ def _total_row(r: CostReport) -> list[str]:
     ]
 
 
+def _unknown_reasons(r: CostReport) -> list[str]:
+    """Why attempts have no known cost, from what the outcomes recorded."""
+    reasons = []
+    if r.unpriced_token_attempts:
+        reasons.append(
+            f"{r.unpriced_token_attempts} reported token counts but have no price (their "
+            "model is not in the price table, or the path names no model); give prices "
+            "with Router(prices={model: (input, output USD per million tokens)})"
+        )
+    rest = r.unknown_cost_attempts - r.unpriced_token_attempts
+    if rest:
+        reasons.append(
+            f"{rest} reported no usage (no token counts or cost: a path that returns no "
+            "Result(usage=...), or a client-side timeout the provider may still bill)"
+        )
+    return reasons
+
+
 def costs(
     db: cli.DbOption,
     task: cli.TaskOption,
@@ -102,24 +120,23 @@ def costs(
     caption = (
         "spend counts every attempt, retries and fallbacks included; per-request figures "
         f"divide by the task's {report.requests} requests, so the paths' figures add up to "
-        "the total"
+        "the total. A path's 'requests touched' are those it was attempted in, first or as "
+        "a fallback, so they add up to more than the total when requests fall back. "
+        "Failures with no billable answer (error status, refused connection) cost $0"
     )
-    if report.cost_usd is None:
+    if report.unknown_cost_attempts:
         caption += (
-            ". No attempt has a known cost: the paths report no token counts or cost, or "
-            "their models have no price (set Path(model=...) or Router(prices=...))"
+            ". No attempt has a known cost"
+            if report.cost_usd is None
+            else f". {report.unknown_cost_attempts} of {report.attempts} attempts have no "
+            "known cost, not counted as $0, so the spend is a lower bound"
         )
-    elif report.unknown_cost_attempts:
-        caption += (
-            f". {report.unknown_cost_attempts} of {report.attempts} attempts have no known "
-            "cost (no model, unknown model or no token counts): they are not counted as $0, "
-            "so the spend is a lower bound"
-        )
+        caption += ": " + "; ".join(_unknown_reasons(report))
     table = cli._table(
         f"costs · task {task} · since {cli._when(start)} ({since})",
         (
             "path",
-            "requests",
+            "requests\ntouched",
             "attempts",
             "fallback\nattempts",
             "retries",

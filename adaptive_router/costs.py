@@ -76,7 +76,9 @@ class Pricer:
                 self._unknown.add(model)
             if first:
                 logger.warning(
-                    "no price known for model; its cost is recorded as unknown",
+                    "no price known for model %r; its cost is recorded as unknown "
+                    "(give Router(prices={model: (input, output USD per million tokens)}))",
+                    model,
                     extra={"model": model},
                 )
             return None

@@ -88,6 +88,8 @@ class Observers:
                 if key not in self._warned:
                     self._warned.add(key)
                     logger.exception(
-                        "observer failed; the request goes on",
+                        "observer %s failed in %s; the request goes on (logged once)",
+                        type(obs).__name__,
+                        method,
                         extra={"observer": type(obs).__name__, "hook": method},
                     )

@@ -24,6 +24,25 @@ class ErrorKind(str, Enum):
     BREAKER_OPEN = "breaker_open"
     EXCEPTION = "exception"
     EXPIRED = "expired"
+    SUCCESS_FN_ERROR = "success_fn_error"
+    """``success_fn`` or ``score_fn`` raised: the judge's bug, not the path's. Recorded
+    (and the next path tried, since the result went unjudged) but never evidence."""
+
+
+#: Kinds that say nothing about the path: recorded, but never folded into its posterior.
+NOT_EVIDENCE = frozenset({ErrorKind.SUCCESS_FN_ERROR.value})
+#: Kinds of attempts that got no billable answer from the provider (an error status or a
+#: refused connection): they cost $0, known. A client-side timeout is not among them: the
+#: provider may have finished, and billed, the call.
+UNBILLED = frozenset(
+    k.value
+    for k in (
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.CONNECTION,
+        ErrorKind.CLIENT_ERROR,
+    )
+)
 
 
 @dataclass(slots=True)
@@ -66,7 +85,10 @@ class Outcome:
         return 1.0 if self.success else 0.0
 
     def evidence_keys(self) -> tuple[str, ...]:
-        """The path_stats contexts this outcome updates: the task level, and its context."""
+        """The path_stats contexts this outcome updates: the task level, and its context;
+        none for a kind that is no evidence about the path (see ``NOT_EVIDENCE``)."""
+        if self.kind in NOT_EVIDENCE:
+            return ()
         return ("", self.context) if self.context else ("",)
 
 

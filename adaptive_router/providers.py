@@ -59,6 +59,7 @@ import json
 import logging
 import os
 import re
+import string
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -429,6 +430,7 @@ class _ProviderCall(abc.ABC):
     def messages(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Messages:
         """The chat messages for one run's arguments (the system prompt excluded)."""
         if isinstance(self.prompt, str):
+            args, kwargs = self._bind(args, kwargs)
             try:
                 text = self.prompt.format(*args, **kwargs)
             except (KeyError, IndexError) as exc:
@@ -461,6 +463,33 @@ class _ProviderCall(abc.ABC):
                 )
             out.append(dict(m))
         return out
+
+    def _bind(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Positional run arguments for a template with named placeholders: one argument
+        fills the one placeholder not given by keyword (``run("2x widget")`` for
+        ``"...: {text}"``); anything else is an error, since ``str.format`` would drop it."""
+        assert isinstance(self.prompt, str)
+        if not args:
+            return args, kwargs
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.prompt) if f is not None]
+        except ValueError as exc:
+            raise PromptError(f"prompt template is malformed: {exc}") from None
+        names = list(dict.fromkeys(re.split(r"[.\[]", f, maxsplit=1)[0] for f in fields))
+        if any(n == "" or n.isdigit() for n in names):
+            return args, kwargs  # the template takes positional arguments itself
+        open_ = [n for n in names if n not in kwargs]
+        if len(args) == 1 and len(open_) == 1:
+            return (), {**kwargs, open_[0]: args[0]}
+        shown = ", ".join(f"{{{n}}}" for n in names) or "no placeholders"
+        raise PromptError(
+            f"prompt template of {self.provider} path {self.model!r} has {shown}; "
+            f"{len(args)} positional argument(s) fit only a template with exactly one "
+            "placeholder left to fill: pass them by keyword"
+            + (f", e.g. run({', '.join(f'{n}=...' for n in names)})" if names else "")
+        )
 
     # -- the call --------------------------------------------------------------------
     @abc.abstractmethod

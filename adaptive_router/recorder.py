@@ -149,7 +149,10 @@ class Recorder:
             del self._buffer[:excess]
             if self.dropped == 0:
                 logger.error(
-                    "outcome buffer full: dropping the oldest unwritten outcomes",
+                    "outcome buffer full for task %s (max_buffer=%d): dropping the oldest "
+                    "unwritten outcomes",
+                    self.task,
+                    self.max_buffer,
                     extra={"task": self.task, "max_buffer": self.max_buffer},
                 )
             self.dropped += excess
@@ -187,7 +190,9 @@ class Recorder:
             self._inflight = 0
         if self._outage_logged:
             logger.warning(
-                "store reachable again; buffered outcomes written",
+                "store reachable again; %d buffered outcomes of task %s written",
+                len(batch),
+                self.task,
                 extra={"task": self.task, "written": len(batch)},
             )
             self._outage_logged = False
@@ -220,7 +225,10 @@ class Recorder:
     def _on_write_error(self, exc: Exception, n: int) -> None:
         if not self._outage_logged:
             logger.error(
-                "store write failed; routing continues from the cache and outcomes are buffered",
+                "store write failed (%s) for task %s; routing continues from the cache and "
+                "outcomes are buffered",
+                type(exc).__name__,
+                self.task,
                 extra={"task": self.task, "outcomes": n, "error": type(exc).__name__},
             )
             self._outage_logged = True
@@ -235,7 +243,9 @@ class Recorder:
             self._thread.join(timeout=5)
         if not self.flush():
             logger.error(
-                "closing with unwritten outcomes: the store is unreachable",
+                "closing with %d unwritten outcomes of task %s: the store is unreachable",
+                self.buffered,
+                self.task,
                 extra={"task": self.task, "unwritten": self.buffered},
             )
 

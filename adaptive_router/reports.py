@@ -1,9 +1,11 @@
 """What routing costs, from the recorded outcomes: spend reports, pre-launch estimates, plots.
 
 Every figure comes from the ``outcomes`` rows (one per attempt), so retries and fallback
-attempts are paid for like first attempts. An attempt whose cost is unknown (no model,
-an unknown model, no token counts) is counted apart and never as $0: the reported spend is
-then a lower bound, and the report says by how many attempts.
+attempts are paid for like first attempts. An attempt that got no billable answer (an
+error status such as a 5xx or a 429, or a refused connection) cost $0, known. An attempt
+whose cost is unknown (no model, a model without a price, no token counts, or a
+client-side timeout the provider may still bill) is counted apart and never as $0: the
+reported spend is then a lower bound, and the report says by how many attempts.
 
 Plotting needs the optional ``matplotlib`` (``pip install 'adaptive-router[plot]'``); it is
 imported only when a plot is drawn.
@@ -21,7 +23,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from adaptive_router.costs import Pricer
-from adaptive_router.outcomes import ErrorKind
+from adaptive_router.outcomes import UNBILLED, ErrorKind
 from adaptive_router.stores.base import Store
 from adaptive_router.stores.schema import outcomes as outcomes_table
 from adaptive_router.stores.sql import SQLStore
@@ -69,7 +71,8 @@ class PathCost:
 
     path: str
     requests: int
-    """Requests in which this path was attempted (first attempt or fallback)."""
+    """Requests this path was attempted in (first attempt or fallback): a request that
+    fell back counts for each path it touched, so these add up to more than the task's."""
     attempts: int
     first_attempts: int
     fallback_attempts: int
@@ -84,6 +87,9 @@ class PathCost:
     priced_attempts: int
     unknown_cost_attempts: int
     task_requests: int
+    unpriced_token_attempts: int = 0
+    """Of ``unknown_cost_attempts``, those that reported token counts: their model was not
+    named or has no price (the others reported no usage at all)."""
 
     @property
     def cost_per_request(self) -> float | None:
@@ -116,6 +122,7 @@ class PathCost:
             "cost_usd": self.cost_usd,
             "priced_attempts": self.priced_attempts,
             "unknown_cost_attempts": self.unknown_cost_attempts,
+            "unpriced_token_attempts": self.unpriced_token_attempts,
             "cost_per_request": self.cost_per_request,
             "cost_per_1000_requests": self.cost_per_1000_requests,
         }
@@ -144,6 +151,8 @@ class CostReport:
     priced_attempts: int
     unknown_cost_attempts: int
     paths: tuple[PathCost, ...] = field(default=())
+    unpriced_token_attempts: int = 0
+    """Of ``unknown_cost_attempts``, those with token counts but no price."""
 
     @property
     def complete(self) -> bool:
@@ -182,6 +191,7 @@ class CostReport:
             "cost_usd": self.cost_usd,
             "priced_attempts": self.priced_attempts,
             "unknown_cost_attempts": self.unknown_cost_attempts,
+            "unpriced_token_attempts": self.unpriced_token_attempts,
             "complete": self.complete,
             "cost_per_request": self.cost_per_request,
             "cost_per_1000_requests": self.cost_per_1000_requests,
@@ -202,6 +212,7 @@ class _PathAcc:
     output_tokens: int = 0
     cost: float = 0.0
     priced: int = 0
+    unpriced_tokens: int = 0
 
 
 class _PathRow(NamedTuple):
@@ -217,6 +228,7 @@ class _PathRow(NamedTuple):
     output_tokens: int
     cost: float | None
     priced: int
+    unpriced_tokens: int
 
 
 def _sql_aggregates(
@@ -244,7 +256,13 @@ def _sql_aggregates(
             sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
             sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
             sa.func.sum(c.cost_usd),
-            sa.func.count(c.cost_usd),
+            # Rows written before unbilled failures were recorded as $0 have NULL there.
+            count_if(c.cost_usd.is_not(None) | c.error_kind.in_(sorted(UNBILLED))),
+            count_if(
+                c.cost_usd.is_(None)
+                & (c.error_kind.is_(None) | c.error_kind.not_in(sorted(UNBILLED)))
+                & (c.input_tokens.is_not(None) | c.output_tokens.is_not(None))
+            ),
         )
         .where(*where)
         .group_by(c.path)
@@ -270,6 +288,7 @@ def _sql_aggregates(
                 int(r[9]),
                 None if r[10] is None else float(r[10]),
                 int(r[11]),
+                int(r[12]),
             )
             for r in conn.execute(per_path)
         ]
@@ -309,6 +328,10 @@ def _python_aggregates(
         if o.cost_usd is not None:
             acc.cost += o.cost_usd
             acc.priced += 1
+        elif o.kind in UNBILLED:
+            acc.priced += 1  # recorded before unbilled failures were written as $0
+        elif o.input_tokens is not None or o.output_tokens is not None:
+            acc.unpriced_tokens += 1
     rows = [
         _PathRow(
             path,
@@ -323,6 +346,7 @@ def _python_aggregates(
             a.output_tokens,
             a.cost if a.priced else None,
             a.priced,
+            a.unpriced_tokens,
         )
         for path, a in accs.items()
     ]
@@ -352,10 +376,12 @@ def cost_report(store: Store, task: str, since: float, until: float | None = Non
             timeouts=r.timeouts,
             input_tokens=r.input_tokens,
             output_tokens=r.output_tokens,
-            cost_usd=r.cost,
+            # Only unbilled failures priced (SUM of NULLs): known to be $0.
+            cost_usd=r.cost if r.cost is not None or not r.priced else 0.0,
             priced_attempts=r.priced,
             unknown_cost_attempts=r.attempts - r.priced,
             task_requests=requests,
+            unpriced_token_attempts=r.unpriced_tokens,
         )
         for r in rows
     )
@@ -379,6 +405,7 @@ def cost_report(store: Store, task: str, since: float, until: float | None = Non
         priced_attempts=priced,
         unknown_cost_attempts=attempts - priced,
         paths=paths,
+        unpriced_token_attempts=sum(p.unpriced_token_attempts for p in paths),
     )
 
 

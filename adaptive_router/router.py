@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import math
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -23,10 +22,12 @@ from adaptive_router import metrics as metrics_mod
 from adaptive_router import tracing as tracing_mod
 from adaptive_router.alerts import Alert, Alerts
 from adaptive_router.costs import Pricer
-from adaptive_router.errors import AllPathsFailed, ConfigurationError, UnknownRequestError
+from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.log_throttle import LogThrottle
 from adaptive_router.metrics import MetricsServer, PrometheusMetrics, serve_metrics
 from adaptive_router.observers import CallbackObserver, Observer, Observers
 from adaptive_router.outcomes import (
+    UNBILLED,
     Decision,
     ErrorKind,
     Outcome,
@@ -38,6 +39,12 @@ from adaptive_router.outcomes import (
 from adaptive_router.paths import INHERIT, Path, _Inherit, as_path, check_name, check_timeout
 from adaptive_router.policy import Policy, ThompsonSampling, decay_factor
 from adaptive_router.recorder import Recorder
+from adaptive_router.reporting import (
+    MAX_METADATA_BYTES,
+    Reporter,
+    as_score,
+    as_verdict,
+)
 from adaptive_router.reports import CostReport, cost_report
 from adaptive_router.resilience import (
     CircuitBreaker,
@@ -50,15 +57,17 @@ from adaptive_router.resilience import (
     to_daemon_thread,
 )
 from adaptive_router.stores import Store, open_store
-from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision
+from adaptive_router.stores.base import PathState, PendingDecision
 from adaptive_router.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
-#: Metadata larger than this (as JSON) is rejected: it would bloat every outcome row.
-MAX_METADATA_BYTES = 16_384
+__all__ = ["MAX_METADATA_BYTES", "PathCheck", "Router", "posteriors_from_states"]
+
 #: Error strings are cut to this length in outcomes and logs.
 MAX_ERROR_CHARS = 500
+#: Seconds (router clock) during which repeats of a warning are counted, not logged.
+LOG_WINDOW_S = 60.0
 
 
 def _seconds(value: timedelta | float | int | None, name: str, *, allow_none: bool) -> float | None:
@@ -98,41 +107,10 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def _check_count(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
-    return int(value)
-
-
-def _check_amount(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
-
-
-def _check_metadata(metadata: object) -> dict[str, Any] | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    try:
-        encoded = json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
-    if len(encoded.encode()) > MAX_METADATA_BYTES:
-        raise ValueError(
-            f"metadata is {len(encoded.encode())} bytes as JSON; the limit is "
-            f"{MAX_METADATA_BYTES}. Store large payloads elsewhere and keep a reference."
-        )
-    result: dict[str, Any] = json.loads(encoded)  # a private copy: later mutation can't leak in
-    return result
+def _short(text: str, limit: int = 120) -> str:
+    """The first line of an error text, cut to ``limit`` characters: for log messages."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +181,12 @@ class Router:
     paths:
         Callables or :class:`Path` objects that can each do the task. Names must be unique.
     success_fn:
-        ``success_fn(result) -> bool`` (or 0/1): did the path's result do the job?
+        ``success_fn(result) -> bool`` (or 0/1): did the path's result do the job? Give it
+        or ``score_fn``, not both. If it raises, the attempt is recorded as
+        ``success_fn_error``: no evidence about the path, and the next path is tried.
     task:
         Name under which evidence is kept; routers sharing a task and store learn together.
+        Required.
     store:
         ``"memory://"``, an SQLAlchemy URL (``sqlite:///file.db``,
         ``postgresql://user@host/db``), an ``Engine`` or a :class:`Store`.
@@ -246,7 +227,7 @@ class Router:
     observers, on_outcome:
         :class:`~adaptive_router.observers.Observer` objects and outcome callbacks.
     score_fn, min_score:
-        Instead of ``success_fn`` (pass ``None`` for it): ``score_fn(result) -> [0, 1]``
+        Instead of ``success_fn`` (give exactly one): ``score_fn(result) -> [0, 1]``
         (or ``None`` = unknown); fractional evidence, success when ``score >= min_score``.
     context_fn, max_contexts, context_prior_strength:
         ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
@@ -262,8 +243,8 @@ class Router:
     def __init__(
         self,
         paths: Sequence[Path | Callable[..., Any]],
-        success_fn: Callable[[Any], Any] | None,
-        task: str,
+        success_fn: Callable[[Any], Any] | None = None,
+        task: str | None = None,
         store: str | Store | Engine | None = None,
         fallback: Path | Callable[..., Any] | None = None,
         prior: tuple[float, float] = (1.0, 1.0),
@@ -308,8 +289,14 @@ class Router:
                 f"paths: duplicate path names {dupes}; give each Path(fn, name=...) a unique name"
             )
         if (success_fn is None) == (score_fn is None):
+            given = "both" if success_fn is not None else "neither"
             raise ConfigurationError(
-                "give exactly one of success_fn (result -> bool) and score_fn (result -> 0..1)"
+                f"give exactly one of success_fn (result -> bool) and score_fn "
+                f"(result -> 0..1); {given} was given"
+            )
+        if task is None:
+            raise ConfigurationError(
+                "task is required: the name under which evidence is kept, e.g. task='extract'"
             )
         for what, fn in (
             ("success_fn", success_fn),
@@ -401,12 +388,25 @@ class Router:
             self._by_name[self.fallback.name] = self.fallback
         self._last_expiry = 0.0
         self._warned_invalid_success = False
+        # Repetitive warnings (a path failing on every request, a judge that raises) log
+        # the first per key and window, then a count; observers still see every event.
+        self._throttle = LogThrottle(LOG_WINDOW_S, self.clock)
+        #: key -> (level, summary format, its args, extra) of the throttled warnings.
+        self._summaries: dict[Any, tuple[int, str, tuple[Any, ...], dict[str, Any]]] = {}
+        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
+        self._reporter = Reporter(
+            self.task,
+            self.store,
+            half_life=self.half_life,
+            prices=self._pricer,
+            models={p.name or "": p.model for p in self._by_name.values() if p.model},
+            clock=self.clock,
+        )
         self._closed = False
         # Breaker subscriptions, undone by close(): a breaker shared between routers
         # outlives each of them and would otherwise keep every router it served alive.
         self._unsubscribe: list[Callable[[], None]] = []
         self._settings = self._resolve_settings(timeout, retry, breaker, seed)
-        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         defaults: list[Observer] = []
         #: The Prometheus observer (None when prometheus-client is not installed or off).
         self.metrics: PrometheusMetrics | None = None
@@ -610,7 +610,10 @@ class Router:
     ) -> Outcome:
         u = usage or _NO_USAGE
         cost = u.cost_usd
-        if cost is None and (u.input_tokens is not None or u.output_tokens is not None):
+        if cost is None and u.input_tokens is None and u.output_tokens is None and kind in UNBILLED:
+            # An error status or a refused connection: nothing was generated, nothing billed.
+            cost = 0.0
+        elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
             cost = self._pricer.cost(
                 u.model or path.model,
                 u.input_tokens,
@@ -647,22 +650,43 @@ class Router:
         try:
             verdict = self.success_fn(result)
         except Exception as exc:
-            error = "success_fn raised " + _error_text(exc)
-            logger.warning(
-                "success_fn raised",
-                extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
-            )
-            return ErrorKind.EXCEPTION.value, error, None
-        ok = _as_verdict(verdict)
+            return self._judge_raised("success_fn", rid, path, exc)
+        ok = as_verdict(verdict)
         if ok is None:
             error = f"success_fn returned {type(verdict).__name__}, expected bool or 0/1"
             if not self._warned_invalid_success:
                 self._warned_invalid_success = True
-                logger.warning(error, extra={"task": self.task, "path": path.name})
+                logger.warning(
+                    "%s (path %s of task %s; warned once)",
+                    error,
+                    path.name,
+                    self.task,
+                    extra={"task": self.task, "path": path.name},
+                )
             return ErrorKind.INVALID_SUCCESS.value, error, None
         if not ok:
             return (ErrorKind.EMPTY if _is_empty(result) else ErrorKind.REJECTED).value, None, None
         return None, None, None
+
+    def _judge_raised(
+        self, which: str, rid: str, path: Path, exc: Exception
+    ) -> tuple[str, str, None]:
+        """A judge that raised: the judge's bug, not the path's. The attempt is recorded as
+        ``success_fn_error`` (no evidence, see ``NOT_EVIDENCE``) and its traceback logged,
+        the first per path and window; the rest are counted into a summary line."""
+        error = f"{which} raised " + _error_text(exc)
+        self._log_throttled(
+            ("judge", path.name),
+            "%s raised on path %s of task %s: %s (not counted against the path; "
+            "the next path is tried)",
+            (which, path.name, self.task, _short(_error_text(exc))),
+            "%s raised on path %s of task %s %d more times in the last %g s",
+            (which, path.name, self.task),
+            {"request_id": rid, "task": self.task, "path": path.name, "error": error},
+            level=logging.ERROR,
+            exc_info=exc,
+        )
+        return ErrorKind.SUCCESS_FN_ERROR.value, error, None
 
     def _judge_score(
         self, rid: str, path: Path, result: Any, context: str = ""
@@ -671,26 +695,29 @@ class Router:
         try:
             raw = self.score_fn(result)
         except Exception as exc:
-            error = "score_fn raised " + _error_text(exc)
-            logger.warning(
-                "score_fn raised",
-                extra={"request_id": rid, "task": self.task, "path": path.name, "error": error},
-            )
-            return ErrorKind.EXCEPTION.value, error, None
+            return self._judge_raised("score_fn", rid, path, exc)
         if raw is None:
             # Unknown (e.g. an LLM judge that could not grade): the attempt passes, and its
             # evidence is the path's current posterior mean, which leaves that mean as it is.
             logger.info(
-                "score unknown: score_fn returned None",
+                "score unknown: score_fn returned None for path %s of task %s",
+                path.name,
+                self.task,
                 extra={"request_id": rid, "task": self.task, "path": path.name},
             )
             return None, "score unknown: score_fn returned None", self._mean(path, context)
-        score = _as_score(raw)
+        score = as_score(raw)
         if score is None:
             error = f"score_fn returned {raw!r:.60}, expected a number in [0, 1]"
             if not self._warned_invalid_success:
                 self._warned_invalid_success = True
-                logger.warning(error, extra={"task": self.task, "path": path.name})
+                logger.warning(
+                    "%s (path %s of task %s; warned once)",
+                    error,
+                    path.name,
+                    self.task,
+                    extra={"task": self.task, "path": path.name},
+                )
             # Counted as a zero-score failure: a broken scorer must not look like success.
             return ErrorKind.INVALID_SCORE.value, error, 0.0
         if score < self.min_score:
@@ -750,9 +777,13 @@ class Router:
             usage = getattr(exc, "usage", None)
             meta = getattr(exc, "outcome_metadata", None)
             error = _error_text(exc)
-            logger.warning(
-                "path failed",
-                extra={
+            self._log_throttled(
+                ("failed", path.name, kind),
+                "path %s failed (%s): %s",
+                (path.name, kind, _short(error)),
+                "path %s failed (%s) %d more times in the last %g s",
+                (path.name, kind),
+                {
                     "request_id": rid,
                     "task": self.task,
                     "path": path.name,
@@ -793,7 +824,8 @@ class Router:
                 score=score,
                 metadata=meta,
             )
-        if st.breaker is not None:
+        if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
+            # A judge that raised says nothing about the path: the breaker hears nothing.
             if outcome.kind in _BREAKER_FAILURES:
                 st.breaker.record_failure(outcome.kind)
             else:
@@ -824,12 +856,13 @@ class Router:
         return await acall_with_timeout(to_daemon_thread, limit, path.fn, *args, **kwargs)
 
     def _log_fallback(self, rid: str, failed: Outcome, to: Path) -> None:
-        logger.warning(
+        self._log_throttled(
+            ("fallback", failed.path, to.name, failed.kind),
             "fallback from %s to %s: %s",
-            failed.path,
-            to.name,
-            failed.kind,
-            extra={
+            (failed.path, to.name, failed.kind),
+            "fallback from %s to %s: %s, %d more times in the last %g s",
+            (failed.path, to.name, failed.kind),
+            {
                 "request_id": rid,
                 "task": self.task,
                 "from_path": failed.path,
@@ -837,6 +870,30 @@ class Router:
                 "reason": failed.kind,
             },
         )
+
+    def _log_throttled(
+        self,
+        key: tuple[Any, ...],
+        msg: str,
+        args: tuple[Any, ...],
+        summary: str,
+        summary_args: tuple[Any, ...],
+        extra: dict[str, Any],
+        *,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Log ``msg`` the first time per ``key`` and window; once the window has passed
+        (or the router closes), ``summary`` with the count held back (its args + count +
+        window seconds)."""
+        log_it, held = self._throttle.admit(key)
+        self._summaries[key] = (level, summary, summary_args, extra)
+        if held:
+            logger.log(
+                level, summary, *summary_args, held, LOG_WINDOW_S, extra={**extra, "count": held}
+            )
+        if log_it:
+            logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
 
     def _finish(self, rid: str, attempts: list[Outcome]) -> None:
         self._recorder.record([a for a in attempts if not a.skipped])
@@ -926,6 +983,7 @@ class Router:
             st = self._settings[path.name or ""]
             latencies: list[float] = []
             errors: dict[str, int] = {}
+            examples: dict[str, str] = {}
             ok = 0
             for args, kwargs in calls:
                 started = time.perf_counter()
@@ -937,14 +995,19 @@ class Router:
                     )
                 except Exception as exc:
                     kind: str | None = classify(exc).value
+                    why: str | None = _error_text(exc)
                 else:
                     value = raw.value if isinstance(raw, Result) else raw
-                    kind = self._judge("check", path, value)[0]
+                    kind, why, _ = self._judge("check", path, value)
+                    if kind is not None and why is None:
+                        judge = "score_fn" if self.score_fn is not None else "success_fn"
+                        why = f"{judge} rejected the result {value!r:.80}"
                 latencies.append(_ms_since(started))
                 if kind is None:
                     ok += 1
                 else:
                     errors[kind] = errors.get(kind, 0) + 1
+                    examples.setdefault(kind, _short(why or kind, 200))
             p50, p95 = (float(x) for x in np.percentile(latencies, [50, 95]))
             report.append(
                 PathCheck(
@@ -954,6 +1017,7 @@ class Router:
                     latency_p50_ms=p50,
                     latency_p95_ms=p95,
                     errors=errors,
+                    examples=examples,
                 )
             )
         return report
@@ -1017,7 +1081,9 @@ class Router:
         now = self.clock()
         self._expire(now)
         first = order[0]
-        self.store.add_pending(PendingDecision(rid, self.task, first.name or "", now, ctx))
+        self.store.add_pending(
+            PendingDecision(rid, self.task, first.name or "", now, ctx, first.model)
+        )
         return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
 
     def report(
@@ -1039,87 +1105,29 @@ class Router:
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
         """
-        if not isinstance(request_id, str) or not request_id:
-            raise ValueError(f"request_id must be the string from choose(), got {request_id!r}")
-        ok = _as_verdict(success)
-        if ok is None:
-            raise ValueError(f"success must be a bool (or 0/1), got {success!r}")
-        latency = _check_amount("latency_ms", latency_ms)
-        in_tok = _check_count("input_tokens", input_tokens)
-        out_tok = _check_count("output_tokens", output_tokens)
-        cost = _check_amount("cost_usd", cost_usd)
-        meta = _check_metadata(metadata)
-        if score is not None and _as_score(score) is None:
-            raise ValueError(f"score must be a number in [0, 1] or None, got {score!r}")
-        fraction = None if score is None else _as_score(score)
-        now = self.clock()
-        self._expire(now)
-
-        built: list[Outcome] = []
-
-        def build(found: PendingDecision) -> Outcome:
-            if found.task != self.task:
-                raise _WrongTask(found.task)
-            chosen = self._by_name.get(found.path)
-            price = cost
-            if price is None and chosen is not None and (in_tok or out_tok):
-                price = self._pricer.cost(chosen.model, in_tok, out_tok)
-            outcome = Outcome(
-                request_id=request_id,
-                task=self.task,
-                path=found.path,
-                attempt=1,
-                success=ok,
-                kind=None if ok else ErrorKind.REJECTED.value,
-                latency_ms=latency,
-                input_tokens=in_tok,
-                output_tokens=out_tok,
-                cost_usd=price,
-                created_at=now,
-                metadata=meta,
-                score=fraction,
-                context=found.context,
-            )
-            built.append(outcome)
-            return outcome
-
-        claimed: list[PendingDecision | str] = []
-        recorded: list[Outcome] = []
-
-        def write() -> list[Outcome]:
-            result = self.store.claim_pending(request_id, build, self.half_life)
-            claimed.append(result)
-            if isinstance(result, PendingDecision):
-                # The outcome the claim transaction wrote (its last try, if it was retried).
-                recorded.append(built[-1])
-            return recorded
-
-        try:
-            self._recorder.write_through(write)
-        except _WrongTask as exc:
-            # The transaction rolled back: the decision stays pending for its own router.
-            raise ValueError(
-                f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
-                f"not {self.task!r}; report it through that task's router"
-            ) from None
-        for o in recorded:
+        done = self._reporter.record(
+            request_id,
+            success,
+            latency_ms=latency_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            metadata=metadata,
+            score=score,
+            write=self._recorder.write_through,
+            before=self._expire,
+        )
+        for o in done.outcomes:
             self._attempt_finished(o)
-        if recorded and self._observers:
+        if done.outcomes and self._observers:
             self._observers.emit(
-                "request_finished", self.task, request_id, recorded, recorded[0].success
+                "request_finished",
+                self.task,
+                request_id,
+                list(done.outcomes),
+                done.outcomes[0].success,
             )
-        if claimed[0] == CompleteResult.ALREADY_REPORTED:
-            logger.warning(
-                "report ignored: request already reported",
-                extra={"request_id": request_id, "task": self.task},
-            )
-            return False
-        if claimed[0] == CompleteResult.UNKNOWN:
-            raise UnknownRequestError(
-                f"report: request_id {request_id!r} is unknown to this store (never chosen, "
-                "or expired and dropped); pass the request_id returned by choose()"
-            )
-        return True
+        return done.recorded
 
     def _expire(self, now: float) -> None:
         if now - self._last_expiry < min(self.pending_ttl / 10, 60.0):
@@ -1153,7 +1161,10 @@ class Router:
         self._recorder.write_through(write)
         if expired:
             logger.warning(
-                "pending decisions expired without a report",
+                "%d pending decisions of task %s expired without a report (counted as %s)",
+                len(expired),
+                self.task,
+                self.on_expired,
                 extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
             )
 
@@ -1227,6 +1238,9 @@ class Router:
         if self._closed:
             return
         self._closed = True
+        for key, held in self._throttle.drain():
+            level, summary, args, extra = self._summaries[key]
+            logger.log(level, summary, *args, held, LOG_WINDOW_S, extra={**extra, "count": held})
         for undo in self._unsubscribe:
             undo()
         self._unsubscribe.clear()
@@ -1293,6 +1307,8 @@ class PathCheck:
     latency_p50_ms: float
     latency_p95_ms: float
     errors: dict[str, int]
+    examples: dict[str, str] = field(default_factory=dict)
+    """The first failure's message for each kind in ``errors`` (its first line, cut)."""
 
     @property
     def success_rate(self) -> float:
@@ -1398,10 +1414,6 @@ class _Request:
             self.value = value
 
 
-class _WrongTask(Exception):
-    """Raised inside a claim transaction to roll it back."""
-
-
 def _observer_list(
     observers: Sequence[Observer],
     on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None,
@@ -1419,25 +1431,6 @@ def _observer_list(
                 raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
         items.append(CallbackObserver(callbacks))
     return items
-
-
-def _as_score(value: Any) -> float | None:
-    """A finite number in [0, 1] (bools count as 0/1) -> float; anything else -> None."""
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
-
-
-def _as_verdict(value: Any) -> bool | None:
-    """bool, numpy bool or the ints 0/1 -> bool; anything else -> None (invalid)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    return None
 
 
 def _ms_since(start: float) -> float:

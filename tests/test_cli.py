@@ -634,3 +634,38 @@ def test_simulate_quick_writes_table_and_png(tmp_path: pathlib.Path) -> None:
     assert "| static order" in md.read_text()
     bad = runner.invoke(app, ["simulate", "nope"])
     assert bad.exit_code == 2 and "unknown experiment" in bad.output
+
+
+def test_check_shows_each_failure_kinds_first_message(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"two_args_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(TWO_ARGS_MODULE)
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"$args": ["ada", "xx"]}\n{"name": "ada", "lang": "fr"}\n')
+    monkeypatch.chdir(tmp_path)
+    (got,) = ok_json("check", f"{name}:router", "--samples", str(samples))
+    assert got["errors"] == {"exception": 1, "rejected": 1}
+    assert got["examples"] == {
+        "exception": "KeyError: 'xx'",
+        "rejected": "success_fn rejected the result 'Salut ada'",
+    }
+    table = invoke("check", f"{name}:router", "--samples", str(samples))
+    assert table.exit_code == 0, table.output
+    flat = " ".join(table.stdout.split())
+    assert "KeyError: 'xx'" in flat and "Salut ada" in flat
+
+
+def test_router_check_keeps_the_first_message_per_kind() -> None:
+    def parse(text: str) -> int:
+        return int(text)
+
+    with Router(
+        [Path(parse, name="parse", retry=None)], lambda v: v > 0, "chk", store="memory://"
+    ) as router:
+        (res,) = router.check(["x", "y", "-1", "3"])
+    assert res.errors == {"exception": 2, "rejected": 1}
+    assert res.examples == {
+        "exception": "ValueError: invalid literal for int() with base 10: 'x'",
+        "rejected": "success_fn rejected the result -1",
+    }

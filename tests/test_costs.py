@@ -201,7 +201,7 @@ def test_costs_cli_table_and_json(sql_url: str) -> None:
     spent = fill(sql_url)
     result = runner.invoke(app, ["costs", "--db", sql_url, "--task", "costly", "--since", "1h"])
     assert result.exit_code == 0, result.output
-    out = result.output
+    out = " ".join(result.output.split())  # the caption wraps at the terminal's width
     for text in ("gpt", "fb", "total", "unknown", "1,000 req", "lower bound"):
         assert text in out
     assert f"{spent / 4 * 1000:,.4f}" in out  # cost per 1,000 requests, total line
@@ -313,3 +313,100 @@ def test_estimate_rejects_bad_input() -> None:
         estimate_cost_per_1000([("x", (-1.0, 1.0), 0.5, 1, 1)])
     with pytest.raises(ValueError, match="each path must be"):
         estimate_cost_per_1000([("x", (1.0, 1.0))])
+
+
+# -- failures with no billable answer cost $0, known ---------------------------------------------
+class Status(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "cost"),
+    [
+        (Status(500), "server_error", 0.0),
+        (Status(429), "rate_limited", 0.0),
+        (Status(400), "client_error", 0.0),
+        (ConnectionRefusedError("refused"), "connection", 0.0),
+        (TimeoutError("slow"), "timeout", None),  # the provider may still bill it
+    ],
+)
+def test_failures_without_a_billable_answer_cost_zero(
+    exc: Exception, kind: str, cost: float | None
+) -> None:
+    def call() -> Any:
+        raise exc
+
+    def fb() -> Result:
+        return Result("ok", Usage(1000, 500))
+
+    with Router(
+        [Path(call, name="gpt", model="gpt-4o", retry=None, timeout=None)],
+        bool,
+        "unbilled",
+        store="memory://",
+        fallback=Path(fb, name="fb", model="gpt-4o", timeout=None),
+        seed=1,
+    ) as r:
+        r.run()
+        report = r.costs()
+        (first, _fb) = sorted(r.store.outcomes("unbilled"), key=lambda x: x.attempt)
+    assert (first.kind, first.cost_usd) == (kind, cost)
+    assert report.complete is (cost is not None)
+    assert report.cost_usd == pytest.approx(gpt4o(1000, 500))
+
+
+@pytest.mark.parametrize("url_kind", ["memory", "sql"])
+def test_unbilled_failures_recorded_with_null_cost_count_as_zero(
+    url_kind: str, sqlite_url: str
+) -> None:
+    # Rows written before such failures were recorded as $0 carry a NULL cost.
+    store = open_store("memory://" if url_kind == "memory" else sqlite_url)
+    try:
+        store.write(
+            [
+                o("r1", 1, "a", False, None, tokens=None, kind="server_error"),
+                o("r1", 2, "a", True, A_COST),
+                o("r2", 1, "a", False, None, tokens=None, kind="timeout"),
+                o("r2", 2, "b", False, None, tokens=None, kind="rate_limited"),
+            ],
+            None,
+        )
+        rep = cost_report(store, "t", T0 - 1)
+    finally:
+        store.close()
+    a, b = rep.paths
+    assert (a.priced_attempts, a.unknown_cost_attempts) == (2, 1)
+    assert (b.cost_usd, b.unknown_cost_attempts) == (0.0, 0)
+    assert rep.cost_usd == pytest.approx(A_COST)
+
+
+def test_costs_table_names_requests_touched_and_why_costs_are_unknown(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    try:
+        store.write(
+            [
+                o("r1", 1, "a", False, None, kind="rejected"),  # tokens, no price
+                o("r1", 2, "b", True, None, tokens=None),  # no usage at all
+                o("r2", 1, "a", True, None),
+            ],
+            None,
+        )
+    finally:
+        store.close()
+    since = str(int(time.time() - T0 + 3600)) + "s"
+    result = runner.invoke(app, ["costs", "--db", sqlite_url, "--task", "t", "--since", since])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "requests touched" in out
+    assert "they add up to more than the total when requests fall back" in out
+    assert "2 reported token counts but have no price" in out
+    assert "1 reported no usage" in out
+    assert "Path(model=" not in out
+    data = json.loads(
+        runner.invoke(
+            app, ["costs", "--db", sqlite_url, "--task", "t", "--since", since, "--json"]
+        ).output
+    )
+    assert (data["unknown_cost_attempts"], data["unpriced_token_attempts"]) == (3, 2)

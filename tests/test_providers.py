@@ -851,3 +851,37 @@ def test_path_settings() -> None:
 def test_bad_configuration(build: Any, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         build(**kwargs)
+
+
+# -- a positional argument fills a template's one placeholder ---------------------------------
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_one_placeholder_template_takes_one_positional_argument(
+    fake: FakeProvider, provider: str
+) -> None:
+    model = model_of(provider)
+    fake.default(model, reply("done"))
+    with make_router([make_path(fake, provider)]) as router:
+        assert router.run("2x widget to Berlin") == "done"
+        assert router.run(text="3x gizmo") == "done"
+    assert [r.prompt for r in fake.requests] == [
+        "Extract the order: 2x widget to Berlin",
+        "Extract the order: 3x gizmo",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "args", "named"),
+    [
+        ("Summarise the order.", ("2x widget",), "no placeholders"),
+        ("Order {item} to {city}", ("2x widget",), "{item}, {city}"),
+        ("Order: {text}", ("a", "b"), "{text}"),
+    ],
+)
+def test_positional_arguments_that_do_not_fit_the_template_name_its_placeholders(
+    fake: FakeProvider, prompt: str, args: tuple[str, ...], named: str
+) -> None:
+    path = make_path(fake, "openai", prompt=prompt)
+    with pytest.raises(PromptError, match="pass them by keyword") as info:
+        path.fn(*args)
+    assert named in str(info.value)
+    assert fake.calls() == 0

@@ -202,7 +202,7 @@ def test_fallback_is_last_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert len(fallback_logs) == 1
     rec = fallback_logs[0]
     assert (rec.from_path, rec.to_path, rec.reason) == ("bad", "fb", "exception")  # type: ignore[attr-defined]
-    raised = [r for r in caplog.records if r.getMessage() == "path failed"]
+    raised = [r for r in caplog.records if r.getMessage().startswith("path bad failed")]
     assert raised and raised[0].path == "bad" and raised[0].request_id  # type: ignore[attr-defined]
     assert "down" in raised[0].error  # type: ignore[attr-defined]
 
@@ -214,7 +214,7 @@ def test_success_fn_rules(caplog: pytest.LogCaptureFixture) -> None:
         return result
 
     for value, kind in [
-        ("raise", "exception"),
+        ("raise", "success_fn_error"),
         ("maybe", "invalid_success"),
         (2, "invalid_success"),
         (0, "rejected"),

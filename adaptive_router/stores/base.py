@@ -38,6 +38,8 @@ class PendingDecision:
     path: str
     created_at: float
     context: str = ""
+    model: str | None = None
+    """The model the chosen path calls (prices the report's tokens); None if unknown."""
 
 
 class CompleteResult:

@@ -117,12 +117,14 @@ class MemoryStore(Store):
         half_life: float | None,
     ) -> PendingDecision | str:
         with self._lock:
-            found = self._pending.pop(request_id, None)
+            found = self._pending.get(request_id)
             if found is None:
                 if (request_id, 1) in self._outcomes:
                     return CompleteResult.ALREADY_REPORTED
                 return CompleteResult.UNKNOWN
-            self._write_locked([build(found)], half_life)
+            outcome = build(found)  # first: if it raises, the decision stays pending (a rollback)
+            del self._pending[request_id]
+            self._write_locked([outcome], half_life)
             return found
 
     def expire_pending(

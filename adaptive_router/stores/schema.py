@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0002_scores_contexts"
+HEAD_REVISION = "0003_pending_model"
 
 metadata = sa.MetaData()
 
@@ -69,5 +69,7 @@ pending = sa.Table(
     sa.Column("path", sa.String(255), nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    # The chosen path's model, so a report can be priced without the Router's paths.
+    sa.Column("model", sa.String(255), nullable=True),
     sa.Index("ix_pending_task_created", "task", "created_at"),
 )

@@ -467,6 +467,7 @@ class SQLStore(Store):
             path=p.path,
             created_at=p.created_at,
             context=p.context,
+            model=p.model,
         )
         self._retrying(self._exec, stmt)
 
@@ -496,11 +497,11 @@ class SQLStore(Store):
         stmt = (
             pending.delete()
             .where(p.request_id == request_id)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
         )
         row = conn.execute(stmt).first()
         if row is not None:
-            found = PendingDecision(row[0], row[1], row[2], float(row[3]), row[4])
+            found = PendingDecision(row[0], row[1], row[2], float(row[3]), row[4], row[5])
             self._write_in(conn, [build(found)], half_life)
             return found
         seen = conn.execute(
@@ -532,9 +533,11 @@ class SQLStore(Store):
         stmt = (
             pending.delete()
             .where(p.task == task, p.created_at < older_than)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
         )
-        gone = [PendingDecision(r[0], r[1], r[2], float(r[3]), r[4]) for r in conn.execute(stmt)]
+        gone = [
+            PendingDecision(r[0], r[1], r[2], float(r[3]), r[4], r[5]) for r in conn.execute(stmt)
+        ]
         done = [(d, build(d) if build else None) for d in gone]
         self._write_in(conn, [o for _, o in done if o is not None], half_life)
         return done

@@ -1,0 +1,61 @@
+"""Rate limits for repetitive log lines: the first of a kind per window, then a count.
+
+A path that fails on every request would otherwise log on every request; the first line
+of each key (e.g. a fallback's ``(from, to, reason)``) per window keeps the reason visible,
+and a summary line with the number of lines held back replaces the rest. Metrics and
+observers are not throttled: they count every event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Window:
+    started: float
+    suppressed: int = 0
+
+
+class LogThrottle:
+    """Decides, per key, which events to log within windows of ``window_s`` seconds of
+    ``clock``. Thread-safe; holds one small entry per key seen."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be positive, got {window_s!r}")
+        self.window_s = float(window_s)
+        self.clock = clock
+        self._windows: dict[Hashable, _Window] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: Hashable) -> tuple[bool, int]:
+        """``(log_it, held_back)``: whether to log this event, and how many events of the
+        key the window that just ended held back (to report in a summary line before it).
+
+        The first event of a key, and the first after its window ended, is logged; the
+        others in the window are counted.
+        """
+        now = self.clock()
+        with self._lock:
+            w = self._windows.get(key)
+            if w is None:
+                self._windows[key] = _Window(now)
+                return True, 0
+            if now - w.started < self.window_s:
+                w.suppressed += 1
+                return False, 0
+            held = w.suppressed
+            self._windows[key] = _Window(now)
+            return True, held
+
+    def drain(self) -> list[tuple[Hashable, int]]:
+        """Keys with events held back in their current window, and their counts (reset):
+        for a final summary when the logger's owner closes."""
+        with self._lock:
+            out = [(k, w.suppressed) for k, w in self._windows.items() if w.suppressed]
+            for k, _ in out:
+                self._windows[k].suppressed = 0
+        return out

@@ -1,0 +1,324 @@
+"""Two-phase feedback: recording the outcome of a ``choose`` that is reported later.
+
+:class:`Reporter` is what a process that only reports outcomes needs: the task and the
+store, no paths. :meth:`Router.report <adaptive_router.Router.report>` goes through the same
+:meth:`Reporter.record`, so validation, the exactly-once claim and pricing are one code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from adaptive_router.costs import Pricer
+from adaptive_router.errors import ConfigurationError, UnknownRequestError
+from adaptive_router.outcomes import ErrorKind, Outcome
+from adaptive_router.paths import check_name
+from adaptive_router.stores import Store, open_store
+from adaptive_router.stores.base import CompleteResult, PendingDecision
+
+logger = logging.getLogger(__name__)
+
+#: Metadata larger than this (as JSON) is rejected: it would bloat every outcome row.
+MAX_METADATA_BYTES = 16_384
+
+
+def check_count(name: str, value: object) -> int | None:
+    """An int >= 0 or None; ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    return int(value)
+
+
+def check_amount(name: str, value: object) -> float | None:
+    """A finite number >= 0 or None; ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def check_metadata(metadata: object) -> dict[str, Any] | None:
+    """A private JSON-safe copy of ``metadata`` (at most ``MAX_METADATA_BYTES``) or None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+    try:
+        encoded = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise ValueError(
+            f"metadata is {len(encoded.encode())} bytes as JSON; the limit is "
+            f"{MAX_METADATA_BYTES}. Store large payloads elsewhere and keep a reference."
+        )
+    result: dict[str, Any] = json.loads(encoded)  # a private copy: later mutation can't leak in
+    return result
+
+
+def as_score(value: Any) -> float | None:
+    """A finite number in [0, 1] (bools count as 0/1) -> float; anything else -> None."""
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
+
+
+def as_verdict(value: Any) -> bool | None:
+    """bool, numpy bool or the ints 0/1 -> bool; anything else -> None (invalid)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    return None
+
+
+class _WrongTask(Exception):
+    """Raised inside a claim transaction to roll it back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`Reporter.record` did: ``recorded`` is False for an id already reported;
+    ``outcomes`` holds the outcome written (empty then)."""
+
+    recorded: bool
+    outcomes: tuple[Outcome, ...]
+
+
+def _default_write(write: Callable[[], Sequence[Outcome]]) -> None:
+    write()
+
+
+class Reporter:
+    """Reports the outcomes of :meth:`Router.choose <adaptive_router.Router.choose>`
+    decisions without constructing any path: for a process that only learns the result.
+
+    Parameters
+    ----------
+    task:
+        The task the decisions were made for.
+    store:
+        The routers' store: a URL, an ``Engine`` or a :class:`Store`.
+    half_life:
+        The task's half-life, the same as its routers' (``timedelta`` or seconds; ``None``
+        = never forget). Checked against the evidence already stored.
+    prices:
+        Price overrides or a :class:`~adaptive_router.costs.Pricer`, as for the Router.
+    models:
+        ``{path name: model}`` for pricing decisions that recorded no model (those made
+        before the store was upgraded). A decision's own recorded model wins.
+    clock:
+        Epoch seconds for the outcomes' timestamps (default ``time.time``).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        store: str | Store | Engine,
+        *,
+        half_life: timedelta | float | None = None,
+        prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
+        models: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.task = check_name("task", task)
+        if isinstance(half_life, timedelta):
+            half_life = half_life.total_seconds()
+        if half_life is not None and (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, (int, float))
+            or not (math.isfinite(half_life) and half_life > 0)
+        ):
+            raise ConfigurationError(
+                f"half_life must be a positive timedelta or seconds, or None, got {half_life!r}"
+            )
+        self.half_life: float | None = None if half_life is None else float(half_life)
+        if models is not None and not (
+            isinstance(models, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in models.items())
+        ):
+            raise ConfigurationError(
+                f"models must map path names to model names (str -> str), got {models!r}"
+            )
+        self.models: dict[str, str] = dict(models or {})
+        if clock is not None and not callable(clock):
+            raise ConfigurationError("clock must be a callable returning epoch seconds")
+        self.clock: Callable[[], float] = clock or time.time
+        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
+        self.store = open_store(store)
+        self._owns_store = not isinstance(store, Store)
+        self._check_half_life()
+
+    def _check_half_life(self) -> None:
+        try:
+            stored = self.store.load(self.task)
+        except Exception:
+            if self._owns_store:
+                self.store.close()
+            raise
+        for name, st in stored.items():
+            if st.n and st.half_life_s != self.half_life:
+                if self._owns_store:
+                    self.store.close()
+                raise ConfigurationError(
+                    f"half_life: task {self.task!r} path {name!r} was learned with "
+                    f"half_life={st.half_life_s} s but this Reporter has {self.half_life} s; "
+                    "give it the routers' half_life"
+                )
+
+    def __repr__(self) -> str:
+        return f"Reporter(task={self.task!r}, store={self.store!r})"
+
+    def report(
+        self,
+        request_id: str,
+        success: bool,
+        latency_ms: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        score: float | None = None,
+    ) -> bool:
+        """Complete a ``choose``: as :meth:`Router.report <adaptive_router.Router.report>`.
+
+        Returns True if recorded, False if the id was already reported (by any process).
+        Tokens without ``cost_usd`` are priced from the model recorded with the decision
+        (else ``models``). Raises :class:`UnknownRequestError` for an id no ``choose``
+        issued, ValueError for bad arguments or an id of another task.
+        """
+        return self.record(
+            request_id,
+            success,
+            latency_ms=latency_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            metadata=metadata,
+            score=score,
+        ).recorded
+
+    def record(
+        self,
+        request_id: str,
+        success: bool,
+        *,
+        latency_ms: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        score: float | None = None,
+        write: Callable[[Callable[[], Sequence[Outcome]]], None] = _default_write,
+        before: Callable[[float], None] | None = None,
+    ) -> Recorded:
+        """:meth:`report` with what a Router adds: ``write`` runs the claim transaction
+        (the Router folds what it wrote into its cache) and ``before(now)`` runs after the
+        arguments are validated (the Router expires stale decisions there)."""
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id must be the string from choose(), got {request_id!r}")
+        ok = as_verdict(success)
+        if ok is None:
+            raise ValueError(f"success must be a bool (or 0/1), got {success!r}")
+        latency = check_amount("latency_ms", latency_ms)
+        in_tok = check_count("input_tokens", input_tokens)
+        out_tok = check_count("output_tokens", output_tokens)
+        cost = check_amount("cost_usd", cost_usd)
+        meta = check_metadata(metadata)
+        if score is not None and as_score(score) is None:
+            raise ValueError(f"score must be a number in [0, 1] or None, got {score!r}")
+        fraction = None if score is None else as_score(score)
+        now = self.clock()
+        if before is not None:
+            before(now)
+        built: list[Outcome] = []
+
+        def build(found: PendingDecision) -> Outcome:
+            if found.task != self.task:
+                raise _WrongTask(found.task)
+            price = cost
+            if price is None and (in_tok or out_tok):
+                model = found.model or self.models.get(found.path)
+                price = self._pricer.cost(model, in_tok, out_tok)
+            outcome = Outcome(
+                request_id=request_id,
+                task=self.task,
+                path=found.path,
+                attempt=1,
+                success=ok,
+                kind=None if ok else ErrorKind.REJECTED.value,
+                latency_ms=latency,
+                input_tokens=in_tok,
+                output_tokens=out_tok,
+                cost_usd=price,
+                created_at=now,
+                metadata=meta,
+                score=fraction,
+                context=found.context,
+            )
+            built.append(outcome)
+            return outcome
+
+        claimed: list[PendingDecision | str] = []
+        recorded: list[Outcome] = []
+
+        def claim() -> list[Outcome]:
+            result = self.store.claim_pending(request_id, build, self.half_life)
+            claimed.append(result)
+            if isinstance(result, PendingDecision):
+                # The outcome the claim transaction wrote (its last try, if it was retried).
+                recorded.append(built[-1])
+            return recorded
+
+        try:
+            write(claim)
+        except _WrongTask as exc:
+            # The transaction rolled back: the decision stays pending for its own task.
+            raise ValueError(
+                f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
+                f"not {self.task!r}; report it through that task's router or Reporter"
+            ) from None
+        if claimed[0] == CompleteResult.UNKNOWN:
+            raise UnknownRequestError(
+                f"report: request_id {request_id!r} is unknown to this store (never chosen, "
+                "or expired and dropped); pass the request_id returned by choose()"
+            )
+        if claimed[0] == CompleteResult.ALREADY_REPORTED:
+            logger.warning(
+                "report ignored: request %s of task %s already reported",
+                request_id,
+                self.task,
+                extra={"request_id": request_id, "task": self.task},
+            )
+            return Recorded(False, ())
+        return Recorded(True, tuple(recorded))
+
+    def close(self) -> None:
+        """Release the store if this Reporter opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
