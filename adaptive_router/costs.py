@@ -115,9 +115,25 @@ class _Rates:
     per_request: float
     tiered: bool
     exact: bool  # False: price every call with calc_price
+    # Without tiers: (input, output, cache-read, cache-write rates, whether cache reads and
+    # writes come off the input tokens, whether input is priced), for one expression.
+    flat: tuple[float, float, float, float, int, int, bool] | None = None
 
     def price(self, inp: int, out: int, cache_read: int, cache_write: int) -> float | None:
         """Dollars, or None when genai-prices would reject the counts (it says why)."""
+        flat = self.flat
+        if flat is not None:
+            r_in, r_out, r_read, r_write, off_read, off_write, priced_input = flat
+            leaf = inp - off_read * cache_read - off_write * cache_write
+            if priced_input and leaf < 0:
+                return None
+            return (
+                self.per_request
+                + r_read * cache_read
+                + r_write * cache_write
+                + r_in * leaf
+                + r_out * out
+            )
         tier_tokens = inp if self.tiered else 0
         total = self.per_request
         leaf = inp
@@ -167,6 +183,8 @@ def _compile(snapshot: object, price: types.ModelPrice, start: int, end: int) ->
         # Any other unit (audio or image tokens, 1-hour cache writes, web searches, pages)
         # is one our usage never reports: genai-prices infers 0 of it, so it costs 0 and
         # takes nothing from the input tokens.
+    tiered = any(isinstance(price.__dict__.get(key), types.TieredPrices) for key in token)
+    rates = {key: token[key].base if key in token else 0.0 for key in _TOKEN_KEYS}
     return _Rates(
         snapshot=snapshot,
         start_us=start,
@@ -176,8 +194,19 @@ def _compile(snapshot: object, price: types.ModelPrice, start: int, end: int) ->
         cache_read=token.get("cache_read_mtok"),
         cache_write=token.get("cache_write_mtok"),
         per_request=per_request,
-        tiered=any(isinstance(price.__dict__.get(key), types.TieredPrices) for key in token),
+        tiered=tiered,
         exact=exact,
+        flat=None
+        if tiered
+        else (
+            rates["input_mtok"],
+            rates["output_mtok"],
+            rates["cache_read_mtok"],
+            rates["cache_write_mtok"],
+            int("cache_read_mtok" in token),
+            int("cache_write_mtok" in token),
+            "input_mtok" in token,
+        ),
     )
 
 
