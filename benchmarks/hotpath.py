@@ -1,0 +1,292 @@
+"""The hot path: what a provider path and a call timeout add to one ``Router.run``.
+
+Three comparisons, each made of *pairs* timed back to back in one loop (the order inside
+a pair alternates), so a slow phase of this shared machine slows both sides of a pair;
+each figure is the median of the paired differences, and the best of ``ROUNDS`` rounds
+is reported (every round in the note).
+
+(a) ``openai_path`` against a plain function that makes the same SDK call — the same
+    ``openai.OpenAI`` client (``with_options(timeout=30, max_retries=0)``, as the path
+    configures it), the same request (the template formatted into one user message), the
+    reply text returned — both through ``Router.run`` with ``timeout=None``. The client
+    talks to a ``MockTransport`` (httpx2's: openai 3 is built on it) that answers a fixed
+    completion in-process: no socket, so the figure is the router's and the path's code,
+    not the loopback's jitter.
+    The path also reads the token usage, prices it and records it; the plain function
+    cannot (nothing to read it from), and that work is what the comparison measures.
+(b) a no-op sync path with the default timeout (30 s: the call runs on a worker thread
+    so the timeout can be enforced) against the same path with ``timeout=None``, beside
+    a bare thread hand-off (a ``SimpleQueue`` to a worker and a ``Lock`` back) — the
+    floor any enforceable timeout pays.
+(c) the ``timeout=None`` overhead (run minus calling the no-op directly, three paths,
+    memory store: the ``overhead`` section's setup), against the README's figure before
+    this change.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adaptive_router import Path, Router
+from benchmarks.common import PATH_NAMES, Result, always_ok, fmt_us, noop, quiet_library_logs
+
+SECTION = "hotpath"
+ROUNDS = 3
+#: ``run overhead, memory`` in the README table before the hot-path change (2026-11-26).
+README_TIMEOUT_NONE_US = 31.6
+PROVIDER_TARGET_US = 15.0
+TIMEOUT_SLACK_US = 15.0
+
+_COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hello there", "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": 3,
+            "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+    }
+).encode()
+
+
+def mock_client() -> Any:
+    """An ``openai.OpenAI`` whose HTTP client answers every request in-process."""
+    import openai
+
+    try:  # the HTTP library the installed openai SDK is built on (httpx2 from openai 3)
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - older SDKs use httpx
+        import httpx as http  # type: ignore[no-redef]
+
+    def answer(request: Any) -> Any:
+        return http.Response(200, content=_COMPLETION, headers={"content-type": "application/json"})
+
+    client = openai.DefaultHttpxClient(transport=http.MockTransport(answer))
+    return openai.OpenAI(
+        api_key="bench-key", base_url="http://bench.invalid/v1", http_client=client
+    )
+
+
+class HandOff:
+    """The floor of an enforceable timeout: a call sent to a worker thread through a
+    ``SimpleQueue``, its result handed back by releasing a ``Lock``."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Lock]]
+        self._work = queue.SimpleQueue()
+        threading.Thread(target=self._worker, daemon=True).start()
+
+    def _worker(self) -> None:
+        while True:
+            fn, box, done = self._work.get()
+            box.append(fn())
+            done.release()
+
+    def __call__(self, fn: Callable[[], Any]) -> Any:
+        done = threading.Lock()
+        done.acquire()
+        box: list[Any] = []
+        self._work.put((fn, box, done))
+        done.acquire()
+        return box[0]
+
+
+def paired(calls: list[Callable[[], Any]], n: int, warm: int) -> np.ndarray:
+    """``(n, len(calls))`` nanoseconds: each row times every call once, back to back,
+    rotating which goes first."""
+    pc = time.perf_counter_ns
+    k = len(calls)
+    for _ in range(warm):
+        for call in calls:
+            call()
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        shift = i % k
+        for j in range(k):
+            c = (j + shift) % k
+            t0 = pc()
+            calls[c]()
+            out[i, c] = pc() - t0
+    return out
+
+
+def _med_us(x: np.ndarray) -> float:
+    return float(np.median(x)) / 1000.0
+
+
+def _best(rounds: list[float]) -> tuple[float, str]:
+    return min(rounds), ", ".join(fmt_us(v) for v in rounds)
+
+
+def _routers_a() -> tuple[Router, Router, Callable[[], Any]]:
+    from adaptive_router.providers import openai_path
+
+    client = mock_client()
+    sdk = client.with_options(timeout=30.0, max_retries=0)
+    template = "Say hello to {text}"
+
+    def plain(text: str) -> str | None:
+        reply = sdk.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": template.format(text=text)}]
+        )
+        content: str | None = reply.choices[0].message.content
+        return content
+
+    provider = Router(
+        [openai_path("gpt-4o", template, client=client)],
+        always_ok,
+        task="bench-provider",
+        store="memory://",
+        timeout=None,
+        seed=1,
+    )
+    direct = Router(
+        [Path(plain, name="plain", timeout=None)],
+        always_ok,
+        task="bench-plain",
+        store="memory://",
+        timeout=None,
+        seed=1,
+    )
+    return provider, direct, lambda: plain("bench")
+
+
+def _routers_bc() -> tuple[Router, Router]:
+    with_timeout = Router(
+        [Path(noop, name=n) for n in PATH_NAMES],
+        always_ok,
+        task="bench-timeout",
+        store="memory://",
+        seed=2,
+    )
+    without = Router(
+        [Path(noop, name=n, timeout=None) for n in PATH_NAMES],
+        always_ok,
+        task="bench-no-timeout",
+        store="memory://",
+        seed=3,
+    )
+    return with_timeout, without
+
+
+def run(quick: bool = False) -> list[Result]:
+    """Rows (a), (b), (c) with absolute numbers, pass/fail against the issue's targets."""
+    quiet_library_logs()
+    n_a, n_b = (1_000, 2_000) if quick else (6_000, 20_000)
+    provider, direct, sdk_call = _routers_a()
+    with_timeout, without = _routers_bc()
+    hand_off = HandOff()
+    a_diff: list[float] = []
+    a_abs: list[tuple[float, float, float]] = []
+    b_rows: list[tuple[float, float, float, float]] = []
+    try:
+        for _ in range(ROUNDS):
+            t = paired(
+                [
+                    lambda: provider.run(text="bench"),
+                    lambda: direct.run(text="bench"),
+                    sdk_call,
+                ],
+                n_a,
+                max(n_a // 10, 100),
+            )
+            a_diff.append(_med_us(t[:, 0] - t[:, 1]))
+            a_abs.append((_med_us(t[:, 0]), _med_us(t[:, 1]), _med_us(t[:, 2])))
+            t = paired(
+                [noop, with_timeout.run, without.run, lambda: hand_off(noop)],
+                n_b,
+                max(n_b // 10, 100),
+            )
+            b_rows.append(
+                (
+                    _med_us(t[:, 1] - t[:, 0]),  # default timeout overhead
+                    _med_us(t[:, 2] - t[:, 0]),  # timeout=None overhead
+                    _med_us(t[:, 3] - t[:, 0]),  # bare hand-off
+                    _med_us(t[:, 0]),  # the no-op itself
+                )
+            )
+    finally:
+        for r in (provider, direct, with_timeout, without):
+            r.close()
+
+    results: list[Result] = []
+    best_a, notes_a = _best(a_diff)
+    i = a_diff.index(best_a)
+    prov_us, plain_us, sdk_us = a_abs[i]
+    results.append(
+        Result(
+            SECTION,
+            "provider path − plain function, same SDK call, run(timeout=None)",
+            f"≤ {fmt_us(PROVIDER_TARGET_US)}",
+            f"{fmt_us(best_a)} (provider {fmt_us(prov_us)}, plain {fmt_us(plain_us)}, "
+            f"SDK call alone {fmt_us(sdk_us)})",
+            best_a <= PROVIDER_TARGET_US,
+            f"{n_a:,} pairs; MockTransport; median of paired differences, best of "
+            f"{ROUNDS} rounds ({notes_a})",
+        )
+    )
+    default_ov = min(r[0] for r in b_rows)
+    none_ov = min(r[1] for r in b_rows)
+    floor = min(r[2] for r in b_rows)
+    limit = none_ov + floor + TIMEOUT_SLACK_US
+    results.append(
+        Result(
+            SECTION,
+            "no-op sync path, default timeout (30 s): overhead",
+            "≤ timeout=None overhead + hand-off + 15 µs",
+            f"{fmt_us(default_ov)} (limit {fmt_us(limit)} = {fmt_us(none_ov)} + "
+            f"{fmt_us(floor)} + {fmt_us(TIMEOUT_SLACK_US)})",
+            default_ov <= limit,
+            f"{n_b:,} calls each, interleaved; best of {ROUNDS} rounds "
+            f"({', '.join(fmt_us(r[0]) for r in b_rows)})",
+        )
+    )
+    results.append(
+        Result(
+            SECTION,
+            "bare thread hand-off (SimpleQueue + Lock) − direct call",
+            "—",
+            fmt_us(floor),
+            None,
+            f"best of {ROUNDS} rounds ({', '.join(fmt_us(r[2]) for r in b_rows)}); "
+            f"direct no-op {fmt_us(min(r[3] for r in b_rows))}",
+        )
+    )
+    ceiling = README_TIMEOUT_NONE_US * 1.05
+    results.append(
+        Result(
+            SECTION,
+            "run overhead, timeout=None, memory store, 3 no-op paths",
+            f"≤ README before × 1.05 = {fmt_us(ceiling)}",
+            f"{fmt_us(none_ov)} (README before: {fmt_us(README_TIMEOUT_NONE_US)})",
+            none_ov <= ceiling,
+            f"{n_b:,} calls; best of {ROUNDS} rounds "
+            f"({', '.join(fmt_us(r[1]) for r in b_rows)}); "
+            f"{(none_ov / README_TIMEOUT_NONE_US - 1) * 100:+.1f}% against the README",
+        )
+    )
+    return results
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"[{row.verdict}] {row.measure}: {row.value}  (target {row.target}; {row.note})")
