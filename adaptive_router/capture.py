@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -372,7 +373,12 @@ class _Sdk:
     def __init__(self, name: Literal["openai", "anthropic"]) -> None:
         self.name = name
         sdk = importlib.import_module(name)
+        self.model: type[Any] = sdk.BaseModel
         self.streams: tuple[type[Any], ...] = (sdk.Stream, sdk.AsyncStream)
+        raw = [importlib.import_module(f"{name}._response").BaseAPIResponse]
+        with contextlib.suppress(ImportError):
+            raw.append(importlib.import_module(f"{name}._legacy_response").LegacyAPIResponse)
+        self.raw: tuple[type[Any], ...] = tuple(raw)
         self.base = importlib.import_module(f"{name}._base_client")
 
 
@@ -402,14 +408,11 @@ def _start(
     return owner, CallUsage(sdk.name, api, model)
 
 
-def _raw_mode(result: Any) -> str | None:
-    """``"raw"``/``"true"`` for ``with_raw_response``, ``"stream"`` for
-    ``with_streaming_response``, ``None`` for a parsed result."""
+def _raw_mode(result: Any) -> str:
+    """``"raw"``/``"true"`` for ``with_raw_response`` (body read), ``"stream"`` for
+    ``with_streaming_response`` (body not read)."""
     http = getattr(result, "http_response", None)
-    if http is None or not hasattr(result, "parse"):
-        return None
-    request = getattr(http, "request", None)
-    headers = getattr(request, "headers", None)
+    headers = getattr(getattr(http, "request", None), "headers", None)
     mode = headers.get(_RAW_HEADER) if headers is not None else None
     return str(mode) if mode is not None else "raw"
 
@@ -427,8 +430,9 @@ def _record(sdk: _Sdk, owner: Scope, call: CallUsage, result: Any) -> None:
         else:
             result._iterator = _observe(inner, call, owner)
         return
-    _fill(call, result)
-    owner._add(call)
+    if isinstance(result, sdk.model):
+        _fill(call, result)
+    owner._add(call)  # anything else (a str, bytes…): the call happened, usage unknown
 
 
 def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any, sdk: _Sdk) -> Any:
@@ -438,11 +442,10 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any, sdk: _Sdk
     owner, call = started
     result = wrapped(*args, **kwargs)
     try:
-        mode = _raw_mode(result)
-        if mode is None:
+        if not isinstance(result, sdk.raw):
             _record(sdk, owner, call, result)
-        elif mode == "stream":
-            owner._add(call)  # the body is the user's to read: usage unknown
+        elif _raw_mode(result) == "stream":
+            owner._add(call)  # the body is the user's to read lazily: usage unknown
         else:
             # parse() caches per type, so the user's own parse() gets this same object.
             _record(sdk, owner, call, result.parse())
@@ -458,19 +461,25 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any, sd
     owner, call = started
     result = await wrapped(*args, **kwargs)
     try:
-        mode = _raw_mode(result)
-        if mode is None:
+        if not isinstance(result, sdk.raw):
             _record(sdk, owner, call, result)
-        elif mode == "stream":
+        elif _raw_mode(result) == "stream":
             owner._add(call)
         else:
             parsed = result.parse()
-            if hasattr(parsed, "__await__"):
+            if inspect.isawaitable(parsed):  # the async SDK's APIResponse.parse
                 parsed = await parsed
             _record(sdk, owner, call, parsed)
     except Exception:
         logger.exception("capture could not read an SDK call's usage", extra={"model": call.model})
     return result
+
+
+def _wrapper(hook: Callable[..., Any], sdk: _Sdk) -> Callable[..., Any]:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return hook(wrapped, instance, args, kwargs, sdk)
+
+    return wrapper
 
 
 _install_lock = threading.Lock()
@@ -490,17 +499,7 @@ def install() -> None:
                 cls = getattr(sdk.base, cls_name)
                 original = cls.__dict__["request"]
 
-                def wrapper(
-                    wrapped: Any,
-                    instance: Any,
-                    args: Any,
-                    kwargs: Any,
-                    _hook: Any = hook,
-                    _sdk: _Sdk = sdk,
-                ) -> Any:
-                    return _hook(wrapped, instance, args, kwargs, _sdk)
-
-                wrapt.wrap_function_wrapper(cls, "request", wrapper)
+                wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
                 _patched.append((cls, "request", original))
         logger.debug("capture installed on the openai and anthropic SDKs")
 
