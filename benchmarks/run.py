@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path as FsPath
 
-from benchmarks import memory, overhead, peers, queries, simulator, throughput
+from benchmarks import memory, metering, overhead, peers, queries, simulator, throughput
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "overhead": overhead.run,
+    "metering": metering.run,
     "throughput": throughput.run,
     "queries": queries.run,
     "memory": memory.run,
