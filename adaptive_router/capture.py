@@ -496,9 +496,19 @@ def install() -> None:
             sdk = _Sdk(name)
             hooks = (("SyncAPIClient", _sync_request), ("AsyncAPIClient", _async_request))
             for cls_name, hook in hooks:
-                cls = getattr(sdk.base, cls_name)
-                original = cls.__dict__["request"]
-
+                # One hook per client class rather than one per resource method: every
+                # endpoint and helper (create, parse, stream managers, with_raw_response)
+                # goes through it, once per logical call (the SDK's retries run inside).
+                cls = getattr(sdk.base, cls_name, None)
+                if cls is None or "request" not in vars(cls):
+                    _restore()  # all or nothing
+                    version = getattr(importlib.import_module(name), "__version__", "?")
+                    raise RuntimeError(
+                        f"capture cannot meter {name} {version}: {name}._base_client."
+                        f"{cls_name}.request is gone; pin a supported {name} version or "
+                        "run without usage capture"
+                    )
+                original = vars(cls)["request"]
                 wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
                 _patched.append((cls, "request", original))
         logger.debug("capture installed on the openai and anthropic SDKs")
@@ -507,9 +517,14 @@ def install() -> None:
 def uninstall() -> None:
     """Restore the SDKs' own methods (no-op when not installed)."""
     with _install_lock:
-        while _patched:
-            cls, attr, original = _patched.pop()
-            setattr(cls, attr, original)
+        _restore()
+
+
+def _restore() -> None:
+    # Called with _install_lock held.
+    while _patched:
+        cls, attr, original = _patched.pop()
+        setattr(cls, attr, original)
 
 
 def installed() -> bool:

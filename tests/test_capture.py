@@ -444,3 +444,17 @@ def test_install_from_many_threads_wraps_once(fake: FakeProvider) -> None:
 def test_on_late_must_be_callable() -> None:
     with pytest.raises(TypeError, match="on_late"), capture.scope(on_late=42):  # type: ignore[arg-type]
         pass
+
+
+def test_install_fails_whole_and_clearly_on_an_unknown_sdk_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anthropic import _base_client as anthropic_base
+    from openai._base_client import SyncAPIClient
+
+    capture.uninstall()
+    monkeypatch.setattr(anthropic_base, "AsyncAPIClient", None)
+    with pytest.raises(RuntimeError, match=r"anthropic .*AsyncAPIClient\.request"):
+        capture.install()
+    assert not capture.installed()
+    assert not hasattr(vars(SyncAPIClient)["request"], "__wrapped__")  # openai restored
