@@ -704,3 +704,45 @@ def test_behaviour_steps_are_checked() -> None:
             fake.behave(None, 0.5, after=3)
         with pytest.raises(TypeError):
             fake.behave(GPT, 0.5, failure=["nope"])  # type: ignore[list-item]
+
+
+# -- a burst of fresh clients (issue 13 item 4) ------------------------------------------------
+def test_a_burst_of_64_fresh_clients_all_get_answers(fake: FakeProvider) -> None:
+    # Each thread opens its own client (its own connection pool), so 64 connections arrive
+    # at once; with the standard library's listen backlog of 5 some were refused or reset.
+    fake.default(GPT, reply("ok"))
+    n = 64
+    barrier = threading.Barrier(n)
+    failures: list[BaseException] = []
+    answers: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        client = openai.OpenAI(
+            api_key=DUMMY_API_KEY,
+            base_url=fake.openai_base_url,
+            max_retries=0,
+            timeout=10.0,
+            http_client=openai.DefaultHttpxClient(trust_env=False),
+        )
+        try:
+            barrier.wait(timeout=10)
+            out = ask_openai(client)
+            with lock:
+                answers.append(out.choices[0].message.content or "")
+        except BaseException as exc:
+            with lock:
+                failures.append(exc)
+        finally:
+            client.close()
+
+    for _round in range(2):
+        barrier.reset()
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert failures == []
+    assert answers == ["ok"] * (2 * n)
+    assert fake.calls(GPT) == 2 * n
