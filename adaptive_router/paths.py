@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
+from adaptive_router.resilience.timeouts import check_timeout
 
 MAX_NAME_LENGTH = 255
 
@@ -90,17 +90,6 @@ class Path:
 
     def __repr__(self) -> str:
         return f"Path(name={self.name!r}, model={self.model!r})"
-
-
-def check_timeout(what: str, value: object) -> float | None:
-    """``None`` or a positive, finite number of seconds."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{what} must be seconds (a number) or None, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigurationError(f"{what} must be > 0 seconds (or None for no timeout)")
-    return float(value)
 
 
 def default_name(fn: Callable[..., Any]) -> str:

@@ -67,8 +67,9 @@ from typing import TYPE_CHECKING, Any
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Result, Usage
-from adaptive_router.paths import INHERIT, Path, _Inherit, check_timeout
+from adaptive_router.paths import INHERIT, Path, _Inherit
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
+from adaptive_router.resilience.timeouts import check_timeout
 from adaptive_router.validation import OutputValidationError, parse_output
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from adaptive_router.outcomes import (
     Result,
     Usage,
 )
-from adaptive_router.paths import INHERIT, Path, _Inherit, as_path, check_name, check_timeout
+from adaptive_router.paths import INHERIT, Path, _Inherit, as_path, check_name
 from adaptive_router.policy import Policy, ThompsonSampling, decay_factor
 from adaptive_router.recorder import Recorder
 from adaptive_router.reporting import (
@@ -56,6 +56,7 @@ from adaptive_router.resilience import (
     classify,
     to_daemon_thread,
 )
+from adaptive_router.resilience.timeouts import check_timeout
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import PathState, PendingDecision
 from adaptive_router.tracing import Tracing
@@ -157,16 +158,7 @@ def _make_breaker(
 ) -> CircuitBreaker:
     if isinstance(spec, CircuitBreaker):
         # A breaker given router-wide is a template: each path gets its own state.
-        return CircuitBreaker(
-            failure_threshold=spec.failure_threshold,
-            failure_rate=spec.failure_rate,
-            window=spec.window,
-            min_calls=spec.min_calls,
-            reset_timeout_s=spec.reset_timeout_s,
-            half_open_max_calls=spec.half_open_max_calls,
-            clock=spec._clock,
-            name=name,
-        )
+        return spec.copy(name=name)
     made = spec(name)
     if not isinstance(made, CircuitBreaker):
         raise ConfigurationError("breaker factory must return a CircuitBreaker")

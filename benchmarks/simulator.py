@@ -2,7 +2,7 @@
 ratio to MABWiser's Thompson Sampling on the same environment, measured in one run.
 
 Ours is ``simulate`` as users call it: ``ThompsonSampling`` with the generators of
-``rngs`` (SFC64), which selects the compiled engine (``adaptive_router.simulation_kernel``;
+``rngs`` (SFC64), which selects the compiled engine (``adaptive_router.simulation.kernel``;
 numba, single-threaded). The process is pinned to one CPU while it is measured, so "one
 core" is enforced, not assumed. The numpy engine (the same results, ~3.5x slower) is
 measured beside it for reference. Decisions = requests x replications.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot, types
@@ -18,7 +18,6 @@ from genai_prices import Usage, calc_price, data_snapshot, types
 from adaptive_router import costs
 from adaptive_router.costs import Pricer
 
-UTC = timezone.utc
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 

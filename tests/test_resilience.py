@@ -28,7 +28,9 @@ import redis
 from limits.storage import RedisStorage, storage_from_string
 from tenacity import stop_after_attempt, stop_after_delay, wait_fixed
 
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
+from adaptive_router.paths import Path
 from adaptive_router.resilience import (
     RETRYABLE,
     BreakerOpenError,
@@ -39,7 +41,6 @@ from adaptive_router.resilience import (
     RateLimitExceeded,
     RetryPolicy,
     RetryState,
-    _DaemonThreadPool,
     abandoned_calls,
     acall_with_timeout,
     call_with_timeout,
@@ -48,6 +49,7 @@ from adaptive_router.resilience import (
     retry_after,
     to_daemon_thread,
 )
+from adaptive_router.resilience.timeouts import _DaemonThreadPool, check_timeout
 
 REDIS_URL = "redis://127.0.0.1:6379"
 URL = "https://api.example.test/v1/messages"
@@ -685,6 +687,23 @@ def test_timeout_must_be_positive(bad: Any) -> None:
         asyncio.run(acall_with_timeout(asyncio.sleep, bad, 0))
 
 
+def test_one_timeout_check_names_the_setting_everywhere() -> None:
+    # paths, the router, the providers and call_with_timeout share one check
+    # (resilience.timeouts): the same ConfigurationError, naming what was wrong.
+    with pytest.raises(ConfigurationError, match=r"^timeout must be a finite number"):
+        call_with_timeout(lambda: None, -1)
+    with pytest.raises(ConfigurationError, match=r"^timeout must be a number of seconds"):
+        asyncio.run(acall_with_timeout(asyncio.sleep, "1", 0))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^path 'x' timeout must be a finite number of seconds > 0 \(or None",
+    ):
+        Path(lambda: 1, name="x", timeout=math.inf)
+    with pytest.raises(ConfigurationError, match=r"^max_wait_s must be a finite number"):
+        RateLimit(requests_per_minute=1, max_wait_s=0)
+    assert check_timeout("t", None) is None and check_timeout("t", 2) == 2.0
+
+
 def test_async_timeout_cancels_the_coroutine() -> None:
     cancelled = False
 
@@ -858,6 +877,43 @@ def test_late_results_do_not_move_an_open_breaker() -> None:
     breaker.record_success()
     breaker.record_success()  # a second, stale result changes nothing
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_breaker_copy_has_the_settings_and_clock_and_a_state_of_its_own() -> None:
+    clock = FakeClock()
+    template = CircuitBreaker(
+        failure_threshold=2,
+        failure_rate=0.5,
+        window=8,
+        min_calls=4,
+        reset_timeout_s=5.0,
+        half_open_max_calls=2,
+        clock=clock,
+        name="template",
+    )
+    seen: list[str] = []
+    template.on_change(lambda name, old, new: seen.append(name))
+    template.record_failure()
+    copy = template.copy(name="a")
+    assert (
+        copy.name,
+        copy.failure_threshold,
+        copy.failure_rate,
+        copy.window,
+        copy.min_calls,
+        copy.reset_timeout_s,
+        copy.half_open_max_calls,
+    ) == ("a", 2, 0.5, 8, 4, 5.0, 2)
+    assert template.copy().name == "template"
+    copy.record_failure()  # the template's failure is not counted here: one so far
+    assert copy.state is BreakerState.CLOSED
+    copy.record_failure()
+    assert copy.state is BreakerState.OPEN and template.state is BreakerState.CLOSED
+    assert seen == []  # listeners stay with the template
+    clock.advance(4.9)
+    assert not copy.allow()
+    clock.advance(0.1)  # the copy reads the template's clock
+    assert copy.allow() and copy.state is BreakerState.HALF_OPEN
 
 
 def test_breaker_logs_transitions_and_survives_bad_listeners(

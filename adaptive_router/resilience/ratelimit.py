@@ -1,0 +1,371 @@
+"""Rate limits: :class:`RateLimit`, a requests- and tokens-per-minute budget kept by the
+``limits`` library, in memory or shared through Redis."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.errors import StorageError
+from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+from adaptive_router._checks import redact, redact_url
+from adaptive_router.outcomes import ErrorKind
+from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RateLimit", "RateLimitExceeded", "redact_url"]
+
+
+class RateLimitExceeded(Exception):
+    """Raised by a caller that found its rate limit exhausted. Kind ``rate_limited``."""
+
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(self, key: str, retry_in_s: float | None = None) -> None:
+        hint = f"; retry in {retry_in_s:.2f} s" if retry_in_s is not None else ""
+        super().__init__(f"rate limit {key!r} exhausted{hint}")
+        self.key = key
+        self.retry_in_s = retry_in_s
+
+
+_STORAGES: dict[tuple[str, tuple[tuple[str, str], ...]], Storage] = {}
+_STORAGES_LOCK = threading.Lock()
+
+
+def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme.startswith("async+"):
+        raise ValueError(
+            f"storage {redact_url(url)!r}: use the sync scheme ({scheme[len('async+') :]}://); "
+            "RateLimit does its waiting asynchronously in aacquire()"
+        )
+    opts: dict[str, Any] = {"wrap_exceptions": True}
+    if scheme.startswith(("redis", "rediss", "valkey")):
+        # Without socket timeouts a hung Redis would hang every routed call.
+        opts.update(socket_connect_timeout=1.0, socket_timeout=1.0)
+    opts.update(options)
+    cache_key = (url, tuple(sorted((k, repr(v)) for k, v in opts.items())))
+    with _STORAGES_LOCK:
+        storage = _STORAGES.get(cache_key)
+        if storage is None:
+            try:
+                made = storage_from_string(url, **opts)
+            except LimitsConfigurationError as exc:
+                # The library's message repeats the URL, password included.
+                raise ValueError(
+                    f"storage {redact_url(url)!r} is not usable: "
+                    f"{redact(str(exc), url)}; "
+                    "use 'memory://' or 'redis://[:password@]host:port[/db]'"
+                ) from None
+            if not isinstance(made, Storage):
+                raise ValueError(f"storage {redact_url(url)!r} is not a sync storage")
+            storage = made
+            _STORAGES[cache_key] = storage
+        return storage
+
+
+class RateLimit:
+    """A requests-per-minute and/or tokens-per-minute budget, local or shared via Redis.
+
+    ``storage`` is a ``limits`` storage URL or object. Storages are shared per URL within
+    a process, and with ``redis://`` every process using the same ``key`` (and limits)
+    draws from one budget. :meth:`try_acquire` takes a request slot if the request
+    budget has one and the token budget has room for the *estimated* tokens;
+    :meth:`record_tokens` then charges the tokens the call really used (the estimate is
+    only checked, never charged, so tokens are counted once). ``mode="wait"`` makes
+    :meth:`acquire` wait up to ``max_wait_s`` for the budget to free up.
+
+    Strategies: requests use ``MovingWindowRateLimiter``, exact (one timestamp per
+    request, an O(log n) lookup in Redis) and able to say exactly when the next slot
+    frees. Tokens use ``SlidingWindowCounterRateLimiter``: a moving window stores one
+    entry per unit, i.e. per token, which is prohibitive at 100k tokens a minute, while
+    the sliding counter is O(1) whatever the cost and, unlike a fixed window, does not
+    allow double the budget across a window boundary.
+
+    If the storage is unreachable the limit *fails open* (allows the call, logs a
+    warning at most every 30 s) unless ``fail_open=False``: a rate-limiter outage should
+    not stop routing, and the provider's own 429s still protect it.
+
+    Async: the ``limits.aio`` twins would need a second storage (``async+redis://``)
+    and a duplicate code path; storage checks are one fast round trip, so
+    :meth:`aacquire` runs them synchronously and only does its *waiting* with
+    ``asyncio.sleep``, which is where blocking would hurt.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        storage: str | Storage = "memory://",
+        key: str = "default",
+        mode: str = "skip",
+        max_wait_s: float = 10.0,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        fail_open: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] = asyncio_sleep,
+    ) -> None:
+        for label, value in (
+            ("requests_per_minute", requests_per_minute),
+            ("tokens_per_minute", tokens_per_minute),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{label} must be an int >= 1 or None, got {value!r}")
+        if requests_per_minute is None and tokens_per_minute is None:
+            raise ValueError("set requests_per_minute, tokens_per_minute or both")
+        if mode not in ("skip", "wait"):
+            raise ValueError(f"mode must be 'skip' or 'wait', got {mode!r}")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
+        self.mode = mode
+        self.key = key
+        self.fail_open = fail_open
+        self._secret_source: str | None = None
+        if isinstance(storage, str):
+            self.storage_url = redact_url(storage)
+            self._secret_source = storage
+            self.storage = _open_storage(storage, storage_options or {})
+        elif isinstance(storage, Storage):
+            self.storage_url = f"<{type(storage).__name__}>"
+            self.storage = storage
+        else:
+            raise ValueError(f"storage must be a limits storage URL or Storage, got {storage!r}")
+        self._requests = (
+            RateLimitItemPerMinute(requests_per_minute, namespace="adaptive_router:requests")
+            if requests_per_minute is not None
+            else None
+        )
+        self._tokens = (
+            RateLimitItemPerMinute(tokens_per_minute, namespace="adaptive_router:tokens")
+            if tokens_per_minute is not None
+            else None
+        )
+        try:
+            self._request_limiter = MovingWindowRateLimiter(self.storage)
+            self._token_limiter = SlidingWindowCounterRateLimiter(self.storage)
+        except NotImplementedError:
+            # limits' own signal that a storage lacks these window types (not a stub here).
+            raise ValueError(
+                f"storage {self.storage_url} supports neither moving nor sliding windows; "
+                "use 'memory://' or 'redis://'"
+            ) from None
+        errors: tuple[type[Exception], ...] = (StorageError,)
+        if not self.storage.wrap_exceptions:  # a Storage object the caller built
+            try:
+                base = self.storage.base_exceptions
+                errors += base if isinstance(base, tuple) else (base,)
+            except Exception:  # its optional dependency is missing: nothing to add
+                pass
+        self._storage_errors = errors
+        self._clock = clock
+        self._sleep = sleep
+        self._asleep = asleep
+        self._warn_lock = threading.Lock()
+        self._last_warning: float | None = None
+
+    @property
+    def requests_per_minute(self) -> int | None:
+        return self._requests.amount if self._requests is not None else None
+
+    @property
+    def tokens_per_minute(self) -> int | None:
+        return self._tokens.amount if self._tokens is not None else None
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimit(requests_per_minute={self.requests_per_minute}, "
+            f"tokens_per_minute={self.tokens_per_minute}, storage={self.storage_url!r}, "
+            f"key={self.key!r}, mode={self.mode!r})"
+        )
+
+    # -- public API ----------------------------------------------------------------------
+    def try_acquire(self, tokens: int = 0) -> bool:
+        """Take a request slot now if the budgets allow ``tokens`` more; never waits."""
+        cost = self._check_tokens(tokens)
+        if cost is None:
+            return False
+        return self._guarded(lambda: self._take(cost), "try_acquire")
+
+    def available(self, tokens: int = 0) -> bool:
+        """Would :meth:`try_acquire` succeed now? Takes nothing (for ranking paths)."""
+        cost = self._check_tokens(tokens)
+        if cost is None:
+            return False
+        return self._guarded(lambda: self._test(cost), "available")
+
+    def acquire(self, tokens: int = 0) -> bool:
+        """:meth:`try_acquire`, and in ``"wait"`` mode wait up to ``max_wait_s`` for room.
+
+        Returns False at once when the budget cannot free up within what is left of
+        ``max_wait_s`` (no pointless sleeping).
+        """
+        deadline = self._clock() + self.max_wait_s
+        while True:
+            if self.try_acquire(tokens):
+                return True
+            delay = self._next_wait(tokens, deadline)
+            if delay is None:
+                return False
+            self._sleep(delay)
+
+    async def aacquire(self, tokens: int = 0) -> bool:
+        """The asyncio twin of :meth:`acquire`: it sleeps without blocking the loop."""
+        deadline = self._clock() + self.max_wait_s
+        while True:
+            if self.try_acquire(tokens):
+                return True
+            delay = self._next_wait(tokens, deadline)
+            if delay is None:
+                return False
+            await self._asleep(delay)
+
+    def record_tokens(self, n: int) -> None:
+        """Charge the tokens a call used to the token budget (even beyond it: they were
+        spent, and later calls should wait for them to age out)."""
+        count = self._check_tokens(n, for_charge=True)
+        if self._tokens is None or not count:
+            return
+        item = self._tokens
+        storage = self.storage
+        if not isinstance(storage, SlidingWindowCounterSupport):
+            return
+        # Through the storage with an unreachable limit: the limiter's hit() refuses a
+        # charge that would overshoot, and an actual usage must never be refused.
+        self._guarded(
+            lambda: storage.acquire_sliding_window_entry(
+                item.key_for(self.key), 2**52, item.get_expiry(), count
+            ),
+            "record_tokens",
+        )
+
+    def retry_in(self, tokens: int = 0) -> float:
+        """Estimated seconds until :meth:`try_acquire` could succeed (0 if it could now)."""
+        cost = self._check_tokens(tokens)
+        if cost is None:
+            return math.inf
+        try:
+            return self._estimate_wait(cost)
+        except self._storage_errors:
+            return 0.0
+
+    def clear(self) -> None:
+        """Forget all usage of this key (tests, admin)."""
+        if self._requests is not None:
+            self._request_limiter.clear(self._requests, self.key)
+        if self._tokens is not None:
+            self._token_limiter.clear(self._tokens, self.key)
+
+    # -- internals -----------------------------------------------------------------------
+    def _check_tokens(self, tokens: object, *, for_charge: bool = False) -> int | None:
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"tokens must be an int >= 0, got {tokens!r}")
+        if not for_charge and self._tokens is not None and tokens > self._tokens.amount:
+            self._warn(
+                "a request estimated above the whole token budget can never be admitted",
+                tokens=tokens,
+            )
+            return None
+        return tokens
+
+    def _test(self, tokens: int) -> bool:
+        if self._tokens is not None and not self._token_limiter.test(
+            self._tokens, self.key, cost=max(tokens, 1)
+        ):
+            return False
+        return self._requests is None or self._request_limiter.test(self._requests, self.key)
+
+    def _take(self, tokens: int) -> bool:
+        # Tokens are checked first because that check consumes nothing; the request
+        # slot, taken last, is then consumed only if the call will actually go ahead.
+        if self._tokens is not None and not self._token_limiter.test(
+            self._tokens, self.key, cost=max(tokens, 1)
+        ):
+            return False
+        return self._requests is None or self._request_limiter.hit(self._requests, self.key)
+
+    def _next_wait(self, tokens: int, deadline: float) -> float | None:
+        if self.mode != "wait":
+            return None
+        left = deadline - self._clock()
+        if left <= 0:
+            return None
+        cost = self._check_tokens(tokens)
+        if cost is None:
+            return None
+        try:
+            delay = self._estimate_wait(cost)
+        except self._storage_errors:
+            return None
+        if delay > left:
+            return None
+        # A floor so that an estimate of ~0 (another caller took the slot) can't spin.
+        return max(delay, 0.01)
+
+    def _estimate_wait(self, tokens: int) -> float:
+        # limits timestamps entries with time.time(), so its reset times are epoch seconds.
+        now = time.time()
+        wait = 0.0
+        if self._requests is not None:
+            stats = self._request_limiter.get_window_stats(self._requests, self.key)
+            if stats.remaining < 1:
+                wait = max(wait, stats.reset_time - now)
+        if self._tokens is not None and isinstance(self.storage, SlidingWindowCounterSupport):
+            wait = max(wait, self._token_wait(self._tokens, self.storage, max(tokens, 1)))
+        return max(0.0, wait)
+
+    def _token_wait(
+        self, item: RateLimitItem, storage: SlidingWindowCounterSupport, cost: int
+    ) -> float:
+        # The sliding counter weighs the previous window by the share of it still inside
+        # the last minute, so the count decays linearly; solve for when `cost` fits.
+        # get_window_stats only says when *one* unit frees, which would mean many tiny
+        # sleeps for a large request.
+        expiry = float(item.get_expiry())
+        prev, prev_ttl, cur, _ = storage.get_sliding_window(item.key_for(self.key), int(expiry))
+        target = item.amount - cost  # the weighted count must drop to this
+        if prev * prev_ttl / expiry + cur <= target:
+            return 0.0
+        if cur <= target:
+            return prev_ttl - (target - cur) * expiry / prev
+        # Only once the current window has become the previous one can it decay.
+        return prev_ttl + expiry * (1 - target / cur)
+
+    def _guarded(self, op: Callable[[], Any], what: str) -> bool:
+        try:
+            return bool(op())
+        except self._storage_errors as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            error = redact(error, self._secret_source)
+            self._warn(
+                "rate-limit storage failed; "
+                + ("allowing the call" if self.fail_open else "refusing the call"),
+                operation=what,
+                error=error[:300],
+            )
+            return self.fail_open
+
+    def _warn(self, message: str, **extra: Any) -> None:
+        now = self._clock()
+        with self._warn_lock:
+            if self._last_warning is not None and now - self._last_warning < 30.0:
+                return
+            self._last_warning = now
+        logger.warning(
+            message,
+            extra={"rate_limit_key": self.key, "storage": self.storage_url, **extra},
+        )

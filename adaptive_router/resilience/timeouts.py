@@ -1,0 +1,277 @@
+"""Timeouts: running a call for at most so many seconds, sync or async, and the one check
+of a timeout argument that every layer uses.
+
+Python cannot stop a thread, so a sync call with a timeout runs in a daemon worker
+thread that is abandoned (and counted) when the time is up; an awaitable is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import itertools
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from adaptive_router.errors import ConfigurationError
+from adaptive_router.outcomes import ErrorKind
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+__all__ = [
+    "CallTimeoutError",
+    "abandoned_calls",
+    "acall_with_timeout",
+    "asyncio_sleep",
+    "call_with_timeout",
+    "check_seconds",
+    "check_timeout",
+    "to_daemon_thread",
+]
+
+
+def check_seconds(what: str, value: object) -> float:
+    """``value`` as float seconds if it is a finite number > 0; else a
+    :class:`~adaptive_router.errors.ConfigurationError` (a ``ValueError``) naming ``what``."""
+    return _checked(what, value, "")
+
+
+def check_timeout(what: str, value: object) -> float | None:
+    """A timeout setting: ``None`` (no timeout) or :func:`check_seconds`."""
+    if value is None:
+        return None
+    return _checked(what, value, " (or None for no timeout)")
+
+
+def _checked(what: str, value: object, alternative: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{what} must be a number of seconds > 0{alternative}, got {value!r}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(
+            f"{what} must be a finite number of seconds > 0{alternative}, got {value!r}"
+        )
+    return float(value)
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, looked up when called: the default ``asleep`` of the retry policy
+    and the rate limit (a test that patches ``asyncio.sleep`` reaches it)."""
+    await asyncio.sleep(seconds)
+
+
+class CallTimeoutError(TimeoutError):
+    """A call did not finish within its timeout. Classified as ``timeout``."""
+
+    kind = ErrorKind.TIMEOUT
+
+    def __init__(self, timeout_s: float, what: str = "call") -> None:
+        super().__init__(f"{what} did not finish within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+
+class _Call:
+    """One :func:`call_with_timeout` call handed to a worker thread.
+
+    A ``Future`` plus ``concurrent.futures.wait`` cost ~50 µs a call more than the thread
+    hand-off itself (conditions, a waiter, callbacks); this is the hand-off alone: the
+    worker claims the call (a caller that timed out first claims it instead, so it never
+    starts), runs it and releases ``done``.
+    """
+
+    __slots__ = ("call", "claim", "ctx", "done", "error", "finished", "on_finish", "value")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.ctx = contextvars.copy_context()
+        self.claim = threading.Lock()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.finished = False  # guarded by _abandoned_lock, as is on_finish
+        self.on_finish: Callable[[_Call], None] | None = None
+
+    def run(self) -> None:
+        if not self.claim.acquire(blocking=False):
+            return  # its caller timed out before it started
+        try:
+            self.value = self.ctx.run(self.call)
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            self.error = exc
+        self.done.release()
+        with _abandoned_lock:
+            self.finished = True
+            on_finish = self.on_finish
+        if on_finish is not None:
+            on_finish(self)
+
+
+class _DaemonThreadPool:
+    """A cached pool of daemon threads: reuses idle workers, starts one when none is idle.
+
+    Not a ThreadPoolExecutor, on purpose. A call that hangs past its timeout keeps its
+    thread; in a fixed-size executor a few such calls would leave later calls queued
+    behind them (timing out without ever running), and executor threads are joined at
+    interpreter exit, so one hung call would stop the process from exiting. Here a
+    call never waits for a thread, and daemon threads don't hold up exit.
+    """
+
+    def __init__(self, max_idle: int = 8, idle_timeout_s: float = 30.0) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0  # waiting workers not yet claimed by a submitted item
+        self._max_idle = max_idle
+        self._idle_timeout_s = idle_timeout_s
+        self._work: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], Any]] | _Call
+        ] = queue.SimpleQueue()
+        self._ids = itertools.count(1)
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._claim_worker()
+        # Like asyncio.to_thread: the call sees the caller's contextvars (request ids, spans).
+        self._work.put((fut, contextvars.copy_context(), functools.partial(fn, *args, **kwargs)))
+        return fut
+
+    def _claim_worker(self) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        if spawn:
+            threading.Thread(
+                target=self._worker, name=f"adaptive-router-call-{next(self._ids)}", daemon=True
+            ).start()
+
+    def start(self, job: _Call) -> None:
+        """Hand ``job`` to a worker: call_with_timeout's lean path (no Future to settle)."""
+        self._claim_worker()
+        self._work.put(job)
+
+    def _worker(self) -> None:
+        while True:
+            try:
+                item = self._work.get(timeout=self._idle_timeout_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nobody is counting on this worker: retire it
+                        self._idle -= 1
+                        return
+                continue
+            if isinstance(item, _Call):
+                item.run()
+            else:
+                fut, ctx, call = item
+                if fut.set_running_or_notify_cancel():
+                    try:
+                        result = ctx.run(call)
+                    except BaseException as exc:  # handed to the caller, who re-raises it
+                        fut.set_exception(exc)
+                    else:
+                        fut.set_result(result)
+                del fut, ctx, call
+            del item  # don't keep the last result alive while idle
+            with self._lock:
+                if self._idle >= self._max_idle:
+                    return
+                self._idle += 1
+
+
+_POOL = _DaemonThreadPool()
+_abandoned_lock = threading.Lock()
+_abandoned = 0
+
+
+def abandoned_calls() -> int:
+    """How many timed-out sync calls are still running in their worker threads."""
+    return _abandoned
+
+
+def _abandon_call(job: _Call, timeout_s: float, started: float) -> None:
+    global _abandoned
+
+    def finished(job: _Call) -> None:
+        global _abandoned
+        with _abandoned_lock:
+            _abandoned -= 1
+        logger.debug(
+            "a call abandoned after its timeout has finished",
+            extra={
+                "timeout_s": timeout_s,
+                "ran_s": time.monotonic() - started,
+                "raised": None if job.error is None else repr(job.error),
+            },
+        )
+
+    with _abandoned_lock:
+        if job.finished:  # it finished between the timeout and now
+            return
+        _abandoned += 1
+        job.on_finish = finished
+
+
+def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a worker thread; wait at most ``timeout_s`` seconds.
+
+    Returns its result or re-raises its exception. When the time is up it raises
+    :class:`CallTimeoutError` (a ``TimeoutError``, kind ``timeout``) at once, but Python
+    cannot stop a thread: the call goes on in its (daemon) worker thread until it
+    returns by itself, and its result is discarded. Give SDK clients their own timeout
+    too, so abandoned calls end; :func:`abandoned_calls` counts those still running.
+    """
+    seconds = check_seconds("timeout", timeout_s)
+    started = time.monotonic()
+    job = _Call(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
+    _POOL.start(job)
+    if not job.done.acquire(timeout=seconds):
+        if not job.claim.acquire(blocking=False):  # it is running: abandon it
+            _abandon_call(job, seconds, started)
+        raise CallTimeoutError(seconds)
+    if job.error is not None:
+        error, job.error = job.error, None
+        raise error
+    value: T = job.value
+    return value
+
+
+async def acall_with_timeout(
+    coro_fn: Callable[..., Awaitable[T]], timeout_s: float, /, *args: Any, **kwargs: Any
+) -> T:
+    """Await ``coro_fn(*args, **kwargs)`` for at most ``timeout_s`` seconds.
+
+    On timeout the awaitable is cancelled and :class:`CallTimeoutError` is raised.
+    Uses ``asyncio.wait_for`` (``asyncio.timeout`` needs Python 3.11). A sync function
+    can be given a timeout from async code with
+    ``await acall_with_timeout(to_daemon_thread, t, fn, *args)``.
+    """
+    seconds = check_seconds("timeout", timeout_s)
+    try:
+        return await asyncio.wait_for(coro_fn(*args, **kwargs), seconds)
+    except TimeoutError as exc:
+        # wait_for's own timeout is raised from the CancelledError of the inner task;
+        # a TimeoutError the coroutine raised itself is passed on as it is.
+        if isinstance(exc.__cause__, asyncio.CancelledError):
+            raise CallTimeoutError(seconds) from None
+        raise
+
+
+async def to_daemon_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run a sync function in the shared daemon-thread pool and await its result.
+
+    Like ``asyncio.to_thread``, but a call that hangs never takes a thread from the
+    loop's bounded default executor, and never delays interpreter exit.
+    """
+    return await asyncio.wrap_future(_POOL.submit(fn, *args, **kwargs))

@@ -1,0 +1,169 @@
+"""What a simulation measured: :class:`SimulationResult` (regret, traffic shares, success,
+fallback, cost and latency per replication) and :func:`adaptation_lag`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adaptive_router.policy import FloatArray, IntArray
+from adaptive_router.simulation.environment import BoolArray
+
+__all__ = ["SimulationResult", "adaptation_lag"]
+
+
+def adaptation_lag(
+    share: FloatArray, since: int, threshold: float = 0.10, window: int = 10
+) -> float:
+    """Requests served after step ``since`` before a path's first-attempt share falls under
+    ``threshold``: the start of the first run of ``window`` requests averaging below it.
+
+    ``share`` is the path's first-attempt share per step, averaged over replications
+    (the window smooths the replication noise). 0 means it never got traffic after
+    ``since``; ``inf`` that it kept at least ``threshold`` until the horizon.
+    """
+    tail = np.asarray(share, dtype=np.float64)[since:]
+    if tail.size < window:
+        return math.inf
+    rolling = np.convolve(tail, np.ones(window) / window, mode="valid")
+    below = np.flatnonzero(rolling < threshold)
+    return float(below[0]) if below.size else math.inf
+
+
+@dataclass
+class SimulationResult:
+    """Everything one :func:`simulate` call measured.
+
+    Per-replication arrays have length ``R``; ``steps``/``regret`` are sampled at
+    checkpoints; ``first_success`` and ``share`` are per step, averaged over replications.
+    """
+
+    label: str
+    env_label: str
+    names: tuple[str, ...]
+    horizon: int
+    replications: int
+    steps: IntArray
+    """Checkpoints: number of requests served so far, shape ``(C,)``."""
+    regret: FloatArray
+    """Cumulative pseudo-regret at each checkpoint, shape ``(C, R)``.
+
+    Σ_t max_k p_t(k) − p_t(first_t): the expected first-attempt successes lost to the oracle.
+    """
+    first_success: FloatArray
+    """Mean first-attempt success per step, shape ``(T,)``."""
+    share: FloatArray
+    """Mean first-attempt share of each path per step, shape ``(T, K)``."""
+    first_success_rate: FloatArray
+    request_success_rate: FloatArray
+    """Requests for which some learned path succeeded (fallbacks included), per replication."""
+    fallback_rate: FloatArray
+    """Requests whose first attempt failed and that went on to another path."""
+    final_fallback_rate: FloatArray
+    """Requests served by the final always-works path (every learned path tried failed)."""
+    attempts_per_request: FloatArray
+    cost_per_1k: FloatArray | None
+    """USD per 1,000 requests, every attempt (and the final path) included."""
+    latency_ms: FloatArray | None
+    """Mean time per request, attempts in sequence."""
+    step_cost: FloatArray | None
+    """Mean cost of each step's request (USD), shape ``(T,)``."""
+    seconds: float
+    rank_seconds: float | None
+    """Time in ``policy.rank`` alone; None for the compiled engine, which fuses the step."""
+    rates: FloatArray = field(repr=False)
+    """The true rate table, shape ``(T, K)``."""
+    trace_first: IntArray | None = field(default=None, repr=False)
+    """With ``trace=True``: the first path of every request, shape ``(T, R)``."""
+    trace_outcomes: BoolArray | None = field(default=None, repr=False)
+    """With ``trace=True``: every path's drawn outcome, shape ``(T, R, K)``."""
+    engine: str = "numpy"
+    """Which step loop ran: ``"numpy"`` or ``"numba"`` (see :func:`simulate`)."""
+
+    @property
+    def decisions(self) -> int:
+        """Routing decisions made (requests × replications)."""
+        return self.horizon * self.replications
+
+    @property
+    def decisions_per_second(self) -> float:
+        """End to end: environment, bookkeeping and policy."""
+        return self.decisions / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def rank_decisions_per_second(self) -> float:
+        """The policy's ``rank`` calls alone (NaN for the compiled engine: not separable)."""
+        if self.rank_seconds is None:
+            return math.nan
+        return self.decisions / self.rank_seconds if self.rank_seconds > 0 else math.inf
+
+    @property
+    def final_regret(self) -> FloatArray:
+        """Cumulative regret at the horizon, per replication."""
+        out: FloatArray = self.regret[-1]
+        return out
+
+    def regret_mean(self) -> FloatArray:
+        """Mean cumulative regret at each checkpoint."""
+        out: FloatArray = self.regret.mean(axis=1)
+        return out
+
+    def regret_band(self, z: float = 1.96) -> tuple[FloatArray, FloatArray]:
+        """Normal confidence band of the mean regret (``z`` = 1.96: 95%)."""
+        mean = self.regret_mean()
+        half = z * _sem(self.regret)
+        return mean - half, mean + half
+
+    def regret_at(self, step: int) -> FloatArray:
+        """Cumulative regret after ``step`` requests (nearest checkpoint at or before), per run."""
+        i = int(np.searchsorted(self.steps, step, side="right")) - 1
+        if i < 0:
+            return np.zeros(self.replications)
+        out: FloatArray = self.regret[i]
+        return out
+
+    def adaptation_lag(
+        self, path: int, since: int, threshold: float = 0.10, window: int = 10
+    ) -> float:
+        """Requests after ``since`` until ``path`` gets under ``threshold`` of first attempts.
+
+        ``inf`` if it never does (the static order, for instance).
+        """
+        return adaptation_lag(self.share[:, path], since, threshold, window)
+
+    def share_binned(self, bins: int) -> tuple[FloatArray, FloatArray]:
+        """Traffic share in ``bins`` equal blocks: (block centres, shares ``(bins, K)``)."""
+        edges = np.linspace(0, self.horizon, bins + 1).astype(int)
+        shares = np.add.reduceat(self.share, edges[:-1], axis=0) / np.diff(edges)[:, None]
+        centres = (edges[:-1] + edges[1:]) / 2.0
+        return centres, shares
+
+    def summary(self) -> dict[str, float]:
+        """Scalar means over replications, for tables."""
+        out = {
+            "regret": float(self.final_regret.mean()),
+            "regret_ci": float(1.96 * _sem(self.final_regret[None, :])[0]),
+            "first_success": float(self.first_success_rate.mean()),
+            "request_success": float(self.request_success_rate.mean()),
+            "fallback_rate": float(self.fallback_rate.mean()),
+            "final_fallback_rate": float(self.final_fallback_rate.mean()),
+            "attempts": float(self.attempts_per_request.mean()),
+            "decisions_per_second": self.decisions_per_second,
+            "rank_decisions_per_second": self.rank_decisions_per_second,
+        }
+        if self.cost_per_1k is not None:
+            out["cost_per_1k"] = float(self.cost_per_1k.mean())
+        if self.latency_ms is not None:
+            out["latency_ms"] = float(self.latency_ms.mean())
+        return out
+
+
+def _sem(values: FloatArray) -> FloatArray:
+    """Standard error of the mean over the last axis (0 with one replication)."""
+    r = values.shape[-1]
+    if r < 2:
+        return np.zeros(values.shape[:-1])
+    out: FloatArray = values.std(axis=-1, ddof=1) / math.sqrt(r)
+    return out
