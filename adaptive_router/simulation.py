@@ -70,6 +70,7 @@ __all__ = [
     "UniformRandom",
     "abrupt",
     "adaptation_lag",
+    "adaptation_lags",
     "bernoulli_kl",
     "compare",
     "drift",
@@ -417,6 +418,29 @@ def adaptation_lag(
     return float(below[0]) if below.size else math.inf
 
 
+def adaptation_lags(
+    first: IntArray, path: int, since: int, threshold: float = 0.10, window: int = 10
+) -> FloatArray:
+    """:func:`adaptation_lag` of each replication on its own, shape ``(R,)``.
+
+    ``first`` is the first path of every request of every replication, shape ``(T, R)``
+    (``SimulationResult.trace_first``). A run's lag is the start of its first ``window``
+    requests after ``since`` in which ``path`` was first on fewer than ``threshold`` of
+    them. The mean of these is not the lag of the run-averaged traffic curve: one run's
+    late exploration keeps the averaged curve above the threshold for longer.
+    """
+    on = np.asarray(first)[since:] == path
+    lags = np.full(on.shape[1], math.inf)
+    if on.shape[0] < window:
+        return lags
+    csum = np.concatenate([np.zeros((1, on.shape[1])), np.cumsum(on, axis=0)])
+    rolling = (csum[window:] - csum[:-window]) / window
+    below = rolling < threshold
+    hit = below.any(axis=0)
+    lags[hit] = np.argmax(below[:, hit], axis=0)
+    return lags
+
+
 @dataclass
 class SimulationResult:
     """Everything one :func:`simulate` call measured.
@@ -464,6 +488,9 @@ class SimulationResult:
     """With ``trace=True``: the first path of every request, shape ``(T, R)``."""
     trace_outcomes: BoolArray | None = field(default=None, repr=False)
     """With ``trace=True``: every path's drawn outcome, shape ``(T, R, K)``."""
+    trace_order: IntArray | None = field(default=None, repr=False)
+    """With ``trace=True``: the whole ranked order of every request, shape ``(T, R, K)``
+    (the fallback chain ``Router.run`` walks; ``[..., 0]`` is ``trace_first``)."""
     engine: str = "numpy"
     """Which step loop ran: ``"numpy"`` or ``"numba"`` (see :func:`simulate`)."""
 
@@ -644,8 +671,9 @@ def simulate(
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
     the same seed, policy settings and outcomes (clock advancing one second per
-    request) picks the same paths. (Give that Router ``retry=None``: its default
-    retry policy takes one draw from the router's generator at construction.)
+    request) picks the same paths, in the same fallback order. (The Router's default
+    retry policy draws its jitter from a ``random.Random`` of its own, seeded with the
+    router's int seed, never from the routing generator.)
 
     ``progress(done, total)`` is called every ~1% of the steps (for progress bars).
 
@@ -687,7 +715,7 @@ def simulate(
     lat = None if env.latency_ms is None else np.asarray(env.latency_ms, dtype=np.float64)
     step_cost = None if cost is None else np.empty(horizon)
     final = env.final
-    trace_first = np.empty((horizon, r), dtype=np.intp) if trace else None
+    trace_order = np.empty((horizon, r, k), dtype=np.intp) if trace else None
     trace_ok = np.empty((horizon, r, k), dtype=np.bool_) if trace else None
     every = max(horizon // 100, 1)
 
@@ -716,7 +744,7 @@ def simulate(
             first_success=first_success,
             step_cost=step_cost,
             counts=counts,
-            trace=(trace_first, trace_ok),
+            trace=(trace_order, trace_ok),
             progress=progress,
             every=every,
         )
@@ -772,8 +800,8 @@ def simulate(
                 total_lat += tried @ lat
                 if final is not None:
                     total_lat += all_failed * final.latency_ms
-            if trace_first is not None and trace_ok is not None:
-                trace_first[t] = first
+            if trace_order is not None and trace_ok is not None:
+                trace_order[t] = order
                 trace_ok[t] = ok
 
             new_s = tried & ok
@@ -820,8 +848,9 @@ def simulate(
         seconds=seconds,
         rank_seconds=rank_s,
         rates=rates,
-        trace_first=trace_first,
+        trace_first=None if trace_order is None else trace_order[:, :, 0].copy(),
         trace_outcomes=trace_ok,
+        trace_order=trace_order,
         engine="numba" if compiled else "numpy",
     )
 
@@ -883,13 +912,15 @@ def _run_compiled(
         extra[1, :k] = env.latency_ms
     if env.final is not None:
         extra[:, k] = (env.final.cost_usd, env.final.latency_ms)
-    trace_first, trace_ok = trace
+    trace_order, trace_ok = trace
     policy_words, env_words = kernel.get_state(rng), kernel.get_state(env_rng)
     mark_state = np.zeros(1, dtype=np.int64)
     # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
     marks64 = marks.astype(np.int64)
     step_out = step_cost if step_cost is not None else np.empty(horizon)
-    first_out = trace_first if trace_first is not None else np.empty((0, 0), dtype=np.intp)
+    order_out = (
+        trace_order if trace_order is not None else np.empty((0, 0, 0), dtype=np.intp)
+    )
     ok_out = trace_ok if trace_ok is not None else np.empty((0, 0, 0), dtype=np.bool_)
     for t0 in range(0, horizon, every):
         t1 = min(t0 + every, horizon)
@@ -917,8 +948,8 @@ def _run_compiled(
             first_success,
             step_out,
             counts,
-            trace_first is not None,
-            first_out,
+            trace_order is not None,
+            order_out,
             ok_out,
         )
         # Written back after every chunk: an interrupted run leaves the generators where

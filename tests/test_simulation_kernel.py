@@ -118,6 +118,7 @@ EXACT = (
     "latency_ms",
     "trace_first",
     "trace_outcomes",
+    "trace_order",
 )
 
 ENVS = {
