@@ -918,9 +918,7 @@ def _run_compiled(
     # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
     marks64 = marks.astype(np.int64)
     step_out = step_cost if step_cost is not None else np.empty(horizon)
-    order_out = (
-        trace_order if trace_order is not None else np.empty((0, 0, 0), dtype=np.intp)
-    )
+    order_out = trace_order if trace_order is not None else np.empty((0, 0, 0), dtype=np.intp)
     ok_out = trace_ok if trace_ok is not None else np.empty((0, 0, 0), dtype=np.bool_)
     for t0 in range(0, horizon, every):
         t1 = min(t0 + every, horizon)

@@ -200,7 +200,8 @@ def run(
     for w in WORLDS:
         cells = results[w.name]
         for every in INTERVALS:
-            winner = min(HALF_LIVES, key=lambda h, c=cells, e=every: c[h].per_1k(e))
+            regret = {h: cells[h].per_1k(every) for h in HALF_LIVES}
+            winner = min(HALF_LIVES, key=regret.__getitem__)
             best[w.name, every] = (winner, _bootstrap_best(cells, every, boot_rng, boots))
 
     sections = []
@@ -271,11 +272,11 @@ def run(
         summary_rows,
     )
     wide = [
-        best[w.name, e][0] / math.sqrt(e)
+        h / math.sqrt(e)
         for w in WORLDS
         if w.name != "close paths"
         for e in INTERVALS
-        if best[w.name, e][0] is not None
+        if (h := best[w.name, e][0]) is not None
     ]
     fitted = math.exp(float(np.mean(np.log(wide)))) if wide else math.nan
     close = results["close paths"]

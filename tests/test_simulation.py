@@ -26,6 +26,8 @@ from adaptive_router.simulation import (
     StaticOrder,
     UniformRandom,
     abrupt,
+    adaptation_lag,
+    adaptation_lags,
     bernoulli_kl,
     compare,
     drift,
@@ -524,3 +526,65 @@ def test_experiments_quick(name: str, tmp_path: Path) -> None:
     assert md.exists() and md.with_suffix(".png").stat().st_size > 10_000
     text = md.read_text()
     assert "|" in text and md.with_suffix(".png").name in text
+    for phrase in SAYS[name]:
+        assert phrase in text, phrase
+
+
+#: What each experiment's page must say: what is measured, like for like, out of sample.
+SAYS = {
+    "chapelle_li": ["default − pure, paired over the", "naive 0.02 × (K−1)/K × ε × T"],
+    "degradation": [
+        "fixed: large → small → rules",
+        "fixed: small → rules → large",
+        "fixed: rules → small → large",
+        "optimizes",
+        "Out of sample",
+        "best grid half-life in hindsight",
+        "mean of per-run lags",
+        "lag of the mean curve",
+    ],
+    "half_life_sweep": [
+        "### wide gap",
+        "### close paths",
+        "### mild drop",
+        "bootstrap",
+        "mean of per-run lags",
+        "√(requests between incidents)",
+        " ± ",
+    ],
+    "peers": [
+        "`policy.rank` + evidence update, per request",
+        "live Router `choose` + `report`, per request",
+        "MABWiser: `predict` + `partial_fit`, per request",
+        "batched simulator, environment draws included",
+    ],
+}
+
+
+def test_adaptation_lags_per_run_differ_from_the_lag_of_the_mean_curve() -> None:
+    # Run 0 leaves path 0 at once; run 1 keeps giving it 1 request in 5 until step 60.
+    first = np.ones((100, 2), dtype=np.intp)
+    first[:60:5, 1] = 0
+    lags = adaptation_lags(first, path=0, since=0)
+    assert lags.tolist() == [0.0, 56.0]
+    share = (first == 0).mean(axis=1)
+    # The averaged curve sits at 10% (not under it) while run 1 is still exploring.
+    assert adaptation_lag(share, since=0) == 51.0
+    assert lags.mean() == 28.0
+    never = adaptation_lags(np.zeros((50, 1), dtype=np.intp), path=0, since=0)
+    assert never.tolist() == [math.inf]
+
+
+def test_trace_order_is_the_whole_ranked_chain() -> None:
+    res = run(StaticOrder([2, 0, 1]), stationary(THREE), 5, 3, trace=True)
+    assert res.trace_order is not None and res.trace_first is not None
+    assert res.trace_order.shape == (5, 3, 3)
+    assert np.all(res.trace_order == np.array([2, 0, 1]))
+    assert np.all(res.trace_first == 2)
+
+
+def test_half_life_rule_grows_with_the_square_root_of_the_incident_interval() -> None:
+    from simulations.half_life_sweep import RULE_C, recommended_half_life
+
+    assert recommended_half_life(10_000) == pytest.approx(RULE_C * 100, rel=0.05)
+    assert recommended_half_life(40_000) == pytest.approx(2 * recommended_half_life(10_000), 0.05)
