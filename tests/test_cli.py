@@ -631,7 +631,7 @@ def test_simulate_quick_writes_table_and_png(tmp_path: pathlib.Path) -> None:
     md = tmp_path / "degradation-quick.md"
     png = tmp_path / "degradation-quick.png"
     assert md.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| static order" in md.read_text()
+    assert "| fixed: large → small → rules" in md.read_text()
     bad = runner.invoke(app, ["simulate", "nope"])
     assert bad.exit_code == 2 and "unknown experiment" in bad.output
 

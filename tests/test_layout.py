@@ -49,6 +49,7 @@ OLD_ALL = {
         "UniformRandom",
         "abrupt",
         "adaptation_lag",
+        "adaptation_lags",
         "bernoulli_kl",
         "compare",
         "drift",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from adaptive_router import Path as RoutePath
 from adaptive_router.policy import Policy
 from adaptive_router.simulation import (
     UCB1,
+    Change,
     Environment,
     EpsilonGreedy,
     FinalPath,
@@ -24,6 +26,8 @@ from adaptive_router.simulation import (
     StaticOrder,
     UniformRandom,
     abrupt,
+    adaptation_lag,
+    adaptation_lags,
     bernoulli_kl,
     compare,
     drift,
@@ -35,6 +39,7 @@ from adaptive_router.simulation import (
     simulate,
     stationary,
 )
+from simulations import peers as peers_mod
 
 THREE = [0.9, 0.7, 0.5]
 
@@ -238,73 +243,231 @@ def generator(kind: str, seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(seed))
 
 
-@pytest.mark.parametrize(("kind", "engine"), [("pcg64", "numpy"), ("sfc64", "numba")])
-@pytest.mark.parametrize(
-    ("half_life", "explore", "final"),
-    [(None, 0.02, True), (40.0, 0.1, False), (None, 0.0, False)],
+@dataclass(frozen=True)
+class Case:
+    """One identity check: a world, the policy's settings, the Router's set-up."""
+
+    env: Environment
+    half_life: float | None
+    explore: float
+    kind: str = "pcg64"  # the generator: "pcg64" drives the numpy engine, "sfc64" numba
+    store: str = "memory://"
+    default_retry: bool = True  # the Router's own retry policy, transient errors included
+    steps: int = 400
+    seed: int = 1234
+
+
+#: Path A falls from 0.7 to 0.2 at request 150, C climbs from 0.6 to 0.9 at 260.
+CHANGING = Environment(
+    (0.7, 0.5, 0.6), changes=(Change(0, 150, 0.2), Change(2, 260, 0.9)), final=FinalPath()
 )
-def test_simulator_and_router_pick_the_same_paths(
-    half_life: float | None,
-    explore: float,
-    final: bool,
-    kind: str,
-    engine: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.ERROR)  # every fallback is logged at WARNING
-    steps, seed, k = 400, 1234, 3
-    env = stationary([0.7, 0.5, 0.6], final=FinalPath() if final else None)
+STATIONARY = stationary([0.7, 0.5, 0.6])
+
+
+def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
+    """Every request's whole ranked order from a live Router and from the simulator.
+
+    The Router serves ``case.steps`` requests through ``run()`` on outcomes drawn by the
+    simulator's environment stream, its clock advancing one second per request; the
+    simulator runs a ``ThompsonSampling`` built from the case (not the Router's own
+    object, so that a change confined to the Router shows). With ``default_retry`` some
+    attempts first raise a transient ``ConnectionError`` that the Router's default retry
+    policy retries (its jitter is recorded instead of slept); the attempt's outcome is
+    the drawn one either way, as the simulator models an attempt. With a SQL store the
+    cache is reloaded from the database after every request, so the SQL decay arithmetic
+    drives the ranking.
+    """
+    env, k = case.env, case.env.n_paths
     clock = ManualClock()
-    drawn = outcome_table(env, steps, 1, rngs(9)[1])[:, 0, :]
+    drawn = outcome_table(env, case.steps, 1, rngs(9)[1])[:, 0, :]
+    transient = np.random.default_rng(5).random((case.steps, k)) < 0.05
     step = 0
     calls: list[int] = []
+    raised: set[tuple[int, int]] = set()
 
     def path(i: int) -> RoutePath:
         def call() -> str | None:
             calls.append(i)
+            if case.default_retry and transient[step, i] and (step, i) not in raised:
+                raised.add((step, i))
+                raise ConnectionError("transient")
             return "ok" if drawn[step, i] else None
 
         return RoutePath(call, name="ABC"[i])
 
+    seed: int | np.random.Generator = (
+        case.seed if case.kind == "pcg64" else generator(case.kind, case.seed)
+    )
+    extra: dict[str, Any] = {} if case.default_retry else {"retry": None}
     router = Router(
         [path(i) for i in range(k)],
         success_fn=lambda r: r is not None,
         task="crosscheck",
-        store="memory://",
-        fallback=(lambda: "cached") if final else None,
-        half_life=half_life,
-        explore=explore,
-        seed=generator(kind, seed),
+        store=case.store,
+        fallback=(lambda: "cached") if env.final is not None else None,
+        half_life=case.half_life,
+        explore=case.explore,
+        seed=seed,
         clock=clock,
-        # A router-wide retry policy is seeded with one draw from the router's generator
-        # at construction, which would shift the routing stream by one draw; the simulator
-        # models one Bernoulli draw per attempt, without retries, anyway.
-        retry=None,
+        durability="sync",
+        **extra,
     )
-    live_first = []
-    for step in range(steps):  # noqa: B007 - the paths read `step`
-        calls.clear()
-        with contextlib.suppress(AllPathsFailed):
-            router.run()
-        live_first.append(calls[0])
-        clock.now += 1.0
-    router.close()
+    waits: list[float] = []
+    if case.default_retry:
+        retry = router._settings["A"].retry
+        assert retry is not None and type(retry.wait).__name__ == "FullJitter"
+        retry._sleep = waits.append  # record the jitter instead of sleeping it
+    live: list[list[int]] = []
+    rank = router._rank
 
-    # The very policy object the Router runs, the Router's seed, the same outcomes.
+    def recording_rank(now: float, context: str = "") -> list[RoutePath]:
+        order = rank(now, context)
+        live.append(["ABC".index(p.name) for p in order if p.name in ("A", "B", "C")])
+        return order
+
+    router._rank = recording_rank  # type: ignore[method-assign]
+    try:
+        for step in range(case.steps):  # the paths read `step`
+            calls.clear()
+            with contextlib.suppress(AllPathsFailed):
+                router.run()
+            # The Router walked its order until a path succeeded.
+            walked = [c for i, c in enumerate(calls) if i == 0 or c != calls[i - 1]]
+            ok_at = [j for j in live[-1] if drawn[step, j]]
+            expect = live[-1][: live[-1].index(ok_at[0]) + 1] if ok_at else live[-1]
+            assert walked == expect, (step, walked, expect)
+            clock.now += 1.0
+            if not case.store.startswith("memory"):
+                router.refresh()
+    finally:
+        router.close()
+    if case.default_retry:
+        assert len(waits) == len(raised) > 0  # the default retry policy did retry
+
     sim = simulate(
-        router.policy,
+        ThompsonSampling(half_life=case.half_life, explore=case.explore),
         env,
-        steps,
+        case.steps,
         1,
-        rng=generator(kind, seed),
+        rng=generator(case.kind, case.seed),
         env_rng=rngs(9)[1],
         trace=True,
-        engine=engine,  # type: ignore[arg-type]
+        engine="numpy" if case.kind == "pcg64" else "numba",
     )
-    assert sim.engine == engine
-    assert sim.trace_first is not None
-    assert live_first == sim.trace_first[:, 0].tolist()
-    assert len(set(live_first)) == k  # not trivially one path
+    assert sim.trace_order is not None
+    return live, sim.trace_order[:, 0, :].tolist()
+
+
+def assert_identical(case: Case) -> None:
+    live, sim = live_and_simulated(case)
+    assert len(live) == len(sim) == case.steps
+    mismatch = [t for t in range(case.steps) if live[t] != sim[t]]
+    assert not mismatch, f"first different order at request {mismatch[0]}: {len(mismatch)} differ"
+    assert len({o[0] for o in live}) == case.env.n_paths  # not trivially one path
+
+
+CASES = {
+    "stationary-no-retry": Case(STATIONARY, None, 0.02, default_retry=False),
+    "stationary-half-life-numba": Case(STATIONARY, 40.0, 0.1, kind="sfc64"),
+    "pure": Case(STATIONARY, None, 0.0),
+    "change-points-half-life": Case(CHANGING, 25.0, 0.02),
+    "change-points-half-life-numba": Case(CHANGING, 25.0, 0.02, kind="sfc64"),
+    "change-points-no-half-life": Case(CHANGING, None, 0.05, kind="sfc64"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_simulator_and_router_rank_alike(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)  # every fallback is logged at WARNING
+    assert_identical(CASES[name])
+
+
+@pytest.mark.parametrize("kind", ["pcg64", "sfc64"])
+def test_simulator_and_router_rank_alike_on_sql_stores(
+    kind: str, sql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    assert_identical(Case(CHANGING, 25.0, 0.02, kind=kind, store=sql_url, steps=300))
+
+
+# -- the identity check catches what it should ------------------------------------------------
+
+
+def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence = Router._evidence
+
+    def early(self: Router, now: float, context: str = "") -> Any:
+        return evidence(self, now + 1.0, context)
+
+    monkeypatch.setattr(Router, "_evidence", early)
+
+
+def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adaptive_router.router as router_module
+
+    decay = router_module.decay_factor
+
+    def doubled(elapsed: float, half_life: float | None) -> float:
+        return decay(elapsed, None if half_life is None else 2 * half_life)
+
+    monkeypatch.setattr(router_module, "decay_factor", doubled)
+    import adaptive_router.policy as policy_module
+
+    fold = policy_module.fold
+
+    def fold_doubled(
+        sums: tuple[float, float, float], reward: float, at: float, half_life: float | None
+    ) -> tuple[float, float, float]:
+        return fold(sums, reward, at, None if half_life is None else 2 * half_life)
+
+    import adaptive_router.recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "fold", fold_doubled)
+
+
+def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adaptive_router.router as router_module
+
+    def without_floor(
+        prior: tuple[float, float] = (1.0, 1.0),
+        half_life: float | None = None,
+        explore: float = 0.02,
+    ) -> ThompsonSampling:
+        return ThompsonSampling(prior, half_life, 0.0)
+
+    monkeypatch.setattr(router_module, "ThompsonSampling", without_floor)
+
+
+def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old bug: the default retry policy seeded from one draw of the routing generator.
+    import adaptive_router.router as router_module
+
+    settings = Router._resolve_settings
+
+    def seeded_from_rng(self: Router, *args: Any) -> Any:
+        self.rng.random()
+        return settings(self, *args)
+
+    monkeypatch.setattr(router_module.Router, "_resolve_settings", seeded_from_rng)
+
+
+MUTATIONS = {
+    "decay one step early": _decay_one_step_early,
+    "doubled half-life": _doubled_half_life,
+    "no exploration floor": _no_exploration_floor,
+    "retry policy draws from the routing generator": _routing_draw_for_retries,
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize("name", ["change-points-half-life", "change-points-half-life-numba"])
+def test_the_identity_check_catches_mutations_of_the_router(
+    mutation: str, name: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    MUTATIONS[mutation](monkeypatch)
+    with pytest.raises(AssertionError, match="first different order"):
+        assert_identical(CASES[name])
 
 
 def test_simulator_matches_choose_and_late_report(caplog: pytest.LogCaptureFixture) -> None:
@@ -364,3 +527,67 @@ def test_experiments_quick(name: str, tmp_path: Path) -> None:
     assert md.exists() and md.with_suffix(".png").stat().st_size > 10_000
     text = md.read_text()
     assert "|" in text and md.with_suffix(".png").name in text
+    for phrase in SAYS[name]:
+        if phrase.startswith("MABWiser") and not peers_mod.mabwiser_available():
+            continue  # an optional extra ([peers]); its row is left out without it
+        assert phrase in text, phrase
+
+
+#: What each experiment's page must say: what is measured, like for like, out of sample.
+SAYS = {
+    "chapelle_li": ["default − pure, paired over the", "naive 0.02 × (K−1)/K × ε × T"],
+    "degradation": [
+        "fixed: large → small → rules",
+        "fixed: small → rules → large",
+        "fixed: rules → small → large",
+        "optimizes",
+        "Out of sample",
+        "best grid half-life in hindsight",
+        "mean of per-run lags",
+        "lag of the mean curve",
+    ],
+    "half_life_sweep": [
+        "### wide gap",
+        "### close paths",
+        "### mild drop",
+        "bootstrap",
+        "mean of per-run lags",
+        "√(requests between incidents)",
+        " ± ",
+    ],
+    "peers": [
+        "`policy.rank` + evidence update, per request",
+        "live Router `choose` + `report`, per request",
+        "MABWiser: `predict` + `partial_fit`, per request",
+        "batched simulator, environment draws included",
+    ],
+}
+
+
+def test_adaptation_lags_per_run_differ_from_the_lag_of_the_mean_curve() -> None:
+    # Run 0 leaves path 0 at once; run 1 keeps giving it 1 request in 5 until step 60.
+    first = np.ones((100, 2), dtype=np.intp)
+    first[:60:5, 1] = 0
+    lags = adaptation_lags(first, path=0, since=0)
+    assert lags.tolist() == [0.0, 56.0]
+    share = (first == 0).mean(axis=1)
+    # The averaged curve sits at 10% (not under it) while run 1 is still exploring.
+    assert adaptation_lag(share, since=0) == 51.0
+    assert lags.mean() == 28.0
+    never = adaptation_lags(np.zeros((50, 1), dtype=np.intp), path=0, since=0)
+    assert never.tolist() == [math.inf]
+
+
+def test_trace_order_is_the_whole_ranked_chain() -> None:
+    res = run(StaticOrder([2, 0, 1]), stationary(THREE), 5, 3, trace=True)
+    assert res.trace_order is not None and res.trace_first is not None
+    assert res.trace_order.shape == (5, 3, 3)
+    assert np.all(res.trace_order == np.array([2, 0, 1]))
+    assert np.all(res.trace_first == 2)
+
+
+def test_half_life_rule_grows_with_the_square_root_of_the_incident_interval() -> None:
+    from simulations.half_life_sweep import RULE_C, recommended_half_life
+
+    assert recommended_half_life(10_000) == pytest.approx(RULE_C * 100, rel=0.05)
+    assert recommended_half_life(40_000) == pytest.approx(2 * recommended_half_life(10_000), 0.05)

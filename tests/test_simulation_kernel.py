@@ -122,6 +122,7 @@ EXACT = (
     "latency_ms",
     "trace_first",
     "trace_outcomes",
+    "trace_order",
 )
 
 ENVS = {

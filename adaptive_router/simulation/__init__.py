@@ -75,7 +75,7 @@ from adaptive_router.simulation.environment import (
     recovery,
     stationary,
 )
-from adaptive_router.simulation.results import SimulationResult, adaptation_lag
+from adaptive_router.simulation.results import SimulationResult, adaptation_lag, adaptation_lags
 
 __all__ = [
     "UCB1",
@@ -90,6 +90,7 @@ __all__ = [
     "UniformRandom",
     "abrupt",
     "adaptation_lag",
+    "adaptation_lags",
     "bernoulli_kl",
     "compare",
     "drift",

@@ -102,7 +102,7 @@ class _Run:
     # final-path uses, attempts, cost, latency.
     counts: FloatArray
     step_cost: FloatArray | None  # (T,)
-    trace_first: IntArray | None  # (T, R)
+    trace_order: IntArray | None  # (T, R, K)
     trace_ok: BoolArray | None  # (T, R, K)
 
     @classmethod
@@ -127,7 +127,7 @@ class _Run:
             first_success=np.empty(horizon),
             counts=np.zeros((r, 7)),
             step_cost=None if env.cost_usd is None else np.empty(horizon),
-            trace_first=np.empty((horizon, r), dtype=np.intp) if trace else None,
+            trace_order=np.empty((horizon, r, k), dtype=np.intp) if trace else None,
             trace_ok=np.empty((horizon, r, k), dtype=np.bool_) if trace else None,
         )
 
@@ -161,8 +161,9 @@ class _Run:
             seconds=seconds,
             rank_seconds=rank_seconds,
             rates=self.rates,
-            trace_first=self.trace_first,
+            trace_first=None if self.trace_order is None else self.trace_order[:, :, 0].copy(),
             trace_outcomes=self.trace_ok,
+            trace_order=self.trace_order,
             engine=engine,
         )
 
@@ -198,8 +199,9 @@ def simulate(
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
     the same seed, policy settings and outcomes (clock advancing one second per
-    request) picks the same paths. (Give that Router ``retry=None``: its default
-    retry policy takes one draw from the router's generator at construction.)
+    request) picks the same paths, in the same fallback order. (The Router's default
+    retry policy draws its jitter from a ``random.Random`` of its own, seeded with the
+    router's int seed, never from the routing generator.)
 
     ``progress(done, total)`` is called every ~1% of the steps (for progress bars).
 
@@ -331,8 +333,8 @@ class _NumpyStep:
             self.total_lat += tried @ self.lat
             if final is not None:
                 self.total_lat += all_failed * final.latency_ms
-        if run.trace_first is not None and run.trace_ok is not None:
-            run.trace_first[t] = first
+        if run.trace_order is not None and run.trace_ok is not None:
+            run.trace_order[t] = order
             run.trace_ok[t] = ok
         return tried
 
@@ -423,8 +425,8 @@ def _run_compiled(
     # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
     marks64 = run.marks.astype(np.int64)
     step_out = run.step_cost if run.step_cost is not None else np.empty(horizon)
-    traced = run.trace_first is not None
-    first_out = run.trace_first if run.trace_first is not None else np.empty((0, 0), np.intp)
+    traced = run.trace_order is not None
+    order_out = run.trace_order if run.trace_order is not None else np.empty((0, 0, 0), np.intp)
     ok_out = run.trace_ok if run.trace_ok is not None else np.empty((0, 0, 0), np.bool_)
     for t0 in range(0, horizon, every):
         t1 = min(t0 + every, horizon)
@@ -453,7 +455,7 @@ def _run_compiled(
             step_out,
             run.counts,
             traced,
-            first_out,
+            order_out,
             ok_out,
         )
         # Written back after every chunk: an interrupted run leaves the generators where

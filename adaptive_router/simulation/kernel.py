@@ -344,7 +344,7 @@ def run_thompson(
     step_cost: Any,  # (T,) out
     counts: Any,  # (R, 7): first ok, request ok, fallback, final, attempts, cost, latency
     trace: bool,
-    trace_first: Any,  # (T, R) out when trace
+    trace_order: Any,  # (T, R, K) out when trace: the whole ranked order
     trace_ok: Any,  # (T, R, K) out when trace
 ) -> None:
     """Run steps ``[t_start, t_stop)`` of a Thompson Sampling simulation in place.
@@ -372,6 +372,7 @@ def run_thompson(
             _refresh(setup, succ, fail, r, j, a0, b0)
     mark_i = mark_state[0]
     ranked = fallback and k > 1  # the whole order matters, not just the first path
+    full = (ranked or trace) and k > 1  # sort the whole order (traced even without fallback)
 
     for t in range(t_start, t_stop):
         p = rates[t]
@@ -407,7 +408,7 @@ def run_thompson(
         for r in range(n_rep):
             ok = outcomes[r]
             # argsort(-theta, kind="stable"): descending, ties by index.
-            if ranked:
+            if full:
                 for i in range(k):
                     cur = i
                     m = i
@@ -470,8 +471,8 @@ def run_thompson(
             if has_final and all_failed:
                 counts[r, 6] += latency[k]
             if trace:
-                trace_first[t, r] = first
                 for j in range(k):
+                    trace_order[t, r, j] = order[j]
                     trace_ok[t, r, j] = ok[j]
 
             # -- evidence, as the Router records it --------------------------------------------

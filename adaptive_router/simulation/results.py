@@ -11,7 +11,7 @@ import numpy as np
 from adaptive_router.policy import FloatArray, IntArray
 from adaptive_router.simulation.environment import BoolArray
 
-__all__ = ["SimulationResult", "adaptation_lag"]
+__all__ = ["SimulationResult", "adaptation_lag", "adaptation_lags"]
 
 
 def adaptation_lag(
@@ -30,6 +30,29 @@ def adaptation_lag(
     rolling = np.convolve(tail, np.ones(window) / window, mode="valid")
     below = np.flatnonzero(rolling < threshold)
     return float(below[0]) if below.size else math.inf
+
+
+def adaptation_lags(
+    first: IntArray, path: int, since: int, threshold: float = 0.10, window: int = 10
+) -> FloatArray:
+    """:func:`adaptation_lag` of each replication on its own, shape ``(R,)``.
+
+    ``first`` is the first path of every request of every replication, shape ``(T, R)``
+    (``SimulationResult.trace_first``). A run's lag is the start of its first ``window``
+    requests after ``since`` in which ``path`` was first on fewer than ``threshold`` of
+    them. The mean of these is not the lag of the run-averaged traffic curve: one run's
+    late exploration keeps the averaged curve above the threshold for longer.
+    """
+    on = np.asarray(first)[since:] == path
+    lags = np.full(on.shape[1], math.inf)
+    if on.shape[0] < window:
+        return lags
+    csum = np.concatenate([np.zeros((1, on.shape[1])), np.cumsum(on, axis=0)])
+    rolling = (csum[window:] - csum[:-window]) / window
+    below = rolling < threshold
+    hit = below.any(axis=0)
+    lags[hit] = np.argmax(below[:, hit], axis=0)
+    return lags
 
 
 @dataclass
@@ -79,6 +102,9 @@ class SimulationResult:
     """With ``trace=True``: the first path of every request, shape ``(T, R)``."""
     trace_outcomes: BoolArray | None = field(default=None, repr=False)
     """With ``trace=True``: every path's drawn outcome, shape ``(T, R, K)``."""
+    trace_order: IntArray | None = field(default=None, repr=False)
+    """With ``trace=True``: the whole ranked order of every request, shape ``(T, R, K)``
+    (the fallback chain ``Router.run`` walks; ``[..., 0]`` is ``trace_first``)."""
     engine: str = "numpy"
     """Which step loop ran: ``"numpy"`` or ``"numba"`` (see :func:`simulate`)."""
 
