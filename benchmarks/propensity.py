@@ -2,7 +2,9 @@
 
 Each decision mixes sharp (α + β ~ 10⁴) and wide posteriors, a 2% exploration floor,
 and every fourth decision has a skipped path: the work the router's propensity batcher
-(or ``evaluate()``) does per logged decision. Best of three runs per setting.
+(or ``evaluate()``) does per logged decision. Best of three runs per setting, in CPU time
+of this process (``time.process_time``, all threads), so that other load on a shared
+machine does not inflate it; wall time on an idle core is about the same.
 
 Run: ``python -m benchmarks.propensity [--batch 2048]``.
 """
@@ -32,11 +34,11 @@ def measure(n: int, k: int, repeats: int = 3) -> float:
     args = decisions(n, k, np.random.default_rng(k))
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         first_choice_probabilities(
             args["alpha"], args["beta"], explore=0.02, skipped=args["skipped"]
         )
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best / n * 1e6
 
 

@@ -124,7 +124,7 @@ def test_agrees_with_adaptive_quadrature_on_many_posteriors() -> None:
             mean = a[i] / (a[i] + b[i]) / c[i]
             ref.append(integrate.quad(integrand, 0, 1 / c[i], points=[mean], limit=500)[0])
         worst = max(worst, float(np.abs(p - np.array(ref) / sum(ref)).max()))
-    assert worst < 5e-4
+    assert worst < 2e-4
 
 
 def test_batches_mix_path_counts_and_match_single_decisions() -> None:
@@ -188,3 +188,20 @@ def test_snapshot_validation() -> None:
         logged_propensities([EvidenceSnapshot((1.0,), (1.0,))], [0, 1])
     with pytest.raises(ValueError, match=r"attempted\[0\]"):
         logged_propensities([EvidenceSnapshot((1.0, 2.0), (1.0, 1.0))], [2])
+
+
+def test_singular_densities_of_priors_below_one() -> None:
+    """Jeffreys-prior posteriors with little evidence have densities that are infinite at
+    0 or 1; panels graded toward the ends keep the error far below the MC tolerance."""
+    a = np.array([0.5, 0.5, 1.5])
+    b = np.array([0.5, 2.0, 0.5])
+    p = first_choice_probabilities(a, b)[0]
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+
+        def integrand(x: float, i: int = i, others: list[int] = others) -> float:
+            cdfs = [stats.beta.cdf(x, a[j], b[j]) for j in others]
+            return float(stats.beta.pdf(x, a[i], b[i]) * np.prod(cdfs))
+
+        ref = integrate.quad(integrand, 0, 1, limit=500, points=[0.5])[0]
+        assert abs(p[i] - ref) < 2e-4, (i, p[i], ref)
