@@ -40,9 +40,10 @@ defeat any fixed grid on [0, 1]. So each decision gets its own grid: breakpoints
 every path's mean ± (0, 2, 5, 12) standard deviations (in y, clipped to the support),
 plus points graded toward the ends of each support (where Beta densities with α or
 β < 1 are singular), and Gauss–Legendre nodes on each panel between consecutive
-breakpoints, ~256 nodes in all. Every density and every CDF step then falls on panels sized to it. The CDFs are
-integrated from the densities on the same panels (spectral integration), which is exact
-to the same order and ~10x cheaper than the incomplete beta function for sharp posteriors.
+breakpoints, ~256 nodes in all. Every density and every CDF step then falls on panels
+sized to it. The CDFs are integrated from the densities on the same panels (spectral
+integration), as accurate and ~10x cheaper than the incomplete beta function, which
+costs ~1.6 µs per call near the mean of a sharp posterior.
 If every learned path was skipped, the fallback went first and every row entry is 0.
 """
 
