@@ -12,7 +12,7 @@ import threading
 import time
 from datetime import timedelta
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Path, Result, Router, Usage
 
 
 def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[str, object]:
@@ -21,9 +21,13 @@ def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[s
     rates = {"a": 0.3, "b": 0.6, "c": 0.8}
 
     def make(name: str) -> Path:
-        def call() -> bool:
+        def call() -> bool | Result:
             with lock:
-                return rng.random() < rates[name]
+                ok = rng.random() < rates[name]
+                # Path c reports its cost half the time: unknown costs must not count.
+                known = name != "c" or rng.random() < 0.5
+                cost = rng.random() * 0.01
+            return Result(ok, Usage(cost_usd=cost)) if known else ok
 
         return Path(call, name=name)
 

@@ -72,6 +72,22 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
         f = replay([(1 - o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
         assert st.success_w == pytest.approx(s, rel=1e-9, abs=1e-12)
         assert st.failure_w == pytest.approx(f, rel=1e-9, abs=1e-12)
+        # Cost and latency evidence: decayed sums over the attempts where each is known,
+        # and the decayed count of those attempts, equal to a replay.
+        costed = [o for o in mine if o.cost_usd is not None]
+        timed = [o for o in mine if o.latency_ms is not None]
+        assert costed and timed
+        if name == "c":
+            assert len(costed) < len(mine)  # some costs unknown: excluded from the weight
+        c_sum = replay([(o.cost_usd, o.created_at) for o in costed], st.ref_time, 2.0)
+        c_w = replay([(1.0, o.created_at) for o in costed], st.ref_time, 2.0)
+        l_sum = replay([(o.latency_ms, o.created_at) for o in timed], st.ref_time, 2.0)
+        l_w = replay([(1.0, o.created_at) for o in timed], st.ref_time, 2.0)
+        assert st.cost_sum == pytest.approx(c_sum, rel=1e-9, abs=1e-12)
+        assert st.cost_weight == pytest.approx(c_w, rel=1e-9, abs=1e-12)
+        assert st.latency_sum == pytest.approx(l_sum, rel=1e-9, abs=1e-12)
+        assert st.latency_weight == pytest.approx(l_w, rel=1e-9, abs=1e-12)
+        assert st.cost_weight > 0 and st.mean_cost_usd == pytest.approx(c_sum / c_w)
 
 
 def test_report_from_another_process(sql_url: str) -> None:

@@ -15,6 +15,9 @@ class PathState:
 
     ``success_w``/``failure_w`` are decayed sums relative to ``ref_time`` (the
     newest observation's time); ``successes``/``failures`` are plain counts.
+    ``cost_sum``/``latency_sum`` are decayed sums (same half-life and ``ref_time``) of the
+    per-attempt cost in USD and latency in ms over the attempts where each was known, and
+    ``cost_weight``/``latency_weight`` the decayed number of those attempts.
     """
 
     success_w: float = 0.0
@@ -23,10 +26,24 @@ class PathState:
     successes: int = 0
     failures: int = 0
     half_life_s: float | None = None
+    cost_sum: float = 0.0
+    cost_weight: float = 0.0
+    latency_sum: float = 0.0
+    latency_weight: float = 0.0
 
     @property
     def n(self) -> int:
         return self.successes + self.failures
+
+    @property
+    def mean_cost_usd(self) -> float | None:
+        """Decayed mean cost per attempt (USD), None before any attempt of known cost."""
+        return self.cost_sum / self.cost_weight if self.cost_weight > 0.0 else None
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        """Decayed mean latency per attempt (ms), None before any timed attempt."""
+        return self.latency_sum / self.latency_weight if self.latency_weight > 0.0 else None
 
 
 @dataclass(frozen=True, slots=True)

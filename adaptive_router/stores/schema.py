@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0003_pending_model"
+HEAD_REVISION = "0004_cost_latency"
 
 metadata = sa.MetaData()
 
@@ -29,6 +29,16 @@ path_stats = sa.Table(
     # "" is the task-level row every outcome also updates; a named context has its own.
     # Last, and named as below, because that is how migration 0002 leaves the table.
     sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    # Decayed sums of per-attempt cost (USD) and latency (ms) with the same half-life and
+    # ref_time as success_w/failure_w, and the decayed weight of the attempts each was
+    # known for (cost is unknown for some attempts), so a mean is sum / weight. Migration
+    # 0004 adds them last, with these server defaults.
+    sa.Column("cost_sum", sa.Float(precision=53), nullable=False, server_default=sa.text("0")),
+    sa.Column("cost_weight", sa.Float(precision=53), nullable=False, server_default=sa.text("0")),
+    sa.Column("latency_sum", sa.Float(precision=53), nullable=False, server_default=sa.text("0")),
+    sa.Column(
+        "latency_weight", sa.Float(precision=53), nullable=False, server_default=sa.text("0")
+    ),
     sa.PrimaryKeyConstraint("task", "context", "path", name="path_stats_pkey"),
 )
 

@@ -243,6 +243,7 @@ class SQLStore(Store):
                     )
                 with self.engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
+                    _check_schema(conn)
         except OperationalError as exc:
             if self._owns_engine:
                 self.engine.dispose()
@@ -261,6 +262,8 @@ class SQLStore(Store):
             inspector = sa.inspect(conn)
             fresh = not inspector.has_table("outcomes")
             metadata.create_all(conn, checkfirst=True)
+            if not fresh:
+                _check_schema(conn)
             if fresh and not inspector.has_table("alembic_version"):
                 conn.execute(
                     sa.text(
@@ -366,6 +369,11 @@ class SQLStore(Store):
                 "successes": ps.successes + ex.successes,
                 "failures": ps.failures + ex.failures,
                 "half_life_s": ex.half_life_s,
+                "cost_sum": _scaled(ps.cost_sum, keep) + _scaled(ex.cost_sum, add),
+                "cost_weight": _scaled(ps.cost_weight, keep) + _scaled(ex.cost_weight, add),
+                "latency_sum": _scaled(ps.latency_sum, keep) + _scaled(ex.latency_sum, add),
+                "latency_weight": _scaled(ps.latency_weight, keep)
+                + _scaled(ex.latency_weight, add),
                 "updated_at": sa.case((newer, ex.updated_at), else_=ps.updated_at),
             },
         )
@@ -389,6 +397,10 @@ class SQLStore(Store):
             c.successes,
             c.failures,
             c.half_life_s,
+            c.cost_sum,
+            c.cost_weight,
+            c.latency_sum,
+            c.latency_weight,
         ).where(c.task == task)
         if context is not None:
             q = q.where(c.context == context)
@@ -402,6 +414,10 @@ class SQLStore(Store):
                     int(r[5]),
                     int(r[6]),
                     None if r[7] is None else float(r[7]),
+                    float(r[8]),
+                    float(r[9]),
+                    float(r[10]),
+                    float(r[11]),
                 )
         return out
 
@@ -595,13 +611,20 @@ def _stats_params(
 ) -> dict[str, Any]:
     """One path_stats row's increment: the group's evidence decayed to its newest time."""
     ref = max(o.created_at for o in group)
-    s_w = f_w = 0.0
+    s_w = f_w = c_s = c_w = l_s = l_w = 0.0
     succ = 0
     for o in group:
         w = decay_factor(ref - o.created_at, half_life)
         s_w += o.reward * w
         f_w += (1.0 - o.reward) * w
         succ += 1 if o.success else 0
+        # Attempts of unknown cost (or latency) add to neither the sum nor its weight.
+        if o.cost_usd is not None:
+            c_s += o.cost_usd * w
+            c_w += w
+        if o.latency_ms is not None:
+            l_s += o.latency_ms * w
+            l_w += w
     return {
         "task": task,
         "context": context,
@@ -612,6 +635,10 @@ def _stats_params(
         "successes": succ,
         "failures": len(group) - succ,
         "half_life_s": half_life,
+        "cost_sum": c_s,
+        "cost_weight": c_w,
+        "latency_sum": l_s,
+        "latency_weight": l_w,
         "updated_at": ref,
     }
 
@@ -620,6 +647,27 @@ def _row(o: Outcome) -> dict[str, Any]:
     """The outcome as SQLAlchemy parameters: ``_tuple`` by name, with the metadata left
     for the JSON column type to encode."""
     return {**dict(zip(_COLUMNS, _tuple(o), strict=True)), "metadata": o.metadata}
+
+
+def _check_schema(conn: sa.Connection) -> None:
+    """Raise a clear error when existing tables lack columns this version writes.
+
+    Without it an old database fails on the first write with the driver's "no such
+    column", far from the cause; the fix is a migration, never silently altering tables.
+    """
+    inspector = sa.inspect(conn)
+    missing = []
+    for table in (path_stats, outcomes, pending):
+        if not inspector.has_table(table.name):
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+    if missing:
+        raise ConfigurationError(
+            f"store: the database schema is older than this version of adaptive-router "
+            f"(missing {', '.join(missing)}); run `adaptive-router db upgrade --db URL` "
+            f"to migrate it to revision {HEAD_REVISION} (no data is lost)"
+        )
 
 
 def _first_line(exc: BaseException) -> str:
