@@ -243,7 +243,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             )
         return np.maximum(c, MIN_COST)
 
-    def rank(  # type: ignore[override]
+    def rank(
         self,
         successes: FloatArray,
         failures: FloatArray,

@@ -50,12 +50,16 @@ scenarios), :mod:`~adaptive_router.simulation.baselines` (policies to compare wi
 
 from adaptive_router.simulation.baselines import (
     UCB1,
+    BlendedScore,
     EpsilonGreedy,
     Oracle,
+    RatioOracle,
     StaticOrder,
     StepAware,
     UniformRandom,
+    all_fixed_orders,
     policy_label,
+    quality_first,
 )
 from adaptive_router.simulation.bounds import (
     bernoulli_kl,
@@ -79,11 +83,13 @@ from adaptive_router.simulation.results import SimulationResult, adaptation_lag,
 
 __all__ = [
     "UCB1",
+    "BlendedScore",
     "Change",
     "Environment",
     "EpsilonGreedy",
     "FinalPath",
     "Oracle",
+    "RatioOracle",
     "SimulationResult",
     "StaticOrder",
     "StepAware",
@@ -91,6 +97,7 @@ __all__ = [
     "abrupt",
     "adaptation_lag",
     "adaptation_lags",
+    "all_fixed_orders",
     "bernoulli_kl",
     "compare",
     "drift",
@@ -98,6 +105,7 @@ __all__ = [
     "lai_robbins_constant",
     "outcome_table",
     "policy_label",
+    "quality_first",
     "recovery",
     "rngs",
     "simulate",

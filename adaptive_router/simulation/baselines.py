@@ -8,21 +8,27 @@ and behind a live Router alike.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from adaptive_router.policy import FloatArray, IntArray, Policy
+from adaptive_router.objectives import MIN_COST, Objective, resolve_objective
+from adaptive_router.policy import FloatArray, IntArray, Policy, _check_prior
 
 __all__ = [
     "UCB1",
+    "BlendedScore",
     "EpsilonGreedy",
     "Oracle",
+    "RatioOracle",
     "StaticOrder",
     "StepAware",
     "UniformRandom",
+    "all_fixed_orders",
     "policy_label",
+    "quality_first",
 ]
 
 
@@ -160,6 +166,127 @@ class Oracle:
         if self._order is None:
             raise RuntimeError("Oracle.rank before at_step: only the simulator can drive an oracle")
         return np.broadcast_to(self._order, successes.shape)
+
+
+class RatioOracle:
+    """Knows the true rates and per-attempt costs: ranks by ascending ``c_i / p_i``.
+
+    For independent paths tried until the first success this is the order with the least
+    expected cost (or, with latencies, time) to a success (Simon & Kadane 1975), so it is
+    the reference for regret in dollars and seconds. ``per_attempt``: the objective's cost
+    of one attempt per path (see :meth:`for_objective`).
+    """
+
+    half_life: float | None = None
+
+    def __init__(self, per_attempt: Sequence[float], name: str = "oracle (c/p)") -> None:
+        c = np.asarray(per_attempt, dtype=np.float64)
+        if c.ndim != 1 or np.any(~np.isfinite(c)) or np.any(c < 0):
+            raise ValueError(f"per_attempt must be finite costs >= 0, got {per_attempt!r}")
+        self.per_attempt = np.maximum(c, MIN_COST)
+        self.name = name
+        self._order: IntArray | None = None
+
+    @classmethod
+    def for_objective(
+        cls,
+        objective: str | Objective,
+        cost_usd: Sequence[float] | None,
+        latency_ms: Sequence[float] | None,
+        name: str | None = None,
+    ) -> RatioOracle:
+        """The oracle of an objective, from an environment's true costs and latencies."""
+        obj = resolve_objective(objective)
+        if obj.ranks_by_success:
+            raise ValueError("objective 'success' has no per-attempt cost: use Oracle()")
+        costs = None if cost_usd is None else np.asarray(cost_usd, dtype=np.float64)
+        lat_s = None if latency_ms is None else np.asarray(latency_ms, dtype=np.float64) / 1000
+        return cls(obj.per_attempt(costs, lat_s).tolist(), name or f"oracle ({obj.name})")
+
+    def __repr__(self) -> str:
+        return f"RatioOracle({self.per_attempt.tolist()})"
+
+    def at_step(self, step: int, rates: FloatArray) -> None:
+        """Learn the true rates of this step."""
+        p = np.asarray(rates, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            key = np.where(p > 0, self.per_attempt / np.where(p > 0, p, 1.0), np.inf)
+        self._order = np.argsort(key, kind="stable")
+
+    def rank(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        """Paths by ascending true cost to a success."""
+        if self._order is None:
+            raise RuntimeError("RatioOracle.rank before at_step: only the simulator drives it")
+        return np.broadcast_to(self._order, successes.shape)
+
+
+class BlendedScore:
+    """LiteLLM's adaptive-router blend: ``score = w·θ + (1 - w)·(1 - normalized price)``.
+
+    θ ~ Beta(prior + evidence) as in Thompson Sampling; the price is normalized min-max
+    over the paths (cheapest 0, dearest 1; all 0 when prices are equal), ``w = 0.7`` by
+    default. Paths are tried in descending score. An ad-hoc blend of a probability and a
+    price, kept as the baseline the issue compares against; latency is not scored.
+    """
+
+    def __init__(
+        self,
+        prices: Sequence[float],
+        quality_weight: float = 0.7,
+        prior: tuple[float, float] = (1.0, 1.0),
+        half_life: float | None = None,
+    ) -> None:
+        p = np.asarray(prices, dtype=np.float64)
+        if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any(p < 0):
+            raise ValueError(f"prices must be finite numbers >= 0, got {prices!r}")
+        if not 0.0 <= quality_weight <= 1.0:
+            raise ValueError(f"quality_weight must be in [0, 1], got {quality_weight!r}")
+        span = float(p.max() - p.min())
+        self.normalized = (p - p.min()) / span if span > 0 else np.zeros_like(p)
+        self.quality_weight = float(quality_weight)
+        self.prior = _check_prior(prior)
+        self.half_life = half_life
+        self.name = f"blend {quality_weight:g}·θ + {1 - quality_weight:g}·(1 - price)"
+
+    def __repr__(self) -> str:
+        return f"BlendedScore(quality_weight={self.quality_weight})"
+
+    def rank(
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> IntArray:
+        """Paths by descending blended score."""
+        if successes.shape[-1] != self.normalized.size:
+            raise ValueError(
+                f"BlendedScore has {self.normalized.size} prices for {successes.shape[-1]} paths"
+            )
+        theta = rng.beta(self.prior[0] + successes, self.prior[1] + failures)
+        w = self.quality_weight
+        score = w * theta + (1.0 - w) * (1.0 - self.normalized)
+        return np.argsort(-score, axis=-1, kind="stable")
+
+
+def quality_first(rates: Sequence[float]) -> StaticOrder:
+    """The chain teams hand-write: the best model first, then the next best, and so on
+    (by the success rates they believe at the start)."""
+    order = np.argsort(-np.asarray(rates, dtype=np.float64), kind="stable")
+    chain = StaticOrder(order.tolist())
+    chain.name = "quality-first chain"
+    return chain
+
+
+def all_fixed_orders(k: int, names: Sequence[str] | None = None) -> dict[str, StaticOrder]:
+    """Every fixed order of ``k`` paths, keyed ``"fixed: a → b → c"``: run them all and
+    pick the best afterwards for the best fixed order in hindsight."""
+    labels = list(names) if names is not None else [str(i) for i in range(k)]
+    out: dict[str, StaticOrder] = {}
+    for order in itertools.permutations(range(k)):
+        label = "fixed: " + " → ".join(labels[i] for i in order)
+        policy = StaticOrder(list(order))
+        policy.name = label
+        out[label] = policy
+    return out
 
 
 def policy_label(policy: Policy) -> str:

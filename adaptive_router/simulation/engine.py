@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.policy import FloatArray, IntArray, Policy, ThompsonSampling, decay_factor
 from adaptive_router.simulation.baselines import StepAware, policy_label
 from adaptive_router.simulation.environment import BoolArray, Environment, FinalPath, stationary
@@ -49,7 +50,12 @@ def _compiled_engine(
     if engine == "numpy":
         return False
     why = None
-    if type(policy) is not ThompsonSampling:
+    if isinstance(policy, ObjectiveThompsonSampling):
+        why = (
+            "the compiled kernel ranks by success probability only; a policy with an "
+            "objective learns costs and latencies per path, which the numpy engine does"
+        )
+    elif type(policy) is not ThompsonSampling:
         why = f"it compiles ThompsonSampling only, not {type(policy).__name__}"
     elif rng is env_rng:
         # numpy interleaves one stream's policy and environment draws; the kernel keeps
@@ -205,6 +211,13 @@ def simulate(
 
     ``progress(done, total)`` is called every ~1% of the steps (for progress bars).
 
+    A policy with an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`)
+    also learns each path's cost and latency per attempt as the stores do: decayed sums
+    over the attempts it has seen (visible after the same delay, decayed with the same
+    half-life), whose means it gets as ``rank(..., costs=, latencies=)``; before a path's
+    first attempt, the mean of the paths seen (else all equal). Only the numpy engine runs
+    it.
+
     ``engine``: ``"numpy"`` runs the loop above for any policy; ``"numba"`` runs the
     same step compiled (:mod:`adaptive_router.simulation.kernel`, ~3.5x faster), for a
     :class:`ThompsonSampling` with SFC64 generators (as :func:`rngs` makes) and numba
@@ -218,6 +231,16 @@ def simulate(
         )
     if horizon < 1 or replications < 1:
         raise ValueError("horizon and replications must be >= 1")
+    if isinstance(policy, ObjectiveThompsonSampling):
+        obj = policy.objective
+        if obj.uses_cost and env.cost_usd is None:
+            raise ValueError(
+                f"policy objective {obj.name!r} ranks by cost: give the environment cost_usd"
+            )
+        if obj.uses_latency and env.latency_ms is None:
+            raise ValueError(
+                f"policy objective {obj.name!r} ranks by latency: give the environment latency_ms"
+            )
     run = _Run.allocate(env, horizon, replications, checkpoints, trace)
     every = max(horizon // 100, 1)
     compiled = _compiled_engine(engine, policy, rng, env_rng)
@@ -254,7 +277,8 @@ def _run_numpy(
     r = run.cum.size
     keep = decay_factor(1.0, policy.half_life)
     step_aware = policy if isinstance(policy, StepAware) else None
-    step = _NumpyStep(run, fallback)
+    objective = policy if isinstance(policy, ObjectiveThompsonSampling) else None
+    step = _NumpyStep(run, fallback, learn_costs=objective is not None)
     rank_s = 0.0
     mark_i = 0
     for t in range(horizon):
@@ -262,7 +286,19 @@ def _run_numpy(
         if step_aware is not None:
             step_aware.at_step(t, p)
         t0 = time.perf_counter()
-        if r == 1:
+        if objective is not None:
+            costs, lats = step.estimates()
+            if r == 1:
+                order = objective.rank(
+                    run.succ[0],
+                    run.fail[0],
+                    rng,
+                    costs=None if costs is None else costs[0],
+                    latencies=None if lats is None else lats[0],
+                )[None, :]
+            else:
+                order = objective.rank(run.succ, run.fail, rng, costs=costs, latencies=lats)
+        elif r == 1:
             # The Router's exact call: 1-D arrays. Keeps single runs step-for-step comparable.
             order = policy.rank(run.succ[0], run.fail[0], rng)[None, :]
         else:
@@ -283,7 +319,7 @@ class _NumpyStep:
     """The numpy engine's work for one step after ``rank``: the attempts, their
     bookkeeping, and the evidence they leave."""
 
-    def __init__(self, run: _Run, fallback: bool) -> None:
+    def __init__(self, run: _Run, fallback: bool, learn_costs: bool = False) -> None:
         env = run.env
         self.run = run
         self.fallback = fallback and env.n_paths > 1
@@ -301,6 +337,24 @@ class _NumpyStep:
             self.total_cost,
             self.total_lat,
         ) = run.counts.T
+        # Decayed (sum, weight) of per-attempt cost and latency: the stores' cost_sum /
+        # cost_weight and latency_sum / latency_weight, per replication.
+        shape = run.succ.shape
+        self.learn_costs = learn_costs
+        self.cost_sum = np.zeros(shape) if learn_costs and self.cost is not None else None
+        self.lat_sum = np.zeros(shape) if learn_costs and self.lat is not None else None
+        self.seen_w = np.zeros(shape) if learn_costs else None
+
+    def estimates(self) -> tuple[FloatArray | None, FloatArray | None]:
+        """Per-path point estimates (mean cost USD, mean latency ms) from the evidence so
+        far, paths not yet seen filled by :func:`expected_costs`."""
+        w = self.seen_w
+        if w is None:
+            return None, None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            costs = None if self.cost_sum is None else expected_costs(self.cost_sum / w)
+            lats = None if self.lat_sum is None else expected_costs(self.lat_sum / w)
+        return costs, lats
 
     def attempt(self, t: int, order: IntArray, ok: BoolArray) -> BoolArray:
         """Tally step ``t``: path ``order[:, 0]`` first, then (with fallback) the next
@@ -362,16 +416,31 @@ class _NumpyStep:
         delay = run.pend_s.shape[0]
         if delay:
             slot = t % delay
+            seen = run.pend_s[slot] | run.pend_f[slot]
             run.succ += run.pend_s[slot]
             run.fail += run.pend_f[slot]
             run.pend_s[slot] = new_s
             run.pend_f[slot] = new_f
         else:
+            seen = new_s | new_f
             run.succ += new_s
             run.fail += new_f
+        if self.seen_w is not None:
+            # Every attempt's cost and latency are known in the simulator; mean = sum / w.
+            self.seen_w += seen
+            if self.cost_sum is not None and self.cost is not None:
+                self.cost_sum += seen * self.cost
+            if self.lat_sum is not None and self.lat is not None:
+                self.lat_sum += seen * self.lat
         if keep != 1.0:
             run.succ *= keep
             run.fail *= keep
+            if self.seen_w is not None:
+                self.seen_w *= keep
+                if self.cost_sum is not None:
+                    self.cost_sum *= keep
+                if self.lat_sum is not None:
+                    self.lat_sum *= keep
 
 
 _kernel_ready = False
