@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-NAMES = ("chapelle_li", "degradation", "half_life_sweep", "peers")
+NAMES = ("chapelle_li", "cost_aware", "degradation", "half_life_sweep", "peers")
 
 
 def _runner(name: str) -> Callable[..., Path]:

@@ -518,7 +518,9 @@ def test_simulator_matches_choose_and_late_report(caplog: pytest.LogCaptureFixtu
 # -- the experiments run end to end at CI size ------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["chapelle_li", "degradation", "half_life_sweep", "peers"])
+@pytest.mark.parametrize(
+    "name", ["chapelle_li", "cost_aware", "degradation", "half_life_sweep", "peers"]
+)
 def test_experiments_quick(name: str, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from simulations import EXPERIMENTS
@@ -536,6 +538,15 @@ def test_experiments_quick(name: str, tmp_path: Path) -> None:
 #: What each experiment's page must say: what is measured, like for like, out of sample.
 SAYS = {
     "chapelle_li": ["default − pure, paired over the", "naive 0.02 × (K−1)/K × ε × T"],
+    "cost_aware": [
+        "### (i) two paths nearly as good",
+        "### (iv) the cost order flips",
+        "best fixed order for cost in hindsight",
+        "LiteLLM blend 0.7·θ + 0.3·(1 − price)",
+        "regret $ (vs c/p oracle)",
+        "## Where a fixed order does as well",
+        "(iv) router ÷ best fixed order in hindsight",
+    ],
     "degradation": [
         "fixed: large → small → rules",
         "fixed: small → rules → large",
