@@ -63,6 +63,16 @@ OLD_ALL = {
         "stationary",
     ],
 }
+# Public names added since (the old ones must all stay).
+ADDED = {
+    "adaptive_router.resilience": [],
+    "adaptive_router.simulation": [
+        "BlendedScore",
+        "RatioOracle",
+        "all_fixed_orders",
+        "quality_first",
+    ],
+}
 OLD_ALIASES = {
     "adaptive_router.resilience": ["BreakerListener"],
     "adaptive_router.simulation": ["BoolArray", "Engine"],
@@ -139,7 +149,7 @@ def in_packages(module: str) -> bool:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_the_packages_keep_every_public_name(package: str) -> None:
     module = importlib.import_module(package)
-    assert sorted(module.__all__) == sorted(OLD_ALL[package])
+    assert sorted(module.__all__) == sorted(OLD_ALL[package] + ADDED[package])
     missing = [n for n in OLD_ALL[package] + OLD_ALIASES[package] if not hasattr(module, n)]
     assert missing == []
 
