@@ -26,7 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from adaptive_router._checks import redact, redact_url
+from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
@@ -247,7 +247,7 @@ class SQLStore(Store):
             if self._owns_engine:
                 self.engine.dispose()
             # Drivers may quote connection parameters: the whole message is redacted.
-            message = f"store: cannot reach {redact_url(self.engine.url)}: {_first_line(exc)}"
+            message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
             raise StoreUnavailableError(redact(message, self.engine.url)) from None
 
     def __repr__(self) -> str:
@@ -620,8 +620,3 @@ def _row(o: Outcome) -> dict[str, Any]:
     """The outcome as SQLAlchemy parameters: ``_tuple`` by name, with the metadata left
     for the JSON column type to encode."""
     return {**dict(zip(_COLUMNS, _tuple(o), strict=True)), "metadata": o.metadata}
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
