@@ -428,7 +428,7 @@ def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adaptive_router.router.router as router_module
+    import adaptive_router.router.settings as settings_module
 
     def without_floor(
         prior: tuple[float, float] = (1.0, 1.0),
@@ -437,7 +437,7 @@ def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
     ) -> ThompsonSampling:
         return ThompsonSampling(prior, half_life, 0.0)
 
-    monkeypatch.setattr(router_module, "ThompsonSampling", without_floor)
+    monkeypatch.setattr(settings_module, "ThompsonSampling", without_floor)
 
 
 def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ from adaptive_router.resilience.breaker import (
 )
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
 from adaptive_router.resilience.ratelimit import RateLimit, RateLimitExceeded, redact_url
-from adaptive_router.resilience.retry import FullJitter, RetryPolicy, RetryRun, RetryState
+from adaptive_router.resilience.retry import FullJitter, RetryPolicy, RetryState
 from adaptive_router.resilience.timeouts import (
     CallTimeoutError,
     abandoned_calls,
@@ -41,7 +41,6 @@ __all__ = [
     "RateLimit",
     "RateLimitExceeded",
     "RetryPolicy",
-    "RetryRun",
     "RetryState",
     "abandoned_calls",
     "acall_with_timeout",

@@ -27,13 +27,13 @@ from adaptive_router.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
 from adaptive_router.paths import Path
 from adaptive_router.resilience import (
-    RetryRun,
     RetryState,
     acall_with_timeout,
     call_with_timeout,
     classify,
     to_daemon_thread,
 )
+from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.settings import PathSettings
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path
 from adaptive_router.policy import Policy, decay_factor
@@ -124,6 +125,44 @@ class Ranking:
             return float(a / (a + b))
         s, f = self.evidence(now, context)
         return float((a + s[i]) / (a + b + s[i] + f[i]))
+
+    def posteriors(self, now: float, context: str = "") -> list[Posterior]:
+        """Each path's Beta posterior at ``now``: learned paths, then the fallback; in a
+        named context, its own evidence on top of the (capped) task-level prior."""
+        prior = getattr(self.policy, "prior", (1.0, 1.0))
+        names = [p.name or "" for p in self.paths]
+        if self.fallback is not None:
+            names.append(self.fallback.name or "")
+        states = self.recorder.snapshot()
+        if not context:
+            return posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+        own = states.get(context, {})
+        s, f = self.evidence(now, context)
+        mixed: dict[str, PathState] = {}
+        for i, p in enumerate(self.paths):
+            st = own.get(p.name or "")
+            mixed[p.name or ""] = PathState(
+                float(s[i]),
+                float(f[i]),
+                now,
+                st.successes if st else 0,
+                st.failures if st else 0,
+            )
+        if self.fallback is not None and (self.fallback.name or "") in own:
+            mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
+        return posteriors_from_states(mixed, names, prior, self.half_life, now)
+
+    def check_half_life(self, task: str) -> None:
+        """Refuse a half-life other than the one the task's stored evidence was learned
+        with: decayed sums mean nothing under another half-life."""
+        for name, st in self.recorder.snapshot().get("", {}).items():
+            stored = st.half_life_s
+            if st.n and stored != self.half_life:
+                raise ConfigurationError(
+                    f"half_life: task {task!r} path {name!r} was learned with "
+                    f"half_life={stored} s but this router has {self.half_life} s; every router "
+                    "of a task must use the same half_life (or use a new task name)"
+                )
 
 
 def posteriors_from_states(

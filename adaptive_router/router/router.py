@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -19,24 +18,21 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from adaptive_router import metrics as metrics_mod
-from adaptive_router import tracing as tracing_mod
 from adaptive_router._checks import error_text, seconds
 from adaptive_router.alerts import Alert, Alerts
 from adaptive_router.costs import Pricer
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.metrics import MetricsServer, PrometheusMetrics, serve_metrics
-from adaptive_router.observers import CallbackObserver, Observer, Observers
+from adaptive_router.observers import Observer
 from adaptive_router.outcomes import (
     Decision,
-    ErrorKind,
     Outcome,
     PathWindowStats,
     Posterior,
 )
-from adaptive_router.paths import INHERIT, Inherit, Path, as_path, check_name
-from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.paths import INHERIT, Inherit, Path, check_name
+from adaptive_router.policy import Policy
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
 from adaptive_router.reports import CostReport, cost_report
 from adaptive_router.resilience import RetryPolicy, to_daemon_thread
@@ -50,18 +46,19 @@ from adaptive_router.router.attempts import (
     new_request_id,
 )
 from adaptive_router.router.check import PathCheck, check_paths
+from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.ranking import Ranking, posteriors_from_states
+from adaptive_router.router.observing import build_observers
+from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
     BreakerSpec,
     PathSettings,
     default_breaker,
     resolve_settings,
+    router_config,
 )
 from adaptive_router.stores import Store, open_store
-from adaptive_router.stores.base import PathState, PendingDecision
-from adaptive_router.tracing import Tracing
 
 #: The router's log lines (its own and its collaborators', through the ThrottledLog it
 #: hands them) keep the name they had when the router was one module.
@@ -176,93 +173,38 @@ class Router:
         alerts: Alerts | None = None,
         on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
     ) -> None:
-        if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
-            raise ConfigurationError("paths must be a list of callables or Path objects")
-        self.paths: list[Path] = [as_path(p) for p in paths]
-        if not self.paths:
-            raise ConfigurationError("paths is empty; give at least one callable or Path")
-        self.fallback: Path | None = as_path(fallback) if fallback is not None else None
-        names = [p.name for p in self.paths] + ([self.fallback.name] if self.fallback else [])
-        dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
-        if dupes:
-            raise ConfigurationError(
-                f"paths: duplicate path names {dupes}; give each Path(fn, name=...) a unique name"
-            )
-        if (success_fn is None) == (score_fn is None):
-            given = "both" if success_fn is not None else "neither"
-            raise ConfigurationError(
-                f"give exactly one of success_fn (result -> bool) and score_fn "
-                f"(result -> 0..1); {given} was given"
-            )
-        if task is None:
-            raise ConfigurationError(
-                "task is required: the name under which evidence is kept, e.g. task='extract'"
-            )
-        for what, fn in (
-            ("success_fn", success_fn),
-            ("score_fn", score_fn),
-            ("context_fn", context_fn),
-        ):
-            if fn is not None and not callable(fn):
-                raise ConfigurationError(f"{what} must be callable, got {fn!r}")
-        if (
-            isinstance(min_score, bool)
-            or not isinstance(min_score, (int, float))
-            or not (0.0 <= min_score <= 1.0)
-        ):
-            raise ConfigurationError(f"min_score must be a number in [0, 1], got {min_score!r}")
-        if isinstance(max_contexts, bool) or not isinstance(max_contexts, int) or max_contexts < 1:
-            raise ConfigurationError(f"max_contexts must be an int >= 1, got {max_contexts!r}")
-        if not (
-            isinstance(context_prior_strength, (int, float))
-            and math.isfinite(context_prior_strength)
-            and context_prior_strength >= 0
-        ):
-            raise ConfigurationError(
-                "context_prior_strength must be a number >= 0 (pseudo-observations borrowed "
-                f"from the task level), got {context_prior_strength!r}"
-            )
-        self.success_fn = success_fn
-        self.score_fn = score_fn
-        self.min_score = float(min_score)
-        self.context_fn = context_fn
-        self.max_contexts = max_contexts
-        self.context_prior_strength = float(context_prior_strength)
-        self.task = check_name("task", task)
-        if durability not in ("batch", "sync"):
-            raise ConfigurationError(f"durability must be 'batch' or 'sync', got {durability!r}")
-        if on_expired not in ("failure", "drop"):
-            raise ConfigurationError(f"on_expired must be 'failure' or 'drop', got {on_expired!r}")
-        self.durability = durability
-        self.on_expired = on_expired
-        self.pending_ttl = seconds(pending_ttl, "pending_ttl", allow_none=False) or 0.0
-        half_life_s = seconds(half_life, "half_life", allow_none=True)
-        for name, value in (
-            ("flush_interval", flush_interval),
-            ("refresh_interval", refresh_interval),
-        ):
-            seconds(value, name, allow_none=False)
-        if flush_interval > 1.0:
-            raise ConfigurationError("flush_interval must be <= 1 second")
-        if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
-            raise ConfigurationError(f"max_buffer must be an int >= 1, got {max_buffer!r}")
-        if clock is not None and not callable(clock):
-            raise ConfigurationError("clock must be a callable returning epoch seconds")
-        self.clock: Callable[[], float] = clock or time.time
-        if isinstance(seed, np.random.Generator):
-            self.rng = seed
-        elif seed is None or (isinstance(seed, int) and not isinstance(seed, bool)):
-            self.rng = np.random.default_rng(seed)
-        else:
-            raise ConfigurationError(
-                f"seed must be an int, a numpy Generator or None, got {seed!r}"
-            )
-        try:
-            self.policy: Policy = policy or ThompsonSampling(prior, half_life_s, explore)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        if policy is not None and policy.half_life != half_life_s:
-            raise ConfigurationError("policy.half_life and half_life disagree; set one of them")
+        cfg = router_config(
+            paths,
+            success_fn=success_fn,
+            score_fn=score_fn,
+            task=task,
+            fallback=fallback,
+            prior=prior,
+            half_life=half_life,
+            explore=explore,
+            seed=seed,
+            clock=clock,
+            durability=durability,
+            pending_ttl=pending_ttl,
+            on_expired=on_expired,
+            flush_interval=flush_interval,
+            refresh_interval=refresh_interval,
+            max_buffer=max_buffer,
+            policy=policy,
+            min_score=min_score,
+            context_fn=context_fn,
+            max_contexts=max_contexts,
+            context_prior_strength=context_prior_strength,
+        )
+        #: The validated parameters.
+        self.config = cfg
+        self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
+        self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
+        self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
+        self.context_prior_strength = cfg.context_prior_strength
+        self.durability, self.on_expired = cfg.durability, cfg.on_expired
+        self.pending_ttl, self.clock, self.rng = cfg.pending_ttl, cfg.clock, cfg.rng
+        self.policy: Policy = cfg.policy
 
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
@@ -276,17 +218,9 @@ class Router:
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
         )
-        try:
-            self._check_half_life()
-        except ConfigurationError:
-            self._recorder.close()
-            if self._owns_store:
-                self.store.close()
-            raise
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
             self._by_name[self.fallback.name] = self.fallback
-        self._last_expiry = 0.0
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
@@ -316,6 +250,13 @@ class Router:
             self._settings,
             self.context_prior_strength,
         )
+        try:
+            self.ranking.check_half_life(self.task)
+        except ConfigurationError:
+            self._recorder.close()
+            if self._owns_store:
+                self.store.close()
+            raise
         self._unsubscribe.extend(self.ranking.track_breakers())
         self._judge = Judge(
             self.task,
@@ -325,21 +266,23 @@ class Router:
             lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
             self._log,
         )
-        defaults: list[Observer] = []
         #: The Prometheus observer (None when prometheus-client is not installed or off).
-        self.metrics: PrometheusMetrics | None = None
-        if metrics and metrics_mod.AVAILABLE:
-            self.metrics = PrometheusMetrics()
-            defaults.append(self.metrics)
-        if tracing is None:
-            # Spans cost ~10 us a request; only pay for them when someone collects them.
-            tracing = tracing_mod.AVAILABLE and tracing_mod.configured()
-        if tracing and tracing_mod.AVAILABLE:
-            defaults.append(Tracing())
-        # The router's clock drives the alert windows (simulations, tests).
-        self.alerts = alerts if alerts is not None else Alerts(on_alert=on_alert, clock=self.clock)
-        defaults.append(self.alerts)
-        self._observers = Observers([*defaults, *_observer_list(observers, on_outcome)])
+        self.metrics: PrometheusMetrics | None
+        self._observers, self.metrics, self.alerts = build_observers(
+            metrics, tracing, alerts, on_alert, observers, on_outcome, self.clock
+        )
+        self._feedback = Feedback(
+            self.task,
+            self.store,
+            self._recorder,
+            self._reporter,
+            self._observers,
+            pending_ttl=self.pending_ttl,
+            on_expired=self.on_expired,
+            half_life=self.half_life,
+            clock=self.clock,
+            log=logger,
+        )
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -376,16 +319,6 @@ class Router:
     def path_settings(self) -> Mapping[str, PathSettings]:
         """Each path's resolved timeout, retry policy, breaker and rate limit, by name."""
         return self._settings
-
-    def _check_half_life(self) -> None:
-        for name, st in self._recorder.snapshot().get("", {}).items():
-            stored = st.half_life_s
-            if st.n and stored != self.half_life:
-                raise ConfigurationError(
-                    f"half_life: task {self.task!r} path {name!r} was learned with "
-                    f"half_life={stored} s but this router has {self.half_life} s; every router "
-                    "of a task must use the same half_life (or use a new task name)"
-                )
 
     # -- the request core shared by run and arun ---------------------------------
     def _begin(self, context: str = "") -> tuple[str, list[Path]]:
@@ -540,13 +473,7 @@ class Router:
         """
         ctx = self._context(context, (), {})
         rid, order = self._begin(ctx)
-        now = self.clock()
-        self._expire(now)
-        first = order[0]
-        self.store.add_pending(
-            PendingDecision(rid, self.task, first.name or "", now, ctx, first.model)
-        )
-        return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
+        return self._feedback.choose(rid, order, ctx)
 
     def report(
         self,
@@ -567,7 +494,7 @@ class Router:
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
         """
-        done = self._reporter.record(
+        return self._feedback.report(
             request_id,
             success,
             latency_ms=latency_ms,
@@ -576,60 +503,7 @@ class Router:
             cost_usd=cost_usd,
             metadata=metadata,
             score=score,
-            write=self._recorder.write_through,
-            before=self._expire,
         )
-        if self._observers:
-            for o in done.outcomes:
-                self._observers.emit("attempt_finished", o)
-        if done.outcomes and self._observers:
-            self._observers.emit(
-                "request_finished",
-                self.task,
-                request_id,
-                list(done.outcomes),
-                done.outcomes[0].success,
-            )
-        return done.recorded
-
-    def _expire(self, now: float) -> None:
-        if now - self._last_expiry < min(self.pending_ttl / 10, 60.0):
-            return
-        self._last_expiry = now
-
-        def build(p: PendingDecision) -> Outcome:
-            return Outcome(
-                request_id=p.request_id,
-                task=self.task,
-                path=p.path,
-                attempt=1,
-                success=False,
-                kind=ErrorKind.EXPIRED.value,
-                error=f"no report within {self.pending_ttl:g} s",
-                created_at=now,
-            )
-
-        expired: list[PendingDecision] = []
-
-        def write() -> list[Outcome]:
-            done = self.store.expire_pending(
-                self.task,
-                now - self.pending_ttl,
-                build if self.on_expired == "failure" else None,
-                self.half_life,
-            )
-            expired.extend(p for p, _ in done)
-            return [o for _, o in done if o is not None]
-
-        self._recorder.write_through(write)
-        if expired:
-            logger.warning(
-                "%d pending decisions of task %s expired without a report (counted as %s)",
-                len(expired),
-                self.task,
-                self.on_expired,
-                extra={"task": self.task, "count": len(expired), "counted_as": self.on_expired},
-            )
 
     def posteriors(self, context: str | None = None) -> list[Posterior]:
         """Each path's current Beta posterior (decay applied): learned paths, then the fallback.
@@ -638,29 +512,7 @@ class Router:
         attempts, fallback attempts included. With ``context``, the posteriors that route
         that context: its own evidence on top of the (capped) task-level prior.
         """
-        now = self.clock()
-        prior = getattr(self.policy, "prior", (1.0, 1.0))
-        names = [p.name or "" for p in self.paths]
-        if self.fallback is not None:
-            names.append(self.fallback.name or "")
-        states = self._recorder.snapshot()
-        if not context:
-            return posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
-        own = states.get(context, {})
-        s, f = self.ranking.evidence(now, context)
-        mixed: dict[str, PathState] = {}
-        for i, p in enumerate(self.paths):
-            st = own.get(p.name or "")
-            mixed[p.name or ""] = PathState(
-                float(s[i]),
-                float(f[i]),
-                now,
-                st.successes if st else 0,
-                st.failures if st else 0,
-            )
-        if self.fallback is not None and (self.fallback.name or "") in own:
-            mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
-        return posteriors_from_states(mixed, names, prior, self.half_life, now)
+        return self.ranking.posteriors(self.clock(), context or "")
 
     def contexts(self) -> list[str]:
         """The named contexts this task has evidence for."""
@@ -716,22 +568,3 @@ class Router:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _observer_list(
-    observers: Sequence[Observer],
-    on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None,
-) -> list[Observer]:
-    items = list(observers)
-    for obs in items:
-        if not isinstance(obs, Observer):
-            raise ConfigurationError(
-                f"observers must be Observer instances, got {type(obs).__name__}"
-            )
-    if on_outcome is not None:
-        callbacks = [on_outcome] if callable(on_outcome) else list(on_outcome)
-        for cb in callbacks:
-            if not callable(cb):
-                raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
-        items.append(CallbackObserver(callbacks))
-    return items
