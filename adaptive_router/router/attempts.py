@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _NO_USAGE = Usage()
+_NO_RETRIES = RetryState()
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
 #: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
 _BREAKER_FAILURES = frozenset(
@@ -208,7 +209,7 @@ class Attempts:
         self._kwargs = kwargs
         self._path: Path | None = None
         self._settings: PathSettings | None = None
-        self._state = RetryState()
+        self._state = _NO_RETRIES  # replaced per attempt, before any call
         self._retry_run: RetryRun | None = None
         self._retry_start = 0.0
         self._started: float | None = None
