@@ -6,10 +6,27 @@ that merely quotes one) must still lose its secrets, and a redactor must never r
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
+from datetime import timedelta
 
-__all__ = ["MASK", "redact", "redact_url", "url_secrets"]
+from adaptive_router.errors import ConfigurationError
+
+__all__ = [
+    "MASK",
+    "MAX_ERROR_CHARS",
+    "error_text",
+    "first_line",
+    "redact",
+    "redact_url",
+    "seconds",
+    "short",
+    "url_secrets",
+]
+
+#: Error strings are cut to this length in outcomes and logs.
+MAX_ERROR_CHARS = 500
 
 #: What a secret is replaced by.
 MASK = "***"
@@ -168,3 +185,47 @@ def redact(text: object, *urls: object) -> str:
         return out
     except Exception:
         return "<unprintable text>"
+
+
+def seconds(value: timedelta | float | int | None, name: str, *, allow_none: bool) -> float | None:
+    """A duration setting as float seconds: a ``timedelta`` or a finite number > 0 (or
+    None when ``allow_none``); else a :class:`ConfigurationError` naming ``name``."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigurationError(f"{name} is required")
+    if isinstance(value, timedelta):
+        secs = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        secs = float(value)
+    else:
+        raise ConfigurationError(
+            f"{name} must be a timedelta (e.g. timedelta(minutes=10)) or seconds, "
+            f"got {type(value).__name__}"
+        )
+    if not (secs > 0 and math.isfinite(secs)):
+        raise ConfigurationError(f"{name} must be positive, got {value!r}")
+    return secs
+
+
+def error_text(exc: BaseException) -> str:
+    """``"Type: message"`` cut to :data:`MAX_ERROR_CHARS`, for outcomes and logs; never raises."""
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ itself fails must not break the request
+        text = f"{type(exc).__name__}: <unprintable>"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def short(text: str, limit: int = 120) -> str:
+    """The first line of an error text, cut to ``limit`` characters: for log messages."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a DBAPI error's original, when wrapped),
+    else its type name."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__

@@ -8,9 +8,11 @@ observers are not throttled: they count every event.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -59,3 +61,52 @@ class LogThrottle:
             for k, _ in out:
                 self._windows[k].suppressed = 0
         return out
+
+
+class ThrottledLog:
+    """Logs through ``logger`` with a :class:`LogThrottle`: each key's first line per
+    window, then (when the window has passed, or at :meth:`close`) a summary with the
+    count held back."""
+
+    def __init__(self, logger: logging.Logger, window_s: float, clock: Callable[[], float]) -> None:
+        self.logger = logger
+        self.throttle = LogThrottle(window_s, clock)
+        #: key -> (level, summary format, its args, extra) of the throttled lines.
+        self._summaries: dict[Hashable, tuple[int, str, tuple[Any, ...], dict[str, Any]]] = {}
+
+    def log(
+        self,
+        key: Hashable,
+        msg: str,
+        args: tuple[Any, ...],
+        summary: str,
+        summary_args: tuple[Any, ...],
+        extra: dict[str, Any],
+        *,
+        level: int = logging.WARNING,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Log ``msg`` the first time per ``key`` and window; ``summary`` is formatted with
+        its args + the count held back + the window seconds."""
+        log_it, held = self.throttle.admit(key)
+        self._summaries[key] = (level, summary, summary_args, extra)
+        window = self.throttle.window_s
+        if held:
+            self.logger.log(
+                level, summary, *summary_args, held, window, extra={**extra, "count": held}
+            )
+        if log_it:
+            self.logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
+
+    def close(self) -> None:
+        """Log the summaries of every window still holding lines back."""
+        for key, held in self.throttle.drain():
+            level, summary, args, extra = self._summaries[key]
+            self.logger.log(
+                level,
+                summary,
+                *args,
+                held,
+                self.throttle.window_s,
+                extra={**extra, "count": held},
+            )

@@ -15,12 +15,12 @@ from adaptive_router.resilience.timeouts import check_timeout
 MAX_NAME_LENGTH = 255
 
 
-class _Inherit:
+class Inherit:
     """Sentinel: take the router-wide default for this setting."""
 
-    _instance: _Inherit | None = None
+    _instance: Inherit | None = None
 
-    def __new__(cls) -> _Inherit:
+    def __new__(cls) -> Inherit:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -31,7 +31,9 @@ class _Inherit:
 
 #: A Path setting left at ``INHERIT`` takes the Router's default (``timeout=``, ``retry=``,
 #: ``breaker=``); set it to ``None`` to switch the feature off for that path.
-INHERIT = _Inherit()
+INHERIT = Inherit()
+#: The old private spelling, kept so that code importing it keeps working.
+_Inherit = Inherit
 
 
 @dataclass(eq=False)
@@ -54,9 +56,9 @@ class Path:
     fn: Callable[..., Any]
     name: str | None = None
     model: str | None = None
-    timeout: float | _Inherit | None = INHERIT
-    retry: RetryPolicy | _Inherit | None = INHERIT
-    breaker: CircuitBreaker | _Inherit | None = INHERIT
+    timeout: float | Inherit | None = INHERIT
+    retry: RetryPolicy | Inherit | None = INHERIT
+    breaker: CircuitBreaker | Inherit | None = INHERIT
     rate_limit: RateLimit | None = None
     afn: Callable[..., Awaitable[Any]] | None = None
     enforces_timeout: bool = False
@@ -73,11 +75,11 @@ class Path:
         self.is_async = _is_async(self.fn)
         if self.afn is not None and not _is_async(self.afn):
             raise ConfigurationError(f"path {self.name!r}: afn must be an async function")
-        if not isinstance(self.timeout, _Inherit):
+        if not isinstance(self.timeout, Inherit):
             self.timeout = check_timeout(f"path {self.name!r} timeout", self.timeout)
         for attr, kind in (("retry", RetryPolicy), ("breaker", CircuitBreaker)):
             value = getattr(self, attr)
-            if not (value is None or isinstance(value, (_Inherit, kind))):
+            if not (value is None or isinstance(value, (Inherit, kind))):
                 raise ConfigurationError(
                     f"path {self.name!r}: {attr} must be a {kind.__name__} or None, "
                     f"got {type(value).__name__}"

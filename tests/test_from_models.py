@@ -190,17 +190,8 @@ def test_bad_configuration(models: Any, kw: dict[str, Any], match: str) -> None:
         router_from_models(models, prompt=PROMPT, task="t", store="memory://", **kw)
 
 
-def test_router_from_models_classmethod(fake: FakeProvider, clients: dict[str, Any]) -> None:
-    """Needs ``Router.from_models`` (the classmethod delegating to router_from_models)."""
-    fake.default(GPT, json_reply(ORDER))
-    fake.default(CLAUDE, json_reply(ORDER))
-    with Router.from_models(
-        [GPT, CLAUDE],
-        prompt=PROMPT,
-        schema=Order,
-        task="orders",
-        store="memory://",
-        clients=clients,
-    ) as router:
-        assert [p.name for p in router.paths] == [GPT, CLAUDE]
-        assert router.run(text="x") == Order(**ORDER)
+def test_router_has_no_from_models_classmethod() -> None:
+    """``Router.from_models`` is gone (it made the router import the providers):
+    ``adaptive_router.providers.router_from_models`` is the one way."""
+    assert not hasattr(Router, "from_models")
+    assert not hasattr(Router, "as_runnable")

@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.runnables import RunnableLambda
 
 from adaptive_router import Path, Router
-from adaptive_router.integrations import routed
+from adaptive_router.integrations import as_runnable, routed
 
 
 def test_a_langchain_chain_invokes_the_router() -> None:
@@ -21,7 +21,7 @@ def test_a_langchain_chain_invokes_the_router() -> None:
     with Router([Path(upper, name="upper", timeout=None)], bool, "lc", store="memory://") as router:
         chain = (
             RunnableLambda(lambda x: x.strip())
-            | router.as_runnable()
+            | as_runnable(router)
             | RunnableLambda(lambda y: f"<{y}>")
         )
         assert chain.invoke("  hello ") == "<HELLO>"
@@ -36,7 +36,7 @@ def test_runnable_can_unpack_dict_inputs() -> None:
     with Router(
         [Path(lambda a, b: a + b, name="add", timeout=None)], bool, "lc2", store="memory://"
     ) as router:
-        assert router.as_runnable(unpack=True).invoke({"a": 2, "b": 3}) == 5
+        assert as_runnable(router, unpack=True).invoke({"a": 2, "b": 3}) == 5
 
 
 def test_routed_decorator_falls_back_to_the_function() -> None:

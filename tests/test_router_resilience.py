@@ -235,7 +235,7 @@ def test_router_defaults_apply_and_paths_override() -> None:
         timeout=7.0,
         fallback=Path(lambda: 1, name="fb"),
     ) as r:
-        a, b, fb = r._settings["a"], r._settings["b"], r._settings["fb"]
+        a, b, fb = r.path_settings["a"], r.path_settings["b"], r.path_settings["fb"]
         assert (a.timeout, b.timeout, fb.timeout) == (7.0, 2.0, 7.0)
         assert a.breaker is not None and b.breaker is None and fb.breaker is None
         assert a.retry is not None and a.retry is b.retry
@@ -263,7 +263,7 @@ def test_router_wide_breaker_is_a_template_per_path() -> None:
         breaker=template,
         fallback=Path(lambda: "fb", name="fb", timeout=None),
     ) as r:
-        a, b = r._settings["a"].breaker, r._settings["b"].breaker
+        a, b = r.path_settings["a"].breaker, r.path_settings["b"].breaker
         assert a is not None and b is not None and a is not b and a is not template
         for _ in range(2):
             r.run()

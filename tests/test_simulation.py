@@ -314,18 +314,18 @@ def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
     )
     waits: list[float] = []
     if case.default_retry:
-        retry = router._settings["A"].retry
+        retry = router.path_settings["A"].retry
         assert retry is not None and type(retry.wait).__name__ == "FullJitter"
         retry._sleep = waits.append  # record the jitter instead of sleeping it
     live: list[list[int]] = []
-    rank = router._rank
+    rank = router.ranking.rank
 
     def recording_rank(now: float, context: str = "") -> list[RoutePath]:
         order = rank(now, context)
         live.append(["ABC".index(p.name) for p in order if p.name in ("A", "B", "C")])
         return order
 
-    router._rank = recording_rank  # type: ignore[method-assign]
+    router.ranking.rank = recording_rank  # type: ignore[method-assign]
     try:
         for step in range(case.steps):  # the paths read `step`
             calls.clear()
@@ -394,23 +394,25 @@ def test_simulator_and_router_rank_alike_on_sql_stores(
 
 
 def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
-    evidence = Router._evidence
+    from adaptive_router.router.ranking import Ranking
 
-    def early(self: Router, now: float, context: str = "") -> Any:
+    evidence = Ranking.evidence
+
+    def early(self: Ranking, now: float, context: str = "") -> Any:
         return evidence(self, now + 1.0, context)
 
-    monkeypatch.setattr(Router, "_evidence", early)
+    monkeypatch.setattr(Ranking, "evidence", early)
 
 
 def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adaptive_router.router as router_module
+    import adaptive_router.router.ranking as ranking_module
 
-    decay = router_module.decay_factor
+    decay = ranking_module.decay_factor
 
     def doubled(elapsed: float, half_life: float | None) -> float:
         return decay(elapsed, None if half_life is None else 2 * half_life)
 
-    monkeypatch.setattr(router_module, "decay_factor", doubled)
+    monkeypatch.setattr(ranking_module, "decay_factor", doubled)
     import adaptive_router.policy as policy_module
 
     fold = policy_module.fold
@@ -420,13 +422,13 @@ def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
     ) -> tuple[float, float, float]:
         return fold(sums, reward, at, None if half_life is None else 2 * half_life)
 
-    import adaptive_router.recorder as recorder_module
+    import adaptive_router.router.recorder as recorder_module
 
     monkeypatch.setattr(recorder_module, "fold", fold_doubled)
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adaptive_router.router as router_module
+    import adaptive_router.router.settings as settings_module
 
     def without_floor(
         prior: tuple[float, float] = (1.0, 1.0),
@@ -435,20 +437,21 @@ def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
     ) -> ThompsonSampling:
         return ThompsonSampling(prior, half_life, 0.0)
 
-    monkeypatch.setattr(router_module, "ThompsonSampling", without_floor)
+    monkeypatch.setattr(settings_module, "ThompsonSampling", without_floor)
 
 
 def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     # The old bug: the default retry policy seeded from one draw of the routing generator.
-    import adaptive_router.router as router_module
+    # (now: any draw from the routing generator while the router is being built)
+    from adaptive_router.router.ranking import Ranking
 
-    settings = Router._resolve_settings
+    init = Ranking.__init__
 
-    def seeded_from_rng(self: Router, *args: Any) -> Any:
+    def seeded_from_rng(self: Ranking, *args: Any) -> None:
+        init(self, *args)
         self.rng.random()
-        return settings(self, *args)
 
-    monkeypatch.setattr(router_module.Router, "_resolve_settings", seeded_from_rng)
+    monkeypatch.setattr(Ranking, "__init__", seeded_from_rng)
 
 
 MUTATIONS = {

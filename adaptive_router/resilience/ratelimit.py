@@ -214,22 +214,22 @@ class RateLimit:
         Returns False at once when the budget cannot free up within what is left of
         ``max_wait_s`` (no pointless sleeping).
         """
-        deadline = self._clock() + self.max_wait_s
+        deadline = self.wait_deadline()
         while True:
             if self.try_acquire(tokens):
                 return True
-            delay = self._next_wait(tokens, deadline)
+            delay = self.next_wait(tokens, deadline)
             if delay is None:
                 return False
             self._sleep(delay)
 
     async def aacquire(self, tokens: int = 0) -> bool:
         """The asyncio twin of :meth:`acquire`: it sleeps without blocking the loop."""
-        deadline = self._clock() + self.max_wait_s
+        deadline = self.wait_deadline()
         while True:
             if self.try_acquire(tokens):
                 return True
-            delay = self._next_wait(tokens, deadline)
+            delay = self.next_wait(tokens, deadline)
             if delay is None:
                 return False
             await self._asleep(delay)
@@ -298,7 +298,28 @@ class RateLimit:
             return False
         return self._requests is None or self._request_limiter.hit(self._requests, self.key)
 
-    def _next_wait(self, tokens: int, deadline: float) -> float | None:
+    def wait_deadline(self) -> float:
+        """When (on this limit's clock) a wait that starts now must give up: now +
+        ``max_wait_s``. Pass it to :meth:`next_wait`."""
+        return self._clock() + self.max_wait_s
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """How a blocking caller waits for room (``time.sleep`` unless injected)."""
+        return self._sleep
+
+    @property
+    def asleep(self) -> Callable[[float], Awaitable[None]]:
+        """How an asyncio caller waits for room."""
+        return self._asleep
+
+    def next_wait(self, tokens: int, deadline: float) -> float | None:
+        """After a refused :meth:`try_acquire`: seconds to wait before trying again, or None
+        to give up (``"skip"`` mode, the deadline passed, or room cannot free up by it).
+
+        Decides only; the caller sleeps. :meth:`acquire` and :meth:`aacquire` are loops
+        over it, and so is the router's request core.
+        """
         if self.mode != "wait":
             return None
         left = deadline - self._clock()

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["FullJitter", "RetryPolicy", "RetryState"]
+__all__ = ["FullJitter", "RetryPolicy", "RetryRun", "RetryState"]
 
 
 class FullJitter(wait_random_exponential):
@@ -69,6 +69,12 @@ class RetryState:
     waits: list[float] = field(default_factory=list)
     kinds: list[ErrorKind] = field(default_factory=list)
     stop_reason: str | None = None
+
+    def first_try_succeeded(self) -> None:
+        """Record a call that succeeded at once (a reused state is reset first)."""
+        if self.attempts != 0 or self.kinds:
+            self._reset()
+        self.attempts = 1
 
     def _reset(self) -> None:
         self.attempts = 0
@@ -160,6 +166,21 @@ class RetryPolicy:
         # The object tenacity's RetryCallState points back to; only strategies read it.
         self._retrying = tenacity.Retrying(stop=self.stop, wait=self.wait, reraise=True)
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock every strategy reads (``time.monotonic`` unless injected)."""
+        return self._clock
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        """How the blocking loops wait between attempts."""
+        return self._sleep
+
+    @property
+    def asleep(self) -> Callable[[float], Awaitable[None]]:
+        """How the asyncio loops wait between attempts."""
+        return self._asleep
+
     @classmethod
     def none(cls) -> RetryPolicy:
         """A policy that makes exactly one attempt."""
@@ -193,7 +214,7 @@ class RetryPolicy:
             # The common case costs no bookkeeping beyond the state's counters.
             _first_try_succeeded(retry_state)
             return value
-        run = _RetryRun(self, fn, args, kwargs, retry_state, start)
+        run = RetryRun(self, fn, args, kwargs, retry_state, start)
         while True:
             delay = run.failed(failure)
             if delay is None:
@@ -226,7 +247,7 @@ class RetryPolicy:
         else:
             _first_try_succeeded(retry_state)
             return value
-        run = _RetryRun(self, fn, args, kwargs, retry_state, start)
+        run = RetryRun(self, fn, args, kwargs, retry_state, start)
         while True:
             delay = run.failed(failure)
             if delay is None:
@@ -244,13 +265,17 @@ class RetryPolicy:
 
 def _first_try_succeeded(state: RetryState | None) -> None:
     if state is not None:
-        if state.attempts != 0 or state.kinds:  # a reused state object
-            state._reset()
-        state.attempts = 1
+        state.first_try_succeeded()
 
 
-class _RetryRun:
-    """The decisions of one retried call, shared by the sync and async loops."""
+class RetryRun:
+    """The decisions of one retried call after its first failure, without I/O: the sync
+    and async loops of :class:`RetryPolicy` and the router's request core drive it.
+
+    :meth:`failed` says how long to wait before the next attempt (or None: stop and
+    re-raise); the caller sleeps that long and reports it with :meth:`slept`. ``start``
+    is ``policy.clock()`` read just before the first attempt.
+    """
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from adaptive_router._checks import redact, redact_url
+from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
@@ -248,7 +248,7 @@ class SQLStore(Store):
             if self._owns_engine:
                 self.engine.dispose()
             # Drivers may quote connection parameters: the whole message is redacted.
-            message = f"store: cannot reach {redact_url(self.engine.url)}: {_first_line(exc)}"
+            message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
             raise StoreUnavailableError(redact(message, self.engine.url)) from None
 
     def __repr__(self) -> str:
@@ -668,8 +668,3 @@ def _check_schema(conn: sa.Connection) -> None:
             f"(missing {', '.join(missing)}); run `adaptive-router db upgrade --db URL` "
             f"to migrate it to revision {HEAD_REVISION} (no data is lost)"
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

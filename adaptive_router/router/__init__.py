@@ -1,0 +1,30 @@
+"""The router: the :class:`Router` facade and the collaborators it wires together.
+
+``settings`` (per-path resolution), ``ranking`` (evidence and order), ``attempts`` (the
+request core without I/O), ``judging`` (verdicts), ``check`` (``Router.check``) and
+``recorder`` (the evidence cache and write-behind). Only this module and the facade's
+own module import the facade.
+"""
+
+from __future__ import annotations
+
+from adaptive_router.reporting import MAX_METADATA_BYTES
+from adaptive_router.router.attempts import new_request_id
+from adaptive_router.router.check import SAMPLE_ARGS, SAMPLE_KWARGS, PathCheck, as_call
+from adaptive_router.router.ranking import posteriors_from_states
+from adaptive_router.router.router import LOG_WINDOW_S, Router
+from adaptive_router.router.settings import PathSettings, default_breaker
+
+__all__ = [
+    "LOG_WINDOW_S",
+    "MAX_METADATA_BYTES",
+    "SAMPLE_ARGS",
+    "SAMPLE_KWARGS",
+    "PathCheck",
+    "PathSettings",
+    "Router",
+    "as_call",
+    "default_breaker",
+    "new_request_id",
+    "posteriors_from_states",
+]

@@ -1,0 +1,459 @@
+"""One request's walk down its ranked paths, without I/O.
+
+:class:`Attempts` says what to do next — :class:`Call` a path, :class:`Sleep`, or
+:data:`DONE` — and is told what happened (:meth:`Attempts.returned`,
+:meth:`Attempts.raised`, :meth:`Attempts.slept`). It holds the rate-limit gate (a wait
+is a ``Sleep``), the breaker gate, retries (each retry's wait is a ``Sleep``), judging,
+outcomes, fallback log lines and observer events. ``Router.run`` and ``Router.arun``
+are two thin loops over it that only call and sleep, so neither can block the other's
+way of waiting (tenacity's ``BaseRetrying.iter`` and httpx's ``BaseClient`` are the
+models).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adaptive_router._checks import error_text, short
+from adaptive_router.costs import Pricer
+from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.observers import Observers
+from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
+from adaptive_router.paths import Path
+from adaptive_router.resilience import (
+    RetryState,
+    acall_with_timeout,
+    call_with_timeout,
+    classify,
+    to_daemon_thread,
+)
+from adaptive_router.resilience.retry import RetryRun
+from adaptive_router.router.judging import Judge
+from adaptive_router.router.settings import PathSettings
+
+__all__ = [
+    "DONE",
+    "AttemptContext",
+    "Attempts",
+    "Call",
+    "Done",
+    "Sleep",
+    "acall_path",
+    "build_outcome",
+    "call_path",
+    "new_request_id",
+]
+
+_NO_USAGE = Usage()
+_NO_RETRIES = RetryState()
+#: Kinds that count against a path's circuit breaker: the path could not answer at all.
+#: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
+_BREAKER_FAILURES = frozenset(
+    k.value
+    for k in (
+        ErrorKind.TIMEOUT,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.CONNECTION,
+        ErrorKind.CLIENT_ERROR,
+        ErrorKind.EXCEPTION,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call ``path`` with the request's arguments, enforcing ``timeout_s`` (None = no limit,
+    or the path enforces its own)."""
+
+    path: Path
+    timeout_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait ``seconds``, with the waiting object's own sleep (``sleep`` in a thread,
+    ``asleep`` on an event loop), then report :meth:`Attempts.slept`."""
+
+    seconds: float
+    sleep: Callable[[float], None]
+    asleep: Callable[[float], Awaitable[None]]
+
+
+class Done:
+    """The request is over: :attr:`Attempts.attempts` holds every attempt."""
+
+    def __repr__(self) -> str:
+        return "DONE"
+
+
+DONE = Done()
+Step = Call | Sleep | Done
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptContext:
+    """What the request core needs from its router, shared by all its requests."""
+
+    task: str
+    settings: Mapping[str, PathSettings]
+    judge: Judge
+    pricer: Pricer
+    observers: Observers
+    log: ThrottledLog
+    clock: Callable[[], float]
+
+
+def build_outcome(
+    ctx: AttemptContext,
+    rid: str,
+    path: Path,
+    attempt: int,
+    *,
+    kind: str | None,
+    error: str | None,
+    latency_ms: float,
+    usage: Usage | None,
+    retries: int,
+    context: str = "",
+    score: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Outcome:
+    """An attempt's outcome, priced: the path's cost if it said, else its tokens (cache
+    reads and writes included) at its model's price; an error before anything was
+    generated costs nothing."""
+    u = usage or _NO_USAGE
+    cost = u.cost_usd
+    if cost is None and u.input_tokens is None and u.output_tokens is None and kind in UNBILLED:
+        # An error status or a refused connection: nothing was generated, nothing billed.
+        cost = 0.0
+    elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
+        cost = ctx.pricer.cost(
+            u.model or path.model,
+            u.input_tokens,
+            u.output_tokens,
+            cache_read_tokens=u.cache_read_tokens,
+            cache_write_tokens=u.cache_write_tokens,
+        )
+    return Outcome(
+        request_id=rid,
+        task=ctx.task,
+        path=path.name or "",
+        attempt=attempt,
+        success=kind is None,
+        kind=kind,
+        error=error,
+        latency_ms=latency_ms,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cost_usd=cost,
+        created_at=ctx.clock(),
+        retries=retries,
+        context=context,
+        score=score,
+        metadata=metadata,
+    )
+
+
+class Attempts:
+    """One request's attempts over ``order`` (ranked paths, the fallback last).
+
+    Drive it with ``step = next()`` until :data:`DONE`: a :class:`Call` is answered with
+    :meth:`returned` or :meth:`raised` (``started`` is ``time.perf_counter()`` before
+    the call), a :class:`Sleep` with :meth:`slept`. ``value`` is the successful result.
+    """
+
+    __slots__ = (
+        "_args",
+        "_deadline",
+        "_kwargs",
+        "_next",
+        "_order",
+        "_path",
+        "_retry_run",
+        "_retry_start",
+        "_settings",
+        "_started",
+        "_state",
+        "attempts",
+        "context",
+        "ctx",
+        "n",
+        "rid",
+        "value",
+    )
+
+    def __init__(
+        self,
+        ctx: AttemptContext,
+        rid: str,
+        context: str,
+        order: list[Path],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.ctx = ctx
+        self.rid = rid
+        self.context = context
+        self.attempts: list[Outcome] = []
+        self.n = 0
+        self.value: Any = None
+        self._order = iter(order)
+        self._args = args
+        self._kwargs = kwargs
+        self._path: Path | None = None
+        self._settings: PathSettings | None = None
+        self._state = _NO_RETRIES  # replaced per attempt, before any call
+        self._retry_run: RetryRun | None = None
+        self._retry_start = 0.0
+        self._started: float | None = None
+        self._deadline = 0.0
+        self._next: Step = self._advance()
+
+    def next(self) -> Step:
+        """What to do now."""
+        return self._next
+
+    # -- what happened -----------------------------------------------------------
+    def returned(self, raw: Any, started: float) -> None:
+        """The last :class:`Call` returned ``raw`` (a value or a :class:`Result`)."""
+        if self._retry_run is not None:
+            self._retry_run.succeeded()
+        elif self._settings is not None and self._settings.retry is not None:
+            self._state.first_try_succeeded()
+        self._settle(self._started if self._started is not None else started, raw, None)
+
+    def raised(self, exc: Exception, started: float) -> None:
+        """The last :class:`Call` raised ``exc``: retry after a :class:`Sleep`, or settle."""
+        st, path = self._settings, self._path
+        assert st is not None and path is not None
+        if self._started is None:
+            self._started = started
+        policy = st.retry
+        if policy is not None:
+            if self._retry_run is None:
+                self._retry_run = RetryRun(
+                    policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
+                )
+            delay = self._retry_run.failed(exc)
+            if delay is not None:
+                self._next = Sleep(delay, policy.sleep, policy.asleep)
+                return
+        self._settle(self._started, None, exc)
+
+    def slept(self, seconds: float) -> None:
+        """The last :class:`Sleep` is over."""
+        st, path = self._settings, self._path
+        assert st is not None and path is not None
+        if self._retry_run is not None:
+            self._retry_run.slept(seconds)
+            self._next = self._call(path, st)
+            return
+        # Waiting for the rate limit to free up; skipped when it did not in time.
+        step = self._admit(path, st, waited=True)
+        self._next = step if step is not None else self._advance()
+
+    # -- walking -----------------------------------------------------------------
+    def _advance(self) -> Step:
+        """The next path's first step: gates, then its call; DONE after a success."""
+        for path in self._order:
+            if self.attempts:
+                if self.attempts[-1].success:
+                    return DONE
+                self._log_fallback(self.attempts[-1], path)
+            st = self.ctx.settings[path.name or ""]
+            self._path, self._settings = path, st
+            step = self._admit(path, st, waited=False)
+            if step is not None:
+                return step
+        return DONE
+
+    def _admit(self, path: Path, st: PathSettings, *, waited: bool) -> Step | None:
+        """Rate limit, then breaker: the path's call, a wait for the rate limit, or None
+        when the path was skipped (recorded as a skipped attempt)."""
+        kind: str | None = None
+        rl = st.rate_limit
+        if rl is not None:
+            if not waited and rl.mode == "wait":
+                self._deadline = rl.wait_deadline()
+            if not rl.try_acquire():
+                delay = rl.next_wait(0, self._deadline)
+                if delay is not None:
+                    return Sleep(delay, rl.sleep, rl.asleep)
+                kind, error = ErrorKind.RATE_LIMITED.value, "application rate limit exhausted"
+        if kind is None and st.breaker is not None and not st.breaker.allow():
+            kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
+        if kind is not None:
+            skipped = Outcome(
+                request_id=self.rid,
+                task=self.ctx.task,
+                path=path.name or "",
+                attempt=0,
+                success=False,
+                kind=kind,
+                error=error,
+                latency_ms=0.0,
+                created_at=self.ctx.clock(),
+                skipped=True,
+            )
+            self.attempts.append(skipped)
+            if self.ctx.observers:
+                self.ctx.observers.emit("attempt_finished", skipped)
+            return None
+        self.n += 1
+        if self.ctx.observers:
+            self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
+        self._state = RetryState(path=path.name)
+        self._retry_run = None
+        self._started = None
+        return self._call(path, st)
+
+    def _call(self, path: Path, st: PathSettings) -> Call:
+        if st.retry is not None and self._retry_run is None:
+            self._retry_start = st.retry.clock()
+        return Call(path, None if path.enforces_timeout else st.timeout)
+
+    def _settle(self, started: float, raw: Any, exc: Exception | None) -> None:
+        """Turn a finished attempt (value or exception) into its outcome; feed the breaker
+        and the token budget; move on."""
+        path, st, state, ctx, rid = self._path, self._settings, self._state, self.ctx, self.rid
+        assert path is not None and st is not None
+        latency = (time.perf_counter() - started) * 1000.0
+        value = None
+        if exc is not None:
+            kind = classify(exc).value
+            usage = getattr(exc, "usage", None)
+            meta = getattr(exc, "outcome_metadata", None)
+            error = error_text(exc)
+            ctx.log.log(
+                ("failed", path.name, kind),
+                "path %s failed (%s): %s",
+                (path.name, kind, short(error)),
+                "path %s failed (%s) %d more times in the last %g s",
+                (path.name, kind),
+                {
+                    "request_id": rid,
+                    "task": ctx.task,
+                    "path": path.name,
+                    "kind": kind,
+                    "error": error,
+                    "retries": state.retries,
+                },
+            )
+            outcome = build_outcome(
+                ctx,
+                rid,
+                path,
+                self.n,
+                kind=kind,
+                error=error,
+                latency_ms=latency,
+                usage=usage if isinstance(usage, Usage) else None,
+                retries=state.retries,
+                context=self.context,
+                metadata=meta if isinstance(meta, dict) else None,
+            )
+        else:
+            if isinstance(raw, Result):
+                value, usage, meta = raw.value, raw.usage, raw.metadata
+            else:
+                value, usage, meta = raw, None, None
+            verdict, why, score = ctx.judge(rid, path, value, self.context)
+            outcome = build_outcome(
+                ctx,
+                rid,
+                path,
+                self.n,
+                kind=verdict,
+                error=why,
+                latency_ms=latency,
+                usage=usage,
+                retries=state.retries,
+                context=self.context,
+                score=score,
+                metadata=meta,
+            )
+        if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
+            # A judge that raised says nothing about the path: the breaker hears nothing.
+            if outcome.kind in _BREAKER_FAILURES:
+                st.breaker.record_failure(outcome.kind)
+            else:
+                st.breaker.record_success()
+        if st.rate_limit is not None and (outcome.input_tokens or outcome.output_tokens):
+            st.rate_limit.record_tokens((outcome.input_tokens or 0) + (outcome.output_tokens or 0))
+        self.attempts.append(outcome)
+        if ctx.observers:
+            ctx.observers.emit("attempt_finished", outcome)
+        if outcome.success:
+            self.value = value
+        self._next = self._advance()
+
+    def _log_fallback(self, failed: Outcome, to: Path) -> None:
+        self.ctx.log.log(
+            ("fallback", failed.path, to.name, failed.kind),
+            "fallback from %s to %s: %s",
+            (failed.path, to.name, failed.kind),
+            "fallback from %s to %s: %s, %d more times in the last %g s",
+            (failed.path, to.name, failed.kind),
+            {
+                "request_id": self.rid,
+                "task": self.ctx.task,
+                "from_path": failed.path,
+                "to_path": to.name,
+                "reason": failed.kind,
+            },
+        )
+
+
+def call_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
+    """Call ``path`` from a thread without an event loop, enforcing ``timeout_s``."""
+    if path.is_async:
+        coro = path.fn(*args, **kwargs)
+        if timeout_s is not None:
+            coro = asyncio.wait_for(coro, timeout_s)
+        return _run_coroutine(coro)
+    if timeout_s is None:
+        return path.fn(*args, **kwargs)
+    return call_with_timeout(path.fn, timeout_s, *args, **kwargs)
+
+
+async def acall_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
+    """Await ``path`` (its ``afn``, else a sync function in a worker thread), enforcing
+    ``timeout_s``."""
+    afn = path.afn or (path.fn if path.is_async else None)
+    if afn is not None:
+        if timeout_s is None:
+            return await afn(*args, **kwargs)
+        return await acall_with_timeout(afn, timeout_s, *args, **kwargs)
+    if timeout_s is None:
+        return await to_daemon_thread(path.fn, *args, **kwargs)
+    return await acall_with_timeout(to_daemon_thread, timeout_s, path.fn, *args, **kwargs)
+
+
+def _run_coroutine(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError("an async path cannot be run by run() inside an event loop; use arun()")
+
+
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # a forked worker must not repeat its parent's ids
+
+
+def new_request_id() -> str:
+    """32 hex characters: milliseconds since the epoch, then 80 random bits.
+
+    Time-ordered keys keep inserts into the unique index local, and the Mersenne
+    Twister avoids ``uuid4``'s system call per request (which also hands the GIL to the
+    writer thread mid-request). Reseeded from the OS in every forked child.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"

@@ -1,0 +1,62 @@
+"""The Router's observers: metrics, tracing and alerts by default, then the user's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from adaptive_router import metrics as metrics_mod
+from adaptive_router import tracing as tracing_mod
+from adaptive_router.alerts import Alert, Alerts
+from adaptive_router.errors import ConfigurationError
+from adaptive_router.metrics import PrometheusMetrics
+from adaptive_router.observers import CallbackObserver, Observer, Observers
+from adaptive_router.outcomes import Outcome
+from adaptive_router.tracing import Tracing
+
+__all__ = ["build_observers"]
+
+OutcomeCallbacks = Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None
+AlertCallbacks = Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None
+
+
+def build_observers(
+    metrics: bool,
+    tracing: bool | None,
+    alerts: Alerts | None,
+    on_alert: AlertCallbacks,
+    observers: Sequence[Observer],
+    on_outcome: OutcomeCallbacks,
+    clock: Callable[[], float],
+) -> tuple[Observers, PrometheusMetrics | None, Alerts]:
+    """``(observers, the Prometheus observer or None, the alerts)`` (see ``Router``)."""
+    defaults: list[Observer] = []
+    prometheus: PrometheusMetrics | None = None
+    if metrics and metrics_mod.AVAILABLE:
+        prometheus = PrometheusMetrics()
+        defaults.append(prometheus)
+    if tracing is None:
+        # Spans cost ~10 us a request; only pay for them when someone collects them.
+        tracing = tracing_mod.AVAILABLE and tracing_mod.configured()
+    if tracing and tracing_mod.AVAILABLE:
+        defaults.append(Tracing())
+    # The router's clock drives the alert windows (simulations, tests).
+    chosen = alerts if alerts is not None else Alerts(on_alert=on_alert, clock=clock)
+    defaults.append(chosen)
+    return Observers([*defaults, *_user_observers(observers, on_outcome)]), prometheus, chosen
+
+
+def _user_observers(observers: Sequence[Observer], on_outcome: OutcomeCallbacks) -> list[Observer]:
+    items = list(observers)
+    for obs in items:
+        if not isinstance(obs, Observer):
+            raise ConfigurationError(
+                f"observers must be Observer instances, got {type(obs).__name__}"
+            )
+    if on_outcome is not None:
+        callbacks = [on_outcome] if callable(on_outcome) else list(on_outcome)
+        for cb in callbacks:
+            if not callable(cb):
+                raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
+        items.append(CallbackObserver(callbacks))
+    return items

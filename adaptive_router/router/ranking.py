@@ -1,0 +1,202 @@
+"""A request's order of paths: evidence (decayed, mixed across contexts), the policy's
+draw, open breakers to the back, the final fallback last. No I/O: it reads the
+recorder's in-process cache."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptive_router.errors import ConfigurationError
+from adaptive_router.outcomes import Posterior
+from adaptive_router.paths import Path
+from adaptive_router.policy import Policy, decay_factor
+from adaptive_router.router.recorder import Recorder
+from adaptive_router.router.settings import PathSettings
+from adaptive_router.stores.base import PathState
+
+__all__ = ["Ranking", "posteriors_from_states"]
+
+
+class Ranking:
+    """Ranks the learned paths with ``policy`` and ``rng``; reads evidence through
+    :meth:`Recorder.evidence`. ``half_life`` is the policy's."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        fallback: Path | None,
+        policy: Policy,
+        rng: np.random.Generator,
+        recorder: Recorder,
+        settings: Mapping[str, PathSettings],
+        context_prior_strength: float,
+    ) -> None:
+        self.paths = list(paths)
+        self.fallback = fallback
+        self.policy = policy
+        self.rng = rng
+        self.recorder = recorder
+        self.settings = settings
+        self.context_prior_strength = context_prior_strength
+        # Paths whose breaker is not closed; ranking only re-sorts while one is.
+        self._unclosed: set[str] = set()
+
+    @property
+    def half_life(self) -> float | None:
+        """The policy's half-life (seconds, None = never forget): the one owner of it."""
+        return self.policy.half_life
+
+    def track_breakers(self) -> list[Callable[[], None]]:
+        """Follow every path's breaker state; returns the unsubscribe callables."""
+        undo: list[Callable[[], None]] = []
+        for name, st in self.settings.items():
+            if st.breaker is not None:
+                if st.breaker.state.value != "closed":
+                    self._unclosed.add(name)
+                undo.append(st.breaker.on_change(functools.partial(self._track, name)))
+        return undo
+
+    def _track(self, name: str, _breaker: str, old: Any, new: Any) -> None:
+        if getattr(new, "value", new) == "closed":
+            self._unclosed.discard(name)
+        else:
+            self._unclosed.add(name)
+
+    def evidence(self, now: float, context: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """Decayed success/failure weights per learned path, as the policy sees them.
+
+        In a named context the task-level evidence acts as the prior, scaled down to at
+        most ``context_prior_strength`` pseudo-observations per path, so a new context
+        starts from what the task knows and its own evidence soon dominates.
+        """
+        task_level, own = self.recorder.evidence(context)
+        half_life = self.policy.half_life
+        s = np.zeros(len(self.paths))
+        f = np.zeros(len(self.paths))
+        for i, p in enumerate(self.paths):
+            w = task_level.get(p.name or "")
+            if w is not None:
+                k = decay_factor(now - w[2], half_life)
+                s[i] = w[0] * k
+                f[i] = w[1] * k
+        if not context:
+            return s, f
+        n = s + f
+        scale = np.where(
+            n > self.context_prior_strength,
+            self.context_prior_strength / np.maximum(n, 1e-300),
+            1.0,
+        )
+        s, f = s * scale, f * scale
+        for i, p in enumerate(self.paths):
+            w = own.get(p.name or "")
+            if w is not None:
+                k = decay_factor(now - w[2], half_life)
+                s[i] += w[0] * k
+                f[i] += w[1] * k
+        return s, f
+
+    def rank(self, now: float, context: str = "") -> list[Path]:
+        """The request's order: sampled, open breakers to the back, the fallback last."""
+        s, f = self.evidence(now, context)
+        order = [self.paths[int(i)] for i in self.policy.rank(s, f, self.rng)]
+        if self._unclosed:
+            # Open breakers move to the back (still tried, as skipped, if all else fails).
+            order.sort(key=self._breaker_closed_first)
+        if self.fallback is not None:
+            order.append(self.fallback)
+        return order
+
+    def _breaker_closed_first(self, p: Path) -> int:
+        b = self.settings[p.name or ""].breaker
+        return 0 if b is None or b.available else 1
+
+    def mean(self, path: Path, now: float, context: str) -> float:
+        """The path's posterior mean now (prior included): a score that adds no information
+        (α + m, β + 1 - m with m = α / (α + β) keeps the mean at m)."""
+        a, b = getattr(self.policy, "prior", (1.0, 1.0))
+        try:
+            i = next(k for k, p in enumerate(self.paths) if p is path)
+        except StopIteration:  # the final fallback is not learned
+            return float(a / (a + b))
+        s, f = self.evidence(now, context)
+        return float((a + s[i]) / (a + b + s[i] + f[i]))
+
+    def posteriors(self, now: float, context: str = "") -> list[Posterior]:
+        """Each path's Beta posterior at ``now``: learned paths, then the fallback; in a
+        named context, its own evidence on top of the (capped) task-level prior."""
+        prior = getattr(self.policy, "prior", (1.0, 1.0))
+        names = [p.name or "" for p in self.paths]
+        if self.fallback is not None:
+            names.append(self.fallback.name or "")
+        states = self.recorder.snapshot()
+        if not context:
+            return posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+        own = states.get(context, {})
+        s, f = self.evidence(now, context)
+        mixed: dict[str, PathState] = {}
+        for i, p in enumerate(self.paths):
+            st = own.get(p.name or "")
+            mixed[p.name or ""] = PathState(
+                float(s[i]),
+                float(f[i]),
+                now,
+                st.successes if st else 0,
+                st.failures if st else 0,
+            )
+        if self.fallback is not None and (self.fallback.name or "") in own:
+            mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
+        return posteriors_from_states(mixed, names, prior, self.half_life, now)
+
+    def check_half_life(self, task: str) -> None:
+        """Refuse a half-life other than the one the task's stored evidence was learned
+        with: decayed sums mean nothing under another half-life."""
+        for name, st in self.recorder.snapshot().get("", {}).items():
+            stored = st.half_life_s
+            if st.n and stored != self.half_life:
+                raise ConfigurationError(
+                    f"half_life: task {task!r} path {name!r} was learned with "
+                    f"half_life={stored} s but this router has {self.half_life} s; every router "
+                    "of a task must use the same half_life (or use a new task name)"
+                )
+
+
+def posteriors_from_states(
+    states: dict[str, PathState],
+    names: Sequence[str],
+    prior: tuple[float, float],
+    half_life: float | None,
+    now: float,
+) -> list[Posterior]:
+    """Posteriors of ``names`` from stored evidence, decayed to ``now``.
+
+    Shared by :meth:`Router.posteriors` and the CLI (which reads a store without a Router).
+    """
+    rows: list[tuple[str, float, float, int, int, float | None]] = []
+    for name in names:
+        st = states.get(name)
+        if st is None:
+            rows.append((name, 0.0, 0.0, 0, 0, None))
+            continue
+        k = decay_factor(now - st.ref_time, half_life)
+        rows.append(
+            (name, st.success_w * k, st.failure_w * k, st.successes, st.failures, st.ref_time)
+        )
+    total = sum(s + f for _, s, f, *_ in rows)
+    return [
+        Posterior(
+            path=name,
+            alpha=prior[0] + s,
+            beta=prior[1] + f,
+            n=succ + fail,
+            successes=succ,
+            failures=fail,
+            traffic_share=(s + f) / total if total else 0.0,
+            updated_at=ref,
+        )
+        for name, s, f, succ, fail, ref in rows
+    ]

@@ -1,0 +1,570 @@
+"""The Router: Thompson Sampling over durable Beta posteriors, with fallbacks.
+
+The facade: it validates, wires the collaborators of this package together and runs
+the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``,
+``judging`` and ``check``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from adaptive_router._checks import error_text, seconds
+from adaptive_router.alerts import Alert, Alerts
+from adaptive_router.costs import Pricer
+from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.metrics import MetricsServer, PrometheusMetrics, serve_metrics
+from adaptive_router.observers import Observer
+from adaptive_router.outcomes import (
+    Decision,
+    Outcome,
+    PathWindowStats,
+    Posterior,
+)
+from adaptive_router.paths import INHERIT, Inherit, Path, check_name
+from adaptive_router.policy import Policy
+from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
+from adaptive_router.reports import CostReport, cost_report
+from adaptive_router.resilience import RetryPolicy, to_daemon_thread
+from adaptive_router.router.attempts import (
+    AttemptContext,
+    Attempts,
+    Call,
+    Done,
+    acall_path,
+    call_path,
+    new_request_id,
+)
+from adaptive_router.router.check import PathCheck, check_paths
+from adaptive_router.router.feedback import Feedback
+from adaptive_router.router.judging import Judge
+from adaptive_router.router.observing import build_observers
+from adaptive_router.router.ranking import Ranking
+from adaptive_router.router.recorder import Recorder
+from adaptive_router.router.settings import (
+    BreakerSpec,
+    PathSettings,
+    default_breaker,
+    resolve_settings,
+    router_config,
+)
+from adaptive_router.stores import Store, open_store
+
+#: The router's log lines (its own and its collaborators', through the ThrottledLog it
+#: hands them) keep the name they had when the router was one module.
+logger = logging.getLogger(__name__.rpartition(".")[0])
+
+__all__ = ["MAX_METADATA_BYTES", "Router"]
+
+#: Seconds (router clock) during which repeats of a warning are counted, not logged.
+LOG_WINDOW_S = 60.0
+
+
+class Router:
+    """Routes each request to the path most likely to succeed now.
+
+    Parameters
+    ----------
+    paths:
+        Callables or :class:`Path` objects that can each do the task. Names must be unique.
+    success_fn:
+        ``success_fn(result) -> bool`` (or 0/1): did the path's result do the job? Give it
+        or ``score_fn``, not both. If it raises, the attempt is recorded as
+        ``success_fn_error``: no evidence about the path, and the next path is tried.
+    task:
+        Name under which evidence is kept; routers sharing a task and store learn together.
+        Required.
+    store:
+        ``"memory://"``, an SQLAlchemy URL (``sqlite:///file.db``,
+        ``postgresql://user@host/db``), an ``Engine`` or a :class:`Store`.
+        Default: ``sqlite:///adaptive_router.db``.
+    fallback:
+        A final path, always tried last and never ranked by learning.
+    prior:
+        Beta prior ``(alpha, beta)`` for every path.
+    half_life:
+        ``timedelta`` (or seconds): evidence that old counts half. ``None`` = never forget.
+        Every router of a task must use the same half-life.
+    explore:
+        Probability that a uniformly chosen path is tried first (exploration floor).
+    seed:
+        Seed or ``numpy.random.Generator`` for the sampling, for reproducible runs.
+    clock:
+        Callable returning epoch seconds (default ``time.time``); drives decay and timestamps.
+    durability:
+        ``"batch"`` (write-behind, one transaction per batch, at most ``flush_interval``
+        seconds of outcomes at risk in a crash) or ``"sync"`` (written before ``run`` returns).
+    pending_ttl, on_expired:
+        A ``choose`` not reported within ``pending_ttl`` is counted as a failure
+        (``on_expired="failure"``, kind ``expired``) or forgotten (``"drop"``).
+    flush_interval, refresh_interval, max_buffer:
+        Write-behind cadence (<= 1 s), cache refresh from the store, and the bound on
+        outcomes held in memory while the store is unreachable (oldest dropped, counted).
+    policy:
+        A :class:`~adaptive_router.policy.Policy` instead of ``ThompsonSampling(prior,
+        half_life, explore)``.
+    timeout, retry, breaker:
+        Router-wide defaults for every path that leaves them at ``INHERIT``: seconds
+        (``None`` = no limit), a :class:`~adaptive_router.resilience.RetryPolicy`, and a
+        :class:`~adaptive_router.resilience.CircuitBreaker` template or factory (each path
+        gets its own; the final fallback gets none).
+    prices:
+        ``{"model": (input_usd_per_mtok, output_usd_per_mtok)}`` overrides, or a
+        :class:`~adaptive_router.costs.Pricer`; other models are priced by genai-prices.
+    observers, on_outcome:
+        :class:`~adaptive_router.observers.Observer` objects and outcome callbacks.
+    score_fn, min_score:
+        Instead of ``success_fn`` (give exactly one): ``score_fn(result) -> [0, 1]``
+        (or ``None`` = unknown); fractional evidence, success when ``score >= min_score``.
+    context_fn, max_contexts, context_prior_strength:
+        ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
+        ``context=`` to ``run``); at most ``max_contexts`` of them; a context borrows at most
+        ``context_prior_strength`` pseudo-observations per path from the task level.
+    metrics, tracing, alerts, on_alert:
+        Prometheus metrics (when prometheus-client is installed), OpenTelemetry spans
+        (``None`` = when a tracer provider is configured), the
+        :class:`~adaptive_router.alerts.Alerts` to use (default thresholds otherwise) and
+        alert callbacks.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path | Callable[..., Any]],
+        success_fn: Callable[[Any], Any] | None = None,
+        task: str | None = None,
+        store: str | Store | Engine | None = None,
+        fallback: Path | Callable[..., Any] | None = None,
+        prior: tuple[float, float] = (1.0, 1.0),
+        half_life: timedelta | float | None = None,
+        explore: float = 0.02,
+        seed: int | np.random.Generator | None = None,
+        clock: Callable[[], float] | None = None,
+        durability: str = "batch",
+        *,
+        pending_ttl: timedelta | float = timedelta(hours=1),
+        on_expired: str = "failure",
+        flush_interval: float = 0.5,
+        refresh_interval: float = 1.0,
+        max_buffer: int = 100_000,
+        policy: Policy | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | Inherit | None = INHERIT,
+        breaker: BreakerSpec | None = default_breaker,
+        prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
+        observers: Sequence[Observer] = (),
+        on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None = None,
+        score_fn: Callable[[Any], Any] | None = None,
+        min_score: float = 0.5,
+        context_fn: Callable[..., str] | None = None,
+        max_contexts: int = 1000,
+        context_prior_strength: float = 10.0,
+        metrics: bool = True,
+        tracing: bool | None = None,
+        alerts: Alerts | None = None,
+        on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
+    ) -> None:
+        cfg = router_config(
+            paths,
+            success_fn=success_fn,
+            score_fn=score_fn,
+            task=task,
+            fallback=fallback,
+            prior=prior,
+            half_life=half_life,
+            explore=explore,
+            seed=seed,
+            clock=clock,
+            durability=durability,
+            pending_ttl=pending_ttl,
+            on_expired=on_expired,
+            flush_interval=flush_interval,
+            refresh_interval=refresh_interval,
+            max_buffer=max_buffer,
+            policy=policy,
+            min_score=min_score,
+            context_fn=context_fn,
+            max_contexts=max_contexts,
+            context_prior_strength=context_prior_strength,
+        )
+        #: The validated parameters.
+        self.config = cfg
+        self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
+        self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
+        self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
+        self.context_prior_strength = cfg.context_prior_strength
+        self.durability, self.on_expired = cfg.durability, cfg.on_expired
+        self.pending_ttl, self.clock, self.rng = cfg.pending_ttl, cfg.clock, cfg.rng
+        self.policy: Policy = cfg.policy
+
+        self.store = open_store(store)
+        self._owns_store = not isinstance(store, Store)
+        self._recorder = Recorder(
+            self.store,
+            self.task,
+            self.half_life,
+            durability=durability,
+            clock=self.clock,
+            flush_interval=flush_interval,
+            refresh_interval=refresh_interval,
+            max_buffer=max_buffer,
+        )
+        self._by_name = {p.name: p for p in self.paths}
+        if self.fallback is not None:
+            self._by_name[self.fallback.name] = self.fallback
+        # Repetitive warnings (a path failing on every request, a judge that raises) log
+        # the first per key and window, then a count; observers still see every event.
+        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
+        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
+        self._reporter = Reporter(
+            self.task,
+            self.store,
+            half_life=self.half_life,
+            prices=self._pricer,
+            models={p.name or "": p.model for p in self._by_name.values() if p.model},
+            clock=self.clock,
+        )
+        self._closed = False
+        # Breaker subscriptions, undone by close(): a breaker shared between routers
+        # outlives each of them and would otherwise keep every router it served alive.
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._settings = resolve_settings(
+            self._by_name.values(), self.fallback, timeout, retry, breaker, seed
+        )
+        #: The request's order of paths (read-only collaborator: evidence and the draw).
+        self.ranking = Ranking(
+            self.paths,
+            self.fallback,
+            self.policy,
+            self.rng,
+            self._recorder,
+            self._settings,
+            self.context_prior_strength,
+        )
+        try:
+            self.ranking.check_half_life(self.task)
+        except ConfigurationError:
+            self._recorder.close()
+            if self._owns_store:
+                self.store.close()
+            raise
+        self._unsubscribe.extend(self.ranking.track_breakers())
+        self._judge = Judge(
+            self.task,
+            success_fn,
+            score_fn,
+            self.min_score,
+            lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
+            self._log,
+        )
+        #: The Prometheus observer (None when prometheus-client is not installed or off).
+        self.metrics: PrometheusMetrics | None
+        self._observers, self.metrics, self.alerts = build_observers(
+            metrics, tracing, alerts, on_alert, observers, on_outcome, self.clock
+        )
+        self._feedback = Feedback(
+            self.task,
+            self.store,
+            self._recorder,
+            self._reporter,
+            self._observers,
+            pending_ttl=self.pending_ttl,
+            on_expired=self.on_expired,
+            half_life=self.half_life,
+            clock=self.clock,
+            log=logger,
+        )
+        self._core = AttemptContext(
+            self.task,
+            self._settings,
+            self._judge,
+            self._pricer,
+            self._observers,
+            self._log,
+            self.clock,
+        )
+        if self.metrics is not None:
+            self.metrics.bind_router(self)
+        if self._observers:
+            for name, st in self._settings.items():
+                if st.breaker is not None:
+                    # Bound to the path's name: a user's breaker may carry another name.
+                    self._unsubscribe.append(
+                        st.breaker.on_change(functools.partial(self._breaker_changed, name))
+                    )
+            self._recorder.on_drop = self._dropped
+            self._recorder.on_refresh = self._refreshed
+
+    def __repr__(self) -> str:
+        return (
+            f"Router(task={self.task!r}, paths={[p.name for p in self.paths]}, "
+            f"fallback={self.fallback.name if self.fallback else None!r}, store={self.store!r})"
+        )
+
+    @property
+    def half_life(self) -> float | None:
+        """Seconds after which evidence counts half (None = never forget): the policy's."""
+        return self.policy.half_life
+
+    @property
+    def path_settings(self) -> Mapping[str, PathSettings]:
+        """Each path's resolved timeout, retry policy, breaker and rate limit, by name."""
+        return self._settings
+
+    # -- the request core shared by run and arun ---------------------------------
+    def _begin(self, context: str = "") -> tuple[str, list[Path]]:
+        if self._closed:
+            raise RuntimeError("this Router is closed; create a new one")
+        rid = new_request_id()
+        if self._observers:
+            self._observers.emit("request_started", self.task, rid)
+        return rid, self.ranking.rank(self.clock(), context)
+
+    def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
+        """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
+        if context is None and self.context_fn is not None:
+            try:
+                context = self.context_fn(*args, **kwargs)
+            except Exception as exc:
+                raise ValueError(f"context_fn raised {error_text(exc)}") from exc
+        if context is None or context == "":
+            return ""
+        check_name("context", context)
+        if not self._recorder.admits_context(context, self.max_contexts):
+            raise ValueError(
+                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
+                "must be a bounded set of categories (raise max_contexts if you need more)"
+            )
+        return context
+
+    def _breaker_changed(self, name: str, _breaker: str, old: Any, new: Any) -> None:
+        self._observers.emit(
+            "breaker_changed",
+            self.task,
+            name,
+            getattr(old, "value", old),
+            getattr(new, "value", new),
+        )
+
+    def _dropped(self, count: int, total: int) -> None:
+        self._observers.emit("outcomes_dropped", self.task, count, total)
+
+    def _refreshed(self) -> None:
+        means = {p.path: p.mean for p in self.posteriors()}
+        self._observers.emit("posteriors_changed", self.task, means)
+
+    # -- requests ----------------------------------------------------------------
+    def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
+        ctx = self._context(context, args, kwargs)
+        rid, order = self._begin(ctx)
+        return Attempts(self._core, rid, ctx, order, args, kwargs)
+
+    def _finish(self, req: Attempts) -> None:
+        attempts = req.attempts
+        self._recorder.record([a for a in attempts if not a.skipped])
+        ok = bool(attempts) and attempts[-1].success
+        if self._observers:
+            self._observers.emit("request_finished", self.task, req.rid, attempts, ok)
+        if not ok:
+            raise AllPathsFailed(self.task, req.rid, attempts)
+
+    def run(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
+        """Call paths in sampled order until one succeeds; return its result.
+
+        Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
+        Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
+        none succeeds. ``context`` (or ``context_fn``) picks the posteriors to route by.
+        """
+        req = self._attempts(context, args, kwargs)
+        while True:
+            step = req.next()
+            if isinstance(step, Call):
+                started = time.perf_counter()
+                try:
+                    raw = call_path(step.path, step.timeout_s, args, kwargs)
+                except Exception as exc:
+                    req.raised(exc, started)
+                else:
+                    req.returned(raw, started)
+            elif isinstance(step, Done):
+                break
+            else:
+                step.sleep(step.seconds)
+                req.slept(step.seconds)
+        self._finish(req)
+        return req.value
+
+    async def arun(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
+        """The asyncio twin of :meth:`run`: async paths (or a path's ``afn``) are awaited;
+        sync ones run in a worker thread, and waits (retries, rate limits) are asyncio
+        sleeps, so the event loop never blocks."""
+        req = self._attempts(context, args, kwargs)
+        while True:
+            step = req.next()
+            if isinstance(step, Call):
+                started = time.perf_counter()
+                try:
+                    raw = await acall_path(step.path, step.timeout_s, args, kwargs)
+                except Exception as exc:
+                    req.raised(exc, started)
+                else:
+                    req.returned(raw, started)
+            elif isinstance(step, Done):
+                break
+            else:
+                await step.asleep(step.seconds)
+                req.slept(step.seconds)
+        if self._recorder.sync and not self.store.in_process:
+            # A blocking database write must not stall the event loop; a memory store's
+            # is a dict update, not worth a thread hop.
+            await to_daemon_thread(self._finish, req)
+        else:
+            self._finish(req)
+        return req.value
+
+    def check(self, samples: Iterable[Any]) -> list[PathCheck]:
+        """Run every path — the final fallback included — on each sample, without routing.
+
+        A sample that is a ``dict`` is passed as keyword arguments, a ``tuple`` as
+        positional arguments, anything else as the single argument; a ``dict`` with only
+        the keys ``"$args"`` (a list) and ``"$kwargs"`` (a mapping) gives both, which is how
+        a JSON Lines file for ``adaptive-router check`` passes several positional
+        arguments. Timeouts, retries and ``success_fn`` apply as in :meth:`run`; breakers
+        and rate limits are bypassed and nothing is recorded or learned, so a fallback is
+        tested on its own.
+        """
+        return check_paths(self._by_name.values(), self._settings, self._judge, samples)
+
+    # -- reading and reporting -----------------------------------------------------
+    def costs(self, window: timedelta = timedelta(hours=24)) -> CostReport:
+        """Spend over a recent window: per path, tokens, cost per request and per 1,000
+        requests, retries and fallbacks included; unknown costs counted apart."""
+        secs = seconds(window, "window", allow_none=False) or 0.0
+        self._recorder.flush()
+        return cost_report(self.store, self.task, self.clock() - secs)
+
+    def serve_metrics(self, port: int = 9464, addr: str = "127.0.0.1") -> MetricsServer:
+        """Serve Prometheus metrics at ``http://addr:port/metrics`` (needs prometheus-client).
+
+        Binds to loopback by default; pass ``addr="0.0.0.0"`` to expose it.
+        """
+        return serve_metrics(port, addr, self.metrics.registry if self.metrics else None)
+
+    def health(self) -> dict[str, str]:
+        """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
+        return {
+            name: st.breaker.state.value if st.breaker is not None else "none"
+            for name, st in self._settings.items()
+        }
+
+    def choose(self, context: str | None = None) -> Decision:
+        """Pick a path for a request whose outcome will be reported later.
+
+        The decision is persisted, so :meth:`report` may come from another process.
+        """
+        ctx = self._context(context, (), {})
+        rid, order = self._begin(ctx)
+        return self._feedback.choose(rid, order, ctx)
+
+    def report(
+        self,
+        request_id: str,
+        success: bool,
+        latency_ms: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        score: float | None = None,
+    ) -> bool:
+        """Complete a :meth:`choose`. Returns True if recorded, False if already reported.
+
+        ``score`` (0-1) is the fractional evidence for routers that learn from scores;
+        without it the evidence is ``success`` (1 or 0).
+
+        Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
+        dropped after ``pending_ttl`` with ``on_expired="drop"``).
+        """
+        return self._feedback.report(
+            request_id,
+            success,
+            latency_ms=latency_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            metadata=metadata,
+            score=score,
+        )
+
+    def posteriors(self, context: str | None = None) -> list[Posterior]:
+        """Each path's current Beta posterior (decay applied): learned paths, then the fallback.
+
+        ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
+        attempts, fallback attempts included. With ``context``, the posteriors that route
+        that context: its own evidence on top of the (capped) task-level prior.
+        """
+        return self.ranking.posteriors(self.clock(), context or "")
+
+    def contexts(self) -> list[str]:
+        """The named contexts this task has evidence for."""
+        return self._recorder.contexts()
+
+    def stats(
+        self, window: timedelta = timedelta(hours=1), context: str | None = None
+    ) -> list[PathWindowStats]:
+        """Per-path success rate, latency percentiles, tokens, cost (and mean score) over a
+        recent window; in one context when ``context`` is given."""
+        secs = seconds(window, "window", allow_none=False) or 0.0
+        self._recorder.flush()
+        return self.store.window_stats(self.task, self.clock() - secs, context=context)
+
+    def flush(self) -> None:
+        """Write buffered outcomes now (batch durability)."""
+        self._recorder.flush()
+
+    def refresh(self) -> None:
+        """Flush, then reload posteriors from the store (picks up other processes' outcomes)."""
+        self._recorder.refresh()
+
+    @property
+    def buffered_outcomes(self) -> int:
+        """Outcomes recorded but not yet written to the store."""
+        return self._recorder.buffered
+
+    @property
+    def dropped_outcomes(self) -> int:
+        """Outcomes lost because the write buffer overflowed during a store outage."""
+        return self._recorder.dropped
+
+    def close(self) -> None:
+        """Flush everything and release the store (if the router opened it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._log.close()
+        for undo in self._unsubscribe:
+            undo()
+        self._unsubscribe.clear()
+        self._recorder.close()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
