@@ -455,8 +455,8 @@ def stats(
                 str(s.timeouts),
                 _ms(s.latency_p50_ms),
                 _ms(s.latency_p95_ms),
-                str(s.input_tokens),
-                str(s.output_tokens),
+                _fmt(s.input_tokens, "d"),
+                _fmt(s.output_tokens, "d"),
                 _fmt(s.cost_usd, ".4f"),
             ]
             for s in rows

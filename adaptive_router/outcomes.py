@@ -170,8 +170,9 @@ class PathWindowStats:
     timeouts: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    """Summed over the attempts that reported them; None when none did (unknown, not 0)."""
+    output_tokens: int | None
     cost_usd: float | None
     first_attempts: int = 0
     errors: dict[str, int] = field(default_factory=dict)

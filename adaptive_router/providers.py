@@ -65,6 +65,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router.capture import suppress as suppress_capture
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Result, Usage
 from adaptive_router.paths import INHERIT, Path, _Inherit
@@ -502,7 +503,8 @@ class _ProviderCall(abc.ABC):
         client = self._sync_client()
         while True:
             try:
-                response = self._send(client, exchange.request)
+                with suppress_capture():  # this path reads the response's usage itself
+                    response = self._send(client, exchange.request)
             except Exception as exc:
                 error = exchange.send_failed(exc)
                 if error is exc:
@@ -518,14 +520,15 @@ class _ProviderCall(abc.ABC):
         client = self._async_client()
         while True:
             try:
-                if self.timeout is None:
-                    response = await self._asend(client, exchange.request)
-                else:
-                    # The SDK timeout applies per phase (connect, write, each read); this
-                    # caps the whole request too. Either way the kind recorded is `timeout`.
-                    response = await asyncio.wait_for(
-                        self._asend(client, exchange.request), self.timeout
-                    )
+                with suppress_capture():  # this path reads the response's usage itself
+                    if self.timeout is None:
+                        response = await self._asend(client, exchange.request)
+                    else:
+                        # The SDK timeout applies per phase (connect, write, each read); this
+                        # caps the whole request too. Either way the kind recorded is `timeout`.
+                        response = await asyncio.wait_for(
+                            self._asend(client, exchange.request), self.timeout
+                        )
             except Exception as exc:
                 error = exchange.send_failed(exc)
                 if error is exc:

@@ -13,6 +13,7 @@ models).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
+from adaptive_router.capture import CallUsage
 from adaptive_router.costs import Pricer
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observers import Observers
@@ -35,6 +37,7 @@ from adaptive_router.resilience import (
 )
 from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.judging import Judge
+from adaptive_router.router.metering import captured_usage, metered
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [
@@ -108,6 +111,8 @@ class AttemptContext:
     observers: Observers
     log: ThrottledLog
     clock: Callable[[], float]
+    capture: bool = False
+    """Meter the SDK calls each attempt makes (``Router(capture_usage=...)``)."""
 
 
 def build_outcome(
@@ -124,13 +129,16 @@ def build_outcome(
     context: str = "",
     score: float | None = None,
     metadata: dict[str, Any] | None = None,
+    priced: bool = False,
 ) -> Outcome:
     """An attempt's outcome, priced: the path's cost if it said, else its tokens (cache
     reads and writes included) at its model's price; an error before anything was
-    generated costs nothing."""
+    generated costs nothing. ``priced``: ``usage.cost_usd`` is final, even when None."""
     u = usage or _NO_USAGE
     cost = u.cost_usd
-    if cost is None and u.input_tokens is None and u.output_tokens is None and kind in UNBILLED:
+    if priced:
+        pass  # captured calls, each priced at its own model: a None is an unknown part
+    elif cost is None and u.input_tokens is None and u.output_tokens is None and kind in UNBILLED:
         # An error status or a refused connection: nothing was generated, nothing billed.
         cost = 0.0
     elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
@@ -171,6 +179,7 @@ class Attempts:
 
     __slots__ = (
         "_args",
+        "_captured",
         "_deadline",
         "_kwargs",
         "_next",
@@ -214,11 +223,17 @@ class Attempts:
         self._retry_start = 0.0
         self._started: float | None = None
         self._deadline = 0.0
+        self._captured: list[CallUsage] | None = None
         self._next: Step = self._advance()
 
     def next(self) -> Step:
         """What to do now."""
         return self._next
+
+    def metered(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap each :class:`Call` in this: the SDK calls made in it count for the
+        attempt (all of them, retries included) unless the path reports its own usage."""
+        return metered(self._captured)
 
     # -- what happened -----------------------------------------------------------
     def returned(self, raw: Any, started: float) -> None:
@@ -310,6 +325,7 @@ class Attempts:
         if self.ctx.observers:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
+        self._captured = [] if self.ctx.capture else None
         self._retry_run = None
         self._started = None
         return self._call(path, st)
@@ -326,6 +342,7 @@ class Attempts:
         assert path is not None and st is not None
         latency = (time.perf_counter() - started) * 1000.0
         value = None
+        calls = self._captured
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
@@ -354,10 +371,10 @@ class Attempts:
                 kind=kind,
                 error=error,
                 latency_ms=latency,
-                usage=usage if isinstance(usage, Usage) else None,
                 retries=state.retries,
                 context=self.context,
                 metadata=meta if isinstance(meta, dict) else None,
+                **self._usage(usage if isinstance(usage, Usage) else None, calls, path),
             )
         else:
             if isinstance(raw, Result):
@@ -373,11 +390,11 @@ class Attempts:
                 kind=verdict,
                 error=why,
                 latency_ms=latency,
-                usage=usage,
                 retries=state.retries,
                 context=self.context,
                 score=score,
                 metadata=meta,
+                **self._usage(usage, calls, path),
             )
         if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
             # A judge that raised says nothing about the path: the breaker hears nothing.
@@ -393,6 +410,12 @@ class Attempts:
         if outcome.success:
             self.value = value
         self._next = self._advance()
+
+    def _usage(self, reported: Usage | None, calls: list[CallUsage] | None, path: Path) -> Any:
+        """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
+        if reported is not None or not calls:
+            return {"usage": reported}
+        return {"usage": captured_usage(calls, self.ctx.pricer, path.model), "priced": True}
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:
         self.ctx.log.log(

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import error_text, seconds
 from adaptive_router.alerts import Alert, Alerts
+from adaptive_router.capture import install as install_capture
 from adaptive_router.costs import Pricer
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
@@ -135,6 +136,11 @@ class Router:
         (``None`` = when a tracer provider is configured), the
         :class:`~adaptive_router.alerts.Alerts` to use (default thresholds otherwise) and
         alert callbacks.
+    capture_usage:
+        Meter the ``openai`` and ``anthropic`` SDK calls each attempt makes (tokens, and
+        cost priced at each call's model), so a plain function needs no ``Result``. A
+        path that reports its usage (a ``Result``, a provider path) keeps its own.
+        ``False``: only what paths report is recorded.
     """
 
     def __init__(
@@ -172,6 +178,7 @@ class Router:
         tracing: bool | None = None,
         alerts: Alerts | None = None,
         on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
+        capture_usage: bool = True,
     ) -> None:
         cfg = router_config(
             paths,
@@ -283,6 +290,10 @@ class Router:
             clock=self.clock,
             log=logger,
         )
+        if not isinstance(capture_usage, bool):
+            raise TypeError(f"capture_usage must be True or False, got {capture_usage!r}")
+        if capture_usage:
+            install_capture()  # idempotent: every router shares the one set of SDK hooks
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -291,6 +302,7 @@ class Router:
             self._observers,
             self._log,
             self.clock,
+            capture=capture_usage,
         )
         if self.metrics is not None:
             self.metrics.bind_router(self)
@@ -390,7 +402,8 @@ class Router:
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    raw = call_path(step.path, step.timeout_s, args, kwargs)
+                    with req.metered():
+                        raw = call_path(step.path, step.timeout_s, args, kwargs)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:
@@ -413,7 +426,8 @@ class Router:
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    raw = await acall_path(step.path, step.timeout_s, args, kwargs)
+                    with req.metered():
+                        raw = await acall_path(step.path, step.timeout_s, args, kwargs)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:

@@ -16,8 +16,8 @@ class _Acc:
     successes: int = 0
     timeouts: int = 0
     first_attempts: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     cost: float = 0.0
     cost_known: bool = False
     score_sum: float = 0.0
@@ -57,8 +57,11 @@ def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
             acc.first_attempts += 1
         if latency is not None:
             acc.latencies.append(float(latency))
-        acc.input_tokens += int(in_tok or 0)
-        acc.output_tokens += int(out_tok or 0)
+        # Unknown stays unknown: None until an attempt of the window reports its tokens.
+        if in_tok is not None:
+            acc.input_tokens = (acc.input_tokens or 0) + int(in_tok)
+        if out_tok is not None:
+            acc.output_tokens = (acc.output_tokens or 0) + int(out_tok)
         if cost is not None:
             acc.cost += float(cost)
             acc.cost_known = True
