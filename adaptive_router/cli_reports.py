@@ -31,6 +31,10 @@ SinceOption = Annotated[
 ]
 
 
+def _tokens(value: int | None) -> str:
+    return "unknown" if value is None else f"{value:,}"
+
+
 def _usd(value: float | None) -> str:
     if value is None:
         return "unknown"
@@ -52,8 +56,8 @@ def _path_row(p: PathCost) -> list[str]:
         str(p.attempts),
         str(p.fallback_attempts),
         str(p.retries),
-        f"{p.input_tokens:,}",
-        f"{p.output_tokens:,}",
+        _tokens(p.input_tokens),
+        _tokens(p.output_tokens),
         _usd(p.cost_usd),
         _usd(p.cost_per_request),
         _usd(p.cost_per_1000_requests),
@@ -68,8 +72,8 @@ def _total_row(r: CostReport) -> list[str]:
         str(r.attempts),
         str(r.fallback_attempts),
         str(r.retries),
-        f"{r.input_tokens:,}",
-        f"{r.output_tokens:,}",
+        _tokens(r.input_tokens),
+        _tokens(r.output_tokens),
         _usd(r.cost_usd),
         _usd(r.cost_per_request),
         _usd(r.cost_per_1000_requests),

@@ -14,7 +14,7 @@ imported only when a plot is drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
@@ -81,8 +81,9 @@ class PathCost:
     retries: int
     """Retries inside this path's attempts (each attempt records how many it needed)."""
     timeouts: int
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    """Summed over the attempts that reported tokens; None when none did (unknown, not 0)."""
+    output_tokens: int | None
     cost_usd: float | None
     priced_attempts: int
     unknown_cost_attempts: int
@@ -144,8 +145,9 @@ class CostReport:
     fallback_attempts: int
     retries: int
     timeouts: int
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    """Summed over the attempts that reported tokens; None when none did (unknown, not 0)."""
+    output_tokens: int | None
     cost_usd: float | None
     """Spend of the attempts whose cost is known; None when no attempt's cost is known."""
     priced_attempts: int
@@ -208,8 +210,8 @@ class _PathAcc:
     successes: int = 0
     retries: int = 0
     timeouts: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     cost: float = 0.0
     priced: int = 0
     unpriced_tokens: int = 0
@@ -224,11 +226,25 @@ class _PathRow(NamedTuple):
     successes: int
     retries: int
     timeouts: int
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
     cost: float | None
     priced: int
     unpriced_tokens: int
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _add(total: int | None, value: int | None) -> int | None:
+    """A sum of the known values: unknown (None) until one is known."""
+    return total if value is None else (total or 0) + value
+
+
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _sql_aggregates(
@@ -253,8 +269,9 @@ def _sql_aggregates(
             count_if(c.success),
             sa.func.coalesce(sa.func.sum(c.retries), 0),
             count_if(c.error_kind == _TIMEOUT),
-            sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
-            sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
+            # NULL (unknown) when no attempt reported tokens: never shown as 0.
+            sa.func.sum(c.input_tokens),
+            sa.func.sum(c.output_tokens),
             sa.func.sum(c.cost_usd),
             # Rows written before unbilled failures were recorded as $0 have NULL there.
             count_if(c.cost_usd.is_not(None) | c.error_kind.in_(sorted(UNBILLED))),
@@ -284,8 +301,8 @@ def _sql_aggregates(
                 int(r[5]),
                 int(r[6]),
                 int(r[7]),
-                int(r[8]),
-                int(r[9]),
+                _int(r[8]),
+                _int(r[9]),
                 None if r[10] is None else float(r[10]),
                 int(r[11]),
                 int(r[12]),
@@ -323,8 +340,8 @@ def _python_aggregates(
             succeeded.add(o.request_id)
         acc.retries += o.retries
         acc.timeouts += o.kind == _TIMEOUT
-        acc.input_tokens += o.input_tokens or 0
-        acc.output_tokens += o.output_tokens or 0
+        acc.input_tokens = _add(acc.input_tokens, o.input_tokens)
+        acc.output_tokens = _add(acc.output_tokens, o.output_tokens)
         if o.cost_usd is not None:
             acc.cost += o.cost_usd
             acc.priced += 1
@@ -399,8 +416,8 @@ def cost_report(store: Store, task: str, since: float, until: float | None = Non
         fallback_attempts=sum(p.fallback_attempts for p in paths),
         retries=sum(p.retries for p in paths),
         timeouts=sum(p.timeouts for p in paths),
-        input_tokens=sum(p.input_tokens for p in paths),
-        output_tokens=sum(p.output_tokens for p in paths),
+        input_tokens=_known_sum(p.input_tokens for p in paths),
+        output_tokens=_known_sum(p.output_tokens for p in paths),
         cost_usd=math.fsum(known) if known else None,
         priced_attempts=priced,
         unknown_cost_attempts=attempts - priced,

@@ -15,6 +15,7 @@ from adaptive_router import Outcome, Path, Result, Router, Usage, capture
 from adaptive_router.costs import Pricer
 from adaptive_router.providers import openai_path
 from adaptive_router.resilience import RetryPolicy
+from adaptive_router.stores import open_store
 from adaptive_router.testing import FakeProvider, reply, respond
 
 GPT = "gpt-4o"
@@ -322,3 +323,46 @@ def test_a_call_outside_any_attempt_is_untouched(fake: FakeProvider) -> None:
     assert type(response) is openai.types.chat.ChatCompletion
     assert response.usage is not None and response.usage.prompt_tokens == 11
     assert capture.current_scope() is None and seen == []
+
+
+# -- unknown stays unknown -------------------------------------------------------------------
+def test_stats_and_costs_show_unknown_tokens_as_none_not_zero(
+    fake: FakeProvider, store_url: str
+) -> None:
+    oai = fake.openai_client()
+    fake.default(GPT, reply("x", input_tokens=8, output_tokens=6))
+
+    def plain() -> str:
+        return "no SDK call"
+
+    def known() -> str:
+        oai.chat.completions.create(model=GPT, messages=MESSAGES)  # type: ignore[arg-type]
+        return "ok"
+
+    store = open_store(store_url)
+
+    routers: list[Router] = []
+
+    def one(fn: Any, name: str) -> Router:
+        routers.append(
+            Router([Path(fn, name=name)], bool, task="unknown", store=store, durability="sync")
+        )
+        return routers[-1]
+
+    try:
+        one(plain, "plain").run()
+        one(plain, "plain").run()
+        r = one(known, "known")
+        r.run()
+        stats = {s.path: s for s in r.stats()}
+        assert (stats["plain"].input_tokens, stats["plain"].output_tokens) == (None, None)
+        assert (stats["known"].input_tokens, stats["known"].output_tokens) == (8, 6)
+        report = r.costs()
+        by_path = {p.path: p for p in report.paths}
+        assert (by_path["plain"].input_tokens, by_path["plain"].output_tokens) == (None, None)
+        assert (by_path["known"].input_tokens, by_path["known"].output_tokens) == (8, 6)
+        assert (report.input_tokens, report.output_tokens) == (8, 6)
+    finally:
+        for router_ in routers:
+            router_.close()
+        store.close()
