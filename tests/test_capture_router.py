@@ -366,3 +366,15 @@ def test_stats_and_costs_show_unknown_tokens_as_none_not_zero(
         for router_ in routers:
             router_.close()
         store.close()
+
+
+def test_an_async_function_under_run_is_metered(fake: FakeProvider) -> None:
+    fake.script(GPT, [reply("a", input_tokens=13, output_tokens=2)])
+
+    async def chat() -> Any:
+        async with fake.async_openai_client() as oai:
+            return (await oai.chat.completions.create(model=GPT, messages=MESSAGES)).id  # type: ignore[arg-type]
+
+    seen: list[Outcome] = []
+    router([chat], seen).run()  # asyncio.run in the caller's context: the scope follows
+    assert tokens(seen[0]) == (13, 2)
