@@ -698,20 +698,20 @@ def simulate(
     runs: Annotated[int | None, typer.Option("--runs", help="Independent runs.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
     out: Annotated[
-        str | None, typer.Option("--out", help="Folder for the .md and .png (default results/).")
+        str | None,
+        typer.Option(
+            "--out",
+            help="Folder for the .md and .png (default simulations/results/ when the current "
+            "directory has one, as a checkout does, else results/).",
+        ),
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A CI-sized run of seconds.")] = False,
 ) -> None:
     """Run an offline experiment on the simulator; writes a markdown table and a PNG."""
+    # Imported here: the simulator (numpy engine, numba kernel) is not needed by other commands.
+    from adaptive_router.simulation.experiments import EXPERIMENTS
+
     with _errors(None):
-        try:
-            from simulations import EXPERIMENTS
-        except ImportError:
-            raise CLIError(
-                "the experiments live in the source tree's simulations/ folder: run this "
-                "from a checkout with the project installed (pip install -e .)",
-                1,
-            ) from None
         if experiment not in EXPERIMENTS:
             raise CLIError(
                 f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}", 2
