@@ -16,6 +16,7 @@ PACKAGES = (
     "adaptive_router.resilience",
     "adaptive_router.simulation",
     "adaptive_router.cli",
+    "adaptive_router.observe",
 )
 
 # Every public name `adaptive_router.resilience` and `adaptive_router.simulation` had as
@@ -87,10 +88,25 @@ OLD_ALL["adaptive_router.cli"] = [
     "stats_dict",
     "stored_half_life",
 ]
+# A new package (the five modules keep their old names as aliases): what it offers.
+OLD_ALL["adaptive_router.observe"] = [
+    "Alert",
+    "AlertKind",
+    "Alerts",
+    "CallbackObserver",
+    "MetricsServer",
+    "Observer",
+    "Observers",
+    "Pricer",
+    "PrometheusMetrics",
+    "Tracing",
+    "serve_metrics",
+]
 OLD_ALIASES = {
     "adaptive_router.resilience": ["BreakerListener"],
     "adaptive_router.simulation": ["BoolArray", "Engine"],
     "adaptive_router.cli": [],
+    "adaptive_router.observe": [],
 }
 
 
@@ -215,3 +231,20 @@ def test_old_cli_module_names_still_import() -> None:
     assert (
         importlib.import_module("adaptive_router.cli").main.__module__ == "adaptive_router.cli.app"
     )
+
+
+def test_observe_sits_below_the_router_and_the_package_face() -> None:
+    """tracing.py used to import ``adaptive_router`` (the face, which imports the router)
+    for its version: observers must not reach up."""
+    above = {"adaptive_router", "adaptive_router.router", "adaptive_router.reporting"}
+    reached = {
+        m: sorted(imports_of(m) & above) for m in MODULES if m.startswith("adaptive_router.observe")
+    }
+    assert {m: r for m, r in reached.items() if r} == {}
+    assert "adaptive_router.version" in imports_of("adaptive_router.observe.tracing")
+
+
+@pytest.mark.parametrize("name", ["observers", "metrics", "tracing", "alerts", "costs"])
+def test_old_observe_module_names_are_the_moved_modules(name: str) -> None:
+    old = importlib.import_module(f"adaptive_router.{name}")
+    assert old is importlib.import_module(f"adaptive_router.observe.{name}")
