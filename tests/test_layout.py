@@ -18,6 +18,9 @@ PACKAGES = (
     "adaptive_router.cli",
     "adaptive_router.observe",
 )
+# Not in PACKAGES yet: router.py still imports it inside Router.from_models (a circle through
+# providers.models that the router/ package removes); its names and sizes are checked below.
+LATER = ("adaptive_router.providers",)
 
 # Every public name `adaptive_router.resilience` and `adaptive_router.simulation` had as
 # single modules (their __all__, plus public aliases defined there).
@@ -102,11 +105,24 @@ OLD_ALL["adaptive_router.observe"] = [
     "Tracing",
     "serve_metrics",
 ]
+OLD_ALL["adaptive_router.providers"] = [
+    "MalformedResponseError",
+    "MissingCredentialsError",
+    "PromptError",
+    "RepairCounter",
+    "anthropic_path",
+    "model_path",
+    "openai_path",
+    "provider_of",
+    "repair_counter",
+    "router_from_models",
+]
 OLD_ALIASES = {
     "adaptive_router.resilience": ["BreakerListener"],
     "adaptive_router.simulation": ["BoolArray", "Engine"],
     "adaptive_router.cli": [],
     "adaptive_router.observe": [],
+    "adaptive_router.providers": ["Messages", "Prompt", "REPAIR_PROMPT"],
 }
 
 
@@ -248,3 +264,28 @@ def test_observe_sits_below_the_router_and_the_package_face() -> None:
 def test_old_observe_module_names_are_the_moved_modules(name: str) -> None:
     old = importlib.import_module(f"adaptive_router.{name}")
     assert old is importlib.import_module(f"adaptive_router.observe.{name}")
+
+
+def test_provider_modules_named_like_the_sdks_do_not_shadow_them() -> None:
+    import anthropic
+    import openai
+
+    from adaptive_router.providers import anthropic as anthropic_mod
+    from adaptive_router.providers import openai as openai_mod
+
+    assert openai.OpenAI.__module__.startswith("openai")
+    assert anthropic.Anthropic.__module__.startswith("anthropic")
+    assert openai_mod.__name__ == "adaptive_router.providers.openai"
+    assert anthropic_mod.__name__ == "adaptive_router.providers.anthropic"
+
+
+@pytest.mark.parametrize("package", LATER)
+def test_later_packages_keep_every_public_name_and_stay_small(package: str) -> None:
+    test_the_packages_keep_every_public_name(package)
+    sizes = {
+        m: len(p.read_text().splitlines())
+        for m, p in MODULES.items()
+        if m == package or m.startswith(package + ".")
+    }
+    assert len(sizes) >= 5
+    assert {m: n for m, n in sizes.items() if n > 800} == {}
