@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from adaptive_router import resilience
 from adaptive_router.resilience import CallTimeoutError, abandoned_calls, call_with_timeout
+from adaptive_router.resilience import timeouts as resilience
 
 
 def test_a_call_claimed_by_its_timed_out_caller_never_runs() -> None:
