@@ -73,7 +73,7 @@ def demo(
 
 def simulate(
     experiment: Annotated[
-        str, typer.Argument(help="chapelle_li, degradation, half_life_sweep or peers.")
+        str, typer.Argument(help="chapelle_li, cost_aware, degradation, half_life_sweep or peers.")
     ],
     horizon: Annotated[int | None, typer.Option("--horizon", help="Requests per run.")] = None,
     runs: Annotated[int | None, typer.Option("--runs", help="Independent runs.")] = None,
