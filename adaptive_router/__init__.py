@@ -20,6 +20,7 @@ from adaptive_router.policy import Policy, ThompsonSampling
 from adaptive_router.reporting import Reporter
 from adaptive_router.router import Router
 from adaptive_router.stores import MemoryStore, SQLStore, Store
+from adaptive_router.version import __version__
 
 __all__ = [
     "AllPathsFailed",
@@ -41,6 +42,5 @@ __all__ = [
     "ThompsonSampling",
     "UnknownRequestError",
     "Usage",
+    "__version__",
 ]
-
-__version__ = "0.1.0"

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from adaptive_router.costs import Pricer
 from adaptive_router.errors import ConfigurationError, UnknownRequestError
+from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.paths import check_name
 from adaptive_router.stores import Store, open_store

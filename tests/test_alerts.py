@@ -42,7 +42,7 @@ def test_call_cost_storm_gives_one_alert_logged_counted_and_called_back(
     seen: list[Alert] = []
     alerts = Alerts(on_alert=seen.append, clock=clock, registry=registry)
     with (
-        caplog.at_level(logging.WARNING, logger="adaptive_router.alerts"),
+        caplog.at_level(logging.WARNING, logger="adaptive_router.observe.alerts"),
         costly_router(alerts, 0.25, clock) as r,
     ):
         for _ in range(STORM):
@@ -51,7 +51,7 @@ def test_call_cost_storm_gives_one_alert_logged_counted_and_called_back(
     assert (alert.kind, alert.task, alert.path) == ("call_cost", "spend", "big")
     assert (alert.value, alert.threshold, alert.at) == (0.25, 0.10, clock.now)
     assert "$0.2500" in alert.message
-    (record,) = [r for r in caplog.records if r.name == "adaptive_router.alerts"]
+    (record,) = [r for r in caplog.records if r.name == "adaptive_router.observe.alerts"]
     assert record.levelno == logging.WARNING
     assert record.__dict__["alert"] == "call_cost"
     assert record.__dict__["path"] == "big"
@@ -215,13 +215,13 @@ def test_breaker_open_storm(caplog: pytest.LogCaptureFixture) -> None:
             fallback=Path(lambda: "ok", name="fb", timeout=None),
             alerts=alerts,
         ) as r,
-        caplog.at_level(logging.ERROR, logger="adaptive_router.alerts"),
+        caplog.at_level(logging.ERROR, logger="adaptive_router.observe.alerts"),
     ):
         for _ in range(STORM):
             r.run()
     (alert,) = seen
     assert (alert.kind, alert.task, alert.path) == ("breaker_open", "brk", "down")
-    mine = [rec.levelno for rec in caplog.records if rec.name == "adaptive_router.alerts"]
+    mine = [rec.levelno for rec in caplog.records if rec.name == "adaptive_router.observe.alerts"]
     assert mine == [logging.ERROR]
     # Closing or going half-open is not an alert.
     quiet = Alerts(on_alert=seen.append, registry=CollectorRegistry())

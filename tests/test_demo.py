@@ -25,7 +25,7 @@ from adaptive_router.demo import (
     TASK,
     DemoProgress,
     Order,
-    _behave,
+    behave,
     is_valid_order,
     make_order,
     parse_lenient,
@@ -182,12 +182,12 @@ def test_live_mode_code_path_against_the_fake_via_env(
     # FakeProvider exercises everything but the network.
     with FakeProvider() as fake:
         for model, seed in zip(MODELS, (1, 2), strict=True):
-            _behave(fake, model, degraded=False, seed=seed)
+            behave(fake, model, degraded=False, seed=seed)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.anthropic_base_url)
-        monkeypatch.setattr("adaptive_router.demo.LIVE_RETRY_INITIAL_S", 0.001)
+        monkeypatch.setattr("adaptive_router.demo.run.LIVE_RETRY_INITIAL_S", 0.001)
         s = run_demo(None, requests=30, seed=5, live=True)
     assert s.live and s.requests == 30 and s.success_rate > 0.9
     # After the drop, GPT-4o's calls mostly fail before reaching the provider.

@@ -12,7 +12,14 @@ import pytest
 import adaptive_router
 
 ROOT = Path(adaptive_router.__file__).parent
-PACKAGES = ("adaptive_router.resilience", "adaptive_router.simulation")
+PACKAGES = (
+    "adaptive_router.resilience",
+    "adaptive_router.simulation",
+    "adaptive_router.cli",
+    "adaptive_router.observe",
+    "adaptive_router.demo",
+    "adaptive_router.providers",
+)
 
 # Every public name `adaptive_router.resilience` and `adaptive_router.simulation` had as
 # single modules (their __all__, plus public aliases defined there).
@@ -63,8 +70,101 @@ OLD_ALL = {
         "stationary",
     ],
 }
+# adaptive_router.cli had no __all__: its public functions that other code may use.
+OLD_ALL["adaptive_router.cli"] = [
+    "ENV_DB",
+    "CLIError",
+    "app",
+    "check_dict",
+    "db_app",
+    "load_target",
+    "main",
+    "parse_duration",
+    "parse_prior",
+    "posterior_dict",
+    "read_posteriors",
+    "read_samples",
+    "redact",
+    "redact_url",
+    "resolve_url",
+    "stats_dict",
+    "stored_half_life",
+]
+# A new package (the five modules keep their old names as aliases): what it offers.
+OLD_ALL["adaptive_router.observe"] = [
+    "Alert",
+    "AlertKind",
+    "Alerts",
+    "CallbackObserver",
+    "MetricsServer",
+    "Observer",
+    "Observers",
+    "Pricer",
+    "PrometheusMetrics",
+    "Tracing",
+    "serve_metrics",
+]
+OLD_ALL["adaptive_router.providers"] = [
+    "MalformedResponseError",
+    "MissingCredentialsError",
+    "PromptError",
+    "RepairCounter",
+    "anthropic_path",
+    "model_path",
+    "openai_path",
+    "provider_of",
+    "repair_counter",
+    "router_from_models",
+]
+# adaptive_router.demo had no __all__: the names it offers as a package.
+OLD_ALL["adaptive_router.demo"] = [
+    "ADAPT_REQUESTS",
+    "CITIES",
+    "CLAUDE",
+    "DEFAULT_DB",
+    "DEFAULT_HALF_LIFE",
+    "DEFAULT_LIVE_REQUESTS",
+    "DEFAULT_REQUESTS",
+    "DEFAULT_SEED",
+    "DEGRADED",
+    "DemoProgress",
+    "DemoSummary",
+    "FAKE_TIMEOUT_S",
+    "FALLBACK",
+    "GPT",
+    "HANG_S",
+    "ITEMS",
+    "LIVE_RETRY_INITIAL_S",
+    "LIVE_TIMEOUT_S",
+    "LIVE_WINDOW",
+    "MIN_LIVE_REQUESTS",
+    "MIN_REQUESTS",
+    "MODELS",
+    "NUMBER_WORDS",
+    "Order",
+    "PROMPT",
+    "PathProgress",
+    "PhaseSummary",
+    "RESET_S",
+    "SHIFT_THRESHOLD",
+    "SHIFT_WINDOW",
+    "SimulatedModel",
+    "SimulatedOutage",
+    "TASK",
+    "behave",
+    "is_valid_order",
+    "make_order",
+    "parse_lenient",
+    "parse_strict",
+    "print_summary",
+    "progress_table",
+    "requests_to_shift",
+    "run_demo",
+    "run_with_display",
+    "sqlite_file",
+]
 # Public names added since (the old ones must all stay).
-ADDED = {
+ADDED: dict[str, list[str]] = {
     "adaptive_router.resilience": [],
     "adaptive_router.simulation": [
         "BlendedScore",
@@ -76,6 +176,10 @@ ADDED = {
 OLD_ALIASES = {
     "adaptive_router.resilience": ["BreakerListener"],
     "adaptive_router.simulation": ["BoolArray", "Engine"],
+    "adaptive_router.cli": [],
+    "adaptive_router.observe": [],
+    "adaptive_router.demo": [],
+    "adaptive_router.providers": ["Messages", "Prompt", "REPAIR_PROMPT"],
 }
 
 
@@ -149,7 +253,7 @@ def in_packages(module: str) -> bool:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_the_packages_keep_every_public_name(package: str) -> None:
     module = importlib.import_module(package)
-    assert sorted(module.__all__) == sorted(OLD_ALL[package] + ADDED[package])
+    assert sorted(module.__all__) == sorted(OLD_ALL[package] + ADDED.get(package, []))
     missing = [n for n in OLD_ALL[package] + OLD_ALIASES[package] if not hasattr(module, n)]
     assert missing == []
 
@@ -185,3 +289,48 @@ def test_no_private_name_is_imported_from_the_packages() -> None:
                     if a.name.startswith("_") and node.module != name
                 ]
     assert crossing == []
+
+
+def test_old_cli_module_names_still_import() -> None:
+    from adaptive_router import cli_reports
+    from adaptive_router.cli import reports
+
+    assert (cli_reports.costs, cli_reports.plot, cli_reports.register) == (
+        reports.costs,
+        reports.plot,
+        reports.register,
+    )
+    # the console script's entry point
+    assert (
+        importlib.import_module("adaptive_router.cli").main.__module__ == "adaptive_router.cli.app"
+    )
+
+
+def test_observe_sits_below_the_router_and_the_package_face() -> None:
+    """tracing.py used to import ``adaptive_router`` (the face, which imports the router)
+    for its version: observers must not reach up."""
+    above = {"adaptive_router", "adaptive_router.router", "adaptive_router.reporting"}
+    reached = {
+        m: sorted(imports_of(m) & above) for m in MODULES if m.startswith("adaptive_router.observe")
+    }
+    assert {m: r for m, r in reached.items() if r} == {}
+    assert "adaptive_router.version" in imports_of("adaptive_router.observe.tracing")
+
+
+@pytest.mark.parametrize("name", ["observers", "metrics", "tracing", "alerts", "costs"])
+def test_old_observe_module_names_are_the_moved_modules(name: str) -> None:
+    old = importlib.import_module(f"adaptive_router.{name}")
+    assert old is importlib.import_module(f"adaptive_router.observe.{name}")
+
+
+def test_provider_modules_named_like_the_sdks_do_not_shadow_them() -> None:
+    import anthropic
+    import openai
+
+    from adaptive_router.providers import anthropic as anthropic_mod
+    from adaptive_router.providers import openai as openai_mod
+
+    assert openai.OpenAI.__module__.startswith("openai")
+    assert anthropic.Anthropic.__module__.startswith("anthropic")
+    assert openai_mod.__name__ == "adaptive_router.providers.openai"
+    assert anthropic_mod.__name__ == "adaptive_router.providers.anthropic"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations import ope_obd
+from adaptive_router.simulation.experiments import ope_obd
 
 HEADER = ["", "timestamp", "item_id", "position", "click", "propensity_score", "user_feature_0"]
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import os
 import pathlib
+import subprocess
 import sys
+import sysconfig
 import tomllib
+import zipfile
 
+import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -28,3 +34,156 @@ def test_claimed_python_floor_is_what_dependencies_need_and_tools_check() -> Non
     assert PYPROJECT["tool"]["ruff"]["target-version"] == f"py{floor.major}{floor.minor}"
     assert PYPROJECT["tool"]["mypy"]["python_version"] == f"{floor.major}.{floor.minor}"
     assert sys.version_info[:2] >= (floor.major, floor.minor)
+
+
+# -- the wheel carries the experiments: `adaptive-router simulate` works when installed -------
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGED = "adaptive_router.simulation.experiments"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The project built as a wheel, the way a user gets it (pip's isolated hatchling build)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (whl,) = out.glob("adaptive_router-*.whl")
+    return whl
+
+
+def test_wheel_ships_the_experiments_and_nothing_imports_the_checkout_folder(
+    wheel: pathlib.Path,
+) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        sources = {n: z.read(n).decode() for n in names if n.endswith(".py")}
+    expected = {f"adaptive_router/simulation/experiments/{n}.py" for n in EXPERIMENT_FILES}
+    assert expected <= names, expected - names
+    assert not any(n.startswith("simulations/") for n in names)
+    importers = [
+        name
+        for name, text in sources.items()
+        for node in ast.walk(ast.parse(text))
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "simulations")
+        or (
+            isinstance(node, ast.Import)
+            and any(a.name.split(".")[0] == "simulations" for a in node.names)
+        )
+    ]
+    assert importers == []
+
+
+EXPERIMENT_FILES = (
+    "__init__",
+    "_common",
+    "chapelle_li",
+    "degradation",
+    "half_life_sweep",
+    "ope_obd",
+    "peers",
+)
+
+
+def test_installed_wheel_runs_simulate_from_another_directory(
+    wheel: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A fresh venv (not editable) with the wheel; the dependencies come from this venv's
+    site-packages through a plain path line (so no registry is needed and the editable
+    install's import hook is not loaded). scripts/check_wheel.sh does the full
+    ``pip install '.[plot]'`` into an empty venv."""
+    env_dir = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=60
+    )
+    py = env_dir / "bin" / "python"
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    deps = sysconfig.get_paths()["purelib"]
+    (pathlib.Path(site) / "project_deps.pth").write_text(deps + "\n")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    where = subprocess.run(
+        [str(py), "-c", "import adaptive_router; print(adaptive_router.__file__)"],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert where.startswith(site), where  # the wheel's copy, not the checkout's
+
+    cli = subprocess.run(
+        [str(env_dir / "bin" / "adaptive-router"), "simulate", "chapelle_li", "--quick"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert (work / "results" / "chapelle_li-quick.md").is_file()
+    assert (work / "results" / "chapelle_li-quick.png").stat().st_size > 10_000
+    assert "| ε | policy |" in cli.stdout
+
+    mod = subprocess.run(
+        [str(py), "-m", f"{PACKAGED}.chapelle_li", "--quick", "--out", "here"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert mod.returncode == 0, mod.stderr
+    assert (work / "here" / "chapelle_li-quick.md").read_text() in mod.stdout
+
+
+def test_checkout_shims_run_the_packaged_experiments(tmp_path: pathlib.Path) -> None:
+    import simulations.half_life_sweep as via_shim
+    from adaptive_router.simulation.experiments import half_life_sweep
+
+    assert via_shim is half_life_sweep  # one module, not a copy with its own state
+    run = subprocess.run(
+        [sys.executable, "-m", "simulations.chapelle_li", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "chapelle_li-quick.md").read_text() in run.stdout
+
+
+def test_results_go_to_the_checkout_folder_else_to_results(tmp_path: pathlib.Path) -> None:
+    from adaptive_router.simulation.experiments._common import default_results_dir
+
+    assert default_results_dir(tmp_path) == tmp_path / "results"
+    (tmp_path / "simulations" / "results").mkdir(parents=True)
+    assert default_results_dir(tmp_path) == tmp_path / "simulations" / "results"
+    assert default_results_dir(ROOT) == ROOT / "simulations" / "results"

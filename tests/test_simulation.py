@@ -39,7 +39,7 @@ from adaptive_router.simulation import (
     simulate,
     stationary,
 )
-from simulations import peers as peers_mod
+from adaptive_router.simulation.experiments import peers as peers_mod
 
 THREE = [0.9, 0.7, 0.5]
 
@@ -526,7 +526,7 @@ def test_simulator_matches_choose_and_late_report(caplog: pytest.LogCaptureFixtu
 )
 def test_experiments_quick(name: str, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from simulations import EXPERIMENTS
+    from adaptive_router.simulation.experiments import EXPERIMENTS
 
     md = EXPERIMENTS[name](quick=True, out=tmp_path, horizon=400 if name == "peers" else None)
     assert md.exists() and md.with_suffix(".png").stat().st_size > 10_000
@@ -601,7 +601,7 @@ def test_trace_order_is_the_whole_ranked_chain() -> None:
 
 
 def test_half_life_rule_grows_with_the_square_root_of_the_incident_interval() -> None:
-    from simulations.half_life_sweep import RULE_C, recommended_half_life
+    from adaptive_router.simulation.experiments.half_life_sweep import RULE_C, recommended_half_life
 
     assert recommended_half_life(10_000) == pytest.approx(RULE_C * 100, rel=0.05)
     assert recommended_half_life(40_000) == pytest.approx(2 * recommended_half_life(10_000), 0.05)

@@ -23,9 +23,9 @@ from typing import Any
 
 from adaptive_router._checks import error_text, short
 from adaptive_router.capture import CallUsage
-from adaptive_router.costs import Pricer
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.observers import Observers
+from adaptive_router.observe.costs import Pricer
+from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
 from adaptive_router.paths import Path
 from adaptive_router.resilience import (

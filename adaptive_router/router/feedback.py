@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from adaptive_router.observers import Observers
+from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import Decision, ErrorKind, Outcome
 from adaptive_router.paths import Path
 from adaptive_router.reporting import Reporter

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from adaptive_router import metrics as metrics_mod
-from adaptive_router import tracing as tracing_mod
-from adaptive_router.alerts import Alert, Alerts
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.metrics import PrometheusMetrics
-from adaptive_router.observers import CallbackObserver, Observer, Observers
+from adaptive_router.observe import metrics as metrics_mod
+from adaptive_router.observe import tracing as tracing_mod
+from adaptive_router.observe.alerts import Alert, Alerts
+from adaptive_router.observe.metrics import PrometheusMetrics
+from adaptive_router.observe.observers import CallbackObserver, Observer, Observers
+from adaptive_router.observe.tracing import Tracing
 from adaptive_router.outcomes import Outcome
-from adaptive_router.tracing import Tracing
 
 __all__ = ["build_observers"]
 

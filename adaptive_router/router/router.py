@@ -19,13 +19,13 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import error_text, seconds
-from adaptive_router.alerts import Alert, Alerts
 from adaptive_router.capture import install as install_capture
-from adaptive_router.costs import Pricer
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.metrics import MetricsServer, PrometheusMetrics, serve_metrics
-from adaptive_router.observers import Observer
+from adaptive_router.observe.alerts import Alert, Alerts
+from adaptive_router.observe.costs import Pricer
+from adaptive_router.observe.metrics import MetricsServer, PrometheusMetrics, serve_metrics
+from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import (
     Decision,
     Outcome,

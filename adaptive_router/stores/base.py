@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from adaptive_router.outcomes import Outcome, PathWindowStats
+from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
+
+_TIMEOUT = ErrorKind.TIMEOUT.value
 
 
 @dataclass(slots=True)
@@ -138,5 +141,133 @@ class Store(abc.ABC):
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         """The task's outcome rows, oldest first (for replays, exports and plots)."""
 
+    def path_totals(
+        self, task: str, since: float, until: float | None = None
+    ) -> tuple[list[PathTotals], tuple[int, int, int]]:
+        """Per-path sums of the task's outcomes with ``since <= created_at < until``, and
+        the window's (requests, succeeded requests, requests that fell back).
+
+        Stores that can aggregate where the data lives (SQL) override this; the default
+        sums :meth:`outcomes` in Python.
+        """
+        return totals_from_outcomes(self.outcomes(task, since), until)
+
+    def attempt_rows(self, task: str, since: float, until: float | None = None) -> list[AttemptRow]:
+        """The few columns a time series needs, one row per attempt, oldest first."""
+        return [
+            AttemptRow(
+                o.path, o.attempt, o.success, o.cost_usd, o.created_at, o.request_id, o.latency_ms
+            )
+            for o in self.outcomes(task, since)
+            if until is None or o.created_at < until
+        ]
+
     def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
         """Release connections."""
+
+
+class AttemptRow(NamedTuple):
+    """One attempt as a time series sees it: ``created_at`` is when the attempt finished."""
+
+    path: str
+    attempt: int
+    success: bool
+    cost_usd: float | None
+    created_at: float
+    request_id: str
+    latency_ms: float | None
+
+
+class PathTotals(NamedTuple):
+    """One path's sums over a window of outcome rows (what cost reports are built from)."""
+
+    path: str
+    requests: int
+    attempts: int
+    first: int
+    fallback: int
+    successes: int
+    retries: int
+    timeouts: int
+    input_tokens: int | None
+    """Summed over the attempts that reported tokens; None when none did (unknown, not 0)."""
+    output_tokens: int | None
+    cost: float | None
+    priced: int
+    unpriced_tokens: int
+
+
+@dataclass(slots=True)
+class _PathAcc:
+    requests: set[str] = field(default_factory=set)
+    attempts: int = 0
+    first: int = 0
+    fallback: int = 0
+    successes: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float = 0.0
+    priced: int = 0
+    unpriced_tokens: int = 0
+
+
+def totals_from_outcomes(
+    outcomes: Sequence[Outcome], until: float | None
+) -> tuple[list[PathTotals], tuple[int, int, int]]:
+    """:meth:`Store.path_totals` computed in Python from outcome rows."""
+    accs: dict[str, _PathAcc] = {}
+    requests: set[str] = set()
+    succeeded: set[str] = set()
+    fell_back: set[str] = set()
+    for o in outcomes:
+        if until is not None and o.created_at >= until:
+            continue
+        acc = accs.get(o.path)
+        if acc is None:
+            acc = accs[o.path] = _PathAcc()
+        acc.requests.add(o.request_id)
+        requests.add(o.request_id)
+        acc.attempts += 1
+        if o.attempt == 1:
+            acc.first += 1
+        elif o.attempt > 1:
+            acc.fallback += 1
+            fell_back.add(o.request_id)
+        if o.success:
+            acc.successes += 1
+            succeeded.add(o.request_id)
+        acc.retries += o.retries
+        acc.timeouts += o.kind == _TIMEOUT
+        # Unknown stays unknown: None until an attempt reports its tokens.
+        if o.input_tokens is not None:
+            acc.input_tokens = (acc.input_tokens or 0) + o.input_tokens
+        if o.output_tokens is not None:
+            acc.output_tokens = (acc.output_tokens or 0) + o.output_tokens
+        if o.cost_usd is not None:
+            acc.cost += o.cost_usd
+            acc.priced += 1
+        elif o.kind in UNBILLED:
+            acc.priced += 1  # recorded before unbilled failures were written as $0
+        elif o.input_tokens is not None or o.output_tokens is not None:
+            acc.unpriced_tokens += 1
+    rows = [
+        PathTotals(
+            path,
+            len(a.requests),
+            a.attempts,
+            a.first,
+            a.fallback,
+            a.successes,
+            a.retries,
+            a.timeouts,
+            a.input_tokens,
+            a.output_tokens,
+            a.cost if a.priced else None,
+            a.priced,
+            a.unpriced_tokens,
+        )
+        for path, a in accs.items()
+    ]
+    return rows, (len(requests), len(succeeded), len(fell_back))

@@ -1,4 +1,4 @@
-"""Glue for frameworks: a LangChain Runnable and a ``@routed`` decorator."""
+"""``@routed``: route calls of a function between paths, the function as the fallback."""
 
 from __future__ import annotations
 
@@ -11,40 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from adaptive_router.paths import Path
 
 if TYPE_CHECKING:
-    from langchain_core.runnables import Runnable
-
     from adaptive_router.router import Router
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def as_runnable(
-    router: Router, *, unpack: bool = False, name: str | None = None
-) -> Runnable[Any, Any]:
-    """A LangChain ``Runnable`` that routes each ``invoke``/``ainvoke``/``batch`` call.
-
-    The input is passed to the paths as one positional argument, or — with
-    ``unpack=True`` and a dict input — as keyword arguments. Needs ``langchain-core``
-    (``pip install adaptive-router[langchain]``).
-    """
-    try:
-        from langchain_core.runnables import RunnableLambda
-    except ImportError as exc:  # an optional extra: say how to get it
-        raise ImportError(
-            "as_runnable needs langchain-core: pip install 'adaptive-router[langchain]'"
-        ) from exc
-
-    def call(value: Any) -> Any:
-        if unpack and isinstance(value, dict):
-            return router.run(**value)
-        return router.run(value)
-
-    async def acall(value: Any) -> Any:
-        if unpack and isinstance(value, dict):
-            return await router.arun(**value)
-        return await router.arun(value)
-
-    return RunnableLambda(call, afunc=acall, name=name or f"adaptive-router:{router.task}")
 
 
 def routed(

@@ -1,0 +1,236 @@
+"""``posteriors`` and ``stats``: what the router learned and how its paths did.
+
+Every number comes from the library (the store, ``posteriors_from_states``,
+``window_stats``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from adaptive_router._checks import redact_url
+from adaptive_router.cli.common import (
+    CLIError,
+    ContextOption,
+    DbOption,
+    JsonOption,
+    TaskOption,
+    console_out,
+    fmt_ms,
+    fmt_number,
+    json_number,
+    make_table,
+    one_line_errors,
+    open_store,
+    parse_duration,
+    parse_prior,
+    print_json,
+    resolve_url,
+    unknown_task,
+    utc_time,
+)
+from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.router import posteriors_from_states
+from adaptive_router.stores import SQLStore
+from adaptive_router.stores.base import PathState
+
+logger = logging.getLogger(__name__)
+
+
+def stored_half_life(states: dict[str, PathState]) -> float | None:
+    """The half-life the task's rows were learned with (routers of a task share one).
+
+    Should rows disagree (routers misconfigured at different times), the most common
+    value among paths with evidence is used and a warning logged.
+    """
+    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
+        st.half_life_s for st in states.values()
+    )
+    if not values:
+        return None
+    if len(values) > 1:
+        logger.warning("paths of one task were learned with different half-lives: %s", dict(values))
+    return values.most_common(1)[0][0]
+
+
+def read_posteriors(
+    store: SQLStore, task: str, prior: tuple[float, float], now: float, context: str = ""
+) -> tuple[list[Posterior], float | None]:
+    """Posteriors of every path stored for ``task`` (one context's own evidence when
+    ``context`` is given) decayed to ``now``, and the half-life."""
+    states = store.load(task, context)
+    half_life = stored_half_life(states)
+    names = sorted(states)
+    return posteriors_from_states(states, names, prior, half_life, now), half_life
+
+
+def posterior_dict(p: Posterior) -> dict[str, Any]:
+    """A posterior as JSON-ready data."""
+    lo, hi = p.interval
+    return {
+        "path": p.path,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "mean": p.mean,
+        "interval": [lo, hi],
+        "n": p.n,
+        "successes": p.successes,
+        "failures": p.failures,
+        "traffic_share": p.traffic_share,
+        "updated_at": p.updated_at,
+    }
+
+
+def stats_dict(s: PathWindowStats) -> dict[str, Any]:
+    """Window stats as JSON-ready data."""
+    return {
+        "path": s.path,
+        "attempts": s.attempts,
+        "first_attempts": s.first_attempts,
+        "successes": s.successes,
+        "success_rate": json_number(s.success_rate),
+        "timeouts": s.timeouts,
+        "latency_p50_ms": s.latency_p50_ms,
+        "latency_p95_ms": s.latency_p95_ms,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost_usd": s.cost_usd,
+        "errors": dict(s.errors),
+    }
+
+
+def _half_life_text(half_life: float | None) -> str:
+    return "no decay" if half_life is None else f"half-life {half_life:g} s"
+
+
+def posteriors(
+    db: DbOption,
+    task: TaskOption,
+    json_out: JsonOption = False,
+    prior: Annotated[
+        str, typer.Option("--prior", help="Beta prior 'alpha,beta' the router uses.")
+    ] = "1,1",
+    context: ContextOption = "",
+) -> None:
+    """Each path's Beta posterior now: alpha, beta, mean, 95% interval, counts, traffic share."""
+    with one_line_errors(db):
+        try:
+            prior_ab = parse_prior(prior)
+        except ValueError as exc:
+            raise CLIError(str(exc), 2) from None
+        url = resolve_url(db, must_exist=True)
+        with open_store(url) as store:
+            now = time.time()
+            posts, half_life = read_posteriors(store, task, prior_ab, now, context)
+            if not posts:
+                if context and task in store.tasks():
+                    raise CLIError(f"task {task!r} has no evidence in context {context!r}", 1)
+                raise unknown_task(store, task, url)
+    if json_out:
+        print_json([posterior_dict(p) for p in posts])
+        return
+    rows = []
+    for p in posts:
+        lo, hi = p.interval
+        rows.append(
+            [
+                p.path,
+                f"{p.alpha:.2f}",
+                f"{p.beta:.2f}",
+                f"{p.mean:.3f}",
+                f"{lo:.3f}–{hi:.3f}",
+                str(p.n),
+                str(p.successes),
+                str(p.failures),
+                f"{p.traffic_share:.1%}",
+            ]
+        )
+    table = make_table(
+        f"posteriors · task {task} · {redact_url(url)}",
+        (
+            "path",
+            "alpha",
+            "beta",
+            "mean",
+            "95%\ninterval",
+            "n",
+            "successes",
+            "failures",
+            "traffic\nshare",
+        ),
+        rows,
+        caption=(
+            f"alpha/beta/mean decayed to {utc_time(now)} ({_half_life_text(half_life)}, "
+            f"prior {prior_ab[0]:g},{prior_ab[1]:g}); n, successes, failures are all-time counts; "
+            "a final fallback's row is its record only: it is always tried last, never ranked"
+        ),
+    )
+    console_out().print(table)
+
+
+def stats(
+    db: DbOption,
+    task: TaskOption,
+    since: Annotated[
+        str, typer.Option("--since", help="Window: 30s, 15m, 1h, 2d, 1w (back from now).")
+    ] = "1h",
+    json_out: JsonOption = False,
+    context: ContextOption = "",
+) -> None:
+    """Per-path attempts, success rate, timeouts, latency, tokens and cost over a window."""
+    with one_line_errors(db):
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            raise CLIError(str(exc), 2) from None
+        url = resolve_url(db, must_exist=True)
+        with open_store(url) as store:
+            start = time.time() - window.total_seconds()
+            rows = store.window_stats(task, start, context=context or None)
+            if not rows and task not in store.tasks():
+                raise unknown_task(store, task, url)
+    if json_out:
+        print_json([stats_dict(s) for s in rows])
+        return
+    if not rows:
+        console_out().print(f"no outcomes for task {escape(task)} since {utc_time(start)}")
+        return
+    table = make_table(
+        f"stats · task {task} · since {utc_time(start)} ({since})",
+        (
+            "path",
+            "attempts",
+            "first\nattempts",
+            "successes",
+            "success\nrate",
+            "timeouts",
+            "p50\nms",
+            "p95\nms",
+            "input\ntokens",
+            "output\ntokens",
+            "cost\nUSD",
+        ),
+        [
+            [
+                s.path,
+                str(s.attempts),
+                str(s.first_attempts),
+                str(s.successes),
+                fmt_number(s.success_rate, ".1%"),
+                str(s.timeouts),
+                fmt_ms(s.latency_p50_ms),
+                fmt_ms(s.latency_p95_ms),
+                fmt_number(s.input_tokens, "d"),
+                fmt_number(s.output_tokens, "d"),
+                fmt_number(s.cost_usd, ".4f"),
+            ]
+            for s in rows
+        ],
+    )
+    console_out().print(table)
