@@ -487,13 +487,19 @@ _patched: list[tuple[type[Any], str, Any]] = []
 
 
 def install() -> None:
-    """Hook the openai and anthropic SDKs (each client's ``request``). Idempotent and
-    thread-safe; the hooks cost one contextvar read per call outside any scope."""
+    """Hook the openai and anthropic SDKs (each client's ``request``); an SDK that cannot
+    be imported is skipped. Idempotent and thread-safe; the hooks cost one contextvar
+    read per call outside any scope."""
     with _install_lock:
         if _patched:
             return
         for name in ("openai", "anthropic"):
-            sdk = _Sdk(name)
+            try:
+                sdk = _Sdk(name)
+            except ImportError as exc:
+                # An SDK that is not installed (or cannot be imported) makes no calls to meter.
+                logger.debug("capture skips %s: %s", name, exc, extra={"sdk": name})
+                continue
             hooks = (("SyncAPIClient", _sync_request), ("AsyncAPIClient", _async_request))
             for cls_name, hook in hooks:
                 # One hook per client class rather than one per resource method: every

@@ -4,6 +4,9 @@ openai and anthropic SDKs against FakeProvider."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -378,3 +381,23 @@ def test_an_async_function_under_run_is_metered(fake: FakeProvider) -> None:
     seen: list[Outcome] = []
     router([chat], seen).run()  # asyncio.run in the caller's context: the scope follows
     assert tokens(seen[0]) == (13, 2)
+
+
+def test_a_router_works_when_an_sdk_cannot_be_imported() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["openai"] = None  # makes `import openai` fail
+        from adaptive_router import Router, capture
+        r = Router([lambda: 1], bool, task="t", store="memory://")
+        assert r.run() == 1 and capture.installed()
+        import anthropic._base_client as base
+        assert hasattr(base.SyncAPIClient.request, "__wrapped__")  # anthropic is metered
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
