@@ -325,3 +325,15 @@ def test_bad_path_priors_name_the_parameter(attr: str, value: Any) -> None:
     fn: Callable[[], int] = lambda: 1  # noqa: E731
     with pytest.raises(ConfigurationError, match=attr):
         Path(fn, name="p", **{attr: value})
+
+
+def test_a_cut_timeout_is_never_zero_or_negative() -> None:
+    from adaptive_router.router.budgets import MIN_TIMEOUT_S, Budget, RequestBudget
+
+    spent = RequestBudget(Budget(request_timeout=1.0), time.perf_counter() - 5.0, {}, "fb")
+    assert spent.cut(30.0) == MIN_TIMEOUT_S
+    assert spent.cut(None) == MIN_TIMEOUT_S
+    fresh = Budget(request_timeout=10.0).start("fb")
+    assert fresh.cut(2.0) == 2.0
+    assert 9.0 < (fresh.cut(None) or 0.0) <= 10.0
+    assert not fresh.limits("fb") and fresh.limits("a")

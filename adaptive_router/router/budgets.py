@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Outcome
 
-__all__ = ["Budget", "RequestBudget", "check_budget"]
+__all__ = ["MIN_TIMEOUT_S", "Budget", "RequestBudget", "check_budget"]
+
+#: The smallest cut timeout (seconds).
+MIN_TIMEOUT_S = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,9 @@ class RequestBudget:
         left = self.remaining_s()
         if left is None:
             return timeout_s
-        left = max(left, 0.0)
+        # Timeouts must be > 0: an attempt that starts at the deadline gets a token
+        # millisecond and times out, rather than a zero the timeout helpers refuse.
+        left = max(left, MIN_TIMEOUT_S)
         return left if timeout_s is None or left < timeout_s else timeout_s
 
     def allows_wait(self, seconds: float) -> bool:
