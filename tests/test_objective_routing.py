@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import adaptive_router
 from adaptive_router import AllPathsFailed, Path, Router
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
@@ -88,6 +89,8 @@ def test_cost_objective_moves_traffic_to_the_cheap_path_at_the_same_success() ->
 
 
 def test_success_objective_is_plain_thompson_sampling() -> None:
+    assert adaptive_router.Objective is Objective
+    assert "ObjectiveThompsonSampling" in adaptive_router.__all__
     r = Router([lambda: 1], success_fn=bool, task="t", store="memory://")
     assert type(r.policy) is ThompsonSampling and r.objective.name == "success"
     r.close()
