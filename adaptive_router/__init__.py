@@ -6,6 +6,7 @@ from adaptive_router.errors import (
     StoreUnavailableError,
     UnknownRequestError,
 )
+from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
 from adaptive_router.outcomes import (
     Decision,
     ErrorKind,
@@ -28,6 +29,8 @@ __all__ = [
     "Decision",
     "ErrorKind",
     "MemoryStore",
+    "Objective",
+    "ObjectiveThompsonSampling",
     "Outcome",
     "Path",
     "PathWindowStats",

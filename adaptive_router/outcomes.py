@@ -27,6 +27,12 @@ class ErrorKind(str, Enum):
     SUCCESS_FN_ERROR = "success_fn_error"
     """``success_fn`` or ``score_fn`` raised: the judge's bug, not the path's. Recorded
     (and the next path tried, since the result went unjudged) but never evidence."""
+    MAX_ATTEMPTS = "max_attempts"
+    """Skipped: the request's ``max_attempts`` learned paths were already tried."""
+    REQUEST_TIMEOUT = "request_timeout"
+    """Skipped: the request's ``request_timeout`` was used up."""
+    OVER_BUDGET = "over_budget"
+    """Skipped: the path's expected cost exceeds what is left of ``max_cost_usd``."""
 
 
 #: Kinds that say nothing about the path: recorded, but never folded into its posterior.
@@ -146,6 +152,10 @@ class Posterior:
     failures: int
     traffic_share: float
     updated_at: float | None
+    #: Decayed mean cost (USD) and latency (ms) per attempt, else the path's prior
+    #: (``Path.expected_cost_usd`` / ``expected_latency_ms``), else None.
+    expected_cost_usd: float | None = None
+    expected_latency_ms: float | None = None
 
     @property
     def mean(self) -> float:

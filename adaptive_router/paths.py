@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ class Path:
     an in-process regex, which then runs in the caller's thread with no hand-off cost).
     ``rate_limit`` (:class:`~adaptive_router.resilience.RateLimit`) is per path only.
     ``afn`` is an optional async implementation that :meth:`Router.arun` prefers.
+    ``expected_cost_usd`` / ``expected_latency_ms``: what one attempt is expected to cost
+    and take before the router has measured it (the prior of ``objective="cost"`` /
+    ``"latency"`` and of ``max_cost_usd``); measured means replace them.
     ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
     it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.
@@ -63,6 +67,8 @@ class Path:
     afn: Callable[..., Awaitable[Any]] | None = None
     enforces_timeout: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    expected_cost_usd: float | None = None
+    expected_latency_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -83,6 +89,18 @@ class Path:
                 raise ConfigurationError(
                     f"path {self.name!r}: {attr} must be a {kind.__name__} or None, "
                     f"got {type(value).__name__}"
+                )
+        for attr in ("expected_cost_usd", "expected_latency_ms"):
+            value = getattr(self, attr)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigurationError(
+                    f"path {self.name!r}: {attr} must be a finite number >= 0 (the prior "
+                    f"per attempt before the path has data) or None, got {value!r}"
                 )
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
             raise ConfigurationError(

@@ -36,6 +36,7 @@ from adaptive_router.resilience import (
     to_daemon_thread,
 )
 from adaptive_router.resilience.retry import RetryRun
+from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import captured_usage, metered
 from adaptive_router.router.settings import PathSettings
@@ -179,6 +180,7 @@ class Attempts:
 
     __slots__ = (
         "_args",
+        "_budget",
         "_captured",
         "_deadline",
         "_kwargs",
@@ -206,6 +208,7 @@ class Attempts:
         order: list[Path],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        budget: RequestBudget | None = None,
     ) -> None:
         self.ctx = ctx
         self.rid = rid
@@ -224,6 +227,7 @@ class Attempts:
         self._started: float | None = None
         self._deadline = 0.0
         self._captured: list[CallUsage] | None = None
+        self._budget = budget
         self._next: Step = self._advance()
 
     def next(self) -> Step:
@@ -257,7 +261,11 @@ class Attempts:
                     policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
                 )
             delay = self._retry_run.failed(exc)
-            if delay is not None:
+            if delay is not None and (
+                self._budget is None
+                or not self._budget.limits(path.name or "")
+                or self._budget.allows_wait(delay)
+            ):
                 self._next = Sleep(delay, policy.sleep, policy.asleep)
                 return
         self._settle(self._started, None, exc)
@@ -282,6 +290,10 @@ class Attempts:
                 if self.attempts[-1].success:
                     return DONE
                 self._log_fallback(self.attempts[-1], path)
+            refused = self._budget.refuse(path.name or "", self.attempts) if self._budget else None
+            if refused is not None:
+                self._skip(path, *refused)
+                continue
             st = self.ctx.settings[path.name or ""]
             self._path, self._settings = path, st
             step = self._admit(path, st, waited=False)
@@ -305,21 +317,7 @@ class Attempts:
         if kind is None and st.breaker is not None and not st.breaker.allow():
             kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
         if kind is not None:
-            skipped = Outcome(
-                request_id=self.rid,
-                task=self.ctx.task,
-                path=path.name or "",
-                attempt=0,
-                success=False,
-                kind=kind,
-                error=error,
-                latency_ms=0.0,
-                created_at=self.ctx.clock(),
-                skipped=True,
-            )
-            self.attempts.append(skipped)
-            if self.ctx.observers:
-                self.ctx.observers.emit("attempt_finished", skipped)
+            self._skip(path, kind, error)
             return None
         self.n += 1
         if self.ctx.observers:
@@ -330,10 +328,33 @@ class Attempts:
         self._started = None
         return self._call(path, st)
 
+    def _skip(self, path: Path, kind: str, error: str) -> None:
+        """Record ``path`` as skipped (never called) for ``kind``."""
+        skipped = Outcome(
+            request_id=self.rid,
+            task=self.ctx.task,
+            path=path.name or "",
+            attempt=0,
+            success=False,
+            kind=kind,
+            error=error,
+            latency_ms=0.0,
+            created_at=self.ctx.clock(),
+            skipped=True,
+        )
+        self.attempts.append(skipped)
+        if self.ctx.observers:
+            self.ctx.observers.emit("attempt_finished", skipped)
+
     def _call(self, path: Path, st: PathSettings) -> Call:
         if st.retry is not None and self._retry_run is None:
             self._retry_start = st.retry.clock()
-        return Call(path, None if path.enforces_timeout else st.timeout)
+        timeout = None if path.enforces_timeout else st.timeout
+        if self._budget is not None and self._budget.limits(path.name or ""):
+            # What is left of the request's time (a watchdog even for a path that
+            # enforces its own timeout, which cannot be told the cut).
+            timeout = self._budget.cut(timeout)
+        return Call(path, timeout)
 
     def _settle(self, started: float, raw: Any, exc: Exception | None) -> None:
         """Turn a finished attempt (value or exception) into its outcome; feed the breaker

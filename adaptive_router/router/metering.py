@@ -11,11 +11,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from adaptive_router.capture import CallUsage, scope
+from adaptive_router.capture import CallUsage, install, scope
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Usage
 
-__all__ = ["captured_usage", "metered"]
+__all__ = ["captured_usage", "metered", "start_capture"]
+
+
+def start_capture(capture_usage: object) -> bool:
+    """Check ``Router(capture_usage=...)`` and, when True, hook the SDKs (idempotent:
+    every router shares the one set of hooks)."""
+    if not isinstance(capture_usage, bool):
+        raise TypeError(f"capture_usage must be True or False, got {capture_usage!r}")
+    if capture_usage:
+        install()
+    return capture_usage
 
 
 @contextlib.contextmanager

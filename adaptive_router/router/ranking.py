@@ -1,9 +1,19 @@
 """A request's order of paths: evidence (decayed, mixed across contexts), the policy's
 draw, open breakers to the back, the final fallback last. No I/O: it reads the
-recorder's in-process cache."""
+recorder's in-process cache.
+
+With an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`), each
+learned path's expected cost and latency per attempt are its decayed task-level means,
+else its ``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior, else the mean
+of the paths that have one, else all equal (the success order). They are task-level in
+every context: what an attempt costs and takes is mostly the path's (its model, its
+provider), while whether it succeeds is what differs between contexts, so contexts share
+one estimate and learn it from all their traffic.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -11,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path
 from adaptive_router.policy import Policy, decay_factor
@@ -44,6 +55,14 @@ class Ranking:
         self.context_prior_strength = context_prior_strength
         # Paths whose breaker is not closed; ranking only re-sorts while one is.
         self._unclosed: set[str] = set()
+        self._objective = (
+            policy
+            if isinstance(policy, ObjectiveThompsonSampling)
+            and not policy.objective.ranks_by_success
+            else None
+        )
+        self._cost_priors = [p.expected_cost_usd for p in self.paths]
+        self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
     @property
     def half_life(self) -> float | None:
@@ -103,13 +122,45 @@ class Ranking:
     def rank(self, now: float, context: str = "") -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last."""
         s, f = self.evidence(now, context)
-        order = [self.paths[int(i)] for i in self.policy.rank(s, f, self.rng)]
+        if self._objective is not None:
+            costs, latencies = self.expected()
+            ranked = self._objective.rank(
+                s,
+                f,
+                self.rng,
+                costs=expected_costs(costs, self._cost_priors, parameter="expected_cost_usd"),
+                latencies=expected_costs(
+                    latencies, self._latency_priors, parameter="expected_latency_ms"
+                ),
+            )
+        else:
+            ranked = self.policy.rank(s, f, self.rng)
+        order = [self.paths[int(i)] for i in ranked]
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
         if self.fallback is not None:
             order.append(self.fallback)
         return order
+
+    def expected(self) -> tuple[list[float | None], list[float | None]]:
+        """Each learned path's measured mean cost (USD) and latency (ms) per attempt, task
+        level, in path order (None where not measured yet)."""
+        means = self.recorder.means()
+        none = (None, None)
+        rows = [means.get(p.name or "", none) for p in self.paths]
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def known_costs(self) -> dict[str, float]:
+        """Expected cost per attempt by learned path: measured, else the path's prior;
+        paths with neither are left out (a budget cannot judge them)."""
+        costs, _ = self.expected()
+        out: dict[str, float] = {}
+        for p, c in zip(self.paths, costs, strict=True):
+            v = c if c is not None else p.expected_cost_usd
+            if v is not None:
+                out[p.name or ""] = v
+        return out
 
     def _breaker_closed_first(self, p: Path) -> int:
         b = self.settings[p.name or ""].breaker
@@ -135,7 +186,9 @@ class Ranking:
             names.append(self.fallback.name or "")
         states = self.recorder.snapshot()
         if not context:
-            return posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+            return self._with_priors(
+                posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+            )
         own = states.get(context, {})
         s, f = self.evidence(now, context)
         mixed: dict[str, PathState] = {}
@@ -150,7 +203,43 @@ class Ranking:
             )
         if self.fallback is not None and (self.fallback.name or "") in own:
             mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
-        return posteriors_from_states(mixed, names, prior, self.half_life, now)
+        out = posteriors_from_states(mixed, names, prior, self.half_life, now)
+        # Cost and latency are task-level in every context (see the module docstring).
+        task = posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+        return self._with_priors(
+            [
+                dataclasses.replace(
+                    p,
+                    expected_cost_usd=t.expected_cost_usd,
+                    expected_latency_ms=t.expected_latency_ms,
+                )
+                for p, t in zip(out, task, strict=True)
+            ]
+        )
+
+    def _with_priors(self, rows: list[Posterior]) -> list[Posterior]:
+        """Posteriors with each path's prior cost/latency where nothing was measured."""
+        by_name = {p.name or "": p for p in self.paths}
+        if self.fallback is not None:
+            by_name[self.fallback.name or ""] = self.fallback
+        out = []
+        for r in rows:
+            p = by_name.get(r.path)
+            if p is not None and (
+                (r.expected_cost_usd is None and p.expected_cost_usd is not None)
+                or (r.expected_latency_ms is None and p.expected_latency_ms is not None)
+            ):
+                r = dataclasses.replace(
+                    r,
+                    expected_cost_usd=r.expected_cost_usd
+                    if r.expected_cost_usd is not None
+                    else p.expected_cost_usd,
+                    expected_latency_ms=r.expected_latency_ms
+                    if r.expected_latency_ms is not None
+                    else p.expected_latency_ms,
+                )
+            out.append(r)
+        return out
 
     def check_half_life(self, task: str) -> None:
         """Refuse a half-life other than the one the task's stored evidence was learned
@@ -177,11 +266,14 @@ def posteriors_from_states(
     Shared by :meth:`Router.posteriors` and the CLI (which reads a store without a Router).
     """
     rows: list[tuple[str, float, float, int, int, float | None]] = []
+    means: list[tuple[float | None, float | None]] = []
     for name in names:
         st = states.get(name)
         if st is None:
             rows.append((name, 0.0, 0.0, 0, 0, None))
+            means.append((None, None))
             continue
+        means.append((st.mean_cost_usd, st.mean_latency_ms))
         k = decay_factor(now - st.ref_time, half_life)
         rows.append(
             (name, st.success_w * k, st.failure_w * k, st.successes, st.failures, st.ref_time)
@@ -197,6 +289,8 @@ def posteriors_from_states(
             failures=fail,
             traffic_share=(s + f) / total if total else 0.0,
             updated_at=ref,
+            expected_cost_usd=cost,
+            expected_latency_ms=latency,
         )
-        for name, s, f, succ, fail, ref in rows
+        for (name, s, f, succ, fail, ref), (cost, latency) in zip(rows, means, strict=True)
     ]

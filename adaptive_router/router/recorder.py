@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import fold
-from adaptive_router.stores.base import PathState, Store
+from adaptive_router.stores.base import PathState, Store, fold_cost_latency
 
 #: A path's decayed evidence as stored: ``(success_w, failure_w, ref_time)``.
 Weights = tuple[float, float, float]
@@ -97,6 +97,15 @@ class Recorder:
             own = self.states.get(context, {})
             return task, {n: (st.success_w, st.failure_w, st.ref_time) for n, st in own.items()}
 
+    def means(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt
+        (None where nothing was measured)."""
+        with self._lock:
+            return {
+                n: (st.mean_cost_usd, st.mean_latency_ms)
+                for n, st in self.states.get("", {}).items()
+            }
+
     def snapshot(self) -> dict[str, dict[str, PathState]]:
         """A copy of every context's path states (``""`` is the task level)."""
         with self._lock:
@@ -163,6 +172,7 @@ class Recorder:
                 st = paths.get(o.path)
                 if st is None:
                     st = paths[o.path] = PathState(ref_time=o.created_at)
+                fold_cost_latency(st, o, self.half_life)
                 st.success_w, st.failure_w, st.ref_time = fold(
                     (st.success_w, st.failure_w, st.ref_time),
                     o.reward,

@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import error_text, seconds
-from adaptive_router.capture import install as install_capture
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.objectives import Objective
 from adaptive_router.observe.alerts import Alert, Alerts
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.metrics import MetricsServer, PrometheusMetrics, serve_metrics
@@ -46,9 +46,11 @@ from adaptive_router.router.attempts import (
     call_path,
     new_request_id,
 )
+from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.judging import Judge
+from adaptive_router.router.metering import start_capture
 from adaptive_router.router.observing import build_observers
 from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
@@ -131,6 +133,23 @@ class Router:
         ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
         ``context=`` to ``run``); at most ``max_contexts`` of them; a context borrows at most
         ``context_prior_strength`` pseudo-observations per path from the task level.
+    objective:
+        What the order of learned paths minimizes on the way to a success: ``"success"``
+        (default: plain Thompson Sampling on success), ``"cost"`` (expected dollars to a
+        success, ascending ``cost / θ``), ``"latency"`` (expected time to a success) or an
+        :class:`~adaptive_router.objectives.Objective` (dollars plus a stated price of a
+        second). θ is still drawn from each path's Beta posterior. Costs and latencies per
+        attempt are the paths' measured decayed means (task level), else their
+        ``Path(expected_cost_usd=..., expected_latency_ms=...)``, else the mean of the
+        paths with data, else all equal.
+    max_attempts, request_timeout, max_cost_usd:
+        Request budgets (``None`` = no limit): learned paths tried per request before the
+        final fallback; seconds for the whole request across attempts and retries (each
+        attempt's timeout is cut to what is left); dollars per request (a learned path
+        whose expected cost exceeds what is left is skipped; a path with neither a
+        measured cost nor a prior is not). A learned path refused by a budget is recorded
+        as a skipped attempt of kind ``max_attempts``, ``request_timeout`` or
+        ``over_budget``; the final fallback is never refused and keeps its own timeout.
     metrics, tracing, alerts, on_alert:
         Prometheus metrics (when prometheus-client is installed), OpenTelemetry spans
         (``None`` = when a tracer provider is configured), the
@@ -179,6 +198,10 @@ class Router:
         alerts: Alerts | None = None,
         on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
         capture_usage: bool = True,
+        objective: str | Objective = "success",
+        max_attempts: int | None = None,
+        request_timeout: float | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
         cfg = router_config(
             paths,
@@ -202,6 +225,10 @@ class Router:
             context_fn=context_fn,
             max_contexts=max_contexts,
             context_prior_strength=context_prior_strength,
+            objective=objective,
+            max_attempts=max_attempts,
+            request_timeout=request_timeout,
+            max_cost_usd=max_cost_usd,
         )
         #: The validated parameters.
         self.config = cfg
@@ -212,6 +239,11 @@ class Router:
         self.durability, self.on_expired = cfg.durability, cfg.on_expired
         self.pending_ttl, self.clock, self.rng = cfg.pending_ttl, cfg.clock, cfg.rng
         self.policy: Policy = cfg.policy
+        #: What the order of learned paths minimizes (``objective.name``: "success", ...).
+        self.objective: Objective = cfg.objective
+        #: The request budgets (max_attempts, request_timeout, max_cost_usd).
+        self.budget: Budget = cfg.budget
+        self._fallback_name = self.fallback.name if self.fallback is not None else None
 
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
@@ -290,10 +322,6 @@ class Router:
             clock=self.clock,
             log=logger,
         )
-        if not isinstance(capture_usage, bool):
-            raise TypeError(f"capture_usage must be True or False, got {capture_usage!r}")
-        if capture_usage:
-            install_capture()  # idempotent: every router shares the one set of SDK hooks
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -302,7 +330,7 @@ class Router:
             self._observers,
             self._log,
             self.clock,
-            capture=capture_usage,
+            capture=start_capture(capture_usage),
         )
         if self.metrics is not None:
             self.metrics.bind_router(self)
@@ -378,7 +406,11 @@ class Router:
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
         ctx = self._context(context, args, kwargs)
         rid, order = self._begin(ctx)
-        return Attempts(self._core, rid, ctx, order, args, kwargs)
+        budget = None
+        if self.budget.active:
+            costs = self.ranking.known_costs() if self.budget.max_cost_usd is not None else None
+            budget = self.budget.start(self._fallback_name, costs)
+        return Attempts(self._core, rid, ctx, order, args, kwargs, budget)
 
     def _finish(self, req: Attempts) -> None:
         attempts = req.attempts

@@ -14,10 +14,12 @@ import numpy as np
 
 from adaptive_router._checks import seconds
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.objectives import Objective, ObjectiveThompsonSampling, resolve_objective
 from adaptive_router.paths import Inherit, Path, as_path, check_name
 from adaptive_router.policy import Policy, ThompsonSampling
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
+from adaptive_router.router.budgets import Budget, check_budget
 
 __all__ = [
     "BreakerSpec",
@@ -125,6 +127,8 @@ class RouterConfig:
     clock: Callable[[], float]
     rng: np.random.Generator
     policy: Policy
+    objective: Objective
+    budget: Budget
 
     @property
     def half_life(self) -> float | None:
@@ -155,6 +159,10 @@ def router_config(
     context_fn: Callable[..., str] | None,
     max_contexts: int,
     context_prior_strength: float,
+    objective: str | Objective = "success",
+    max_attempts: int | None = None,
+    request_timeout: float | None = None,
+    max_cost_usd: float | None = None,
 ) -> RouterConfig:
     """Validate the :class:`~adaptive_router.Router` parameters (see there); a
     :class:`ConfigurationError` names the first wrong one and the fix."""
@@ -229,9 +237,28 @@ def router_config(
     else:
         raise ConfigurationError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
     try:
-        chosen: Policy = policy or ThompsonSampling(prior, half_life_s, explore)
+        goal = resolve_objective(objective)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
+    if policy is not None and not goal.ranks_by_success:
+        raise ConfigurationError(
+            "objective: give an objective or a policy, not both (pass "
+            "policy=ObjectiveThompsonSampling(..., objective=...) to combine them)"
+        )
+    budget = check_budget(max_attempts, request_timeout, max_cost_usd)
+    try:
+        chosen: Policy
+        if policy is not None:
+            chosen = policy
+        elif goal.ranks_by_success:
+            # The success objective keeps plain Thompson Sampling: bit-identical choices.
+            chosen = ThompsonSampling(prior, half_life_s, explore)
+        else:
+            chosen = ObjectiveThompsonSampling(prior, half_life_s, explore, goal)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if isinstance(chosen, ObjectiveThompsonSampling):
+        goal = chosen.objective
     if policy is not None and policy.half_life != half_life_s:
         raise ConfigurationError("policy.half_life and half_life disagree; set one of them")
     return RouterConfig(
@@ -250,4 +277,6 @@ def router_config(
         clock=clock or time.time,
         rng=rng,
         policy=chosen,
+        objective=goal,
+        budget=budget,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
+from adaptive_router.policy import TINY, decay_factor
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
@@ -47,6 +48,25 @@ class PathState:
     def mean_latency_ms(self) -> float | None:
         """Decayed mean latency per attempt (ms), None before any timed attempt."""
         return self.latency_sum / self.latency_weight if self.latency_weight > 0.0 else None
+
+
+def fold_cost_latency(st: PathState, o: Outcome, half_life: float | None) -> None:
+    """Add the outcome's cost and latency (when known) to the decayed sums, as the SQL
+    upsert does (the memory store and the Router's in-process cache share it); call
+    before ``st.ref_time`` moves to the outcome's time."""
+    keep = decay_factor(o.created_at - st.ref_time, half_life)
+    add = decay_factor(st.ref_time - o.created_at, half_life)
+    c_add = 0.0 if o.cost_usd is None else 1.0
+    l_add = 0.0 if o.latency_ms is None else 1.0
+    st.cost_sum = _scale(st.cost_sum, keep) + (o.cost_usd or 0.0) * add
+    st.cost_weight = _scale(st.cost_weight, keep) + c_add * add
+    st.latency_sum = _scale(st.latency_sum, keep) + (o.latency_ms or 0.0) * add
+    st.latency_weight = _scale(st.latency_weight, keep) + l_add * add
+
+
+def _scale(value: float, factor: float) -> float:
+    # Same snap as policy.fold: tiny sums are 0, so a replay matches the SQL store.
+    return 0.0 if value < TINY else value * factor
 
 
 @dataclass(frozen=True, slots=True)

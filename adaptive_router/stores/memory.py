@@ -7,27 +7,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
-from adaptive_router.policy import TINY, decay_factor, fold
+from adaptive_router.policy import fold
 from adaptive_router.stores.aggregate import aggregate
-from adaptive_router.stores.base import CompleteResult, PathState, PendingDecision, Store
-
-
-def _fold_cost_latency(st: PathState, o: Outcome, half_life: float | None) -> None:
-    """Add the outcome's cost and latency (when known) to the decayed sums, as the SQL
-    upsert does; call before ``st.ref_time`` moves to the outcome's time."""
-    keep = decay_factor(o.created_at - st.ref_time, half_life)
-    add = decay_factor(st.ref_time - o.created_at, half_life)
-    c_add = 0.0 if o.cost_usd is None else 1.0
-    l_add = 0.0 if o.latency_ms is None else 1.0
-    st.cost_sum = _scale(st.cost_sum, keep) + (o.cost_usd or 0.0) * add
-    st.cost_weight = _scale(st.cost_weight, keep) + c_add * add
-    st.latency_sum = _scale(st.latency_sum, keep) + (o.latency_ms or 0.0) * add
-    st.latency_weight = _scale(st.latency_weight, keep) + l_add * add
-
-
-def _scale(value: float, factor: float) -> float:
-    # Same snap as policy.fold: tiny sums are 0, so a replay matches the SQL store.
-    return 0.0 if value < TINY else value * factor
+from adaptive_router.stores.base import (
+    CompleteResult,
+    PathState,
+    PendingDecision,
+    Store,
+    fold_cost_latency,
+)
 
 
 class MemoryStore(Store):
@@ -71,7 +59,7 @@ class MemoryStore(Store):
                 st = self._stats.get(key3)
                 if st is None:
                     st = self._stats[key3] = PathState(ref_time=o.created_at)
-                _fold_cost_latency(st, o, half_life)
+                fold_cost_latency(st, o, half_life)
                 st.success_w, st.failure_w, st.ref_time = fold(
                     (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
                 )
