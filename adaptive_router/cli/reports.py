@@ -1,7 +1,7 @@
 """The ``costs`` and ``plot`` commands of ``adaptive-router``.
 
 Attached with :func:`register`; the helpers (``--db`` resolution, read-only store,
-``--since`` parsing, one-line errors) come from :mod:`adaptive_router.common.common`.
+``--since`` parsing, one-line errors) come from :mod:`adaptive_router.cli.common`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from adaptive_router.cli import common
+import adaptive_router.cli.common as common
 from adaptive_router.reports import (
     CostReport,
     PathCost,

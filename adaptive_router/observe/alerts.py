@@ -24,7 +24,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from adaptive_router.observe import metrics
+import adaptive_router.observe.metrics as metrics
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Outcome
 

@@ -475,7 +475,7 @@ def _run_compiled(
 
     Chunks keep progress bars moving and Ctrl-C responsive; each costs one call (~50 µs).
     """
-    from adaptive_router.simulation import kernel
+    import adaptive_router.simulation.kernel as kernel
 
     assert isinstance(policy, ThompsonSampling)  # _compiled_engine saw to it
     env = run.env

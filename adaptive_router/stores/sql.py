@@ -26,11 +26,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
+import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
-from adaptive_router.stores import sql_queries
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     AttemptRow,
