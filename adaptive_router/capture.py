@@ -131,7 +131,7 @@ class Scope:
     threads, asyncio tasks) records into the same object. Thread-safe.
     """
 
-    __slots__ = ("_calls", "_closed", "_lock", "on_late")
+    __slots__ = ("_calls", "_closed", "_lock", "_token", "on_late")
 
     def __init__(self, on_late: Callable[[CallUsage], None] | None = None) -> None:
         if on_late is not None and not callable(on_late):
@@ -140,6 +140,20 @@ class Scope:
         self._calls: list[CallUsage] = []
         self._closed = False
         self._lock = threading.Lock()
+        self._token: contextvars.Token[Scope | None] | None = None
+
+    # A class-based context manager, not @contextlib.contextmanager: the router opens one
+    # per attempt, and a generator-based one costs several times as much to enter and exit.
+    def __enter__(self) -> Scope:
+        if self._token is not None or self._closed:
+            raise RuntimeError("a capture Scope can be entered once")
+        self._token = _SCOPE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+        self._close()
 
     @property
     def calls(self) -> list[CallUsage]:
@@ -221,20 +235,14 @@ class Scope:
         return f"Scope(calls={len(self._calls)}, closed={self._closed})"
 
 
-@contextlib.contextmanager
-def scope(on_late: Callable[[CallUsage], None] | None = None) -> Iterator[Scope]:
-    """Meter the SDK calls made in this block (and in contexts copied from it).
+def scope(on_late: Callable[[CallUsage], None] | None = None) -> Scope:
+    """Meter the SDK calls made in a ``with`` block (and in contexts copied from it):
+    ``with scope() as got: ...``, then read ``got``.
 
     Needs :func:`install` to have run. ``on_late(call)`` is called for a call that
     finishes after the block ended (see the module docs).
     """
-    current = Scope(on_late)
-    token = _SCOPE.set(current)
-    try:
-        yield current
-    finally:
-        _SCOPE.reset(token)
-        current._close()
+    return Scope(on_late)
 
 
 @contextlib.contextmanager

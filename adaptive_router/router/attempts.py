@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
-from adaptive_router.capture import CallUsage
+from adaptive_router.capture import CallUsage, Scope
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
@@ -38,7 +38,7 @@ from adaptive_router.resilience import (
 from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import captured_usage, metered
+from adaptive_router.router.metering import captured_usage
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [
@@ -55,7 +55,10 @@ __all__ = [
 ]
 
 _NO_USAGE = Usage()
+_NOT_METERED = contextlib.nullcontext()  # reusable: it holds no state
+_NO_USAGE_ARGS: dict[str, Any] = {"usage": None}  # read-only: unpacked, never mutated
 _NO_RETRIES = RetryState()
+_JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
 #: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
 _BREAKER_FAILURES = frozenset(
@@ -181,7 +184,6 @@ class Attempts:
     __slots__ = (
         "_args",
         "_budget",
-        "_captured",
         "_deadline",
         "_kwargs",
         "_next",
@@ -189,6 +191,7 @@ class Attempts:
         "_path",
         "_retry_run",
         "_retry_start",
+        "_scopes",
         "_settings",
         "_started",
         "_state",
@@ -226,7 +229,7 @@ class Attempts:
         self._retry_start = 0.0
         self._started: float | None = None
         self._deadline = 0.0
-        self._captured: list[CallUsage] | None = None
+        self._scopes: list[Scope] | None = None
         self._budget = budget
         self._next: Step = self._advance()
 
@@ -234,10 +237,20 @@ class Attempts:
         """What to do now."""
         return self._next
 
-    def metered(self) -> contextlib.AbstractContextManager[None]:
+    def metered(self) -> contextlib.AbstractContextManager[Any]:
         """Wrap each :class:`Call` in this: the SDK calls made in it count for the
-        attempt (all of them, retries included) unless the path reports its own usage."""
-        return metered(self._captured)
+        attempt (all of them, retries included) unless the path reports its own usage.
+
+        The scope is a contextvar that ``call_with_timeout``, ``to_daemon_thread`` and
+        asyncio tasks copy, so a path's worker thread records into it. Calls are read
+        when the attempt settles: a call still running then (its attempt timed out) is
+        left out.
+        """
+        if self._scopes is None:
+            return _NOT_METERED
+        scope = Scope()
+        self._scopes.append(scope)
+        return scope
 
     # -- what happened -----------------------------------------------------------
     def returned(self, raw: Any, started: float) -> None:
@@ -323,7 +336,7 @@ class Attempts:
         if self.ctx.observers:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
-        self._captured = [] if self.ctx.capture else None
+        self._scopes = [] if self.ctx.capture else None
         self._retry_run = None
         self._started = None
         return self._call(path, st)
@@ -363,7 +376,8 @@ class Attempts:
         assert path is not None and st is not None
         latency = (time.perf_counter() - started) * 1000.0
         value = None
-        calls = self._captured
+        scopes = self._scopes
+        calls = [c for sc in scopes for c in sc.calls] if scopes else None
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
@@ -417,7 +431,7 @@ class Attempts:
                 metadata=meta,
                 **self._usage(usage, calls, path),
             )
-        if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
+        if st.breaker is not None and outcome.kind != _JUDGE_RAISED:
             # A judge that raised says nothing about the path: the breaker hears nothing.
             if outcome.kind in _BREAKER_FAILURES:
                 st.breaker.record_failure(outcome.kind)
@@ -435,7 +449,7 @@ class Attempts:
     def _usage(self, reported: Usage | None, calls: list[CallUsage] | None, path: Path) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
         if reported is not None or not calls:
-            return {"usage": reported}
+            return {"usage": reported} if reported is not None else _NO_USAGE_ARGS
         return {"usage": captured_usage(calls, self.ctx.pricer, path.model), "priced": True}
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:

@@ -1,21 +1,19 @@
 """An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=True)``).
 
-The request loops open a :func:`metered` scope around each call of a path; the calls an
-attempt made (a retried attempt makes several, each billed) become one :class:`Usage`
-by :func:`captured_usage`, used only when the path reported no usage of its own (a
-:class:`~adaptive_router.Result`, a provider path, an exception's ``usage``).
+The request loops open a capture :class:`~adaptive_router.capture.Scope` around each
+call of a path (``Attempts.metered``); the calls an attempt made (a retried attempt makes
+several, each billed) become one :class:`Usage` by :func:`captured_usage`, used only
+when the path reported no usage of its own (a :class:`~adaptive_router.Result`, a
+provider path, an exception's ``usage``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-from adaptive_router.capture import CallUsage, install, scope
+from adaptive_router.capture import CallUsage, install
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Usage
 
-__all__ = ["captured_usage", "metered", "start_capture"]
+__all__ = ["captured_usage", "start_capture"]
 
 
 def start_capture(capture_usage: object) -> bool:
@@ -26,24 +24,6 @@ def start_capture(capture_usage: object) -> bool:
     if capture_usage:
         install()
     return capture_usage
-
-
-@contextlib.contextmanager
-def metered(calls: list[CallUsage] | None) -> Iterator[None]:
-    """Meter the SDK calls of this block into ``calls`` (``None``: capture is off).
-
-    The scope is a contextvar that ``call_with_timeout``, ``to_daemon_thread`` and
-    asyncio tasks copy, so a path's worker thread records into it. Calls are read when
-    the block ends: a call still running then (its attempt timed out) is left out.
-    """
-    if calls is None:
-        yield
-        return
-    with scope() as got:
-        try:
-            yield
-        finally:
-            calls.extend(got.calls)
 
 
 def _sum(values: list[int | None]) -> int | None:

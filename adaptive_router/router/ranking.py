@@ -47,6 +47,7 @@ class Ranking:
         context_prior_strength: float,
     ) -> None:
         self.paths = list(paths)
+        self._names = [p.name or "" for p in self.paths]
         self.fallback = fallback
         self.policy = policy
         self.rng = rng
@@ -92,32 +93,31 @@ class Ranking:
         most ``context_prior_strength`` pseudo-observations per path, so a new context
         starts from what the task knows and its own evidence soon dominates.
         """
-        task_level, own = self.recorder.evidence(context)
+        task_level, own = self.recorder.evidence(self._names, context)
         half_life = self.policy.half_life
-        s = np.zeros(len(self.paths))
-        f = np.zeros(len(self.paths))
-        for i, p in enumerate(self.paths):
-            w = task_level.get(p.name or "")
+        # Python floats first, one array at the end: numpy's per-item setitem costs more
+        # than the arithmetic on this per-request path.
+        s = [0.0] * len(task_level)
+        f = [0.0] * len(task_level)
+        for i, w in enumerate(task_level):
             if w is not None:
                 k = decay_factor(now - w[2], half_life)
                 s[i] = w[0] * k
                 f[i] = w[1] * k
         if not context:
-            return s, f
-        n = s + f
-        scale = np.where(
-            n > self.context_prior_strength,
-            self.context_prior_strength / np.maximum(n, 1e-300),
-            1.0,
-        )
-        s, f = s * scale, f * scale
-        for i, p in enumerate(self.paths):
-            w = own.get(p.name or "")
+            return np.array(s), np.array(f)
+        cap = self.context_prior_strength
+        for i, w in enumerate(own):
+            n = s[i] + f[i]
+            if n > cap:
+                scale = cap / max(n, 1e-300)
+                s[i] *= scale
+                f[i] *= scale
             if w is not None:
                 k = decay_factor(now - w[2], half_life)
                 s[i] += w[0] * k
                 f[i] += w[1] * k
-        return s, f
+        return np.array(s), np.array(f)
 
     def rank(self, now: float, context: str = "") -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last."""

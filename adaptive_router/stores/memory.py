@@ -7,14 +7,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
-from adaptive_router.policy import fold
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
     PathState,
     PendingDecision,
     Store,
-    fold_cost_latency,
+    fold_outcome,
 )
 
 
@@ -59,15 +58,7 @@ class MemoryStore(Store):
                 st = self._stats.get(key3)
                 if st is None:
                     st = self._stats[key3] = PathState(ref_time=o.created_at)
-                fold_cost_latency(st, o, half_life)
-                st.success_w, st.failure_w, st.ref_time = fold(
-                    (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
-                )
-                st.half_life_s = half_life
-                if o.success:
-                    st.successes += 1
-                else:
-                    st.failures += 1
+                fold_outcome(st, o, half_life)
         return new
 
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
