@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from conftest import StepClock
+from netproxy import CuttableProxy
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -18,8 +20,6 @@ from adaptive_router.dashboard.app import create_app
 from adaptive_router.dashboard.data import parse_window
 from adaptive_router.stores import open_store
 from adaptive_router.stores.base import HealthSnapshot
-from conftest import StepClock
-from netproxy import CuttableProxy
 
 T0 = 1_700_000_000.0
 EVIL = "<script>alert(1)</script>"

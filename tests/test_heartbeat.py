@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from conftest import StepClock
 
 from adaptive_router import Path, Router
 from adaptive_router.dashboard.data import parse_window, summary
@@ -16,7 +17,6 @@ from adaptive_router.resilience import CircuitBreaker
 from adaptive_router.router.heartbeat import Heartbeat
 from adaptive_router.stores import open_store
 from adaptive_router.stores.base import HealthSnapshot, Store
-from conftest import StepClock
 
 T0 = 1_700_000_000.0
 
