@@ -141,6 +141,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
         "outcomes",
         "path_stats",
         "pending_decisions",
+        "router_health",
     }
 
 
@@ -239,3 +240,14 @@ def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> 
         assert (row.request_id, row.context, row.score) == ("r1", "", None)
     finally:
         store.close()
+
+
+def test_health_upgrade_skips_a_table_a_newer_store_created(new_url: Callable[[], str]) -> None:
+    """A database at 0004 opened by this version's store gets router_health from the
+    store's create_all; the 0007 upgrade then finds it and only moves the revision."""
+    url = new_url()
+    upgrade(url, revision="0004_cost_latency")
+    SQLStore(url).close()  # create_all adds router_health, the stamp stays at 0004
+    assert current_revision(url) == "0004_cost_latency"
+    assert upgrade(url).after == "0007_health"
+    assert _diff(url) == []

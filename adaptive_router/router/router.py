@@ -49,6 +49,7 @@ from adaptive_router.router.attempts import (
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.feedback import Feedback
+from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S, start_heartbeat
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import start_capture
 from adaptive_router.router.observing import build_observers
@@ -160,6 +161,10 @@ class Router:
         cost priced at each call's model), so a plain function needs no ``Result``. A
         path that reports its usage (a ``Result``, a provider path) keeps its own.
         ``False``: only what paths report is recorded.
+    heartbeat:
+        Seconds between the router's health snapshots in the store (host, pid, each
+        path's breaker state, recent alerts), written from a daemon thread even while
+        idle, for ``adaptive-router dashboard``. ``None``: off.
     """
 
     def __init__(
@@ -202,6 +207,7 @@ class Router:
         max_attempts: int | None = None,
         request_timeout: float | None = None,
         max_cost_usd: float | None = None,
+        heartbeat: float | None = DEFAULT_INTERVAL_S,
     ) -> None:
         cfg = router_config(
             paths,
@@ -273,8 +279,7 @@ class Router:
             clock=self.clock,
         )
         self._closed = False
-        # Breaker subscriptions, undone by close(): a breaker shared between routers
-        # outlives each of them and would otherwise keep every router it served alive.
+        # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
         self._unsubscribe: list[Callable[[], None]] = []
         self._settings = resolve_settings(
             self._by_name.values(), self.fallback, timeout, retry, breaker, seed
@@ -343,6 +348,7 @@ class Router:
                     )
             self._recorder.on_drop = self._dropped
             self._recorder.on_refresh = self._refreshed
+        self._unsubscribe.append(start_heartbeat(self, heartbeat))
 
     def __repr__(self) -> str:
         return (

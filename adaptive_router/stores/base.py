@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
 from adaptive_router.policy import TINY, decay_factor
@@ -99,6 +99,26 @@ class PendingDecision:
     context: str = ""
     model: str | None = None
     """The model the chosen path calls (prices the report's tokens); None if unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """What one router process last said about itself (its heartbeat).
+
+    ``breakers`` maps each path to its circuit-breaker state (``closed``, ``open``,
+    ``half_open`` or ``none``); ``alerts`` are the router's most recent alerts as plain
+    dicts (``kind``, ``path``, ``message``, ``value``, ``threshold``, ``at``).
+    ``updated_at`` is the router clock's time of the beat.
+    """
+
+    router_id: str
+    host: str
+    pid: int
+    task: str
+    breakers: dict[str, str]
+    started_at: float
+    updated_at: float
+    alerts: tuple[dict[str, Any], ...] = ()
 
 
 class CompleteResult:
@@ -200,6 +220,19 @@ class Store(abc.ABC):
             for o in self.outcomes(task, since)
             if until is None or o.created_at < until
         ]
+
+    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
+        """Insert or replace ``snapshot`` (keyed by its ``router_id``) and delete the
+        snapshots last updated before ``expire_before`` (routers gone for good)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
+
+    def health(self, task: str | None = None) -> list[HealthSnapshot]:
+        """The stored health snapshots (of one task when given), by task, host and pid."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
+
+    def remove_health(self, router_id: str) -> None:
+        """Forget a router's snapshot (it closed cleanly)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
 
     def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
         """Release connections."""
