@@ -23,7 +23,7 @@ from adaptive_router.errors import ConfigurationError
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path
-from adaptive_router.policy import Policy, decay_factor
+from adaptive_router.policy import FloatArray, Policy, decay_factor
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
@@ -123,15 +123,18 @@ class Ranking:
         """The request's order: sampled, open breakers to the back, the fallback last."""
         s, f = self.evidence(now, context)
         if self._objective is not None:
+            obj = self._objective.objective
             costs, latencies = self.expected(now, context)
             ranked = self._objective.rank(
                 s,
                 f,
                 self.rng,
-                costs=expected_costs(costs, self._cost_priors, parameter="expected_cost_usd"),
-                latencies=expected_costs(
-                    latencies, self._latency_priors, parameter="expected_latency_ms"
-                ),
+                costs=_filled(costs, self._cost_priors, "expected_cost_usd")
+                if obj.uses_cost
+                else None,
+                latencies=_filled(latencies, self._latency_priors, "expected_latency_ms")
+                if obj.uses_latency
+                else None,
             )
         else:
             ranked = self.policy.rank(s, f, self.rng)
@@ -262,6 +265,17 @@ class Ranking:
                     f"half_life={stored} s but this router has {self.half_life} s; every router "
                     "of a task must use the same half_life (or use a new task name)"
                 )
+
+
+def _filled(
+    means: list[float | None], priors: list[float | None], parameter: str
+) -> Sequence[float] | FloatArray:
+    """``means`` with paths not measured yet filled (:func:`expected_costs`)."""
+    if None in means:
+        return expected_costs(means, priors, parameter=parameter)
+    # Every path measured (the steady state): nothing to fill, and no per-request
+    # re-check of priors that Path already validated.
+    return means  # type: ignore[return-value]  # no None left
 
 
 def posteriors_from_states(
