@@ -557,7 +557,7 @@ class Router:
 
         ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
         attempts, fallback attempts included. With ``context``, the posteriors that route
-        that context: its own evidence on top of the (capped) task-level prior.
+        that context: its own evidence (success, cost, latency) on the capped task level.
         """
         return self.ranking.posteriors(self.clock(), context or "")
 
