@@ -195,6 +195,7 @@ class Attempts:
         "_settings",
         "_started",
         "_state",
+        "_wait_cut",
         "attempts",
         "context",
         "ctx",
@@ -229,6 +230,7 @@ class Attempts:
         self._retry_start = 0.0
         self._started: float | None = None
         self._deadline = 0.0
+        self._wait_cut = False
         self._scopes: list[Scope] | None = None
         self._budget = budget
         self._next: Step = self._advance()
@@ -273,12 +275,8 @@ class Attempts:
                 self._retry_run = RetryRun(
                     policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
                 )
-            delay = self._retry_run.failed(exc)
-            if delay is not None and (
-                self._budget is None
-                or not self._budget.limits(path.name or "")
-                or self._budget.allows_wait(delay)
-            ):
+            delay = self._retry_run.failed(exc, self._time_left(path))
+            if delay is not None:
                 self._next = Sleep(delay, policy.sleep, policy.asleep)
                 return
         self._settle(self._started, None, exc)
@@ -321,12 +319,17 @@ class Attempts:
         rl = st.rate_limit
         if rl is not None:
             if not waited and rl.mode == "wait":
-                self._deadline = rl.wait_deadline()
+                # A wait for room ends by the request's deadline as well as max_wait_s.
+                left = self._time_left(path)
+                self._wait_cut = left is not None and left < rl.max_wait_s
+                self._deadline = rl.wait_deadline(left)
             if not rl.try_acquire():
                 delay = rl.next_wait(0, self._deadline)
                 if delay is not None:
                     return Sleep(delay, rl.sleep, rl.asleep)
                 kind, error = ErrorKind.RATE_LIMITED.value, "application rate limit exhausted"
+                if rl.mode == "wait" and self._wait_cut:
+                    error += "; no room before the request's time (request_timeout) runs out"
         if kind is None and st.breaker is not None and not st.breaker.allow():
             kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
         if kind is not None:
@@ -340,6 +343,11 @@ class Attempts:
         self._retry_run = None
         self._started = None
         return self._call(path, st)
+
+    def _time_left(self, path: Path) -> float | None:
+        """Seconds left of the request's time for ``path`` (None: no limit applies)."""
+        b = self._budget
+        return b.remaining_s() if b is not None and b.limits(path.name or "") else None
 
     def _skip(self, path: Path, kind: str, error: str) -> None:
         """Record ``path`` as skipped (never called) for ``kind``."""

@@ -157,8 +157,3 @@ class RequestBudget:
         # millisecond and times out, rather than a zero the timeout helpers refuse.
         left = max(left, MIN_TIMEOUT_S)
         return left if timeout_s is None or left < timeout_s else timeout_s
-
-    def allows_wait(self, seconds: float) -> bool:
-        """Whether a retry's wait still leaves time before the request's deadline."""
-        left = self.remaining_s()
-        return left is None or seconds < left

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from adaptive_router.outcomes import Outcome
+from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import PathState, Store, fold_outcome
 
 #: A path's decayed evidence as stored: ``(success_w, failure_w, ref_time)``.
@@ -114,6 +115,14 @@ class Recorder:
                 n: (st.mean_cost_usd, st.mean_latency_ms)
                 for n, st in self.states.get("", {}).items()
             }
+
+    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
+        """``(task level, context)``: each path's decayed cost and latency sums
+        (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
+        with self._lock:
+            task = {n: cost_row(st) for n, st in self.states.get("", {}).items()}
+            own = {n: cost_row(st) for n, st in self.states.get(context, {}).items()}
+        return task, own
 
     def snapshot(self) -> dict[str, dict[str, PathState]]:
         """A copy of every context's path states (``""`` is the task level)."""

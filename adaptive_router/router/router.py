@@ -140,9 +140,9 @@ class Router:
         success, ascending ``cost / θ``), ``"latency"`` (expected time to a success) or an
         :class:`~adaptive_router.objectives.Objective` (dollars plus a stated price of a
         second). θ is still drawn from each path's Beta posterior. Costs and latencies per
-        attempt are the paths' measured decayed means (task level), else their
-        ``Path(expected_cost_usd=..., expected_latency_ms=...)``, else the mean of the
-        paths with data, else all equal.
+        attempt are the paths' measured decayed means (in a context, its own on the task
+        level's, mixed like success), else their ``Path(expected_cost_usd=...,
+        expected_latency_ms=...)``, else the mean of the paths with data, else all equal.
     max_attempts, request_timeout, max_cost_usd:
         Request budgets (``None`` = no limit): learned paths tried per request before the
         final fallback; seconds for the whole request across attempts and retries (each
@@ -414,7 +414,8 @@ class Router:
         rid, order = self._begin(ctx)
         budget = None
         if self.budget.active:
-            costs = self.ranking.known_costs() if self.budget.max_cost_usd is not None else None
+            priced = self.budget.max_cost_usd is not None
+            costs = self.ranking.known_costs(self.clock(), ctx) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
         return Attempts(self._core, rid, ctx, order, args, kwargs, budget)
 
@@ -562,7 +563,7 @@ class Router:
 
         ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
         attempts, fallback attempts included. With ``context``, the posteriors that route
-        that context: its own evidence on top of the (capped) task-level prior.
+        that context: its own evidence (success, cost, latency) on the capped task level.
         """
         return self.ranking.posteriors(self.clock(), context or "")
 
