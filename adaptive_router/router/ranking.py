@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
-from adaptive_router.paths import Path
+from adaptive_router.paths import Path, check_name
 from adaptive_router.policy import FloatArray, Policy, decay_factor
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder
@@ -45,6 +46,8 @@ class Ranking:
         recorder: Recorder,
         settings: Mapping[str, PathSettings],
         context_prior_strength: float,
+        context_fn: Callable[..., str] | None = None,
+        max_contexts: int = 1000,
     ) -> None:
         self.paths = list(paths)
         self._names = [p.name or "" for p in self.paths]
@@ -54,6 +57,8 @@ class Ranking:
         self.recorder = recorder
         self.settings = settings
         self.context_prior_strength = context_prior_strength
+        self.context_fn = context_fn
+        self.max_contexts = max_contexts
         # Paths whose breaker is not closed; ranking only re-sorts while one is.
         self._unclosed: set[str] = set()
         self._objective = (
@@ -85,6 +90,25 @@ class Ranking:
             self._unclosed.discard(name)
         else:
             self._unclosed.add(name)
+
+    def context(self, context: str | None, args: Any, kwargs: Any) -> str:
+        """A request's context: the ``context=`` argument, else ``context_fn(*args,
+        **kwargs)``, else "" (the task level). Checked, and refused when it would be one
+        named context more than ``max_contexts``."""
+        if context is None and self.context_fn is not None:
+            try:
+                context = self.context_fn(*args, **kwargs)
+            except Exception as exc:
+                raise ValueError(f"context_fn raised {error_text(exc)}") from exc
+        if context is None or context == "":
+            return ""
+        check_name("context", context)
+        if not self.recorder.admits_context(context, self.max_contexts):
+            raise ValueError(
+                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
+                "must be a bounded set of categories (raise max_contexts if you need more)"
+            )
+        return context
 
     def evidence(self, now: float, context: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Decayed success/failure weights per learned path, as the policy sees them.

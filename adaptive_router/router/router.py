@@ -7,7 +7,6 @@ the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from adaptive_router._checks import error_text, seconds
+from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.objectives import Objective
@@ -32,7 +31,7 @@ from adaptive_router.outcomes import (
     PathWindowStats,
     Posterior,
 )
-from adaptive_router.paths import INHERIT, Inherit, Path, check_name
+from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
 from adaptive_router.reports import CostReport, cost_report
@@ -52,7 +51,7 @@ from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S, start_heartbeat
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import start_capture
-from adaptive_router.router.observing import build_observers
+from adaptive_router.router.observing import build_observers, forward_events
 from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
@@ -293,6 +292,8 @@ class Router:
             self._recorder,
             self._settings,
             self.context_prior_strength,
+            self.context_fn,
+            self.max_contexts,
         )
         try:
             self.ranking.check_half_life(self.task)
@@ -340,14 +341,11 @@ class Router:
         if self.metrics is not None:
             self.metrics.bind_router(self)
         if self._observers:
-            for name, st in self._settings.items():
-                if st.breaker is not None:
-                    # Bound to the path's name: a user's breaker may carry another name.
-                    self._unsubscribe.append(
-                        st.breaker.on_change(functools.partial(self._breaker_changed, name))
-                    )
-            self._recorder.on_drop = self._dropped
-            self._recorder.on_refresh = self._refreshed
+            self._unsubscribe.extend(
+                forward_events(
+                    self._observers, self.task, self._settings, self._recorder, self.posteriors
+                )
+            )
         self._unsubscribe.append(start_heartbeat(self, heartbeat))
 
     def __repr__(self) -> str:
@@ -375,42 +373,9 @@ class Router:
             self._observers.emit("request_started", self.task, rid)
         return rid, self.ranking.rank(self.clock(), context)
 
-    def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
-        """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
-        if context is None and self.context_fn is not None:
-            try:
-                context = self.context_fn(*args, **kwargs)
-            except Exception as exc:
-                raise ValueError(f"context_fn raised {error_text(exc)}") from exc
-        if context is None or context == "":
-            return ""
-        check_name("context", context)
-        if not self._recorder.admits_context(context, self.max_contexts):
-            raise ValueError(
-                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
-                "must be a bounded set of categories (raise max_contexts if you need more)"
-            )
-        return context
-
-    def _breaker_changed(self, name: str, _breaker: str, old: Any, new: Any) -> None:
-        self._observers.emit(
-            "breaker_changed",
-            self.task,
-            name,
-            getattr(old, "value", old),
-            getattr(new, "value", new),
-        )
-
-    def _dropped(self, count: int, total: int) -> None:
-        self._observers.emit("outcomes_dropped", self.task, count, total)
-
-    def _refreshed(self) -> None:
-        means = {p.path: p.mean for p in self.posteriors()}
-        self._observers.emit("posteriors_changed", self.task, means)
-
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
-        ctx = self._context(context, args, kwargs)
+        ctx = self.ranking.context(context, args, kwargs)
         rid, order = self._begin(ctx)
         budget = None
         if self.budget.active:
@@ -524,7 +489,7 @@ class Router:
 
         The decision is persisted, so :meth:`report` may come from another process.
         """
-        ctx = self._context(context, (), {})
+        ctx = self.ranking.context(context, (), {})
         rid, order = self._begin(ctx)
         return self._feedback.choose(rid, order, ctx)
 
