@@ -13,7 +13,6 @@ models).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -55,7 +54,6 @@ __all__ = [
 ]
 
 _NO_USAGE = Usage()
-_NOT_METERED = contextlib.nullcontext()  # reusable: it holds no state
 _NO_USAGE_ARGS: dict[str, Any] = {"usage": None}  # read-only: unpacked, never mutated
 _NO_RETRIES = RetryState()
 _JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
@@ -77,10 +75,12 @@ _BREAKER_FAILURES = frozenset(
 @dataclass(frozen=True, slots=True)
 class Call:
     """Call ``path`` with the request's arguments, enforcing ``timeout_s`` (None = no limit,
-    or the path enforces its own)."""
+    or the path enforces its own), inside ``meter`` (the capture scope its SDK calls count
+    in; None when usage capture is off)."""
 
     path: Path
     timeout_s: float | None
+    meter: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +176,7 @@ def build_outcome(
 class Attempts:
     """One request's attempts over ``order`` (ranked paths, the fallback last).
 
-    Drive it with ``step = next()`` until :data:`DONE`: a :class:`Call` is answered with
+    Drive it by reading ``step`` until it is :data:`DONE`: a :class:`Call` is answered with
     :meth:`returned` or :meth:`raised` (``started`` is ``time.perf_counter()`` before
     the call), a :class:`Sleep` with :meth:`slept`. ``value`` is the successful result.
     """
@@ -186,7 +186,6 @@ class Attempts:
         "_budget",
         "_deadline",
         "_kwargs",
-        "_next",
         "_order",
         "_path",
         "_retry_run",
@@ -201,6 +200,7 @@ class Attempts:
         "ctx",
         "n",
         "rid",
+        "step",
         "value",
     )
 
@@ -233,26 +233,7 @@ class Attempts:
         self._wait_cut = False
         self._scopes: list[Scope] | None = None
         self._budget = budget
-        self._next: Step = self._advance()
-
-    def next(self) -> Step:
-        """What to do now."""
-        return self._next
-
-    def metered(self) -> contextlib.AbstractContextManager[Any]:
-        """Wrap each :class:`Call` in this: the SDK calls made in it count for the
-        attempt (all of them, retries included) unless the path reports its own usage.
-
-        The scope is a contextvar that ``call_with_timeout``, ``to_daemon_thread`` and
-        asyncio tasks copy, so a path's worker thread records into it. Calls are read
-        when the attempt settles: a call still running then (its attempt timed out) is
-        left out.
-        """
-        if self._scopes is None:
-            return _NOT_METERED
-        scope = Scope()
-        self._scopes.append(scope)
-        return scope
+        self.step: Step = self._advance()
 
     # -- what happened -----------------------------------------------------------
     def returned(self, raw: Any, started: float) -> None:
@@ -277,7 +258,7 @@ class Attempts:
                 )
             delay = self._retry_run.failed(exc, self._time_left(path))
             if delay is not None:
-                self._next = Sleep(delay, policy.sleep, policy.asleep)
+                self.step = Sleep(delay, policy.sleep, policy.asleep)
                 return
         self._settle(self._started, None, exc)
 
@@ -287,11 +268,11 @@ class Attempts:
         assert st is not None and path is not None
         if self._retry_run is not None:
             self._retry_run.slept(seconds)
-            self._next = self._call(path, st)
+            self.step = self._call(path, st)
             return
         # Waiting for the rate limit to free up; skipped when it did not in time.
         step = self._admit(path, st, waited=True)
-        self._next = step if step is not None else self._advance()
+        self.step = step if step is not None else self._advance()
 
     # -- walking -----------------------------------------------------------------
     def _advance(self) -> Step:
@@ -375,7 +356,14 @@ class Attempts:
             # What is left of the request's time (a watchdog even for a path that
             # enforces its own timeout, which cannot be told the cut).
             timeout = self._budget.cut(timeout)
-        return Call(path, timeout)
+        meter = None
+        if self._scopes is not None:
+            # Its SDK calls count for the attempt (retries' too) unless the path reports
+            # its own usage; read when the attempt settles (a call still running then,
+            # its attempt timed out, is left out).
+            meter = Scope()
+            self._scopes.append(meter)
+        return Call(path, timeout, meter)
 
     def _settle(self, started: float, raw: Any, exc: Exception | None) -> None:
         """Turn a finished attempt (value or exception) into its outcome; feed the breaker
@@ -452,7 +440,7 @@ class Attempts:
             ctx.observers.emit("attempt_finished", outcome)
         if outcome.success:
             self.value = value
-        self._next = self._advance()
+        self.step = self._advance()
 
     def _usage(self, reported: Usage | None, calls: list[CallUsage] | None, path: Path) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
@@ -477,8 +465,14 @@ class Attempts:
         )
 
 
-def call_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
-    """Call ``path`` from a thread without an event loop, enforcing ``timeout_s``."""
+def call_path(
+    path: Path, timeout_s: float | None, args: Any, kwargs: Any, meter: Scope | None = None
+) -> Any:
+    """Call ``path`` from a thread without an event loop, enforcing ``timeout_s``, its SDK
+    calls metered into ``meter``."""
+    if meter is not None:
+        with meter:
+            return call_path(path, timeout_s, args, kwargs)
     if path.is_async:
         coro = path.fn(*args, **kwargs)
         if timeout_s is not None:
@@ -489,9 +483,14 @@ def call_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> An
     return call_with_timeout(path.fn, timeout_s, *args, **kwargs)
 
 
-async def acall_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
+async def acall_path(
+    path: Path, timeout_s: float | None, args: Any, kwargs: Any, meter: Scope | None = None
+) -> Any:
     """Await ``path`` (its ``afn``, else a sync function in a worker thread), enforcing
-    ``timeout_s``."""
+    ``timeout_s``, its SDK calls metered into ``meter``."""
+    if meter is not None:
+        with meter:
+            return await acall_path(path, timeout_s, args, kwargs)
     afn = path.afn or (path.fn if path.is_async else None)
     if afn is not None:
         if timeout_s is None:

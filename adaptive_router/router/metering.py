@@ -1,7 +1,7 @@
 """An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=True)``).
 
 The request loops open a capture :class:`~adaptive_router.capture.Scope` around each
-call of a path (``Attempts.metered``); the calls an attempt made (a retried attempt makes
+call of a path (``Call.meter``); the calls an attempt made (a retried attempt makes
 several, each billed) become one :class:`Usage` by :func:`captured_usage`, used only
 when the path reported no usage of its own (a :class:`~adaptive_router.Result`, a
 provider path, an exception's ``usage``).

@@ -402,12 +402,11 @@ class Router:
         """
         req = self._attempts(context, args, kwargs)
         while True:
-            step = req.next()
+            step = req.step
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    with req.metered():
-                        raw = call_path(step.path, step.timeout_s, args, kwargs)
+                    raw = call_path(step.path, step.timeout_s, args, kwargs, step.meter)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:
@@ -426,12 +425,11 @@ class Router:
         sleeps, so the event loop never blocks."""
         req = self._attempts(context, args, kwargs)
         while True:
-            step = req.next()
+            step = req.step
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    with req.metered():
-                        raw = await acall_path(step.path, step.timeout_s, args, kwargs)
+                    raw = await acall_path(step.path, step.timeout_s, args, kwargs, step.meter)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:
