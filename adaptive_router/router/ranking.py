@@ -117,31 +117,16 @@ class Ranking:
         most ``context_prior_strength`` pseudo-observations per path, so a new context
         starts from what the task knows and its own evidence soon dominates.
         """
-        task_level, own = self.recorder.evidence(self._names, context)
-        half_life = self.policy.half_life
-        # Python floats first, one array at the end: numpy's per-item setitem costs more
-        # than the arithmetic on this per-request path.
-        s = [0.0] * len(task_level)
-        f = [0.0] * len(task_level)
-        for i, w in enumerate(task_level):
-            if w is not None:
-                k = decay_factor(now - w[2], half_life)
-                s[i] = w[0] * k
-                f[i] = w[1] * k
-        if not context:
-            return np.array(s), np.array(f)
-        cap = self.context_prior_strength
-        for i, w in enumerate(own):
-            n = s[i] + f[i]
-            if n > cap:
-                scale = cap / max(n, 1e-300)
-                s[i] *= scale
-                f[i] *= scale
-            if w is not None:
-                k = decay_factor(now - w[2], half_life)
-                s[i] += w[0] * k
-                f[i] += w[1] * k
-        return np.array(s), np.array(f)
+        s, f, own_s, own_f = self.recorder.evidence(self._names, context, now)
+        if own_s is None or own_f is None:
+            return s, f
+        n = s + f
+        scale = np.where(
+            n > self.context_prior_strength,
+            self.context_prior_strength / np.maximum(n, 1e-300),
+            1.0,
+        )
+        return s * scale + own_s, f * scale + own_f
 
     def rank(self, now: float, context: str = "") -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last."""

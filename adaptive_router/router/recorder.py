@@ -17,12 +17,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from adaptive_router.outcomes import Outcome
+from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import PathState, Store, fold_outcome
-
-#: A path's decayed evidence as stored: ``(success_w, failure_w, ref_time)``.
-Weights = tuple[float, float, float]
 
 logger = logging.getLogger(__name__)
 
@@ -88,24 +88,31 @@ class Recorder:
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
     def evidence(
-        self, names: Sequence[str], context: str = ""
-    ) -> tuple[list[Weights | None], list[Weights | None]]:
-        """``(task level, context)``: the ``(success_w, failure_w, ref_time)`` of each of
-        ``names`` (None where it has no evidence); the second is empty for the task level
-        (``context=""``). Copied under the lock, as folds mutate the states in place."""
+        self, names: Sequence[str], context: str, now: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
+        """``(success, failure)`` weights of each of ``names`` at the task level, decayed
+        to ``now`` (0 without evidence), then the same in ``context`` (``None, None`` for
+        the task level, ``context=""``). Read under the lock: folds mutate the states in
+        place, and a half-folded state must not be read."""
         with self._lock:
-            # Inline tuples, not a helper call per path: this runs on every request.
-            task = [
-                None if st is None else (st.success_w, st.failure_w, st.ref_time)
-                for st in map(self.states.get("", _NO_STATES).get, names)
-            ]
+            s, f = self._decayed(self.states.get("", _NO_STATES), names, now)
             if not context:
-                return task, []
-            own = self.states.get(context, _NO_STATES)
-            return task, [
-                None if st is None else (st.success_w, st.failure_w, st.ref_time)
-                for st in map(own.get, names)
-            ]
+                return s, f, None, None
+            own_s, own_f = self._decayed(self.states.get(context, _NO_STATES), names, now)
+        return s, f, own_s, own_f
+
+    def _decayed(
+        self, states: dict[str, PathState], names: Sequence[str], now: float
+    ) -> tuple[FloatArray, FloatArray]:
+        half_life = self.half_life
+        s = np.zeros(len(names))
+        f = np.zeros(len(names))
+        for i, st in enumerate(map(states.get, names)):
+            if st is not None:
+                k = decay_factor(now - st.ref_time, half_life)
+                s[i] = st.success_w * k
+                f[i] = st.failure_w * k
+        return s, f
 
     def means(self) -> dict[str, tuple[float | None, float | None]]:
         """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt
