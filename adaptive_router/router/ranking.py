@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path
-from adaptive_router.policy import Policy, decay_factor
+from adaptive_router.policy import Policy, ThompsonSampling, decay_factor
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
@@ -61,6 +62,9 @@ class Ranking:
             and not policy.objective.ranks_by_success
             else None
         )
+        self._names = tuple(p.name or "" for p in self.paths)
+        #: Log each decision's evidence (set by the router's DecisionLog).
+        self.log_decisions = False
         self._cost_priors = [p.expected_cost_usd for p in self.paths]
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
@@ -119,29 +123,69 @@ class Ranking:
                 f[i] += w[1] * k
         return s, f
 
-    def rank(self, now: float, context: str = "") -> list[Path]:
-        """The request's order: sampled, open breakers to the back, the fallback last."""
+    def rank(
+        self, now: float, context: str = "", log: list[LoggedDecision] | None = None
+    ) -> list[Path]:
+        """The request's order: sampled, open breakers to the back, the fallback last.
+
+        ``log``: a list to append the evidence of the decision to (when the policy's
+        propensities are computable, see :attr:`loggable`)."""
         s, f = self.evidence(now, context)
+        c = lat = None
         if self._objective is not None:
             costs, latencies = self.expected()
-            ranked = self._objective.rank(
-                s,
-                f,
-                self.rng,
-                costs=expected_costs(costs, self._cost_priors, parameter="expected_cost_usd"),
-                latencies=expected_costs(
-                    latencies, self._latency_priors, parameter="expected_latency_ms"
-                ),
-            )
+            c = expected_costs(costs, self._cost_priors, parameter="expected_cost_usd")
+            lat = expected_costs(latencies, self._latency_priors, parameter="expected_latency_ms")
+            ranked = self._objective.rank(s, f, self.rng, costs=c, latencies=lat)
         else:
             ranked = self.policy.rank(s, f, self.rng)
         order = [self.paths[int(i)] for i in ranked]
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
+        if log is not None and self.loggable:
+            log.append(self._logged(s, f, c, lat))
         if self.fallback is not None:
             order.append(self.fallback)
         return order
+
+    def decide(self, now: float, context: str = "") -> tuple[list[Path], LoggedDecision | None]:
+        """:meth:`rank`, and the decision's evidence when :attr:`log_decisions` is on."""
+        if not self.log_decisions:
+            return self.rank(now, context), None
+        log: list[LoggedDecision] = []
+        order = self.rank(now, context, log)
+        return order, log[0] if log else None
+
+    @property
+    def loggable(self) -> bool:
+        """True when the policy is one whose propensities are computable:
+        :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
+        subclass may rank differently)."""
+        return type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+
+    def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> LoggedDecision:
+        """The decision's evidence; paths whose breaker is not available are marked
+        skipped (they were ranked to the back and are passed over when reached)."""
+        pol = self.policy
+        skipped = None
+        if self._unclosed:
+            skipped = tuple(self._breaker_closed_first(p) == 1 for p in self.paths)
+        obj = None
+        if self._objective is not None:
+            o = self._objective.objective
+            obj = (o.cost_weight, o.usd_per_second)
+        return LoggedDecision(
+            self._names,
+            s,
+            f,
+            getattr(pol, "prior", (1.0, 1.0)),
+            getattr(pol, "explore", 0.0),
+            skipped=skipped,
+            objective=obj,
+            costs_usd=c,
+            latencies_ms=lat,
+        )
 
     def expected(self) -> tuple[list[float | None], list[float | None]]:
         """Each learned path's measured mean cost (USD) and latency (ms) per attempt, task

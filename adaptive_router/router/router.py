@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from adaptive_router._checks import error_text, seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import Objective
 from adaptive_router.observe.alerts import Alert, Alerts
 from adaptive_router.observe.costs import Pricer
@@ -48,6 +49,7 @@ from adaptive_router.router.attempts import (
 )
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
+from adaptive_router.router.decisions import DecisionLog
 from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import start_capture
@@ -160,6 +162,10 @@ class Router:
         cost priced at each call's model), so a plain function needs no ``Result``. A
         path that reports its usage (a ``Result``, a provider path) keeps its own.
         ``False``: only what paths report is recorded.
+    log_decisions:
+        Log on each request's first attempt the evidence its decision used, and its
+        propensity (``Outcome.propensity``), for off-policy evaluation
+        (:func:`~adaptive_router.evaluation.evaluate`); see ``router.decisions``.
     """
 
     def __init__(
@@ -202,6 +208,7 @@ class Router:
         max_attempts: int | None = None,
         request_timeout: float | None = None,
         max_cost_usd: float | None = None,
+        log_decisions: bool = True,
     ) -> None:
         cfg = router_config(
             paths,
@@ -244,7 +251,6 @@ class Router:
         #: The request budgets (max_attempts, request_timeout, max_cost_usd).
         self.budget: Budget = cfg.budget
         self._fallback_name = self.fallback.name if self.fallback is not None else None
-
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
         self._recorder = Recorder(
@@ -296,7 +302,8 @@ class Router:
             if self._owns_store:
                 self.store.close()
             raise
-        self._unsubscribe.extend(self.ranking.track_breakers())
+        self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
+        self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
         self._judge = Judge(
             self.task,
             success_fn,
@@ -361,13 +368,13 @@ class Router:
         return self._settings
 
     # -- the request core shared by run and arun ---------------------------------
-    def _begin(self, context: str = "") -> tuple[str, list[Path]]:
+    def _begin(self, context: str = "") -> tuple[str, list[Path], LoggedDecision | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         rid = new_request_id()
         if self._observers:
             self._observers.emit("request_started", self.task, rid)
-        return rid, self.ranking.rank(self.clock(), context)
+        return rid, *self.ranking.decide(self.clock(), context)
 
     def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
         """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
@@ -405,12 +412,12 @@ class Router:
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
         ctx = self._context(context, args, kwargs)
-        rid, order = self._begin(ctx)
+        rid, order, decision = self._begin(ctx)
         budget = None
         if self.budget.active:
             costs = self.ranking.known_costs() if self.budget.max_cost_usd is not None else None
             budget = self.budget.start(self._fallback_name, costs)
-        return Attempts(self._core, rid, ctx, order, args, kwargs, budget)
+        return Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
 
     def _finish(self, req: Attempts) -> None:
         attempts = req.attempts
@@ -518,7 +525,7 @@ class Router:
         The decision is persisted, so :meth:`report` may come from another process.
         """
         ctx = self._context(context, (), {})
-        rid, order = self._begin(ctx)
+        rid, order, _ = self._begin(ctx)
         return self._feedback.choose(rid, order, ctx)
 
     def report(
