@@ -19,7 +19,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
-from benchmarks import hotpath, memory, metering, overhead, peers, queries, simulator, throughput
+from benchmarks import (
+    decisions,
+    hotpath,
+    memory,
+    metering,
+    overhead,
+    peers,
+    queries,
+    simulator,
+    throughput,
+)
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
@@ -27,6 +37,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "hotpath": hotpath.run,
     "metering": metering.run,
     "throughput": throughput.run,
+    "decisions": decisions.run,
     "queries": queries.run,
     "memory": memory.run,
     "peers": peers.run,

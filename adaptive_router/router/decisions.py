@@ -34,6 +34,7 @@ unless that happened.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -94,7 +95,7 @@ class DecisionLog:
         enabled: bool = True,
         *,
         max_backlog: int = 10_000,
-        max_share: float = 0.05,
+        max_share: float = 0.02,
     ) -> None:
         if not (isinstance(max_backlog, int) and max_backlog >= 0):
             raise ValueError(f"max_backlog must be an int >= 0, got {max_backlog!r}")
@@ -116,6 +117,10 @@ class DecisionLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if self.enabled:
+            # scipy takes ~0.5 s of CPU to import, under the GIL: pay it now, while the
+            # router starts, not in the background thread in the middle of traffic.
+            importlib.import_module("adaptive_router.propensity")
         # Wire in: the ranking logs each decision, the recorder reports committed rows.
         ranking.log_decisions = self.enabled
         recorder.on_written = self.written
@@ -166,7 +171,8 @@ class DecisionLog:
             batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
         if not batch:
             return 0
-        # Imported here: scipy costs ~0.3 s to import, paid only once there is work.
+        # Imported here, not at module level: importing the package must not import
+        # scipy (the CLI and routers without decision logging never need it).
         from adaptive_router.propensity import decision_propensities
 
         values = decision_propensities([o.decision for o in batch if o.decision is not None])

@@ -128,8 +128,8 @@ class Ranking:
     ) -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last.
 
-        ``log``: a list to append the evidence of the decision to (when the policy's
-        propensities are computable, see :attr:`loggable`)."""
+        ``log``: a list to append the evidence of the decision to (only for a policy
+        whose propensities are computable, see :attr:`loggable` and :meth:`decide`)."""
         s, f = self.evidence(now, context)
         c = lat = None
         if self._objective is not None:
@@ -143,7 +143,7 @@ class Ranking:
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
-        if log is not None and self.loggable:
+        if log is not None:
             log.append(self._logged(s, f, c, lat))
         if self.fallback is not None:
             order.append(self.fallback)
@@ -151,7 +151,7 @@ class Ranking:
 
     def decide(self, now: float, context: str = "") -> tuple[list[Path], LoggedDecision | None]:
         """:meth:`rank`, and the decision's evidence when :attr:`log_decisions` is on."""
-        if not self.log_decisions:
+        if not (self.log_decisions and self.loggable):
             return self.rank(now, context), None
         log: list[LoggedDecision] = []
         order = self.rank(now, context, log)
@@ -179,8 +179,8 @@ class Ranking:
             self._names,
             s,
             f,
-            getattr(pol, "prior", (1.0, 1.0)),
-            getattr(pol, "explore", 0.0),
+            pol.prior,  # type: ignore[attr-defined]  # loggable: a ThompsonSampling
+            pol.explore,  # type: ignore[attr-defined]
             skipped=skipped,
             objective=obj,
             costs_usd=c,
