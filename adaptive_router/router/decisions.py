@@ -154,13 +154,14 @@ class DecisionLog:
             self.max_seen = max(self.max_seen, len(self._queue))
             closed = self._stop.is_set()
             if self._thread is None and not closed:
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=_run_loop,
                     args=(weakref.ref(self), self._stop, self._wake),
                     name=f"adaptive-router-propensity[{self.task}]",
                     daemon=True,
                 )
-                self._thread.start()
+                thread.start()
+                self._thread = thread  # only once started: close() joins what it sees
         if closed:  # the router's final flush, after close() stopped the thread
             self.drain()
         self._wake.set()
@@ -204,9 +205,10 @@ class DecisionLog:
 
     def close(self) -> None:
         """Stop the thread, then compute what is queued (at most ``max_backlog``)."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
         self._wake.set()
-        thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self.drain()

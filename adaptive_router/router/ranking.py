@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -65,6 +66,7 @@ class Ranking:
         self._names = tuple(p.name or "" for p in self.paths)
         #: Log each decision's evidence (set by the router's DecisionLog).
         self.log_decisions = False
+        self._last = threading.local()
         self._cost_priors = [p.expected_cost_usd for p in self.paths]
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
@@ -123,13 +125,11 @@ class Ranking:
                 f[i] += w[1] * k
         return s, f
 
-    def rank(
-        self, now: float, context: str = "", log: list[LoggedDecision] | None = None
-    ) -> list[Path]:
+    def rank(self, now: float, context: str = "") -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last.
 
-        ``log``: a list to append the evidence of the decision to (only for a policy
-        whose propensities are computable, see :attr:`loggable` and :meth:`decide`)."""
+        With :attr:`log_decisions` on (and a :attr:`loggable` policy), the evidence of the
+        decision is kept for :meth:`take_decision`."""
         s, f = self.evidence(now, context)
         c = lat = None
         if self._objective is not None:
@@ -143,19 +143,20 @@ class Ranking:
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
-        if log is not None:
-            log.append(self._logged(s, f, c, lat))
+        if self.log_decisions and self.loggable:
+            # Per thread: concurrent requests of one router each take their own.
+            self._last.decision = self._logged(s, f, c, lat)
         if self.fallback is not None:
             order.append(self.fallback)
         return order
 
-    def decide(self, now: float, context: str = "") -> tuple[list[Path], LoggedDecision | None]:
-        """:meth:`rank`, and the decision's evidence when :attr:`log_decisions` is on."""
-        if not (self.log_decisions and self.loggable):
-            return self.rank(now, context), None
-        log: list[LoggedDecision] = []
-        order = self.rank(now, context, log)
-        return order, log[0] if log else None
+    def take_decision(self) -> LoggedDecision | None:
+        """The evidence of this thread's last :meth:`rank` (None when not logged), once."""
+        if not self.log_decisions:
+            return None
+        d: LoggedDecision | None = getattr(self._last, "decision", None)
+        self._last.decision = None
+        return d
 
     @property
     def loggable(self) -> bool:

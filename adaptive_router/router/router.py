@@ -374,7 +374,7 @@ class Router:
         rid = new_request_id()
         if self._observers:
             self._observers.emit("request_started", self.task, rid)
-        return rid, *self.ranking.decide(self.clock(), context)
+        return rid, self.ranking.rank(self.clock(), context), self.ranking.take_decision()
 
     def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
         """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
