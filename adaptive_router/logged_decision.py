@@ -28,6 +28,16 @@ def _names_json(paths: tuple[str, ...]) -> str:
     return json.dumps(list(paths), separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=256)
+def _prefix(paths: tuple[str, ...]) -> str:
+    return f'{{"v":{VERSION},"paths":{_names_json(paths)},"successes":'
+
+
+@functools.lru_cache(maxsize=256)
+def _suffix(prior: tuple[float, float], explore: float) -> str:
+    return f',"prior":[{prior[0]!r},{prior[1]!r}],"explore":{explore!r},"first":'
+
+
 def _floats(values: Any) -> list[float]:
     return values.tolist() if hasattr(values, "tolist") else [float(v) for v in values]
 
@@ -67,7 +77,6 @@ class LoggedDecision:
         failures: Sequence[float] | Any,
         prior: tuple[float, float],
         explore: float,
-        *,
         skipped: tuple[bool, ...] | None = None,
         objective: tuple[float, float] | None = None,
         costs_usd: Sequence[float] | Any | None = None,
@@ -145,13 +154,10 @@ class LoggedDecision:
         if self.objective is not None or (self.skipped is not None and any(self.skipped)):
             return json.dumps(self.to_dict(), separators=(",", ":"))
         # A list of finite floats prints as a JSON array ("[1.0, 2.5]"), in C.
-        s = repr(_floats(self.successes))
-        f = repr(_floats(self.failures))
         first = "null" if self.first is None else _names_json((self.first,))[1:-1]
         return (
-            f'{{"v":{VERSION},"paths":{_names_json(self.paths)},"successes":{s},'
-            f'"failures":{f},"prior":[{self.prior[0]!r},{self.prior[1]!r}],'
-            f'"explore":{self.explore!r},"first":{first}}}'
+            f"{_prefix(self.paths)}{_floats(self.successes)!r},"
+            f'"failures":{_floats(self.failures)!r}{_suffix(self.prior, self.explore)}{first}}}'
         )
 
     @classmethod

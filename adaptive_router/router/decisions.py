@@ -54,7 +54,7 @@ __all__ = ["DecisionLog", "attach"]
 logger = logging.getLogger(__name__)
 
 #: Decisions computed per batch by the background thread.
-BATCH = 256
+BATCH = 64
 
 
 def attach(

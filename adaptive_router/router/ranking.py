@@ -154,8 +154,12 @@ class Ranking:
         """The evidence of this thread's last :meth:`rank` (None when not logged), once."""
         if not self.log_decisions:
             return None
-        d: LoggedDecision | None = getattr(self._last, "decision", None)
-        self._last.decision = None
+        last = self._last
+        try:
+            d: LoggedDecision | None = last.decision
+        except AttributeError:  # this thread's first request
+            return None
+        last.decision = None
         return d
 
     @property
@@ -176,16 +180,17 @@ class Ranking:
         if self._objective is not None:
             o = self._objective.objective
             obj = (o.cost_weight, o.usd_per_second)
+        # Positional: this runs once per request.
         return LoggedDecision(
             self._names,
             s,
             f,
             pol.prior,  # type: ignore[attr-defined]  # loggable: a ThompsonSampling
             pol.explore,  # type: ignore[attr-defined]
-            skipped=skipped,
-            objective=obj,
-            costs_usd=c,
-            latencies_ms=lat,
+            skipped,
+            obj,
+            c,
+            lat,
         )
 
     def expected(self) -> tuple[list[float | None], list[float | None]]:
