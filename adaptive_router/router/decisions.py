@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 #: Decisions computed per batch by the background thread.
 BATCH = 64
+#: Seconds the thread waits after being woken before it computes: work arrives in the
+#: writer's batches, and a burst right at start-up would not be paced by max_share yet.
+SETTLE_S = 1.0
 
 
 def attach(
@@ -218,6 +221,8 @@ def _run_loop(ref: weakref.ref[DecisionLog], stop: threading.Event, wake: thread
     while not stop.is_set():
         wake.wait(1.0)
         wake.clear()
+        if stop.wait(SETTLE_S):
+            return
         while not stop.is_set():
             log = ref()
             if log is None:
