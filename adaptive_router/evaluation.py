@@ -30,12 +30,34 @@ sample size ESS = (Σ w)² / Σ w² measures that risk and a
 from __future__ import annotations
 
 import math
+import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import timedelta
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from adaptive_router._checks import seconds
+from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.objectives import (
+    OBJECTIVE_NAMES,
+    Objective,
+    ObjectiveThompsonSampling,
+    expected_costs,
+)
+from adaptive_router.outcomes import Outcome
+from adaptive_router.policy import IntArray, Policy, ThompsonSampling
+from adaptive_router.propensity import (
+    EvidenceSnapshot,
+    decision_propensities,
+    decision_snapshot,
+    objective_costs,
+    propensities,
+)
+from adaptive_router.stores.base import Store
 
 FloatArray = NDArray[np.float64]
 Method = Literal["ips", "snips", "dr"]
@@ -235,4 +257,372 @@ def _direct_term(
     if not (np.all(tm >= 0) and np.allclose(tm.sum(axis=1), 1.0, atol=1e-6)):
         raise ValueError("target_matrix rows must be probability distributions (>= 0, sum 1)")
     out: FloatArray = np.einsum("nk,nk->n", rm, tm)
+    return out
+
+
+# -- evaluating a target policy on a store's logged decisions -----------------------------
+
+#: Rewards :func:`evaluate` knows. ``success``, ``attempt_cost`` and ``attempt_latency`` are
+#: the first attempt's; ``cost`` and ``latency`` the whole request's (all attempts).
+REWARDS: tuple[str, ...] = ("success", "cost", "latency", "attempt_cost", "attempt_latency")
+#: Per-request rewards: the rest of the order matters too (see :func:`evaluate`).
+_PER_REQUEST = ("cost", "latency")
+
+Target = str | Mapping[str, float] | Policy | Objective
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a target policy would have scored on a store's logged traffic.
+
+    ``estimate``: the off-policy estimate (its ``value``, ``low``, ``high`` are also
+    properties here). ``logged``: the mean reward the router actually got on the same
+    rows. ``rows``: first attempts used. ``without_propensity``: first attempts in the
+    window that carry no logged decision (rows from before decisions were logged,
+    ``choose()`` decisions, the final fallback going first, other policies), skipped.
+    ``missing_reward``: rows skipped because the reward was unknown (an attempt of
+    unknown cost). ``computed``: propensities computed now (the router had deferred them).
+    """
+
+    estimate: Estimate
+    target: str
+    reward: str
+    logged: float
+    rows: int
+    without_propensity: int
+    missing_reward: int
+    computed: int
+
+    @property
+    def value(self) -> float:
+        return self.estimate.value
+
+    @property
+    def low(self) -> float:
+        return self.estimate.low
+
+    @property
+    def high(self) -> float:
+        return self.estimate.high
+
+    @property
+    def n(self) -> int:
+        return self.estimate.n
+
+    @property
+    def method(self) -> str:
+        return self.estimate.method
+
+    @property
+    def effective_sample_size(self) -> float:
+        return self.estimate.effective_sample_size
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON types (the CLI's ``--json``)."""
+        e = self.estimate
+        return {
+            "target": self.target,
+            "reward": self.reward,
+            "method": e.method,
+            "value": e.value,
+            "low": e.low,
+            "high": e.high,
+            "std_error": e.std_error,
+            "n": e.n,
+            "effective_sample_size": e.effective_sample_size,
+            "logged": self.logged,
+            "without_propensity": self.without_propensity,
+            "missing_reward": self.missing_reward,
+            "computed": self.computed,
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"{self.target} ({self.reward}): {self.estimate} vs logged {self.logged:.4g}; "
+            f"{self.without_propensity} rows without propensity skipped"
+        )
+
+
+def evaluate(
+    store: Store,
+    task: str,
+    target: Target,
+    *,
+    window: timedelta | float | None = None,
+    context: str | None = None,
+    method: Method = "snips",
+    reward: str = "success",
+    now: float | None = None,
+    save: bool = True,
+) -> Evaluation:
+    """Estimate what ``target`` would have scored on the task's logged requests.
+
+    Each routed request's first attempt carries the evidence its decision used and its
+    propensity (``Outcome.decision``, ``Outcome.propensity``); this reweights those first
+    attempts to the target's probability of the same first choice.
+
+    Args:
+        store: the router's store.
+        task: the task name.
+        target: a path name (always attempted first when available), a mapping
+            ``{path: probability}`` (first choice drawn from it), an objective
+            (``"success"``, ``"cost"``, ``"latency"`` or an
+            :class:`~adaptive_router.objectives.Objective`: the logged router's prior and
+            exploration, ranking by that objective), or a
+            :class:`~adaptive_router.policy.ThompsonSampling` /
+            :class:`~adaptive_router.objectives.ObjectiveThompsonSampling` — evaluated on the
+            evidence each decision logged. A string naming a path is the path. Where the
+            target's path was unavailable (breaker open, rate limited, over budget) it
+            could not have been attempted either: the logged choice stands (weight 1).
+        window: only requests at most this old (timedelta or seconds; None = all).
+        context: only this routing context ("" = requests without one; None = all).
+        method: ``"snips"``, ``"ips"`` or ``"dr"`` (reward model: each path's mean reward
+            over the other half of the rows, cross-fitted).
+        reward: ``"success"`` (the first attempt's), ``"attempt_cost"`` (USD) and
+            ``"attempt_latency"`` (ms) of the first attempt — always estimable — or
+            ``"cost"`` / ``"latency"`` per request, all attempts included. Those depend on
+            the order after the first choice, which a first-attempt propensity does not
+            cover: they are estimated only where at most two learned paths were available
+            (the first choice then fixes the order), and refused otherwise.
+        now: the reference time for ``window`` (default: ``time.time()``).
+        save: store the propensities computed now (the router defers them under load).
+
+    Raises:
+        ValueError: naming the argument, for an unknown path or reward, an empty window,
+            a window without logged decisions, or a per-request reward the logs do not
+            support. Emits :class:`LowEffectiveSampleSize` when the logs barely cover the
+            target.
+    """
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {reward!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    secs = seconds(window, "window", allow_none=True) if window is not None else None
+    since = None if secs is None else (time.time() if now is None else now) - secs
+    rows = store.outcomes(task, since)
+    if context is not None:
+        rows = [o for o in rows if o.context == context]
+    firsts = [o for o in rows if o.attempt == 1 and not o.skipped]
+    where = f"task {task!r}" + ("" if window is None else f" in the last {secs:g} s")
+    if context is not None:
+        where += f", context {context!r}"
+    if not firsts:
+        raise ValueError(f"window: no logged requests of {where}")
+    logged = [o for o in firsts if o.decision is not None]
+    without = len(firsts) - len(logged)
+    if not logged:
+        raise ValueError(
+            f"window: none of the {len(firsts)} requests of {where} logged its decision "
+            "(rows from before decision logging, choose() decisions, or a policy other "
+            "than Thompson Sampling): nothing to evaluate"
+        )
+    decisions = [o.decision for o in logged if o.decision is not None]
+    computed = _fill_propensities(store, task, logged, save)
+    rewards, keep = _rewards(rows, logged, reward)
+    if reward in _PER_REQUEST:
+        widest = max(sum(not s for s in d.skipped_flags) for d in decisions)
+        if widest > 2:
+            raise ValueError(
+                f"reward={reward!r} is per request: it depends on the order of every path "
+                "tried, and a first-attempt propensity only covers the first choice. The "
+                "logs support it where at most two learned paths could be attempted (the "
+                f"first choice then fixes the order); decisions here had up to {widest}. "
+                f"Use reward='attempt_{reward}' (the first attempt's) instead"
+            )
+    missing = len(logged) - len(keep)
+    if not keep:
+        raise ValueError(f"reward: no row of {where} has a known {reward!r}")
+    decisions = [decisions[i] for i in keep]
+    chosen = [logged[i] for i in keep]
+    r = rewards[keep]
+    p = np.array([o.propensity for o in chosen], dtype=np.float64)
+    label, matrix = _target_matrix(target, decisions, rows)
+    first = np.array([d.index(o.path) for d, o in zip(decisions, chosen, strict=True)])
+    # Rows of the matrix over different path sets are padded to the widest.
+    pi = matrix[np.arange(len(chosen)), first]
+    kwargs: dict[str, Any] = {}
+    if method == "dr":
+        rm = _reward_matrix(decisions, first, r, matrix.shape[1])
+        kwargs = {
+            "reward_model": rm[np.arange(len(chosen)), first],
+            "reward_matrix": rm,
+            "target_matrix": matrix,
+        }
+    est = estimate(r, p, pi, method, **kwargs)
+    return Evaluation(est, label, reward, float(r.mean()), len(chosen), without, missing, computed)
+
+
+def _fill_propensities(store: Store, task: str, logged: list[Outcome], save: bool) -> int:
+    """Compute the propensities the router deferred (vectorised), store them if ``save``."""
+    todo = [o for o in logged if o.propensity is None]
+    if not todo:
+        return 0
+    values = decision_propensities([o.decision for o in todo if o.decision is not None])
+    rows = []
+    for o, v in zip(todo, values.tolist(), strict=True):
+        o.propensity = v
+        rows.append((o.request_id, o.attempt, v))
+    if save:
+        store.set_propensities(task, rows)
+    return len(todo)
+
+
+def _rewards(
+    rows: list[Outcome], logged: list[Outcome], reward: str
+) -> tuple[FloatArray, list[int]]:
+    """Each logged row's reward, and the indices of the rows where it is known."""
+    if reward == "success":
+        return np.array([1.0 if o.success else 0.0 for o in logged]), list(range(len(logged)))
+    field = "cost_usd" if reward.endswith("cost") else "latency_ms"
+    if reward.startswith("attempt_"):
+        vals = [getattr(o, field) for o in logged]
+    else:
+        by_request: dict[str, list[Outcome]] = {}
+        for o in rows:
+            if not o.skipped:
+                by_request.setdefault(o.request_id, []).append(o)
+        vals = []
+        for o in logged:
+            parts = [getattr(a, field) for a in by_request.get(o.request_id, [])]
+            vals.append(None if any(v is None for v in parts) else float(sum(parts)))
+    keep = [i for i, v in enumerate(vals) if v is not None and math.isfinite(v)]
+    return np.array([v if v is not None else math.nan for v in vals], dtype=np.float64), keep
+
+
+def _target_matrix(
+    target: Target, decisions: list[LoggedDecision], rows: list[Outcome]
+) -> tuple[str, FloatArray]:
+    """A label for the target and its first-choice probabilities, shape (n, K max)."""
+    width = max(d.k for d in decisions)
+    known = sorted({p for d in decisions for p in d.paths})
+    out = np.zeros((len(decisions), width))
+    if isinstance(target, str) and target in known:
+        target = {target: 1.0}
+        label = f"always {next(iter(target))}"
+    elif isinstance(target, Mapping):
+        label = "mix " + ", ".join(f"{k}={v:g}" for k, v in target.items())
+    else:
+        label = ""
+    if isinstance(target, Mapping):
+        q = _check_mapping(target, known)
+        logging_rows: list[FloatArray] | None = None
+        for r, d in enumerate(decisions):
+            row = np.array(
+                [0.0 if s else q.get(p, 0.0) for p, s in zip(d.paths, d.skipped_flags, strict=True)]
+            )
+            if row.sum() > 0:
+                out[r, : d.k] = row / row.sum()
+            else:  # the target's paths were all unavailable: the logged choice stands
+                if logging_rows is None:
+                    logging_rows = propensities([decision_snapshot(x) for x in decisions])
+                out[r, : d.k] = logging_rows[r]
+        return label, out
+    policy, inherit = _target_policy(target, known)
+    if not label:
+        label = f"objective {policy.objective.name}" if inherit else repr(policy)  # type: ignore[attr-defined]
+    costs = _window_costs(rows)
+    snaps = [_target_snapshot(policy, inherit, d, costs) for d in decisions]
+    for r, row in enumerate(propensities(snaps)):
+        out[r, : row.shape[0]] = row
+    return label, out
+
+
+def _check_mapping(target: Mapping[str, float], known: list[str]) -> dict[str, float]:
+    unknown = [k for k in target if k not in known]
+    if unknown:
+        raise ValueError(f"target names unknown path(s) {unknown}; the logged paths are {known}")
+    q = {str(k): float(v) for k, v in target.items()}
+    if any(not (math.isfinite(v) and v >= 0.0) for v in q.values()) or not math.isclose(
+        sum(q.values()), 1.0, abs_tol=1e-6
+    ):
+        raise ValueError(f"target probabilities must be >= 0 and sum to 1, got {dict(target)}")
+    return q
+
+
+def _target_policy(target: Target, known: list[str]) -> tuple[ThompsonSampling, bool]:
+    """The target as a policy, and whether it inherits the logged prior and floor."""
+    if isinstance(target, str):
+        if target not in OBJECTIVE_NAMES:
+            raise ValueError(
+                f"target {target!r} is neither a logged path ({', '.join(known)}) nor an "
+                f"objective ({', '.join(OBJECTIVE_NAMES)})"
+            )
+        return ObjectiveThompsonSampling(objective=target), True
+    if isinstance(target, Objective):
+        return ObjectiveThompsonSampling(objective=target), True
+    if type(target) in (ThompsonSampling, ObjectiveThompsonSampling):
+        return cast(ThompsonSampling, target), False
+    raise ValueError(
+        "target must be a path name, a {path: probability} mapping, an objective or a "
+        f"ThompsonSampling/ObjectiveThompsonSampling policy; got {type(target).__name__}"
+    )
+
+
+def _target_snapshot(
+    policy: ThompsonSampling,
+    inherit: bool,
+    d: LoggedDecision,
+    costs: dict[str, tuple[float, float]],
+) -> EvidenceSnapshot:
+    """The decision's evidence as ``policy`` would rank it; ``inherit``: a target given as
+    an objective alone keeps each decision's logged prior and exploration floor."""
+    prior = d.prior if inherit else policy.prior
+    explore = d.explore if inherit else policy.explore
+    s, f = d.successes, d.failures
+    alpha = tuple(prior[0] + float(x) for x in s)
+    beta = tuple(prior[1] + float(x) for x in f)
+    c = None
+    if isinstance(policy, ObjectiveThompsonSampling) and not policy.objective.ranks_by_success:
+        obj = policy.objective
+        if d.costs_usd is not None and d.latencies_ms is not None:
+            cu, lm = list(d.costs_usd), list(d.latencies_ms)
+        else:
+            cu = expected_costs([costs.get(p, (math.nan, math.nan))[0] for p in d.paths]).tolist()
+            lm = expected_costs([costs.get(p, (math.nan, math.nan))[1] for p in d.paths]).tolist()
+        c = objective_costs((obj.cost_weight, obj.usd_per_second), cu, lm)
+    return EvidenceSnapshot(alpha, beta, explore=explore, skipped=d.skipped, costs=c)
+
+
+def _window_costs(rows: list[Outcome]) -> dict[str, tuple[float, float]]:
+    """Mean cost (USD) and latency (ms) per attempt of each path over the rows: the
+    objective's inputs where the decisions did not log them (NaN: never measured)."""
+    acc: dict[str, list[float]] = {}
+    for o in rows:
+        if o.skipped:
+            continue
+        a = acc.setdefault(o.path, [0.0, 0.0, 0.0, 0.0])
+        if o.cost_usd is not None:
+            a[0] += o.cost_usd
+            a[1] += 1
+        if o.latency_ms is not None:
+            a[2] += o.latency_ms
+            a[3] += 1
+    return {
+        p: (a[0] / a[1] if a[1] else math.nan, a[2] / a[3] if a[3] else math.nan)
+        for p, a in acc.items()
+    }
+
+
+def _reward_matrix(
+    decisions: list[LoggedDecision], first: IntArray, r: FloatArray, width: int
+) -> FloatArray:
+    """Cross-fitted reward model: each path's mean reward over the other half of the rows
+    (by position: even and odd rows), the half's mean for a path it never saw."""
+    n = len(decisions)
+    fold = np.arange(n) % 2
+    out = np.zeros((n, width))
+    for k in (0, 1):
+        other = fold != k
+        base = float(r[other].mean()) if other.any() else float(r.mean())
+        sums: dict[str, list[float]] = {}
+        for i in np.flatnonzero(other):
+            name = decisions[i].paths[first[i]]
+            acc = sums.setdefault(name, [0.0, 0.0])
+            acc[0] += r[i]
+            acc[1] += 1
+        for i in np.flatnonzero(fold == k):
+            d = decisions[i]
+            for j, name in enumerate(d.paths):
+                seen = sums.get(name)
+                out[i, j] = seen[0] / seen[1] if seen else base
     return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from adaptive_router.logged_decision import LoggedDecision
+
 
 class ErrorKind(str, Enum):
     """Why an attempt failed. Stored as its string value."""
@@ -79,6 +81,15 @@ class Outcome:
     """The 0-1 score from ``score_fn`` (None when the router uses ``success_fn``)."""
     context: str = ""
     """The routing context ("" = none); its evidence also counts for the whole task."""
+    propensity: float | None = None
+    """Probability that the router attempted this path first, given the evidence it routed
+    on (see :mod:`adaptive_router.propensity`). Set on the first attempt of a routed
+    request only, and filled in after the fact (computed in batches, or by ``evaluate()``);
+    None for later attempts, the final fallback, ``choose()``/``report()`` decisions and
+    policies other than Thompson Sampling."""
+    decision: LoggedDecision | None = None
+    """The evidence the first attempt's routing decision used (stored as JSON in
+    ``outcomes.decision``); None where ``propensity`` is always None."""
 
     @property
     def reward(self) -> float:

@@ -58,6 +58,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from adaptive_router.logged_decision import LoggedDecision
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
@@ -349,4 +351,59 @@ def logged_propensities(
         if not 0 <= int(i) < row.shape[0]:
             raise ValueError(f"attempted[{r}] = {i} is not a path index in 0..{row.shape[0] - 1}")
         out[r] = row[int(i)]
+    return out
+
+
+#: Per-attempt objective costs are floored here, as ``ObjectiveThompsonSampling`` does.
+_MIN_COST = 1e-12
+
+
+def objective_costs(
+    objective: tuple[float, float], costs_usd: object, latencies_ms: object
+) -> tuple[float, ...]:
+    """The per-attempt objective cost c_i = w · cost + rate · latency_s (floored at 1e-12)
+    of ``objective = (cost_weight, usd_per_second)``, as the ranking computed it."""
+    w, rate = objective
+    cs = [float(v) for v in np.asarray(costs_usd, dtype=np.float64)] if w else None
+    ls = [float(v) for v in np.asarray(latencies_ms, dtype=np.float64)] if rate else None
+    k = len(cs if cs is not None else ls or [])
+    return tuple(
+        max(
+            (w * cs[i] if cs is not None else 0.0)
+            + (rate * ls[i] / 1000.0 if ls is not None else 0.0),
+            _MIN_COST,
+        )
+        for i in range(k)
+    )
+
+
+def decision_snapshot(decision: LoggedDecision) -> EvidenceSnapshot:
+    """The :class:`EvidenceSnapshot` of a logged decision (for its propensities)."""
+    costs = None
+    if decision.objective is not None and any(decision.objective):
+        costs = objective_costs(decision.objective, decision.costs_usd, decision.latencies_ms)
+    return EvidenceSnapshot(
+        decision.alpha,
+        decision.beta,
+        explore=decision.explore,
+        skipped=decision.skipped,
+        costs=costs,
+    )
+
+
+def decision_propensities(decisions: Sequence[LoggedDecision]) -> FloatArray:
+    """P(the logged first attempt) of each logged decision, in vectorised batches; NaN
+    where the record does not name a learned path as attempted first."""
+    out = np.full(len(decisions), np.nan)
+    rows = [
+        r for r, d in enumerate(decisions) if d.first is not None and d.index(d.first) is not None
+    ]
+    if not rows:
+        return out
+    picked = [decisions[r] for r in rows]
+    values = logged_propensities(
+        [decision_snapshot(d) for d in picked],
+        [int(d.index(d.first or "") or 0) for d in picked],
+    )
+    out[rows] = values
     return out

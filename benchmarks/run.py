@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
 from benchmarks import (
+    decisions,
     hotpath,
     memory,
     metering,
@@ -38,6 +39,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "objective": objective.run,
     "metering": metering.run,
     "throughput": throughput.run,
+    "decisions": decisions.run,
     "queries": queries.run,
     "memory": memory.run,
     "peers": peers.run,

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from adaptive_router.cli import check, dashboard, posteriors, reports, runs
+from adaptive_router.cli import check, dashboard, evaluate, posteriors, reports, runs
 from adaptive_router.cli.common import console_err
 from adaptive_router.cli.db import db_app
 
@@ -27,7 +27,14 @@ app = typer.Typer(
 )
 # Registration order is the order `--help` lists them.
 reports.register(app)
-for command in (posteriors.posteriors, posteriors.stats, runs.demo, check.check, runs.simulate):
+for command in (
+    posteriors.posteriors,
+    posteriors.stats,
+    evaluate.evaluate,
+    runs.demo,
+    check.check,
+    runs.simulate,
+):
     app.command()(command)
 app.command()(dashboard.dashboard)
 app.add_typer(db_app, name="db")

@@ -23,6 +23,7 @@ from typing import Any
 from adaptive_router._checks import error_text, short
 from adaptive_router.capture import CallUsage, Scope
 from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
@@ -36,6 +37,7 @@ from adaptive_router.resilience import (
 )
 from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
+from adaptive_router.router.decisions import attach
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import captured_usage
 from adaptive_router.router.settings import PathSettings
@@ -198,6 +200,7 @@ class Attempts:
         "attempts",
         "context",
         "ctx",
+        "decision",
         "n",
         "rid",
         "step",
@@ -213,8 +216,11 @@ class Attempts:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         budget: RequestBudget | None = None,
+        decision: LoggedDecision | None = None,
     ) -> None:
         self.ctx = ctx
+        #: The evidence the order was drawn from (None: not logged), see router.decisions.
+        self.decision = decision
         self.rid = rid
         self.context = context
         self.attempts: list[Outcome] = []
@@ -435,6 +441,8 @@ class Attempts:
                 st.breaker.record_success()
         if st.rate_limit is not None and (outcome.input_tokens or outcome.output_tokens):
             st.rate_limit.record_tokens((outcome.input_tokens or 0) + (outcome.output_tokens or 0))
+        if self.decision is not None and self.n == 1:
+            attach(self.decision, self.attempts, outcome, self._budget)
         self.attempts.append(outcome)
         if ctx.observers:
             ctx.observers.emit("attempt_finished", outcome)

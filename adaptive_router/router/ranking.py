@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,10 +22,11 @@ import numpy as np
 
 from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policy import FloatArray, Policy, decay_factor
+from adaptive_router.policy import FloatArray, Policy, ThompsonSampling, decay_factor
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
@@ -50,7 +52,6 @@ class Ranking:
         max_contexts: int = 1000,
     ) -> None:
         self.paths = list(paths)
-        self._names = [p.name or "" for p in self.paths]
         self.fallback = fallback
         self.policy = policy
         self.rng = rng
@@ -67,6 +68,10 @@ class Ranking:
             and not policy.objective.ranks_by_success
             else None
         )
+        self._names = tuple(p.name or "" for p in self.paths)
+        #: Log each decision's evidence (set by the router's DecisionLog).
+        self.log_decisions = False
+        self._last = threading.local()
         self._cost_priors = [p.expected_cost_usd for p in self.paths]
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
@@ -129,31 +134,77 @@ class Ranking:
         return s * scale + own_s, f * scale + own_f
 
     def rank(self, now: float, context: str = "") -> list[Path]:
-        """The request's order: sampled, open breakers to the back, the fallback last."""
+        """The request's order: sampled, open breakers to the back, the fallback last.
+
+        With :attr:`log_decisions` on (and a :attr:`loggable` policy), the evidence of the
+        decision is kept for :meth:`take_decision`."""
         s, f = self.evidence(now, context)
+        c = lat = None
         if self._objective is not None:
             obj = self._objective.objective
             costs, latencies = self.expected(now, context)
-            ranked = self._objective.rank(
-                s,
-                f,
-                self.rng,
-                costs=_filled(costs, self._cost_priors, "expected_cost_usd")
-                if obj.uses_cost
-                else None,
-                latencies=_filled(latencies, self._latency_priors, "expected_latency_ms")
+            c = _filled(costs, self._cost_priors, "expected_cost_usd") if obj.uses_cost else None
+            lat = (
+                _filled(latencies, self._latency_priors, "expected_latency_ms")
                 if obj.uses_latency
-                else None,
+                else None
             )
+            ranked = self._objective.rank(s, f, self.rng, costs=c, latencies=lat)
         else:
             ranked = self.policy.rank(s, f, self.rng)
         order = [self.paths[int(i)] for i in ranked]
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
+        if self.log_decisions and self.loggable:
+            # Per thread: concurrent requests of one router each take their own.
+            self._last.decision = self._logged(s, f, c, lat)
         if self.fallback is not None:
             order.append(self.fallback)
         return order
+
+    def take_decision(self) -> LoggedDecision | None:
+        """The evidence of this thread's last :meth:`rank` (None when not logged), once."""
+        if not self.log_decisions:
+            return None
+        last = self._last
+        try:
+            d: LoggedDecision | None = last.decision
+        except AttributeError:  # this thread's first request
+            return None
+        last.decision = None
+        return d
+
+    @property
+    def loggable(self) -> bool:
+        """True when the policy is one whose propensities are computable:
+        :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
+        subclass may rank differently)."""
+        return type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+
+    def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> LoggedDecision:
+        """The decision's evidence; paths whose breaker is not available are marked
+        skipped (they were ranked to the back and are passed over when reached)."""
+        pol = self.policy
+        skipped = None
+        if self._unclosed:
+            skipped = tuple(self._breaker_closed_first(p) == 1 for p in self.paths)
+        obj = None
+        if self._objective is not None:
+            o = self._objective.objective
+            obj = (o.cost_weight, o.usd_per_second)
+        # Positional: this runs once per request.
+        return LoggedDecision(
+            self._names,
+            s,
+            f,
+            pol.prior,  # type: ignore[attr-defined]  # loggable: a ThompsonSampling
+            pol.explore,  # type: ignore[attr-defined]
+            skipped,
+            obj,
+            c,
+            lat,
+        )
 
     def expected(
         self, now: float = 0.0, context: str = ""

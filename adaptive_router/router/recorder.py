@@ -76,6 +76,8 @@ class Recorder:
         #: Hooks the Router sets when it has observers.
         self.on_drop: Callable[[int, int], None] | None = None
         self.on_refresh: Callable[[], None] | None = None
+        #: Called with each batch of outcomes once the store has committed it.
+        self.on_written: Callable[[Sequence[Outcome]], None] | None = None
         if not store.in_process:
             self._thread = threading.Thread(
                 target=_run_loop,
@@ -166,6 +168,8 @@ class Recorder:
                     return
                 with self._lock:
                     self._fold(outcomes)
+                if self.on_written is not None:
+                    self.on_written(outcomes)
             return
         with self._lock:
             self._fold(outcomes)
@@ -250,6 +254,8 @@ class Recorder:
             return False
         with self._lock:
             self._inflight = 0
+        if self.on_written is not None:
+            self.on_written(batch)
         if self._outage_logged:
             logger.warning(
                 "store reachable again; %d buffered outcomes of task %s written",

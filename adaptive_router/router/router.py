@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import Objective
 from adaptive_router.observe.alerts import Alert, Alerts
 from adaptive_router.observe.costs import Pricer
@@ -47,6 +48,7 @@ from adaptive_router.router.attempts import (
 )
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
+from adaptive_router.router.decisions import DecisionLog
 from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S, start_heartbeat
 from adaptive_router.router.judging import Judge
@@ -164,6 +166,10 @@ class Router:
         Seconds between the router's health snapshots in the store (host, pid, each
         path's breaker state, recent alerts), written from a daemon thread even while
         idle, for ``adaptive-router dashboard``. ``None``: off.
+    log_decisions:
+        Log on each request's first attempt the evidence its decision used, and its
+        propensity (``Outcome.propensity``), for off-policy evaluation
+        (:func:`~adaptive_router.evaluation.evaluate`); see ``router.decisions``.
     """
 
     def __init__(
@@ -207,6 +213,7 @@ class Router:
         request_timeout: float | None = None,
         max_cost_usd: float | None = None,
         heartbeat: float | None = DEFAULT_INTERVAL_S,
+        log_decisions: bool = True,
     ) -> None:
         cfg = router_config(
             paths,
@@ -249,7 +256,6 @@ class Router:
         #: The request budgets (max_attempts, request_timeout, max_cost_usd).
         self.budget: Budget = cfg.budget
         self._fallback_name = self.fallback.name if self.fallback is not None else None
-
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
         self._recorder = Recorder(
@@ -302,7 +308,8 @@ class Router:
             if self._owns_store:
                 self.store.close()
             raise
-        self._unsubscribe.extend(self.ranking.track_breakers())
+        self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
+        self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
         self._judge = Judge(
             self.task,
             success_fn,
@@ -365,24 +372,24 @@ class Router:
         return self._settings
 
     # -- the request core shared by run and arun ---------------------------------
-    def _begin(self, context: str = "") -> tuple[str, list[Path]]:
+    def _begin(self, context: str = "") -> tuple[str, list[Path], LoggedDecision | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         rid = new_request_id()
         if self._observers:
             self._observers.emit("request_started", self.task, rid)
-        return rid, self.ranking.rank(self.clock(), context)
+        return rid, self.ranking.rank(self.clock(), context), self.ranking.take_decision()
 
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
         ctx = self.ranking.context(context, args, kwargs)
-        rid, order = self._begin(ctx)
+        rid, order, decision = self._begin(ctx)
         budget = None
         if self.budget.active:
             priced = self.budget.max_cost_usd is not None
             costs = self.ranking.known_costs(self.clock(), ctx) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
-        return Attempts(self._core, rid, ctx, order, args, kwargs, budget)
+        return Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
 
     def _finish(self, req: Attempts) -> None:
         attempts = req.attempts
@@ -488,7 +495,7 @@ class Router:
         The decision is persisted, so :meth:`report` may come from another process.
         """
         ctx = self.ranking.context(context, (), {})
-        rid, order = self._begin(ctx)
+        rid, order, _ = self._begin(ctx)
         return self._feedback.choose(rid, order, ctx)
 
     def report(

@@ -200,6 +200,16 @@ class Store(abc.ABC):
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         """The task's outcome rows, oldest first (for replays, exports and plots)."""
 
+    def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
+        """Fill ``outcomes.propensity`` of logged first attempts, given as ``(request_id,
+        attempt, propensity)``; returns the rows updated.
+
+        Propensities are computed after their rows are written (they cost more than a
+        request). A store that cannot update rows may keep this default, which updates
+        none: ``evaluate()`` then recomputes them from ``outcomes.decision`` each time.
+        """
+        return 0
+
     def path_totals(
         self, task: str, since: float, until: float | None = None
     ) -> tuple[list[PathTotals], tuple[int, int, int]]:

@@ -148,6 +148,16 @@ class MemoryStore(Store):
             self._write_locked([o for _, o in done if o is not None], half_life)
             return done
 
+    def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
+        done = 0
+        with self._lock:
+            for rid, attempt, p in values:
+                o = self._outcomes.get((rid, attempt))
+                if o is not None and o.task == task:
+                    o.propensity = p
+                    done += 1
+        return done
+
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         with self._lock:
             rows = [

@@ -67,6 +67,11 @@ outcomes = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=True),
     sa.Column("score", sa.Float(precision=53), nullable=True),
     sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    # First attempts of routed requests: the probability the router attempted this path
+    # first, and the evidence it decided on (JSON, see logged_decision). Migration 0006
+    # adds them last; the propensity may be filled in after the row is written.
+    sa.Column("propensity", sa.Float(precision=53), nullable=True),
+    sa.Column("decision", sa.Text, nullable=True),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
 )

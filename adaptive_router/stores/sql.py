@@ -30,6 +30,7 @@ import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.aggregate import aggregate
@@ -491,9 +492,32 @@ class SQLStore(Store):
                     retries=r.retries,
                     score=r.score,
                     context=r.context,
+                    propensity=r.propensity,
+                    decision=None if r.decision is None else LoggedDecision.from_json(r.decision),
                 )
                 for r in conn.execute(q)
             ]
+
+    def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
+        if not values:
+            return 0
+        c = outcomes.c
+        stmt = (
+            outcomes.update()
+            .where(
+                c.task == task,
+                c.request_id == sa.bindparam("rid"),
+                c.attempt == sa.bindparam("att"),
+            )
+            .values(propensity=sa.bindparam("p"))
+        )
+        params = [{"rid": r, "att": a, "p": p} for r, a, p in values]
+
+        def update(conn: sa.Connection) -> int:
+            return int(conn.execute(stmt, params).rowcount or 0)
+
+        result: int = self._retrying(self._in_transaction, update)
+        return result
 
     # -- pending decisions -------------------------------------------------------
     def add_pending(self, p: PendingDecision) -> None:
@@ -610,6 +634,8 @@ _COLUMNS = (
     "retries",
     "created_at",
     "metadata",
+    "propensity",
+    "decision",
 )
 
 
@@ -633,6 +659,8 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.retries,
         o.created_at,
         None if o.metadata is None else json.dumps(o.metadata),
+        o.propensity,
+        None if o.decision is None else o.decision.to_json(),
     )
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_health"
-down_revision: str | Sequence[str] | None = "0004_cost_latency"
+down_revision: str | Sequence[str] | None = "0006_propensity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,243 @@
+"""Propensity logging: each routed request's first attempt carries the evidence its
+decision used, and its propensity is computed later, off the hot path.
+
+On the request's thread (:meth:`DecisionLog.attach`, a few attribute writes) the
+ranking's :class:`~adaptive_router.logged_decision.LoggedDecision` gets the paths that
+were skipped before the first attempt and is hung on that attempt's outcome; the store
+writes it as JSON in ``outcomes.decision``. Once the row is committed the recorder hands
+it to :meth:`DecisionLog.written`, which queues it for a background thread that computes
+propensities in vectorised batches and writes them to ``outcomes.propensity``.
+
+Computing one costs more than routing a request (tens of µs), and threads of one
+process share the GIL, so the thread spends at most ``max_share`` of wall time on it
+(it sleeps in proportion to the time it worked): routing keeps ≥ 1 - max_share of its
+speed whatever the load. The queue holds at most ``max_backlog`` decisions; when it is
+full a written decision is not queued but keeps its snapshot in the store with a NULL
+propensity, counted in :attr:`DecisionLog.deferred` (and logged once), and ``evaluate()``
+computes it when it reads the rows. Nothing is dropped: the snapshot is the record.
+
+Which outcomes get a propensity: the first attempt of a ``run()``/``arun()`` request
+routed by :class:`~adaptive_router.policy.ThompsonSampling` or
+:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`, when it went to a
+learned path. NULL (no decision logged): later attempts (fallbacks: their probability
+depends on the whole order), the final fallback (never ranked), ``choose()``/
+``report()`` decisions (the caller decides what to attempt, possibly another entry of
+``Decision.order``, and may report from another process) and other policies.
+
+Skips: a path counts as skipped when its breaker was not available at ranking time
+(ranked to the back), when it was skipped before the first attempt (breaker, rate
+limit, budget), or when the request's cost budget refuses it. A path ranked after the
+first attempt whose rate limit was exhausted at that moment is not seen (checking
+would cost a Redis round trip per request with shared limits): the propensity is exact
+unless that happened.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+
+from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.outcomes import Outcome
+from adaptive_router.router.budgets import RequestBudget
+from adaptive_router.router.ranking import Ranking
+from adaptive_router.router.recorder import Recorder
+from adaptive_router.stores.base import Store
+
+__all__ = ["DecisionLog", "attach"]
+
+logger = logging.getLogger(__name__)
+
+#: Decisions computed per batch by the background thread.
+BATCH = 64
+#: Seconds the thread waits after being woken before it computes: work arrives in the
+#: writer's batches, and a burst right at start-up would not be paced by max_share yet.
+SETTLE_S = 1.0
+
+
+def attach(
+    d: LoggedDecision, before: Sequence[Outcome], first: Outcome, budget: RequestBudget | None
+) -> None:
+    """Hang the decision ``d`` on the request's first attempt ``first``, with the paths
+    skipped before it (``before``) and those the request's cost budget refuses."""
+    i = d.index(first.path)
+    if i is None:  # every learned path was skipped: the final fallback went first
+        return
+    flags = list(d.skipped) if d.skipped is not None else None
+    for a in before:
+        j = d.index(a.path)
+        if j is not None:
+            flags = flags or [False] * d.k
+            flags[j] = True
+    if budget is not None and budget.budget.max_cost_usd is not None:
+        cap = budget.budget.max_cost_usd
+        for j, name in enumerate(d.paths):
+            cost = budget.expected_cost.get(name)
+            if cost is not None and cost > cap:
+                flags = flags or [False] * d.k
+                flags[j] = True
+    if flags is not None:
+        flags[i] = False  # it was attempted, whatever the ranking-time state said
+        d.skipped = tuple(flags) if any(flags) else None
+    d.first = first.path
+    first.decision = d
+
+
+class DecisionLog:
+    """Logs decisions on first attempts and fills their propensities in the background."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        ranking: Ranking,
+        enabled: bool = True,
+        *,
+        max_backlog: int = 10_000,
+        max_share: float = 0.02,
+    ) -> None:
+        if not (isinstance(max_backlog, int) and max_backlog >= 0):
+            raise ValueError(f"max_backlog must be an int >= 0, got {max_backlog!r}")
+        if not (0.0 < max_share <= 1.0):
+            raise ValueError(f"max_share must be in (0, 1], got {max_share!r}")
+        self.store: Store = recorder.store
+        self.task = recorder.task
+        self.enabled = enabled
+        self.max_backlog = max_backlog
+        self.max_share = max_share
+        #: Decisions not queued because the backlog was full (propensity left NULL).
+        self.deferred = 0
+        #: Propensities computed and written by the background thread.
+        self.computed = 0
+        #: The largest backlog seen.
+        self.max_seen = 0
+        self._queue: deque[Outcome] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.enabled:
+            # scipy takes ~0.5 s of CPU to import, under the GIL: pay it now, while the
+            # router starts, not in the background thread in the middle of traffic.
+            importlib.import_module("adaptive_router.propensity")
+        # Wire in: the ranking logs each decision, the recorder reports committed rows.
+        ranking.log_decisions = self.enabled
+        recorder.on_written = self.written
+
+    @property
+    def backlog(self) -> int:
+        """Decisions queued for the background thread now."""
+        return len(self._queue)
+
+    # -- after the rows are committed ----------------------------------------------
+    def written(self, outcomes: Sequence[Outcome]) -> None:
+        """Queue the committed first attempts whose propensity is still unknown."""
+        todo = [o for o in outcomes if o.decision is not None and o.propensity is None]
+        if not todo:
+            return
+        with self._lock:
+            room = max(0, self.max_backlog - len(self._queue))
+            self._queue.extend(todo[:room])
+            over = len(todo) - room
+            if over > 0:
+                if self.deferred == 0:
+                    logger.warning(
+                        "propensity backlog full for task %s (max_backlog=%d): further "
+                        "decisions keep their snapshot and get their propensity at "
+                        "evaluate() time",
+                        self.task,
+                        self.max_backlog,
+                        extra={"task": self.task, "max_backlog": self.max_backlog},
+                    )
+                self.deferred += over
+            self.max_seen = max(self.max_seen, len(self._queue))
+            closed = self._stop.is_set()
+            if self._thread is None and not closed:
+                thread = threading.Thread(
+                    target=_run_loop,
+                    args=(weakref.ref(self), self._stop, self._wake),
+                    name=f"adaptive-router-propensity[{self.task}]",
+                    daemon=True,
+                )
+                thread.start()
+                self._thread = thread  # only once started: close() joins what it sees
+        if closed:  # the router's final flush, after close() stopped the thread
+            self.drain()
+        self._wake.set()
+
+    def step(self, limit: int = BATCH) -> int:
+        """Compute and store up to ``limit`` queued propensities; returns how many."""
+        with self._lock:
+            batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+        if not batch:
+            return 0
+        # Imported here, not at module level: importing the package must not import
+        # scipy (the CLI and routers without decision logging never need it).
+        from adaptive_router.propensity import decision_propensities
+
+        values = decision_propensities([o.decision for o in batch if o.decision is not None])
+        rows = []
+        for o, p in zip(batch, values.tolist(), strict=True):
+            if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for
+                o.propensity = p
+                rows.append((o.request_id, o.attempt, p))
+        try:
+            self.store.set_propensities(self.task, rows)
+        except Exception as exc:  # the store is down: evaluate() computes them later
+            logger.warning(
+                "could not store %d propensities of task %s (%s); evaluate() computes them",
+                len(rows),
+                self.task,
+                type(exc).__name__,
+                extra={"task": self.task, "rows": len(rows), "error": type(exc).__name__},
+            )
+            with self._lock:
+                self.deferred += len(rows)
+            return len(batch)
+        self.computed += len(rows)
+        return len(batch)
+
+    def drain(self) -> None:
+        """Compute everything queued now (``close`` does)."""
+        while self.step():
+            pass
+
+    def close(self) -> None:
+        """Stop the thread, then compute what is queued (at most ``max_backlog``)."""
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self.drain()
+
+
+def _run_loop(ref: weakref.ref[DecisionLog], stop: threading.Event, wake: threading.Event) -> None:
+    while not stop.is_set():
+        wake.wait(1.0)
+        wake.clear()
+        if stop.wait(SETTLE_S):
+            return
+        while not stop.is_set():
+            log = ref()
+            if log is None:
+                return
+            started = time.perf_counter()
+            try:
+                done = log.step()
+            except Exception:  # never let the thread die; the rows stay NULL, not lost
+                logger.exception("propensity batch failed")
+                done = 0
+            share = log.max_share
+            del log
+            if not done:
+                break
+            # Work at most max_share of the time: sleep busy · (1/share - 1).
+            busy = time.perf_counter() - started
+            if stop.wait(busy * (1.0 / share - 1.0)):
+                return
