@@ -243,11 +243,12 @@ def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> 
 
 
 def test_health_upgrade_skips_a_table_a_newer_store_created(new_url: Callable[[], str]) -> None:
-    """A database at 0004 opened by this version's store gets router_health from the
-    store's create_all; the 0007 upgrade then finds it and only moves the revision."""
+    """A database at the revision before 0007 opened by this version's store gets
+    router_health from the store's create_all; the 0007 upgrade then finds it and only
+    moves the revision."""
     url = new_url()
-    upgrade(url, revision="0004_cost_latency")
-    SQLStore(url).close()  # create_all adds router_health, the stamp stays at 0004
-    assert current_revision(url) == "0004_cost_latency"
+    upgrade(url, revision="0006_propensity")
+    SQLStore(url).close()  # create_all adds router_health, the stamp stays at 0006
+    assert current_revision(url) == "0006_propensity"
     assert upgrade(url).after == "0007_health"
     assert _diff(url) == []

@@ -405,26 +405,22 @@ def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adaptive_router.router.ranking as ranking_module
+    # Everywhere the router's in-process cache decays evidence: reading it (the recorder
+    # decays each path's weights to now) and folding outcomes into it.
+    import adaptive_router.router.recorder as recorder_module
 
-    decay = ranking_module.decay_factor
+    decay = recorder_module.decay_factor
 
     def doubled(elapsed: float, half_life: float | None) -> float:
         return decay(elapsed, None if half_life is None else 2 * half_life)
 
-    monkeypatch.setattr(ranking_module, "decay_factor", doubled)
-    import adaptive_router.policy as policy_module
+    monkeypatch.setattr(recorder_module, "decay_factor", doubled)
+    fold = recorder_module.fold_outcome
 
-    fold = policy_module.fold
+    def fold_doubled(st: Any, o: Any, half_life: float | None) -> None:
+        fold(st, o, None if half_life is None else 2 * half_life)
 
-    def fold_doubled(
-        sums: tuple[float, float, float], reward: float, at: float, half_life: float | None
-    ) -> tuple[float, float, float]:
-        return fold(sums, reward, at, None if half_life is None else 2 * half_life)
-
-    import adaptive_router.router.recorder as recorder_module
-
-    monkeypatch.setattr(recorder_module, "fold", fold_doubled)
+    monkeypatch.setattr(recorder_module, "fold_outcome", fold_doubled)
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
