@@ -84,7 +84,10 @@ def _router_loop(seed: int) -> tuple[Loop, Callable[[], None]]:
     from adaptive_router import Path as RoutePath
     from adaptive_router import Router
 
-    logging.getLogger("adaptive_router").setLevel(logging.ERROR)
+    # Quiet for the timing only: the caller's logging level comes back on close.
+    logger = logging.getLogger("adaptive_router")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     router = Router(
         [RoutePath(lambda: True, name=f"p{i}") for i in range(K)],
         bool,
@@ -102,7 +105,11 @@ def _router_loop(seed: int) -> tuple[Loop, Callable[[], None]]:
             router.report(d.request_id, success=bool(env.random() < rate_of[d.path]))
         return time.perf_counter() - t0
 
-    return loop, router.close
+    def close() -> None:
+        router.close()
+        logger.setLevel(level)
+
+    return loop, close
 
 
 def _mabwiser_loop(seed: int) -> Loop:
