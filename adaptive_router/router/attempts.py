@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
-from adaptive_router.capture import CallUsage
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
@@ -38,7 +37,7 @@ from adaptive_router.resilience import (
 from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import captured_usage, metered
+from adaptive_router.router.metering import Bill, CaptureMode, metered
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [
@@ -112,8 +111,10 @@ class AttemptContext:
     observers: Observers
     log: ThrottledLog
     clock: Callable[[], float]
-    capture: bool = False
+    capture: CaptureMode = False
     """Meter the SDK calls each attempt makes (``Router(capture_usage=...)``)."""
+    rebill: Callable[[Outcome], None] | None = None
+    """Rewrite a recorded outcome whose usage grew by a late call (the recorder's)."""
 
 
 def build_outcome(
@@ -167,6 +168,9 @@ def build_outcome(
         context=context,
         score=score,
         metadata=metadata,
+        model=u.model or path.model,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
     )
 
 
@@ -226,7 +230,7 @@ class Attempts:
         self._retry_start = 0.0
         self._started: float | None = None
         self._deadline = 0.0
-        self._captured: list[CallUsage] | None = None
+        self._captured: Bill | None = None
         self._budget = budget
         self._next: Step = self._advance()
 
@@ -323,7 +327,12 @@ class Attempts:
         if self.ctx.observers:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
-        self._captured = [] if self.ctx.capture else None
+        ctx = self.ctx
+        self._captured = (
+            Bill(ctx.pricer, path.model, ctx.rebill, include_usage=ctx.capture == "include_usage")
+            if ctx.capture
+            else None
+        )
         self._retry_run = None
         self._started = None
         return self._call(path, st)
@@ -367,6 +376,8 @@ class Attempts:
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
+            if not isinstance(usage, Usage):
+                usage = None
             meta = getattr(exc, "outcome_metadata", None)
             error = error_text(exc)
             ctx.log.log(
@@ -395,7 +406,7 @@ class Attempts:
                 retries=state.retries,
                 context=self.context,
                 metadata=meta if isinstance(meta, dict) else None,
-                **self._usage(usage if isinstance(usage, Usage) else None, calls, path),
+                **self._usage(usage, calls),
             )
         else:
             if isinstance(raw, Result):
@@ -415,8 +426,10 @@ class Attempts:
                 context=self.context,
                 score=score,
                 metadata=meta,
-                **self._usage(usage, calls, path),
+                **self._usage(usage, calls),
             )
+        if calls is not None and usage is None:
+            calls.settled(outcome)  # metered: a call ending late still reaches this outcome
         if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
             # A judge that raised says nothing about the path: the breaker hears nothing.
             if outcome.kind in _BREAKER_FAILURES:
@@ -432,11 +445,13 @@ class Attempts:
             self.value = value
         self._next = self._advance()
 
-    def _usage(self, reported: Usage | None, calls: list[CallUsage] | None, path: Path) -> Any:
+    @staticmethod
+    def _usage(reported: Usage | None, bill: Bill | None) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
-        if reported is not None or not calls:
+        captured = bill.usage() if reported is None and bill is not None else None
+        if captured is None:
             return {"usage": reported}
-        return {"usage": captured_usage(calls, self.ctx.pricer, path.model), "priced": True}
+        return {"usage": captured, "priced": True}
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:
         self.ctx.log.log(

@@ -14,6 +14,7 @@ from adaptive_router.stores.base import (
     PathState,
     PendingDecision,
     Store,
+    copy_usage,
     fold_cost_latency,
 )
 
@@ -69,6 +70,15 @@ class MemoryStore(Store):
                 else:
                     st.failures += 1
         return new
+
+    def update_usage(self, outcome: Outcome) -> bool:
+        with self._lock:
+            stored = self._outcomes.get((outcome.request_id, outcome.attempt))
+            if stored is None:
+                return False
+            if stored is not outcome:
+                copy_usage(outcome, stored)
+            return True
 
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
         out: dict[str, dict[str, PathState]] = {}

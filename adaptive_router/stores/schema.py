@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0004_cost_latency"
+HEAD_REVISION = "0005_usage_columns"
 
 metadata = sa.MetaData()
 
@@ -67,6 +67,11 @@ outcomes = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=True),
     sa.Column("score", sa.Float(precision=53), nullable=True),
     sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    # What metering records per attempt (migration 0005 adds them last, nullable: NULL is
+    # "not reported", never 0).
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
 )

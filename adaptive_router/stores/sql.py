@@ -33,6 +33,7 @@ from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
+    USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
     PathState,
@@ -386,6 +387,16 @@ class SQLStore(Store):
             },
         )
 
+    def update_usage(self, outcome: Outcome) -> bool:
+        c = outcomes.c
+        stmt = (
+            outcomes.update()
+            .where(c.request_id == outcome.request_id, c.attempt == outcome.attempt)
+            .values({name: getattr(outcome, name) for name in USAGE_FIELDS})
+        )
+        updated: int = self._retrying(self._in_transaction, _rowcount, stmt)
+        return updated > 0
+
     # -- reads ------------------------------------------------------------------
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
         return self._load(task, None)
@@ -489,6 +500,9 @@ class SQLStore(Store):
                     retries=r.retries,
                     score=r.score,
                     context=r.context,
+                    model=r.model,
+                    cache_read_tokens=r.cache_read_tokens,
+                    cache_write_tokens=r.cache_write_tokens,
                 )
                 for r in conn.execute(q)
             ]
@@ -598,7 +612,14 @@ _COLUMNS = (
     "retries",
     "created_at",
     "metadata",
+    "model",
+    "cache_read_tokens",
+    "cache_write_tokens",
 )
+
+
+def _rowcount(conn: sa.Connection, stmt: Any) -> int:
+    return int(conn.execute(stmt).rowcount)
 
 
 def _tuple(o: Outcome) -> tuple[Any, ...]:
@@ -621,6 +642,9 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.retries,
         o.created_at,
         None if o.metadata is None else json.dumps(o.metadata),
+        o.model,
+        o.cache_read_tokens,
+        o.cache_write_tokens,
     )
 
 
