@@ -238,7 +238,7 @@ class Attempts:
         """What to do now."""
         return self._next
 
-    def metered(self) -> contextlib.AbstractContextManager[None]:
+    def metered(self) -> contextlib.AbstractContextManager[object]:
         """Wrap each :class:`Call` in this: the SDK calls made in it count for the
         attempt (all of them, retries included) unless the path reports its own usage."""
         return metered(self._captured)
@@ -448,7 +448,7 @@ class Attempts:
     @staticmethod
     def _usage(reported: Usage | None, bill: Bill | None) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
-        captured = bill.usage() if reported is None and bill is not None else None
+        captured = bill.close() if reported is None and bill is not None else None
         if captured is None:
             return {"usage": reported}
         return {"usage": captured, "priced": True}

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal
 
-from adaptive_router.capture import CallUsage, install, scope
+from adaptive_router.capture import CallUsage, Scope, activate, deactivate, install
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Outcome, Usage
 
@@ -45,13 +44,17 @@ def start_capture(capture_usage: object) -> CaptureMode:
     return capture_usage
 
 
-class Bill:
-    """The SDK calls of one attempt, and where its usage goes once the attempt settled.
+class Bill(Scope):
+    """The capture scope of one attempt: its SDK calls, and where its usage goes once the
+    attempt settled.
 
-    Thread-safe: late calls arrive on the threads that made them.
+    Every call of the attempt (each retry's too) is metered into this one scope, so
+    nothing is copied or merged. :meth:`close` ends it: a call finishing after that (the
+    attempt timed out, the provider still bills it) is a late call, added to the
+    settled :class:`Outcome` and rewritten in the store. Thread-safe.
     """
 
-    __slots__ = ("_lock", "_outcome", "_rebill", "calls", "include_usage", "model", "pricer")
+    __slots__ = ("_counted", "_outcome", "_rebill", "model", "pricer")
 
     def __init__(
         self,
@@ -61,42 +64,43 @@ class Bill:
         *,
         include_usage: bool = False,
     ) -> None:
-        self.calls: list[CallUsage] = []
+        super().__init__(self._late_call, include_usage=include_usage)
         self.pricer = pricer
         self.model = model
-        self.include_usage = include_usage
         self._rebill = rebill
         self._outcome: Outcome | None = None
-        self._lock = threading.Lock()
+        self._counted = 0
 
-    def _add(self, calls: list[CallUsage]) -> None:
-        # By identity: a call that ended as its scope closed may come both ways.
+    def close(self) -> Usage | None:
+        """End the attempt's metering; its usage (None: it made no metered call)."""
         with self._lock:
-            for call in calls:
-                if not any(c is call for c in self.calls):
-                    self.calls.append(call)
-
-    def usage(self) -> Usage | None:
-        """The attempt's usage so far (None: it made no metered call)."""
-        with self._lock:
-            calls = list(self.calls)
+            self._closed = True
+            calls = list(self._calls)
+            self._counted = len(calls)
         return captured_usage(calls, self.pricer, self.model)
 
     def settled(self, outcome: Outcome) -> None:
-        """The attempt's outcome, built from :meth:`usage`: late calls update it."""
+        """The attempt's outcome, built from :meth:`close`'s usage: late calls update it."""
         with self._lock:
             self._outcome = outcome
+            missed = len(self._calls) != self._counted  # a call ended in between
+        if missed:
+            self._apply(None)
 
-    def late(self, call: CallUsage) -> None:
-        """``on_late`` of the attempt's scopes: a call finished after its scope closed."""
-        self._add([call])
+    def _late_call(self, call: CallUsage) -> None:
+        with self._lock:
+            if self._outcome is None:
+                return  # between close and settled: settled() counts it
+        self._apply(call)
+
+    def _apply(self, call: CallUsage | None) -> None:
         with self._lock:
             outcome = self._outcome
-            if outcome is None:  # the attempt is still running: it will count the call
-                return
-            usage = captured_usage(list(self.calls), self.pricer, self.model)
-            if usage is None:
-                return
+            calls = list(self._calls)
+        usage = captured_usage(calls, self.pricer, self.model)
+        if outcome is None or usage is None:
+            return
+        with self._lock:
             # The outcome object is the one the router records: a row not written yet
             # is written with these values; a written one is rewritten by rebill.
             outcome.input_tokens = usage.input_tokens
@@ -110,38 +114,47 @@ class Bill:
             outcome.request_id,
             outcome.attempt,
             outcome.path,
-            call.input_tokens,
-            call.output_tokens,
+            None if call is None else call.input_tokens,
+            None if call is None else call.output_tokens,
             extra={
                 "request_id": outcome.request_id,
                 "attempt": outcome.attempt,
                 "path": outcome.path,
-                "model": call.model,
+                "model": None if call is None else call.model,
             },
         )
         if self._rebill is not None:
             self._rebill(outcome)
 
 
-@contextlib.contextmanager
-def metered(bill: Bill | None) -> Iterator[None]:
+_OFF = contextlib.nullcontext()
+
+
+def metered(bill: Bill | None) -> contextlib.AbstractContextManager[object]:
     """Meter the SDK calls of this block into ``bill`` (``None``: capture is off).
 
-    The scope is a contextvar that ``call_with_timeout``, ``to_daemon_thread`` and
-    asyncio tasks copy, so a path's worker thread records into it. A call still running
-    when the block ends (its attempt timed out) reaches the bill later, as a late call.
+    The bill is a capture scope held by a contextvar that ``call_with_timeout``,
+    ``to_daemon_thread`` and asyncio tasks copy, so a path's worker thread records into
+    it, even after the block ended (a late call, once the bill is closed).
     """
-    if bill is None:
-        yield
-        return
-    got = None
-    try:
-        with scope(bill.late, include_usage=bill.include_usage) as got:
-            yield
-    finally:
-        # After the scope closed: a call ending from now on is a late call (no gap).
-        if got is not None:
-            bill._add(got.calls)
+    return _OFF if bill is None else _Metered(bill)
+
+
+class _Metered:
+    """:func:`metered`'s block. A class, not a ``contextlib.contextmanager`` generator:
+    one is opened per call of a path, and the generator would cost more than the work."""
+
+    __slots__ = ("_bill", "_token")
+
+    def __init__(self, bill: Bill) -> None:
+        self._bill = bill
+
+    def __enter__(self) -> object:
+        self._token = activate(self._bill)
+        return self._bill
+
+    def __exit__(self, *exc: object) -> None:
+        deactivate(self._token)
 
 
 def _sum(values: list[int | None]) -> int | None:
@@ -159,6 +172,24 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
     """
     if not calls:
         return None
+    if len(calls) == 1:  # the common case, without the sums' lists
+        c = calls[0]
+        return Usage(
+            c.input_tokens,
+            c.output_tokens,
+            pricer.cost(
+                c.model or model,
+                c.input_tokens,
+                c.output_tokens,
+                cache_read_tokens=c.cache_read_tokens,
+                cache_write_tokens=c.cache_write_tokens,
+            )
+            if c.known
+            else None,
+            c.model or model,
+            c.cache_read_tokens,
+            c.cache_write_tokens,
+        )
     cost: float | None = 0.0
     for c in calls:
         price = (
