@@ -74,10 +74,8 @@ import wrapt
 __all__ = [
     "CallUsage",
     "Scope",
-    "activate",
     "bind",
     "current_scope",
-    "deactivate",
     "install",
     "installed",
     "scope",
@@ -142,7 +140,7 @@ class Scope:
     threads, asyncio tasks) records into the same object. Thread-safe.
     """
 
-    __slots__ = ("_calls", "_closed", "_lock", "include_usage", "on_late")
+    __slots__ = ("_calls", "_closed", "_lock", "_token", "include_usage", "on_late")
 
     def __init__(
         self, on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
@@ -157,6 +155,20 @@ class Scope:
         self._calls: list[CallUsage] = []
         self._closed = False
         self._lock = threading.Lock()
+        self._token: contextvars.Token[Scope | None] | None = None
+
+    # A class-based context manager, not @contextlib.contextmanager: the router opens one
+    # per attempt, and a generator-based one costs several times as much to enter and exit.
+    def __enter__(self) -> Scope:
+        if self._token is not None or self._closed:
+            raise RuntimeError("a capture Scope can be entered once")
+        self._token = _SCOPE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+        self._close()
 
     @property
     def calls(self) -> list[CallUsage]:
@@ -238,47 +250,17 @@ class Scope:
         return f"Scope(calls={len(self._calls)}, closed={self._closed})"
 
 
-class scope:
-    """Meter the SDK calls made in this block (and in contexts copied from it).
+def scope(
+    on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
+) -> Scope:
+    """Meter the SDK calls made in a ``with`` block (and in contexts copied from it):
+    ``with scope() as got: ...``, then read ``got``.
 
     Needs :func:`install` to have run. ``on_late(call)`` is called for a call that
     finishes after the block ended; ``include_usage=True`` asks chat streams for their
     usage and hides the extra chunk from the user (see the module docs).
-
-    A class rather than a ``contextlib.contextmanager`` generator: the router opens one
-    per attempt, and the generator machinery costs several times the work itself.
     """
-
-    __slots__ = ("_scope", "_token")
-
-    def __init__(
-        self, on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
-    ) -> None:
-        self._scope = Scope(on_late, include_usage=include_usage)
-        self._token: contextvars.Token[Scope | None] | None = None
-
-    def __enter__(self) -> Scope:
-        if self._token is not None:
-            raise RuntimeError("a capture scope can be entered once")
-        self._token = _SCOPE.set(self._scope)
-        return self._scope
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._token is not None
-        _SCOPE.reset(self._token)
-        self._scope._close()
-
-
-def activate(owner: Scope) -> contextvars.Token[Scope | None]:
-    """Make ``owner`` the current scope (what :class:`scope` does on entry) without
-    closing it on exit: for a caller that meters several blocks into one scope and
-    closes it itself (the router's attempts). Undo with :func:`deactivate`."""
-    return _SCOPE.set(owner)
-
-
-def deactivate(token: contextvars.Token[Scope | None]) -> None:
-    """Restore the scope that was current before :func:`activate`."""
-    _SCOPE.reset(token)
+    return Scope(on_late, include_usage=include_usage)
 
 
 @contextlib.contextmanager

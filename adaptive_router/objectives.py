@@ -265,15 +265,18 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         successes: FloatArray,
         failures: FloatArray,
         rng: np.random.Generator,
-        costs: FloatArray | None = None,
-        latencies: FloatArray | None = None,
+        costs: FloatArray | Sequence[float] | None = None,
+        latencies: FloatArray | Sequence[float] | None = None,
     ) -> IntArray:
         """Path indices best-first: ascending c_i / θ_i, explored path first with prob ε."""
         if self.objective.ranks_by_success:
             return super().rank(successes, failures, rng)
         if successes.ndim == 1:
             return self._rank_one_cost(successes, failures, rng, costs, latencies)
-        c = self.attempt_costs(costs, latencies)
+        c = self.attempt_costs(
+            None if costs is None else np.asarray(costs, dtype=np.float64),
+            None if latencies is None else np.asarray(latencies, dtype=np.float64),
+        )
         assert c is not None  # not ranking by success
         theta = self.sample(successes, failures, rng)
         with np.errstate(divide="ignore"):

@@ -230,7 +230,7 @@ def _isolated_attempt_ns(n: int = 5_000) -> float:
     import wrapt
 
     from adaptive_router.observe.costs import Pricer
-    from adaptive_router.router.metering import Bill, metered
+    from adaptive_router.router.metering import Bill
 
     parsed = openai.types.chat.ChatCompletion.model_validate_json(_CHAT)
     options = openai._models.FinalRequestOptions.construct(
@@ -254,7 +254,7 @@ def _isolated_attempt_ns(n: int = 5_000) -> float:
         t0 = time.perf_counter_ns()
         for _i in range(n):
             bill = Bill(pricer, "gpt-4o")
-            with metered(bill):
+            with bill:
                 hooked(object, options)
             usage = bill.close()
         took = time.perf_counter_ns() - t0

@@ -19,12 +19,23 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
-from benchmarks import hotpath, memory, metering, overhead, peers, queries, simulator, throughput
+from benchmarks import (
+    hotpath,
+    memory,
+    metering,
+    objective,
+    overhead,
+    peers,
+    queries,
+    simulator,
+    throughput,
+)
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "overhead": overhead.run,
     "hotpath": hotpath.run,
+    "objective": objective.run,
     "metering": metering.run,
     "throughput": throughput.run,
     "queries": queries.run,

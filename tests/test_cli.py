@@ -21,7 +21,8 @@ from typer.testing import CliRunner, Result
 from adaptive_router import Path, Router
 from adaptive_router.cli import app, parse_duration, parse_prior, redact
 from adaptive_router.migrations import current_revision
-from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.outcomes import PathWindowStats, Posterior, Usage
+from adaptive_router.outcomes import Result as PathResult
 from adaptive_router.stores.schema import HEAD_REVISION
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -201,6 +202,46 @@ def test_posteriors_table(filled: Filled) -> None:
     good = next(p for p in filled.steady_posteriors if p.path == "good")
     for text in ("good", "flaky", "regex", f"{good.alpha:.2f}", f"{good.mean:.3f}", "no decay"):
         assert text in result.stdout
+
+
+def test_posteriors_show_expected_cost_and_latency(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path}/costs.db"
+    costs = {"premium": 0.0125, "small": 0.00075}
+    tick = [1_000_000.0]
+
+    def priced(name: str) -> Path:
+        def fn() -> PathResult:
+            return PathResult(name, Usage(cost_usd=costs[name]))
+
+        return Path(fn, name=name, timeout=None)
+
+    with Router(
+        [priced("premium"), priced("small"), Path(lambda: "local", name="local", timeout=None)],
+        success_fn=lambda v: v == "small",  # the others fail: every path gets attempts
+        task="priced",
+        store=url,
+        fallback=Path(lambda: "fb", name="fb", timeout=None),
+        clock=lambda: tick[0],
+        seed=3,
+    ) as router:
+        for _ in range(40):
+            router.run()
+        router.flush()
+        want = {p.path: p for p in router.posteriors()}
+    got = {p["path"]: p for p in ok_json("posteriors", "--db", url, "--task", "priced")}
+    assert got["premium"]["expected_cost_usd"] == pytest.approx(0.0125)
+    assert got["small"]["expected_cost_usd"] == pytest.approx(0.00075)
+    for name in ("premium", "small"):
+        latency = got[name]["expected_latency_ms"]
+        assert latency == pytest.approx(want[name].expected_latency_ms, rel=1e-9)
+        assert latency > 0.0
+    # A path that reports no usage has no measured cost: null in JSON.
+    assert got["local"]["expected_cost_usd"] is None
+    table = invoke("posteriors", "--db", url, "--task", "priced")
+    assert table.exit_code == 0, table.output
+    assert "expected" in table.stdout and "cost USD" in table.stdout
+    assert "latency ms" in table.stdout
+    assert "0.0125" in table.stdout and "0.00075" in table.stdout
 
 
 def test_db_defaults_from_environment(filled: Filled) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path as FsPath
 import pytest
 
 from adaptive_router import SQLStore
+from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import decay_factor
+from adaptive_router.stores.base import PathState
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
 
@@ -56,38 +58,47 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
     store = SQLStore(sql_url)
     try:
         rows = store.outcomes(task)
-        stats = store.load(task)
+        contexts = store.load_contexts(task)
     finally:
         store.close()
     logged = Counter(o.path for o in rows)
     assert logged == made, (logged, made)
     assert len({(o.request_id, o.attempt) for o in rows}) == len(rows)
     assert {o.request_id for o in rows if o.attempt == 1}.__len__() == 2016
-    for name, st in stats.items():
-        mine = [o for o in rows if o.path == name]
-        assert st.successes == sum(o.success for o in mine)
-        assert st.failures == sum(not o.success for o in mine)
-        assert st.ref_time == max(o.created_at for o in mine)
-        s = replay([(o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
-        f = replay([(1 - o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
-        assert st.success_w == pytest.approx(s, rel=1e-9, abs=1e-12)
-        assert st.failure_w == pytest.approx(f, rel=1e-9, abs=1e-12)
-        # Cost and latency evidence: decayed sums over the attempts where each is known,
-        # and the decayed count of those attempts, equal to a replay.
-        costed = [o for o in mine if o.cost_usd is not None]
-        timed = [o for o in mine if o.latency_ms is not None]
-        assert costed and timed
-        if name == "c":
-            assert len(costed) < len(mine)  # some costs unknown: excluded from the weight
-        c_sum = replay([(o.cost_usd, o.created_at) for o in costed], st.ref_time, 2.0)
-        c_w = replay([(1.0, o.created_at) for o in costed], st.ref_time, 2.0)
-        l_sum = replay([(o.latency_ms, o.created_at) for o in timed], st.ref_time, 2.0)
-        l_w = replay([(1.0, o.created_at) for o in timed], st.ref_time, 2.0)
-        assert st.cost_sum == pytest.approx(c_sum, rel=1e-9, abs=1e-12)
-        assert st.cost_weight == pytest.approx(c_w, rel=1e-9, abs=1e-12)
-        assert st.latency_sum == pytest.approx(l_sum, rel=1e-9, abs=1e-12)
-        assert st.latency_weight == pytest.approx(l_w, rel=1e-9, abs=1e-12)
-        assert st.cost_weight > 0 and st.mean_cost_usd == pytest.approx(c_sum / c_w)
+    assert set(contexts) == {"", "even", "odd"}
+    for ctx, states in contexts.items():
+        assert set(states) == {"a", "b", "c"}
+        for name, st in states.items():
+            # The task level ("") folds every outcome; a context only its own.
+            mine = [o for o in rows if o.path == name and ctx in ("", o.context)]
+            _assert_replayed(name, st, mine)
+
+
+def _assert_replayed(name: str, st: PathState, mine: list[Outcome]) -> None:
+    """A path_stats row equals a replay of its outcomes (half-life 2 s) to 1e-9."""
+    assert st.successes == sum(o.success for o in mine)
+    assert st.failures == sum(not o.success for o in mine)
+    assert st.ref_time == max(o.created_at for o in mine)
+    s = replay([(o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
+    f = replay([(1 - o.reward, o.created_at) for o in mine], st.ref_time, 2.0)
+    assert st.success_w == pytest.approx(s, rel=1e-9, abs=1e-12)
+    assert st.failure_w == pytest.approx(f, rel=1e-9, abs=1e-12)
+    # Cost and latency evidence: decayed sums over the attempts where each is known,
+    # and the decayed count of those attempts, equal to a replay.
+    costed = [o for o in mine if o.cost_usd is not None]
+    timed = [o for o in mine if o.latency_ms is not None]
+    assert costed and timed
+    if name == "c":
+        assert len(costed) < len(mine)  # some costs unknown: excluded from the weight
+    c_sum = replay([(o.cost_usd, o.created_at) for o in costed], st.ref_time, 2.0)
+    c_w = replay([(1.0, o.created_at) for o in costed], st.ref_time, 2.0)
+    l_sum = replay([(o.latency_ms, o.created_at) for o in timed], st.ref_time, 2.0)
+    l_w = replay([(1.0, o.created_at) for o in timed], st.ref_time, 2.0)
+    assert st.cost_sum == pytest.approx(c_sum, rel=1e-9, abs=1e-12)
+    assert st.cost_weight == pytest.approx(c_w, rel=1e-9, abs=1e-12)
+    assert st.latency_sum == pytest.approx(l_sum, rel=1e-9, abs=1e-12)
+    assert st.latency_weight == pytest.approx(l_w, rel=1e-9, abs=1e-12)
+    assert st.cost_weight > 0 and st.mean_cost_usd == pytest.approx(c_sum / c_w)
 
 
 def test_report_from_another_process(sql_url: str) -> None:

@@ -141,6 +141,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
         "outcomes",
         "path_stats",
         "pending_decisions",
+        "router_health",
     }
 
 
@@ -239,3 +240,15 @@ def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> 
         assert (row.request_id, row.context, row.score) == ("r1", "", None)
     finally:
         store.close()
+
+
+def test_health_upgrade_skips_a_table_a_newer_store_created(new_url: Callable[[], str]) -> None:
+    """A database at the revision before 0007 opened by this version's store gets
+    router_health from the store's create_all; the 0007 upgrade then finds it and only
+    moves the revision."""
+    url = new_url()
+    upgrade(url, revision="0005_usage_columns")
+    SQLStore(url).close()  # create_all adds router_health, the stamp stays where it was
+    assert current_revision(url) == "0005_usage_columns"
+    assert upgrade(url).after == "0007_health"
+    assert _diff(url) == []

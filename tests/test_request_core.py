@@ -108,17 +108,17 @@ def test_the_core_says_call_sleep_and_done_and_records_the_retry() -> None:
     )
     with router:
         req = Attempts(router._core, "rid", "", [router.paths[0]], (), {})
-        step = req.next()
+        step = req.step
         assert isinstance(step, Call) and step.path.name == "a" and step.timeout_s == 30.0
         req.raised(ConnectionError("refused"), time.perf_counter())
-        sleep = req.next()
+        sleep = req.step
         assert isinstance(sleep, Sleep) and 0.0 <= sleep.seconds <= 0.5
         assert sleep.sleep is policy.sleep
         req.slept(sleep.seconds)
-        again = req.next()
+        again = req.step
         assert isinstance(again, Call) and again.path.name == "a"
         req.returned("fine", time.perf_counter())
-        assert req.next() is DONE
+        assert req.step is DONE
     assert req.value == "fine"
     assert [(o.path, o.attempt, o.success, o.retries) for o in req.attempts] == [("a", 1, True, 1)]
 

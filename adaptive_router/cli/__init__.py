@@ -3,7 +3,7 @@
 :mod:`.app` holds the Typer app and ``main``; :mod:`.common` what every command shares;
 the commands are grouped by what they show: :mod:`.posteriors` (``posteriors``,
 ``stats``), :mod:`.reports` (``costs``, ``plot``), :mod:`.check`, :mod:`.runs` (``demo``,
-``simulate``) and :mod:`.db` (``db upgrade``).
+``simulate``), :mod:`.dashboard` and :mod:`.db` (``db upgrade``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from adaptive_router.cli import check, posteriors, reports, runs
+from adaptive_router.cli import check, dashboard, posteriors, reports, runs
 from adaptive_router.cli.common import console_err
 from adaptive_router.cli.db import db_app
 
@@ -29,6 +29,7 @@ app = typer.Typer(
 reports.register(app)
 for command in (posteriors.posteriors, posteriors.stats, runs.demo, check.check, runs.simulate):
     app.command()(command)
+app.command()(dashboard.dashboard)
 app.add_typer(db_app, name="db")
 
 

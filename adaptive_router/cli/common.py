@@ -207,7 +207,10 @@ def make_table(
     title: str, headers: Sequence[str], rows: list[list[str]], caption: str | None = None
 ) -> Table:
     """A table that never cuts a figure: on a narrow terminal cells wrap instead."""
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD)
+    # At least as wide as the title's longest word (a URL): rich folds a title to the
+    # table's width, and a URL folded mid-word cannot be copied (the terminal still caps).
+    longest = max((len(w) for w in title.split()), default=0)
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, min_width=longest + 2)
     for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:

@@ -84,6 +84,8 @@ def posterior_dict(p: Posterior) -> dict[str, Any]:
         "failures": p.failures,
         "traffic_share": p.traffic_share,
         "updated_at": p.updated_at,
+        "expected_cost_usd": json_number(p.expected_cost_usd),
+        "expected_latency_ms": json_number(p.expected_latency_ms),
     }
 
 
@@ -118,7 +120,8 @@ def posteriors(
     ] = "1,1",
     context: ContextOption = "",
 ) -> None:
-    """Each path's Beta posterior now: alpha, beta, mean, 95% interval, counts, traffic share."""
+    """Each path's Beta posterior now: alpha, beta, mean, 95% interval, counts, traffic share,
+    and the expected cost and latency per attempt the cost and latency objectives rank by."""
     with one_line_errors(db):
         try:
             prior_ab = parse_prior(prior)
@@ -149,6 +152,8 @@ def posteriors(
                 str(p.successes),
                 str(p.failures),
                 f"{p.traffic_share:.1%}",
+                fmt_number(p.expected_cost_usd, ".6g"),
+                fmt_ms(p.expected_latency_ms),
             ]
         )
     table = make_table(
@@ -163,11 +168,14 @@ def posteriors(
             "successes",
             "failures",
             "traffic\nshare",
+            "expected\ncost USD",
+            "expected\nlatency ms",
         ),
         rows,
         caption=(
             f"alpha/beta/mean decayed to {utc_time(now)} ({_half_life_text(half_life)}, "
             f"prior {prior_ab[0]:g},{prior_ab[1]:g}); n, successes, failures are all-time counts; "
+            "expected cost and latency are decayed means per attempt, — where none was measured; "
             "a final fallback's row is its record only: it is always tried last, never ranked"
         ),
     )

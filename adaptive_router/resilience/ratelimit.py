@@ -298,10 +298,13 @@ class RateLimit:
             return False
         return self._requests is None or self._request_limiter.hit(self._requests, self.key)
 
-    def wait_deadline(self) -> float:
+    def wait_deadline(self, within: float | None = None) -> float:
         """When (on this limit's clock) a wait that starts now must give up: now +
-        ``max_wait_s``. Pass it to :meth:`next_wait`."""
-        return self._clock() + self.max_wait_s
+        ``max_wait_s``, or now + ``within`` when that is sooner (the caller's own time
+        left, e.g. a request's timeout; <= 0 means no wait). Pass it to
+        :meth:`next_wait`."""
+        wait = self.max_wait_s if within is None else max(min(within, self.max_wait_s), 0.0)
+        return self._clock() + wait
 
     @property
     def sleep(self) -> Callable[[float], None]:

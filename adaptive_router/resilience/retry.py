@@ -59,7 +59,8 @@ class RetryState:
     the number of retries of a failed attempt too. ``path`` labels the log lines.
     ``stop_reason`` says why retrying stopped after a failure: ``"not_retryable"``,
     ``"attempts"`` (the attempt limit), ``"stop"`` (a custom tenacity stop),
-    ``"budget"`` or ``"retry_after_exceeds_budget"``; it is ``None`` after a success.
+    ``"budget"``, ``"retry_after_exceeds_budget"`` or ``"request_timeout"`` (the wait
+    would outlast the caller's time left); it is ``None`` after a success.
     """
 
     path: str | None = None
@@ -91,6 +92,7 @@ _STOP_REASONS = {
     "budget": "retry time budget spent",
     "retry_after_exceeds_budget": "the server's Retry-After exceeds the time budget",
     "stop": "the custom stop condition said so",
+    "request_timeout": "the wait would outlast the request's time left (request_timeout)",
 }
 
 
@@ -298,8 +300,14 @@ class RetryRun:
     def succeeded(self) -> None:
         self.state.stop_reason = None
 
-    def failed(self, exc: Exception) -> float | None:
-        """The delay before the next attempt, or None to stop (and re-raise ``exc``)."""
+    def failed(self, exc: Exception, time_left: float | None = None) -> float | None:
+        """The delay before the next attempt, or None to stop (and re-raise ``exc``).
+
+        ``time_left``: seconds the caller has left overall (the router's
+        ``request_timeout``); a wait of that long or longer stops retrying, decided here
+        so that the log says "giving up" rather than announcing an attempt that will
+        not be made.
+        """
         policy, state, ts = self.policy, self.state, self.tstate
         kind = classify(exc)
         state.kinds.append(kind)
@@ -326,6 +334,8 @@ class RetryRun:
             else:
                 reason = "budget"
             return self._stop(reason, kind, exc)
+        if time_left is not None and delay >= time_left:
+            return self._stop("request_timeout", kind, exc, wait_s=delay, time_left_s=time_left)
         logger.warning(
             "retrying %s: attempt %d failed with %s; next attempt in %.3f s",
             self.label,
@@ -359,11 +369,14 @@ class RetryRun:
         exc: Exception,
         *,
         retry_after_s: float | None = None,
+        wait_s: float | None = None,
+        time_left_s: float | None = None,
     ) -> float | None:
         """Record why retrying stops; returns None, the "don't retry" delay."""
         self.state.stop_reason = reason
         # A lone failure is the caller's to log; only say something when retrying was tried.
         if reason != "not_retryable" and (self.state.retries or retry_after_s is not None):
+            timing = {} if wait_s is None else {"wait_s": wait_s, "time_left_s": time_left_s}
             logger.warning(
                 "giving up on %s after %d attempts: %s; last failure %s",
                 self.label,
@@ -378,6 +391,7 @@ class RetryRun:
                     "retry_after_s": retry_after_s,
                     "waited_s": self.state.waited_s,
                     "error": f"{type(exc).__name__}: {exc}"[:500],
+                    **timing,
                 },
             )
         return None

@@ -13,7 +13,6 @@ models).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
+from adaptive_router.capture import Scope
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
@@ -37,7 +37,7 @@ from adaptive_router.resilience import (
 from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import Bill, CaptureMode, metered
+from adaptive_router.router.metering import Bill, CaptureMode
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [
@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 _NO_USAGE = Usage()
+_NO_USAGE_ARGS: dict[str, Any] = {"usage": None}  # read-only: unpacked, never mutated
 _NO_RETRIES = RetryState()
+_JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
 #: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
 _BREAKER_FAILURES = frozenset(
@@ -73,10 +75,12 @@ _BREAKER_FAILURES = frozenset(
 @dataclass(frozen=True, slots=True)
 class Call:
     """Call ``path`` with the request's arguments, enforcing ``timeout_s`` (None = no limit,
-    or the path enforces its own)."""
+    or the path enforces its own), inside ``meter`` (the capture scope its SDK calls count
+    in; None when usage capture is off)."""
 
     path: Path
     timeout_s: float | None
+    meter: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,18 +181,17 @@ def build_outcome(
 class Attempts:
     """One request's attempts over ``order`` (ranked paths, the fallback last).
 
-    Drive it with ``step = next()`` until :data:`DONE`: a :class:`Call` is answered with
+    Drive it by reading ``step`` until it is :data:`DONE`: a :class:`Call` is answered with
     :meth:`returned` or :meth:`raised` (``started`` is ``time.perf_counter()`` before
     the call), a :class:`Sleep` with :meth:`slept`. ``value`` is the successful result.
     """
 
     __slots__ = (
         "_args",
+        "_bill",
         "_budget",
-        "_captured",
         "_deadline",
         "_kwargs",
-        "_next",
         "_order",
         "_path",
         "_retry_run",
@@ -196,11 +199,13 @@ class Attempts:
         "_settings",
         "_started",
         "_state",
+        "_wait_cut",
         "attempts",
         "context",
         "ctx",
         "n",
         "rid",
+        "step",
         "value",
     )
 
@@ -230,18 +235,10 @@ class Attempts:
         self._retry_start = 0.0
         self._started: float | None = None
         self._deadline = 0.0
-        self._captured: Bill | None = None
+        self._wait_cut = False
+        self._bill: Bill | None = None
         self._budget = budget
-        self._next: Step = self._advance()
-
-    def next(self) -> Step:
-        """What to do now."""
-        return self._next
-
-    def metered(self) -> contextlib.AbstractContextManager[object]:
-        """Wrap each :class:`Call` in this: the SDK calls made in it count for the
-        attempt (all of them, retries included) unless the path reports its own usage."""
-        return metered(self._captured)
+        self.step: Step = self._advance()
 
     # -- what happened -----------------------------------------------------------
     def returned(self, raw: Any, started: float) -> None:
@@ -264,13 +261,9 @@ class Attempts:
                 self._retry_run = RetryRun(
                     policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
                 )
-            delay = self._retry_run.failed(exc)
-            if delay is not None and (
-                self._budget is None
-                or not self._budget.limits(path.name or "")
-                or self._budget.allows_wait(delay)
-            ):
-                self._next = Sleep(delay, policy.sleep, policy.asleep)
+            delay = self._retry_run.failed(exc, self._time_left(path))
+            if delay is not None:
+                self.step = Sleep(delay, policy.sleep, policy.asleep)
                 return
         self._settle(self._started, None, exc)
 
@@ -280,11 +273,11 @@ class Attempts:
         assert st is not None and path is not None
         if self._retry_run is not None:
             self._retry_run.slept(seconds)
-            self._next = self._call(path, st)
+            self.step = self._call(path, st)
             return
         # Waiting for the rate limit to free up; skipped when it did not in time.
         step = self._admit(path, st, waited=True)
-        self._next = step if step is not None else self._advance()
+        self.step = step if step is not None else self._advance()
 
     # -- walking -----------------------------------------------------------------
     def _advance(self) -> Step:
@@ -312,12 +305,17 @@ class Attempts:
         rl = st.rate_limit
         if rl is not None:
             if not waited and rl.mode == "wait":
-                self._deadline = rl.wait_deadline()
+                # A wait for room ends by the request's deadline as well as max_wait_s.
+                left = self._time_left(path)
+                self._wait_cut = left is not None and left < rl.max_wait_s
+                self._deadline = rl.wait_deadline(left)
             if not rl.try_acquire():
                 delay = rl.next_wait(0, self._deadline)
                 if delay is not None:
                     return Sleep(delay, rl.sleep, rl.asleep)
                 kind, error = ErrorKind.RATE_LIMITED.value, "application rate limit exhausted"
+                if rl.mode == "wait" and self._wait_cut:
+                    error += "; no room before the request's time (request_timeout) runs out"
         if kind is None and st.breaker is not None and not st.breaker.allow():
             kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
         if kind is not None:
@@ -328,7 +326,7 @@ class Attempts:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
         ctx = self.ctx
-        self._captured = (
+        self._bill = (
             Bill(ctx.pricer, path.model, ctx.rebill, include_usage=ctx.capture == "include_usage")
             if ctx.capture
             else None
@@ -336,6 +334,11 @@ class Attempts:
         self._retry_run = None
         self._started = None
         return self._call(path, st)
+
+    def _time_left(self, path: Path) -> float | None:
+        """Seconds left of the request's time for ``path`` (None: no limit applies)."""
+        b = self._budget
+        return b.remaining_s() if b is not None and b.limits(path.name or "") else None
 
     def _skip(self, path: Path, kind: str, error: str) -> None:
         """Record ``path`` as skipped (never called) for ``kind``."""
@@ -363,7 +366,10 @@ class Attempts:
             # What is left of the request's time (a watchdog even for a path that
             # enforces its own timeout, which cannot be told the cut).
             timeout = self._budget.cut(timeout)
-        return Call(path, timeout)
+        # The attempt's bill: its SDK calls (retries' too) count for the attempt unless the
+        # path reports its own usage; a call still running when the attempt settles (it
+        # timed out) is billed to the outcome when it ends.
+        return Call(path, timeout, self._bill)
 
     def _settle(self, started: float, raw: Any, exc: Exception | None) -> None:
         """Turn a finished attempt (value or exception) into its outcome; feed the breaker
@@ -372,7 +378,7 @@ class Attempts:
         assert path is not None and st is not None
         latency = (time.perf_counter() - started) * 1000.0
         value = None
-        calls = self._captured
+        bill = self._bill
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
@@ -406,7 +412,7 @@ class Attempts:
                 retries=state.retries,
                 context=self.context,
                 metadata=meta if isinstance(meta, dict) else None,
-                **self._usage(usage, calls),
+                **self._usage(usage, bill),
             )
         else:
             if isinstance(raw, Result):
@@ -426,11 +432,11 @@ class Attempts:
                 context=self.context,
                 score=score,
                 metadata=meta,
-                **self._usage(usage, calls),
+                **self._usage(usage, bill),
             )
-        if calls is not None and usage is None:
-            calls.settled(outcome)  # metered: a call ending late still reaches this outcome
-        if st.breaker is not None and outcome.kind != ErrorKind.SUCCESS_FN_ERROR.value:
+        if bill is not None and usage is None:
+            bill.settled(outcome)  # metered: a call ending late still reaches this outcome
+        if st.breaker is not None and outcome.kind != _JUDGE_RAISED:
             # A judge that raised says nothing about the path: the breaker hears nothing.
             if outcome.kind in _BREAKER_FAILURES:
                 st.breaker.record_failure(outcome.kind)
@@ -443,14 +449,14 @@ class Attempts:
             ctx.observers.emit("attempt_finished", outcome)
         if outcome.success:
             self.value = value
-        self._next = self._advance()
+        self.step = self._advance()
 
     @staticmethod
     def _usage(reported: Usage | None, bill: Bill | None) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
         captured = bill.close() if reported is None and bill is not None else None
         if captured is None:
-            return {"usage": reported}
+            return {"usage": reported} if reported is not None else _NO_USAGE_ARGS
         return {"usage": captured, "priced": True}
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:
@@ -470,8 +476,14 @@ class Attempts:
         )
 
 
-def call_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
-    """Call ``path`` from a thread without an event loop, enforcing ``timeout_s``."""
+def call_path(
+    path: Path, timeout_s: float | None, args: Any, kwargs: Any, meter: Scope | None = None
+) -> Any:
+    """Call ``path`` from a thread without an event loop, enforcing ``timeout_s``, its SDK
+    calls metered into ``meter``."""
+    if meter is not None:
+        with meter:
+            return call_path(path, timeout_s, args, kwargs)
     if path.is_async:
         coro = path.fn(*args, **kwargs)
         if timeout_s is not None:
@@ -482,9 +494,14 @@ def call_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> An
     return call_with_timeout(path.fn, timeout_s, *args, **kwargs)
 
 
-async def acall_path(path: Path, timeout_s: float | None, args: Any, kwargs: Any) -> Any:
+async def acall_path(
+    path: Path, timeout_s: float | None, args: Any, kwargs: Any, meter: Scope | None = None
+) -> Any:
     """Await ``path`` (its ``afn``, else a sync function in a worker thread), enforcing
-    ``timeout_s``."""
+    ``timeout_s``, its SDK calls metered into ``meter``."""
+    if meter is not None:
+        with meter:
+            return await acall_path(path, timeout_s, args, kwargs)
     afn = path.afn or (path.fn if path.is_async else None)
     if afn is not None:
         if timeout_s is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Outcome
@@ -37,13 +37,12 @@ class Budget:
     max_attempts: int | None = None
     request_timeout: float | None = None
     max_cost_usd: float | None = None
+    active: bool = field(init=False)
+    """Whether any limit is set (computed once: it is read on every request)."""
 
-    @property
-    def active(self) -> bool:
-        """Whether any limit is set."""
-        return not (
-            self.max_attempts is None and self.request_timeout is None and self.max_cost_usd is None
-        )
+    def __post_init__(self) -> None:
+        limits = (self.max_attempts, self.request_timeout, self.max_cost_usd)
+        object.__setattr__(self, "active", any(v is not None for v in limits))
 
     def start(
         self, fallback: str | None, expected_cost: Mapping[str, float] | None = None
@@ -158,8 +157,3 @@ class RequestBudget:
         # millisecond and times out, rather than a zero the timeout helpers refuse.
         left = max(left, MIN_TIMEOUT_S)
         return left if timeout_s is None or left < timeout_s else timeout_s
-
-    def allows_wait(self, seconds: float) -> bool:
-        """Whether a retry's wait still leaves time before the request's deadline."""
-        left = self.remaining_s()
-        return left is None or seconds < left

@@ -1,8 +1,9 @@
 """An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=...)``).
 
-The request loops open a :func:`metered` scope around each call of a path; the calls an
-attempt made (a retried attempt makes several, each billed) are gathered in its
-:class:`Bill` and become one :class:`Usage` by :func:`captured_usage`, used only when the
+The request loops enter the attempt's :class:`Bill` — a capture
+:class:`~adaptive_router.capture.Scope` that spans the whole attempt — around each call
+of a path (``Call.meter``); the calls an attempt made (a retried attempt makes several,
+each billed) become one :class:`Usage` by :func:`captured_usage`, used only when the
 path reported no usage of its own (a :class:`~adaptive_router.Result`, a provider path,
 an exception's ``usage``).
 
@@ -15,16 +16,15 @@ router to rewrite the stored row (:meth:`Store.update_usage`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Literal
 
-from adaptive_router.capture import CallUsage, Scope, activate, deactivate, install
+from adaptive_router.capture import _SCOPE, CallUsage, Scope, install
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Outcome, Usage
 
-__all__ = ["Bill", "CaptureMode", "captured_usage", "metered", "start_capture"]
+__all__ = ["Bill", "CaptureMode", "captured_usage", "start_capture"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ class Bill(Scope):
         self._rebill = rebill
         self._outcome: Outcome | None = None
         self._counted = 0
+
+    # Entered around each call of the attempt (call_path's ``with meter:``), unlike a
+    # plain Scope: leaving does not close it, so a retry's calls join the same bill and a
+    # call that outlives its block is still the attempt's; close() ends it.
+    def __enter__(self) -> Bill:
+        self._token = _SCOPE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+            self._token = None
 
     def close(self) -> Usage | None:
         """End the attempt's metering; its usage (None: it made no metered call)."""
@@ -125,36 +137,6 @@ class Bill(Scope):
         )
         if self._rebill is not None:
             self._rebill(outcome)
-
-
-_OFF = contextlib.nullcontext()
-
-
-def metered(bill: Bill | None) -> contextlib.AbstractContextManager[object]:
-    """Meter the SDK calls of this block into ``bill`` (``None``: capture is off).
-
-    The bill is a capture scope held by a contextvar that ``call_with_timeout``,
-    ``to_daemon_thread`` and asyncio tasks copy, so a path's worker thread records into
-    it, even after the block ended (a late call, once the bill is closed).
-    """
-    return _OFF if bill is None else _Metered(bill)
-
-
-class _Metered:
-    """:func:`metered`'s block. A class, not a ``contextlib.contextmanager`` generator:
-    one is opened per call of a path, and the generator would cost more than the work."""
-
-    __slots__ = ("_bill", "_token")
-
-    def __init__(self, bill: Bill) -> None:
-        self._bill = bill
-
-    def __enter__(self) -> object:
-        self._token = activate(self._bill)
-        return self._bill
-
-    def __exit__(self, *exc: object) -> None:
-        deactivate(self._token)
 
 
 def _sum(values: list[int | None]) -> int | None:

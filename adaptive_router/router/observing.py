@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
@@ -12,9 +13,11 @@ from adaptive_router.observe.alerts import Alert, Alerts
 from adaptive_router.observe.metrics import PrometheusMetrics
 from adaptive_router.observe.observers import CallbackObserver, Observer, Observers
 from adaptive_router.observe.tracing import Tracing
-from adaptive_router.outcomes import Outcome
+from adaptive_router.outcomes import Outcome, Posterior
+from adaptive_router.router.recorder import Recorder
+from adaptive_router.router.settings import PathSettings
 
-__all__ = ["build_observers"]
+__all__ = ["build_observers", "forward_events"]
 
 OutcomeCallbacks = Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None
 AlertCallbacks = Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None
@@ -60,3 +63,35 @@ def _user_observers(observers: Sequence[Observer], on_outcome: OutcomeCallbacks)
                 raise ConfigurationError(f"on_outcome must be callable(s), got {cb!r}")
         items.append(CallbackObserver(callbacks))
     return items
+
+
+def forward_events(
+    observers: Observers,
+    task: str,
+    settings: Mapping[str, PathSettings],
+    recorder: Recorder,
+    posteriors: Callable[[], Sequence[Posterior]],
+) -> list[Callable[[], None]]:
+    """Tell ``observers`` when a path's breaker changes state, when the write buffer
+    drops outcomes and when the cache is refreshed (with the posterior means). Returns
+    the callables that undo the breaker subscriptions (a breaker can outlive a router)."""
+
+    def breaker_changed(name: str, _breaker: str, old: Any, new: Any) -> None:
+        observers.emit(
+            "breaker_changed", task, name, getattr(old, "value", old), getattr(new, "value", new)
+        )
+
+    def dropped(count: int, total: int) -> None:
+        observers.emit("outcomes_dropped", task, count, total)
+
+    def refreshed() -> None:
+        observers.emit("posteriors_changed", task, {p.path: p.mean for p in posteriors()})
+
+    recorder.on_drop = dropped
+    recorder.on_refresh = refreshed
+    # Bound to the path's name: a user's breaker may carry another name.
+    return [
+        st.breaker.on_change(functools.partial(breaker_changed, name))
+        for name, st in settings.items()
+        if st.breaker is not None
+    ]

@@ -3,12 +3,11 @@ draw, open breakers to the back, the final fallback last. No I/O: it reads the
 recorder's in-process cache.
 
 With an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`), each
-learned path's expected cost and latency per attempt are its decayed task-level means,
-else its ``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior, else the mean
-of the paths that have one, else all equal (the success order). They are task-level in
-every context: what an attempt costs and takes is mostly the path's (its model, its
-provider), while whether it succeeds is what differs between contexts, so contexts share
-one estimate and learn it from all their traffic.
+learned path's expected cost and latency per attempt are its decayed means, else its
+``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior, else the mean of the
+paths that have one, else all equal (the success order). In a named context the means
+are the context's own on top of the task level's, mixed like the success evidence
+(:mod:`adaptive_router.router.context_costs`).
 """
 
 from __future__ import annotations
@@ -20,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
-from adaptive_router.paths import Path
-from adaptive_router.policy import Policy, decay_factor
+from adaptive_router.paths import Path, check_name
+from adaptive_router.policy import FloatArray, Policy, decay_factor
+from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
@@ -45,14 +46,19 @@ class Ranking:
         recorder: Recorder,
         settings: Mapping[str, PathSettings],
         context_prior_strength: float,
+        context_fn: Callable[..., str] | None = None,
+        max_contexts: int = 1000,
     ) -> None:
         self.paths = list(paths)
+        self._names = [p.name or "" for p in self.paths]
         self.fallback = fallback
         self.policy = policy
         self.rng = rng
         self.recorder = recorder
         self.settings = settings
         self.context_prior_strength = context_prior_strength
+        self.context_fn = context_fn
+        self.max_contexts = max_contexts
         # Paths whose breaker is not closed; ranking only re-sorts while one is.
         self._unclosed: set[str] = set()
         self._objective = (
@@ -85,6 +91,25 @@ class Ranking:
         else:
             self._unclosed.add(name)
 
+    def context(self, context: str | None, args: Any, kwargs: Any) -> str:
+        """A request's context: the ``context=`` argument, else ``context_fn(*args,
+        **kwargs)``, else "" (the task level). Checked, and refused when it would be one
+        named context more than ``max_contexts``."""
+        if context is None and self.context_fn is not None:
+            try:
+                context = self.context_fn(*args, **kwargs)
+            except Exception as exc:
+                raise ValueError(f"context_fn raised {error_text(exc)}") from exc
+        if context is None or context == "":
+            return ""
+        check_name("context", context)
+        if not self.recorder.admits_context(context, self.max_contexts):
+            raise ValueError(
+                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
+                "must be a bounded set of categories (raise max_contexts if you need more)"
+            )
+        return context
+
     def evidence(self, now: float, context: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Decayed success/failure weights per learned path, as the policy sees them.
 
@@ -92,46 +117,48 @@ class Ranking:
         most ``context_prior_strength`` pseudo-observations per path, so a new context
         starts from what the task knows and its own evidence soon dominates.
         """
-        task_level, own = self.recorder.evidence(context)
+        task_level, own = self.recorder.evidence(self._names, context)
         half_life = self.policy.half_life
-        s = np.zeros(len(self.paths))
-        f = np.zeros(len(self.paths))
-        for i, p in enumerate(self.paths):
-            w = task_level.get(p.name or "")
+        # Python floats first, one array at the end: numpy's per-item setitem costs more
+        # than the arithmetic on this per-request path.
+        s = [0.0] * len(task_level)
+        f = [0.0] * len(task_level)
+        for i, w in enumerate(task_level):
             if w is not None:
                 k = decay_factor(now - w[2], half_life)
                 s[i] = w[0] * k
                 f[i] = w[1] * k
         if not context:
-            return s, f
-        n = s + f
-        scale = np.where(
-            n > self.context_prior_strength,
-            self.context_prior_strength / np.maximum(n, 1e-300),
-            1.0,
-        )
-        s, f = s * scale, f * scale
-        for i, p in enumerate(self.paths):
-            w = own.get(p.name or "")
+            return np.array(s), np.array(f)
+        cap = self.context_prior_strength
+        for i, w in enumerate(own):
+            n = s[i] + f[i]
+            if n > cap:
+                scale = cap / max(n, 1e-300)
+                s[i] *= scale
+                f[i] *= scale
             if w is not None:
                 k = decay_factor(now - w[2], half_life)
                 s[i] += w[0] * k
                 f[i] += w[1] * k
-        return s, f
+        return np.array(s), np.array(f)
 
     def rank(self, now: float, context: str = "") -> list[Path]:
         """The request's order: sampled, open breakers to the back, the fallback last."""
         s, f = self.evidence(now, context)
         if self._objective is not None:
-            costs, latencies = self.expected()
+            obj = self._objective.objective
+            costs, latencies = self.expected(now, context)
             ranked = self._objective.rank(
                 s,
                 f,
                 self.rng,
-                costs=expected_costs(costs, self._cost_priors, parameter="expected_cost_usd"),
-                latencies=expected_costs(
-                    latencies, self._latency_priors, parameter="expected_latency_ms"
-                ),
+                costs=_filled(costs, self._cost_priors, "expected_cost_usd")
+                if obj.uses_cost
+                else None,
+                latencies=_filled(latencies, self._latency_priors, "expected_latency_ms")
+                if obj.uses_latency
+                else None,
             )
         else:
             ranked = self.policy.rank(s, f, self.rng)
@@ -143,18 +170,26 @@ class Ranking:
             order.append(self.fallback)
         return order
 
-    def expected(self) -> tuple[list[float | None], list[float | None]]:
-        """Each learned path's measured mean cost (USD) and latency (ms) per attempt, task
-        level, in path order (None where not measured yet)."""
+    def expected(
+        self, now: float = 0.0, context: str = ""
+    ) -> tuple[list[float | None], list[float | None]]:
+        """Each learned path's measured mean cost (USD) and latency (ms) per attempt, in
+        path order (None where not measured yet): task level, or in a named ``context``
+        its own evidence mixed with the task level's as of ``now``."""
+        if context:
+            task, own = self.recorder.cost_evidence(context)
+            names = [p.name or "" for p in self.paths]
+            return mixed_means(names, task, own, now, self.half_life, self.context_prior_strength)
         means = self.recorder.means()
         none = (None, None)
         rows = [means.get(p.name or "", none) for p in self.paths]
         return [r[0] for r in rows], [r[1] for r in rows]
 
-    def known_costs(self) -> dict[str, float]:
-        """Expected cost per attempt by learned path: measured, else the path's prior;
-        paths with neither are left out (a budget cannot judge them)."""
-        costs, _ = self.expected()
+    def known_costs(self, now: float = 0.0, context: str = "") -> dict[str, float]:
+        """Expected cost per attempt by learned path (in ``context``, as :meth:`expected`):
+        measured, else the path's prior; paths with neither are left out (a budget
+        cannot judge them)."""
+        costs, _ = self.expected(now, context)
         out: dict[str, float] = {}
         for p, c in zip(self.paths, costs, strict=True):
             v = c if c is not None else p.expected_cost_usd
@@ -204,16 +239,18 @@ class Ranking:
         if self.fallback is not None and (self.fallback.name or "") in own:
             mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
         out = posteriors_from_states(mixed, names, prior, self.half_life, now)
-        # Cost and latency are task-level in every context (see the module docstring).
-        task = posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+        costs, latencies = mixed_means(
+            names,
+            {n: cost_row(st) for n, st in states.get("", {}).items()},
+            {n: cost_row(st) for n, st in own.items()},
+            now,
+            self.half_life,
+            self.context_prior_strength,
+        )
         return self._with_priors(
             [
-                dataclasses.replace(
-                    p,
-                    expected_cost_usd=t.expected_cost_usd,
-                    expected_latency_ms=t.expected_latency_ms,
-                )
-                for p, t in zip(out, task, strict=True)
+                dataclasses.replace(p, expected_cost_usd=c, expected_latency_ms=t)
+                for p, c, t in zip(out, costs, latencies, strict=True)
             ]
         )
 
@@ -252,6 +289,17 @@ class Ranking:
                     f"half_life={stored} s but this router has {self.half_life} s; every router "
                     "of a task must use the same half_life (or use a new task name)"
                 )
+
+
+def _filled(
+    means: list[float | None], priors: list[float | None], parameter: str
+) -> Sequence[float] | FloatArray:
+    """``means`` with paths not measured yet filled (:func:`expected_costs`)."""
+    if None in means:
+        return expected_costs(means, priors, parameter=parameter)
+    # Every path measured (the steady state): nothing to fill, and no per-request
+    # re-check of priors that Path already validated.
+    return means  # type: ignore[return-value]  # no None left
 
 
 def posteriors_from_states(

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import fold
-from adaptive_router.stores.base import PathState, Store, fold_cost_latency
+from adaptive_router.router.context_costs import CostRow, cost_row
+from adaptive_router.stores.base import PathState, Store, fold_outcome
 
 #: A path's decayed evidence as stored: ``(success_w, failure_w, ref_time)``.
 Weights = tuple[float, float, float]
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 WAKE_AT = 2_000
 #: Buffered outcomes past which, with the store reachable, the recording thread flushes.
 HIGH_WATER = 20_000
+
+
+_NO_STATES: dict[str, PathState] = {}
 
 
 class Recorder:
@@ -84,18 +87,25 @@ class Recorder:
             atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
-    def evidence(self, context: str = "") -> tuple[dict[str, Weights], dict[str, Weights]]:
-        """``(task level, context)``: each path's ``(success_w, failure_w, ref_time)``;
-        the second is empty for the task level (``context=""``)."""
+    def evidence(
+        self, names: Sequence[str], context: str = ""
+    ) -> tuple[list[Weights | None], list[Weights | None]]:
+        """``(task level, context)``: the ``(success_w, failure_w, ref_time)`` of each of
+        ``names`` (None where it has no evidence); the second is empty for the task level
+        (``context=""``). Copied under the lock, as folds mutate the states in place."""
         with self._lock:
-            task = {
-                n: (st.success_w, st.failure_w, st.ref_time)
-                for n, st in self.states.get("", {}).items()
-            }
+            # Inline tuples, not a helper call per path: this runs on every request.
+            task = [
+                None if st is None else (st.success_w, st.failure_w, st.ref_time)
+                for st in map(self.states.get("", _NO_STATES).get, names)
+            ]
             if not context:
-                return task, {}
-            own = self.states.get(context, {})
-            return task, {n: (st.success_w, st.failure_w, st.ref_time) for n, st in own.items()}
+                return task, []
+            own = self.states.get(context, _NO_STATES)
+            return task, [
+                None if st is None else (st.success_w, st.failure_w, st.ref_time)
+                for st in map(own.get, names)
+            ]
 
     def means(self) -> dict[str, tuple[float | None, float | None]]:
         """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt
@@ -105,6 +115,14 @@ class Recorder:
                 n: (st.mean_cost_usd, st.mean_latency_ms)
                 for n, st in self.states.get("", {}).items()
             }
+
+    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
+        """``(task level, context)``: each path's decayed cost and latency sums
+        (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
+        with self._lock:
+            task = {n: cost_row(st) for n, st in self.states.get("", {}).items()}
+            own = {n: cost_row(st) for n, st in self.states.get(context, {}).items()}
+        return task, own
 
     def snapshot(self) -> dict[str, dict[str, PathState]]:
         """A copy of every context's path states (``""`` is the task level)."""
@@ -193,17 +211,7 @@ class Recorder:
                 st = paths.get(o.path)
                 if st is None:
                     st = paths[o.path] = PathState(ref_time=o.created_at)
-                fold_cost_latency(st, o, self.half_life)
-                st.success_w, st.failure_w, st.ref_time = fold(
-                    (st.success_w, st.failure_w, st.ref_time),
-                    o.reward,
-                    o.created_at,
-                    self.half_life,
-                )
-                if o.success:
-                    st.successes += 1
-                else:
-                    st.failures += 1
+                fold_outcome(st, o, self.half_life)
 
     def _push(self, outcomes: Sequence[Outcome]) -> None:
         self._buffer.extend(outcomes)

@@ -7,7 +7,6 @@ the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from adaptive_router._checks import error_text, seconds
+from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.objectives import Objective
@@ -32,7 +31,7 @@ from adaptive_router.outcomes import (
     PathWindowStats,
     Posterior,
 )
-from adaptive_router.paths import INHERIT, Inherit, Path, check_name
+from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
 from adaptive_router.reports import CostReport, cost_report
@@ -49,9 +48,10 @@ from adaptive_router.router.attempts import (
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.feedback import Feedback
+from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S, start_heartbeat
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import start_capture
-from adaptive_router.router.observing import build_observers
+from adaptive_router.router.observing import build_observers, forward_events
 from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
@@ -139,9 +139,9 @@ class Router:
         success, ascending ``cost / θ``), ``"latency"`` (expected time to a success) or an
         :class:`~adaptive_router.objectives.Objective` (dollars plus a stated price of a
         second). θ is still drawn from each path's Beta posterior. Costs and latencies per
-        attempt are the paths' measured decayed means (task level), else their
-        ``Path(expected_cost_usd=..., expected_latency_ms=...)``, else the mean of the
-        paths with data, else all equal.
+        attempt are the paths' measured decayed means (in a context, its own on the task
+        level's, mixed like success), else their ``Path(expected_cost_usd=...,
+        expected_latency_ms=...)``, else the mean of the paths with data, else all equal.
     max_attempts, request_timeout, max_cost_usd:
         Request budgets (``None`` = no limit): learned paths tried per request before the
         final fallback; seconds for the whole request across attempts and retries (each
@@ -160,6 +160,10 @@ class Router:
         cost priced at each call's model), so a plain function needs no ``Result``. A
         path that reports its usage (a ``Result``, a provider path) keeps its own.
         ``False``: only what paths report is recorded.
+    heartbeat:
+        Seconds between the router's health snapshots in the store (host, pid, each
+        path's breaker state, recent alerts), written from a daemon thread even while
+        idle, for ``adaptive-router dashboard``. ``None``: off.
     """
 
     def __init__(
@@ -202,6 +206,7 @@ class Router:
         max_attempts: int | None = None,
         request_timeout: float | None = None,
         max_cost_usd: float | None = None,
+        heartbeat: float | None = DEFAULT_INTERVAL_S,
     ) -> None:
         cfg = router_config(
             paths,
@@ -273,8 +278,7 @@ class Router:
             clock=self.clock,
         )
         self._closed = False
-        # Breaker subscriptions, undone by close(): a breaker shared between routers
-        # outlives each of them and would otherwise keep every router it served alive.
+        # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
         self._unsubscribe: list[Callable[[], None]] = []
         self._settings = resolve_settings(
             self._by_name.values(), self.fallback, timeout, retry, breaker, seed
@@ -288,6 +292,8 @@ class Router:
             self._recorder,
             self._settings,
             self.context_prior_strength,
+            self.context_fn,
+            self.max_contexts,
         )
         try:
             self.ranking.check_half_life(self.task)
@@ -336,14 +342,12 @@ class Router:
         if self.metrics is not None:
             self.metrics.bind_router(self)
         if self._observers:
-            for name, st in self._settings.items():
-                if st.breaker is not None:
-                    # Bound to the path's name: a user's breaker may carry another name.
-                    self._unsubscribe.append(
-                        st.breaker.on_change(functools.partial(self._breaker_changed, name))
-                    )
-            self._recorder.on_drop = self._dropped
-            self._recorder.on_refresh = self._refreshed
+            self._unsubscribe.extend(
+                forward_events(
+                    self._observers, self.task, self._settings, self._recorder, self.posteriors
+                )
+            )
+        self._unsubscribe.append(start_heartbeat(self, heartbeat))
 
     def __repr__(self) -> str:
         return (
@@ -370,46 +374,14 @@ class Router:
             self._observers.emit("request_started", self.task, rid)
         return rid, self.ranking.rank(self.clock(), context)
 
-    def _context(self, context: str | None, args: Any, kwargs: Any) -> str:
-        """The request's context: the ``context=`` argument, else ``context_fn(...)``, else ""."""
-        if context is None and self.context_fn is not None:
-            try:
-                context = self.context_fn(*args, **kwargs)
-            except Exception as exc:
-                raise ValueError(f"context_fn raised {error_text(exc)}") from exc
-        if context is None or context == "":
-            return ""
-        check_name("context", context)
-        if not self._recorder.admits_context(context, self.max_contexts):
-            raise ValueError(
-                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
-                "must be a bounded set of categories (raise max_contexts if you need more)"
-            )
-        return context
-
-    def _breaker_changed(self, name: str, _breaker: str, old: Any, new: Any) -> None:
-        self._observers.emit(
-            "breaker_changed",
-            self.task,
-            name,
-            getattr(old, "value", old),
-            getattr(new, "value", new),
-        )
-
-    def _dropped(self, count: int, total: int) -> None:
-        self._observers.emit("outcomes_dropped", self.task, count, total)
-
-    def _refreshed(self) -> None:
-        means = {p.path: p.mean for p in self.posteriors()}
-        self._observers.emit("posteriors_changed", self.task, means)
-
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
-        ctx = self._context(context, args, kwargs)
+        ctx = self.ranking.context(context, args, kwargs)
         rid, order = self._begin(ctx)
         budget = None
         if self.budget.active:
-            costs = self.ranking.known_costs() if self.budget.max_cost_usd is not None else None
+            priced = self.budget.max_cost_usd is not None
+            costs = self.ranking.known_costs(self.clock(), ctx) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
         return Attempts(self._core, rid, ctx, order, args, kwargs, budget)
 
@@ -431,12 +403,11 @@ class Router:
         """
         req = self._attempts(context, args, kwargs)
         while True:
-            step = req.next()
+            step = req.step
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    with req.metered():
-                        raw = call_path(step.path, step.timeout_s, args, kwargs)
+                    raw = call_path(step.path, step.timeout_s, args, kwargs, step.meter)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:
@@ -455,12 +426,11 @@ class Router:
         sleeps, so the event loop never blocks."""
         req = self._attempts(context, args, kwargs)
         while True:
-            step = req.next()
+            step = req.step
             if isinstance(step, Call):
                 started = time.perf_counter()
                 try:
-                    with req.metered():
-                        raw = await acall_path(step.path, step.timeout_s, args, kwargs)
+                    raw = await acall_path(step.path, step.timeout_s, args, kwargs, step.meter)
                 except Exception as exc:
                     req.raised(exc, started)
                 else:
@@ -518,7 +488,7 @@ class Router:
 
         The decision is persisted, so :meth:`report` may come from another process.
         """
-        ctx = self._context(context, (), {})
+        ctx = self.ranking.context(context, (), {})
         rid, order = self._begin(ctx)
         return self._feedback.choose(rid, order, ctx)
 
@@ -557,7 +527,7 @@ class Router:
 
         ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
         attempts, fallback attempts included. With ``context``, the posteriors that route
-        that context: its own evidence on top of the (capped) task-level prior.
+        that context: its own evidence (success, cost, latency) on the capped task level.
         """
         return self.ranking.posteriors(self.clock(), context or "")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
 from adaptive_router.policy import TINY, decay_factor
@@ -50,18 +50,42 @@ class PathState:
         return self.latency_sum / self.latency_weight if self.latency_weight > 0.0 else None
 
 
-def fold_cost_latency(st: PathState, o: Outcome, half_life: float | None) -> None:
-    """Add the outcome's cost and latency (when known) to the decayed sums, as the SQL
-    upsert does (the memory store and the Router's in-process cache share it); call
-    before ``st.ref_time`` moves to the outcome's time."""
-    keep = decay_factor(o.created_at - st.ref_time, half_life)
-    add = decay_factor(st.ref_time - o.created_at, half_life)
-    c_add = 0.0 if o.cost_usd is None else 1.0
-    l_add = 0.0 if o.latency_ms is None else 1.0
-    st.cost_sum = _scale(st.cost_sum, keep) + (o.cost_usd or 0.0) * add
-    st.cost_weight = _scale(st.cost_weight, keep) + c_add * add
-    st.latency_sum = _scale(st.latency_sum, keep) + (o.latency_ms or 0.0) * add
-    st.latency_weight = _scale(st.latency_weight, keep) + l_add * add
+def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
+    """Add one outcome to a path's durable state, exactly as the SQL store's one atomic
+    upsert does: the decayed success/failure, cost and latency sums (relative to
+    ``ref_time``, the newest observation's time; see :func:`~adaptive_router.policy.fold`
+    for why an older observation is added already decayed), the plain counts and the
+    half-life. The memory store and the Router's in-process cache both fold with this.
+    """
+    at, ref = o.created_at, st.ref_time
+    keep = decay_factor(at - ref, half_life)
+    add = decay_factor(ref - at, half_life)
+    reward = o.reward
+    cost, latency = o.cost_usd, o.latency_ms
+    # _scale inlined (this runs twice per request on the hot path): sums below TINY snap
+    # to 0 before they are multiplied, as in policy.fold and the SQL upsert.
+    s_w, f_w, c_s, c_w, l_s, l_w = (
+        st.success_w,
+        st.failure_w,
+        st.cost_sum,
+        st.cost_weight,
+        st.latency_sum,
+        st.latency_weight,
+    )
+    st.success_w = (s_w * keep if s_w >= TINY else 0.0) + reward * add
+    st.failure_w = (f_w * keep if f_w >= TINY else 0.0) + (1.0 - reward) * add
+    st.cost_sum = (c_s * keep if c_s >= TINY else 0.0) + (0.0 if cost is None else cost * add)
+    st.cost_weight = (c_w * keep if c_w >= TINY else 0.0) + (0.0 if cost is None else add)
+    st.latency_sum = (l_s * keep if l_s >= TINY else 0.0) + (
+        0.0 if latency is None else latency * add
+    )
+    st.latency_weight = (l_w * keep if l_w >= TINY else 0.0) + (0.0 if latency is None else add)
+    st.ref_time = at if at > ref else ref
+    st.half_life_s = half_life
+    if o.success:
+        st.successes += 1
+    else:
+        st.failures += 1
 
 
 #: The Outcome fields that :meth:`Store.update_usage` rewrites.
@@ -81,11 +105,6 @@ def copy_usage(source: Outcome, target: Outcome) -> None:
         setattr(target, name, getattr(source, name))
 
 
-def _scale(value: float, factor: float) -> float:
-    # Same snap as policy.fold: tiny sums are 0, so a replay matches the SQL store.
-    return 0.0 if value < TINY else value * factor
-
-
 @dataclass(frozen=True, slots=True)
 class PendingDecision:
     """A ``choose`` awaiting its ``report``."""
@@ -97,6 +116,26 @@ class PendingDecision:
     context: str = ""
     model: str | None = None
     """The model the chosen path calls (prices the report's tokens); None if unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """What one router process last said about itself (its heartbeat).
+
+    ``breakers`` maps each path to its circuit-breaker state (``closed``, ``open``,
+    ``half_open`` or ``none``); ``alerts`` are the router's most recent alerts as plain
+    dicts (``kind``, ``path``, ``message``, ``value``, ``threshold``, ``at``).
+    ``updated_at`` is the router clock's time of the beat.
+    """
+
+    router_id: str
+    host: str
+    pid: int
+    task: str
+    breakers: dict[str, str]
+    started_at: float
+    updated_at: float
+    alerts: tuple[dict[str, Any], ...] = ()
 
 
 class CompleteResult:
@@ -209,6 +248,19 @@ class Store(abc.ABC):
             for o in self.outcomes(task, since)
             if until is None or o.created_at < until
         ]
+
+    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
+        """Insert or replace ``snapshot`` (keyed by its ``router_id``) and delete the
+        snapshots last updated before ``expire_before`` (routers gone for good)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
+
+    def health(self, task: str | None = None) -> list[HealthSnapshot]:
+        """The stored health snapshots (of one task when given), by task, host and pid."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
+
+    def remove_health(self, router_id: str) -> None:
+        """Forget a router's snapshot (it closed cleanly)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
 
     def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
         """Release connections."""

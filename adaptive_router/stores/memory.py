@@ -7,15 +7,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
-from adaptive_router.policy import fold
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
+    HealthSnapshot,
     PathState,
     PendingDecision,
     Store,
     copy_usage,
-    fold_cost_latency,
+    fold_outcome,
 )
 
 
@@ -35,6 +35,7 @@ class MemoryStore(Store):
         self._stats: dict[tuple[str, str, str], PathState] = {}  # (task, context, path)
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
+        self._health: dict[str, HealthSnapshot] = {}
         self._max_outcomes = max_outcomes
 
     def __repr__(self) -> str:
@@ -60,15 +61,7 @@ class MemoryStore(Store):
                 st = self._stats.get(key3)
                 if st is None:
                     st = self._stats[key3] = PathState(ref_time=o.created_at)
-                fold_cost_latency(st, o, half_life)
-                st.success_w, st.failure_w, st.ref_time = fold(
-                    (st.success_w, st.failure_w, st.ref_time), o.reward, o.created_at, half_life
-                )
-                st.half_life_s = half_life
-                if o.success:
-                    st.successes += 1
-                else:
-                    st.failures += 1
+                fold_outcome(st, o, half_life)
         return new
 
     def update_usage(self, outcome: Outcome) -> bool:
@@ -173,3 +166,18 @@ class MemoryStore(Store):
                 if o.task == task and (since is None or o.created_at >= since)
             ]
         return sorted(rows, key=lambda o: (o.created_at, o.request_id, o.attempt))
+
+    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
+        with self._lock:
+            self._health[snapshot.router_id] = snapshot
+            for rid in [r for r, h in self._health.items() if h.updated_at < expire_before]:
+                del self._health[rid]
+
+    def health(self, task: str | None = None) -> list[HealthSnapshot]:
+        with self._lock:
+            rows = [h for h in self._health.values() if task is None or h.task == task]
+        return sorted(rows, key=lambda h: (h.task, h.host, h.pid, h.router_id))
+
+    def remove_health(self, router_id: str) -> None:
+        with self._lock:
+            self._health.pop(router_id, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0005_usage_columns"
+HEAD_REVISION = "0007_health"
 
 metadata = sa.MetaData()
 
@@ -87,4 +87,21 @@ pending = sa.Table(
     # The chosen path's model, so a report can be priced without the Router's paths.
     sa.Column("model", sa.String(255), nullable=True),
     sa.Index("ix_pending_task_created", "task", "created_at"),
+)
+
+# One row per live router process: its heartbeat. Small and rewritten every few
+# seconds; rows of routers that stopped beating are deleted after a TTL by the others.
+router_health = sa.Table(
+    "router_health",
+    metadata,
+    sa.Column("router_id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("task", sa.String(255), nullable=False),
+    # {path: breaker state} and the router's most recent alerts.
+    sa.Column("breakers", sa.JSON, nullable=False),
+    sa.Column("alerts", sa.JSON, nullable=True),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index("ix_router_health_updated", "updated_at"),
 )

@@ -26,6 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
@@ -36,6 +37,7 @@ from adaptive_router.stores.base import (
     USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
+    HealthSnapshot,
     PathState,
     PathTotals,
     PendingDecision,
@@ -589,6 +591,16 @@ class SQLStore(Store):
         done = [(d, build(d) if build else None) for d in gone]
         self._write_in(conn, [o for _, o in done if o is not None], half_life)
         return done
+
+    # -- heartbeats (the fleet's breaker states) ------------------------------------
+    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
+        self._retrying(sql_health.put, self.engine, snapshot, expire_before)
+
+    def health(self, task: str | None = None) -> list[HealthSnapshot]:
+        return sql_health.read(self.engine, task)
+
+    def remove_health(self, router_id: str) -> None:
+        self._retrying(sql_health.remove, self.engine, router_id)
 
     def close(self) -> None:
         if self._owns_engine:

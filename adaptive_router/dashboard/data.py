@@ -1,0 +1,237 @@
+"""The numbers the dashboard shows, read through the Store contract and the library's
+own reports, never SQL of its own: the stats are ``Store.window_stats`` (what
+``Router.stats()`` returns), the spend ``reports.cost_report`` (``Router.costs()``), the
+posteriors ``posteriors_from_states`` (``Router.posteriors()``), the series
+``reports.time_series``; the fleet's breakers and alerts are the routers' heartbeats."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.reports import cost_report, time_series
+from adaptive_router.router import posteriors_from_states
+from adaptive_router.stores.base import HealthSnapshot, PathState, Store
+
+__all__ = [
+    "STALE_AFTER_S",
+    "UnknownTaskError",
+    "Window",
+    "parse_window",
+    "posterior_dict",
+    "stats_dict",
+    "summary",
+]
+
+#: A heartbeat older than this is shown as stale (its process may be gone or stuck).
+STALE_AFTER_S = 60.0
+#: Alerts listed on the page (newest first, across the task's routers).
+MAX_ALERTS = 50
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class UnknownTaskError(LookupError):
+    """The task has no evidence in the store; ``known`` lists the tasks that do."""
+
+    def __init__(self, task: str, known: Sequence[str]) -> None:
+        shown = ", ".join(repr(t) for t in known) if known else "none yet"
+        super().__init__(f"unknown task {task!r}; known tasks: {shown}")
+        self.task = task
+        self.known = list(known)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """``since <= created_at < until``; ``until`` None means open-ended up to now."""
+
+    since: float
+    until: float | None
+    now: float
+
+    @property
+    def end(self) -> float:
+        """The time the posteriors are decayed to and the heartbeats are aged at."""
+        return self.until if self.until is not None else self.now
+
+
+def _instant(text: str, name: str) -> float:
+    """Epoch seconds from a number or an ISO 8601 time (UTC when no zone is given)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"{name}={text!r} is not a time; give epoch seconds or ISO 8601, "
+                "e.g. 2026-01-31T12:00:00Z"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={text!r} is not a finite time")
+    return value
+
+
+def parse_window(since: str, until: str | None, now: float) -> Window:
+    """``since`` is a duration back from ``until`` (or now) — ``30s``, ``15m``, ``1h``,
+    ``7d``, ``1w`` — or a time (epoch seconds, ISO 8601); ``until`` a time or None.
+    Raises ``ValueError`` naming the parameter."""
+    end = _instant(until, "until") if until not in (None, "") else None
+    m = _DURATION.match(since)
+    if m is not None:
+        length = float(m.group(1)) * _UNITS[m.group(2)]
+        if length <= 0:
+            raise ValueError(f"since={since!r} must be a positive duration")
+        start = (end if end is not None else now) - length
+    else:
+        try:
+            start = _instant(since, "since")
+        except ValueError:
+            raise ValueError(
+                f"since={since!r} is neither a duration (30s, 15m, 1h, 7d, 1w) "
+                "nor a time (epoch seconds, ISO 8601)"
+            ) from None
+    if end is not None and end <= start:
+        raise ValueError(f"until ({end:g}) must be after since ({start:g})")
+    return Window(start, end, now)
+
+
+def _number(value: float | None) -> float | None:
+    # JSON has no NaN: a missing figure is null.
+    return None if value is None or math.isnan(value) else value
+
+
+def stats_dict(s: PathWindowStats) -> dict[str, Any]:
+    """One path's window stats (``Router.stats()`` item) as JSON-ready data."""
+    return {
+        "path": s.path,
+        "attempts": s.attempts,
+        "first_attempts": s.first_attempts,
+        "successes": s.successes,
+        "success_rate": _number(s.success_rate),
+        "timeouts": s.timeouts,
+        "latency_p50_ms": s.latency_p50_ms,
+        "latency_p95_ms": s.latency_p95_ms,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost_usd": s.cost_usd,
+        "mean_score": s.mean_score,
+        "errors": dict(sorted(s.errors.items())),
+    }
+
+
+def posterior_dict(p: Posterior) -> dict[str, Any]:
+    """One path's posterior (``Router.posteriors()`` item) as JSON-ready data."""
+    lo, hi = p.interval
+    return {
+        "path": p.path,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "mean": p.mean,
+        "interval": [lo, hi],
+        "n": p.n,
+        "successes": p.successes,
+        "failures": p.failures,
+        "traffic_share": p.traffic_share,
+        "updated_at": p.updated_at,
+        "expected_cost_usd": p.expected_cost_usd,
+        "expected_latency_ms": p.expected_latency_ms,
+    }
+
+
+def _half_life(states: dict[str, PathState]) -> float | None:
+    """The half-life the task was learned with: the most common among paths with data."""
+    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
+        st.half_life_s for st in states.values()
+    )
+    return values.most_common(1)[0][0] if values else None
+
+
+def health_dict(h: HealthSnapshot, now: float) -> dict[str, Any]:
+    """A heartbeat row with its age and whether it is stale."""
+    age = max(0.0, now - h.updated_at)
+    return {
+        "router_id": h.router_id,
+        "host": h.host,
+        "pid": h.pid,
+        "task": h.task,
+        "breakers": dict(sorted(h.breakers.items())),
+        "started_at": h.started_at,
+        "updated_at": h.updated_at,
+        "age_s": age,
+        "stale": age > STALE_AFTER_S,
+    }
+
+
+def summary(
+    store: Store,
+    task: str,
+    window: Window,
+    prior: tuple[float, float] = (1.0, 1.0),
+) -> dict[str, Any]:
+    """Everything the page shows for ``task`` over ``window``, as JSON-ready data.
+
+    Raises :class:`UnknownTaskError` when the store holds no evidence for ``task``.
+    """
+    known = store.tasks()
+    if task not in known:
+        raise UnknownTaskError(task, known)
+    at = window.end
+    by_context = store.load_contexts(task)
+    states = by_context.get("", {})
+    half_life = _half_life(states)
+    posteriors = posteriors_from_states(states, sorted(states), prior, half_life, at)
+    contexts = {
+        ctx: [
+            posterior_dict(p)
+            for p in posteriors_from_states(own, sorted(own), prior, half_life, at)
+        ]
+        for ctx, own in sorted(by_context.items())
+        if ctx
+    }
+    stats = store.window_stats(task, window.since, window.until)
+    costs = cost_report(store, task, window.since, window.until)
+    ts = time_series(store, task, window.since, window.until)
+    try:
+        beats = store.health(task)
+    except NotImplementedError:
+        beats = []
+    alerts = sorted(
+        ({**a, "host": h.host, "pid": h.pid} for h in beats for a in h.alerts),
+        key=lambda a: -float(a.get("at") or 0.0),
+    )[:MAX_ALERTS]
+    return {
+        "task": task,
+        "tasks": known,
+        "since": window.since,
+        "until": window.until,
+        "now": window.now,
+        "half_life_s": half_life,
+        "prior": list(prior),
+        "stats": [stats_dict(s) for s in sorted(stats, key=lambda s: s.path)],
+        "costs": costs.to_dict(),
+        "posteriors": [posterior_dict(p) for p in posteriors],
+        "contexts": contexts,
+        "series": {
+            "bucket_s": ts.bucket_s,
+            "starts": list(ts.starts),
+            "paths": list(ts.paths),
+            "requests": list(ts.requests),
+            "first_share": {p: list(v) for p, v in ts.first_share.items()},
+            "success_rate": {p: [_number(x) for x in v] for p, v in ts.success_rate.items()},
+            "cost_usd": {p: [_number(x) for x in v] for p, v in ts.cost_usd.items()},
+            "unknown_cost_attempts": ts.unknown_cost_attempts,
+        },
+        "health": [health_dict(h, window.now) for h in beats],
+        "alerts": alerts,
+    }
