@@ -24,9 +24,13 @@ lazily: the call is recorded with usage unknown).
 Rules:
 
 * **Nothing the user sees changes.** A stream is the SDK's own object; only its private
-  item iterator is wrapped by a generator that looks at items as they pass. No
-  ``stream_options`` are injected, so a chat stream without ``include_usage`` records the
-  call with usage unknown (``None``), never 0.
+  item iterator is wrapped by a generator that looks at items as they pass. By default no
+  ``stream_options`` are injected (some OpenAI-compatible servers answer 400 to them), so
+  a chat stream without ``include_usage`` records the call with usage unknown (``None``),
+  never 0. A scope opened with ``include_usage=True`` adds
+  ``stream_options={"include_usage": True}`` to a chat stream that did not ask for it,
+  and hides the extra final chunk (``choices=[]``, the usage) from the user's iteration:
+  the user's loop sees exactly the chunks it would have seen without it.
 * **Calls outside any scope are untouched** (one contextvar read, then the SDK).
 * **Counted once.** A layer that meters a call itself (a provider path reading
   ``response.usage``) makes it inside :func:`suppress`, and capture leaves it alone.
@@ -39,6 +43,9 @@ Rules:
   marked ``late=True``, and the scope's ``on_late`` callback is called with it, so the
   owner can record it where the attempt's outcome went.
 * Nested scopes: the innermost active scope gets the call.
+* **Import cost.** :func:`install` hooks an SDK at once only if it is already imported;
+  otherwise a post-import hook (wrapt's) hooks it when the application imports it, so a
+  router costs no SDK import time to a program that uses neither.
 
 The DESIGN layout puts this module at ``observe/capture``; it is top-level until the
 ``observe`` package exists.
@@ -48,9 +55,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import importlib
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -131,12 +140,18 @@ class Scope:
     threads, asyncio tasks) records into the same object. Thread-safe.
     """
 
-    __slots__ = ("_calls", "_closed", "_lock", "_token", "on_late")
+    __slots__ = ("_calls", "_closed", "_lock", "_token", "include_usage", "on_late")
 
-    def __init__(self, on_late: Callable[[CallUsage], None] | None = None) -> None:
+    def __init__(
+        self, on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
+    ) -> None:
         if on_late is not None and not callable(on_late):
             raise TypeError(f"on_late must be a callable(CallUsage) or None, got {on_late!r}")
+        if not isinstance(include_usage, bool):
+            raise TypeError(f"include_usage must be True or False, got {include_usage!r}")
         self.on_late = on_late
+        #: Ask chat streams for their usage (see the module docs).
+        self.include_usage = include_usage
         self._calls: list[CallUsage] = []
         self._closed = False
         self._lock = threading.Lock()
@@ -235,14 +250,17 @@ class Scope:
         return f"Scope(calls={len(self._calls)}, closed={self._closed})"
 
 
-def scope(on_late: Callable[[CallUsage], None] | None = None) -> Scope:
+def scope(
+    on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
+) -> Scope:
     """Meter the SDK calls made in a ``with`` block (and in contexts copied from it):
     ``with scope() as got: ...``, then read ``got``.
 
     Needs :func:`install` to have run. ``on_late(call)`` is called for a call that
-    finishes after the block ended (see the module docs).
+    finishes after the block ended; ``include_usage=True`` asks chat streams for their
+    usage and hides the extra chunk from the user (see the module docs).
     """
-    return Scope(on_late)
+    return Scope(on_late, include_usage=include_usage)
 
 
 @contextlib.contextmanager
@@ -374,6 +392,43 @@ async def _aobserve(it: AsyncIterator[Any], call: CallUsage, owner: Scope) -> As
         owner._finished(call)
 
 
+def _usage_chunk(item: Any) -> bool:
+    """The chunk ``include_usage`` adds at the end of a chat stream: no choices, usage."""
+    return getattr(item, "choices", None) == [] and getattr(item, "usage", None) is not None
+
+
+# A stream whose usage was asked for by capture, not the user: the usage chunk is read
+# here and not passed on, so the user's loop gets exactly what it would have without it.
+def _observe_hiding(it: Iterator[Any], call: CallUsage, owner: Scope) -> Iterator[Any]:
+    usage = None
+    try:
+        for item in it:
+            if _usage_chunk(item):
+                usage = item
+                continue
+            yield item
+    finally:
+        if usage is not None:
+            _fill(call, usage)
+        owner._finished(call)
+
+
+async def _aobserve_hiding(
+    it: AsyncIterator[Any], call: CallUsage, owner: Scope
+) -> AsyncIterator[Any]:
+    usage = None
+    try:
+        async for item in it:
+            if _usage_chunk(item):
+                usage = item
+                continue
+            yield item
+    finally:
+        if usage is not None:
+            _fill(call, usage)
+        owner._finished(call)
+
+
 # -- the SDK hooks -----------------------------------------------------------------------------
 class _Sdk:
     """Classes of one SDK that the hooks recognise results by."""
@@ -405,7 +460,9 @@ def _endpoint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Api, str |
 
 def _start(
     sdk: _Sdk, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[Scope, CallUsage] | None:
+) -> tuple[Scope, CallUsage, tuple[Any, ...], dict[str, Any], bool] | None:
+    """The scope and the call to record, the request's arguments (with ``stream_options``
+    added when the scope asks chat streams for usage) and whether they were added."""
     owner = _SCOPE.get()
     if owner is None or _SUPPRESSED.get():
         return None
@@ -413,7 +470,30 @@ def _start(
     if found is None:
         return None
     api, model = found
-    return owner, CallUsage(sdk.name, api, model)
+    call = CallUsage(sdk.name, api, model)
+    if owner.include_usage and api == "chat" and sdk.name == "openai":
+        injected = _with_include_usage(args, kwargs)
+        if injected is not None:
+            return owner, call, injected[0], injected[1], True
+    return owner, call, args, kwargs, False
+
+
+def _with_include_usage(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The request's arguments with ``stream_options.include_usage`` set, for a chat
+    stream that did not set ``stream_options`` itself (None: leave the request alone)."""
+    in_kwargs = "options" in kwargs
+    options = kwargs["options"] if in_kwargs else args[1]
+    body = getattr(options, "json_data", None)
+    if not isinstance(body, dict) or body.get("stream") is not True or "stream_options" in body:
+        return None
+    # A copy: the user's options and body stay as they were.
+    copied = options.model_copy() if hasattr(options, "model_copy") else copy.copy(options)
+    copied.json_data = {**body, "stream_options": {"include_usage": True}}
+    if in_kwargs:
+        return args, {**kwargs, "options": copied}
+    return (args[0], copied, *args[2:]), kwargs
 
 
 def _raw_mode(result: Any) -> str:
@@ -425,7 +505,7 @@ def _raw_mode(result: Any) -> str:
     return str(mode) if mode is not None else "raw"
 
 
-def _record(sdk: _Sdk, owner: Scope, call: CallUsage, result: Any) -> None:
+def _record(sdk: _Sdk, owner: Scope, call: CallUsage, result: Any, hide: bool = False) -> None:
     if isinstance(result, sdk.streams):
         call.streamed = True
         call.complete = False
@@ -434,9 +514,9 @@ def _record(sdk: _Sdk, owner: Scope, call: CallUsage, result: Any) -> None:
         # iterator is wrapped. The wrapper never refers to the stream (no reference cycle).
         inner = result._iterator
         if isinstance(result, sdk.streams[1]):
-            result._iterator = _aobserve(inner, call, owner)
+            result._iterator = (_aobserve_hiding if hide else _aobserve)(inner, call, owner)
         else:
-            result._iterator = _observe(inner, call, owner)
+            result._iterator = (_observe_hiding if hide else _observe)(inner, call, owner)
         return
     if isinstance(result, sdk.model):
         _fill(call, result)
@@ -447,16 +527,16 @@ def _sync_request(wrapped: Any, instance: Any, args: Any, kwargs: Any, sdk: _Sdk
     started = _start(sdk, args, kwargs)
     if started is None:
         return wrapped(*args, **kwargs)
-    owner, call = started
+    owner, call, args, kwargs, hide = started
     result = wrapped(*args, **kwargs)
     try:
         if not isinstance(result, sdk.raw):
-            _record(sdk, owner, call, result)
+            _record(sdk, owner, call, result, hide)
         elif _raw_mode(result) == "stream":
             owner._add(call)  # the body is the user's to read lazily: usage unknown
         else:
             # parse() caches per type, so the user's own parse() gets this same object.
-            _record(sdk, owner, call, result.parse())
+            _record(sdk, owner, call, result.parse(), hide)
     except Exception:
         logger.exception("capture could not read an SDK call's usage", extra={"model": call.model})
     return result
@@ -466,18 +546,18 @@ async def _async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any, sd
     started = _start(sdk, args, kwargs)
     if started is None:
         return await wrapped(*args, **kwargs)
-    owner, call = started
+    owner, call, args, kwargs, hide = started
     result = await wrapped(*args, **kwargs)
     try:
         if not isinstance(result, sdk.raw):
-            _record(sdk, owner, call, result)
+            _record(sdk, owner, call, result, hide)
         elif _raw_mode(result) == "stream":
             owner._add(call)
         else:
             parsed = result.parse()
             if inspect.isawaitable(parsed):  # the async SDK's APIResponse.parse
                 parsed = await parsed
-            _record(sdk, owner, call, parsed)
+            _record(sdk, owner, call, parsed, hide)
     except Exception:
         logger.exception("capture could not read an SDK call's usage", extra={"model": call.model})
     return result
@@ -490,47 +570,91 @@ def _wrapper(hook: Callable[..., Any], sdk: _Sdk) -> Callable[..., Any]:
     return wrapper
 
 
-_install_lock = threading.Lock()
+_SDKS = ("openai", "anthropic")
+_install_lock = threading.RLock()
 _patched: list[tuple[type[Any], str, Any]] = []
+_hooked: set[str] = set()  # SDKs whose client classes are wrapped now
+_wanted = False  # install() is in effect (a deferred hook checks it when it fires)
+_deferred: set[str] = set()  # SDKs with a post-import hook registered (wrapt keeps it)
 
 
 def install() -> None:
-    """Hook the openai and anthropic SDKs (each client's ``request``); an SDK that cannot
-    be imported is skipped. Idempotent and thread-safe; the hooks cost one contextvar
-    read per call outside any scope."""
+    """Hook the openai and anthropic SDKs (each client's ``request``). Idempotent and
+    thread-safe; the hooks cost one contextvar read per call outside any scope.
+
+    An SDK already imported is hooked now; one not imported yet is hooked when the
+    application imports it (a post-import hook), so installing never imports an SDK
+    (seconds each) for a program that does not use it. An SDK that cannot be imported
+    makes no calls to meter.
+    """
+    global _wanted
     with _install_lock:
-        if _patched:
+        if _wanted:
             return
-        for name in ("openai", "anthropic"):
-            try:
-                sdk = _Sdk(name)
-            except ImportError as exc:
-                # An SDK that is not installed (or cannot be imported) makes no calls to meter.
-                logger.debug("capture skips %s: %s", name, exc, extra={"sdk": name})
-                continue
-            hooks = (("SyncAPIClient", _sync_request), ("AsyncAPIClient", _async_request))
-            for cls_name, hook in hooks:
-                # One hook per client class rather than one per resource method: every
-                # endpoint and helper (create, parse, stream managers, with_raw_response)
-                # goes through it, once per logical call (the SDK's retries run inside).
-                cls = getattr(sdk.base, cls_name, None)
-                if cls is None or "request" not in vars(cls):
-                    _restore()  # all or nothing
-                    version = getattr(importlib.import_module(name), "__version__", "?")
-                    raise RuntimeError(
-                        f"capture cannot meter {name} {version}: {name}._base_client."
-                        f"{cls_name}.request is gone; pin a supported {name} version or "
-                        "run without usage capture"
-                    )
-                original = vars(cls)["request"]
-                wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
-                _patched.append((cls, "request", original))
+        _wanted = True
+        try:
+            for name in _SDKS:
+                if name in sys.modules:
+                    _hook(name)
+                elif name not in _deferred:
+                    _deferred.add(name)
+                    # Called at once if the module is imported meanwhile, else on import.
+                    wrapt.register_post_import_hook(_on_import, name)
+        except RuntimeError:
+            _wanted = False  # all or nothing
+            _restore()
+            raise
         logger.debug("capture installed on the openai and anthropic SDKs")
+
+
+def _on_import(module: Any) -> None:
+    with _install_lock:
+        if not _wanted:  # wrapt cannot take a hook back: after uninstall() it does nothing
+            return
+        try:
+            _hook(module.__name__)
+        except RuntimeError as exc:
+            # Raising here would break the application's own `import`: say it instead.
+            logger.error("%s", exc, extra={"sdk": module.__name__})
+
+
+def _hook(name: str) -> None:
+    """Wrap one SDK's client classes (called with _install_lock held)."""
+    if name in _hooked or name not in _SDKS:
+        return
+    try:
+        sdk = _Sdk("openai" if name == "openai" else "anthropic")
+    except ImportError as exc:
+        logger.debug("capture skips %s: %s", name, exc, extra={"sdk": name})
+        return
+    hooks = (("SyncAPIClient", _sync_request), ("AsyncAPIClient", _async_request))
+    wrapped: list[tuple[type[Any], str, Any]] = []
+    for cls_name, hook in hooks:
+        # One hook per client class rather than one per resource method: every endpoint
+        # and helper (create, parse, stream managers, with_raw_response) goes through
+        # it, once per logical call (the SDK's retries run inside).
+        cls = getattr(sdk.base, cls_name, None)
+        if cls is None or "request" not in vars(cls):
+            for done_cls, attr, original in wrapped:  # all or nothing, per SDK
+                setattr(done_cls, attr, original)
+            version = getattr(sys.modules.get(name), "__version__", "?")
+            raise RuntimeError(
+                f"capture cannot meter {name} {version}: {name}._base_client."
+                f"{cls_name}.request is gone; pin a supported {name} version or "
+                "run without usage capture"
+            )
+        original = vars(cls)["request"]
+        wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
+        wrapped.append((cls, "request", original))
+    _patched.extend(wrapped)
+    _hooked.add(name)
 
 
 def uninstall() -> None:
     """Restore the SDKs' own methods (no-op when not installed)."""
+    global _wanted
     with _install_lock:
+        _wanted = False
         _restore()
 
 
@@ -539,8 +663,9 @@ def _restore() -> None:
     while _patched:
         cls, attr, original = _patched.pop()
         setattr(cls, attr, original)
+    _hooked.clear()
 
 
 def installed() -> bool:
-    """Whether :func:`install` is in effect."""
-    return bool(_patched)
+    """Whether :func:`install` is in effect (an SDK imported later is hooked on import)."""
+    return _wanted

@@ -81,6 +81,13 @@ class Outcome:
     """The 0-1 score from ``score_fn`` (None when the router uses ``success_fn``)."""
     context: str = ""
     """The routing context ("" = none); its evidence also counts for the whole task."""
+    model: str | None = None
+    """The model the attempt was priced at: the one its calls reported (when they all used
+    one), else the path's ``model``; None when unknown."""
+    cache_read_tokens: int | None = None
+    """Of ``input_tokens``, those served from the prompt cache (None: not reported)."""
+    cache_write_tokens: int | None = None
+    """Of ``input_tokens``, those written to the prompt cache (None: not reported)."""
     propensity: float | None = None
     """Probability that the router attempted this path first, given the evidence it routed
     on (see :mod:`adaptive_router.propensity`). Set on the first attempt of a routed

@@ -274,6 +274,7 @@ class Reporter:
                 metadata=meta,
                 score=fraction,
                 context=found.context,
+                model=found.model or self.models.get(found.path),
             )
             built.append(outcome)
             return outcome

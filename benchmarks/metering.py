@@ -221,6 +221,70 @@ def _isolated_call_ns(sdk_name: str, url: str, parsed: Any, n: int = 20_000) -> 
     return statistics.median(per_call)
 
 
+def _isolated_attempt_ns(n: int = 5_000) -> float:
+    """What the router adds per metered attempt of one non-streamed call: the attempt's
+    Bill, its capture scope, the hook, and the usage priced at the call's model (the
+    Pricer caches each model's rates, so no ``calc_price`` per call). Median over 7
+    repeats of (metered - bare) per call; the Pricer is warmed first, as a router's is
+    after its first call of a model."""
+    import wrapt
+
+    from adaptive_router.observe.costs import Pricer
+    from adaptive_router.router.metering import Bill
+
+    parsed = openai.types.chat.ChatCompletion.model_validate_json(_CHAT)
+    options = openai._models.FinalRequestOptions.construct(
+        method="post", url="/chat/completions", json_data={"model": "gpt-4o", "messages": MESSAGES}
+    )
+
+    def request(cast_to: Any, options: Any, *, stream: bool = False) -> Any:
+        return parsed
+
+    hooked = wrapt.FunctionWrapper(
+        request, capture._wrapper(capture._sync_request, capture._Sdk("openai"))
+    )
+    pricer = Pricer()
+    assert pricer.cost("gpt-4o", 10, 2) is not None
+    per_call = []
+    for _ in range(7):
+        t0 = time.perf_counter_ns()
+        for _i in range(n):
+            request(object, options)
+        bare = time.perf_counter_ns() - t0
+        t0 = time.perf_counter_ns()
+        for _i in range(n):
+            bill = Bill(pricer, "gpt-4o")
+            with bill:
+                hooked(object, options)
+            usage = bill.close()
+        took = time.perf_counter_ns() - t0
+        assert usage is not None and usage.cost_usd is not None
+        per_call.append((took - bare) / n)
+    return statistics.median(per_call)
+
+
+def _isolated_hiding_chunk_ns(n: int = 200_000) -> float:
+    """The ``include_usage`` generator (checks each chunk for the usage chunk it hides)."""
+    chunk = openai.types.chat.ChatCompletionChunk.model_validate_json(
+        _chunk({"content": " w"})[len(b"data: ") :].strip()
+    )
+    items = [chunk] * n
+    call = capture.CallUsage("openai", "chat", "m")
+    owner = capture.Scope()
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter_ns()
+        for _item in iter(items):
+            pass
+        bare = time.perf_counter_ns() - t0
+        t0 = time.perf_counter_ns()
+        for _item in capture._observe_hiding(iter(items), call, owner):
+            pass
+        observed = time.perf_counter_ns() - t0
+        best = min(best, (observed - bare) / n)
+    return best
+
+
 def _isolated_chunk_ns(n: int = 200_000) -> float:
     """The observing generator alone, per item, against iterating the same items bare."""
     items = [object()] * n
@@ -336,6 +400,28 @@ def run(quick: bool = False) -> list[Result]:
                 "wrapt wrapper + scope lookup + usage read + record, around a stub request",
             )
         )
+    attempt_us = _isolated_attempt_ns() / 1000
+    results.append(
+        Result(
+            "metering",
+            "router attempt: bill + scope + hook + pricing, per metered call",
+            f"≤ {CALL_TARGET_US:g} µs",
+            fmt_us(attempt_us),
+            attempt_us <= CALL_TARGET_US,
+            "one non-streamed call per attempt, priced at its model by the cached Pricer",
+        )
+    )
+    hiding = _isolated_hiding_chunk_ns()
+    results.append(
+        Result(
+            "metering",
+            "include_usage generator alone, per chunk",
+            f"≤ {CHUNK_TARGET_US:g} µs",
+            f"{hiding:.0f} ns",
+            hiding / 1000 <= CHUNK_TARGET_US,
+            "Router(capture_usage='include_usage'): each chunk checked for the hidden usage chunk",
+        )
+    )
     iso = _isolated_chunk_ns()
     results.append(
         Result(

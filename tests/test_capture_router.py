@@ -312,7 +312,7 @@ def test_capture_usage_false_records_none(fake: FakeProvider) -> None:
 
 
 def test_capture_usage_must_be_a_bool() -> None:
-    with pytest.raises(TypeError, match="capture_usage must be True or False"):
+    with pytest.raises(TypeError, match=r"capture_usage must be True, False or .include_usage."):
         router([lambda: 1], [], capture_usage="yes")
 
 

@@ -27,6 +27,10 @@ client, awaited natively). Clients are created on first use from the environment
 (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``) unless given; API keys are never logged,
 echoed or stored by this module.
 
+:func:`litellm_path` (the optional ``litellm`` extra) reaches any of LiteLLM's providers
+the same way. It is imported on first use (``from adaptive_router.providers import
+litellm_path``), never by this package itself: importing LiteLLM takes seconds.
+
 Example::
 
     from pydantic import BaseModel
@@ -49,6 +53,8 @@ Example::
     )
     order = router.run(text="2x widget to Berlin")   # an Order
 """
+
+import importlib.util
 
 from adaptive_router.providers.anthropic import anthropic_path
 from adaptive_router.providers.base import (
@@ -74,6 +80,20 @@ from adaptive_router.providers.repair import (
     RepairCounter,
     repair_counter,
 )
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: litellm_path's module imports LiteLLM (seconds), so it is loaded on first use.
+    # Not in __all__: a star import must not pull LiteLLM in (or fail without it).
+    if name == "litellm_path":
+        # find_spec, not an import: LiteLLM must first be told not to fetch its price map.
+        if importlib.util.find_spec("litellm") is None:
+            raise ImportError("litellm_path needs LiteLLM: pip install 'adaptive-router[litellm]'")
+        from adaptive_router.providers.litellm import litellm_path
+
+        return litellm_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MalformedResponseError",

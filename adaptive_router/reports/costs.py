@@ -61,6 +61,10 @@ class PathCost:
     unpriced_token_attempts: int = 0
     """Of ``unknown_cost_attempts``, those that reported token counts: their model was not
     named or has no price (the others reported no usage at all)."""
+    cache_read_tokens: int | None = None
+    """Of ``input_tokens``, those served from the prompt cache (None: none reported)."""
+    cache_write_tokens: int | None = None
+    """Of ``input_tokens``, those written to the prompt cache (None: none reported)."""
 
     @property
     def cost_per_request(self) -> float | None:
@@ -94,6 +98,8 @@ class PathCost:
             "priced_attempts": self.priced_attempts,
             "unknown_cost_attempts": self.unknown_cost_attempts,
             "unpriced_token_attempts": self.unpriced_token_attempts,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "cost_per_request": self.cost_per_request,
             "cost_per_1000_requests": self.cost_per_1000_requests,
         }
@@ -125,6 +131,10 @@ class CostReport:
     paths: tuple[PathCost, ...] = field(default=())
     unpriced_token_attempts: int = 0
     """Of ``unknown_cost_attempts``, those with token counts but no price."""
+    cache_read_tokens: int | None = None
+    """Of ``input_tokens``, those served from the prompt cache (None: none reported)."""
+    cache_write_tokens: int | None = None
+    """Of ``input_tokens``, those written to the prompt cache (None: none reported)."""
 
     @property
     def complete(self) -> bool:
@@ -164,6 +174,8 @@ class CostReport:
             "priced_attempts": self.priced_attempts,
             "unknown_cost_attempts": self.unknown_cost_attempts,
             "unpriced_token_attempts": self.unpriced_token_attempts,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "complete": self.complete,
             "cost_per_request": self.cost_per_request,
             "cost_per_1000_requests": self.cost_per_1000_requests,
@@ -197,6 +209,8 @@ def cost_report(store: Store, task: str, since: float, until: float | None = Non
             unknown_cost_attempts=r.attempts - r.priced,
             task_requests=requests,
             unpriced_token_attempts=r.unpriced_tokens,
+            cache_read_tokens=r.cache_read_tokens,
+            cache_write_tokens=r.cache_write_tokens,
         )
         for r in rows
     )
@@ -221,6 +235,8 @@ def cost_report(store: Store, task: str, since: float, until: float | None = Non
         unknown_cost_attempts=attempts - priced,
         paths=paths,
         unpriced_token_attempts=sum(p.unpriced_token_attempts for p in paths),
+        cache_read_tokens=_known_sum(p.cache_read_tokens for p in paths),
+        cache_write_tokens=_known_sum(p.cache_write_tokens for p in paths),
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
-from adaptive_router.capture import CallUsage, Scope
+from adaptive_router.capture import Scope
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.observe.costs import Pricer
@@ -39,7 +39,7 @@ from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.decisions import attach
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import captured_usage
+from adaptive_router.router.metering import Bill, CaptureMode
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [
@@ -117,8 +117,10 @@ class AttemptContext:
     observers: Observers
     log: ThrottledLog
     clock: Callable[[], float]
-    capture: bool = False
+    capture: CaptureMode = False
     """Meter the SDK calls each attempt makes (``Router(capture_usage=...)``)."""
+    rebill: Callable[[Outcome], None] | None = None
+    """Rewrite a recorded outcome whose usage grew by a late call (the recorder's)."""
 
 
 def build_outcome(
@@ -172,6 +174,9 @@ def build_outcome(
         context=context,
         score=score,
         metadata=metadata,
+        model=u.model or path.model,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
     )
 
 
@@ -185,6 +190,7 @@ class Attempts:
 
     __slots__ = (
         "_args",
+        "_bill",
         "_budget",
         "_deadline",
         "_kwargs",
@@ -192,7 +198,6 @@ class Attempts:
         "_path",
         "_retry_run",
         "_retry_start",
-        "_scopes",
         "_settings",
         "_started",
         "_state",
@@ -237,7 +242,7 @@ class Attempts:
         self._started: float | None = None
         self._deadline = 0.0
         self._wait_cut = False
-        self._scopes: list[Scope] | None = None
+        self._bill: Bill | None = None
         self._budget = budget
         self.step: Step = self._advance()
 
@@ -326,7 +331,12 @@ class Attempts:
         if self.ctx.observers:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
-        self._scopes = [] if self.ctx.capture else None
+        ctx = self.ctx
+        self._bill = (
+            Bill(ctx.pricer, path.model, ctx.rebill, include_usage=ctx.capture == "include_usage")
+            if ctx.capture
+            else None
+        )
         self._retry_run = None
         self._started = None
         return self._call(path, st)
@@ -362,14 +372,10 @@ class Attempts:
             # What is left of the request's time (a watchdog even for a path that
             # enforces its own timeout, which cannot be told the cut).
             timeout = self._budget.cut(timeout)
-        meter = None
-        if self._scopes is not None:
-            # Its SDK calls count for the attempt (retries' too) unless the path reports
-            # its own usage; read when the attempt settles (a call still running then,
-            # its attempt timed out, is left out).
-            meter = Scope()
-            self._scopes.append(meter)
-        return Call(path, timeout, meter)
+        # The attempt's bill: its SDK calls (retries' too) count for the attempt unless the
+        # path reports its own usage; a call still running when the attempt settles (it
+        # timed out) is billed to the outcome when it ends.
+        return Call(path, timeout, self._bill)
 
     def _settle(self, started: float, raw: Any, exc: Exception | None) -> None:
         """Turn a finished attempt (value or exception) into its outcome; feed the breaker
@@ -378,11 +384,12 @@ class Attempts:
         assert path is not None and st is not None
         latency = (time.perf_counter() - started) * 1000.0
         value = None
-        scopes = self._scopes
-        calls = [c for sc in scopes for c in sc.calls] if scopes else None
+        bill = self._bill
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
+            if not isinstance(usage, Usage):
+                usage = None
             meta = getattr(exc, "outcome_metadata", None)
             error = error_text(exc)
             ctx.log.log(
@@ -411,7 +418,7 @@ class Attempts:
                 retries=state.retries,
                 context=self.context,
                 metadata=meta if isinstance(meta, dict) else None,
-                **self._usage(usage if isinstance(usage, Usage) else None, calls, path),
+                **self._usage(usage, bill),
             )
         else:
             if isinstance(raw, Result):
@@ -431,8 +438,10 @@ class Attempts:
                 context=self.context,
                 score=score,
                 metadata=meta,
-                **self._usage(usage, calls, path),
+                **self._usage(usage, bill),
             )
+        if bill is not None and usage is None:
+            bill.settled(outcome)  # metered: a call ending late still reaches this outcome
         if st.breaker is not None and outcome.kind != _JUDGE_RAISED:
             # A judge that raised says nothing about the path: the breaker hears nothing.
             if outcome.kind in _BREAKER_FAILURES:
@@ -450,11 +459,13 @@ class Attempts:
             self.value = value
         self.step = self._advance()
 
-    def _usage(self, reported: Usage | None, calls: list[CallUsage] | None, path: Path) -> Any:
+    @staticmethod
+    def _usage(reported: Usage | None, bill: Bill | None) -> Any:
         """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
-        if reported is not None or not calls:
+        captured = bill.close() if reported is None and bill is not None else None
+        if captured is None:
             return {"usage": reported} if reported is not None else _NO_USAGE_ARGS
-        return {"usage": captured_usage(calls, self.ctx.pricer, path.model), "priced": True}
+        return {"usage": captured, "priced": True}
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:
         self.ctx.log.log(

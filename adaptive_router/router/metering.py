@@ -1,29 +1,142 @@
-"""An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=True)``).
+"""An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=...)``).
 
-The request loops open a capture :class:`~adaptive_router.capture.Scope` around each
-call of a path (``Call.meter``); the calls an attempt made (a retried attempt makes
-several, each billed) become one :class:`Usage` by :func:`captured_usage`, used only
-when the path reported no usage of its own (a :class:`~adaptive_router.Result`, a
-provider path, an exception's ``usage``).
+The request loops enter the attempt's :class:`Bill` — a capture
+:class:`~adaptive_router.capture.Scope` that spans the whole attempt — around each call
+of a path (``Call.meter``); the calls an attempt made (a retried attempt makes several,
+each billed) become one :class:`Usage` by :func:`captured_usage`, used only when the
+path reported no usage of its own (a :class:`~adaptive_router.Result`, a provider path,
+an exception's ``usage``).
+
+Late calls: a call that finishes after its attempt gave up on it (the attempt timed out,
+but the provider still bills the call) reaches the bill through the capture scope's
+``on_late``. The bill then recomputes the attempt's usage over all its calls, writes it
+into the attempt's :class:`Outcome` (the same object the router records) and asks the
+router to rewrite the stored row (:meth:`Store.update_usage`).
 """
 
 from __future__ import annotations
 
-from adaptive_router.capture import CallUsage, install
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from adaptive_router.capture import _SCOPE, CallUsage, Scope, install
 from adaptive_router.costs import Pricer
-from adaptive_router.outcomes import Usage
+from adaptive_router.outcomes import Outcome, Usage
 
-__all__ = ["captured_usage", "start_capture"]
+__all__ = ["Bill", "CaptureMode", "captured_usage", "start_capture"]
+
+logger = logging.getLogger(__name__)
+
+#: ``Router(capture_usage=...)``: off, on, or on and asking chat streams for their usage.
+CaptureMode = bool | Literal["include_usage"]
 
 
-def start_capture(capture_usage: object) -> bool:
-    """Check ``Router(capture_usage=...)`` and, when True, hook the SDKs (idempotent:
+def start_capture(capture_usage: object) -> CaptureMode:
+    """Check ``Router(capture_usage=...)`` and, unless False, hook the SDKs (idempotent:
     every router shares the one set of hooks)."""
-    if not isinstance(capture_usage, bool):
-        raise TypeError(f"capture_usage must be True or False, got {capture_usage!r}")
+    if not isinstance(capture_usage, bool) and capture_usage != "include_usage":
+        raise TypeError(
+            f"capture_usage must be True, False or 'include_usage', got {capture_usage!r}"
+        )
     if capture_usage:
         install()
     return capture_usage
+
+
+class Bill(Scope):
+    """The capture scope of one attempt: its SDK calls, and where its usage goes once the
+    attempt settled.
+
+    Every call of the attempt (each retry's too) is metered into this one scope, so
+    nothing is copied or merged. :meth:`close` ends it: a call finishing after that (the
+    attempt timed out, the provider still bills it) is a late call, added to the
+    settled :class:`Outcome` and rewritten in the store. Thread-safe.
+    """
+
+    __slots__ = ("_counted", "_outcome", "_rebill", "model", "pricer")
+
+    def __init__(
+        self,
+        pricer: Pricer,
+        model: str | None,
+        rebill: Callable[[Outcome], None] | None = None,
+        *,
+        include_usage: bool = False,
+    ) -> None:
+        super().__init__(self._late_call, include_usage=include_usage)
+        self.pricer = pricer
+        self.model = model
+        self._rebill = rebill
+        self._outcome: Outcome | None = None
+        self._counted = 0
+
+    # Entered around each call of the attempt (call_path's ``with meter:``), unlike a
+    # plain Scope: leaving does not close it, so a retry's calls join the same bill and a
+    # call that outlives its block is still the attempt's; close() ends it.
+    def __enter__(self) -> Bill:
+        self._token = _SCOPE.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+            self._token = None
+
+    def close(self) -> Usage | None:
+        """End the attempt's metering; its usage (None: it made no metered call)."""
+        with self._lock:
+            self._closed = True
+            calls = list(self._calls)
+            self._counted = len(calls)
+        return captured_usage(calls, self.pricer, self.model)
+
+    def settled(self, outcome: Outcome) -> None:
+        """The attempt's outcome, built from :meth:`close`'s usage: late calls update it."""
+        with self._lock:
+            self._outcome = outcome
+            missed = len(self._calls) != self._counted  # a call ended in between
+        if missed:
+            self._apply(None)
+
+    def _late_call(self, call: CallUsage) -> None:
+        with self._lock:
+            if self._outcome is None:
+                return  # between close and settled: settled() counts it
+        self._apply(call)
+
+    def _apply(self, call: CallUsage | None) -> None:
+        with self._lock:
+            outcome = self._outcome
+            calls = list(self._calls)
+        usage = captured_usage(calls, self.pricer, self.model)
+        if outcome is None or usage is None:
+            return
+        with self._lock:
+            # The outcome object is the one the router records: a row not written yet
+            # is written with these values; a written one is rewritten by rebill.
+            outcome.input_tokens = usage.input_tokens
+            outcome.output_tokens = usage.output_tokens
+            outcome.cost_usd = usage.cost_usd
+            outcome.model = usage.model
+            outcome.cache_read_tokens = usage.cache_read_tokens
+            outcome.cache_write_tokens = usage.cache_write_tokens
+        logger.info(
+            "late SDK call billed to request %s attempt %d of path %s: %s tokens in, %s out",
+            outcome.request_id,
+            outcome.attempt,
+            outcome.path,
+            None if call is None else call.input_tokens,
+            None if call is None else call.output_tokens,
+            extra={
+                "request_id": outcome.request_id,
+                "attempt": outcome.attempt,
+                "path": outcome.path,
+                "model": None if call is None else call.model,
+            },
+        )
+        if self._rebill is not None:
+            self._rebill(outcome)
 
 
 def _sum(values: list[int | None]) -> int | None:
@@ -41,6 +154,24 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
     """
     if not calls:
         return None
+    if len(calls) == 1:  # the common case, without the sums' lists
+        c = calls[0]
+        return Usage(
+            c.input_tokens,
+            c.output_tokens,
+            pricer.cost(
+                c.model or model,
+                c.input_tokens,
+                c.output_tokens,
+                cache_read_tokens=c.cache_read_tokens,
+                cache_write_tokens=c.cache_write_tokens,
+            )
+            if c.known
+            else None,
+            c.model or model,
+            c.cache_read_tokens,
+            c.cache_write_tokens,
+        )
     cost: float | None = 0.0
     for c in calls:
         price = (

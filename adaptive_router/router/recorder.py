@@ -192,6 +192,27 @@ class Recorder:
             with self._lock:
                 self._fold(written)
 
+    def rebill(self, outcome: Outcome) -> None:
+        """Rewrite a recorded outcome's usage in the store (a late SDK call added to it).
+
+        Under the I/O lock, after a flush: a write of this outcome has either committed
+        (the row is updated here) or not started (it writes the new values, which the
+        caller set on the object first), so the late usage is never lost to a race.
+        """
+        with self._io_lock:
+            if not self._flush_locked():
+                return  # the store is down: the buffered row carries the new values
+            try:
+                self.store.update_usage(outcome)
+            except Exception as exc:
+                logger.error(
+                    "could not record a late call's usage for request %s attempt %d: %s",
+                    outcome.request_id,
+                    outcome.attempt,
+                    type(exc).__name__,
+                    extra={"task": self.task, "request_id": outcome.request_id},
+                )
+
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
             for ctx in o.evidence_keys():

@@ -344,6 +344,7 @@ class Router:
             self._log,
             self.clock,
             capture=start_capture(capture_usage),
+            rebill=self._recorder.rebill,
         )
         if self.metrics is not None:
             self.metrics.bind_router(self)

@@ -88,6 +88,23 @@ def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
         st.failures += 1
 
 
+#: The Outcome fields that :meth:`Store.update_usage` rewrites.
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "model",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def copy_usage(source: Outcome, target: Outcome) -> None:
+    """Set ``target``'s usage fields to ``source``'s."""
+    for name in USAGE_FIELDS:
+        setattr(target, name, getattr(source, name))
+
+
 @dataclass(frozen=True, slots=True)
 class PendingDecision:
     """A ``choose`` awaiting its ``report``."""
@@ -200,6 +217,16 @@ class Store(abc.ABC):
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         """The task's outcome rows, oldest first (for replays, exports and plots)."""
 
+    def update_usage(self, outcome: Outcome) -> bool:
+        """Rewrite the usage of the stored outcome ``(outcome.request_id, outcome.attempt)``
+        — tokens, cache tokens, model and cost — with ``outcome``'s; True if a row was
+        updated (False: not written yet, or a store that keeps rows immutable).
+
+        Used when an SDK call finishes after its attempt timed out: the provider bills
+        it, so the attempt's usage grows. The evidence already folded into ``path_stats``
+        (the decayed cost means) is left as it was.
+        """
+        return False
     def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
         """Fill ``outcomes.propensity`` of logged first attempts, given as ``(request_id,
         attempt, propensity)``; returns the rows updated.
@@ -277,6 +304,10 @@ class PathTotals(NamedTuple):
     cost: float | None
     priced: int
     unpriced_tokens: int
+    cache_read_tokens: int | None = None
+    """Of ``input_tokens``, those read from the prompt cache; None when none reported it."""
+    cache_write_tokens: int | None = None
+    """Of ``input_tokens``, those written to the prompt cache; None when none reported it."""
 
 
 @dataclass(slots=True)
@@ -293,6 +324,8 @@ class _PathAcc:
     cost: float = 0.0
     priced: int = 0
     unpriced_tokens: int = 0
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 def totals_from_outcomes(
@@ -327,6 +360,10 @@ def totals_from_outcomes(
             acc.input_tokens = (acc.input_tokens or 0) + o.input_tokens
         if o.output_tokens is not None:
             acc.output_tokens = (acc.output_tokens or 0) + o.output_tokens
+        if o.cache_read_tokens is not None:
+            acc.cache_read_tokens = (acc.cache_read_tokens or 0) + o.cache_read_tokens
+        if o.cache_write_tokens is not None:
+            acc.cache_write_tokens = (acc.cache_write_tokens or 0) + o.cache_write_tokens
         if o.cost_usd is not None:
             acc.cost += o.cost_usd
             acc.priced += 1
@@ -349,6 +386,8 @@ def totals_from_outcomes(
             a.cost if a.priced else None,
             a.priced,
             a.unpriced_tokens,
+            a.cache_read_tokens,
+            a.cache_write_tokens,
         )
         for path, a in accs.items()
     ]

@@ -14,6 +14,7 @@ from adaptive_router.stores.base import (
     PathState,
     PendingDecision,
     Store,
+    copy_usage,
     fold_outcome,
 )
 
@@ -62,6 +63,15 @@ class MemoryStore(Store):
                     st = self._stats[key3] = PathState(ref_time=o.created_at)
                 fold_outcome(st, o, half_life)
         return new
+
+    def update_usage(self, outcome: Outcome) -> bool:
+        with self._lock:
+            stored = self._outcomes.get((outcome.request_id, outcome.attempt))
+            if stored is None:
+                return False
+            if stored is not outcome:
+                copy_usage(outcome, stored)
+            return True
 
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
         out: dict[str, dict[str, PathState]] = {}

@@ -67,6 +67,11 @@ outcomes = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=True),
     sa.Column("score", sa.Float(precision=53), nullable=True),
     sa.Column("context", sa.String(255), nullable=False, server_default=sa.text("''")),
+    # What metering records per attempt (migration 0005 adds them last, nullable: NULL is
+    # "not reported", never 0).
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=True),
     # First attempts of routed requests: the probability the router attempted this path
     # first, and the evidence it decided on (JSON, see logged_decision). Migration 0006
     # adds them last; the propensity may be filled in after the row is written.

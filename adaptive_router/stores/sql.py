@@ -35,6 +35,7 @@ from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
+    USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
     HealthSnapshot,
@@ -389,6 +390,16 @@ class SQLStore(Store):
             },
         )
 
+    def update_usage(self, outcome: Outcome) -> bool:
+        c = outcomes.c
+        stmt = (
+            outcomes.update()
+            .where(c.request_id == outcome.request_id, c.attempt == outcome.attempt)
+            .values({name: getattr(outcome, name) for name in USAGE_FIELDS})
+        )
+        updated: int = self._retrying(self._in_transaction, _rowcount, stmt)
+        return updated > 0
+
     # -- reads ------------------------------------------------------------------
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
         return self._load(task, None)
@@ -492,6 +503,9 @@ class SQLStore(Store):
                     retries=r.retries,
                     score=r.score,
                     context=r.context,
+                    model=r.model,
+                    cache_read_tokens=r.cache_read_tokens,
+                    cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
                     decision=None if r.decision is None else LoggedDecision.from_json(r.decision),
                 )
@@ -634,9 +648,16 @@ _COLUMNS = (
     "retries",
     "created_at",
     "metadata",
+    "model",
+    "cache_read_tokens",
+    "cache_write_tokens",
     "propensity",
     "decision",
 )
+
+
+def _rowcount(conn: sa.Connection, stmt: Any) -> int:
+    return int(conn.execute(stmt).rowcount)
 
 
 def _tuple(o: Outcome) -> tuple[Any, ...]:
@@ -659,6 +680,9 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.retries,
         o.created_at,
         None if o.metadata is None else json.dumps(o.metadata),
+        o.model,
+        o.cache_read_tokens,
+        o.cache_write_tokens,
         o.propensity,
         None if o.decision is None else o.decision.to_json(),
     )

@@ -47,6 +47,8 @@ def path_totals(
                 & (c.error_kind.is_(None) | c.error_kind.not_in(sorted(UNBILLED)))
                 & (c.input_tokens.is_not(None) | c.output_tokens.is_not(None))
             ),
+            sa.func.sum(c.cache_read_tokens),
+            sa.func.sum(c.cache_write_tokens),
         )
         .where(*where)
         .group_by(c.path)
@@ -73,6 +75,8 @@ def path_totals(
                 None if r[10] is None else float(r[10]),
                 int(r[11]),
                 int(r[12]),
+                None if r[13] is None else int(r[13]),
+                None if r[14] is None else int(r[14]),
             )
             for r in conn.execute(per_path)
         ]

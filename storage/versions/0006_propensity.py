@@ -1,7 +1,7 @@
 """Propensities and decision evidence on outcomes.
 
 Revision ID: 0006_propensity
-Revises: 0004_cost_latency
+Revises: 0005_usage_columns
 Create Date: 2026-12-01
 
 Adds ``outcomes.propensity`` (the probability that the router attempted the path first,
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_propensity"
-down_revision: str | Sequence[str] | None = "0004_cost_latency"
+down_revision: str | Sequence[str] | None = "0005_usage_columns"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
