@@ -138,6 +138,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
     assert _reflect(migrated) == _reflect(created)
     assert set(_reflect(migrated)) == {
         "alembic_version",
+        "outcome_rollups",
         "outcomes",
         "path_stats",
         "pending_decisions",

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
 from adaptive_router.policy import TINY, decay_factor
+from adaptive_router.stores.series import AttemptRow as AttemptRow
+from adaptive_router.stores.series import SeriesCounts, bucket_rows
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
@@ -182,20 +184,18 @@ class Store(abc.ABC):
             if until is None or o.created_at < until
         ]
 
+    def series(
+        self, task: str, since: float, until: float | None = None, bucket_s: float | None = None
+    ) -> SeriesCounts | None:
+        """Per-path counts per time bucket of the window's requests (None if it has none).
+
+        See :mod:`adaptive_router.stores.series`; the default buckets :meth:`attempt_rows`
+        in Python, the SQL store reads its hourly rollups where it can.
+        """
+        return bucket_rows(self.attempt_rows(task, since, until), bucket_s)
+
     def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
         """Release connections."""
-
-
-class AttemptRow(NamedTuple):
-    """One attempt as a time series sees it: ``created_at`` is when the attempt finished."""
-
-    path: str
-    attempt: int
-    success: bool
-    cost_usd: float | None
-    created_at: float
-    request_id: str
-    latency_ms: float | None
 
 
 class PathTotals(NamedTuple):

@@ -26,12 +26,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
+import adaptive_router.stores.rollup_reads as rollup_reads
+import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
-from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     AttemptRow,
     CompleteResult,
@@ -40,7 +41,15 @@ from adaptive_router.stores.base import (
     PendingDecision,
     Store,
 )
-from adaptive_router.stores.schema import HEAD_REVISION, metadata, outcomes, path_stats, pending
+from adaptive_router.stores.schema import (
+    HEAD_REVISION,
+    metadata,
+    outcomes,
+    path_stats,
+    pending,
+)
+from adaptive_router.stores.schema import rollups as rollups_table
+from adaptive_router.stores.series import SeriesCounts, bucket_rows
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +238,7 @@ class SQLStore(Store):
             f"{self._fast_insert} ON CONFLICT (request_id, attempt) DO NOTHING RETURNING attempt"
         )
         self._upserts: dict[float | None, Any] = {}
+        self._rollup_upsert = rollups.build_upsert(self._insert)
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
             wait=wait_random_exponential(multiplier=0.01, max=0.5),
@@ -269,9 +279,11 @@ class SQLStore(Store):
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
             inspector = sa.inspect(conn)
             fresh = not inspector.has_table("outcomes")
-            metadata.create_all(conn, checkfirst=True)
             if not fresh:
+                # Before create_all: it would add an empty rollup table to a database whose
+                # outcomes it does not sum, and reads would then miss those outcomes.
                 _check_schema(conn)
+            metadata.create_all(conn, checkfirst=True)
             if fresh and not inspector.has_table("alembic_version"):
                 conn.execute(
                     sa.text(
@@ -344,9 +356,12 @@ class SQLStore(Store):
     def _fold_in(
         self, conn: sa.Connection, new: Sequence[Outcome], half_life: float | None
     ) -> None:
-        """Add the evidence of newly inserted outcomes to path_stats (one upsert per key)."""
+        """Add newly inserted outcomes to the rollups and their evidence to path_stats (one
+        upsert per key)."""
         if not new:
             return
+        # The hourly rollups get exactly the same rows, in the same transaction.
+        conn.execute(self._rollup_upsert, rollups.increments(new))
         groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
         for o in new:
             for ctx in o.evidence_keys():
@@ -432,24 +447,8 @@ class SQLStore(Store):
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
-        c = outcomes.c
-        q = sa.select(
-            c.path,
-            c.attempt,
-            c.success,
-            c.error_kind,
-            c.latency_ms,
-            c.input_tokens,
-            c.output_tokens,
-            c.cost_usd,
-            c.score,
-        ).where(c.task == task, c.created_at >= since)
-        if until is not None:
-            q = q.where(c.created_at < until)
-        if context is not None:
-            q = q.where(c.context == context)
-        with self.engine.connect() as conn:
-            return aggregate(tuple(r) for r in conn.execute(q).all())
+        """From the hourly rollups plus the window's edge rows (see ``stores.rollup_reads``)."""
+        return rollup_reads.window_stats(self.engine, task, since, until, context)
 
     def tasks(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -458,12 +457,25 @@ class SQLStore(Store):
     def path_totals(
         self, task: str, since: float, until: float | None = None
     ) -> tuple[list[PathTotals], tuple[int, int, int]]:
-        """Per-path sums computed by the database (GROUP BY path): a day of traffic costs
-        one query, not a million rows in Python."""
-        return sql_queries.path_totals(self.engine, task, since, until)
+        """Per-path sums from the hourly rollups: a week of traffic is a few thousand rollup
+        rows, not a million outcome rows."""
+        return rollup_reads.path_totals(self.engine, task, since, until)
 
     def attempt_rows(self, task: str, since: float, until: float | None = None) -> list[AttemptRow]:
         return sql_queries.attempt_rows(self.engine, task, since, until)
+
+    def series(
+        self, task: str, since: float, until: float | None = None, bucket_s: float | None = None
+    ) -> SeriesCounts | None:
+        """From the hourly rollups when the buckets are whole hours, else from the rows."""
+        return rollup_reads.series(
+            self.engine,
+            task,
+            since,
+            until,
+            bucket_s,
+            lambda: bucket_rows(self.attempt_rows(task, since, until), bucket_s),
+        )
 
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         c = outcomes.c
@@ -675,6 +687,8 @@ def _check_schema(conn: sa.Connection) -> None:
     """
     inspector = sa.inspect(conn)
     missing = []
+    if inspector.has_table(outcomes.name) and not inspector.has_table(rollups_table.name):
+        missing.append(f"table {rollups_table.name}")
     for table in (path_stats, outcomes, pending):
         if not inspector.has_table(table.name):
             continue
