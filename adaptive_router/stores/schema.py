@@ -71,6 +71,11 @@ outcomes = sa.Table(
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
     # The attempts other than a request's first: how reads find the few requests whose rows do
     # not add up row by row (fallbacks), without scanning the window. Migration 0006.
+    # Latency percentiles need every latency of the window: this index holds them in path
+    # and time order, so a window's latencies are read from it alone. Migration 0006.
+    sa.Index(
+        "ix_outcomes_task_path_latency", "task", "path", "created_at", "latency_ms", "context"
+    ),
     sa.Index(
         "ix_outcomes_task_fallback",
         "task",

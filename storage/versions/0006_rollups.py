@@ -10,7 +10,8 @@ first and later attempts, retries, tokens, cost, scores) and the earliest start.
 adds every new outcome to it in the outcome's own transaction; this migration fills it from
 the existing rows, so reads over old windows stay exact. Also adds the partial index
 ``ix_outcomes_task_fallback`` (rows whose ``attempt`` is not 1), through which reads find
-the requests with several attempts.
+the requests with several attempts, and ``ix_outcomes_task_path_latency``, from which a
+window's latencies are read for exact percentiles.
 """
 
 from __future__ import annotations
@@ -76,10 +77,16 @@ def upgrade() -> None:
         sqlite_where=sa.text("attempt <> 1"),
         postgresql_where=sa.text("attempt <> 1"),
     )
+    op.create_index(
+        "ix_outcomes_task_path_latency",
+        "outcomes",
+        ["task", "path", "created_at", "latency_ms", "context"],
+    )
     op.execute(backfill_sql(op.get_bind().dialect.name))
 
 
 def downgrade() -> None:
     """Drop them (the outcome rows are untouched)."""
+    op.drop_index("ix_outcomes_task_path_latency", table_name="outcomes")
     op.drop_index("ix_outcomes_task_fallback", table_name="outcomes")
     op.drop_table("outcome_rollups")
