@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +30,8 @@ from adaptive_router.policy import Policy, decay_factor
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -294,3 +298,19 @@ def posteriors_from_states(
         )
         for (name, s, f, succ, fail, ref), (cost, latency) in zip(rows, means, strict=True)
     ]
+
+
+def stored_half_life(states: dict[str, PathState]) -> float | None:
+    """The half-life the task's rows were learned with (routers of a task share one).
+
+    Should rows disagree (routers misconfigured at different times), the most common
+    value among paths with evidence is used and a warning logged.
+    """
+    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
+        st.half_life_s for st in states.values()
+    )
+    if not values:
+        return None
+    if len(values) > 1:
+        logger.warning("paths of one task were learned with different half-lives: %s", dict(values))
+    return values.most_common(1)[0][0]
