@@ -19,7 +19,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
-from benchmarks import hotpath, memory, metering, overhead, peers, queries, simulator, throughput
+from benchmarks import (
+    dashboard,
+    hotpath,
+    memory,
+    metering,
+    overhead,
+    peers,
+    queries,
+    simulator,
+    throughput,
+)
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
@@ -28,6 +38,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "metering": metering.run,
     "throughput": throughput.run,
     "queries": queries.run,
+    "dashboard": dashboard.run,
     "memory": memory.run,
     "peers": peers.run,
     "simulator": simulator.run,
