@@ -18,8 +18,8 @@ from typing import Any
 from adaptive_router.outcomes import PathWindowStats, Posterior
 from adaptive_router.reports.costs import CostReport, cost_report
 from adaptive_router.reports.timeseries import TimeSeries, time_series
-from adaptive_router.router import posteriors_from_states, stored_half_life
 from adaptive_router.stores.base import Store
+from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
 
 __all__ = ["Summary", "summary"]
 

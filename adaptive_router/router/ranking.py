@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,8 +28,7 @@ from adaptive_router.policy import Policy, decay_factor
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
-
-logger = logging.getLogger(__name__)
+from adaptive_router.stores.evidence import posteriors_from_states
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -256,61 +253,3 @@ class Ranking:
                     f"half_life={stored} s but this router has {self.half_life} s; every router "
                     "of a task must use the same half_life (or use a new task name)"
                 )
-
-
-def posteriors_from_states(
-    states: dict[str, PathState],
-    names: Sequence[str],
-    prior: tuple[float, float],
-    half_life: float | None,
-    now: float,
-) -> list[Posterior]:
-    """Posteriors of ``names`` from stored evidence, decayed to ``now``.
-
-    Shared by :meth:`Router.posteriors` and the CLI (which reads a store without a Router).
-    """
-    rows: list[tuple[str, float, float, int, int, float | None]] = []
-    means: list[tuple[float | None, float | None]] = []
-    for name in names:
-        st = states.get(name)
-        if st is None:
-            rows.append((name, 0.0, 0.0, 0, 0, None))
-            means.append((None, None))
-            continue
-        means.append((st.mean_cost_usd, st.mean_latency_ms))
-        k = decay_factor(now - st.ref_time, half_life)
-        rows.append(
-            (name, st.success_w * k, st.failure_w * k, st.successes, st.failures, st.ref_time)
-        )
-    total = sum(s + f for _, s, f, *_ in rows)
-    return [
-        Posterior(
-            path=name,
-            alpha=prior[0] + s,
-            beta=prior[1] + f,
-            n=succ + fail,
-            successes=succ,
-            failures=fail,
-            traffic_share=(s + f) / total if total else 0.0,
-            updated_at=ref,
-            expected_cost_usd=cost,
-            expected_latency_ms=latency,
-        )
-        for (name, s, f, succ, fail, ref), (cost, latency) in zip(rows, means, strict=True)
-    ]
-
-
-def stored_half_life(states: dict[str, PathState]) -> float | None:
-    """The half-life the task's rows were learned with (routers of a task share one).
-
-    Should rows disagree (routers misconfigured at different times), the most common
-    value among paths with evidence is used and a warning logged.
-    """
-    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
-        st.half_life_s for st in states.values()
-    )
-    if not values:
-        return None
-    if len(values) > 1:
-        logger.warning("paths of one task were learned with different half-lives: %s", dict(values))
-    return values.most_common(1)[0][0]
