@@ -167,8 +167,7 @@ def measure(url: str, label: str, quick: bool) -> list[Result]:
                     "—",
                     f"p50 {fmt_us(pct_us(slow_t, 50))}",
                     None,
-                    f"{pct_us(slow_t, 50) / p50:.1f}× the rollup reads "
-                    f"({len(slow_t)} runs)",
+                    f"{pct_us(slow_t, 50) / p50:.1f}× the rollup reads ({len(slow_t)} runs)",
                 )
             )
     finally:
