@@ -9,6 +9,7 @@ windows: aligned and not to the hour, open-ended, shorter than an hour.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from typing import Any
@@ -210,5 +211,9 @@ def test_summary_is_the_stores_and_reports_numbers(sql_url: str) -> None:
         data = s.to_dict()
         assert data["task"] == "t" and data["costs"]["requests"] == s.costs.requests
         assert [p["path"] for p in data["stats"]] == ["a", "b", "c"]
+        assert json.loads(json.dumps(data, allow_nan=False)) == data  # NaN became None
+        assert set(data["context_posteriors"]) == {"eu", "us"}
+        with pytest.raises(ValueError, match="until must be later than since"):
+            summary(store, "t", since, since)
     finally:
         store.close()
