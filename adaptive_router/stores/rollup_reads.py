@@ -16,7 +16,6 @@ differ from one in the last bits; counts are identical.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,17 +29,13 @@ from adaptive_router.stores.rollups import SUMS, hour_of, increments
 from adaptive_router.stores.schema import ROLLUP_S, outcomes, rollups
 from adaptive_router.stores.series import (
     SeriesCounts,
-    add_attempt,
     empty_counts,
     layout,
-    request_start,
 )
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 _FLOATS = frozenset({"cost_usd", "score_sum"})
 _VALUES = (*SUMS, "min_start")
-#: Request ids per ``IN (...)`` list when reading multi-row requests.
-_ID_CHUNK = 500
 #: Rows per step when searching the window's last request start.
 _TAIL_STEP = 256
 
@@ -66,7 +61,11 @@ class Window:
 
 
 def _in_window(w: Window) -> list[Any]:
-    c = outcomes.c
+    return _in_window_of(outcomes, w)
+
+
+def _in_window_of(table: Any, w: Window) -> list[Any]:
+    c = table.c
     where = [c.created_at >= w.since]
     if w.until is not None:
         where.append(c.created_at < w.until)
@@ -131,25 +130,47 @@ def _edge_rows(conn: sa.Connection, task: str, w: Window, context: str | None) -
     return [_outcome(r) for r in conn.execute(q)]
 
 
-def _multi_rows(conn: sa.Connection, task: str, w: Window) -> list[Outcome]:
-    """The window's rows of requests with more than one row in it."""
+def _marked(task: str, w: Window) -> Any:
+    """Ids of the requests with a row in the window whose ``attempt`` is not 1: every
+    request with more than one row in the window is among them."""
     c = outcomes.c
     # Literal, so SQLite can see that the partial index ix_outcomes_task_fallback applies.
-    marked = (
-        sa.select(c.request_id)
-        .distinct()
-        .where(c.task == task, *_in_window(w), sa.text("outcomes.attempt <> 1"))
+    return sa.select(c.request_id).where(
+        c.task == task, *_in_window(w), sa.text("outcomes.attempt <> 1")
     )
-    ids = [str(r[0]) for r in conn.execute(marked)]
-    rows: list[Outcome] = []
-    for i in range(0, len(ids), _ID_CHUNK):
-        q = sa.select(*_RAW).where(
-            c.request_id.in_(ids[i : i + _ID_CHUNK]), c.task == task, *_in_window(w)
-        )
-        rows += [_outcome(r) for r in conn.execute(q)]
-    # A request marked by a row outside the window's other rows may have only that row.
-    per_id = Counter(o.request_id for o in rows)
-    return [o for o in rows if per_id[o.request_id] > 1]
+
+
+def _inside(table: Any, task: str, w: Window) -> Any:
+    """The window as a condition for CASE, not WHERE: with only ``request_id IN (...)``
+    in the WHERE clause, planners use the unique (request_id, attempt) index rather than
+    scanning the whole window."""
+    t = table.c
+    cond = [t.task == task, t.created_at >= w.since]
+    if w.until is not None:
+        cond.append(t.created_at < w.until)
+    return sa.and_(*cond)
+
+
+def _start(table: Any) -> Any:
+    """SQL twin of :func:`request_start` (the same floating-point operations)."""
+    return table.c.created_at - sa.func.coalesce(table.c.latency_ms, 0.0) / 1000.0
+
+
+def _floor_hour(expr: Any, dialect: str) -> Any:
+    q = expr / ROLLUP_S
+    if dialect == "postgresql":
+        return sa.func.floor(q) * ROLLUP_S
+    # SQLite may lack floor(): CAST truncates toward zero, so step down below 0.
+    whole = sa.cast(q, sa.Integer)
+    return (whole - sa.case((q < whole, 1), else_=0)) * ROLLUP_S
+
+
+def _count_if(cond: Any) -> Any:
+    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+
+def _distinct_if(cond: Any) -> Any:
+    return sa.func.count(sa.distinct(sa.case((cond, outcomes.c.request_id))))
 
 
 def _sums(
@@ -312,31 +333,37 @@ def path_totals(
         conn = _read(base)
         edges = _edge_rows(conn, task, w, None)
         groups = _sums(conn, task, w, None, ("path", "success", "error_kind"), edges)
-        multi = _multi_rows(conn, task, w)
+        c = outcomes.c
+        inside = _inside(outcomes, task, w)
+        picked = c.request_id.in_(_marked(task, w).scalar_subquery())
+        by_path = conn.execute(
+            sa.select(c.path, _count_if(inside), _distinct_if(inside))
+            .where(picked)
+            .group_by(c.path)
+        ).all()
+        fix = conn.execute(
+            sa.select(
+                _count_if(inside),
+                _distinct_if(inside),
+                _count_if(sa.and_(inside, c.success)),
+                _distinct_if(sa.and_(inside, c.success)),
+                _count_if(sa.and_(inside, c.attempt > 1)),
+                _distinct_if(sa.and_(inside, c.attempt > 1)),
+            ).where(picked)
+        ).one()
     per_path: dict[str, list[tuple[bool, str, dict[str, Any]]]] = {}
     for (path, success, kind), v in groups.items():
         per_path.setdefault(path, []).append((success, kind, v))
-    # Row by row, each row is a request of its own; the multi-row requests are corrected.
+    # Row by row, each row is a request of its own; requests with several rows in the
+    # window are corrected: their rows counted as requests are replaced by their count.
     path_requests = {p: sum(v["attempts"] for _, _, v in parts) for p, parts in per_path.items()}
-    requests = sum(path_requests.values())
+    for path, n_rows, n_requests in by_path:
+        if path in path_requests:
+            path_requests[path] += int(n_requests) - int(n_rows)
+    requests = sum(v["attempts"] for v in groups.values()) + int(fix[1]) - int(fix[0])
     succeeded = sum(v["attempts"] for (_, s, _), v in groups.items() if s)
-    fell_back = sum(v["later_attempts"] for v in groups.values())
-    ids_by_path: dict[str, set[str]] = {}
-    ok_ids: set[str] = set()
-    for o in multi:
-        path_requests[o.path] -= 1
-        requests -= 1
-        succeeded -= bool(o.success)
-        fell_back -= o.attempt > 1
-        ids_by_path.setdefault(o.path, set()).add(o.request_id)
-        if o.success:
-            ok_ids.add(o.request_id)
-    for path, ids in ids_by_path.items():
-        path_requests[path] += len(ids)
-    multi_ids = {o.request_id for o in multi}
-    requests += len(multi_ids)
-    succeeded += len(ok_ids)
-    fell_back += len({o.request_id for o in multi if o.attempt > 1})
+    succeeded += int(fix[3]) - int(fix[2])
+    fell_back = sum(v["later_attempts"] for v in groups.values()) + int(fix[5]) - int(fix[4])
     rows = []
     for path in sorted(per_path):
         parts = per_path[path]
@@ -382,16 +409,12 @@ def series(
         groups = _sums(conn, task, w, None, ("path", "start_hour", "success"), edges)
         if not groups:
             return None
-        multi = _multi_rows(conn, task, w)
-        starts: dict[str, float] = {}
-        for o in multi:
-            began = request_start(o.created_at, o.latency_ms)
-            if began < starts.get(o.request_id, math.inf):
-                starts[o.request_id] = began
         t0 = min(v["min_start"] for v in groups.values())
-        t1 = _last_start(conn, task, w, starts)
-    width, base_t, n = layout(t0, t1, bucket_s)
+        t1 = _last_start(conn, task, w)
+        width, base_t, n = layout(t0, t1, bucket_s)
+        moves = [] if width % ROLLUP_S else _moves(conn, task, w)
     if width % ROLLUP_S:
+        # After this connection is closed: SQLite serialises transactions.
         return from_rows()
     c = empty_counts(width, base_t, n, (k[0] for k in groups))
     for (path, start_hour, success), v in groups.items():
@@ -403,32 +426,92 @@ def series(
         c.spend[path][i] += v["cost_usd"]
         c.priced[path][i] += v["cost_known"]
         c.unknown += v["attempts"] - v["cost_known"]
-    for o in multi:
-        own = request_start(o.created_at, o.latency_ms)
-        add_attempt(c, o.path, own, o.attempt, o.success, o.cost_usd, sign=-1)
-        add_attempt(c, o.path, starts[o.request_id], o.attempt, o.success, o.cost_usd)
+    # Attempts of requests that started in an earlier bucket than they did move there.
+    for path, own, began, first, success, attempts, cost, priced in moves:
+        i = min(int((own - base_t) // width), n - 1)
+        j = min(int((began - base_t) // width), n - 1)
+        if i == j:
+            continue
+        for k, sign in ((i, -1), (j, 1)):
+            c.tried[path][k] += sign * attempts
+            c.won[path][k] += sign * attempts if success else 0
+            c.first[path][k] += sign * attempts if first else 0
+            c.requests[k] += sign * attempts if first else 0
+            c.spend[path][k] += sign * cost
+            c.priced[path][k] += sign * priced
     return c
 
 
-def _last_start(conn: sa.Connection, task: str, w: Window, multi: dict[str, float]) -> float:
-    """The latest request start in the window: rows newest first until their finish time
-    is before the best start found (an attempt starts before it finishes)."""
+def _moves(conn: sa.Connection, task: str, w: Window) -> list[tuple[Any, ...]]:
+    """Attempts of multi-row requests whose own start hour is not their request's start
+    hour, summed per (path, own hour, request's hour, first attempt, success)."""
+    dialect = conn.dialect.name
+    o = outcomes.alias("o")
+    marked = _marked(task, w).scalar_subquery()
+    starts = (
+        sa.select(
+            o.c.request_id,
+            sa.func.min(sa.case((_inside(o, task, w), _start(o)))).label("began"),
+        )
+        .where(o.c.request_id.in_(marked))
+        .group_by(o.c.request_id)
+        .subquery()
+    )
     c = outcomes.c
-    best = max(multi.values(), default=-math.inf)
+    own = _floor_hour(_start(outcomes), dialect)
+    began = _floor_hour(starts.c.began, dialect)
+    first = c.attempt == 1
+    # One object in SELECT and GROUP BY: PostgreSQL matches them by their parameters.
+    inside = _inside(outcomes, task, w)
     q = (
-        sa.select(c.created_at, c.latency_ms, c.request_id)
+        sa.select(
+            c.path,
+            own,
+            began,
+            first,
+            c.success,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0),
+            sa.func.count(c.cost_usd),
+            inside,
+        )
+        .join(starts, starts.c.request_id == c.request_id)
+        .where(c.request_id.in_(marked))
+        .group_by(c.path, own, began, first, c.success, inside)
+    )
+    return [
+        (str(r[0]), float(r[1]), float(r[2]), bool(r[3]), bool(r[4]), int(r[5]), float(r[6]),
+         int(r[7]))
+        for r in conn.execute(q)
+        if r[8] and r[1] != r[2]
+    ]  # fmt: skip
+
+
+def _last_start(conn: sa.Connection, task: str, w: Window) -> float:
+    """The latest request start in the window: rows newest first, each with its request's
+    start (the earliest of its rows in the window), until their finish time is before the
+    best start found (an attempt starts before it finishes)."""
+    c = outcomes.c
+    o = outcomes.alias("o")
+    began = (
+        sa.select(sa.func.min(_start(o)))
+        .where(o.c.request_id == c.request_id, *_in_window_of(o, w))
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(c.created_at, began)
         .where(c.task == task, *_in_window(w))
         .order_by(c.created_at.desc())
         .limit(_TAIL_STEP)
     )
+    best = -math.inf
     offset = 0
     while True:
         rows = conn.execute(q.offset(offset)).all()
-        for created, latency, rid in rows:
+        for created, start in rows:
             if created < best:
                 return best
-            s = multi[rid] if rid in multi else request_start(created, latency)
-            best = max(best, s)
+            best = max(best, float(start))
         if len(rows) < _TAIL_STEP:
             return best
         offset += _TAIL_STEP
