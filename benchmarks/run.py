@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
 from benchmarks import (
+    dashboard,
     decisions,
     hotpath,
     memory,
@@ -41,6 +42,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "throughput": throughput.run,
     "decisions": decisions.run,
     "queries": queries.run,
+    "dashboard": dashboard.run,
     "memory": memory.run,
     "peers": peers.run,
     "simulator": simulator.run,

@@ -11,11 +11,14 @@ from collections import Counter
 from pathlib import Path as FsPath
 
 import pytest
+import sqlalchemy as sa
 
 from adaptive_router import SQLStore
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import decay_factor
-from adaptive_router.stores.base import PathState
+from adaptive_router.stores.base import PathState, totals_from_outcomes
+from adaptive_router.stores.rollups import backfill_sql
+from adaptive_router.stores.schema import rollups
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
 
@@ -72,6 +75,7 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
             # The task level ("") folds every outcome; a context only its own.
             mine = [o for o in rows if o.path == name and ctx in ("", o.context)]
             _assert_replayed(name, st, mine)
+    assert_rollups_exact(sql_url, task, rows)
 
 
 def _assert_replayed(name: str, st: PathState, mine: list[Outcome]) -> None:
@@ -99,6 +103,34 @@ def _assert_replayed(name: str, st: PathState, mine: list[Outcome]) -> None:
     assert st.latency_sum == pytest.approx(l_sum, rel=1e-9, abs=1e-12)
     assert st.latency_weight == pytest.approx(l_w, rel=1e-9, abs=1e-12)
     assert st.cost_weight > 0 and st.mean_cost_usd == pytest.approx(c_sum / c_w)
+
+
+def assert_rollups_exact(url: str, task: str, rows: list[Outcome]) -> None:
+    """Four writers' concurrent rollup upserts lost nothing: the rollups equal a backfill
+    from the outcome rows, and the reads from them equal the row-by-row sums."""
+    store = SQLStore(url)
+    try:
+        with store.engine.connect() as conn:
+            kept = sorted(tuple(r) for r in conn.execute(sa.select(rollups)))
+        with store.engine.begin() as conn:
+            conn.execute(rollups.delete())
+            conn.exec_driver_sql(backfill_sql(store.dialect))
+        with store.engine.connect() as conn:
+            again = sorted(tuple(r) for r in conn.execute(sa.select(rollups)))
+        since = min(o.created_at for o in rows) - 1.0
+        totals = store.path_totals(task, since)
+    finally:
+        store.close()
+    assert [r[:7] for r in kept] == [r[:7] for r in again]  # the same keys
+    for a, b in zip(kept, again, strict=True):
+        # Counts exactly (far below 1e9), float sums to the last bits of their order.
+        assert a[7:] == pytest.approx(b[7:], rel=1e-12), a[:7]
+    want = totals_from_outcomes(rows, None)
+    for got, ref in zip(sorted(totals[0]), sorted(want[0]), strict=True):
+        assert got._replace(cost=None) == ref._replace(cost=None)
+        assert got.cost == pytest.approx(ref.cost, rel=1e-9)
+    assert totals[1] == want[1]
+    assert want[1][2] > 0  # fallbacks happened: multi-row requests were corrected
 
 
 def test_report_from_another_process(sql_url: str) -> None:

@@ -18,6 +18,7 @@ from adaptive_router import AllPathsFailed, Path, Router, capture
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.stores import open_store
+from adaptive_router.stores.base import totals_from_outcomes
 from adaptive_router.testing import FakeProvider, delay, reply
 
 GPT = "gpt-4o"
@@ -154,6 +155,13 @@ def test_update_usage_rewrites_one_row_in_every_store(store_url: str) -> None:
         assert (a.cache_read_tokens, a.cache_write_tokens, a.kind) == (10, 0, "timeout")
         b = rows[("r1", 2)]
         assert (b.input_tokens, b.output_tokens, b.cost_usd, b.model) == (3, 1, None, None)
+        # Reports see the rewritten usage (the SQL store reads its hourly rollups here:
+        # the window covers whole hours, so the rollups moved by the difference).
+        (totals,), requests = store.path_totals("t", 0.0)
+        assert totals == totals_from_outcomes(list(rows.values()), None)[0][0]
+        assert (totals.input_tokens, totals.output_tokens, totals.cost) == (43, 5, 0.5)
+        assert (totals.cache_read_tokens, totals.cache_write_tokens) == (10, 0)
+        assert requests == (1, 1, 1)
     finally:
         store.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from adaptive_router import AllPathsFailed, Path, Router, SQLStore
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.migrations import (
     alembic_config,
     current_revision,
@@ -24,6 +26,8 @@ from adaptive_router.migrations import (
     storage_dir,
     upgrade,
 )
+from adaptive_router.stores import schema
+from adaptive_router.stores.base import Store, totals_from_outcomes
 from adaptive_router.stores.schema import HEAD_REVISION, metadata
 from adaptive_router.stores.sql import create_engine
 
@@ -138,6 +142,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
     assert _reflect(migrated) == _reflect(created)
     assert set(_reflect(migrated)) == {
         "alembic_version",
+        "outcome_rollups",
         "outcomes",
         "path_stats",
         "pending_decisions",
@@ -243,12 +248,89 @@ def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> 
 
 
 def test_health_upgrade_skips_a_table_a_newer_store_created(new_url: Callable[[], str]) -> None:
-    """A database at the revision before 0007 opened by this version's store gets
-    router_health from the store's create_all; the 0007 upgrade then finds it and only
-    moves the revision."""
+    """A database at the revision before 0007 that a store of a version with router_health
+    (but before the rollups) opened has the table from that store's create_all; the 0007
+    upgrade finds it and only moves the revision, and 0008 follows."""
     url = new_url()
     upgrade(url, revision="0006_propensity")
-    SQLStore(url).close()  # create_all adds router_health, the stamp stays at 0006
+    engine = create_engine(url)
+    try:
+        metadata.tables["router_health"].create(engine)  # that store's create_all
+    finally:
+        engine.dispose()
     assert current_revision(url) == "0006_propensity"
-    assert upgrade(url).after == "0007_health"
+    assert upgrade(url, revision="0007_health").after == "0007_health"
+    assert upgrade(url).after == HEAD_REVISION
     assert _diff(url) == []
+
+
+def _old_rows(n_requests: int) -> list[dict[str, Any]]:
+    """Outcome rows as a database at 0004 holds them: fallbacks, unknown latencies, costs."""
+    rng = random.Random(6)
+    rows = []
+    for i in range(n_requests):
+        t = 1_700_000_000.0 + rng.random() * 5 * 86_400.0
+        paths = rng.sample(["a", "b", "c"], k=rng.choice([1, 1, 2, 3]))
+        for k, path in enumerate(paths, start=1):
+            ok = k == len(paths) and rng.random() < 0.7
+            latency = None if rng.random() < 0.1 else rng.uniform(50.0, 9000.0)
+            t += (latency or 0.0) / 1000.0
+            rows.append(
+                {
+                    "request_id": f"r{i}",
+                    "attempt": k,
+                    "task": "t",
+                    "path": path,
+                    "success": ok,
+                    "error_kind": None if ok else rng.choice(["timeout", "server_error"]),
+                    "latency_ms": latency,
+                    "input_tokens": rng.choice([None, 120]),
+                    "output_tokens": rng.choice([None, 30]),
+                    "cost_usd": rng.choice([None, 0.002, 0.0]),
+                    "retries": rng.choice([0, 1]),
+                    "created_at": t,
+                    "score": rng.choice([None, 0.5]),
+                    "context": rng.choice(["", "eu"]),
+                }
+            )
+            t += rng.random()
+    return rows
+
+
+def test_0006_backfills_the_rollups_from_existing_outcomes(new_url: Callable[[], str]) -> None:
+    """A database at 0004 with outcomes is refused until migrated; after 0008 the reads
+    from the backfilled rollups equal the row-by-row sums."""
+    url = new_url()
+    upgrade(url, revision="0004_cost_latency")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(schema.outcomes.insert(), _old_rows(400))
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigurationError, match=r"outcome_rollups.*db upgrade"):
+        SQLStore(url)
+    assert upgrade(url).after == HEAD_REVISION
+    store = SQLStore(url)
+    try:
+        rows = store.outcomes("t")
+        since, until = rows[0].created_at + 5_000.5, rows[-1].created_at - 7_000.25
+        got, (requests, succeeded, fell_back) = store.path_totals("t", since, until)
+        want = totals_from_outcomes(store.outcomes("t", since), until)
+        assert (requests, succeeded, fell_back) == want[1]
+        assert fell_back > 0
+        for g, w in zip(sorted(got), sorted(want[0]), strict=True):
+            assert g._replace(cost=None) == w._replace(cost=None)
+            assert g.cost == pytest.approx(w.cost, rel=1e-9)
+        fast, slow = store.series("t", since, until), Store.series(store, "t", since, until)
+        assert fast is not None and slow is not None and fast.width % 3600 == 0  # rollups
+        assert (fast.base, fast.n, fast.requests, fast.tried, fast.won, fast.priced) == (
+            slow.base, slow.n, slow.requests, slow.tried, slow.won, slow.priced
+        )  # fmt: skip
+        for p in fast.paths:
+            assert fast.spend[p] == pytest.approx(slow.spend[p], rel=1e-9, abs=1e-12)
+        stats = {s.path: s for s in store.window_stats("t", since, until)}
+        assert sum(s.attempts for s in stats.values()) == sum(w.attempts for w in want[0])
+        assert {p: s.first_attempts for p, s in stats.items()} == {w.path: w.first for w in want[0]}
+    finally:
+        store.close()

@@ -23,8 +23,8 @@ from adaptive_router.cli.posteriors import (
     posterior_dict,
     read_posteriors,
     stats_dict,
-    stored_half_life,
 )
+from adaptive_router.router import stored_half_life
 
 __all__ = [
     "ENV_DB",

@@ -6,9 +6,7 @@ Every number comes from the library (the store, ``posteriors_from_states``,
 
 from __future__ import annotations
 
-import logging
 import time
-from collections import Counter
 from typing import Annotated, Any
 
 import typer
@@ -36,27 +34,8 @@ from adaptive_router.cli.common import (
     utc_time,
 )
 from adaptive_router.outcomes import PathWindowStats, Posterior
-from adaptive_router.router import posteriors_from_states
+from adaptive_router.router import posteriors_from_states, stored_half_life
 from adaptive_router.stores import SQLStore
-from adaptive_router.stores.base import PathState
-
-logger = logging.getLogger(__name__)
-
-
-def stored_half_life(states: dict[str, PathState]) -> float | None:
-    """The half-life the task's rows were learned with (routers of a task share one).
-
-    Should rows disagree (routers misconfigured at different times), the most common
-    value among paths with evidence is used and a warning logged.
-    """
-    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
-        st.half_life_s for st in states.values()
-    )
-    if not values:
-        return None
-    if len(values) > 1:
-        logger.warning("paths of one task were learned with different half-lives: %s", dict(values))
-    return values.most_common(1)[0][0]
 
 
 def read_posteriors(

@@ -1,23 +1,21 @@
 """The numbers the dashboard shows, read through the Store contract and the library's
-own reports, never SQL of its own: the stats are ``Store.window_stats`` (what
-``Router.stats()`` returns), the spend ``reports.cost_report`` (``Router.costs()``), the
-posteriors ``posteriors_from_states`` (``Router.posteriors()``), the series
-``reports.time_series``; the fleet's breakers and alerts are the routers' heartbeats."""
+own reports, never SQL of its own: one :func:`adaptive_router.reports.summary` (the stats
+of ``Router.stats()``, the spend of ``Router.costs()``, the posteriors of
+``Router.posteriors()`` and the time series, from the SQL store's hourly rollups) shaped
+as JSON; the fleet's breakers and alerts are the routers' heartbeats."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from adaptive_router.outcomes import PathWindowStats, Posterior
-from adaptive_router.reports import cost_report, time_series
-from adaptive_router.router import posteriors_from_states
-from adaptive_router.stores.base import HealthSnapshot, PathState, Store
+from adaptive_router.reports.summary import summary as task_summary
+from adaptive_router.stores.base import HealthSnapshot, Store
 
 __all__ = [
     "STALE_AFTER_S",
@@ -149,14 +147,6 @@ def posterior_dict(p: Posterior) -> dict[str, Any]:
     }
 
 
-def _half_life(states: dict[str, PathState]) -> float | None:
-    """The half-life the task was learned with: the most common among paths with data."""
-    values = Counter(st.half_life_s for st in states.values() if st.n) or Counter(
-        st.half_life_s for st in states.values()
-    )
-    return values.most_common(1)[0][0] if values else None
-
-
 def health_dict(h: HealthSnapshot, now: float) -> dict[str, Any]:
     """A heartbeat row with its age and whether it is stale."""
     age = max(0.0, now - h.updated_at)
@@ -186,22 +176,8 @@ def summary(
     known = store.tasks()
     if task not in known:
         raise UnknownTaskError(task, known)
-    at = window.end
-    by_context = store.load_contexts(task)
-    states = by_context.get("", {})
-    half_life = _half_life(states)
-    posteriors = posteriors_from_states(states, sorted(states), prior, half_life, at)
-    contexts = {
-        ctx: [
-            posterior_dict(p)
-            for p in posteriors_from_states(own, sorted(own), prior, half_life, at)
-        ]
-        for ctx, own in sorted(by_context.items())
-        if ctx
-    }
-    stats = store.window_stats(task, window.since, window.until)
-    costs = cost_report(store, task, window.since, window.until)
-    ts = time_series(store, task, window.since, window.until)
+    found = task_summary(store, task, window.since, window.until, now=window.end, prior=prior)
+    ts = found.series
     try:
         beats = store.health(task)
     except NotImplementedError:
@@ -216,12 +192,14 @@ def summary(
         "since": window.since,
         "until": window.until,
         "now": window.now,
-        "half_life_s": half_life,
+        "half_life_s": found.half_life,
         "prior": list(prior),
-        "stats": [stats_dict(s) for s in sorted(stats, key=lambda s: s.path)],
-        "costs": costs.to_dict(),
-        "posteriors": [posterior_dict(p) for p in posteriors],
-        "contexts": contexts,
+        "stats": [stats_dict(s) for s in sorted(found.stats, key=lambda s: s.path)],
+        "costs": found.costs.to_dict(),
+        "posteriors": [posterior_dict(p) for p in found.posteriors],
+        "contexts": {
+            ctx: [posterior_dict(p) for p in ps] for ctx, ps in found.context_posteriors.items()
+        },
         "series": {
             "bucket_s": ts.bucket_s,
             "starts": list(ts.starts),

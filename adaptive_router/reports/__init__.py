@@ -1,6 +1,6 @@
 """Read-only views of the recorded outcomes, through the Store contract: spend reports
 (:mod:`.costs`), pre-launch cost estimates (:mod:`.estimate`), time series and plots
-(:mod:`.timeseries`)."""
+(:mod:`.timeseries`), and a dashboard's whole data request (:mod:`.summary`)."""
 
 from adaptive_router.reports.costs import CostReport, PathCost, cost_report, cost_reports
 from adaptive_router.reports.estimate import (
@@ -9,6 +9,7 @@ from adaptive_router.reports.estimate import (
     PathSpec,
     estimate_cost_per_1000,
 )
+from adaptive_router.reports.summary import Summary, summary
 from adaptive_router.reports.timeseries import (
     PlotUnavailableError,
     TimeSeries,
@@ -23,10 +24,12 @@ __all__ = [
     "PathEstimate",
     "PathSpec",
     "PlotUnavailableError",
+    "Summary",
     "TimeSeries",
     "cost_report",
     "cost_reports",
     "estimate_cost_per_1000",
     "plot_report",
+    "summary",
     "time_series",
 ]

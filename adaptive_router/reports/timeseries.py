@@ -11,45 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
-from adaptive_router.stores.base import AttemptRow, Store
+from adaptive_router.stores.base import Store
 
 __all__ = ["PlotUnavailableError", "TimeSeries", "plot_report", "time_series"]
 
 
 class PlotUnavailableError(RuntimeError):
     """Plotting was asked for without matplotlib (the ``plot`` extra) installed."""
-
-
-#: Bucket widths a plot may use (seconds): the smallest giving at most MAX_BUCKETS buckets.
-_NICE_WIDTHS = (
-    *(1, 5, 10, 15, 30),
-    *(60 * m for m in (1, 2, 5, 10, 15, 30)),
-    *(3600 * h for h in (1, 2, 3, 6, 12, 24)),
-    7 * 86400,
-)
-MAX_BUCKETS = 60
-
-
-def _request_starts(rows: list[AttemptRow]) -> dict[str, float]:
-    """When each request started: its earliest attempt's finish time minus its latency.
-
-    Outcomes are stamped when an attempt finishes; bucketing by that would move a slow,
-    retrying attempt into a later bucket than the request it belongs to (a path whose
-    breaker opened would seem to keep its traffic while its last retries drain).
-    """
-    starts: dict[str, float] = {}
-    for r in rows:
-        began = r[4] - (r[6] or 0.0) / 1000.0
-        if began < starts.get(r[5], math.inf):
-            starts[r[5]] = began
-    return starts
-
-
-def _bucket_width(span: float) -> float:
-    for width in _NICE_WIDTHS:
-        if span / width <= MAX_BUCKETS:
-            return float(width)
-    return float(math.ceil(span / MAX_BUCKETS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,44 +55,16 @@ def time_series(
     (not the whole window), so a short burst of traffic in a long window is still drawn in
     detail.
     """
-    rows = store.attempt_rows(task, since, until)
-    if not rows:
+    c = store.series(task, since, until, bucket_s)
+    if c is None:
         return TimeSeries(task, bucket_s or 60.0, (), (), (), {}, {}, {}, {}, 0)
-    # Every attempt is counted in the bucket where its request started.
-    starts = _request_starts(rows)
-    t0 = min(starts.values())
-    t1 = max(starts.values())
-    width = float(bucket_s) if bucket_s else _bucket_width(max(t1 - t0, 1.0))
-    if not (width > 0 and math.isfinite(width)):
-        raise ValueError(f"bucket_s must be a positive number of seconds, got {bucket_s!r}")
-    # Buckets are aligned to multiples of the width, so the ticks land on round times.
-    base = math.floor(t0 / width) * width
-    n = int((t1 - base) // width) + 1
-    paths = tuple(sorted({r[0] for r in rows}))
-    first = {p: [0] * n for p in paths}
-    tried = {p: [0] * n for p in paths}
-    won = {p: [0] * n for p in paths}
-    spend = {p: [0.0] * n for p in paths}
-    priced = {p: [0] * n for p in paths}
-    requests = [0] * n
-    unknown = 0
-    for path, attempt, success, cost, _finished, request_id, _latency in rows:
-        i = min(int((starts[request_id] - base) // width), n - 1)
-        tried[path][i] += 1
-        won[path][i] += success
-        if attempt == 1:
-            first[path][i] += 1
-            requests[i] += 1
-        if cost is None:
-            unknown += 1
-        else:
-            spend[path][i] += cost
-            priced[path][i] += 1
+    n, paths, requests = c.n, c.paths, c.requests
+    first, tried, won, spend, priced = c.first, c.tried, c.won, c.spend, c.priced
     nan = math.nan
     return TimeSeries(
         task=task,
-        bucket_s=width,
-        starts=tuple(base + i * width for i in range(n)),
+        bucket_s=c.width,
+        starts=tuple(c.base + i * c.width for i in range(n)),
         paths=paths,
         requests=tuple(requests),
         first_share={
@@ -142,7 +82,7 @@ def time_series(
             )
             for p in paths
         },
-        unknown_cost_attempts=unknown,
+        unknown_cost_attempts=c.unknown,
     )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from adaptive_router.reporting import MAX_METADATA_BYTES
 from adaptive_router.router.attempts import new_request_id
 from adaptive_router.router.check import SAMPLE_ARGS, SAMPLE_KWARGS, PathCheck, as_call
-from adaptive_router.router.ranking import posteriors_from_states
 from adaptive_router.router.router import LOG_WINDOW_S, Router
 from adaptive_router.router.settings import PathSettings, default_breaker
+from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
 
 __all__ = [
     "LOG_WINDOW_S",
@@ -27,4 +27,5 @@ __all__ = [
     "default_breaker",
     "new_request_id",
     "posteriors_from_states",
+    "stored_half_life",
 ]

@@ -26,11 +26,12 @@ from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policy import FloatArray, Policy, ThompsonSampling, decay_factor
+from adaptive_router.policy import FloatArray, Policy, ThompsonSampling
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
+from adaptive_router.stores.evidence import posteriors_from_states
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -336,45 +337,3 @@ def _filled(
     # Every path measured (the steady state): nothing to fill, and no per-request
     # re-check of priors that Path already validated.
     return means  # type: ignore[return-value]  # no None left
-
-
-def posteriors_from_states(
-    states: dict[str, PathState],
-    names: Sequence[str],
-    prior: tuple[float, float],
-    half_life: float | None,
-    now: float,
-) -> list[Posterior]:
-    """Posteriors of ``names`` from stored evidence, decayed to ``now``.
-
-    Shared by :meth:`Router.posteriors` and the CLI (which reads a store without a Router).
-    """
-    rows: list[tuple[str, float, float, int, int, float | None]] = []
-    means: list[tuple[float | None, float | None]] = []
-    for name in names:
-        st = states.get(name)
-        if st is None:
-            rows.append((name, 0.0, 0.0, 0, 0, None))
-            means.append((None, None))
-            continue
-        means.append((st.mean_cost_usd, st.mean_latency_ms))
-        k = decay_factor(now - st.ref_time, half_life)
-        rows.append(
-            (name, st.success_w * k, st.failure_w * k, st.successes, st.failures, st.ref_time)
-        )
-    total = sum(s + f for _, s, f, *_ in rows)
-    return [
-        Posterior(
-            path=name,
-            alpha=prior[0] + s,
-            beta=prior[1] + f,
-            n=succ + fail,
-            successes=succ,
-            failures=fail,
-            traffic_share=(s + f) / total if total else 0.0,
-            updated_at=ref,
-            expected_cost_usd=cost,
-            expected_latency_ms=latency,
-        )
-        for (name, s, f, succ, fail, ref), (cost, latency) in zip(rows, means, strict=True)
-    ]

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
 from adaptive_router.policy import TINY, decay_factor
+from adaptive_router.stores.series import AttemptRow as AttemptRow
+from adaptive_router.stores.series import SeriesCounts, bucket_rows
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
@@ -227,6 +229,7 @@ class Store(abc.ABC):
         (the decayed cost means) is left as it was.
         """
         return False
+
     def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
         """Fill ``outcomes.propensity`` of logged first attempts, given as ``(request_id,
         attempt, propensity)``; returns the rows updated.
@@ -271,20 +274,18 @@ class Store(abc.ABC):
         """Forget a router's snapshot (it closed cleanly)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
 
+    def series(
+        self, task: str, since: float, until: float | None = None, bucket_s: float | None = None
+    ) -> SeriesCounts | None:
+        """Per-path counts per time bucket of the window's requests (None if it has none).
+
+        See :mod:`adaptive_router.stores.series`; the default buckets :meth:`attempt_rows`
+        in Python, the SQL store reads its hourly rollups where it can.
+        """
+        return bucket_rows(self.attempt_rows(task, since, until), bucket_s)
+
     def close(self) -> None:  # noqa: B027 - optional hook; stores without resources keep it
         """Release connections."""
-
-
-class AttemptRow(NamedTuple):
-    """One attempt as a time series sees it: ``created_at`` is when the attempt finished."""
-
-    path: str
-    attempt: int
-    success: bool
-    cost_usd: float | None
-    created_at: float
-    request_id: str
-    latency_ms: float | None
 
 
 class PathTotals(NamedTuple):

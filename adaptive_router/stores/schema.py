@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0007_health"
+HEAD_REVISION = "0008_rollups"
 
 metadata = sa.MetaData()
 
@@ -79,6 +79,69 @@ outcomes = sa.Table(
     sa.Column("decision", sa.Text, nullable=True),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
+    # The attempts other than a request's first: how reads find the few requests whose rows do
+    # not add up row by row (fallbacks), without scanning the window. Migration 0008.
+    # Latency percentiles need every latency of the window: this index holds them in path
+    # and time order, so a window's latencies are read from it alone. Migration 0008.
+    sa.Index(
+        "ix_outcomes_task_path_latency", "task", "path", "created_at", "latency_ms", "context"
+    ),
+    sa.Index(
+        "ix_outcomes_task_fallback",
+        "task",
+        "created_at",
+        sqlite_where=sa.text("attempt <> 1"),
+        postgresql_where=sa.text("attempt <> 1"),
+    ),
+)
+
+#: Bucket width of ``outcome_rollups`` (seconds).
+ROLLUP_S = 3600.0
+
+# Hourly sums of outcome rows, written in the same transaction as the rows themselves (only
+# rows that were new), so dashboards and reports read a week as a few thousand rows.
+# ``hour`` buckets an attempt by when it finished (``created_at``, what windows filter on),
+# ``start_hour`` by when it began (``created_at`` minus its latency, what time series bucket
+# on); ``error_kind`` is '' when there is none. Every value column is a plain sum (or the
+# minimum start), so concurrent writers' upserts commute. Migration 0008 adds and backfills it.
+rollups = sa.Table(
+    "outcome_rollups",
+    metadata,
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("context", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255), nullable=False),
+    sa.Column("hour", Time, nullable=False),
+    sa.Column("start_hour", Time, nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("error_kind", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.BigInteger, nullable=False),
+    sa.Column("first_attempts", sa.BigInteger, nullable=False),
+    sa.Column("later_attempts", sa.BigInteger, nullable=False),
+    sa.Column("retries", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("input_known", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_known", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float(precision=53), nullable=False),
+    sa.Column("cost_known", sa.BigInteger, nullable=False),
+    sa.Column("tokens_no_cost", sa.BigInteger, nullable=False),
+    sa.Column("score_sum", sa.Float(precision=53), nullable=False),
+    sa.Column("scored", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_known", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_known", sa.BigInteger, nullable=False),
+    sa.Column("min_start", Time, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "task",
+        "hour",
+        "context",
+        "path",
+        "start_hour",
+        "success",
+        "error_kind",
+        name="outcome_rollups_pkey",
+    ),
 )
 
 pending = sa.Table(

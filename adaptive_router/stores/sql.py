@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+import adaptive_router.stores.rollup_reads as rollup_reads
+import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
@@ -33,7 +36,6 @@ from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
-from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     USAGE_FIELDS,
     AttemptRow,
@@ -44,7 +46,15 @@ from adaptive_router.stores.base import (
     PendingDecision,
     Store,
 )
-from adaptive_router.stores.schema import HEAD_REVISION, metadata, outcomes, path_stats, pending
+from adaptive_router.stores.schema import (
+    HEAD_REVISION,
+    metadata,
+    outcomes,
+    path_stats,
+    pending,
+)
+from adaptive_router.stores.schema import rollups as rollups_table
+from adaptive_router.stores.series import SeriesCounts, bucket_rows
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +66,9 @@ _SMALL_BATCH = 8
 _T = TypeVar("_T")
 # Serialises first-use table creation between processes on PostgreSQL.
 _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
+#: Time series of windows up to this long (seconds) are bucketed from rows: spans under
+#: 30 hours get buckets under an hour, which hourly rollups cannot give.
+_ROWS_SERIES_S = 24 * 3600.0
 
 
 def _transient(exc: BaseException) -> bool:
@@ -233,6 +246,7 @@ class SQLStore(Store):
             f"{self._fast_insert} ON CONFLICT (request_id, attempt) DO NOTHING RETURNING attempt"
         )
         self._upserts: dict[float | None, Any] = {}
+        self._rollup_upsert = rollups.build_upsert(self._insert)
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
             wait=wait_random_exponential(multiplier=0.01, max=0.5),
@@ -273,9 +287,11 @@ class SQLStore(Store):
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
             inspector = sa.inspect(conn)
             fresh = not inspector.has_table("outcomes")
-            metadata.create_all(conn, checkfirst=True)
             if not fresh:
+                # Before create_all: it would add an empty rollup table to a database whose
+                # outcomes it does not sum, and reads would then miss those outcomes.
                 _check_schema(conn)
+            metadata.create_all(conn, checkfirst=True)
             if fresh and not inspector.has_table("alembic_version"):
                 conn.execute(
                     sa.text(
@@ -348,9 +364,12 @@ class SQLStore(Store):
     def _fold_in(
         self, conn: sa.Connection, new: Sequence[Outcome], half_life: float | None
     ) -> None:
-        """Add the evidence of newly inserted outcomes to path_stats (one upsert per key)."""
+        """Add newly inserted outcomes to the rollups and their evidence to path_stats (one
+        upsert per key)."""
         if not new:
             return
+        # The hourly rollups get exactly the same rows, in the same transaction.
+        conn.execute(self._rollup_upsert, rollups.increments(new))
         groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
         for o in new:
             for ctx in o.evidence_keys():
@@ -391,14 +410,27 @@ class SQLStore(Store):
         )
 
     def update_usage(self, outcome: Outcome) -> bool:
+        updated: bool = self._retrying(self._in_transaction, self._update_usage_in, outcome)
+        return updated
+
+    def _update_usage_in(self, conn: sa.Connection, outcome: Outcome) -> bool:
+        """Rewrite the row's usage and move its rollup sums by the difference, in one
+        transaction (the row is locked first: SQLite's BEGIN IMMEDIATE, PostgreSQL's FOR
+        UPDATE, so a concurrent rewrite cannot compute its difference from a stale row)."""
         c = outcomes.c
-        stmt = (
-            outcomes.update()
-            .where(c.request_id == outcome.request_id, c.attempt == outcome.attempt)
-            .values({name: getattr(outcome, name) for name in USAGE_FIELDS})
+        where = (c.request_id == outcome.request_id, c.attempt == outcome.attempt)
+        row = conn.execute(
+            sa.select(*rollup_reads.ROW_COLUMNS).where(*where).with_for_update()
+        ).first()
+        if row is None:
+            return False
+        old = rollup_reads.row_outcome(row)
+        usage = {name: getattr(outcome, name) for name in USAGE_FIELDS}
+        conn.execute(outcomes.update().where(*where).values(usage))
+        conn.execute(
+            self._rollup_upsert, [rollups.usage_change(old, dataclasses.replace(old, **usage))]
         )
-        updated: int = self._retrying(self._in_transaction, _rowcount, stmt)
-        return updated > 0
+        return True
 
     # -- reads ------------------------------------------------------------------
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
@@ -446,24 +478,8 @@ class SQLStore(Store):
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
-        c = outcomes.c
-        q = sa.select(
-            c.path,
-            c.attempt,
-            c.success,
-            c.error_kind,
-            c.latency_ms,
-            c.input_tokens,
-            c.output_tokens,
-            c.cost_usd,
-            c.score,
-        ).where(c.task == task, c.created_at >= since)
-        if until is not None:
-            q = q.where(c.created_at < until)
-        if context is not None:
-            q = q.where(c.context == context)
-        with self.engine.connect() as conn:
-            return aggregate(tuple(r) for r in conn.execute(q).all())
+        """From the hourly rollups plus the window's edge rows (see ``stores.rollup_reads``)."""
+        return rollup_reads.window_stats(self.engine, task, since, until, context)
 
     def tasks(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -472,12 +488,29 @@ class SQLStore(Store):
     def path_totals(
         self, task: str, since: float, until: float | None = None
     ) -> tuple[list[PathTotals], tuple[int, int, int]]:
-        """Per-path sums computed by the database (GROUP BY path): a day of traffic costs
-        one query, not a million rows in Python."""
-        return sql_queries.path_totals(self.engine, task, since, until)
+        """Per-path sums from the hourly rollups: a week of traffic is a few thousand rollup
+        rows, not a million outcome rows."""
+        return rollup_reads.path_totals(self.engine, task, since, until)
 
     def attempt_rows(self, task: str, since: float, until: float | None = None) -> list[AttemptRow]:
         return sql_queries.attempt_rows(self.engine, task, since, until)
+
+    def series(
+        self, task: str, since: float, until: float | None = None, bucket_s: float | None = None
+    ) -> SeriesCounts | None:
+        """From the hourly rollups when the buckets are whole hours, else from the rows."""
+        if bucket_s is None and until is not None and until - since <= _ROWS_SERIES_S:
+            # Such a window almost surely gets buckets under an hour, which only rows give:
+            # read them straight away rather than the rollups first (both ways are exact).
+            return bucket_rows(self.attempt_rows(task, since, until), bucket_s)
+        return rollup_reads.series(
+            self.engine,
+            task,
+            since,
+            until,
+            bucket_s,
+            lambda: bucket_rows(self.attempt_rows(task, since, until), bucket_s),
+        )
 
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         c = outcomes.c
@@ -656,10 +689,6 @@ _COLUMNS = (
 )
 
 
-def _rowcount(conn: sa.Connection, stmt: Any) -> int:
-    return int(conn.execute(stmt).rowcount)
-
-
 def _tuple(o: Outcome) -> tuple[Any, ...]:
     """An outcome as DBAPI parameters in ``_COLUMNS`` order (JSON encoded by hand, as
     SQLAlchemy's JSON type would: SQL NULL for no metadata)."""
@@ -739,6 +768,8 @@ def _check_schema(conn: sa.Connection) -> None:
     """
     inspector = sa.inspect(conn)
     missing = []
+    if inspector.has_table(outcomes.name) and not inspector.has_table(rollups_table.name):
+        missing.append(f"table {rollups_table.name}")
     for table in (path_stats, outcomes, pending):
         if not inspector.has_table(table.name):
             continue

@@ -1,0 +1,119 @@
+"""Everything a dashboard shows for one task and window, from one call: the data request.
+
+:func:`summary` reads through the Store contract only, with the same functions as
+``Router.stats()`` (``Store.window_stats``), ``Router.costs()`` (:func:`cost_report`),
+``Router.posteriors()``'s stored evidence and :func:`time_series`, so its numbers equal
+theirs for the same pinned window. On the SQL store those reads come from the hourly
+rollups (see ``adaptive_router.stores.rollup_reads``): a week of a busy task is read in
+tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.reports.costs import CostReport, cost_report
+from adaptive_router.reports.timeseries import TimeSeries, time_series
+from adaptive_router.stores.base import Store
+from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
+
+__all__ = ["Summary", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One task over ``since <= created_at < until`` (``until`` None: up to now)."""
+
+    task: str
+    since: float
+    until: float | None
+    now: float
+    stats: list[PathWindowStats]
+    """Per path: success rate, latency p50/p95, tokens, cost, error kinds."""
+    costs: CostReport
+    """Spend, cost per 1,000 requests, retries, fallback requests and attempts."""
+    series: TimeSeries
+    """Traffic share, success rate and spend per time bucket."""
+    half_life: float | None
+    posteriors: list[Posterior]
+    """Task-level posteriors decayed to ``now``."""
+    context_posteriors: dict[str, list[Posterior]]
+    """Each named context's own evidence, decayed to ``now``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data: NaN (no attempts in a bucket) and missing figures are None."""
+        return {
+            "task": self.task,
+            "since": self.since,
+            "until": self.until,
+            "now": self.now,
+            "half_life_s": self.half_life,
+            "stats": [_clean({**asdict(s), "success_rate": s.success_rate}) for s in self.stats],
+            "costs": self.costs.to_dict(),
+            "series": _clean(asdict(self.series)),
+            "posteriors": [_posterior(p) for p in self.posteriors],
+            "context_posteriors": {
+                ctx: [_posterior(p) for p in ps] for ctx, ps in self.context_posteriors.items()
+            },
+        }
+
+
+def _posterior(p: Posterior) -> dict[str, Any]:
+    lo, hi = p.interval
+    out: dict[str, Any] = _clean({**asdict(p), "mean": p.mean, "interval": [lo, hi]})
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def summary(
+    store: Store,
+    task: str,
+    since: float,
+    until: float | None = None,
+    now: float | None = None,
+    prior: tuple[float, float] = (1.0, 1.0),
+    bucket_s: float | None = None,
+) -> Summary:
+    """The dashboard's numbers for ``task`` over ``since <= created_at < until`` (epoch
+    seconds); posteriors are decayed to ``now`` (default: ``until``, else the wall clock).
+
+    Raises ``ValueError`` naming the parameter when the window is empty or inverted.
+    """
+    if not math.isfinite(since):
+        raise ValueError(f"since must be a finite epoch time in seconds, got {since!r}")
+    if until is not None and not until > since:
+        raise ValueError(f"until must be later than since ({since!r}), got {until!r}")
+    at = now if now is not None else (until if until is not None else time.time())
+    contexts = store.load_contexts(task)
+    task_states = contexts.get("", {})
+    half_life = stored_half_life(task_states)
+
+    def decayed(ctx: str) -> list[Posterior]:
+        states = contexts.get(ctx, {})
+        return posteriors_from_states(states, sorted(states), prior, half_life, at)
+
+    return Summary(
+        task=task,
+        since=since,
+        until=until,
+        now=at,
+        stats=store.window_stats(task, since, until),
+        costs=cost_report(store, task, since, until),
+        series=time_series(store, task, since, until, bucket_s),
+        half_life=half_life,
+        posteriors=decayed(""),
+        context_posteriors={ctx: decayed(ctx) for ctx in sorted(contexts) if ctx},
+    )
