@@ -76,6 +76,7 @@ __all__ = [
     "Scope",
     "bind",
     "current_scope",
+    "hooked",
     "install",
     "installed",
     "scope",
@@ -140,10 +141,14 @@ class Scope:
     threads, asyncio tasks) records into the same object. Thread-safe.
     """
 
-    __slots__ = ("_calls", "_closed", "_lock", "_token", "include_usage", "on_late")
+    __slots__ = ("_calls", "_closed", "_lock", "_reentrant", "_token", "include_usage", "on_late")
 
     def __init__(
-        self, on_late: Callable[[CallUsage], None] | None = None, *, include_usage: bool = False
+        self,
+        on_late: Callable[[CallUsage], None] | None = None,
+        *,
+        include_usage: bool = False,
+        reentrant: bool = False,
     ) -> None:
         if on_late is not None and not callable(on_late):
             raise TypeError(f"on_late must be a callable(CallUsage) or None, got {on_late!r}")
@@ -156,6 +161,10 @@ class Scope:
         self._closed = False
         self._lock = threading.Lock()
         self._token: contextvars.Token[Scope | None] | None = None
+        # Entered once per block and closed by leaving it, unless reentrant: then each
+        # ``with`` only makes it the active scope (the router enters an attempt's scope
+        # around each call of the attempt, retries too) and close() is the owner's.
+        self._reentrant = reentrant
 
     # A class-based context manager, not @contextlib.contextmanager: the router opens one
     # per attempt, and a generator-based one costs several times as much to enter and exit.
@@ -168,7 +177,10 @@ class Scope:
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             _SCOPE.reset(self._token)
-        self._close()
+        if self._reentrant:
+            self._token = None
+        else:
+            self._close()
 
     @property
     def calls(self) -> list[CallUsage]:
@@ -664,6 +676,12 @@ def _restore() -> None:
         cls, attr, original = _patched.pop()
         setattr(cls, attr, original)
     _hooked.clear()
+
+
+def hooked() -> bool:
+    """Whether an SDK is hooked now (installed, and openai or anthropic imported): until
+    then no call can be metered, and the router opens no capture scope."""
+    return bool(_hooked)
 
 
 def installed() -> bool:

@@ -401,3 +401,36 @@ def test_a_router_works_when_an_sdk_cannot_be_imported() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_no_scope_before_an_sdk_is_imported_then_metered_from_the_next_attempt() -> None:
+    """Until openai or anthropic is imported nothing can be metered, so attempts open no
+    capture scope (and pay nothing for it); an SDK first imported inside an attempt is
+    hooked on import and metered from the next attempt on (the first stays unknown)."""
+    code = f"""
+import sys
+from adaptive_router import Router, capture
+from adaptive_router.testing import FakeProvider, reply
+seen = []
+with FakeProvider() as fake:
+    fake.script({GPT!r}, [reply("a", input_tokens=11, output_tokens=3)])
+    fake.script({GPT!r}, [reply("b", input_tokens=17, output_tokens=4)])
+
+    def ask():
+        import openai  # first imported here, inside the attempt
+        client = fake.openai_client()
+        out = client.chat.completions.create(model={GPT!r}, messages={MESSAGES!r})
+        return out.choices[0].message.content
+
+    r = Router([ask], bool, task="t", store="memory://", on_outcome=seen.append, timeout=None)
+    assert "openai" not in sys.modules and capture.installed() and not capture.hooked()
+    assert r.run() == "a" and capture.hooked()
+    assert r.run() == "b"
+    r.close()
+print([(o.input_tokens, o.output_tokens) for o in seen])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(None, None), (17, 4)]"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptive_router._checks import error_text, short
-from adaptive_router.capture import Scope
+from adaptive_router.capture import Scope, hooked
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.observe.costs import Pricer
@@ -332,9 +332,11 @@ class Attempts:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = RetryState(path=path.name)
         ctx = self.ctx
+        # No scope while no SDK is hooked (neither openai nor anthropic imported yet):
+        # nothing could be metered, and a scope costs a few µs per attempt.
         self._bill = (
             Bill(ctx.pricer, path.model, ctx.rebill, include_usage=ctx.capture == "include_usage")
-            if ctx.capture
+            if ctx.capture and hooked()
             else None
         )
         self._retry_run = None

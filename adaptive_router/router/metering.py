@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from adaptive_router.capture import _SCOPE, CallUsage, Scope, install
+from adaptive_router.capture import CallUsage, Scope, install
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Outcome, Usage
 
@@ -64,24 +64,12 @@ class Bill(Scope):
         *,
         include_usage: bool = False,
     ) -> None:
-        super().__init__(self._late_call, include_usage=include_usage)
+        super().__init__(self._late_call, include_usage=include_usage, reentrant=True)
         self.pricer = pricer
         self.model = model
         self._rebill = rebill
         self._outcome: Outcome | None = None
         self._counted = 0
-
-    # Entered around each call of the attempt (call_path's ``with meter:``), unlike a
-    # plain Scope: leaving does not close it, so a retry's calls join the same bill and a
-    # call that outlives its block is still the attempt's; close() ends it.
-    def __enter__(self) -> Bill:
-        self._token = _SCOPE.set(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            _SCOPE.reset(self._token)
-            self._token = None
 
     def close(self) -> Usage | None:
         """End the attempt's metering; its usage (None: it made no metered call)."""
