@@ -8,7 +8,7 @@ SDK call are added to that scope, per call (a path may call several models)::
     capture.install()                       # idempotent, thread-safe; uninstall() undoes it
     with capture.scope() as usage:
         client.chat.completions.create(model="gpt-4o", messages=...)
-        anthropic_client.messages.create(model="claude-sonnet-4-5", ...)
+        anthropic_client.messages.create(model="claude-sonnet-4-6", ...)
     usage.calls          # [CallUsage(provider="openai", model="gpt-4o", input_tokens=...), ...]
     usage.input_tokens   # summed over the calls whose usage is known
 

@@ -283,7 +283,7 @@ def test_estimate_orders() -> None:
     assert explicit.cost_per_1000_requests == pytest.approx(8.55)
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "claude-3-5-sonnet-20241022"])
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-6"])
 def test_estimate_prices_models_with_genai_prices(model: str) -> None:
     est = estimate_cost_per_1000([("m", model, 0.5, 1000, 500), ("m2", model, 0.5, 1000, 500)])
     call = float(

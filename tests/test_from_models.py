@@ -19,7 +19,7 @@ from adaptive_router.providers import (
 from adaptive_router.testing import FakeProvider, json_reply, malformed_json, reply
 
 GPT = "gpt-4o"
-CLAUDE = "claude-3-5-sonnet-20241022"
+CLAUDE = "claude-sonnet-4-6"
 PROMPT = "Extract the order as JSON: {text}"
 
 
@@ -141,8 +141,8 @@ def test_success_fn_score_fn_repair_and_paths_pass_through(
         ("o3-mini", ("openai", "o3-mini")),
         ("o4-mini-2025-04-16", ("openai", "o4-mini-2025-04-16")),
         ("ft:gpt-4o-mini:acme::abc123", ("openai", "ft:gpt-4o-mini:acme::abc123")),
-        ("claude-3-5-sonnet-20241022", ("anthropic", "claude-3-5-sonnet-20241022")),
-        ("claude-sonnet-4-5", ("anthropic", "claude-sonnet-4-5")),
+        ("claude-sonnet-4-6", ("anthropic", "claude-sonnet-4-6")),
+        ("claude-sonnet-4-6", ("anthropic", "claude-sonnet-4-6")),
         ("openai:llama-3.1-70b", ("openai", "llama-3.1-70b")),
         ("anthropic:my-proxy-model", ("anthropic", "my-proxy-model")),
     ],

@@ -36,7 +36,7 @@ from adaptive_router.testing import (
 )
 
 GPT = "gpt-4o"
-CLAUDE = "claude-3-5-sonnet-20241022"
+CLAUDE = "claude-sonnet-4-6"
 JUDGE = "gpt-4o-mini"
 RUBRIC = "The summary is faithful and under 20 words."
 PRICES = {GPT: (5.0, 15.0), CLAUDE: (3.0, 15.0), JUDGE: (1.0, 2.0)}

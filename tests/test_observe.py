@@ -140,7 +140,7 @@ def test_check_runs_every_path_including_the_fallback() -> None:
     assert (report["fb"].runs, report["fb"].successes) == (4, 4)
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "claude-3-5-sonnet-20241022"])
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4-6"])
 def test_cost_is_priced_exactly_as_genai_prices(model: str) -> None:
     def call() -> Result:
         return Result("ok", Usage(input_tokens=1000, output_tokens=500))

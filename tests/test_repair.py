@@ -33,7 +33,7 @@ from adaptive_router.testing import (
 )
 
 GPT = "gpt-4o"
-CLAUDE = "claude-3-5-sonnet-20241022"
+CLAUDE = "claude-sonnet-4-6"
 PROVIDERS = ["openai", "anthropic"]
 TEMPLATE = "Extract the order: {text}"
 

@@ -3,7 +3,7 @@
 Task: extract ``{"quantity", "item", "city"}`` from short order texts such as
 ``"2x widget to Berlin"``. Three paths:
 
-- ``openai_path("gpt-4o", ...)`` and ``anthropic_path("claude-3-5-sonnet-20241022", ...)``,
+- ``openai_path("gpt-4o", ...)`` and ``anthropic_path("claude-sonnet-4-6", ...)``,
   the real ``openai`` and ``anthropic`` SDK clients with a pydantic schema, a short
   timeout, jittered retries and a circuit breaker each;
 - a regex as the final fallback: it handles the canonical ``"<n>x <item> to <city>"``

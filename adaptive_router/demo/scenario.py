@@ -36,7 +36,7 @@ DEFAULT_LIVE_REQUESTS = 120
 DEFAULT_SEED = 7
 DEFAULT_HALF_LIFE = timedelta(minutes=2)
 GPT = "gpt-4o"
-CLAUDE = "claude-3-5-sonnet-20241022"
+CLAUDE = "claude-sonnet-4-6"
 #: The path whose provider degrades halfway through.
 DEGRADED = GPT
 FALLBACK = "regex"

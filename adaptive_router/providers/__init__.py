@@ -20,7 +20,7 @@ that sends one chat request per attempt, with:
 With ``repair=True`` (and a schema) an answer that fails validation gets one follow-up
 in the same conversation asking the model to correct it (:func:`repair_counter` counts
 them). :func:`router_from_models` builds a router from model names (``"gpt-4o"``,
-``"claude-3-5-sonnet-20241022"``), choosing the provider by the name's prefix.
+``"claude-sonnet-4-6"``), choosing the provider by the name's prefix.
 
 Both work with :meth:`Router.run` (the sync client) and :meth:`Router.arun` (the async
 client, awaited natively). Clients are created on first use from the environment
@@ -45,7 +45,7 @@ Example::
     router = Router(
         paths=[
             openai_path("gpt-4o", "Extract the order as JSON: {text}", schema=Order),
-            anthropic_path("claude-3-5-sonnet-20241022", "Extract the order as JSON: {text}",
+            anthropic_path("claude-sonnet-4-6", "Extract the order as JSON: {text}",
                            schema=Order, timeout=20),
         ],
         success_fn=lambda order: order.quantity > 0,

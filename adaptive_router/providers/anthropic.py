@@ -139,7 +139,7 @@ def anthropic_path(
     Example::
 
         claude = anthropic_path(
-            "claude-3-5-sonnet-20241022",
+            "claude-sonnet-4-6",
             lambda text: [{"role": "user", "content": f"Extract as JSON: {text}"}],
             schema=Order,
             system="Answer with JSON only.",

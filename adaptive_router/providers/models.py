@@ -106,7 +106,7 @@ def router_from_models(
     ::
 
         router = router_from_models(
-            ["gpt-4o", "claude-3-5-sonnet-20241022"],
+            ["gpt-4o", "claude-sonnet-4-6"],
             prompt="Extract the order as JSON: {text}",
             schema=Order,
             task="order-extraction",
@@ -117,7 +117,7 @@ def router_from_models(
     :func:`provider_of`; ``"openai:<model>"`` / ``"anthropic:<model>"`` name the provider
     of any other model) with the same ``prompt``, ``schema``, ``system``, ``timeout``
     and ``repair``; ``path_options`` adds keyword arguments per model name (``{"gpt-4o":
-    {"temperature": 0.2}, "claude-3-5-sonnet-20241022": {"max_tokens": 2000}}``). A
+    {"temperature": 0.2}, "claude-sonnet-4-6": {"max_tokens": 2000}}``). A
     :class:`~adaptive_router.paths.Path` in ``models`` is used as it is.
 
     ``clients`` / ``async_clients`` map ``"openai"`` and ``"anthropic"`` to SDK clients
@@ -131,7 +131,7 @@ def router_from_models(
     if isinstance(models, (str, bytes)) or not isinstance(models, Sequence) or not models:
         raise ConfigurationError(
             "models must be a non-empty list of model names such as ['gpt-4o', "
-            "'claude-3-5-sonnet-20241022']"
+            "'claude-sonnet-4-6']"
         )
     options = dict(path_options or {})
     names = {m for m in models if isinstance(m, str)}

@@ -11,7 +11,7 @@ exception classes. What it answers is scripted per model::
 
     with FakeProvider() as fake:
         fake.script("gpt-4o", [error(429, retry_after=0.2), reply('{"id": 1}')])
-        fake.default("claude-sonnet-4-5", reply("ok", input_tokens=12, output_tokens=3))
+        fake.default("claude-sonnet-4-6", reply("ok", input_tokens=12, output_tokens=3))
         client = fake.openai_client(timeout=2.0)
         ...
         assert fake.calls("gpt-4o") == 2
