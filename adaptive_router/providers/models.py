@@ -130,8 +130,7 @@ def router_from_models(
 
     if isinstance(models, (str, bytes)) or not isinstance(models, Sequence) or not models:
         raise ConfigurationError(
-            "models must be a non-empty list of model names such as ['gpt-4o', "
-            "'claude-sonnet-4-6']"
+            "models must be a non-empty list of model names such as ['gpt-4o', 'claude-sonnet-4-6']"
         )
     options = dict(path_options or {})
     names = {m for m in models if isinstance(m, str)}
