@@ -52,6 +52,10 @@ class Path:
     ``expected_cost_usd`` / ``expected_latency_ms``: what one attempt is expected to cost
     and take before the router has measured it (the prior of ``objective="cost"`` /
     ``"latency"`` and of ``max_cost_usd``); measured means replace them.
+    ``expected_tokens=(input, output)``: the tokens one attempt is expected to use; a path
+    with a ``model`` and no ``expected_cost_usd`` then gets the model's price for them
+    (priced by the router's ``prices``/genai-prices, once, when the router is built) as
+    its cost prior. ``expected_cost_usd`` wins when both are given.
     ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
     it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.
@@ -69,6 +73,7 @@ class Path:
     metadata: dict[str, Any] = field(default_factory=dict)
     expected_cost_usd: float | None = None
     expected_latency_ms: float | None = None
+    expected_tokens: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -102,6 +107,8 @@ class Path:
                     f"path {self.name!r}: {attr} must be a finite number >= 0 (the prior "
                     f"per attempt before the path has data) or None, got {value!r}"
                 )
+        if self.expected_tokens is not None:
+            self.expected_tokens = _check_tokens(self.name, self.model, self.expected_tokens)
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
             raise ConfigurationError(
                 f"path {self.name!r}: rate_limit must be a RateLimit or None, "
@@ -110,6 +117,24 @@ class Path:
 
     def __repr__(self) -> str:
         return f"Path(name={self.name!r}, model={self.model!r})"
+
+
+def _check_tokens(name: str, model: str | None, value: object) -> tuple[int, int]:
+    """``expected_tokens`` as ``(input, output)``: two ints >= 0, on a path with a model
+    (the tokens are priced at the model's price; without one they would say nothing)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    counts = [n for n in pair if isinstance(n, int) and not isinstance(n, bool) and n >= 0]
+    if len(pair) != 2 or len(counts) != 2:
+        raise ConfigurationError(
+            f"path {name!r}: expected_tokens must be (input_tokens, output_tokens), two "
+            f"ints >= 0 per attempt (e.g. expected_tokens=(1200, 300)), or None; got {value!r}"
+        )
+    if model is None:
+        raise ConfigurationError(
+            f"path {name!r}: expected_tokens is priced at the path's model, and it has none; "
+            "give model=... or state the cost itself with expected_cost_usd=..."
+        )
+    return (counts[0], counts[1])
 
 
 def default_name(fn: Callable[..., Any]) -> str:

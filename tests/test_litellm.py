@@ -250,6 +250,15 @@ def test_a_model_nobody_prices_is_unknown_not_zero(fake: FakeProvider) -> None:
     assert (row.input_tokens, row.cost_usd) == (10, None)
 
 
+def test_expected_tokens_price_the_bare_model_as_the_cost_prior(fake: FakeProvider) -> None:
+    path = gpt(fake, expected_tokens=(1000, 200))
+    assert (path.model, path.expected_tokens) == (f"openai/{GPT}", (1000, 200))
+    with router([path], objective="cost") as r:
+        (post,) = r.posteriors()
+    # "openai/gpt-4o" is unknown to genai-prices; the prior is gpt-4o's price.
+    assert post.expected_cost_usd == pytest.approx(Pricer().cost(GPT, 1000, 200), rel=1e-12)
+
+
 def test_error_kind_table_covers_litellm_classes() -> None:
     e = litellm.exceptions
     conn = e.APIConnectionError(message="refused", llm_provider="openai", model=GPT)

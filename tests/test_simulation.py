@@ -443,8 +443,8 @@ def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
     init = Ranking.__init__
 
-    def seeded_from_rng(self: Ranking, *args: Any) -> None:
-        init(self, *args)
+    def seeded_from_rng(self: Ranking, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
         self.rng.random()
 
     monkeypatch.setattr(Ranking, "__init__", seeded_from_rng)

@@ -279,6 +279,29 @@ class Pricer:
                 return cost
         return self._calc_price(model, inp, out, cache_read_tokens, cache_write_tokens, now_us)
 
+    def quote(
+        self, model: str, input_tokens: int, output_tokens: int, *, at: datetime | None = None
+    ) -> float | None:
+        """Dollars for a call of ``model`` with these token counts (an estimate, not a
+        call made), or None when no price is known; the override if there is one, else
+        genai-prices' ``calc_price`` at ``at`` (default: now).
+
+        Unlike :meth:`cost`, an unknown model is neither warned about nor remembered
+        here: the caller says what the missing price means (a router warns that the path
+        has no cost prior), and :meth:`cost` still warns when a call's cost is unknown.
+        Not for the hot path: it runs ``calc_price`` every time.
+        """
+        if model in self.overrides:
+            p_in, p_out = self.overrides[model]
+            return (input_tokens * p_in + output_tokens * p_out) / 1_000_000
+        moment = datetime.now(UTC) if at is None else at
+        usage = PriceUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+        try:
+            price = calc_price(usage, model_ref=model, genai_request_timestamp=moment)
+        except LookupError:
+            return None
+        return float(price.total_price)
+
     def _calc_price(
         self,
         model: str,

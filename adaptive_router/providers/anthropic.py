@@ -120,6 +120,7 @@ def anthropic_path(
     rate_limit: RateLimit | None = None,
     max_tokens: int = 1024,
     repair: bool | int = False,
+    expected_tokens: tuple[int, int] | None = None,
     **params: Any,
 ) -> Path:
     """A path that asks an Anthropic model (``POST /v1/messages``).
@@ -171,4 +172,5 @@ def anthropic_path(
         retry=retry,
         breaker=breaker,
         rate_limit=rate_limit,
+        expected_tokens=expected_tokens,
     )

@@ -497,6 +497,7 @@ def build_path(
     retry: RetryPolicy | _Inherit | None,
     breaker: CircuitBreaker | _Inherit | None,
     rate_limit: RateLimit | None,
+    expected_tokens: tuple[int, int] | None = None,
 ) -> Path:
     path_name = call.model if name is None else name.replace("{model}", call.model)
     # With only a sync client there is no async one to await; arun() then runs the sync
@@ -519,6 +520,7 @@ def build_path(
         rate_limit=rate_limit,
         afn=afn,
         enforces_timeout=True,
+        expected_tokens=expected_tokens,
         metadata=(
             {"provider": call.provider, "repairs": call.repairs}
             if call.repair

@@ -245,6 +245,7 @@ def litellm_path(
     breaker: CircuitBreaker | _Inherit | None = INHERIT,
     rate_limit: RateLimit | None = None,
     repair: bool | int = False,
+    expected_tokens: tuple[int, int] | None = None,
     **litellm_kwargs: Any,
 ) -> Path:
     """A path that asks any of LiteLLM's providers (``litellm.completion``).
@@ -255,7 +256,7 @@ def litellm_path(
         LiteLLM's model name, ``"provider/model"``: ``"bedrock/anthropic.claude-3-haiku-
         20240307-v1:0"``, ``"gemini/gemini-2.0-flash"``, ``"ollama/llama3"``,
         ``"openai/gpt-4o"``… Also the path name unless ``name`` is given.
-    prompt, schema, name, system, retry, breaker, rate_limit, repair:
+    prompt, schema, name, system, retry, breaker, rate_limit, repair, expected_tokens:
         As for :func:`~adaptive_router.providers.openai_path`: the same prompt
         templates, JSON extraction, validation and repair.
     timeout:
@@ -312,4 +313,5 @@ def litellm_path(
         retry=retry,
         breaker=breaker,
         rate_limit=rate_limit,
+        expected_tokens=expected_tokens,
     )

@@ -98,6 +98,7 @@ def router_from_models(
     system: str | None = None,
     timeout: float | None = 30.0,
     repair: bool | int = False,
+    expected_tokens: tuple[int, int] | None = None,
     path_options: Mapping[str, Mapping[str, Any]] | None = None,
     **router_kwargs: Any,
 ) -> Router:
@@ -115,8 +116,10 @@ def router_from_models(
 
     Each name becomes :func:`openai_path` or :func:`anthropic_path` (chosen by
     :func:`provider_of`; ``"openai:<model>"`` / ``"anthropic:<model>"`` name the provider
-    of any other model) with the same ``prompt``, ``schema``, ``system``, ``timeout``
-    and ``repair``; ``path_options`` adds keyword arguments per model name (``{"gpt-4o":
+    of any other model) with the same ``prompt``, ``schema``, ``system``, ``timeout``,
+    ``repair`` and ``expected_tokens`` (the tokens a request is expected to use, which
+    each path's model is priced for as its cost prior before it has data; see
+    :func:`openai_path`); ``path_options`` adds keyword arguments per model name (``{"gpt-4o":
     {"temperature": 0.2}, "claude-sonnet-4-6": {"max_tokens": 2000}}``). A
     :class:`~adaptive_router.paths.Path` in ``models`` is used as it is.
 
@@ -151,6 +154,7 @@ def router_from_models(
             "system": system,
             "timeout": timeout,
             "repair": repair,
+            "expected_tokens": expected_tokens,
             **options.get(model, {}),
         }
         paths.append(

@@ -92,6 +92,7 @@ def openai_path(
     breaker: CircuitBreaker | _Inherit | None = INHERIT,
     rate_limit: RateLimit | None = None,
     repair: bool | int = False,
+    expected_tokens: tuple[int, int] | None = None,
     **params: Any,
 ) -> Path:
     """A path that asks an OpenAI chat model (``POST /v1/chat/completions``).
@@ -134,6 +135,12 @@ def openai_path(
         repaired; a follow-up that fails (429, 5xx, timeout…) fails the attempt with its
         own kind, so the router's retry policy decides what happens next. Counted in
         :func:`repair_counter`. Default ``False``.
+    expected_tokens:
+        ``(input_tokens, output_tokens)`` one request is expected to use. Before the path
+        has data, the router then expects an attempt to cost the model's price for them
+        (:class:`~adaptive_router.paths.Path` ``expected_tokens``): the prior of
+        ``objective="cost"`` and of ``max_cost_usd``. ``None`` (default): no price-based
+        prior, because no token count is guessed.
     **params:
         Extra request parameters (``temperature=0.2``, ``max_tokens=300``,
         ``response_format={"type": "json_object"}``…). Paths over one model with
@@ -166,4 +173,5 @@ def openai_path(
         retry=retry,
         breaker=breaker,
         rate_limit=rate_limit,
+        expected_tokens=expected_tokens,
     )

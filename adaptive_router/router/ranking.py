@@ -4,10 +4,11 @@ recorder's in-process cache.
 
 With an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`), each
 learned path's expected cost and latency per attempt are its decayed means, else its
-``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior, else the mean of the
-paths that have one, else all equal (the success order). In a named context the means
-are the context's own on top of the task level's, mixed like the success evidence
-(:mod:`adaptive_router.router.context_costs`).
+``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior (a cost prior may also be
+the path's model priced for its ``expected_tokens``, :mod:`.cost_priors`, computed once
+here), else the mean of the paths that have one, else all equal (the success order).
+In a named context the means are the context's own on top of the task level's, mixed
+like the success evidence (:mod:`adaptive_router.router.context_costs`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
+from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
 from adaptive_router.policy import FloatArray, Policy, ThompsonSampling
 from adaptive_router.router.context_costs import cost_row, mixed_means
+from adaptive_router.router.cost_priors import cost_priors
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathState
@@ -38,7 +41,8 @@ __all__ = ["Ranking", "posteriors_from_states"]
 
 class Ranking:
     """Ranks the learned paths with ``policy`` and ``rng``; reads evidence through
-    :meth:`Recorder.evidence`. ``half_life`` is the policy's."""
+    :meth:`Recorder.evidence`. ``half_life`` is the policy's. ``pricer`` prices the
+    cost priors of paths given by ``expected_tokens`` (default: genai-prices alone)."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class Ranking:
         context_prior_strength: float,
         context_fn: Callable[..., str] | None = None,
         max_contexts: int = 1000,
+        pricer: Pricer | None = None,
     ) -> None:
         self.paths = list(paths)
         self.fallback = fallback
@@ -73,7 +78,11 @@ class Ranking:
         #: Log each decision's evidence (set by the router's DecisionLog).
         self.log_decisions = False
         self._last = threading.local()
-        self._cost_priors = [p.expected_cost_usd for p in self.paths]
+        # Priced once here, never per request (quote() runs calc_price).
+        every = self.paths if fallback is None else [*self.paths, fallback]
+        priors = cost_priors(every, pricer)
+        self._cost_priors = priors[: len(self.paths)]
+        self._cost_prior_of = {p.name or "": c for p, c in zip(every, priors, strict=True)}
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
     @property
@@ -228,8 +237,8 @@ class Ranking:
         cannot judge them)."""
         costs, _ = self.expected(now, context)
         out: dict[str, float] = {}
-        for p, c in zip(self.paths, costs, strict=True):
-            v = c if c is not None else p.expected_cost_usd
+        for p, c, prior in zip(self.paths, costs, self._cost_priors, strict=True):
+            v = c if c is not None else prior
             if v is not None:
                 out[p.name or ""] = v
         return out
@@ -299,19 +308,17 @@ class Ranking:
         out = []
         for r in rows:
             p = by_name.get(r.path)
-            if p is not None and (
-                (r.expected_cost_usd is None and p.expected_cost_usd is not None)
-                or (r.expected_latency_ms is None and p.expected_latency_ms is not None)
-            ):
-                r = dataclasses.replace(
-                    r,
-                    expected_cost_usd=r.expected_cost_usd
-                    if r.expected_cost_usd is not None
-                    else p.expected_cost_usd,
-                    expected_latency_ms=r.expected_latency_ms
-                    if r.expected_latency_ms is not None
-                    else p.expected_latency_ms,
-                )
+            if p is None:
+                out.append(r)
+                continue
+            cost = r.expected_cost_usd
+            if cost is None:
+                cost = self._cost_prior_of.get(r.path)
+            latency = r.expected_latency_ms
+            if latency is None:
+                latency = p.expected_latency_ms
+            if (cost, latency) != (r.expected_cost_usd, r.expected_latency_ms):
+                r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
             out.append(r)
         return out
 

@@ -143,7 +143,9 @@ class Router:
         second). θ is still drawn from each path's Beta posterior. Costs and latencies per
         attempt are the paths' measured decayed means (in a context, its own on the task
         level's, mixed like success), else their ``Path(expected_cost_usd=...,
-        expected_latency_ms=...)``, else the mean of the paths with data, else all equal.
+        expected_latency_ms=...)`` (a path with a ``model`` and ``expected_tokens`` gets
+        that model's price for them, from ``prices``/genai-prices, priced once here), else
+        the mean of the paths with data or priors, else all equal.
     max_attempts, request_timeout, max_cost_usd:
         Request budgets (``None`` = no limit): learned paths tried per request before the
         final fallback; seconds for the whole request across attempts and retries (each
@@ -300,6 +302,7 @@ class Router:
             self.context_prior_strength,
             self.context_fn,
             self.max_contexts,
+            pricer=self._pricer,
         )
         try:
             self.ranking.check_half_life(self.task)
