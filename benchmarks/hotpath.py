@@ -25,7 +25,10 @@ is reported (every round in the note).
     temporary directory and both are timed in child processes, alternating, ``ROUNDS``
     times each (best round reported). An absolute figure from another day and machine
     would compare the machines; this compares the code. Without git history (a shallow
-    clone, an sdist) the row says so and is not judged.
+    clone, an sdist) the row says so and is not judged. The judged row runs this code with
+    ``log_decisions=False``, the same work as the code before (which logged no decisions);
+    an information row beside it runs the default configuration, so what decision logging
+    costs per request shows in the same run.
 """
 
 from __future__ import annotations
@@ -204,7 +207,7 @@ def _routers_bc() -> tuple[Router, Router]:
 #: ``ROOT`` and prints the median of (``run()`` − the bare no-op) over ``N`` interleaved
 #: pairs, in µs. Only the API both versions share (``Path(timeout=None)``, a memory store).
 CHILD = """
-import logging, sys, time
+import json, logging, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from adaptive_router import Path, Router
@@ -212,7 +215,8 @@ logging.disable(logging.CRITICAL)
 def noop():
     return True
 router = Router([Path(noop, name=n, timeout=None) for n in ("p0", "p1", "p2")],
-                lambda r: True, task="bench-before", store="memory://", seed=3)
+                lambda r: True, task="bench-before", store="memory://", seed=3,
+                **json.loads(sys.argv[3]))
 n = int(sys.argv[2])
 for _ in range(n // 10):
     router.run()
@@ -242,9 +246,9 @@ def _extract_before(into: pathlib.Path) -> pathlib.Path | None:
     return into
 
 
-def _child_overhead(root: pathlib.Path, n: int) -> float:
+def _child_overhead(root: pathlib.Path, n: int, **router_kw: Any) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), str(n)],
+        [sys.executable, "-c", CHILD, str(root), str(n), json.dumps(router_kw)],
         capture_output=True,
         text=True,
         check=True,
@@ -253,9 +257,11 @@ def _child_overhead(root: pathlib.Path, n: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def before_and_after(n: int) -> tuple[list[float], list[float]] | None:
-    """``(before, now)``: the ``timeout=None`` overhead of the code at ``BEFORE_COMMIT``
-    and of this checkout, ``ROUNDS`` child runs each, alternating; None without history."""
+def before_and_after(n: int) -> tuple[list[float], list[float], list[float]] | None:
+    """``(before, now, now_default)``: the ``timeout=None`` overhead of the code at
+    ``BEFORE_COMMIT`` and of this checkout doing the same work (no decision logging, which
+    the code before did not have), and of this checkout as configured by default;
+    ``ROUNDS`` child runs each, alternating; None without history."""
     here = pathlib.Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="ar-before-") as tmp:
         old = _extract_before(pathlib.Path(tmp))
@@ -263,10 +269,12 @@ def before_and_after(n: int) -> tuple[list[float], list[float]] | None:
             return None
         before: list[float] = []
         now: list[float] = []
+        now_default: list[float] = []
         for _ in range(ROUNDS):
             before.append(_child_overhead(old, n))
-            now.append(_child_overhead(here, n))
-    return before, now
+            now.append(_child_overhead(here, n, log_decisions=False))
+            now_default.append(_child_overhead(here, n))
+    return before, now, now_default
 
 
 def run(quick: bool = False) -> list[Result]:
@@ -365,12 +373,13 @@ def run(quick: bool = False) -> list[Result]:
             )
         )
         return results
-    before, now = compared
-    b_best, n_best = min(before), min(now)
+    before, now, now_default = compared
+    b_best, n_best, d_best = min(before), min(now), min(now_default)
     results.append(
         Result(
             SECTION,
-            "run overhead, timeout=None, memory store, 3 no-op paths: now vs before",
+            "run overhead, timeout=None, memory store, 3 no-op paths: now vs before, "
+            "same work (log_decisions=False)",
             f"≤ before × {BEFORE_SLACK}",
             f"{fmt_us(n_best)} now, {fmt_us(b_best)} before ({BEFORE_COMMIT}): "
             f"{(n_best / b_best - 1) * 100:+.1f}%",
@@ -378,6 +387,19 @@ def run(quick: bool = False) -> list[Result]:
             f"{n_b:,} pairs per child process, both versions in this run, alternating; best "
             f"of {ROUNDS} rounds (now {', '.join(fmt_us(v) for v in now)}; before "
             f"{', '.join(fmt_us(v) for v in before)})",
+        )
+    )
+    results.append(
+        Result(
+            SECTION,
+            "run overhead, timeout=None, memory store, 3 no-op paths: default "
+            "(decision logging on) vs before",
+            "—",
+            f"{fmt_us(d_best)} now, {fmt_us(b_best)} before: {(d_best / b_best - 1) * 100:+.1f}%",
+            None,
+            "the same child runs, alternating with the two above; what logging each routed "
+            f"decision's evidence adds (best of {ROUNDS}: "
+            f"{', '.join(fmt_us(v) for v in now_default)})",
         )
     )
     return results

@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 _NO_USAGE = Usage()
-_NO_USAGE_ARGS: dict[str, Any] = {"usage": None}  # read-only: unpacked, never mutated
 _NO_RETRIES = RetryState()
 _JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
@@ -393,6 +392,7 @@ class Attempts:
             if not isinstance(usage, Usage):
                 usage = None
             meta = getattr(exc, "outcome_metadata", None)
+            used, priced = self._usage(usage, bill)
             error = error_text(exc)
             ctx.log.log(
                 ("failed", path.name, kind),
@@ -420,7 +420,8 @@ class Attempts:
                 retries=state.retries,
                 context=self.context,
                 metadata=meta if isinstance(meta, dict) else None,
-                **self._usage(usage, bill),
+                usage=used,
+                priced=priced,
             )
         else:
             if isinstance(raw, Result):
@@ -428,6 +429,7 @@ class Attempts:
             else:
                 value, usage, meta = raw, None, None
             verdict, why, score = ctx.judge(rid, path, value, self.context)
+            used, priced = self._usage(usage, bill)
             outcome = build_outcome(
                 ctx,
                 rid,
@@ -440,7 +442,8 @@ class Attempts:
                 context=self.context,
                 score=score,
                 metadata=meta,
-                **self._usage(usage, bill),
+                usage=used,
+                priced=priced,
             )
         if bill is not None and usage is None:
             bill.settled(outcome)  # metered: a call ending late still reaches this outcome
@@ -462,12 +465,14 @@ class Attempts:
         self.step = self._advance()
 
     @staticmethod
-    def _usage(reported: Usage | None, bill: Bill | None) -> Any:
-        """``build_outcome``'s usage arguments: what the path reported, else its calls'."""
-        captured = bill.close() if reported is None and bill is not None else None
-        if captured is None:
-            return {"usage": reported} if reported is not None else _NO_USAGE_ARGS
-        return {"usage": captured, "priced": True}
+    def _usage(reported: Usage | None, bill: Bill | None) -> tuple[Usage | None, bool]:
+        """``build_outcome``'s ``(usage, priced)``: what the path reported, else its calls'
+        (each priced at its own model)."""
+        if reported is None and bill is not None:
+            captured = bill.close()
+            if captured is not None:
+                return captured, True
+        return reported, False
 
     def _log_fallback(self, failed: Outcome, to: Path) -> None:
         self.ctx.log.log(

@@ -60,8 +60,11 @@ def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
     half-life. The memory store and the Router's in-process cache both fold with this.
     """
     at, ref = o.created_at, st.ref_time
-    keep = decay_factor(at - ref, half_life)
-    add = decay_factor(ref - at, half_life)
+    # One of the two factors is 1.0 (the older side is decayed to the newer): one call.
+    if at >= ref:
+        keep, add = decay_factor(at - ref, half_life), 1.0
+    else:
+        keep, add = 1.0, decay_factor(ref - at, half_life)
     reward = o.reward
     cost, latency = o.cost_usd, o.latency_ms
     # _scale inlined (this runs twice per request on the hot path): sums below TINY snap
