@@ -1,12 +1,13 @@
 """Propensity logging: each routed request's first attempt carries the evidence its
 decision used, and its propensity is computed later, off the hot path.
 
-On the request's thread (:meth:`DecisionLog.attach`, a few attribute writes) the
+On the request's thread (:func:`attach`: the flags, then ~1 µs of encoding) the
 ranking's :class:`~adaptive_router.logged_decision.LoggedDecision` gets the paths that
-were skipped before the first attempt and is hung on that attempt's outcome; the store
-writes it as JSON in ``outcomes.decision``. Once the row is committed the recorder hands
-it to :meth:`DecisionLog.written`, which queues it for a background thread that computes
-propensities in vectorised batches and writes them to ``outcomes.propensity``.
+were skipped before the first attempt and is encoded onto that attempt's outcome
+(``Outcome.decision_data``); the store writes those bytes in ``outcomes.decision``. Once
+the row is committed the recorder hands it to :meth:`DecisionLog.written`, which queues it
+for a background thread that computes propensities in vectorised batches and writes
+them to ``outcomes.propensity``.
 
 Computing one costs more than routing a request (tens of µs), and threads of one
 process share the GIL, so the thread spends at most ``max_share`` of wall time on it
@@ -85,7 +86,9 @@ def attach(
         flags[i] = False  # it was attempted, whatever the ranking-time state said
         d.skipped = tuple(flags) if any(flags) else None
     d.first = first.path
-    first.decision = d
+    # Encoded now (~1 µs): the outcome then carries a plain bytes, which the writer binds
+    # as is and the garbage collector never tracks while the row waits to be written.
+    first.decision_data = d.to_bytes()
 
 
 class DecisionLog:
@@ -136,7 +139,7 @@ class DecisionLog:
     # -- after the rows are committed ----------------------------------------------
     def written(self, outcomes: Sequence[Outcome]) -> None:
         """Queue the committed first attempts whose propensity is still unknown."""
-        todo = [o for o in outcomes if o.decision is not None and o.propensity is None]
+        todo = [o for o in outcomes if o.decision_data is not None and o.propensity is None]
         if not todo:
             return
         with self._lock:
@@ -179,7 +182,8 @@ class DecisionLog:
         # scipy (the CLI and routers without decision logging never need it).
         from adaptive_router.propensity import decision_propensities
 
-        values = decision_propensities([o.decision for o in batch if o.decision is not None])
+        decisions = [o.decision for o in batch]  # decoded here, off the request's thread
+        values = decision_propensities([d for d in decisions if d is not None])
         rows = []
         for o, p in zip(batch, values.tolist(), strict=True):
             if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for
