@@ -20,9 +20,9 @@ import json
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["LoggedDecision"]
+__all__ = ["DecisionDraft", "DecisionEncoder", "LoggedDecision"]
 
 #: Format version written in every JSON record (``"v"``); readers refuse unknown versions.
 VERSION = 1
@@ -86,6 +86,75 @@ def _f8(values: Any) -> bytes:
         return values.tobytes()  # type: ignore[no-any-return]
     floats = _floats(values)
     return struct.pack(f"<{len(floats)}d", *floats)
+
+
+class DecisionEncoder:
+    """Encodes the decisions of one router (fixed paths, prior, ε and objective) straight
+    into :meth:`LoggedDecision.to_bytes`'s layout, without building a LoggedDecision: the
+    request's thread pays ~0.5 µs a decision. The bytes are exactly ``to_bytes()``'s."""
+
+    __slots__ = ("_firsts", "_heads", "explore", "index", "objective", "paths", "prior")
+
+    def __init__(
+        self,
+        paths: tuple[str, ...],
+        prior: tuple[float, float],
+        explore: float,
+        objective: tuple[float, float] | None = None,
+    ) -> None:
+        self.paths = paths
+        self.prior = prior
+        self.explore = explore
+        self.objective = objective
+        #: Position of each path name (the first, should a name repeat, as ``index``).
+        self.index: dict[str, int] = {}
+        for i, name in enumerate(paths):
+            self.index.setdefault(name, i)
+        self._heads: dict[int, bytes] = {}
+        self._firsts = [_U16.pack(i) for i in range(len(paths))]
+
+    def encode(
+        self,
+        successes: Any,
+        failures: Any,
+        first: int,
+        skipped: tuple[bool, ...] | None = None,
+        costs_usd: Any = None,
+        latencies_ms: Any = None,
+    ) -> bytes:
+        """The record of a decision whose first attempt went to ``paths[first]``;
+        ``skipped`` None (or all False) when nothing was skipped."""
+        flags = 0 if skipped is None or not any(skipped) else _SKIPPED
+        obj = self.objective
+        if obj is not None:
+            flags |= _OBJECTIVE
+            if costs_usd is not None:
+                flags |= _COSTS
+            if latencies_ms is not None:
+                flags |= _LATENCIES
+        head = self._heads.get(flags)
+        if head is None:
+            head = self._heads[flags] = _binary_head(
+                self.paths, flags, self.prior, self.explore, obj
+            )
+        if not flags:  # the common case, in one join
+            return b"".join((head, _f8(successes), _f8(failures), self._firsts[first]))
+        parts = [head, _f8(successes), _f8(failures)]
+        if flags & _COSTS:
+            parts.append(_f8(costs_usd))
+        if flags & _LATENCIES:
+            parts.append(_f8(latencies_ms))
+        if flags & _SKIPPED:
+            parts.append(bytes(skipped or ()))
+        parts.append(self._firsts[first])
+        return b"".join(parts)
+
+
+#: What the ranking keeps of a decision until its first attempt is known (a plain tuple,
+#: ~0.1 µs to build): the router's encoder, successes, failures, per-attempt costs and
+#: latencies (None unless the objective used them), and the paths skipped at ranking
+#: time (None: none).
+DecisionDraft: TypeAlias = tuple[DecisionEncoder, Any, Any, Any, Any, "tuple[bool, ...] | None"]
 
 
 class LoggedDecision:

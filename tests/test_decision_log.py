@@ -17,7 +17,7 @@ from conftest import StepClock
 
 from adaptive_router import Outcome, Path, Router
 from adaptive_router.evaluation import LowEffectiveSampleSize, estimate, evaluate
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionEncoder, LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.propensity import first_choice_probabilities
@@ -228,6 +228,34 @@ def test_the_binary_record_round_trips_every_field_bit_for_bit() -> None:
         LoggedDecision.from_bytes(data + b"\x00")
     with pytest.raises(ValueError, match="is not one of"):
         LoggedDecision(("a",), [1.0], [1.0], (1.0, 1.0), 0.0, first="zz").to_bytes()
+
+
+def test_the_routers_encoder_writes_exactly_the_records_to_bytes_writes() -> None:
+    rng = np.random.default_rng(4)
+    names = ("a", "b", "c", "d")
+    for case in range(60):
+        obj = (float(rng.random()), float(rng.random())) if case % 2 else None
+        enc = DecisionEncoder(names, (0.5, 1.5), 0.1, obj)
+        s, f = rng.random(4) * 100, rng.random(4) * 100
+        costs = list(rng.random(4)) if obj is not None and case % 4 == 1 else None
+        lats = rng.random(4) * 900 if obj is not None and case % 3 else None
+        skipped = tuple(bool(x) for x in rng.random(4) < 0.3) if case % 5 else None
+        first = int(rng.integers(4))
+        want = LoggedDecision(
+            names,
+            s,
+            f,
+            (0.5, 1.5),
+            0.1,
+            skipped=skipped,
+            objective=obj,
+            costs_usd=costs,
+            latencies_ms=lats,
+            first=names[first],
+        )
+        got = enc.encode(s, f, first, skipped, costs, lats)
+        assert got == want.to_bytes()
+        assert LoggedDecision.from_bytes(got) == want
 
 
 def test_json_decisions_of_development_builds_stay_readable(sqlite_url: str) -> None:
