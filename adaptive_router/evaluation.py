@@ -408,7 +408,7 @@ def evaluate(
         where += f", context {context!r}"
     if not firsts:
         raise ValueError(f"window: no logged requests of {where}")
-    logged = [o for o in firsts if o.decision is not None]
+    logged = [o for o in firsts if o.decision_data is not None]
     without = len(firsts) - len(logged)
     if not logged:
         raise ValueError(
@@ -416,8 +416,8 @@ def evaluate(
             "(rows from before decision logging, choose() decisions, or a policy other "
             "than Thompson Sampling): nothing to evaluate"
         )
-    decisions = [o.decision for o in logged if o.decision is not None]
-    computed = _fill_propensities(store, task, logged, save)
+    decisions = [d for d in (o.decision for o in logged) if d is not None]
+    computed = _fill_propensities(store, task, logged, decisions, save)
     rewards, keep = _rewards(rows, logged, reward)
     if reward in _PER_REQUEST:
         widest = max(sum(not s for s in d.skipped_flags) for d in decisions)
@@ -452,14 +452,18 @@ def evaluate(
     return Evaluation(est, label, reward, float(r.mean()), len(chosen), without, missing, computed)
 
 
-def _fill_propensities(store: Store, task: str, logged: list[Outcome], save: bool) -> int:
-    """Compute the propensities the router deferred (vectorised), store them if ``save``."""
-    todo = [o for o in logged if o.propensity is None]
+def _fill_propensities(
+    store: Store, task: str, logged: list[Outcome], decisions: list[LoggedDecision], save: bool
+) -> int:
+    """Compute the propensities the router deferred (vectorised), store them if ``save``;
+    ``decisions`` are ``logged``'s, decoded."""
+    todo = [i for i, o in enumerate(logged) if o.propensity is None]
     if not todo:
         return 0
-    values = decision_propensities([o.decision for o in todo if o.decision is not None])
+    values = decision_propensities([decisions[i] for i in todo])
     rows = []
-    for o, v in zip(todo, values.tolist(), strict=True):
+    for i, v in zip(todo, values.tolist(), strict=True):
+        o = logged[i]
         o.propensity = v
         rows.append((o.request_id, o.attempt, v))
     if save:

@@ -94,9 +94,23 @@ class Outcome:
     request only, and filled in after the fact (computed in batches, or by ``evaluate()``);
     None for later attempts, the final fallback, ``choose()``/``report()`` decisions and
     policies other than Thompson Sampling."""
-    decision: LoggedDecision | None = None
-    """The evidence the first attempt's routing decision used (stored as JSON in
-    ``outcomes.decision``); None where ``propensity`` is always None."""
+    decision_data: bytes | None = None
+    """The evidence the first attempt's routing decision used, encoded
+    (:meth:`LoggedDecision.to_bytes`, as stored in ``outcomes.decision``); None where
+    ``propensity`` is always None. Read it as :attr:`decision`. Kept encoded: a plain
+    ``bytes`` costs the writer nothing to store and the garbage collector nothing to
+    track while rows wait in the write buffer."""
+
+    @property
+    def decision(self) -> LoggedDecision | None:
+        """The evidence the first attempt's routing decision used (decoded from
+        :attr:`decision_data` on each access); None where ``propensity`` is always None."""
+        data = self.decision_data
+        return None if data is None else LoggedDecision.from_bytes(data)
+
+    @decision.setter
+    def decision(self, value: LoggedDecision | None) -> None:
+        self.decision_data = None if value is None else value.to_bytes()
 
     @property
     def reward(self) -> float:

@@ -17,7 +17,7 @@ from conftest import StepClock
 
 from adaptive_router import Outcome, Path, Router
 from adaptive_router.evaluation import LowEffectiveSampleSize, estimate, evaluate
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionEncoder, LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.propensity import first_choice_probabilities
@@ -187,7 +187,92 @@ def test_sql_stores_round_trip_decisions_and_propensities(store_url: str) -> Non
         d = firsts[-1].decision
         assert d is not None
         assert LoggedDecision.from_json(d.to_json()) == d
+        assert LoggedDecision.from_bytes(d.to_bytes()) == d
         assert all(o.propensity is None and o.decision is None for o in rows if o.attempt > 1)
+    finally:
+        store.close()
+
+
+def test_the_binary_record_round_trips_every_field_bit_for_bit() -> None:
+    d = LoggedDecision(
+        ("a", "bé", "c"),
+        np.array([1.0, 2.0, 0.1 + 0.2]),
+        [0.0, 5e-324, 1e300],
+        (0.5, 2.0),
+        0.05,
+        skipped=(True, False, False),
+        objective=(1.0, 0.02),
+        costs_usd=[0.1, 0.2, 0.3],
+        latencies_ms=None,
+        first="c",
+    )
+    data = d.to_bytes()
+    back = LoggedDecision.from_bytes(data)
+    assert back == d and back.successes[2] == 0.1 + 0.2 and back.failures[1] == 5e-324
+    assert back.skipped == (True, False, False) and back.first == "c"
+    assert back.objective == (1.0, 0.02) and back.costs_usd == [0.1, 0.2, 0.3]
+    assert back.latencies_ms is None
+    # A plain decision: header, 3 names of 2 bytes, prior and ε, the evidence, first.
+    plain = LoggedDecision(("p0", "p1", "p2"), np.zeros(3), np.ones(3), (1.0, 1.0), 0.02)
+    raw = plain.to_bytes()
+    assert len(raw) == 4 + 3 * 4 + 3 * 8 + 6 * 8 + 2
+    assert LoggedDecision.from_bytes(raw).first is None
+    # Rows that development builds stored as JSON read the same.
+    assert LoggedDecision.from_bytes(d.to_json()) == d
+    assert LoggedDecision.from_bytes(d.to_json().encode()) == d
+    with pytest.raises(ValueError, match="unknown format version"):
+        LoggedDecision.from_bytes(b"\x07abc")
+    with pytest.raises(ValueError, match="truncated or malformed"):
+        LoggedDecision.from_bytes(data[:20])
+    with pytest.raises(ValueError, match="expected"):
+        LoggedDecision.from_bytes(data + b"\x00")
+    with pytest.raises(ValueError, match="is not one of"):
+        LoggedDecision(("a",), [1.0], [1.0], (1.0, 1.0), 0.0, first="zz").to_bytes()
+
+
+def test_the_routers_encoder_writes_exactly_the_records_to_bytes_writes() -> None:
+    rng = np.random.default_rng(4)
+    names = ("a", "b", "c", "d")
+    for case in range(60):
+        obj = (float(rng.random()), float(rng.random())) if case % 2 else None
+        enc = DecisionEncoder(names, (0.5, 1.5), 0.1, obj)
+        s, f = rng.random(4) * 100, rng.random(4) * 100
+        costs = list(rng.random(4)) if obj is not None and case % 4 == 1 else None
+        lats = rng.random(4) * 900 if obj is not None and case % 3 else None
+        skipped = tuple(bool(x) for x in rng.random(4) < 0.3) if case % 5 else None
+        first = int(rng.integers(4))
+        want = LoggedDecision(
+            names,
+            s,
+            f,
+            (0.5, 1.5),
+            0.1,
+            skipped=skipped,
+            objective=obj,
+            costs_usd=costs,
+            latencies_ms=lats,
+            first=names[first],
+        )
+        got = enc.encode(s, f, first, skipped, costs, lats)
+        assert got == want.to_bytes()
+        assert LoggedDecision.from_bytes(got) == want
+
+
+def test_json_decisions_of_development_builds_stay_readable(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    try:
+        r = _router(store, 10, durability="sync")
+        r.close()
+        before = {o.request_id: o.decision for o in store.outcomes("t") if o.attempt == 1}
+        with store.engine.begin() as conn:  # type: ignore[attr-defined]
+            for rid, d in before.items():
+                assert d is not None
+                conn.exec_driver_sql(
+                    "UPDATE outcomes SET decision = ? WHERE request_id = ?", (d.to_json(), rid)
+                )
+        after = {o.request_id: o for o in store.outcomes("t") if o.attempt == 1}
+        assert {k: o.decision for k, o in after.items()} == before
+        assert all(o.decision_data and o.decision_data[0] == 2 for o in after.values())
     finally:
         store.close()
 
@@ -348,7 +433,7 @@ def _logged_store(probs: np.ndarray, explore: float, seed: int, runs: int, steps
                     attempt=1,
                     success=bool(r[run]),
                     created_at=float(step),
-                    decision=d,
+                    decision_data=d.to_bytes(),
                 )
             )
         s[rows, a] += r

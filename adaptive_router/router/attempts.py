@@ -23,7 +23,7 @@ from typing import Any
 from adaptive_router._checks import error_text, short
 from adaptive_router.capture import Scope, hooked
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
@@ -220,7 +220,7 @@ class Attempts:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         budget: RequestBudget | None = None,
-        decision: LoggedDecision | None = None,
+        decision: DecisionDraft | None = None,
     ) -> None:
         self.ctx = ctx
         #: The evidence the order was drawn from (None: not logged), see router.decisions.

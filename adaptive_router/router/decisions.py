@@ -1,12 +1,14 @@
 """Propensity logging: each routed request's first attempt carries the evidence its
 decision used, and its propensity is computed later, off the hot path.
 
-On the request's thread (:meth:`DecisionLog.attach`, a few attribute writes) the
-ranking's :class:`~adaptive_router.logged_decision.LoggedDecision` gets the paths that
-were skipped before the first attempt and is hung on that attempt's outcome; the store
-writes it as JSON in ``outcomes.decision``. Once the row is committed the recorder hands
-it to :meth:`DecisionLog.written`, which queues it for a background thread that computes
-propensities in vectorised batches and writes them to ``outcomes.propensity``.
+On the request's thread (:func:`attach`: the skip flags, then ~0.5 µs of encoding) the
+ranking's draft of the decision gets the paths that were skipped before the first
+attempt and is encoded onto that attempt's outcome (``Outcome.decision_data``, the layout
+of :meth:`~adaptive_router.logged_decision.LoggedDecision.to_bytes`); the store writes
+those bytes in ``outcomes.decision``. Once
+the row is committed the recorder hands it to :meth:`DecisionLog.written`, which queues it
+for a background thread that computes propensities in vectorised batches and writes
+them to ``outcomes.propensity``.
 
 Computing one costs more than routing a request (tens of µs), and threads of one
 process share the GIL, so the thread spends at most ``max_share`` of wall time on it
@@ -42,7 +44,7 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.outcomes import Outcome
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.ranking import Ranking
@@ -61,31 +63,34 @@ SETTLE_S = 1.0
 
 
 def attach(
-    d: LoggedDecision, before: Sequence[Outcome], first: Outcome, budget: RequestBudget | None
+    draft: DecisionDraft, before: Sequence[Outcome], first: Outcome, budget: RequestBudget | None
 ) -> None:
-    """Hang the decision ``d`` on the request's first attempt ``first``, with the paths
-    skipped before it (``before``) and those the request's cost budget refuses."""
-    i = d.index(first.path)
+    """Encode the decision ``draft`` onto the request's first attempt ``first``, with the
+    paths skipped before it (``before``) and those the request's cost budget refuses."""
+    enc, s, f, c, lat, skipped = draft
+    index = enc.index
+    i = index.get(first.path)
     if i is None:  # every learned path was skipped: the final fallback went first
         return
-    flags = list(d.skipped) if d.skipped is not None else None
+    flags = list(skipped) if skipped is not None else None
     for a in before:
-        j = d.index(a.path)
+        j = index.get(a.path)
         if j is not None:
-            flags = flags or [False] * d.k
+            flags = flags or [False] * len(enc.paths)
             flags[j] = True
     if budget is not None and budget.budget.max_cost_usd is not None:
         cap = budget.budget.max_cost_usd
-        for j, name in enumerate(d.paths):
+        for j, name in enumerate(enc.paths):
             cost = budget.expected_cost.get(name)
             if cost is not None and cost > cap:
-                flags = flags or [False] * d.k
+                flags = flags or [False] * len(enc.paths)
                 flags[j] = True
     if flags is not None:
         flags[i] = False  # it was attempted, whatever the ranking-time state said
-        d.skipped = tuple(flags) if any(flags) else None
-    d.first = first.path
-    first.decision = d
+        skipped = tuple(flags) if any(flags) else None
+    # Encoded now (~0.5 µs): the outcome then carries a plain bytes, which the writer
+    # binds as is and the garbage collector never tracks while the row waits to be written.
+    first.decision_data = enc.encode(s, f, i, skipped, c, lat)
 
 
 class DecisionLog:
@@ -115,7 +120,11 @@ class DecisionLog:
         self.computed = 0
         #: The largest backlog seen.
         self.max_seen = 0
-        self._queue: deque[Outcome] = deque()
+        # (request_id, attempt, decision_data): tuples of str, int and bytes, which the
+        # garbage collector untracks, rather than the outcomes, whose thousands of queued
+        # objects would be promoted to the oldest generation and make full collections
+        # (~70 ms each with scipy loaded) come twice as often.
+        self._queue: deque[tuple[str, int, bytes]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -136,7 +145,11 @@ class DecisionLog:
     # -- after the rows are committed ----------------------------------------------
     def written(self, outcomes: Sequence[Outcome]) -> None:
         """Queue the committed first attempts whose propensity is still unknown."""
-        todo = [o for o in outcomes if o.decision is not None and o.propensity is None]
+        todo = [
+            (o.request_id, o.attempt, o.decision_data)
+            for o in outcomes
+            if o.decision_data is not None and o.propensity is None
+        ]
         if not todo:
             return
         with self._lock:
@@ -179,12 +192,12 @@ class DecisionLog:
         # scipy (the CLI and routers without decision logging never need it).
         from adaptive_router.propensity import decision_propensities
 
-        values = decision_propensities([o.decision for o in batch if o.decision is not None])
+        # Decoded here, off the request's thread.
+        values = decision_propensities([LoggedDecision.from_bytes(d) for _, _, d in batch])
         rows = []
-        for o, p in zip(batch, values.tolist(), strict=True):
+        for (rid, attempt, _), p in zip(batch, values.tolist(), strict=True):
             if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for
-                o.propensity = p
-                rows.append((o.request_id, o.attempt, p))
+                rows.append((rid, attempt, p))
         try:
             self.store.set_propensities(self.task, rows)
         except Exception as exc:  # the store is down: evaluate() computes them later

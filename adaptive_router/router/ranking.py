@@ -23,7 +23,7 @@ import numpy as np
 
 from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionDraft, DecisionEncoder
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Posterior
@@ -83,6 +83,7 @@ class Ranking:
         priors = cost_priors(every, pricer)
         self._cost_priors = priors[: len(self.paths)]
         self._cost_prior_of = {p.name or "": c for p, c in zip(every, priors, strict=True)}
+        self._enc: DecisionEncoder | None = None
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
     @property
@@ -173,13 +174,13 @@ class Ranking:
             order.append(self.fallback)
         return order
 
-    def take_decision(self) -> LoggedDecision | None:
+    def take_decision(self) -> DecisionDraft | None:
         """The evidence of this thread's last :meth:`rank` (None when not logged), once."""
         if not self.log_decisions:
             return None
         last = self._last
         try:
-            d: LoggedDecision | None = last.decision
+            d: DecisionDraft | None = last.decision
         except AttributeError:  # this thread's first request
             return None
         last.decision = None
@@ -192,29 +193,32 @@ class Ranking:
         subclass may rank differently)."""
         return type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
 
-    def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> LoggedDecision:
-        """The decision's evidence; paths whose breaker is not available are marked
-        skipped (they were ranked to the back and are passed over when reached)."""
-        pol = self.policy
+    def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> DecisionDraft:
+        """The decision's evidence, as a draft that :func:`~adaptive_router.router.
+        decisions.attach` encodes; paths whose breaker is not available are marked skipped
+        (they were ranked to the back and are passed over when reached)."""
         skipped = None
         if self._unclosed:
             skipped = tuple(self._breaker_closed_first(p) == 1 for p in self.paths)
+        return (self._encoder(), s, f, c, lat, skipped)
+
+    def _encoder(self) -> DecisionEncoder:
+        """The encoder of this router's decisions, rebuilt if the policy's parameters
+        changed since (they are read at each decision, like the policy does)."""
+        pol: ThompsonSampling = self.policy  # type: ignore[assignment]  # loggable
+        enc = self._enc
         obj = None
         if self._objective is not None:
             o = self._objective.objective
             obj = (o.cost_weight, o.usd_per_second)
-        # Positional: this runs once per request.
-        return LoggedDecision(
-            self._names,
-            s,
-            f,
-            pol.prior,  # type: ignore[attr-defined]  # loggable: a ThompsonSampling
-            pol.explore,  # type: ignore[attr-defined]
-            skipped,
-            obj,
-            c,
-            lat,
-        )
+        if (
+            enc is None
+            or enc.prior != pol.prior
+            or enc.explore != pol.explore
+            or enc.objective != obj
+        ):
+            enc = self._enc = DecisionEncoder(self._names, pol.prior, pol.explore, obj)
+        return enc
 
     def expected(
         self, now: float = 0.0, context: str = ""

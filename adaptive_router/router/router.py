@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
 from adaptive_router.observe.alerts import Alert, Alerts
 from adaptive_router.observe.costs import Pricer
@@ -376,7 +376,7 @@ class Router:
         return self._settings
 
     # -- the request core shared by run and arun ---------------------------------
-    def _begin(self, context: str = "") -> tuple[str, list[Path], LoggedDecision | None]:
+    def _begin(self, context: str = "") -> tuple[str, list[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         rid = new_request_id()

@@ -73,10 +73,10 @@ outcomes = sa.Table(
     sa.Column("cache_read_tokens", sa.BigInteger, nullable=True),
     sa.Column("cache_write_tokens", sa.BigInteger, nullable=True),
     # First attempts of routed requests: the probability the router attempted this path
-    # first, and the evidence it decided on (JSON, see logged_decision). Migration 0006
+    # first, and the evidence it decided on (binary, LoggedDecision.to_bytes). Migration 0006
     # adds them last; the propensity may be filled in after the row is written.
     sa.Column("propensity", sa.Float(precision=53), nullable=True),
-    sa.Column("decision", sa.Text, nullable=True),
+    sa.Column("decision", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
     # The attempts other than a request's first: how reads find the few requests whose rows do

@@ -540,7 +540,7 @@ class SQLStore(Store):
                     cache_read_tokens=r.cache_read_tokens,
                     cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
-                    decision=None if r.decision is None else LoggedDecision.from_json(r.decision),
+                    decision_data=_decision_data(r.decision),
                 )
                 for r in conn.execute(q)
             ]
@@ -691,7 +691,8 @@ _COLUMNS = (
 
 def _tuple(o: Outcome) -> tuple[Any, ...]:
     """An outcome as DBAPI parameters in ``_COLUMNS`` order (JSON encoded by hand, as
-    SQLAlchemy's JSON type would: SQL NULL for no metadata)."""
+    SQLAlchemy's JSON type would: SQL NULL for no metadata; the decision already encoded
+    on the request's thread)."""
     return (
         o.score,
         o.context,
@@ -713,8 +714,20 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.cache_read_tokens,
         o.cache_write_tokens,
         o.propensity,
-        None if o.decision is None else o.decision.to_json(),
+        o.decision_data,
     )
+
+
+def _decision_data(stored: bytes | str | None) -> bytes | None:
+    """``outcomes.decision`` as ``Outcome.decision_data``: checked by decoding it once (a
+    malformed record fails here, naming the problem, not deep inside evaluate()); JSON
+    that development builds wrote is re-encoded."""
+    if stored is None:
+        return None
+    decision = LoggedDecision.from_bytes(stored)
+    if isinstance(stored, bytes) and stored[:1] != b"{":
+        return stored
+    return decision.to_bytes()
 
 
 def _stats_params(

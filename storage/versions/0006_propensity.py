@@ -6,7 +6,8 @@ Create Date: 2026-12-01
 
 Adds ``outcomes.propensity`` (the probability that the router attempted the path first,
 for the first attempt of a routed request) and ``outcomes.decision`` (the evidence that
-decision used, as JSON), both nullable. Existing rows keep NULL in both: their decisions
+decision used, in the compact binary layout of ``LoggedDecision.to_bytes``), both
+nullable. Existing rows keep NULL in both: their decisions
 were not logged, so off-policy evaluation skips them and counts them.
 """
 
@@ -26,7 +27,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     """Add the two nullable columns (existing rows get NULL)."""
     op.add_column("outcomes", sa.Column("propensity", sa.Float(precision=53), nullable=True))
-    op.add_column("outcomes", sa.Column("decision", sa.Text, nullable=True))
+    op.add_column("outcomes", sa.Column("decision", sa.LargeBinary, nullable=True))
 
 
 def downgrade() -> None:
