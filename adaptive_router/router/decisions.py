@@ -153,9 +153,10 @@ class DecisionLog:
         if not todo:
             return
         with self._lock:
-            room = max(0, self.max_backlog - len(self._queue))
-            self._queue.extend(todo[:room])
+            queue = self._queue
+            room = max(0, self.max_backlog - len(queue))
             over = len(todo) - room
+            queue.extend(todo if over <= 0 else todo[:room])
             if over > 0:
                 if self.deferred == 0:
                     logger.warning(
@@ -167,7 +168,8 @@ class DecisionLog:
                         extra={"task": self.task, "max_backlog": self.max_backlog},
                     )
                 self.deferred += over
-            self.max_seen = max(self.max_seen, len(self._queue))
+            if len(queue) > self.max_seen:
+                self.max_seen = len(queue)
             closed = self._stop.is_set()
             if self._thread is None and not closed:
                 thread = threading.Thread(
@@ -180,7 +182,10 @@ class DecisionLog:
                 self._thread = thread  # only once started: close() joins what it sees
         if closed:  # the router's final flush, after close() stopped the thread
             self.drain()
-        self._wake.set()
+        # Event.set takes a lock and notifies: once until the thread wakes, not per row
+        # (a memory store reports every request's row on its own).
+        if not self._wake.is_set():
+            self._wake.set()
 
     def step(self, limit: int = BATCH) -> int:
         """Compute and store up to ``limit`` queued propensities; returns how many."""
