@@ -132,7 +132,10 @@ class DecisionLog:
         if self.enabled:
             # scipy takes ~0.5 s of CPU to import, under the GIL: pay it now, while the
             # router starts, not in the background thread in the middle of traffic.
-            importlib.import_module("adaptive_router.propensity")
+            warm = importlib.import_module("adaptive_router.propensity").decision_propensities
+            # ...and compute one: the first computation sets up scipy's and numpy's state
+            # (megabytes, milliseconds), which should not arrive in the middle of traffic.
+            warm([LoggedDecision(("a", "b"), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0), 0.0, first="a")])
         # Wire in: the ranking logs each decision, the recorder reports committed rows.
         ranking.log_decisions = self.enabled
         recorder.on_written = self.written
