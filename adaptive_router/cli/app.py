@@ -13,7 +13,12 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from adaptive_router.cli import check, dashboard, evaluate, posteriors, reports, runs
+import adaptive_router.cli.check as check
+import adaptive_router.cli.dashboard as dashboard
+import adaptive_router.cli.evaluate as evaluate
+import adaptive_router.cli.posteriors as posteriors
+import adaptive_router.cli.reports as reports
+import adaptive_router.cli.runs as runs
 from adaptive_router.cli.common import console_err
 from adaptive_router.cli.db import db_app
 

@@ -51,7 +51,10 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from adaptive_router.testing import anthropic_messages, openai_chat, openai_responses, server
+import adaptive_router.testing.anthropic_messages as anthropic_messages
+import adaptive_router.testing.openai_chat as openai_chat
+import adaptive_router.testing.openai_responses as openai_responses
+import adaptive_router.testing.server as server
 from adaptive_router.testing.steps import (
     MAX_RESOLVE_DEPTH,
     STEP_TYPES,
