@@ -438,6 +438,23 @@ class ProviderCall(abc.ABC):
     def _malformed(self, why: str) -> MalformedResponseError:
         return MalformedResponseError(f"{self.provider} {self.model!r}: malformed response: {why}")
 
+    def _chat_choice(
+        self, response: Any, usage: Usage, where: str
+    ) -> tuple[str | None, Usage, str | None]:
+        """``_read``'s answer for a chat completion (OpenAI's shape, which LiteLLM's
+        responses mirror): the first choice's text, ``usage``, and why there is no text
+        (no choices, a refusal); no ``choices`` at all in the ``where`` is malformed."""
+        choices = getattr(response, "choices", None)
+        if choices is None:
+            raise self._malformed(f"no 'choices' in the {where}")
+        if not choices:
+            return None, usage, "response has no choices"
+        message = getattr(choices[0], "message", None)
+        text = getattr(message, "content", None)
+        refusal = getattr(message, "refusal", None)
+        why = f"model refused: {str(refusal)[:200]}" if refusal else None
+        return (text if isinstance(text, str) else None), usage, why
+
     @abc.abstractmethod
     def _send(self, client: Any, request: dict[str, Any]) -> Any:
         """Send one request with the sync client."""

@@ -221,16 +221,7 @@ class LiteLLMCall(ProviderCall):
             cache_read_tokens=read,
             cache_write_tokens=written,
         )
-        choices = getattr(response, "choices", None)
-        if choices is None:
-            raise self._malformed("no 'choices' in the response")
-        if not choices:
-            return None, usage, "response has no choices"
-        message = getattr(choices[0], "message", None)
-        text = getattr(message, "content", None)
-        refusal = getattr(message, "refusal", None)
-        why = f"model refused: {str(refusal)[:200]}" if refusal else None
-        return (text if isinstance(text, str) else None), usage, why
+        return self._chat_choice(response, usage, "response")
 
 
 def litellm_path(

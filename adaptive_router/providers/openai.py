@@ -66,16 +66,7 @@ class OpenAICall(ProviderCall):
             # Part of prompt_tokens, billed at the cached rate.
             cache_read_tokens=as_int(getattr(details, "cached_tokens", None)),
         )
-        choices = getattr(response, "choices", None)
-        if choices is None:
-            raise self._malformed("no 'choices' in the body")
-        if not choices:
-            return None, usage, "response has no choices"
-        message = getattr(choices[0], "message", None)
-        text = getattr(message, "content", None)
-        refusal = getattr(message, "refusal", None)
-        why = f"model refused: {str(refusal)[:200]}" if refusal else None
-        return (text if isinstance(text, str) else None), usage, why
+        return self._chat_choice(response, usage, "body")
 
 
 def openai_path(
