@@ -21,11 +21,11 @@ from adaptive_router.cli.common import (
     first_line,
     fmt_ms,
     fmt_number,
-    json_number,
     make_table,
     one_line_errors,
     print_json,
 )
+from adaptive_router.reports.summary import json_number
 from adaptive_router.router import as_call
 
 # -- check ------------------------------------------------------------------------------

@@ -223,8 +223,3 @@ def unknown_task(store: SQLStore, task: str, url: str) -> CLIError:
     shown = ", ".join(known[:10]) + (f" (and {len(known) - 10} more)" if len(known) > 10 else "")
     hint = f"known tasks: {shown}" if known else "it holds no tasks yet"
     return CLIError(f"unknown task {task!r} in {redact_url(url)}; {hint}", 1)
-
-
-def json_number(value: float | None) -> float | None:
-    # JSON has no NaN; a missing figure is null.
-    return None if value is None or math.isnan(value) else value

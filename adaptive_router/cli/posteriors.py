@@ -22,7 +22,6 @@ from adaptive_router.cli.common import (
     console_out,
     fmt_ms,
     fmt_number,
-    json_number,
     make_table,
     one_line_errors,
     open_store,
@@ -34,6 +33,7 @@ from adaptive_router.cli.common import (
     utc_time,
 )
 from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.reports.summary import json_number, posterior_dict
 from adaptive_router.router import posteriors_from_states, stored_half_life
 from adaptive_router.stores import SQLStore
 
@@ -47,25 +47,6 @@ def read_posteriors(
     half_life = stored_half_life(states)
     names = sorted(states)
     return posteriors_from_states(states, names, prior, half_life, now), half_life
-
-
-def posterior_dict(p: Posterior) -> dict[str, Any]:
-    """A posterior as JSON-ready data."""
-    lo, hi = p.interval
-    return {
-        "path": p.path,
-        "alpha": p.alpha,
-        "beta": p.beta,
-        "mean": p.mean,
-        "interval": [lo, hi],
-        "n": p.n,
-        "successes": p.successes,
-        "failures": p.failures,
-        "traffic_share": p.traffic_share,
-        "updated_at": p.updated_at,
-        "expected_cost_usd": json_number(p.expected_cost_usd),
-        "expected_latency_ms": json_number(p.expected_latency_ms),
-    }
 
 
 def stats_dict(s: PathWindowStats) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.outcomes import PathWindowStats
+from adaptive_router.reports.summary import json_number, posterior_dict
 from adaptive_router.reports.summary import summary as task_summary
 from adaptive_router.stores.base import HealthSnapshot, Store
 
@@ -104,11 +105,6 @@ def parse_window(since: str, until: str | None, now: float) -> Window:
     return Window(start, end, now)
 
 
-def _number(value: float | None) -> float | None:
-    # JSON has no NaN: a missing figure is null.
-    return None if value is None or math.isnan(value) else value
-
-
 def stats_dict(s: PathWindowStats) -> dict[str, Any]:
     """One path's window stats (``Router.stats()`` item) as JSON-ready data."""
     return {
@@ -116,7 +112,7 @@ def stats_dict(s: PathWindowStats) -> dict[str, Any]:
         "attempts": s.attempts,
         "first_attempts": s.first_attempts,
         "successes": s.successes,
-        "success_rate": _number(s.success_rate),
+        "success_rate": json_number(s.success_rate),
         "timeouts": s.timeouts,
         "latency_p50_ms": s.latency_p50_ms,
         "latency_p95_ms": s.latency_p95_ms,
@@ -125,25 +121,6 @@ def stats_dict(s: PathWindowStats) -> dict[str, Any]:
         "cost_usd": s.cost_usd,
         "mean_score": s.mean_score,
         "errors": dict(sorted(s.errors.items())),
-    }
-
-
-def posterior_dict(p: Posterior) -> dict[str, Any]:
-    """One path's posterior (``Router.posteriors()`` item) as JSON-ready data."""
-    lo, hi = p.interval
-    return {
-        "path": p.path,
-        "alpha": p.alpha,
-        "beta": p.beta,
-        "mean": p.mean,
-        "interval": [lo, hi],
-        "n": p.n,
-        "successes": p.successes,
-        "failures": p.failures,
-        "traffic_share": p.traffic_share,
-        "updated_at": p.updated_at,
-        "expected_cost_usd": p.expected_cost_usd,
-        "expected_latency_ms": p.expected_latency_ms,
     }
 
 
@@ -206,8 +183,8 @@ def summary(
             "paths": list(ts.paths),
             "requests": list(ts.requests),
             "first_share": {p: list(v) for p, v in ts.first_share.items()},
-            "success_rate": {p: [_number(x) for x in v] for p, v in ts.success_rate.items()},
-            "cost_usd": {p: [_number(x) for x in v] for p, v in ts.cost_usd.items()},
+            "success_rate": {p: [json_number(x) for x in v] for p, v in ts.success_rate.items()},
+            "cost_usd": {p: [json_number(x) for x in v] for p, v in ts.cost_usd.items()},
             "unknown_cost_attempts": ts.unknown_cost_attempts,
         },
         "health": [health_dict(h, window.now) for h in beats],

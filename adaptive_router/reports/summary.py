@@ -21,7 +21,7 @@ from adaptive_router.reports.timeseries import TimeSeries, time_series
 from adaptive_router.stores.base import Store
 from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
 
-__all__ = ["Summary", "summary"]
+__all__ = ["Summary", "json_number", "posterior_dict", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,31 @@ class Summary:
         }
 
 
+def json_number(value: float | None) -> float | None:
+    """``value`` for JSON, which has no NaN: a missing figure (None or NaN) is null."""
+    return None if value is None or math.isnan(value) else value
+
+
+def posterior_dict(p: Posterior) -> dict[str, Any]:
+    """One path's posterior (a ``Router.posteriors()`` item) as JSON-ready data: the rows
+    of ``adaptive-router posteriors --json`` and of the dashboard's ``/api/summary``."""
+    lo, hi = p.interval
+    return {
+        "path": p.path,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "mean": p.mean,
+        "interval": [lo, hi],
+        "n": p.n,
+        "successes": p.successes,
+        "failures": p.failures,
+        "traffic_share": p.traffic_share,
+        "updated_at": p.updated_at,
+        "expected_cost_usd": json_number(p.expected_cost_usd),
+        "expected_latency_ms": json_number(p.expected_latency_ms),
+    }
+
+
 def _posterior(p: Posterior) -> dict[str, Any]:
     lo, hi = p.interval
     out: dict[str, Any] = _clean({**asdict(p), "mean": p.mean, "interval": [lo, hi]})
@@ -70,7 +95,7 @@ def _posterior(p: Posterior) -> dict[str, Any]:
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float):
-        return None if math.isnan(value) else value
+        return json_number(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
