@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from adaptive_router._checks import error_text, short
 from adaptive_router.capture import Scope, hooked
@@ -73,11 +73,13 @@ _BREAKER_FAILURES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """Call ``path`` with the request's arguments, enforcing ``timeout_s`` (None = no limit,
     or the path enforces its own), inside ``meter`` (the capture scope its SDK calls count
     in; None when usage capture is off)."""
+
+    # A NamedTuple, not a frozen dataclass: one is built per attempt, and a frozen
+    # dataclass sets each field through object.__setattr__ (3x the cost).
 
     path: Path
     timeout_s: float | None
@@ -250,8 +252,6 @@ class Attempts:
         """The last :class:`Call` returned ``raw`` (a value or a :class:`Result`)."""
         if self._retry_run is not None:
             self._retry_run.succeeded()
-        elif self._settings is not None and self._settings.retry is not None:
-            self._state.first_try_succeeded()
         self._settle(self._started if self._started is not None else started, raw, None)
 
     def raised(self, exc: Exception, started: float) -> None:
@@ -263,6 +263,9 @@ class Attempts:
         policy = st.retry
         if policy is not None:
             if self._retry_run is None:
+                # The attempt's retry record starts at its first failure: an attempt that
+                # succeeds at once has none to keep (0 retries is the shared default's).
+                self._state = RetryState(path=path.name)
                 self._retry_run = RetryRun(
                     policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
                 )
@@ -329,7 +332,7 @@ class Attempts:
         self.n += 1
         if self.ctx.observers:
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
-        self._state = RetryState(path=path.name)
+        self._state = _NO_RETRIES
         ctx = self.ctx
         # No scope while no SDK is hooked (neither openai nor anthropic imported yet):
         # nothing could be metered, and a scope costs a few µs per attempt.

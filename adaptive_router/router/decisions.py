@@ -138,7 +138,8 @@ class DecisionLog:
             warm([LoggedDecision(("a", "b"), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0), 0.0, first="a")])
         # Wire in: the ranking logs each decision, the recorder reports committed rows.
         ranking.log_decisions = self.enabled
-        recorder.on_written = self.written
+        if self.enabled:  # nothing to queue otherwise: no outcome carries a decision
+            recorder.on_written = self.written
 
     @property
     def backlog(self) -> int:
