@@ -138,3 +138,63 @@ def test_exploration_floor_gives_every_path_traffic() -> None:
     # A uniformly chosen path leads 10% of the time: each cold path gets ~1/30.
     assert shares[1] == pytest.approx(0.1 / 3, abs=0.006)
     assert shares[2] == pytest.approx(0.1 / 3, abs=0.006)
+
+
+def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
+    """A memory store's evidence is read in place by its routers (no second copy folded
+    per request): each outcome counts once, another router on the store sees it at once,
+    and the store's own copy (load) agrees with what the routers route on."""
+    from adaptive_router import Path, Router
+
+    store = MemoryStore()
+    calls = {"ok": 0, "bad": 0}
+
+    def ok() -> str:
+        calls["ok"] += 1
+        return "x"
+
+    def bad() -> str:
+        calls["bad"] += 1
+        raise RuntimeError("down")
+
+    a = Router(
+        [Path(ok, name="ok", timeout=None), Path(bad, name="bad", timeout=None, retry=None)],
+        bool,
+        task="shared",
+        store=store,
+        seed=1,
+        heartbeat=None,
+    )
+    b = Router(
+        [Path(ok, name="ok", timeout=None), Path(bad, name="bad", timeout=None, retry=None)],
+        bool,
+        task="shared",
+        store=store,
+        seed=2,
+        heartbeat=None,
+    )
+    other = Router(
+        [Path(ok, name="ok", timeout=None)], bool, task="other", store=store, heartbeat=None
+    )
+    try:
+        for _ in range(30):
+            a.run()
+        seen_by_b = {p.path: (p.successes, p.failures) for p in b.posteriors()}
+        seen_by_a = {p.path: (p.successes, p.failures) for p in a.posteriors()}
+        assert seen_by_b == seen_by_a  # no refresh needed: the same objects
+        ok_n, bad_n = seen_by_a["ok"], seen_by_a["bad"]
+        assert ok_n == (30, 0)  # every request ends on "ok", once each
+        assert bad_n == (0, calls["bad"]) and calls["bad"] > 0
+        stored = store.load("shared")
+        assert (stored["ok"].successes, stored["ok"].failures) == ok_n
+        assert (stored["bad"].successes, stored["bad"].failures) == bad_n
+        assert calls["ok"] == 30
+        # Another task's router on the same store sees none of it, and tasks() lists
+        # only tasks with evidence.
+        assert {p.path: p.n for p in other.posteriors()} == {"ok": 0}
+        assert store.tasks() == ["shared"]
+        b.run()
+        assert {p.path: p.successes for p in a.posteriors()}["ok"] == 31
+    finally:
+        for r in (a, b, other):
+            r.close()

@@ -22,7 +22,7 @@ import numpy as np
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
-from adaptive_router.stores.base import PathState, Store, fold_outcome
+from adaptive_router.stores.base import PathState, SharedEvidence, Store, fold_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,22 @@ class Recorder:
         #: A healthy store's backlog past this makes callers write (see ``record``).
         self.high_water = min(max_buffer, HIGH_WATER)
         self.dropped = 0
-        self._lock = threading.Lock()  # guards states and buffer; never held during I/O
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
         self._buffer: list[Outcome] = []
         self._inflight = 0  # taken from the buffer by a flush that has not committed yet
         self._outage_logged = False
         # context -> path -> evidence; "" is the task level that every outcome updates.
-        self.states: dict[str, dict[str, PathState]] = store.load_contexts(task)
+        self.states: dict[str, dict[str, PathState]]
+        #: A copy of the store's evidence that this recorder folds into (False: the
+        #: store's own, read in place; it folds every written outcome itself).
+        self.own_cache = not isinstance(store, SharedEvidence)
+        if isinstance(store, SharedEvidence):
+            # The lock guards states and buffer; never held during I/O (a shared store's
+            # lock is held only for its in-memory folds).
+            self.states, self._lock = store.shared_contexts(task)
+        else:
+            self.states = store.load_contexts(task)
+            self._lock = threading.Lock()
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the buffer is worth a flush right away
@@ -166,8 +175,9 @@ class Recorder:
                         self._fold(outcomes)
                         self._push(outcomes)
                     return
-                with self._lock:
-                    self._fold(outcomes)
+                if self.own_cache:
+                    with self._lock:
+                        self._fold(outcomes)
                 if self.on_written is not None:
                     self.on_written(outcomes)
             return
@@ -189,8 +199,9 @@ class Recorder:
         """
         with self._io_lock:
             written = write()
-            with self._lock:
-                self._fold(written)
+            if self.own_cache:
+                with self._lock:
+                    self._fold(written)
 
     def rebill(self, outcome: Outcome) -> None:
         """Rewrite a recorded outcome's usage in the store (a late SDK call added to it).
@@ -214,6 +225,8 @@ class Recorder:
                 )
 
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
+        if not self.own_cache:
+            return  # the store folds what it writes: an unwritten outcome waits its turn
         for o in outcomes:
             for ctx in o.evidence_keys():
                 paths = self.states.get(ctx)
@@ -292,15 +305,16 @@ class Recorder:
         with self._io_lock:
             if not self._flush_locked():
                 return
-            try:
-                snapshot = self.store.load_contexts(self.task)
-            except Exception as exc:
-                self._on_write_error(exc, 0)
-                return
-            with self._lock:
-                self.states = snapshot
-                # Outcomes recorded while we were writing and reading are not in the snapshot.
-                self._fold(self._buffer)
+            if self.own_cache:
+                try:
+                    snapshot = self.store.load_contexts(self.task)
+                except Exception as exc:
+                    self._on_write_error(exc, 0)
+                    return
+                with self._lock:
+                    self.states = snapshot
+                    # Outcomes recorded while we wrote and read are not in the snapshot.
+                    self._fold(self._buffer)
         self._last_refresh = time.monotonic()
         if self.on_refresh is not None:
             self.on_refresh()

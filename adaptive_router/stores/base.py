@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -148,6 +149,20 @@ class CompleteResult:
 
     UNKNOWN = "unknown"
     ALREADY_REPORTED = "already_reported"
+
+
+class SharedEvidence(abc.ABC):
+    """An optional capability: a store whose evidence lives in this process, as the very
+    :class:`PathState` objects its ``write`` folds into.
+
+    A router's cache reads them in place, under the store's own lock, instead of keeping
+    a copy and folding every outcome a second time (half of the fold work per request)."""
+
+    @abc.abstractmethod
+    def shared_contexts(self, task: str) -> tuple[dict[str, dict[str, PathState]], threading.Lock]:
+        """``task``'s live evidence (context -> path -> state, "" = task level; an empty
+        mapping for a new task, filled in as outcomes are written) and the lock that every
+        read and fold of it holds."""
 
 
 class Store(abc.ABC):

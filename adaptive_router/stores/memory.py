@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
@@ -13,14 +14,19 @@ from adaptive_router.stores.base import (
     HealthSnapshot,
     PathState,
     PendingDecision,
+    SharedEvidence,
     Store,
     copy_usage,
     fold_outcome,
 )
 
 
-class MemoryStore(Store):
+class MemoryStore(Store, SharedEvidence):
     """Everything in dicts behind one lock. Same semantics as :class:`SQLStore`.
+
+    Its evidence is shared with the routers that use it (:class:`SharedEvidence`): a
+    router on this store sees every outcome written to it at once, its own and other
+    routers' alike.
 
     ``max_outcomes`` bounds the outcome log kept for ``stats`` (oldest dropped
     first); posteriors are unaffected because evidence lives in ``path_stats``.
@@ -32,7 +38,7 @@ class MemoryStore(Store):
         if not isinstance(max_outcomes, int) or max_outcomes < 0:
             raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
         self._lock = threading.Lock()
-        self._stats: dict[tuple[str, str, str], PathState] = {}  # (task, context, path)
+        self._stats: dict[str, dict[str, dict[str, PathState]]] = {}  # task -> context -> path
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
@@ -56,13 +62,28 @@ class MemoryStore(Store):
             if len(self._outcomes) > self._max_outcomes:
                 # O(1): a plain dict's next(iter()) rescans deleted slots after many pops.
                 self._outcomes.popitem(last=False)
-            for ctx in o.evidence_keys():
-                key3 = (o.task, ctx, o.path)
-                st = self._stats.get(key3)
+            keys = o.evidence_keys()
+            if not keys:
+                continue
+            contexts = self._stats.get(o.task)
+            if contexts is None:
+                contexts = self._stats[o.task] = {}
+            for ctx in keys:
+                paths = contexts.get(ctx)
+                if paths is None:
+                    paths = contexts[ctx] = {}
+                st = paths.get(o.path)
                 if st is None:
-                    st = self._stats[key3] = PathState(ref_time=o.created_at)
+                    st = paths[o.path] = PathState(ref_time=o.created_at)
                 fold_outcome(st, o, half_life)
         return new
+
+    def shared_contexts(self, task: str) -> tuple[dict[str, dict[str, PathState]], threading.Lock]:
+        with self._lock:
+            contexts = self._stats.get(task)
+            if contexts is None:
+                contexts = self._stats[task] = {}
+        return contexts, self._lock
 
     def update_usage(self, outcome: Outcome) -> bool:
         with self._lock:
@@ -76,20 +97,8 @@ class MemoryStore(Store):
     def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
         out: dict[str, dict[str, PathState]] = {}
         with self._lock:
-            for (t, ctx, path), st in self._stats.items():
-                if t == task:
-                    out.setdefault(ctx, {})[path] = PathState(
-                        st.success_w,
-                        st.failure_w,
-                        st.ref_time,
-                        st.successes,
-                        st.failures,
-                        st.half_life_s,
-                        st.cost_sum,
-                        st.cost_weight,
-                        st.latency_sum,
-                        st.latency_weight,
-                    )
+            for ctx, paths in self._stats.get(task, {}).items():
+                out[ctx] = {path: replace(st) for path, st in paths.items()}
         return out
 
     def window_stats(
@@ -118,7 +127,8 @@ class MemoryStore(Store):
 
     def tasks(self) -> list[str]:
         with self._lock:
-            return sorted({t for t, _, _ in self._stats})
+            # A task a router opened (shared_contexts) but never wrote to has no evidence.
+            return sorted(t for t, contexts in self._stats.items() if contexts)
 
     def add_pending(self, pending: PendingDecision) -> None:
         with self._lock:
