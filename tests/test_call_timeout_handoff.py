@@ -1,4 +1,5 @@
-"""call_with_timeout's lean hand-off (a Lock per call instead of a Future): the edges."""
+"""call_with_timeout's lean hand-off (a Lock per call instead of a Future, marks instead
+of locks for who came first): the edges."""
 
 from __future__ import annotations
 
@@ -13,20 +14,43 @@ from adaptive_router.resilience import CallTimeoutError, abandoned_calls, call_w
 from adaptive_router.resilience import timeouts as resilience
 
 
-def test_a_call_claimed_by_its_timed_out_caller_never_runs() -> None:
+def test_a_call_its_timed_out_caller_gave_up_on_never_runs() -> None:
+    baseline = abandoned_calls()
     ran: list[int] = []
     job = resilience._Call(lambda: ran.append(1))
-    assert job.claim.acquire(blocking=False)  # what the caller does when time is up first
-    job.run()
+    job.give_up(0.1, time.monotonic())  # what the caller does when time is up first
+    assert abandoned_calls() == baseline  # never started: nothing left running
+    assert job.run() is False
     assert ran == []
     assert not job.done.acquire(blocking=False)  # and the caller is not woken with a result
+
+
+def test_a_call_abandoned_while_it_runs_is_counted_until_it_ends() -> None:
+    baseline = abandoned_calls()
+    entered, leave = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        entered.set()
+        leave.wait(5)
+        return "late"
+
+    job = resilience._Call(slow)
+    worker = threading.Thread(target=job.run)
+    worker.start()
+    assert entered.wait(5)
+    job.give_up(0.1, time.monotonic())
+    assert abandoned_calls() == baseline + 1
+    leave.set()
+    worker.join(5)
+    assert abandoned_calls() == baseline
+    assert job.value == "late"
 
 
 def test_a_call_that_finishes_before_it_is_abandoned_is_not_counted() -> None:
     baseline = abandoned_calls()
     job = resilience._Call(lambda: "done")
-    job.run()
-    resilience._abandon_call(job, 0.1, time.monotonic())
+    assert job.run() is True
+    job.give_up(0.1, time.monotonic())
     assert abandoned_calls() == baseline
 
 

@@ -8,6 +8,7 @@ thread that is abandoned (and counted) when the time is up; an awaitable is canc
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import functools
@@ -80,41 +81,70 @@ class CallTimeoutError(TimeoutError):
         self.timeout_s = timeout_s
 
 
+#: Marks appended to a :class:`_Call`'s ``marks``, in the order things happened.
+_STARTED, _FINISHED, _GAVE_UP = "started", "finished", "gave up"
+
+
 class _Call:
     """One :func:`call_with_timeout` call handed to a worker thread.
 
     A ``Future`` plus ``concurrent.futures.wait`` cost ~50 µs a call more than the thread
     hand-off itself (conditions, a waiter, callbacks); this is the hand-off alone: the
-    worker claims the call (a caller that timed out first claims it instead, so it never
-    starts), runs it and releases ``done``.
+    worker runs the call and releases ``done``. Who did what first is told by the order
+    of the marks in ``marks`` (``list.append`` is atomic), not by locks, which would add
+    their cost to every call for the sake of the rare one that times out: the worker
+    marks ``_STARTED`` before the call and ``_FINISHED`` after it, a caller whose time is
+    up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
+    two: abandoned, counted in :func:`abandoned_calls` until it ends. Given up after
+    ``_FINISHED``: it had just finished; not counted.
     """
 
-    __slots__ = ("call", "claim", "ctx", "done", "error", "finished", "on_finish", "value")
+    __slots__ = ("call", "ctx", "done", "error", "marks", "started", "timeout_s", "value")
 
     def __init__(self, call: Callable[[], Any]) -> None:
         self.call = call
         self.ctx = contextvars.copy_context()
-        self.claim = threading.Lock()
         self.done = threading.Lock()
         self.done.acquire()
+        self.marks: list[str] = []
         self.value: Any = None
         self.error: BaseException | None = None
-        self.finished = False  # guarded by _abandoned_lock, as is on_finish
-        self.on_finish: Callable[[_Call], None] | None = None
+        self.timeout_s = 0.0  # set by give_up, read by run once the call was abandoned
+        self.started = 0.0
 
-    def run(self) -> None:
-        if not self.claim.acquire(blocking=False):
-            return  # its caller timed out before it started
+    def run(self) -> bool:
+        """Run the call unless its caller gave up first; True if it ran. The caller is
+        told (``done`` released) by the worker, once the worker is ready for more work."""
+        marks = self.marks
+        marks.append(_STARTED)
+        if marks[0] is _GAVE_UP:
+            return False  # its caller timed out before it started
         try:
             self.value = self.ctx.run(self.call)
         except BaseException as exc:  # handed to the caller, who re-raises it
             self.error = exc
-        self.done.release()
-        with _abandoned_lock:
-            self.finished = True
-            on_finish = self.on_finish
-        if on_finish is not None:
-            on_finish(self)
+        marks.append(_FINISHED)
+        if marks[1] is _GAVE_UP:  # abandoned while it ran: it ends now
+            _count_abandoned(-1)
+            logger.debug(
+                "a call abandoned after its timeout has finished",
+                extra={
+                    "timeout_s": self.timeout_s,
+                    "ran_s": time.monotonic() - self.started,
+                    "raised": None if self.error is None else repr(self.error),
+                },
+            )
+        return True
+
+    def give_up(self, timeout_s: float, started: float) -> None:
+        """The caller's time is up: the call never starts, or is counted as abandoned
+        while it runs on (``started``: ``time.monotonic()`` when it was handed over)."""
+        self.timeout_s, self.started = timeout_s, started
+        # Counted first: once the mark is in, the worker may end the call and uncount it.
+        _count_abandoned(1)
+        self.marks.append(_GAVE_UP)
+        if self.marks.index(_GAVE_UP) != 1:  # 0: never started; 2: had finished
+            _count_abandoned(-1)
 
 
 class _DaemonThreadPool:
@@ -128,8 +158,9 @@ class _DaemonThreadPool:
     """
 
     def __init__(self, max_idle: int = 8, idle_timeout_s: float = 30.0) -> None:
-        self._lock = threading.Lock()
-        self._idle = 0  # waiting workers not yet claimed by a submitted item
+        # One token per waiting worker not yet claimed by a submitted item. A deque's
+        # append and pop are atomic: no lock on the way of every call.
+        self._idle: collections.deque[None] = collections.deque()
         self._max_idle = max_idle
         self._idle_timeout_s = idle_timeout_s
         self._work: queue.SimpleQueue[
@@ -147,11 +178,9 @@ class _DaemonThreadPool:
         return fut
 
     def _claim_worker(self) -> None:
-        with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
-                self._idle -= 1
-        if spawn:
+        try:
+            self._idle.pop()
+        except IndexError:
             threading.Thread(
                 target=self._worker, name=f"adaptive-router-call-{next(self._ids)}", daemon=True
             ).start()
@@ -166,28 +195,42 @@ class _DaemonThreadPool:
             try:
                 item = self._work.get(timeout=self._idle_timeout_s)
             except queue.Empty:
-                with self._lock:
-                    if self._idle > 0:  # nobody is counting on this worker: retire it
-                        self._idle -= 1
-                        return
-                continue
+                try:
+                    self._idle.pop()  # nobody is counting on this worker: retire it
+                except IndexError:
+                    continue
+                return
             if isinstance(item, _Call):
-                item.run()
-            else:
-                fut, ctx, call = item
-                if fut.set_running_or_notify_cancel():
-                    try:
-                        result = ctx.run(call)
-                    except BaseException as exc:  # handed to the caller, who re-raises it
-                        fut.set_exception(exc)
-                    else:
-                        fut.set_result(result)
-                del fut, ctx, call
-            del item  # don't keep the last result alive while idle
-            with self._lock:
-                if self._idle >= self._max_idle:
+                ran = item.run()
+                # Book-keeping first, then wake the caller: the caller waits for the GIL
+                # until this thread blocks in get(), so whatever runs after the release
+                # is added to every call's latency.
+                retire = self._park()
+                if ran:
+                    item.done.release()
+                del item  # don't keep the last result alive while idle
+                if retire:
                     return
-                self._idle += 1
+                continue
+            fut, ctx, call = item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    result = ctx.run(call)
+                except BaseException as exc:  # handed to the caller, who re-raises it
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+            del fut, ctx, call, item  # don't keep the last result alive while idle
+            if self._park():
+                return
+
+    def _park(self) -> bool:
+        """Count this worker idle again; True when enough are idle and it should retire
+        (two workers parking at once may both stay: the bound is approximate)."""
+        if len(self._idle) >= self._max_idle:
+            return True
+        self._idle.append(None)
+        return False
 
 
 _POOL = _DaemonThreadPool()
@@ -200,27 +243,10 @@ def abandoned_calls() -> int:
     return _abandoned
 
 
-def _abandon_call(job: _Call, timeout_s: float, started: float) -> None:
+def _count_abandoned(change: int) -> None:
     global _abandoned
-
-    def finished(job: _Call) -> None:
-        global _abandoned
-        with _abandoned_lock:
-            _abandoned -= 1
-        logger.debug(
-            "a call abandoned after its timeout has finished",
-            extra={
-                "timeout_s": timeout_s,
-                "ran_s": time.monotonic() - started,
-                "raised": None if job.error is None else repr(job.error),
-            },
-        )
-
     with _abandoned_lock:
-        if job.finished:  # it finished between the timeout and now
-            return
-        _abandoned += 1
-        job.on_finish = finished
+        _abandoned += change
 
 
 def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **kwargs: Any) -> T:
@@ -232,13 +258,17 @@ def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **k
     returns by itself, and its result is discarded. Give SDK clients their own timeout
     too, so abandoned calls end; :func:`abandoned_calls` counts those still running.
     """
-    seconds = check_seconds("timeout", timeout_s)
+    # The common case checked inline (this runs for every call of a sync path).
+    seconds = (
+        timeout_s
+        if type(timeout_s) is float and 0.0 < timeout_s < math.inf
+        else check_seconds("timeout", timeout_s)
+    )
     started = time.monotonic()
     job = _Call(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
     _POOL.start(job)
     if not job.done.acquire(timeout=seconds):
-        if not job.claim.acquire(blocking=False):  # it is running: abandon it
-            _abandon_call(job, seconds, started)
+        job.give_up(seconds, started)
         raise CallTimeoutError(seconds)
     if job.error is not None:
         error, job.error = job.error, None
