@@ -158,38 +158,47 @@ class DecisionLog:
             return
         with self._lock:
             queue = self._queue
-            room = max(0, self.max_backlog - len(queue))
-            over = len(todo) - room
-            queue.extend(todo if over <= 0 else todo[:room])
-            if over > 0:
-                if self.deferred == 0:
-                    logger.warning(
-                        "propensity backlog full for task %s (max_backlog=%d): further "
-                        "decisions keep their snapshot and get their propensity at "
-                        "evaluate() time",
-                        self.task,
-                        self.max_backlog,
-                        extra={"task": self.task, "max_backlog": self.max_backlog},
-                    )
-                self.deferred += over
+            if len(queue) + len(todo) <= self.max_backlog:
+                queue.extend(todo)  # the common case (a memory store calls this per request)
+            else:
+                self._overflow(todo)
             if len(queue) > self.max_seen:
                 self.max_seen = len(queue)
             closed = self._stop.is_set()
             if self._thread is None and not closed:
-                thread = threading.Thread(
-                    target=_run_loop,
-                    args=(weakref.ref(self), self._stop, self._wake),
-                    name=f"adaptive-router-propensity[{self.task}]",
-                    daemon=True,
-                )
-                thread.start()
-                self._thread = thread  # only once started: close() joins what it sees
+                self._start()
         if closed:  # the router's final flush, after close() stopped the thread
             self.drain()
         # Event.set takes a lock and notifies: once until the thread wakes, not per row
         # (a memory store reports every request's row on its own).
         if not self._wake.is_set():
             self._wake.set()
+
+    def _overflow(self, todo: list[tuple[str, int, bytes]]) -> None:
+        """Queue what fits of ``todo``; the rest keep their snapshot (under the lock)."""
+        room = max(0, self.max_backlog - len(self._queue))
+        self._queue.extend(todo[:room])
+        if self.deferred == 0:
+            logger.warning(
+                "propensity backlog full for task %s (max_backlog=%d): further "
+                "decisions keep their snapshot and get their propensity at "
+                "evaluate() time",
+                self.task,
+                self.max_backlog,
+                extra={"task": self.task, "max_backlog": self.max_backlog},
+            )
+        self.deferred += len(todo) - room
+
+    def _start(self) -> None:
+        """Start the background thread (under the lock)."""
+        thread = threading.Thread(
+            target=_run_loop,
+            args=(weakref.ref(self), self._stop, self._wake),
+            name=f"adaptive-router-propensity[{self.task}]",
+            daemon=True,
+        )
+        thread.start()
+        self._thread = thread  # only once started: close() joins what it sees
 
     def step(self, limit: int = BATCH) -> int:
         """Compute and store up to ``limit`` queued propensities; returns how many."""
