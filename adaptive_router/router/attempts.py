@@ -55,7 +55,6 @@ __all__ = [
     "new_request_id",
 ]
 
-_NO_USAGE = Usage()
 _NO_RETRIES = RetryState()
 _JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
@@ -143,7 +142,25 @@ def build_outcome(
     """An attempt's outcome, priced: the path's cost if it said, else its tokens (cache
     reads and writes included) at its model's price; an error before anything was
     generated costs nothing. ``priced``: ``usage.cost_usd`` is final, even when None."""
-    u = usage or _NO_USAGE
+    if usage is None:  # the common case of a plain function: nothing to price
+        return Outcome(
+            request_id=rid,
+            task=ctx.task,
+            path=path.name or "",
+            attempt=attempt,
+            success=kind is None,
+            kind=kind,
+            error=error,
+            latency_ms=latency_ms,
+            cost_usd=0.0 if kind in UNBILLED else None,
+            created_at=ctx.clock(),
+            retries=retries,
+            context=context,
+            score=score,
+            metadata=metadata,
+            model=path.model,
+        )
+    u = usage
     cost = u.cost_usd
     if priced:
         pass  # captured calls, each priced at its own model: a None is an unknown part
