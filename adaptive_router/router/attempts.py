@@ -347,7 +347,7 @@ class Attempts:
             self._skip(path, kind, error)
             return None
         self.n += 1
-        if self.ctx.observers:
+        if self.ctx.observers.items:  # the list itself: no __bool__ call per event
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
         self._state = _NO_RETRIES
         ctx = self.ctx
@@ -382,7 +382,7 @@ class Attempts:
             skipped=True,
         )
         self.attempts.append(skipped)
-        if self.ctx.observers:
+        if self.ctx.observers.items:
             self.ctx.observers.emit("attempt_finished", skipped)
 
     def _call(self, path: Path, st: PathSettings) -> Call:
@@ -478,7 +478,7 @@ class Attempts:
         if self.decision is not None and self.n == 1:
             attach(self.decision, self.attempts, outcome, self._budget)
         self.attempts.append(outcome)
-        if ctx.observers:
+        if ctx.observers.items:
             ctx.observers.emit("attempt_finished", outcome)
         if outcome.success:
             self.value = value

@@ -118,6 +118,12 @@ class Recorder:
         half_life = self.half_life
         s = np.zeros(len(names))
         f = np.zeros(len(names))
+        if half_life is None:  # nothing decays (the default): no factor to compute
+            for i, st in enumerate(map(states.get, names)):
+                if st is not None:
+                    s[i] = st.success_w
+                    f[i] = st.failure_w
+            return s, f
         for i, st in enumerate(map(states.get, names)):
             if st is not None:
                 k = decay_factor(now - st.ref_time, half_life)

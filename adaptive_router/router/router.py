@@ -380,7 +380,7 @@ class Router:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         rid = new_request_id()
-        if self._observers:
+        if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
         return rid, self.ranking.rank(self.clock(), context), self.ranking.take_decision()
 
@@ -399,7 +399,7 @@ class Router:
         attempts = req.attempts
         self._recorder.record([a for a in attempts if not a.skipped])
         ok = bool(attempts) and attempts[-1].success
-        if self._observers:
+        if self._observers.items:
             self._observers.emit("request_finished", self.task, req.rid, attempts, ok)
         if not ok:
             raise AllPathsFailed(self.task, req.rid, attempts)

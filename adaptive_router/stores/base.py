@@ -61,8 +61,11 @@ def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
     half-life. The memory store and the Router's in-process cache both fold with this.
     """
     at, ref = o.created_at, st.ref_time
-    # One of the two factors is 1.0 (the older side is decayed to the newer): one call.
-    if at >= ref:
+    # One of the two factors is 1.0 (the older side is decayed to the newer): one call;
+    # none without a half-life (the default).
+    if half_life is None:
+        keep = add = 1.0
+    elif at >= ref:
         keep, add = decay_factor(at - ref, half_life), 1.0
     else:
         keep, add = 1.0, decay_factor(ref - at, half_life)
