@@ -158,9 +158,9 @@ class CircuitBreaker:
         """May a call go ahead? In half-open state a True reserves one probe slot,
         which :meth:`record_success`, :meth:`record_failure` or :meth:`release` frees."""
         with self._lock:
-            now = self._clock()
             if self._state is BreakerState.CLOSED:
-                return True
+                return True  # every attempt asks: no clock read when the answer is known
+            now = self._clock()
             if self._state is BreakerState.OPEN:
                 if now - self._opened_at < self.reset_timeout_s:
                     return False

@@ -449,7 +449,7 @@ class Attempts:
             else:
                 value, usage, meta = raw, None, None
             verdict, why, score = ctx.judge(rid, path, value, self.context)
-            used, priced = self._usage(usage, bill)
+            used, priced = (usage, False) if bill is None else self._usage(usage, bill)
             outcome = build_outcome(
                 ctx,
                 rid,
