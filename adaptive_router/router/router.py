@@ -397,7 +397,7 @@ class Router:
 
     def _finish(self, req: Attempts) -> None:
         attempts = req.attempts
-        self._recorder.record([a for a in attempts if not a.skipped])
+        self._recorder.record([a for a in attempts if not a.skipped] if req.skipped else attempts)
         ok = bool(attempts) and attempts[-1].success
         if self._observers.items:
             self._observers.emit("request_finished", self.task, req.rid, attempts, ok)
