@@ -109,8 +109,7 @@ class _Call:
         self.marks: list[str] = []
         self.value: Any = None
         self.error: BaseException | None = None
-        self.timeout_s = 0.0  # set by give_up, read by run once the call was abandoned
-        self.started = 0.0
+        # timeout_s and started are set by give_up, and read by run only after it.
 
     def run(self) -> bool:
         """Run the call unless its caller gave up first; True if it ran. The caller is
@@ -181,13 +180,19 @@ class _DaemonThreadPool:
         try:
             self._idle.pop()
         except IndexError:
-            threading.Thread(
-                target=self._worker, name=f"adaptive-router-call-{next(self._ids)}", daemon=True
-            ).start()
+            self._spawn()
+
+    def _spawn(self) -> None:
+        threading.Thread(
+            target=self._worker, name=f"adaptive-router-call-{next(self._ids)}", daemon=True
+        ).start()
 
     def start(self, job: _Call) -> None:
         """Hand ``job`` to a worker: call_with_timeout's lean path (no Future to settle)."""
-        self._claim_worker()
+        try:  # _claim_worker, inlined: this is on the way of every call with a timeout
+            self._idle.pop()
+        except IndexError:
+            self._spawn()
         self._work.put(job)
 
     def _worker(self) -> None:
@@ -202,10 +207,12 @@ class _DaemonThreadPool:
                 return
             if isinstance(item, _Call):
                 ran = item.run()
-                # Book-keeping first, then wake the caller: the caller waits for the GIL
-                # until this thread blocks in get(), so whatever runs after the release
-                # is added to every call's latency.
-                retire = self._park()
+                # Book-keeping first (_park, inlined), then wake the caller: the caller
+                # waits for the GIL until this thread blocks in get(), so whatever runs
+                # after the release is added to every call's latency.
+                retire = len(self._idle) >= self._max_idle
+                if not retire:
+                    self._idle.append(None)
                 if ran:
                     item.done.release()
                 del item  # don't keep the last result alive while idle
@@ -264,11 +271,11 @@ def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **k
         if type(timeout_s) is float and 0.0 < timeout_s < math.inf
         else check_seconds("timeout", timeout_s)
     )
-    started = time.monotonic()
     job = _Call(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
     _POOL.start(job)
     if not job.done.acquire(timeout=seconds):
-        job.give_up(seconds, started)
+        # Handed over about `seconds` ago (for the log line of an abandoned call's end).
+        job.give_up(seconds, time.monotonic() - seconds)
         raise CallTimeoutError(seconds)
     if job.error is not None:
         error, job.error = job.error, None
