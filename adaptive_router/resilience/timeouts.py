@@ -8,7 +8,6 @@ thread that is abandoned (and counted) when the time is up; an awaitable is canc
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextvars
 import functools
@@ -146,6 +145,18 @@ class _Call:
             _count_abandoned(-1)
 
 
+_Item = tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], Any]] | _Call
+
+
+class _Worker:
+    """One pool thread's inbox: the pool hands each item to one chosen idle worker."""
+
+    __slots__ = ("inbox",)
+
+    def __init__(self) -> None:
+        self.inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+
+
 class _DaemonThreadPool:
     """A cached pool of daemon threads: reuses idle workers, starts one when none is idle.
 
@@ -154,65 +165,72 @@ class _DaemonThreadPool:
     behind them (timing out without ever running), and executor threads are joined at
     interpreter exit, so one hung call would stop the process from exiting. Here a
     call never waits for a thread, and daemon threads don't hold up exit.
+
+    Idle workers form a stack: each item goes to the worker that parked last (its CPU
+    likely still awake, its caches warm: waking a thread that has idled long costs tens
+    of µs more on a VM), and the workers a lull leaves unused time out and retire. A
+    list's append, pop and remove are atomic: no lock on the way of every call.
     """
 
     def __init__(self, max_idle: int = 8, idle_timeout_s: float = 30.0) -> None:
-        # One token per waiting worker not yet claimed by a submitted item. A deque's
-        # append and pop are atomic: no lock on the way of every call.
-        self._idle: collections.deque[None] = collections.deque()
+        self._idle: list[_Worker] = []
         self._max_idle = max_idle
         self._idle_timeout_s = idle_timeout_s
-        self._work: queue.SimpleQueue[
-            tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], Any]] | _Call
-        ] = queue.SimpleQueue()
         self._ids = itertools.count(1)
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._claim_worker()
         # Like asyncio.to_thread: the call sees the caller's contextvars (request ids, spans).
-        self._work.put((fut, contextvars.copy_context(), functools.partial(fn, *args, **kwargs)))
+        self._claim().inbox.put(
+            (fut, contextvars.copy_context(), functools.partial(fn, *args, **kwargs))
+        )
         return fut
-
-    def _claim_worker(self) -> None:
-        try:
-            self._idle.pop()
-        except IndexError:
-            self._spawn()
-
-    def _spawn(self) -> None:
-        threading.Thread(
-            target=self._worker, name=f"adaptive-router-call-{next(self._ids)}", daemon=True
-        ).start()
 
     def start(self, job: _Call) -> None:
         """Hand ``job`` to a worker: call_with_timeout's lean path (no Future to settle)."""
-        try:  # _claim_worker, inlined: this is on the way of every call with a timeout
-            self._idle.pop()
+        try:  # _claim, inlined: this is on the way of every call with a timeout
+            worker = self._idle.pop()
         except IndexError:
-            self._spawn()
-        self._work.put(job)
+            worker = self._spawn()
+        worker.inbox.put(job)
 
-    def _worker(self) -> None:
+    def _claim(self) -> _Worker:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._spawn()
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker()
+        threading.Thread(
+            target=self._run,
+            args=(worker,),
+            name=f"adaptive-router-call-{next(self._ids)}",
+            daemon=True,
+        ).start()
+        return worker
+
+    def _run(self, me: _Worker) -> None:
+        inbox, idle = me.inbox, self._idle
         while True:
             try:
-                item = self._work.get(timeout=self._idle_timeout_s)
+                item = inbox.get(timeout=self._idle_timeout_s)
             except queue.Empty:
                 try:
-                    self._idle.pop()  # nobody is counting on this worker: retire it
-                except IndexError:
-                    continue
+                    idle.remove(me)  # nobody claimed this worker: retire it
+                except ValueError:
+                    continue  # claimed just now: its item is on the way
                 return
             if isinstance(item, _Call):
                 ran = item.run()
-                # Book-keeping first (_park, inlined), then wake the caller: the caller
-                # waits for the GIL until this thread blocks in get(), so whatever runs
-                # after the release is added to every call's latency.
-                retire = len(self._idle) >= self._max_idle
+                # Park first (_park, inlined), then wake the caller: the caller waits for
+                # the GIL until this thread blocks in get(), so whatever runs after the
+                # release is added to every call's latency.
+                retire = len(idle) >= self._max_idle
                 if not retire:
-                    self._idle.append(None)
+                    idle.append(me)
                 if ran:
                     item.done.release()
                 del item  # don't keep the last result alive while idle
@@ -228,15 +246,15 @@ class _DaemonThreadPool:
                 else:
                     fut.set_result(result)
             del fut, ctx, call, item  # don't keep the last result alive while idle
-            if self._park():
+            if self._park(me):
                 return
 
-    def _park(self) -> bool:
-        """Count this worker idle again; True when enough are idle and it should retire
-        (two workers parking at once may both stay: the bound is approximate)."""
+    def _park(self, me: _Worker) -> bool:
+        """Put this worker back on the idle stack; True when enough are idle and it
+        should retire instead (two parking at once may both stay: the bound is loose)."""
         if len(self._idle) >= self._max_idle:
             return True
-        self._idle.append(None)
+        self._idle.append(me)
         return False
 
 
