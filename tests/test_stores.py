@@ -157,22 +157,17 @@ def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
         calls["bad"] += 1
         raise RuntimeError("down")
 
-    a = Router(
-        [Path(ok, name="ok", timeout=None), Path(bad, name="bad", timeout=None, retry=None)],
-        bool,
-        task="shared",
-        store=store,
-        seed=1,
-        heartbeat=None,
-    )
-    b = Router(
-        [Path(ok, name="ok", timeout=None), Path(bad, name="bad", timeout=None, retry=None)],
-        bool,
-        task="shared",
-        store=store,
-        seed=2,
-        heartbeat=None,
-    )
+    def shared(seed: int) -> Router:
+        return Router(
+            [Path(ok, name="ok", timeout=None), Path(bad, name="bad", timeout=None, retry=None)],
+            bool,
+            task="shared",
+            store=store,
+            seed=seed,
+            heartbeat=None,
+        )
+
+    a, b = shared(1), shared(2)
     other = Router(
         [Path(ok, name="ok", timeout=None)], bool, task="other", store=store, heartbeat=None
     )

@@ -190,11 +190,7 @@ class _DaemonThreadPool:
 
     def start(self, job: _Call) -> None:
         """Hand ``job`` to a worker: call_with_timeout's lean path (no Future to settle)."""
-        try:  # _claim, inlined: this is on the way of every call with a timeout
-            worker = self._idle.pop()
-        except IndexError:
-            worker = self._spawn()
-        worker.inbox.put(job)
+        self._claim().inbox.put(job)
 
     def _claim(self) -> _Worker:
         try:
@@ -225,28 +221,25 @@ class _DaemonThreadPool:
                 return
             if isinstance(item, _Call):
                 ran = item.run()
-                # Park first (_park, inlined), then wake the caller: the caller waits for
-                # the GIL until this thread blocks in get(), so whatever runs after the
-                # release is added to every call's latency.
-                retire = len(idle) >= self._max_idle
-                if not retire:
-                    idle.append(me)
+                # Park first, then wake the caller: the caller waits for the GIL until
+                # this thread blocks in get(), so whatever runs after the release is
+                # added to every call's latency.
+                retire = self._park(me)
                 if ran:
                     item.done.release()
-                del item  # don't keep the last result alive while idle
-                if retire:
-                    return
-                continue
-            fut, ctx, call = item
-            if fut.set_running_or_notify_cancel():
-                try:
-                    result = ctx.run(call)
-                except BaseException as exc:  # handed to the caller, who re-raises it
-                    fut.set_exception(exc)
-                else:
-                    fut.set_result(result)
-            del fut, ctx, call, item  # don't keep the last result alive while idle
-            if self._park(me):
+            else:
+                fut, ctx, call = item
+                if fut.set_running_or_notify_cancel():
+                    try:
+                        result = ctx.run(call)
+                    except BaseException as exc:  # handed to the caller, who re-raises it
+                        fut.set_exception(exc)
+                    else:
+                        fut.set_result(result)
+                del fut, ctx, call
+                retire = self._park(me)
+            del item  # don't keep the last result alive while idle
+            if retire:
                 return
 
     def _park(self, me: _Worker) -> bool:
