@@ -187,3 +187,47 @@ def test_results_go_to_the_checkout_folder_else_to_results(tmp_path: pathlib.Pat
     (tmp_path / "simulations" / "results").mkdir(parents=True)
     assert default_results_dir(tmp_path) == tmp_path / "simulations" / "results"
     assert default_results_dir(ROOT) == ROOT / "simulations" / "results"
+
+
+# -- the SDK floors pyproject claims are the versions `make test-sdk-floors` tests ----------
+
+
+def _requirements() -> dict[str, str]:
+    """Every requirement of the project (base and extras), name -> specifier text."""
+    from packaging.requirements import Requirement
+
+    project = PYPROJECT["project"]
+    lines = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        lines.extend(extra)
+    specs: dict[str, set[str]] = {}
+    for line in lines:
+        req = Requirement(line)
+        specs.setdefault(req.name, set()).add(str(req.specifier))
+    return {name: ",".join(sorted(s)) for name, s in specs.items()}
+
+
+def test_sdk_floors_in_pyproject_are_the_pinned_versions_the_floor_tests_install() -> None:
+    pins = {}
+    floors_file = pathlib.Path(__file__).with_name("sdk_floors.txt")
+    for line in floors_file.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip()] = Version(version.strip())
+    assert set(pins) == {"openai", "anthropic", "litellm"}
+    requirements = _requirements()
+    for name, pinned in pins.items():
+        spec = requirements[name]
+        assert _floor_of(spec) == pinned, f"pyproject's {name}{spec} vs sdk_floors.txt {pinned}"
+        assert pinned in SpecifierSet(spec)
+
+
+def _floor_of(spec: str) -> Version:
+    floors = {
+        Version(s.version)
+        for part in spec.split(",")
+        for s in SpecifierSet(part)
+        if s.operator == ">="
+    }
+    (floor,) = floors
+    return floor

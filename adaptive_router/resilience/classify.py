@@ -188,6 +188,17 @@ def _status_code(exc: BaseException) -> int | None:
 
 def _error_codes(exc: BaseException) -> set[str]:
     codes = {_safe_attr(exc, "code"), _safe_attr(exc, "error_code")}
+    # Older SDKs (anthropic before 2.x) leave the code in the parsed body only: OpenAI's
+    # {"code": ...}, Anthropic's {"error": {"details": {"error_code": ...}}}.
+    body = _safe_attr(exc, "body") if hasattr(exc, "body") else None
+    if isinstance(body, Mapping):
+        codes.add(body.get("code"))
+        inner = body.get("error")
+        if isinstance(inner, Mapping):
+            codes.add(inner.get("code"))
+            details = inner.get("details")
+            if isinstance(details, Mapping):
+                codes.add(details.get("error_code"))
     return {c for c in codes if isinstance(c, str)}
 
 
