@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -17,7 +18,13 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.pool import StaticPool
 from tenacity import (
     Retrying,
@@ -71,6 +78,61 @@ _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 _ROWS_SERIES_S = 24 * 3600.0
 
 
+#: libpq keepalive and TCP settings (seconds, except tcp_user_timeout in ms): a pooled
+#: connection to a server that vanished (a failover, a partition) fails within a few
+#: seconds instead of the OS defaults of minutes to hours. Values in the URL win.
+_PG_SOCKET_DEFAULTS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 2000,
+}
+
+#: What a PostgreSQL server says when it refuses a connection for a reason that waiting
+#: will not fix: the URL's user, password or database is wrong (psycopg raises these as
+#: an OperationalError without an SQLSTATE, so only the server's text tells them apart
+#: from an outage). Anything else that fails a connection counts as unreachable.
+_REFUSED = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "does not exist",  # 'database "x" does not exist', 'role "x" does not exist'
+    "no pg_hba.conf entry",
+    "permission denied for database",
+    "does not support ssl",
+    "is not permitted to log in",
+)
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether a failed connection was refused for a misconfiguration (bad credentials,
+    unknown database or role), not for an outage (refused or timed-out connection, a
+    server restarting, out of connection slots)."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(reason in text for reason in _REFUSED)
+
+
+def unavailable_error(exc: BaseException, url: object) -> StoreUnavailableError:
+    """The project's error for a database that cannot serve a call now, with the driver's
+    first line and every secret of ``url`` masked (drivers may quote connection
+    parameters)."""
+    if refused(exc):
+        message = (
+            f"store: {redact_url(url)} refused the connection: {first_line(exc)}; "
+            "check the user, password and database name in the URL"
+        )
+    else:
+        message = f"store: cannot reach {redact_url(url)}: {first_line(exc)}"
+    return StoreUnavailableError(redact(message, url))
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """DBAPI errors that mean the database is unreachable or cannot serve now (PEP 249's
+    OperationalError: refused or dropped connections, timeouts, a locked SQLite file)."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated
+
+
 def _transient(exc: BaseException) -> bool:
     """Errors worth retrying the whole (idempotent) transaction for."""
     if not isinstance(exc, DBAPIError):
@@ -89,9 +151,15 @@ def create_engine(
     *,
     busy_timeout_s: float = 10.0,
     statement_timeout_s: float = 10.0,
-    connect_timeout_s: float = 5.0,
+    connect_timeout_s: float = 3.0,
 ) -> Engine:
-    """An Engine configured as the store needs it (WAL, busy timeout, statement timeouts)."""
+    """An Engine configured as the store needs it (WAL, busy timeout, statement timeouts).
+
+    On PostgreSQL a connection attempt gives up after ``connect_timeout_s`` (whole
+    seconds, at least 2: libpq's floor), and keepalives with a TCP user timeout drop a
+    pooled connection whose server vanished within about 2 s, so a call on a database
+    that is down fails in about 5 s. Parameters given in the URL's query take precedence.
+    """
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a non-numeric port only fails when read
@@ -118,10 +186,14 @@ def create_engine(
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    socket_args: dict[str, int] = {
+        "connect_timeout": max(1, int(connect_timeout_s)),
+        **_PG_SOCKET_DEFAULTS,
+    }
     engine = sa.create_engine(
         parsed,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, int(connect_timeout_s))},
+        connect_args={k: v for k, v in socket_args.items() if k not in parsed.query},
     )
     timeout_ms = int(statement_timeout_s * 1000)
 
@@ -204,6 +276,13 @@ class SQLStore(Store):
     existing :class:`sqlalchemy.engine.Engine` (created once, shared). Tables are
     created on first use and stamped at the current Alembic revision, so
     ``adaptive-router db upgrade`` takes over for later schema changes.
+
+    A database that cannot be reached raises :class:`StoreUnavailableError`, unless
+    ``start_offline=True`` and it is an outage (a refused or timed-out connection, not
+    bad credentials or an unknown database): the store is then built unconnected and
+    :meth:`connect` creates or checks the schema later. The calls a report makes
+    (pending decisions, claims, evidence loads) raise :class:`StoreUnavailableError`
+    too, never the driver's error, while the database is unreachable.
     """
 
     def __init__(
@@ -213,7 +292,8 @@ class SQLStore(Store):
         create: bool = True,
         busy_timeout_s: float = 10.0,
         statement_timeout_s: float = 10.0,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
+        start_offline: bool = False,
     ) -> None:
         if isinstance(url, Engine):
             self.engine = url
@@ -253,34 +333,73 @@ class SQLStore(Store):
             stop=stop_after_attempt(20) | stop_after_delay(30),
             reraise=True,
         )
+        self._create = create
+        #: False until the database was reached and the schema created or checked.
+        self.connected = False
         try:
-            if create:
-                # Schema creation is idempotent: retried like writes when the file is busy.
-                self._retrying(self._create_schema)
-            else:
-                db = self.engine.url.database
-                if (
-                    self.dialect == "sqlite"
-                    and db not in (None, "", ":memory:")
-                    and not os.path.exists(db)
-                ):
-                    raise StoreUnavailableError(
-                        f"store: SQLite file {db!r} does not exist (create=False)"
-                    )
-                with self.engine.connect() as conn:
-                    conn.execute(sa.text("SELECT 1"))
-                    _check_schema(conn)
+            self._connect_now()
         except OperationalError as exc:
+            if start_offline and not refused(exc):
+                # An outage, not a misconfiguration: start, and connect() later.
+                logger.warning(
+                    "store %s is unreachable (%s); starting without it",
+                    redact_url(self.engine.url),
+                    redact(first_line(exc), self.engine.url),
+                    extra={"store": redact_url(self.engine.url)},
+                )
+                return
             if self._owns_engine:
                 self.engine.dispose()
-            # Drivers may quote connection parameters: the whole message is redacted.
-            message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
-            raise StoreUnavailableError(redact(message, self.engine.url)) from None
+            raise unavailable_error(exc, self.engine.url) from None
 
     def __repr__(self) -> str:
         return f"SQLStore({redact_url(self.engine.url)!r})"
 
     # -- schema -----------------------------------------------------------------
+    def connect(self) -> None:
+        """Reach the database and create (or check) the schema, if a store started with
+        ``start_offline=True`` has not done so yet; a no-op once connected.
+
+        Raises :class:`StoreUnavailableError` while the database is unreachable or refuses
+        the connection, :class:`ConfigurationError` for a schema older than this version.
+        """
+        if self.connected:
+            return
+        try:
+            self._connect_now()
+        except OperationalError as exc:
+            raise unavailable_error(exc, self.engine.url) from None
+
+    def _connect_now(self) -> None:
+        if self._create:
+            # Schema creation is idempotent: retried like writes when the file is busy.
+            self._retrying(self._create_schema)
+        else:
+            db = self.engine.url.database
+            if (
+                self.dialect == "sqlite"
+                and db not in (None, "", ":memory:")
+                and not os.path.exists(db)
+            ):
+                raise StoreUnavailableError(
+                    f"store: SQLite file {db!r} does not exist (create=False)"
+                )
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                _check_schema(conn)
+        self.connected = True
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn the driver's error for a database that cannot serve now into the
+        project's :class:`StoreUnavailableError` (secrets masked); other errors pass."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if not _connection_lost(exc):
+                raise
+            raise unavailable_error(exc, self.engine.url) from None
+
     def _create_schema(self) -> None:
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
@@ -441,6 +560,10 @@ class SQLStore(Store):
 
     def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
         """context -> path -> state for the task (one context only when given)."""
+        with self._reachable():
+            return self._load_states(task, context)
+
+    def _load_states(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
         c = path_stats.c
         q = sa.select(
             c.context,
@@ -568,15 +691,22 @@ class SQLStore(Store):
 
     # -- pending decisions -------------------------------------------------------
     def add_pending(self, p: PendingDecision) -> None:
-        stmt = pending.insert().values(
-            request_id=p.request_id,
-            task=p.task,
-            path=p.path,
-            created_at=p.created_at,
-            context=p.context,
-            model=p.model,
+        # Idempotent: a router retries a decision whose insert's COMMIT acknowledgment
+        # was lost in an outage.
+        stmt = (
+            self._insert(pending)
+            .values(
+                request_id=p.request_id,
+                task=p.task,
+                path=p.path,
+                created_at=p.created_at,
+                context=p.context,
+                model=p.model,
+            )
+            .on_conflict_do_nothing(index_elements=["request_id"])
         )
-        self._retrying(self._exec, stmt)
+        with self._reachable():
+            self._retrying(self._exec, stmt)
 
     def _exec(self, stmt: Any) -> None:
         with self.engine.begin() as conn:
@@ -588,9 +718,10 @@ class SQLStore(Store):
         build: Callable[[PendingDecision], Outcome],
         half_life: float | None,
     ) -> PendingDecision | str:
-        result: PendingDecision | str = self._retrying(
-            self._in_transaction, self._claim_in, request_id, build, half_life
-        )
+        with self._reachable():
+            result: PendingDecision | str = self._retrying(
+                self._in_transaction, self._claim_in, request_id, build, half_life
+            )
         return result
 
     def _claim_in(
@@ -623,9 +754,10 @@ class SQLStore(Store):
         build: Callable[[PendingDecision], Outcome] | None,
         half_life: float | None,
     ) -> list[tuple[PendingDecision, Outcome | None]]:
-        result: list[tuple[PendingDecision, Outcome | None]] = self._retrying(
-            self._in_transaction, self._expire_in, task, older_than, build, half_life
-        )
+        with self._reachable():
+            result: list[tuple[PendingDecision, Outcome | None]] = self._retrying(
+                self._in_transaction, self._expire_in, task, older_than, build, half_life
+            )
         return result
 
     def _expire_in(
