@@ -32,7 +32,7 @@ from adaptive_router import (
     SQLStore,
     StoreUnavailableError,
 )
-from adaptive_router.stores.sql import refused
+from adaptive_router.stores.sql_engine import refused
 
 #: A password in every proxied URL: PostgreSQL here trusts local connections and ignores
 #: it, so it only shows whether a secret leaks into an error or a log line.

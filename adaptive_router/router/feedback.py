@@ -92,6 +92,9 @@ class Feedback:
         self.expire(now)
         first = order[0]
         held = _Held(PendingDecision(rid, self.task, first.name or "", now, context, first.model))
+        if self.store.in_process:  # never unreachable: nothing to hold
+            self.store.add_pending(held.decision)
+            return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
         with self._lock:
             self._hold(rid, held, now)
         if not self.recorder.store_down:
