@@ -37,4 +37,7 @@ class UnknownRequestError(KeyError):
 
 
 class StoreUnavailableError(RuntimeError):
-    """The database could not be reached when the store was created."""
+    """The database cannot be reached (or refused the connection): when the store was
+    created, or for a call that needs it now (a ``report`` of a decision this process does
+    not hold, during an outage). The message names the database with its password
+    masked."""

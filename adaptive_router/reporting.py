@@ -2,7 +2,8 @@
 
 :class:`Reporter` is what a process that only reports outcomes needs: the task and the
 store, no paths. :meth:`Router.report <adaptive_router.Router.report>` goes through the same
-:meth:`Reporter.record`, so validation, the exactly-once claim and pricing are one code.
+:meth:`Reporter.validate` and :meth:`Reporter.claim`, so validation, the exactly-once claim
+and pricing are one code.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from adaptive_router.errors import ConfigurationError, UnknownRequestError
+from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.paths import check_name
@@ -96,8 +97,24 @@ class _WrongTask(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """A report's validated arguments and its time, not recorded yet
+    (:meth:`Reporter.validate`)."""
+
+    request_id: str
+    success: bool
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    metadata: dict[str, Any] | None
+    score: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
-    """What :meth:`Reporter.record` did: ``recorded`` is False for an id already reported;
+    """What :meth:`Reporter.claim` did: ``recorded`` is False for an id already reported;
     ``outcomes`` holds the outcome written (empty then)."""
 
     recorded: bool
@@ -128,6 +145,9 @@ class Reporter:
         before the store was upgraded). A decision's own recorded model wins.
     clock:
         Epoch seconds for the outcomes' timestamps (default ``time.time``).
+    check:
+        Check ``half_life`` against the stored evidence now (a Router passes False: it
+        checks its own, when its store is reachable).
     """
 
     def __init__(
@@ -139,6 +159,7 @@ class Reporter:
         prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
         models: Mapping[str, str] | None = None,
         clock: Callable[[], float] | None = None,
+        check: bool = True,
     ) -> None:
         self.task = check_name("task", task)
         if isinstance(half_life, timedelta):
@@ -166,7 +187,8 @@ class Reporter:
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
-        self._check_half_life()
+        if check:
+            self._check_half_life()
 
     def _check_half_life(self) -> None:
         try:
@@ -204,9 +226,11 @@ class Reporter:
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
         (else ``models``). Raises :class:`UnknownRequestError` for an id no ``choose``
-        issued, ValueError for bad arguments or an id of another task.
+        issued, ValueError for bad arguments or an id of another task, and
+        :class:`StoreUnavailableError` (nothing recorded: report it again later) while the
+        database is unreachable — within about 5 s with the default timeouts.
         """
-        return self.record(
+        report = self.validate(
             request_id,
             success,
             latency_ms=latency_ms,
@@ -215,9 +239,10 @@ class Reporter:
             cost_usd=cost_usd,
             metadata=metadata,
             score=score,
-        ).recorded
+        )
+        return self.claim(report).recorded
 
-    def record(
+    def validate(
         self,
         request_id: str,
         success: bool,
@@ -228,12 +253,9 @@ class Reporter:
         cost_usd: float | None = None,
         metadata: dict[str, Any] | None = None,
         score: float | None = None,
-        write: Callable[[Callable[[], Sequence[Outcome]]], None] = _default_write,
-        before: Callable[[float], None] | None = None,
-    ) -> Recorded:
-        """:meth:`report` with what a Router adds: ``write`` runs the claim transaction
-        (the Router folds what it wrote into its cache) and ``before(now)`` runs after the
-        arguments are validated (the Router expires stale decisions there)."""
+    ) -> Report:
+        """The report's arguments checked (ValueError naming the first wrong one), stamped
+        with the clock's time."""
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id must be the string from choose(), got {request_id!r}")
         ok = as_verdict(success)
@@ -247,37 +269,51 @@ class Reporter:
         if score is not None and as_score(score) is None:
             raise ValueError(f"score must be a number in [0, 1] or None, got {score!r}")
         fraction = None if score is None else as_score(score)
-        now = self.clock()
-        if before is not None:
-            before(now)
+        return Report(request_id, ok, latency, in_tok, out_tok, cost, meta, fraction, self.clock())
+
+    def outcome(self, report: Report, found: PendingDecision) -> Outcome:
+        """The outcome ``report`` records for the decision ``found`` (priced from the
+        decision's model when only tokens were reported)."""
+        if found.task != self.task:
+            raise _WrongTask(found.task)
+        price = report.cost_usd
+        in_tok, out_tok = report.input_tokens, report.output_tokens
+        model = found.model or self.models.get(found.path)
+        if price is None and (in_tok or out_tok):
+            price = self._pricer.cost(model, in_tok, out_tok)
+        return Outcome(
+            request_id=report.request_id,
+            task=self.task,
+            path=found.path,
+            attempt=1,
+            success=report.success,
+            kind=None if report.success else ErrorKind.REJECTED.value,
+            latency_ms=report.latency_ms,
+            input_tokens=in_tok,
+            output_tokens=out_tok,
+            cost_usd=price,
+            created_at=report.created_at,
+            metadata=report.metadata,
+            score=report.score,
+            context=found.context,
+            model=model,
+        )
+
+    def claim(
+        self,
+        report: Report,
+        write: Callable[[Callable[[], Sequence[Outcome]]], None] = _default_write,
+    ) -> Recorded:
+        """Claim the pending decision and record ``report``'s outcome, in one transaction.
+
+        ``write`` runs the transaction (a Router's folds what it wrote into its cache).
+        Raises as :meth:`report` does."""
+        request_id = report.request_id
         built: list[Outcome] = []
 
         def build(found: PendingDecision) -> Outcome:
-            if found.task != self.task:
-                raise _WrongTask(found.task)
-            price = cost
-            if price is None and (in_tok or out_tok):
-                model = found.model or self.models.get(found.path)
-                price = self._pricer.cost(model, in_tok, out_tok)
-            outcome = Outcome(
-                request_id=request_id,
-                task=self.task,
-                path=found.path,
-                attempt=1,
-                success=ok,
-                kind=None if ok else ErrorKind.REJECTED.value,
-                latency_ms=latency,
-                input_tokens=in_tok,
-                output_tokens=out_tok,
-                cost_usd=price,
-                created_at=now,
-                metadata=meta,
-                score=fraction,
-                context=found.context,
-                model=found.model or self.models.get(found.path),
-            )
-            built.append(outcome)
-            return outcome
+            built.append(self.outcome(report, found))
+            return built[-1]
 
         claimed: list[PendingDecision | str] = []
         recorded: list[Outcome] = []
@@ -297,6 +333,11 @@ class Reporter:
             raise ValueError(
                 f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
                 f"not {self.task!r}; report it through that task's router or Reporter"
+            ) from None
+        except StoreUnavailableError as exc:
+            raise StoreUnavailableError(
+                f"report: request {request_id!r} of task {self.task!r} was not recorded, "
+                f"the store is unreachable ({exc}); report it again later"
             ) from None
         if claimed[0] == CompleteResult.UNKNOWN:
             raise UnknownRequestError(

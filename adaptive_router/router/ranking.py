@@ -326,10 +326,13 @@ class Ranking:
             out.append(r)
         return out
 
-    def check_half_life(self, task: str) -> None:
-        """Refuse a half-life other than the one the task's stored evidence was learned
-        with: decayed sums mean nothing under another half-life."""
-        for name, st in self.recorder.snapshot().get("", {}).items():
+    def check_half_life(self, task: str, states: Mapping[str, PathState] | None = None) -> None:
+        """Refuse a half-life other than the one the task's stored evidence (``states``,
+        task level; default the cache's) was learned with: decayed sums mean nothing under
+        another half-life."""
+        if states is None:
+            states = self.recorder.snapshot().get("", {})
+        for name, st in states.items():
             stored = st.half_life_s
             if st.n and stored != self.half_life:
                 raise ConfigurationError(

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
@@ -36,7 +37,14 @@ _NO_STATES: dict[str, PathState] = {}
 
 
 class Recorder:
-    """Cache + buffer for one task. Thread-safe."""
+    """Cache + buffer for one task. Thread-safe.
+
+    ``connected=False`` (a router started while its store was unreachable): routing
+    starts from the priors and nothing is written until the writer thread has reached the
+    store, loaded the task's evidence and passed the router's start-up checks
+    (``on_connect``); a check that fails there is kept in ``startup_error`` and this
+    recorder never writes.
+    """
 
     def __init__(
         self,
@@ -49,6 +57,7 @@ class Recorder:
         flush_interval: float,
         refresh_interval: float,
         max_buffer: int,
+        connected: bool = True,
     ) -> None:
         self.store = store
         self.task = task
@@ -64,7 +73,19 @@ class Recorder:
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
         self._buffer: list[Outcome] = []
         self._inflight = 0  # taken from the buffer by a flush that has not committed yet
-        self._outage_logged = False
+        # Also "the store is down": set by a failed store call, cleared by a success; set
+        # from the start when the router started without its store (the store logged it).
+        self._outage_logged = not connected
+        #: False until the store was reached and the start-up checks passed (see class doc).
+        self.ready = connected
+        #: The start-up check that failed once the store was reached (nothing is written).
+        self.startup_error: ConfigurationError | None = None
+        #: The router's start-up checks, given the task's stored evidence once reached.
+        self.on_connect: Callable[[dict[str, dict[str, PathState]]], None] | None = None
+        #: Store work deferred during an outage (decisions, reports), run after each
+        #: successful flush under the I/O lock; returns the outcomes it wrote, raises
+        #: when the store fails again (the rest waits for the next flush).
+        self.after_flush: Callable[[], Sequence[Outcome]] | None = None
         # context -> path -> evidence; "" is the task level that every outcome updates.
         self.states: dict[str, dict[str, PathState]]
         #: A copy of the store's evidence that this recorder folds into (False: the
@@ -75,7 +96,7 @@ class Recorder:
             # lock is held only for its in-memory folds).
             self.states, self._lock = store.shared_contexts(task)
         else:
-            self.states = store.load_contexts(task)
+            self.states = store.load_contexts(task) if connected else {}
             self._lock = threading.Lock()
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
@@ -171,7 +192,7 @@ class Recorder:
     def record(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
-        if self.sync:
+        if self.sync and self.ready:
             with self._io_lock:
                 try:
                     self.store.write(outcomes, self.half_life)
@@ -190,7 +211,7 @@ class Recorder:
         with self._lock:
             self._fold(outcomes)
             self._push(outcomes)
-            backlog = len(self._buffer) >= self.high_water and not self._outage_logged
+            backlog = len(self._buffer) >= self.high_water and not self.store_down
         if backlog:
             # Backpressure: the store is up but slower than the traffic. Writing here
             # slows this caller down instead of letting the buffer (memory, and the crash
@@ -201,13 +222,36 @@ class Recorder:
         """Run a store transaction that records outcomes itself, then fold them into the cache.
 
         Holding the I/O lock keeps a concurrent refresh from loading the rows and then
-        having them folded in a second time.
+        having them folded in a second time. Before the store was reached (a router
+        started without it) nothing is run: :class:`StoreUnavailableError`, or the
+        start-up check's error if one failed.
         """
+        self.check_started()
         with self._io_lock:
+            if not self.ready:
+                raise StoreUnavailableError(
+                    f"the store of task {self.task!r} has not been reached since the router "
+                    "started without it"
+                )
             written = write()
             if self.own_cache:
                 with self._lock:
                     self._fold(written)
+
+    def check_started(self) -> None:
+        """Raise the start-up check's error if it failed once the store was reached."""
+        if self.startup_error is not None:
+            raise self.startup_error
+
+    @property
+    def store_down(self) -> bool:
+        """True from a failed store call until one succeeds again, and until the store is
+        first reached by a router started without it."""
+        return self._outage_logged or not self.ready
+
+    def store_failed(self, exc: Exception) -> None:
+        """Note a store call that failed for an outage (another component's)."""
+        self._on_write_error(exc, 0)
 
     def rebill(self, outcome: Outcome) -> None:
         """Rewrite a recorded outcome's usage in the store (a late SDK call added to it).
@@ -278,32 +322,85 @@ class Recorder:
             return self._flush_locked()
 
     def _flush_locked(self) -> bool:
+        if not self.ready and not self._connect_locked():
+            return False
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._inflight = len(batch)
-        if not batch:
-            return True
-        try:
-            self.store.write(batch, self.half_life)
-        except Exception as exc:
-            self._on_write_error(exc, len(batch))
+        if batch:
+            try:
+                self.store.write(batch, self.half_life)
+            except Exception as exc:
+                self._on_write_error(exc, len(batch))
+                with self._lock:
+                    self._inflight = 0
+                    self._buffer[:0] = batch
+                    self._push([])
+                return False
             with self._lock:
                 self._inflight = 0
-                self._buffer[:0] = batch
-                self._push([])
-            return False
-        with self._lock:
-            self._inflight = 0
-        if self.on_written is not None:
-            self.on_written(batch)
+            if self.on_written is not None:
+                self.on_written(batch)
+            self._reachable_again(len(batch))
+        if self.after_flush is not None:
+            try:
+                written = self.after_flush()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return False
+            if written and self.own_cache:
+                with self._lock:
+                    self._fold(written)
+        return True
+
+    def _reachable_again(self, written: int) -> None:
         if self._outage_logged:
             logger.warning(
                 "store reachable again; %d buffered outcomes of task %s written",
-                len(batch),
+                written,
                 self.task,
-                extra={"task": self.task, "written": len(batch)},
+                extra={"task": self.task, "written": written},
             )
             self._outage_logged = False
+
+    def _connect_locked(self) -> bool:
+        """Reach a store this recorder started without: create or check its schema, load
+        the task's evidence, run the start-up checks, then route on the stored evidence
+        plus what is buffered. False while unreachable or after a failed check."""
+        if self.startup_error is not None:
+            return False
+        try:
+            self.store.connect()
+            stored = self.store.load_contexts(self.task) if self.own_cache else self.snapshot()
+            if self.on_connect is not None:
+                self.on_connect(stored)
+        except ConfigurationError as exc:
+            # Writing now would mix this router's outcomes into evidence it would misread.
+            self.startup_error = exc
+            logger.error(
+                "store of task %s reached, but a start-up check failed: %s; this router "
+                "routes on and writes nothing (%d outcomes buffered)",
+                self.task,
+                exc,
+                self.buffered,
+                extra={"task": self.task, "buffered": self.buffered},
+            )
+            return False
+        except Exception as exc:
+            self._on_write_error(exc, 0)
+            return False
+        if self.own_cache:
+            with self._lock:
+                self.states = stored
+                # What was routed on during the outage, on top of the stored evidence.
+                self._fold(self._buffer)
+        self.ready = True
+        logger.warning(
+            "store of task %s reached, start-up checks passed: writing %d buffered outcomes",
+            self.task,
+            self.buffered,
+            extra={"task": self.task, "buffered": self.buffered},
+        )
         return True
 
     def refresh(self) -> None:
@@ -317,6 +414,7 @@ class Recorder:
                 except Exception as exc:
                     self._on_write_error(exc, 0)
                     return
+                self._reachable_again(0)
                 with self._lock:
                     self.states = snapshot
                     # Outcomes recorded while we wrote and read are not in the snapshot.
@@ -352,9 +450,12 @@ class Recorder:
             self._thread.join(timeout=5)
         if not self.flush():
             logger.error(
-                "closing with %d unwritten outcomes of task %s: the store is unreachable",
+                "closing with %d unwritten outcomes of task %s: %s",
                 self.buffered,
                 self.task,
+                "the store is unreachable"
+                if self.startup_error is None
+                else "a start-up check failed once the store was reached",
                 extra={"task": self.task, "unwritten": self.buffered},
             )
 

@@ -172,6 +172,14 @@ class Router:
         Log on each request's first attempt the evidence its decision used, and its
         propensity (``Outcome.propensity``), for off-policy evaluation
         (:func:`~adaptive_router.evaluation.evaluate`); see ``router.decisions``.
+    start_without_store:
+        Start even if the database is unreachable (a refused or timed-out connection):
+        route from the priors, buffer outcomes (``max_buffer``) and hold decisions, and
+        once the store is reached create or check its schema, run the checks made here
+        otherwise (the stored half-life), then write. A check that fails then is logged
+        and raised by the calls that need the store (``flush``, ``stats``, ``choose``,
+        ``report``...); nothing is written. Bad credentials, an unknown database or an
+        unsupported URL still raise here. Default False: :class:`StoreUnavailableError`.
     """
 
     def __init__(
@@ -216,6 +224,7 @@ class Router:
         max_cost_usd: float | None = None,
         heartbeat: float | None = DEFAULT_INTERVAL_S,
         log_decisions: bool = True,
+        start_without_store: bool = False,
     ) -> None:
         cfg = router_config(
             paths,
@@ -243,6 +252,7 @@ class Router:
             max_attempts=max_attempts,
             request_timeout=request_timeout,
             max_cost_usd=max_cost_usd,
+            start_without_store=start_without_store,
         )
         #: The validated parameters.
         self.config = cfg
@@ -258,8 +268,11 @@ class Router:
         #: The request budgets (max_attempts, request_timeout, max_cost_usd).
         self.budget: Budget = cfg.budget
         self._fallback_name = self.fallback.name if self.fallback is not None else None
-        self.store = open_store(store)
+        self.store = open_store(store, start_offline=cfg.start_without_store)
         self._owns_store = not isinstance(store, Store)
+        if not (self.store.connected or cfg.start_without_store):
+            self.store.connect()  # a Store given unconnected: reach it now, or raise
+        connected = self.store.connected
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -269,6 +282,7 @@ class Router:
             flush_interval=flush_interval,
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
+            connected=connected,
         )
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
@@ -284,6 +298,7 @@ class Router:
             prices=self._pricer,
             models={p.name or "": p.model for p in self._by_name.values() if p.model},
             clock=self.clock,
+            check=False,  # the ranking's check below covers it, with the router's message
         )
         self._closed = False
         # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
@@ -304,13 +319,19 @@ class Router:
             self.max_contexts,
             pricer=self._pricer,
         )
-        try:
-            self.ranking.check_half_life(self.task)
-        except ConfigurationError:
-            self._recorder.close()
-            if self._owns_store:
-                self.store.close()
-            raise
+        if connected:
+            try:
+                self.ranking.check_half_life(self.task)
+            except ConfigurationError:
+                self._recorder.close()
+                if self._owns_store:
+                    self.store.close()
+                raise
+        else:
+            # Started without its store: the same check, once the store is reached.
+            self._recorder.on_connect = lambda stored: self.ranking.check_half_life(
+                self.task, stored.get("", {})
+            )
         self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
         self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
         self._judge = Judge(
@@ -337,7 +358,9 @@ class Router:
             half_life=self.half_life,
             clock=self.clock,
             log=logger,
+            max_held=max_buffer,
         )
+        self._recorder.after_flush = self._feedback.sync
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -476,7 +499,7 @@ class Router:
         """Spend over a recent window: per path, tokens, cost per request and per 1,000
         requests, retries and fallbacks included; unknown costs counted apart."""
         secs = seconds(window, "window", allow_none=False) or 0.0
-        self._recorder.flush()
+        self.flush()
         return cost_report(self.store, self.task, self.clock() - secs)
 
     def serve_metrics(self, port: int = 9464, addr: str = "127.0.0.1") -> MetricsServer:
@@ -496,7 +519,9 @@ class Router:
     def choose(self, context: str | None = None) -> Decision:
         """Pick a path for a request whose outcome will be reported later.
 
-        The decision is persisted, so :meth:`report` may come from another process.
+        The decision is persisted, so :meth:`report` may come from another process. During
+        a store outage it is held in this process (at most ``max_buffer`` decisions) and
+        persisted when the store returns.
         """
         ctx = self.ranking.context(context, (), {})
         rid, order, _ = self._begin(ctx)
@@ -520,6 +545,12 @@ class Router:
 
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
+
+        While the store is unreachable, a report of a decision this router made (and
+        still holds) is accepted — True — and recorded when the store returns, by the
+        same claim, so a report from another process that got there first wins (this one
+        is then logged and ignored). A report of a decision this router does not hold
+        raises :class:`StoreUnavailableError`: nothing was recorded, report it again.
         """
         return self._feedback.report(
             request_id,
@@ -551,21 +582,26 @@ class Router:
         """Per-path success rate, latency percentiles, tokens, cost (and mean score) over a
         recent window; in one context when ``context`` is given."""
         secs = seconds(window, "window", allow_none=False) or 0.0
-        self._recorder.flush()
+        self.flush()
         return self.store.window_stats(self.task, self.clock() - secs, context=context)
 
     def flush(self) -> None:
-        """Write buffered outcomes now (batch durability)."""
+        """Write buffered outcomes now (batch durability). Raises the start-up check's
+        :class:`ConfigurationError` if it failed once the store was reached (see
+        ``start_without_store``)."""
         self._recorder.flush()
+        self._recorder.check_started()
 
     def refresh(self) -> None:
         """Flush, then reload posteriors from the store (picks up other processes' outcomes)."""
         self._recorder.refresh()
+        self._recorder.check_started()
 
     @property
     def buffered_outcomes(self) -> int:
-        """Outcomes recorded but not yet written to the store."""
-        return self._recorder.buffered
+        """Outcomes recorded but not yet written to the store, reports accepted during an
+        outage included."""
+        return self._recorder.buffered + self._feedback.unclaimed
 
     @property
     def dropped_outcomes(self) -> int:
@@ -582,6 +618,14 @@ class Router:
             undo()
         self._unsubscribe.clear()
         self._recorder.close()
+        if self._feedback.unclaimed:
+            logger.error(
+                "closing with %d reports of task %s accepted during a store outage and not "
+                "recorded: the store is unreachable",
+                self._feedback.unclaimed,
+                self.task,
+                extra={"task": self.task, "unrecorded_reports": self._feedback.unclaimed},
+            )
         if self._owns_store:
             self.store.close()
 

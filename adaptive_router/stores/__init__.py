@@ -20,14 +20,19 @@ __all__ = [
 ]
 
 
-def open_store(store: str | Store | Engine | None) -> Store:
-    """A Store from a URL (``memory://``, ``sqlite:///…``, ``postgresql://…``), Engine or Store."""
+def open_store(store: str | Store | Engine | None, *, start_offline: bool = False) -> Store:
+    """A Store from a URL (``memory://``, ``sqlite:///…``, ``postgresql://…``), Engine or Store.
+
+    ``start_offline``: a database that is unreachable (not one that refuses the
+    credentials or does not exist) gives an unconnected store instead of raising; see
+    :class:`SQLStore`. A Store given is returned as it is.
+    """
     if store is None:
-        return SQLStore("sqlite:///adaptive_router.db")
+        return SQLStore("sqlite:///adaptive_router.db", start_offline=start_offline)
     if isinstance(store, Store):
         return store
     if isinstance(store, Engine):
-        return SQLStore(store)
+        return SQLStore(store, start_offline=start_offline)
     if isinstance(store, str):
         if store.startswith("memory://"):
             return MemoryStore()
@@ -39,7 +44,7 @@ def open_store(store: str | Store | Engine | None) -> Store:
                 f"store: {shown} is not a URL; use 'memory://', 'sqlite:///path.db' "
                 "or 'postgresql://user@host:5432/db'"
             )
-        return SQLStore(store)
+        return SQLStore(store, start_offline=start_offline)
     raise ConfigurationError(
         f"store must be a URL string, an Engine or a Store, got {type(store).__name__}"
     )

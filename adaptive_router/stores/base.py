@@ -179,6 +179,13 @@ class Store(abc.ABC):
 
     #: True when the store keeps nothing outside this process (no refresh needed).
     in_process: bool = False
+    #: False for a store built without its database (``SQLStore(start_offline=True)``)
+    #: until :meth:`connect` has reached it and created or checked the schema.
+    connected: bool = True
+
+    def connect(self) -> None:  # noqa: B027 - optional hook; most stores are always connected
+        """Reach the database and create or check the schema, if not done yet; raise
+        :class:`~adaptive_router.errors.StoreUnavailableError` while it is unreachable."""
 
     @abc.abstractmethod
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
