@@ -126,6 +126,10 @@ class Reporter:
     models:
         ``{path name: model}`` for pricing decisions that recorded no model (those made
         before the store was upgraded). A decision's own recorded model wins.
+    costs:
+        ``{path name: USD}``, the paths' declared cost per attempt (``Path(cost_usd=...)``):
+        the cost of a report that gives neither ``cost_usd`` nor priced tokens. A Router
+        passes its paths'.
     clock:
         Epoch seconds for the outcomes' timestamps (default ``time.time``).
     """
@@ -138,6 +142,7 @@ class Reporter:
         half_life: timedelta | float | None = None,
         prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
         models: Mapping[str, str] | None = None,
+        costs: Mapping[str, float] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.task = check_name("task", task)
@@ -160,6 +165,22 @@ class Reporter:
                 f"models must map path names to model names (str -> str), got {models!r}"
             )
         self.models: dict[str, str] = dict(models or {})
+        if costs is not None and not (
+            isinstance(costs, Mapping)
+            and all(
+                isinstance(k, str)
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= 0
+                for k, v in costs.items()
+            )
+        ):
+            raise ConfigurationError(
+                "costs must map path names to their declared cost per attempt in USD "
+                f"(str -> finite number >= 0), got {costs!r}"
+            )
+        self.costs: dict[str, float] = {k: float(v) for k, v in (costs or {}).items()}
         if clock is not None and not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         self.clock: Callable[[], float] = clock or time.time
@@ -203,7 +224,7 @@ class Reporter:
 
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
-        (else ``models``). Raises :class:`UnknownRequestError` for an id no ``choose``
+        (else ``models``); a cost still unknown is the path's declared one (``costs``). Raises :class:`UnknownRequestError` for an id no ``choose``
         issued, ValueError for bad arguments or an id of another task.
         """
         return self.record(
@@ -259,6 +280,8 @@ class Reporter:
             if price is None and (in_tok or out_tok):
                 model = found.model or self.models.get(found.path)
                 price = self._pricer.cost(model, in_tok, out_tok)
+            if price is None:
+                price = self.costs.get(found.path)
             outcome = Outcome(
                 request_id=request_id,
                 task=self.task,

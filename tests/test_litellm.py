@@ -145,7 +145,8 @@ FAULTS = [
     Fault("500", [error(500)] * 3, "server_error", 2, 3),
     Fault("503", [error(503)] * 3, "server_error", 2, 3),
     Fault("400", [error(400)], "client_error", 0, 1),
-    Fault("401", [error(401)], "client_error", 0, 1),
+    Fault("401", [error(401)], "auth_error", 0, 1),
+    Fault("403", [error(403)], "auth_error", 0, 1),
     Fault("disconnect", [disconnect()] * 3, "connection", 2, 3),
 ]
 
