@@ -19,15 +19,15 @@ __all__ = [
     "missing_credentials",
 ]
 
-#: How the SDKs say that no key was given: openai ("Missing credentials. Please pass an
+#: How the SDKs say that no key was given, and the variable they read it from: openai ("Missing credentials. Please pass an
 #: `api_key`…", raised by the client's constructor; older releases "The api_key client
 #: option must be set…") and anthropic (a TypeError at request time, "Could not resolve
 #: authentication method…"). Their exception types are too generic to tell.
-MISSING_KEY_PHRASES: tuple[str, ...] = (
-    "Missing credentials. Please pass",
-    "api_key client option must be set",
-    "Could not resolve authentication method",
-)
+MISSING_KEY_PHRASES: dict[str, str] = {
+    "Missing credentials. Please pass": "OPENAI_API_KEY",
+    "api_key client option must be set": "OPENAI_API_KEY",
+    "Could not resolve authentication method": "ANTHROPIC_API_KEY",
+}
 
 # Where each SDK reads its key, for advice on its errors raised outside a provider path
 # (a plain function calling the SDK).
@@ -64,12 +64,15 @@ def _text(exc: BaseException) -> str:
         return ""
 
 
+def _missing_key_variable(exc: BaseException) -> str | None:
+    """The variable an SDK's "no key" message is about (None: not such a message)."""
+    text = _text(exc)
+    return next((var for phrase, var in MISSING_KEY_PHRASES.items() if phrase in text), None)
+
+
 def missing_credentials(exc: BaseException) -> bool:
     """Whether ``exc`` itself says that no API key was given (ours, or an SDK's words)."""
-    if isinstance(exc, MissingCredentialsError):
-        return True
-    text = _text(exc)
-    return any(phrase in text for phrase in MISSING_KEY_PHRASES)
+    return isinstance(exc, MissingCredentialsError) or _missing_key_variable(exc) is not None
 
 
 def _status(exc: BaseException) -> int | None:
@@ -107,6 +110,10 @@ def auth_advice(exc: BaseException) -> tuple[str, str]:
         fix = getattr(e, "credentials_fix", None)
         if isinstance(fix, str) and fix:
             return what, fix
+    for e in chain:
+        variable = _missing_key_variable(e)
+        if variable is not None:
+            return what, f"set {variable} in the environment, or give the client an api_key"
     for e in chain:
         sdk = type(e).__module__.split(".", 1)[0]
         if sdk == "litellm":
