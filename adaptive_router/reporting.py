@@ -224,7 +224,8 @@ class Reporter:
 
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
-        (else ``models``); a cost still unknown is the path's declared one (``costs``). Raises :class:`UnknownRequestError` for an id no ``choose``
+        (else ``models``); a cost still unknown is the path's declared one (``costs``).
+        Raises :class:`UnknownRequestError` for an id no ``choose``
         issued, ValueError for bad arguments or an id of another task.
         """
         return self.record(

@@ -26,13 +26,18 @@ from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.providers import anthropic_path, openai_path
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy, auth_advice, classify
 from adaptive_router.stores import Store, open_store
-from adaptive_router.testing import FakeProvider, error, reply
+from adaptive_router.testing import FakeProvider, error
 
 GPT = "gpt-4o"
 CLAUDE = "claude-sonnet-4-6"
 ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 # Every variable either SDK could take a key (or a proxy) from.
-_CREDENTIAL_VARS = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+_CREDENTIAL_VARS = (
+    "OPENAI_API_KEY",
+    "OPENAI_ADMIN_KEY",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+)
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 RESET_S = 30.0
 #: The routers' wall clock at the start of a test; the seed's evidence is older.

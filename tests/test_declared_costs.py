@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from adaptive_router import AllPathsFailed, ConfigurationError, Path, Reporter, Router, capture
 from adaptive_router.cli import app
-from adaptive_router.costs import Pricer
 from adaptive_router.cli_reports import register
+from adaptive_router.costs import Pricer
 from adaptive_router.dashboard.data import parse_window, summary
 from adaptive_router.outcomes import ErrorKind, Outcome, Result, Usage
 from adaptive_router.stores import open_store

@@ -358,6 +358,7 @@ def test_missing_key_is_an_auth_error_naming_the_variable(
     with _auth_router(path) as r:
         assert r.run(text="x") == "regex"
         (attempt, served) = rows(r)
+        assert (served.path, served.success) == ("regex", True)
         (post,) = [p for p in r.posteriors() if p.path == path.name]
         assert r.health()[path.name] == "open"
     # LiteLLM raises InternalServerError (500) over the openai SDK's "Missing credentials":

@@ -71,7 +71,6 @@ from adaptive_router.providers.base import (
 )
 from adaptive_router.providers.models import model_path, provider_of, router_from_models
 from adaptive_router.providers.openai import openai_path
-from adaptive_router.resilience import MissingCredentialsError
 from adaptive_router.providers.repair import (
     MAX_REPAIR_SCHEMA_CHARS as MAX_REPAIR_SCHEMA_CHARS,
 )
@@ -82,6 +81,7 @@ from adaptive_router.providers.repair import (
     RepairCounter,
     repair_counter,
 )
+from adaptive_router.resilience import MissingCredentialsError
 
 
 def __getattr__(name: str) -> object:

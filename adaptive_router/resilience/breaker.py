@@ -61,8 +61,9 @@ class CircuitBreaker:
 
     :meth:`trip` opens it at once, for a failure no wait can fix (refused credentials).
     Every transition is logged (opening at ERROR, or WARNING for a trip whose cause the
-    caller logs; half-open at WARNING, closing at INFO) and passed to the :meth:`on_change` listeners, in order, under the breaker's
-    (re-entrant) lock: keep listeners fast. All operations are short and never block
+    caller logs; half-open at WARNING, closing at INFO) and passed to the
+    :meth:`on_change` listeners, in order, under the breaker's (re-entrant) lock: keep
+    listeners fast. All operations are short and never block
     on I/O, so the breaker is safe from threads and from asyncio code alike.
     """
 

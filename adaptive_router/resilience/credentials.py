@@ -19,10 +19,11 @@ __all__ = [
     "missing_credentials",
 ]
 
-#: How the SDKs say that no key was given, and the variable they read it from: openai ("Missing credentials. Please pass an
-#: `api_key`…", raised by the client's constructor; older releases "The api_key client
-#: option must be set…") and anthropic (a TypeError at request time, "Could not resolve
-#: authentication method…"). Their exception types are too generic to tell.
+#: How the SDKs say that no key was given, and the variable they read it from: openai
+#: ("Missing credentials. Please pass an `api_key`…", raised by the client's constructor;
+#: older releases "The api_key client option must be set…") and anthropic (a TypeError
+#: at request time, "Could not resolve authentication method…"). Their exception types
+#: are too generic to tell.
 MISSING_KEY_PHRASES: dict[str, str] = {
     "Missing credentials. Please pass": "OPENAI_API_KEY",
     "api_key client option must be set": "OPENAI_API_KEY",

@@ -100,8 +100,8 @@ class RetryPolicy:
     """Retries with full jitter, a bounded number of attempts and a bounded total time.
 
     Only exceptions whose :func:`classify` kind is in ``retry_on`` are retried, never
-    ``client_error`` or ``auth_error``; anything not an ``Exception`` (KeyboardInterrupt, SystemExit,
-    asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
+    ``client_error`` or ``auth_error``; anything not an ``Exception`` (KeyboardInterrupt,
+    SystemExit, asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
     is honoured: the wait is ``max(jitter, retry_after)``. ``budget_s`` bounds the time
     from the first attempt to the start of the last: a wait is cut so that it ends by
     the budget, and when the server asks for longer than what is left, retrying stops.

@@ -108,9 +108,7 @@ class Bill(Scope):
             # is written with these values; a written one is rewritten by rebill.
             outcome.input_tokens = usage.input_tokens
             outcome.output_tokens = usage.output_tokens
-            outcome.cost_usd = (
-                usage.cost_usd if usage.cost_usd is not None else self.declared_cost
-            )
+            outcome.cost_usd = usage.cost_usd if usage.cost_usd is not None else self.declared_cost
             outcome.model = usage.model
             outcome.cache_read_tokens = usage.cache_read_tokens
             outcome.cache_write_tokens = usage.cache_write_tokens

@@ -284,9 +284,7 @@ class Router:
             prices=self._pricer,
             models={p.name or "": p.model for p in self._by_name.values() if p.model},
             costs={
-                p.name or "": p.cost_usd
-                for p in self._by_name.values()
-                if p.cost_usd is not None
+                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
             },
             clock=self.clock,
         )
