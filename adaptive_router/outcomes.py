@@ -18,6 +18,10 @@ class ErrorKind(str, Enum):
     SERVER_ERROR = "server_error"
     CONNECTION = "connection"
     CLIENT_ERROR = "client_error"
+    AUTH_ERROR = "auth_error"
+    """The provider refused the credentials (HTTP 401/403, the SDKs' authentication and
+    permission errors) or there was no API key: a configuration error, not the path's.
+    Never retried and never evidence; the path's breaker opens in this process."""
     EMPTY = "empty"
     INVALID_OUTPUT = "invalid_output"
     REJECTED = "rejected"
@@ -37,8 +41,10 @@ class ErrorKind(str, Enum):
     """Skipped: the path's expected cost exceeds what is left of ``max_cost_usd``."""
 
 
-#: Kinds that say nothing about the path: recorded, but never folded into its posterior.
-NOT_EVIDENCE = frozenset({ErrorKind.SUCCESS_FN_ERROR.value})
+#: Kinds that say nothing about the path: recorded, but never folded into its posterior
+#: (a judge that raised; refused or missing credentials, which would otherwise drain a
+#: healthy model's evidence for every process sharing the store).
+NOT_EVIDENCE = frozenset({ErrorKind.SUCCESS_FN_ERROR.value, ErrorKind.AUTH_ERROR.value})
 #: Kinds of attempts that got no billable answer from the provider (an error status or a
 #: refused connection): they cost $0, known. A client-side timeout is not among them: the
 #: provider may have finished, and billed, the call.
@@ -49,6 +55,7 @@ UNBILLED = frozenset(
         ErrorKind.RATE_LIMITED,
         ErrorKind.CONNECTION,
         ErrorKind.CLIENT_ERROR,
+        ErrorKind.AUTH_ERROR,
     )
 )
 

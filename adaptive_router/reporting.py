@@ -143,6 +143,10 @@ class Reporter:
     models:
         ``{path name: model}`` for pricing decisions that recorded no model (those made
         before the store was upgraded). A decision's own recorded model wins.
+    costs:
+        ``{path name: USD}``, the paths' declared cost per attempt (``Path(cost_usd=...)``):
+        the cost of a report that gives neither ``cost_usd`` nor priced tokens. A Router
+        passes its paths'.
     clock:
         Epoch seconds for the outcomes' timestamps (default ``time.time``).
     check:
@@ -158,6 +162,7 @@ class Reporter:
         half_life: timedelta | float | None = None,
         prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
         models: Mapping[str, str] | None = None,
+        costs: Mapping[str, float] | None = None,
         clock: Callable[[], float] | None = None,
         check: bool = True,
     ) -> None:
@@ -181,6 +186,22 @@ class Reporter:
                 f"models must map path names to model names (str -> str), got {models!r}"
             )
         self.models: dict[str, str] = dict(models or {})
+        if costs is not None and not (
+            isinstance(costs, Mapping)
+            and all(
+                isinstance(k, str)
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= 0
+                for k, v in costs.items()
+            )
+        ):
+            raise ConfigurationError(
+                "costs must map path names to their declared cost per attempt in USD "
+                f"(str -> finite number >= 0), got {costs!r}"
+            )
+        self.costs: dict[str, float] = {k: float(v) for k, v in (costs or {}).items()}
         if clock is not None and not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         self.clock: Callable[[], float] = clock or time.time
@@ -225,10 +246,11 @@ class Reporter:
 
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
-        (else ``models``). Raises :class:`UnknownRequestError` for an id no ``choose``
-        issued, ValueError for bad arguments or an id of another task, and
-        :class:`StoreUnavailableError` (nothing recorded: report it again later) while the
-        database is unreachable — within about 5 s with the default timeouts.
+        (else ``models``); a cost still unknown is the path's declared one (``costs``).
+        Raises :class:`UnknownRequestError` for an id no ``choose`` issued, ValueError for
+        bad arguments or an id of another task, and :class:`StoreUnavailableError`
+        (nothing recorded: report it again later) while the database is unreachable —
+        within about 5 s with the default timeouts.
         """
         report = self.validate(
             request_id,
@@ -281,6 +303,8 @@ class Reporter:
         model = found.model or self.models.get(found.path)
         if price is None and (in_tok or out_tok):
             price = self._pricer.cost(model, in_tok, out_tok)
+        if price is None:
+            price = self.costs.get(found.path)
         return Outcome(
             request_id=report.request_id,
             task=self.task,

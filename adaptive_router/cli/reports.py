@@ -92,7 +92,8 @@ def _unknown_reasons(r: CostReport) -> list[str]:
     if rest:
         reasons.append(
             f"{rest} reported no usage (no token counts or cost: a path that returns no "
-            "Result(usage=...), or a client-side timeout the provider may still bill)"
+            "Result(usage=...) and declares no Path(cost_usd=...), or a client-side "
+            "timeout the provider may still bill)"
         )
     return reasons
 

@@ -13,7 +13,9 @@ that sends one chat request per attempt, with:
   are tolerated, broken JSON is an error, never a half-valid object);
 - errors left as the SDK raises them, so :func:`~adaptive_router.resilience.classify`
   maps them to kinds (429 ``rate_limited``, 5xx and 529 ``server_error``, timeouts,
-  connection errors, other 4xx ``client_error``); an empty answer raises with kind
+  connection errors, 401/403 and a missing API key ``auth_error`` — never retried, never
+  evidence, the path's breaker opened in this process — other 4xx ``client_error``); an
+  empty answer raises with kind
   ``empty`` and unparsable or invalid JSON with kind ``invalid_output``, both carrying
   the tokens spent (``exc.usage``) so failed attempts are costed too.
 
@@ -59,7 +61,6 @@ import importlib.util
 from adaptive_router.providers.anthropic import anthropic_path
 from adaptive_router.providers.base import (
     MalformedResponseError,
-    MissingCredentialsError,
     PromptError,
 )
 from adaptive_router.providers.base import (
@@ -80,6 +81,7 @@ from adaptive_router.providers.repair import (
     RepairCounter,
     repair_counter,
 )
+from adaptive_router.resilience import MissingCredentialsError
 
 
 def __getattr__(name: str) -> object:

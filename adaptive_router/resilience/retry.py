@@ -100,8 +100,8 @@ class RetryPolicy:
     """Retries with full jitter, a bounded number of attempts and a bounded total time.
 
     Only exceptions whose :func:`classify` kind is in ``retry_on`` are retried, never
-    ``client_error``; anything not an ``Exception`` (KeyboardInterrupt, SystemExit,
-    asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
+    ``client_error`` or ``auth_error``; anything not an ``Exception`` (KeyboardInterrupt,
+    SystemExit, asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
     is honoured: the wait is ``max(jitter, retry_after)``. ``budget_s`` bounds the time
     from the first attempt to the start of the last: a wait is cut so that it ends by
     the budget, and when the server asks for longer than what is left, retrying stops.
@@ -140,10 +140,12 @@ class RetryPolicy:
         check_seconds("initial", initial)
         check_seconds("max_wait", max_wait)
         kinds = frozenset(ErrorKind(k) for k in retry_on)
-        if ErrorKind.CLIENT_ERROR in kinds:
-            raise ValueError(
-                "retry_on must not contain client_error: a 4xx fails the same way every time"
-            )
+        for never in (ErrorKind.CLIENT_ERROR, ErrorKind.AUTH_ERROR):
+            if never in kinds:
+                raise ValueError(
+                    f"retry_on must not contain {never.value}: it fails the same way every "
+                    "time (a 4xx, refused or missing credentials)"
+                )
         if isinstance(rng, bool):
             raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")
         if rng is None or isinstance(rng, int):

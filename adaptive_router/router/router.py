@@ -297,6 +297,9 @@ class Router:
             half_life=self.half_life,
             prices=self._pricer,
             models={p.name or "": p.model for p in self._by_name.values() if p.model},
+            costs={
+                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
+            },
             clock=self.clock,
             check=False,  # the ranking's check below covers it, with the router's message
         )
