@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from adaptive_router import demo as demo_mod
+from adaptive_router._imports import install_hint
 from adaptive_router.cli.common import (
     CLIError,
     console_err,
@@ -17,7 +18,6 @@ from adaptive_router.cli.common import (
     open_store,
     resolve_url,
 )
-from adaptive_router.reports import PlotUnavailableError, plot_report
 
 
 def demo(
@@ -54,6 +54,10 @@ def demo(
     halfway through GPT-4o starts failing, and the live table shows retries, the breaker
     opening and traffic moving to Claude.
     """
+    # The demo (the router, the SDKs, the fake provider) loads with the command, not with
+    # the command line's --help, which reads the defaults above only.
+    from adaptive_router.reports import PlotUnavailableError, plot_report
+
     with one_line_errors(db):
         demo_mod.run_with_display(console_out(), db, requests, seed, table=table, live=live)
         png = Path(db).with_suffix(".png")
@@ -61,12 +65,7 @@ def demo(
             try:
                 plot_report(store, demo_mod.TASK, 0.0, png)
             except PlotUnavailableError:  # matplotlib is an optional extra: the demo ran
-                console_out().print(
-                    escape(
-                        "PNG report skipped: matplotlib is not installed "
-                        "(pip install 'adaptive-router[plot]')"
-                    )
-                )
+                console_out().print(escape("PNG report skipped: " + install_hint("plot", "it")))
                 return
         console_out().print(f"Traffic share, success rate and cost over time: {png}")
 

@@ -9,19 +9,39 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.errors import ConfigurationError as LimitsConfigurationError
-from limits.errors import StorageError
-from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from typing import TYPE_CHECKING, Any
 
 from adaptive_router._checks import redact, redact_url
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
 
+if TYPE_CHECKING:
+    from limits import RateLimitItem, RateLimitItemPerMinute
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+    from limits.errors import StorageError
+    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
 logger = logging.getLogger(__name__)
+_limits_loaded = False
+
+
+def _load_limits() -> None:
+    """Import ``limits`` (~0.1 s: every storage backend's module) when the first
+    :class:`RateLimit` is made, not with the package. Binds the names above (once)."""
+    global RateLimitItem, RateLimitItemPerMinute, LimitsConfigurationError, StorageError
+    global SlidingWindowCounterSupport, Storage, storage_from_string
+    global MovingWindowRateLimiter, SlidingWindowCounterRateLimiter, _limits_loaded
+    if _limits_loaded:
+        return
+    from limits import RateLimitItem, RateLimitItemPerMinute
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+    from limits.errors import StorageError
+    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+    _limits_loaded = True  # after the names are bound: another thread may be making one
+
 
 __all__ = ["RateLimit", "RateLimitExceeded", "redact_url"]
 
@@ -131,6 +151,7 @@ class RateLimit:
             raise ValueError(f"mode must be 'skip' or 'wait', got {mode!r}")
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
+        _load_limits()
         self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
         self.mode = mode
         self.key = key

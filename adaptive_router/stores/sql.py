@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -32,6 +31,7 @@ import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 from adaptive_router._checks import first_line, redact, redact_url
+from adaptive_router._imports import needs_extra
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
@@ -118,6 +118,8 @@ def create_engine(
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    with needs_extra("postgres", "PostgreSQL support"):  # before SQLAlchemy's own import
+        import psycopg  # noqa: F401
     engine = sa.create_engine(
         parsed,
         pool_pre_ping=True,
@@ -347,7 +349,8 @@ class SQLStore(Store):
                 else:
                     conn.exec_driver_sql(self._fast_insert, [_tuple(o) for o in batch])
             new = batch
-        except (IntegrityError, psycopg.errors.UniqueViolation):
+        # COPY raises the driver's own error (psycopg's UniqueViolation), not SQLAlchemy's.
+        except (IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError):
             rows = [_row(o) for o in batch]
             # A retried batch (e.g. after a lost COMMIT acknowledgment): insert what is
             # missing and fold only those rows.
