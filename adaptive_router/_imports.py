@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["install_hint", "lazy_names", "missing_extra", "needs_extra"]
+__all__ = ["install_hint", "lazy_names", "missing_extra", "needs_extra", "require"]
 
 
 def lazy_names(
@@ -64,3 +65,10 @@ def needs_extra(extra: str, feature: str) -> Iterator[None]:
         yield
     except ModuleNotFoundError as exc:
         raise missing_extra(extra, feature) from exc
+
+
+def require(module: str, extra: str, feature: str) -> None:
+    """Raise :func:`missing_extra`'s error now when ``module`` is not installed: for a
+    feature that imports it later, on first use (it is looked up here, not imported)."""
+    if importlib.util.find_spec(module) is None:
+        raise missing_extra(extra, feature)

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from adaptive_router._checks import redact, redact_url
-from adaptive_router._imports import lazy_names
+from adaptive_router._imports import lazy_names, needs_extra
+
+with needs_extra("cli", "The adaptive-router command line"):
+    import rich  # noqa: F401
+    import typer  # noqa: F401
+
 from adaptive_router.cli.app import app, main
 from adaptive_router.cli.check import check_dict, load_target, read_samples
 from adaptive_router.cli.common import (

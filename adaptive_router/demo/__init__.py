@@ -35,17 +35,20 @@ from typing import TYPE_CHECKING
 from adaptive_router._imports import lazy_names
 
 if TYPE_CHECKING:
+    from adaptive_router.demo.defaults import (
+        DEFAULT_DB,
+        DEFAULT_LIVE_REQUESTS,
+        DEFAULT_REQUESTS,
+        DEFAULT_SEED,
+        TASK,
+    )
     from adaptive_router.demo.display import print_summary, progress_table, run_with_display
     from adaptive_router.demo.run import run_demo, sqlite_file
     from adaptive_router.demo.scenario import (
         ADAPT_REQUESTS,
         CITIES,
         CLAUDE,
-        DEFAULT_DB,
         DEFAULT_HALF_LIFE,
-        DEFAULT_LIVE_REQUESTS,
-        DEFAULT_REQUESTS,
-        DEFAULT_SEED,
         DEGRADED,
         FAKE_TIMEOUT_S,
         FALLBACK,
@@ -63,7 +66,6 @@ if TYPE_CHECKING:
         RESET_S,
         SHIFT_THRESHOLD,
         SHIFT_WINDOW,
-        TASK,
         Order,
         SimulatedModel,
         SimulatedOutage,
@@ -81,22 +83,25 @@ if TYPE_CHECKING:
         requests_to_shift,
     )
 
-# The command line shows the defaults of scenario without loading the demo (rich, the
-# router, the SDKs): each name loads its module on first use.
+# Each name loads its module on first use: the command line reads the defaults without
+# loading the demo (numpy, pydantic, the fake provider, the router, the SDKs).
 __getattr__, __dir__ = lazy_names(
     __name__,
     {
+        "adaptive_router.demo.defaults": (
+            "DEFAULT_DB",
+            "DEFAULT_LIVE_REQUESTS",
+            "DEFAULT_REQUESTS",
+            "DEFAULT_SEED",
+            "TASK",
+        ),
         "adaptive_router.demo.display": ("print_summary", "progress_table", "run_with_display"),
         "adaptive_router.demo.run": ("run_demo", "sqlite_file"),
         "adaptive_router.demo.scenario": (
             "ADAPT_REQUESTS",
             "CITIES",
             "CLAUDE",
-            "DEFAULT_DB",
             "DEFAULT_HALF_LIFE",
-            "DEFAULT_LIVE_REQUESTS",
-            "DEFAULT_REQUESTS",
-            "DEFAULT_SEED",
             "DEGRADED",
             "FAKE_TIMEOUT_S",
             "FALLBACK",
@@ -114,7 +119,6 @@ __getattr__, __dir__ = lazy_names(
             "RESET_S",
             "SHIFT_THRESHOLD",
             "SHIFT_WINDOW",
-            "TASK",
             "Order",
             "SimulatedModel",
             "SimulatedOutage",

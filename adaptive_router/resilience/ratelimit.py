@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adaptive_router._checks import redact, redact_url
+from adaptive_router._imports import require
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
 
@@ -69,6 +70,8 @@ def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
             f"storage {redact_url(url)!r}: use the sync scheme ({scheme[len('async+') :]}://); "
             "RateLimit does its waiting asynchronously in aacquire()"
         )
+    if scheme.startswith("redis"):
+        require("redis", "redis", "A Redis rate limit")
     opts: dict[str, Any] = {"wrap_exceptions": True}
     if scheme.startswith(("redis", "rediss", "valkey")):
         # Without socket timeouts a hung Redis would hang every routed call.
