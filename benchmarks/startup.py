@@ -3,8 +3,10 @@ line for help cost a process.
 
 Every sample is a fresh interpreter (``sys.executable``); the rounds interleave the
 measures, so that load on a shared machine falls on all of them alike. The first round
-warms the disk cache and is not counted. The **median** of the rounds is compared with
-the target; the minimum is shown beside it.
+warms the disk cache and writes the bytecode cache (``PYTHONDONTWRITEBYTECODE`` is
+dropped for the children: an installed package has its ``.pyc`` files, which pip writes,
+and a checkout's would otherwise be compiled anew at every start); it is not counted. The
+**median** of the rounds is compared with the target; the minimum is shown beside it.
 
 - ``import httpx`` and ``import adaptive_router``: the import statement alone, timed in
   the fresh interpreter (its own start-up, the same for both, is left out). Target: at
@@ -21,6 +23,7 @@ startup``).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,8 @@ from pathlib import Path as FsPath
 from benchmarks.common import Result
 
 SECTION = "startup"
+#: The children's environment: with the bytecode cache, as an installed package runs.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 #: ``import adaptive_router`` may take at most this many times ``import httpx``.
 IMPORT_RATIO = 1.5
 HELP_S = 0.5
@@ -61,6 +66,7 @@ def _timed_import(statement: str) -> tuple[float, int]:
         check=True,
         capture_output=True,
         text=True,
+        env=ENV,
     ).stdout.split()
     return float(out[0]), int(out[1])
 
@@ -69,7 +75,11 @@ def _router_ready() -> float:
     """Seconds from launching an interpreter to its Router being constructed."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _ROUTER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _ROUTER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -92,7 +102,7 @@ def _help() -> float:
     """Seconds ``adaptive-router --help`` takes, launch to exit."""
     command = _help_command()
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - started
 
 
@@ -126,7 +136,11 @@ def _ms(seconds: float) -> str:
 def run(quick: bool = False) -> list[Result]:
     """The start-up rows: import ratio, router ready, ``--help``, and what they load."""
     rounds = 3 if quick else 15
-    s = measure(rounds)
+    return rows(measure(rounds), rounds)
+
+
+def rows(s: dict[str, list[float]], rounds: int) -> list[Result]:
+    """The result rows of ``measure``'s samples."""
     med = {k: statistics.median(v) for k, v in s.items()}
     low = {k: min(v) for k, v in s.items()}
     note = f"median of {rounds} fresh interpreters (min {{}})"
@@ -139,7 +153,8 @@ def run(quick: bool = False) -> list[Result]:
             "—",
             _ms(med["httpx"]),
             None,
-            note.format(_ms(low["httpx"])) + f"; {med['httpx_modules']:.0f} modules",
+            note.format(_ms(low["httpx"]))
+            + f"; {med['httpx_modules']:.0f} modules; load average {os.getloadavg()[0]:.1f}",
         ),
         Result(
             SECTION,
@@ -156,7 +171,7 @@ def run(quick: bool = False) -> list[Result]:
             f"{_ms(med['router_import'])} = {router_ratio:.2f}x httpx",
             None,
             note.format(_ms(low["router_import"]))
-            + f"; {med['router_import_modules']:.0f} modules (numpy, tenacity, limits)",
+            + f"; {med['router_import_modules']:.0f} modules (numpy, asyncio, tenacity, wrapt)",
         ),
         Result(
             SECTION,
@@ -164,7 +179,9 @@ def run(quick: bool = False) -> list[Result]:
             f"≤ {_ms(ROUTER_S)}",
             _ms(med["router"]),
             med["router"] <= ROUTER_S,
-            note.format(_ms(low["router"])) + "; launch to constructed, default settings",
+            note.format(_ms(low["router"]))
+            + "; launch to constructed, default settings (metrics on: prometheus-client is "
+            "installed)",
         ),
         Result(
             SECTION,
@@ -181,10 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="fresh interpreters per measure")
     args = parser.parse_args(argv)
-    s = measure(args.rounds)
-    for key, values in s.items():
-        shown = ", ".join(f"{v * 1000:.0f}" if "modules" not in key else f"{v:.0f}" for v in values)
-        print(f"{key:24s} median {statistics.median(values):10.4f}  [{shown}]")
+    for r in rows(measure(args.rounds), args.rounds):
+        print(f"{r.measure}: {r.value} (target {r.target}, {r.verdict}; {r.note})")
 
 
 if __name__ == "__main__":
