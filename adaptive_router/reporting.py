@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy.engine import Engine
 
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
 from adaptive_router.observe.costs import Pricer
@@ -26,6 +25,9 @@ from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.paths import check_name
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import CompleteResult, PendingDecision
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 logger = logging.getLogger(__name__)
 

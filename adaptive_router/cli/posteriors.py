@@ -7,7 +7,7 @@ Every number comes from the library (the store, ``posteriors_from_states``,
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,9 +33,9 @@ from adaptive_router.cli.common import (
     utc_time,
 )
 from adaptive_router.outcomes import PathWindowStats, Posterior
-from adaptive_router.reports.summary import json_number, posterior_dict
-from adaptive_router.router import posteriors_from_states, stored_half_life
-from adaptive_router.stores import SQLStore
+
+if TYPE_CHECKING:
+    from adaptive_router.stores.sql import SQLStore
 
 
 def read_posteriors(
@@ -43,6 +43,9 @@ def read_posteriors(
 ) -> tuple[list[Posterior], float | None]:
     """Posteriors of every path stored for ``task`` (one context's own evidence when
     ``context`` is given) decayed to ``now``, and the half-life."""
+    # The library loads with the command, not with the command line's --help.
+    from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
+
     states = store.load(task, context)
     half_life = stored_half_life(states)
     names = sorted(states)
@@ -51,6 +54,8 @@ def read_posteriors(
 
 def stats_dict(s: PathWindowStats) -> dict[str, Any]:
     """Window stats as JSON-ready data."""
+    from adaptive_router.reports.summary import json_number
+
     return {
         "path": s.path,
         "attempts": s.attempts,
@@ -96,6 +101,8 @@ def posteriors(
                     raise CLIError(f"task {task!r} has no evidence in context {context!r}", 1)
                 raise unknown_task(store, task, url)
     if json_out:
+        from adaptive_router.reports.summary import posterior_dict
+
         print_json([posterior_dict(p) for p in posts])
         return
     rows = []

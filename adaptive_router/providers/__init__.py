@@ -56,8 +56,7 @@ Example::
     order = router.run(text="2x widget to Berlin")   # an Order
 """
 
-import importlib.util
-
+from adaptive_router._imports import require
 from adaptive_router.providers.anthropic import anthropic_path
 from adaptive_router.providers.base import (
     MalformedResponseError,
@@ -88,9 +87,8 @@ def __getattr__(name: str) -> object:
     # PEP 562: litellm_path's module imports LiteLLM (seconds), so it is loaded on first use.
     # Not in __all__: a star import must not pull LiteLLM in (or fail without it).
     if name == "litellm_path":
-        # find_spec, not an import: LiteLLM must first be told not to fetch its price map.
-        if importlib.util.find_spec("litellm") is None:
-            raise ImportError("litellm_path needs LiteLLM: pip install 'adaptive-router[litellm]'")
+        # Looked up, not imported: LiteLLM must first be told not to fetch its price map.
+        require("litellm", "litellm", "litellm_path")
         from adaptive_router.providers.litellm import litellm_path
 
         return litellm_path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import email.utils
 import math
 import socket
 import sys
@@ -273,6 +272,8 @@ def retry_after(exc: BaseException, *, now: float | None = None) -> float | None
     seconds = _parse_seconds(value)
     if seconds is not None:
         return seconds
+    import email.utils  # an HTTP date is rare: ~10 ms of import not paid at start
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
@@ -35,7 +34,6 @@ from adaptive_router.outcomes import (
 from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
-from adaptive_router.reports import CostReport, cost_report
 from adaptive_router.resilience import RetryPolicy, to_daemon_thread
 from adaptive_router.router.attempts import (
     AttemptContext,
@@ -64,6 +62,11 @@ from adaptive_router.router.settings import (
     router_config,
 )
 from adaptive_router.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from adaptive_router.reports import CostReport
 
 #: The router's log lines (its own and its collaborators', through the ThrottledLog it
 #: hands them) keep the name they had when the router was one module.
@@ -501,6 +504,8 @@ class Router:
     def costs(self, window: timedelta = timedelta(hours=24)) -> CostReport:
         """Spend over a recent window: per path, tokens, cost per request and per 1,000
         requests, retries and fallbacks included; unknown costs counted apart."""
+        from adaptive_router.reports import cost_report  # the reports load when asked for
+
         secs = seconds(window, "window", allow_none=False) or 0.0
         self.flush()
         return cost_report(self.store, self.task, self.clock() - secs)

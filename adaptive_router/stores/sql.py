@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -302,7 +301,8 @@ class SQLStore(Store):
                 else:
                     conn.exec_driver_sql(self._fast_insert, [_tuple(o) for o in batch])
             new = batch
-        except (IntegrityError, psycopg.errors.UniqueViolation):
+        # COPY raises the driver's own error (psycopg's UniqueViolation), not SQLAlchemy's.
+        except (IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError):
             rows = [_row(o) for o in batch]
             # A retried batch (e.g. after a lost COMMIT acknowledgment): insert what is
             # missing and fold only those rows.

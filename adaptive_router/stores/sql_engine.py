@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from adaptive_router._checks import first_line, redact, redact_url
+from adaptive_router._imports import needs_extra
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 
 __all__ = ["SUPPORTED", "connection_lost", "create_engine", "refused", "unavailable_error"]
@@ -116,6 +117,8 @@ def create_engine(
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    with needs_extra("postgres", "PostgreSQL support"):  # before SQLAlchemy's own import
+        import psycopg  # noqa: F401
     socket_args: dict[str, int] = {
         "connect_timeout": max(1, int(connect_timeout_s)),
         **_PG_SOCKET_DEFAULTS,
