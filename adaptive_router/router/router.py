@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import seconds
-from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
@@ -34,7 +34,7 @@ from adaptive_router.outcomes import (
 )
 from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
-from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
+from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.reports import CostReport, cost_report
 from adaptive_router.resilience import RetryPolicy, to_daemon_thread
 from adaptive_router.router.attempts import (
@@ -260,6 +260,16 @@ class Router:
         self._fallback_name = self.fallback.name if self.fallback is not None else None
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
+        try:
+            # Before any thread starts: a refused router leaves nothing behind.
+            check_half_life(self.store, self.task, self.half_life, "Router")
+        except Exception:
+            if self._owns_store:
+                self.store.close()
+            raise
+        # Repetitive warnings (a path failing on every request, a judge that raises) log
+        # the first per key and window, then a count; observers still see every event.
+        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -269,13 +279,11 @@ class Router:
             flush_interval=flush_interval,
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
+            log=self._log,
         )
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
             self._by_name[self.fallback.name] = self.fallback
-        # Repetitive warnings (a path failing on every request, a judge that raises) log
-        # the first per key and window, then a count; observers still see every event.
-        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self._reporter = Reporter(
             self.task,
@@ -304,13 +312,6 @@ class Router:
             self.max_contexts,
             pricer=self._pricer,
         )
-        try:
-            self.ranking.check_half_life(self.task)
-        except ConfigurationError:
-            self._recorder.close()
-            if self._owns_store:
-                self.store.close()
-            raise
         self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
         self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
         self._judge = Judge(
@@ -354,7 +355,12 @@ class Router:
         if self._observers:
             self._unsubscribe.extend(
                 forward_events(
-                    self._observers, self.task, self._settings, self._recorder, self.posteriors
+                    self._observers,
+                    self.task,
+                    self._settings,
+                    self._recorder,
+                    self.posteriors,
+                    self._log,
                 )
             )
         self._unsubscribe.append(start_heartbeat(self, heartbeat))
@@ -571,6 +577,13 @@ class Router:
     def dropped_outcomes(self) -> int:
         """Outcomes lost because the write buffer overflowed during a store outage."""
         return self._recorder.dropped
+
+    @property
+    def rejected_outcomes(self) -> int:
+        """Outcomes never stored because the store rejected their values (a NaN cost, a
+        negative token count...); each is logged with the field and value. The other
+        outcomes of their batches are written."""
+        return self._recorder.rejected
 
     def close(self) -> None:
         """Flush everything and release the store (if the router opened it)."""
