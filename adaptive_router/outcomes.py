@@ -203,14 +203,23 @@ class Usage:
 
 def _usage_ok(u: Usage) -> bool:
     """Whether ``u``'s fields are plain valid values (every provider's case): one type
-    check per field, so building a Usage costs next to nothing."""
-    for v in (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens):
-        if v is not None and (type(v) is not int or v < 0):
-            return False
+    check per field, unrolled, so building a Usage costs next to nothing."""
+    n = u.input_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.output_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.cache_read_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.cache_write_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
     c, m = u.cost_usd, u.model
-    return (c is None or (type(c) is float and 0.0 <= c < math.inf)) and (
-        m is None or (type(m) is str and len(m) <= MAX_MODEL_LENGTH)
-    )
+    if c is not None and not (type(c) is float and 0.0 <= c < math.inf):
+        return False
+    return m is None or (type(m) is str and len(m) <= MAX_MODEL_LENGTH)
 
 
 def checked_usage(usage: object) -> Usage | None:

@@ -4,6 +4,7 @@ slips one past, refused by every store, and never able to block a batch of good 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import uuid
@@ -476,3 +477,48 @@ def test_a_nan_cost_built_inside_a_path_fails_that_attempt_and_blocks_nothing(
     assert failed.kind == "exception"
     assert failed.error is not None and "Usage.cost_usd must be a finite number" in failed.error
     assert sum(o.cost_usd or 0.0 for o in rows) == pytest.approx(0.204)
+
+
+def test_bad_token_counts_from_a_provider_are_recorded_as_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An OpenAI-compatible server that sends a negative and a fractional token count:
+    the real SDK hands them over as given; metering (a plain function) and a provider path
+    alike record the tokens as unknown, and the request succeeds."""
+    from adaptive_router.providers import openai_path
+    from adaptive_router.testing import FakeProvider, raw
+
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": -5, "completion_tokens": 2.5, "total_tokens": -3},
+    }
+    seen: list[Outcome] = []
+    with FakeProvider() as fake:
+        client = fake.openai_client()
+        fake.script("gpt-4o", [raw(200, json.dumps(body))] * 2)
+
+        def plain(text: str) -> str | None:
+            messages = [{"role": "user", "content": text}]
+            answer = client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+            return answer.choices[0].message.content
+
+        provider = openai_path("gpt-4o", "Say: {text}", client=client, timeout=5.0)
+        for path in (Path(plain, name="plain"), provider):
+            with Router(
+                [path], bool, f"sdk-{path.name}", store="memory://", on_outcome=seen.append
+            ) as router:
+                assert router.run("hi") == "ok"
+    assert [(o.path, o.success) for o in seen] == [("plain", True), (provider.name, True)]
+    for o in seen:
+        assert (o.input_tokens, o.output_tokens, o.cost_usd) == (None, None, None)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

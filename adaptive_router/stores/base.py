@@ -124,32 +124,48 @@ def copy_usage(source: Outcome, target: Outcome) -> None:
         setattr(target, name, getattr(source, name))
 
 
-_REAL = (float, int)
+_INF = math.inf
 #: The DB-API (PEP 249) exceptions that mean "this data", not "this connection", under
 #: every driver's and SQLAlchemy's own names for them.
 _DATA_ERRORS = frozenset({"IntegrityError", "DataError"})
 
 
 def _row_ok(o: Outcome) -> bool:
-    """Whether every value of ``o`` is one a store holds, one type check per field (the
-    common case, on the request's thread for memory stores)."""
-    for n in (o.input_tokens, o.output_tokens, o.cache_read_tokens, o.cache_write_tokens):
-        if n is not None and (type(n) is not int or n < 0):
-            return False
-    for v in (o.cost_usd, o.latency_ms):
-        if v is not None and not (type(v) in _REAL and 0.0 <= v < math.inf):
-            return False
-    for v in (o.score, o.propensity):
-        if v is not None and not (type(v) in _REAL and 0.0 <= v <= 1.0):
-            return False
+    """Whether every value of ``o`` is of the plain types a store holds and in range: a
+    type check per field, unrolled (this runs for every outcome, on the request's thread
+    for memory stores). False sends :func:`outcome_problem` to its slower, exact rules."""
+    n = o.input_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.output_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.cache_read_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.cache_write_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    v = o.cost_usd
+    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+        return False
+    v = o.latency_ms
+    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+        return False
+    v = o.score
+    if v is not None and not (type(v) is float and 0.0 <= v <= 1.0):
+        return False
+    v = o.propensity
+    if v is not None and not (type(v) is float and 0.0 <= v <= 1.0):
+        return False
     t, a, r, m = o.created_at, o.attempt, o.retries, o.model
-    if not (type(t) in _REAL and math.isfinite(t)):
+    if type(t) is not float or not -_INF < t < _INF:
         return False
     if type(a) is not int or a < 0 or type(r) is not int or r < 0:
         return False
     if m is not None and (type(m) is not str or len(m) > MAX_MODEL_LENGTH):
         return False
-    return o.metadata is None or _metadata_problem(o.metadata) is None
+    return o.metadata is None
 
 
 def _metadata_problem(metadata: object) -> str | None:
@@ -181,9 +197,9 @@ def outcome_problem(o: Outcome) -> str | None:
         optional = name in TOKEN_FIELDS
         if (v is not None or not optional) and not (_real(v) and isinstance(v, int) and v >= 0):
             return f"{name} must be an int >= 0{' or None' if optional else ''}, got {v!r}"
-    for name, high in (("cost_usd", math.inf), ("latency_ms", math.inf)):
+    for name in ("cost_usd", "latency_ms"):
         v = getattr(o, name)
-        if v is not None and not (_real(v) and 0.0 <= v < high):
+        if v is not None and not (_real(v) and 0.0 <= v < _INF):
             return f"{name} must be a finite number >= 0 or None, got {v!r}"
     for name in ("score", "propensity"):
         v = getattr(o, name)
