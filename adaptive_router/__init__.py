@@ -3,6 +3,7 @@
 from adaptive_router.errors import (
     AllPathsFailed,
     ConfigurationError,
+    OutcomesRejected,
     StoreUnavailableError,
     UnknownRequestError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Objective",
     "ObjectiveThompsonSampling",
     "Outcome",
+    "OutcomesRejected",
     "Path",
     "PathWindowStats",
     "Policy",

@@ -16,8 +16,7 @@ import pytest
 from conftest import StepClock
 from netproxy import CuttableProxy
 
-from adaptive_router import Outcome, Path, Result, Router, Usage
-from adaptive_router.errors import OutcomesRejected
+from adaptive_router import Outcome, OutcomesRejected, Path, Result, Router, Usage
 from adaptive_router.outcomes import check_amount, check_count
 from adaptive_router.reporting import Reporter
 from adaptive_router.router.recorder import Recorder

@@ -327,10 +327,11 @@ class Recorder:
                 self.store.update_usage(outcome)
             except Exception as exc:
                 logger.error(
-                    "could not record a late call's usage for request %s attempt %d: %s",
+                    "could not record a late call's usage for request %s attempt %d: %s: %s",
                     outcome.request_id,
                     outcome.attempt,
                     type(exc).__name__,
+                    short(redact(first_line(exc))),
                     extra={"task": self.task, "request_id": outcome.request_id},
                 )
 
