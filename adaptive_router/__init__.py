@@ -10,6 +10,7 @@ from adaptive_router._imports import lazy_names
 from adaptive_router.errors import (
     AllPathsFailed,
     ConfigurationError,
+    OutcomesRejected,
     StoreUnavailableError,
     UnknownRequestError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Objective",
     "ObjectiveThompsonSampling",
     "Outcome",
+    "OutcomesRejected",
     "Path",
     "PathWindowStats",
     "Policy",

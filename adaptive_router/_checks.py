@@ -21,6 +21,7 @@ __all__ = [
     "redact",
     "redact_keys",
     "redact_url",
+    "reported_count",
     "seconds",
     "short",
     "url_secrets",
@@ -207,6 +208,13 @@ def seconds(value: timedelta | float | int | None, name: str, *, allow_none: boo
     if not (secs > 0 and math.isfinite(secs)):
         raise ConfigurationError(f"{name} must be positive, got {value!r}")
     return secs
+
+
+def reported_count(value: object) -> int | None:
+    """A token count read from an SDK response: an int >= 0, else None (unknown). A
+    missing, negative, fractional or non-numeric count from a provider (or a server that
+    only looks like one) is never recorded as given, and never raises."""
+    return value if type(value) is int and value >= 0 else None
 
 
 # API keys as providers quote them in errors: OpenAI's 401 says "Incorrect API key

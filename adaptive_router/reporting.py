@@ -21,7 +21,7 @@ import numpy as np
 
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
 from adaptive_router.observe.costs import Pricer
-from adaptive_router.outcomes import ErrorKind, Outcome
+from adaptive_router.outcomes import ErrorKind, Outcome, check_amount, check_count
 from adaptive_router.paths import check_name
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import CompleteResult, PendingDecision
@@ -33,27 +33,6 @@ logger = logging.getLogger(__name__)
 
 #: Metadata larger than this (as JSON) is rejected: it would bloat every outcome row.
 MAX_METADATA_BYTES = 16_384
-
-
-def check_count(name: str, value: object) -> int | None:
-    """An int >= 0 or None; ValueError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
-    return int(value)
-
-
-def check_amount(name: str, value: object) -> float | None:
-    """A finite number >= 0 or None; ValueError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def check_metadata(metadata: object) -> dict[str, Any] | None:
@@ -92,6 +71,26 @@ def as_verdict(value: Any) -> bool | None:
     if isinstance(value, (int, np.integer)) and value in (0, 1):
         return bool(value)
     return None
+
+
+def _seconds(half_life: float | None) -> str:
+    return "None (never forget)" if half_life is None else f"{half_life:g} s"
+
+
+def check_half_life(store: Store, task: str, half_life: float | None, who: str) -> None:
+    """Register ``half_life`` as ``task``'s when the task has none yet (the first router or
+    Reporter of a task does, atomically: :meth:`Store.register_half_life`), else refuse
+    one that differs from the registered one with a ConfigurationError naming both.
+    ``who`` is "Router" or "Reporter", for the message. Decayed sums mean nothing under
+    another half-life, and evidence folded with two would flip to the last writer's."""
+    registered = store.register_half_life(task, half_life)
+    if registered != half_life:
+        raise ConfigurationError(
+            f"half_life: task {task!r} is learned with half_life={_seconds(registered)} "
+            f"(registered in the store by its first router or Reporter), but this {who} "
+            f"has half_life={_seconds(half_life)}; every router and Reporter of a task must "
+            f"use the same half_life: pass half_life={registered!r}, or use a new task name"
+        )
 
 
 class _WrongTask(Exception):
@@ -215,20 +214,11 @@ class Reporter:
 
     def _check_half_life(self) -> None:
         try:
-            stored = self.store.load(self.task)
+            check_half_life(self.store, self.task, self.half_life, "Reporter")
         except Exception:
             if self._owns_store:
                 self.store.close()
             raise
-        for name, st in stored.items():
-            if st.n and st.half_life_s != self.half_life:
-                if self._owns_store:
-                    self.store.close()
-                raise ConfigurationError(
-                    f"half_life: task {self.task!r} path {name!r} was learned with "
-                    f"half_life={st.half_life_s} s but this Reporter has {self.half_life} s; "
-                    "give it the routers' half_life"
-                )
 
     def __repr__(self) -> str:
         return f"Reporter(task={self.task!r}, store={self.store!r})"

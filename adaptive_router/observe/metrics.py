@@ -26,6 +26,8 @@ name                                                   type        labels
 ``adaptive_router_posterior_mean``                     gauge       task, path
 ``adaptive_router_buffered_outcomes``                  gauge       task
 ``adaptive_router_dropped_outcomes_total``             counter     task
+``adaptive_router_rejected_outcomes_total``            counter     task
+``adaptive_router_suppressed_log_lines_total``         counter     task, line
 ``adaptive_router_alerts_total``                       counter     task, kind
 =====================================================  ==========  =========================
 
@@ -34,6 +36,10 @@ name                                                   type        labels
 request failed (``from_path`` -> ``to_path``); skipped paths (breaker open, rate limit
 exhausted) are counted in ``skipped_total``, not as attempts. An attempt without a known
 cost adds to ``unpriced_attempts_total``, never $0 to ``cost_usd_total``.
+``rejected_outcomes_total`` counts outcomes the store refused for their values (logged
+with the field); ``suppressed_log_lines_total`` the warnings the router's per-window log
+throttle held back, by ``line`` (``retrying``, ``giving_up``, ``failed``, ``fallback``,
+``usage``, ``rejected``, ``judge``): each logged line plus these adds up to every event.
 """
 
 from __future__ import annotations
@@ -205,6 +211,20 @@ class _Families:
             "Outcomes lost to a full write buffer during a store outage.",
             ("task",),
         )
+        self.rejected = _metric(
+            registry,
+            c,
+            "rejected_outcomes",
+            "Outcomes the store rejected for their values (the rest was written).",
+            ("task",),
+        )
+        self.suppressed = _metric(
+            registry,
+            c,
+            "suppressed_log_lines",
+            "Repeated warnings held back by the per-window log throttle.",
+            ("task", "line"),
+        )
         self.alerts = _metric(registry, c, "alerts", "Alerts fired.", ("task", "kind"))
         # Routers whose write buffer feeds buffered_outcomes, per task (weak: a closed and
         # forgotten router must not be kept alive by its metrics).
@@ -352,6 +372,14 @@ class PrometheusMetrics(Observer):
     def outcomes_dropped(self, task: str, count: int, total: int) -> None:
         if self._fams is not None and count > 0:
             self._fams.dropped.labels(task).inc(count)
+
+    def outcomes_rejected(self, task: str, count: int, total: int) -> None:
+        if self._fams is not None and count > 0:
+            self._fams.rejected.labels(task).inc(count)
+
+    def log_lines_suppressed(self, task: str, line: str) -> None:
+        if self._fams is not None:
+            self._fams.suppressed.labels(task, line).inc()
 
     def posteriors_changed(self, task: str, means: dict[str, float]) -> None:
         if self._fams is None:

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router._checks import reported_count
 from adaptive_router.capture import suppress as suppress_capture
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Result, Usage
@@ -118,8 +119,8 @@ def check_sdk_params(provider: str, params: Mapping[str, Any]) -> None:
         )
 
 
-def as_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+#: A token count from a response: an int >= 0, else None (unknown).
+as_int = reported_count
 
 
 def add_usage(spent: Usage | None, usage: Usage) -> Usage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 
 # Before the import below: LiteLLM reads it at import time (and would otherwise block the
@@ -155,7 +156,7 @@ def litellm_cost(response: Any) -> float | None:
     """LiteLLM's own price for a response (from the price map it ships), if it has one."""
     hidden = getattr(response, "_hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < math.inf:
         return float(cost)
     return None
 

@@ -18,6 +18,7 @@ import tenacity
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
@@ -278,7 +279,9 @@ class RetryRun:
 
     :meth:`failed` says how long to wait before the next attempt (or None: stop and
     re-raise); the caller sleeps that long and reports it with :meth:`slept`. ``start``
-    is ``policy.clock()`` read just before the first attempt.
+    is ``policy.clock()`` read just before the first attempt. ``log``: a throttle for
+    the "retrying" and "giving up" warnings (the router's: the first per path, kind and
+    window, then a count); None logs every one.
     """
 
     def __init__(
@@ -289,8 +292,10 @@ class RetryRun:
         kwargs: dict[str, Any],
         state: RetryState | None,
         start: float,
+        log: ThrottledLog | None = None,
     ) -> None:
         self.policy = policy
+        self.log = log
         self.state = state if state is not None else RetryState(path=policy.name)
         self.state._reset()
         self.label = self.state.path or policy.name or getattr(fn, "__qualname__", repr(fn))
@@ -338,13 +343,13 @@ class RetryRun:
             return self._stop(reason, kind, exc)
         if time_left is not None and delay >= time_left:
             return self._stop("request_timeout", kind, exc, wait_s=delay, time_left_s=time_left)
-        logger.warning(
+        self._warn(
+            ("retrying", self.label, kind.value),
             "retrying %s: attempt %d failed with %s; next attempt in %.3f s",
-            self.label,
-            ts.attempt_number,
-            kind.value,
-            delay,
-            extra={
+            (self.label, ts.attempt_number, kind.value, delay),
+            "retried %s after %s %d more times in the last %g s",
+            (self.label, kind.value),
+            {
                 "path": self.label,
                 "attempt": ts.attempt_number,
                 "kind": kind.value,
@@ -354,6 +359,20 @@ class RetryRun:
             },
         )
         return delay
+
+    def _warn(
+        self,
+        key: tuple[str | None, ...],
+        msg: str,
+        args: tuple[Any, ...],
+        summary: str,
+        summary_args: tuple[Any, ...],
+        extra: dict[str, Any],
+    ) -> None:
+        if self.log is None:
+            logger.warning(msg, *args, extra=extra)
+        else:
+            self.log.log(key, msg, args, summary, summary_args, extra, logger=logger)
 
     def slept(self, delay: float) -> None:
         state, ts = self.state, self.tstate
@@ -379,13 +398,14 @@ class RetryRun:
         # A lone failure is the caller's to log; only say something when retrying was tried.
         if reason != "not_retryable" and (self.state.retries or retry_after_s is not None):
             timing = {} if wait_s is None else {"wait_s": wait_s, "time_left_s": time_left_s}
-            logger.warning(
+            why = _STOP_REASONS.get(reason, reason)
+            self._warn(
+                ("giving_up", self.label, reason),
                 "giving up on %s after %d attempts: %s; last failure %s",
-                self.label,
-                self.state.attempts,
-                _STOP_REASONS.get(reason, reason),
-                kind.value,
-                extra={
+                (self.label, self.state.attempts, why, kind.value),
+                "gave up on %s (%s) %d more times in the last %g s",
+                (self.label, why),
+                {
                     "path": self.label,
                     "attempts": self.state.attempts,
                     "kind": kind.value,

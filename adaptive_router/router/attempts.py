@@ -27,7 +27,7 @@ from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
-from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
+from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage, checked_usage
 from adaptive_router.paths import Path
 from adaptive_router.resilience import (
     RetryState,
@@ -297,7 +297,13 @@ class Attempts:
                 # succeeds at once has none to keep (0 retries is the shared default's).
                 self._state = RetryState(path=path.name)
                 self._retry_run = RetryRun(
-                    policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
+                    policy,
+                    path.fn,
+                    self._args,
+                    self._kwargs,
+                    self._state,
+                    self._retry_start,
+                    self.ctx.log,
                 )
             delay = self._retry_run.failed(exc, self._time_left(path))
             if delay is not None:
@@ -429,8 +435,8 @@ class Attempts:
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
-            if not isinstance(usage, Usage):
-                usage = None
+            # Another library's exception may have a ``usage`` of its own: not ours.
+            usage = self._checked(path, usage) if isinstance(usage, Usage) else None
             meta = getattr(exc, "outcome_metadata", None)
             used, priced = self._usage(usage, bill)
             error = error_text(exc)
@@ -454,7 +460,7 @@ class Attempts:
             )
         else:
             if isinstance(raw, Result):
-                value, usage, meta = raw.value, raw.usage, raw.metadata
+                value, usage, meta = raw.value, self._checked(path, raw.usage), raw.metadata
             else:
                 value, usage, meta = raw, None, None
             verdict, why, score = ctx.judge(rid, path, value, self.context)
@@ -544,6 +550,29 @@ class Attempts:
             },
             level=logging.ERROR,
         )
+
+    def _checked(self, path: Path, usage: object) -> Usage | None:
+        """The usage a path reported, checked (see :func:`checked_usage`); None (unknown,
+        or what its metered SDK calls used) for one that is no valid ``Usage``, with a
+        warning per path and window: a bad number must cost the attempt its usage, never
+        the request an exception or the store a batch."""
+        try:
+            return checked_usage(usage)
+        except (TypeError, ValueError) as exc:
+            self.ctx.log.log(
+                ("usage", path.name),
+                "path %s reported an invalid usage, recorded as unknown: %s",
+                (path.name, exc),
+                "path %s reported an invalid usage %d more times in the last %g s",
+                (path.name,),
+                {
+                    "request_id": self.rid,
+                    "task": self.ctx.task,
+                    "path": path.name,
+                    "error": str(exc),
+                },
+            )
+            return None
 
     @staticmethod
     def _usage(reported: Usage | None, bill: Bill | None) -> tuple[Usage | None, bool]:

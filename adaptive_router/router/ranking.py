@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from adaptive_router._checks import error_text
-from adaptive_router.errors import ConfigurationError
 from adaptive_router.logged_decision import DecisionDraft, DecisionEncoder
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
@@ -325,21 +324,6 @@ class Ranking:
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
             out.append(r)
         return out
-
-    def check_half_life(self, task: str, states: Mapping[str, PathState] | None = None) -> None:
-        """Refuse a half-life other than the one the task's stored evidence (``states``,
-        task level; default the cache's) was learned with: decayed sums mean nothing under
-        another half-life."""
-        if states is None:
-            states = self.recorder.snapshot().get("", {})
-        for name, st in states.items():
-            stored = st.half_life_s
-            if st.n and stored != self.half_life:
-                raise ConfigurationError(
-                    f"half_life: task {task!r} path {name!r} was learned with "
-                    f"half_life={stored} s but this router has {self.half_life} s; every router "
-                    "of a task must use the same half_life (or use a new task name)"
-                )
 
 
 def _filled(

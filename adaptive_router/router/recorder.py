@@ -19,11 +19,20 @@ from dataclasses import replace
 
 import numpy as np
 
-from adaptive_router.errors import ConfigurationError, StoreUnavailableError
+from adaptive_router._checks import first_line, redact, short
+from adaptive_router.errors import ConfigurationError, OutcomesRejected, StoreUnavailableError
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
-from adaptive_router.stores.base import PathState, SharedEvidence, Store, fold_outcome
+from adaptive_router.stores.base import (
+    PathState,
+    SharedEvidence,
+    Store,
+    fold_outcome,
+    is_data_error,
+    outcome_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,8 @@ logger = logging.getLogger(__name__)
 WAKE_AT = 2_000
 #: Buffered outcomes past which, with the store reachable, the recording thread flushes.
 HIGH_WATER = 20_000
+#: Seconds (of the recorder's clock) during which repeats of a rejection line are counted.
+LOG_WINDOW_S = 60.0
 
 
 _NO_STATES: dict[str, PathState] = {}
@@ -44,6 +55,12 @@ class Recorder:
     store, loaded the task's evidence and passed the router's start-up checks
     (``on_connect``); a check that fails there is kept in ``startup_error`` and this
     recorder never writes.
+
+    No single row can block the store: a write refused for its data (a value the store
+    rejects, an integrity or data error) is split until the rows that cannot be written
+    are found; the rest is written (each part in its own transaction, exactly once by
+    ``(request_id, attempt)``) and the rejected ones are counted (:attr:`rejected`) and
+    logged with the store's reason. Any other failure is an outage: the rows wait.
     """
 
     def __init__(
@@ -58,6 +75,7 @@ class Recorder:
         refresh_interval: float,
         max_buffer: int,
         connected: bool = True,
+        log: ThrottledLog | None = None,
     ) -> None:
         self.store = store
         self.task = task
@@ -70,6 +88,9 @@ class Recorder:
         #: A healthy store's backlog past this makes callers write (see ``record``).
         self.high_water = min(max_buffer, HIGH_WATER)
         self.dropped = 0
+        #: Outcomes never stored because the store refused their values.
+        self.rejected = 0
+        self._log = log if log is not None else ThrottledLog(logger, LOG_WINDOW_S, clock)
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
         self._buffer: list[Outcome] = []
         self._inflight = 0  # taken from the buffer by a flush that has not committed yet
@@ -105,6 +126,7 @@ class Recorder:
         self._closed = False
         #: Hooks the Router sets when it has observers.
         self.on_drop: Callable[[int, int], None] | None = None
+        self.on_reject: Callable[[int, int], None] | None = None
         self.on_refresh: Callable[[], None] | None = None
         #: Called with each batch of outcomes once the store has committed it.
         self.on_written: Callable[[Sequence[Outcome]], None] | None = None
@@ -194,20 +216,24 @@ class Recorder:
             return
         if self.sync and self.ready:
             with self._io_lock:
-                try:
-                    self.store.write(outcomes, self.half_life)
-                except Exception as exc:  # the store is down: keep routing, retry later
-                    self._on_write_error(exc, len(outcomes))
+                written, unwritten, exc = self._write(outcomes)
+                if unwritten:  # the store is down: keep routing, retry later
+                    self._on_write_error(exc, len(unwritten))
                     with self._lock:
-                        self._fold(outcomes)
-                        self._push(outcomes)
-                    return
-                if self.own_cache:
-                    with self._lock:
-                        self._fold(outcomes)
-                if self.on_written is not None:
-                    self.on_written(outcomes)
+                        self._fold(unwritten)
+                        self._push(unwritten)
+                if written:
+                    if self.own_cache:
+                        with self._lock:
+                            self._fold(written)
+                    if self.on_written is not None:
+                        self.on_written(written)
             return
+        for o in outcomes:
+            if outcome_problem(o) is not None:
+                # Never folded into the cache (a NaN cost would make every mean NaN).
+                outcomes = self._keep_valid(outcomes)
+                break
         with self._lock:
             self._fold(outcomes)
             self._push(outcomes)
@@ -217,6 +243,82 @@ class Recorder:
             # slows this caller down instead of letting the buffer (memory, and the crash
             # window) grow until it drops outcomes. Drops are for outages only.
             self.flush()
+
+    def _keep_valid(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """``outcomes`` without those no store would hold (those are rejected now)."""
+        checked = [(o, outcome_problem(o)) for o in outcomes]
+        self._reject([(o, why) for o, why in checked if why is not None])
+        return [o for o, why in checked if why is None]
+
+    def _write(
+        self, batch: Sequence[Outcome]
+    ) -> tuple[list[Outcome], list[Outcome], Exception | None]:
+        """Write ``batch``, isolating the rows the store refuses for their data:
+        ``(written, unwritten, error)``, where ``unwritten`` (in order) is what an outage
+        (``error``) left unwritten. Rejected rows are neither: they are counted and logged.
+
+        A refusal that names its rows (:class:`OutcomesRejected`) drops them and writes
+        the rest at once; one that does not (a database's integrity or data error) is
+        bisected, each half its own transaction, down to the single rows that fail. Every
+        write is idempotent, so a part written before an outage is never written twice.
+        """
+        written: list[Outcome] = []
+        parts = [list(batch)]
+        while parts:
+            part = parts.pop()
+            try:
+                self.store.write(part, self.half_life)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    return written, [o for p in [part, *reversed(parts)] for o in p], exc
+                mine = {id(o) for o in part}
+                named = exc.rejected if isinstance(exc, OutcomesRejected) else []
+                named = [(o, why) for o, why in named if id(o) in mine]
+                if named:
+                    self._reject(named)
+                    bad = {id(o) for o, _ in named}
+                    rest = [o for o in part if id(o) not in bad]
+                    if rest:
+                        parts.append(rest)
+                elif len(part) == 1:
+                    self._reject([(part[0], redact(first_line(exc)))])
+                else:
+                    mid = len(part) // 2
+                    parts += [part[mid:], part[:mid]]
+                continue
+            written += part
+        return written, [], None
+
+    def _reject(self, rejected: Sequence[tuple[Outcome, str]]) -> None:
+        """Count and log outcomes the store will never hold (one line per path and reason
+        per window, then a count)."""
+        if not rejected:
+            return
+        with self._lock:
+            self.rejected += len(rejected)
+            total = self.rejected
+        for o, why in rejected:
+            # The reason's first word is the field (or the database's first word).
+            reason = why.split(" ", 1)[0]
+            self._log.log(
+                ("rejected", o.path, reason),
+                "outcome not stored: the store rejected request %s attempt %d of path %s "
+                "(task %s): %s",
+                (o.request_id, o.attempt, o.path, self.task, why),
+                "the store rejected %d more outcomes of path %s (task %s) for %s in the last %g s",
+                (o.path, self.task, reason),
+                {
+                    "task": self.task,
+                    "request_id": o.request_id,
+                    "attempt": o.attempt,
+                    "path": o.path,
+                    "reason": why,
+                    "rejected_total": total,
+                },
+                level=logging.ERROR,
+            )
+        if self.on_reject is not None:
+            self.on_reject(len(rejected), total)
 
     def write_through(self, write: Callable[[], Sequence[Outcome]]) -> None:
         """Run a store transaction that records outcomes itself, then fold them into the cache.
@@ -267,10 +369,11 @@ class Recorder:
                 self.store.update_usage(outcome)
             except Exception as exc:
                 logger.error(
-                    "could not record a late call's usage for request %s attempt %d: %s",
+                    "could not record a late call's usage for request %s attempt %d: %s: %s",
                     outcome.request_id,
                     outcome.attempt,
                     type(exc).__name__,
+                    short(redact(first_line(exc))),
                     extra={"task": self.task, "request_id": outcome.request_id},
                 )
 
@@ -328,29 +431,28 @@ class Recorder:
             batch, self._buffer = self._buffer, []
             self._inflight = len(batch)
         if batch:
-            try:
-                self.store.write(batch, self.half_life)
-            except Exception as exc:
-                self._on_write_error(exc, len(batch))
-                with self._lock:
-                    self._inflight = 0
-                    self._buffer[:0] = batch
-                    self._push([])
-                return False
+            written, unwritten, exc = self._write(batch)
             with self._lock:
                 self._inflight = 0
-            if self.on_written is not None:
-                self.on_written(batch)
-            self._reachable_again(len(batch))
+                if unwritten:
+                    self._buffer[:0] = unwritten
+                    self._push([])
+            if unwritten:
+                self._on_write_error(exc, len(unwritten))
+            if written and self.on_written is not None:
+                self.on_written(written)
+            if unwritten:
+                return False
+            self._reachable_again(len(written))
         if self.after_flush is not None:
             try:
-                written = self.after_flush()
+                written_reports = self.after_flush()
             except Exception as exc:
                 self._on_write_error(exc, 0)
                 return False
-            if written and self.own_cache:
+            if written_reports and self.own_cache:
                 with self._lock:
-                    self._fold(written)
+                    self._fold(written_reports)
         return True
 
     def _reachable_again(self, written: int) -> None:
@@ -429,12 +531,14 @@ class Recorder:
         else:
             self.flush()
 
-    def _on_write_error(self, exc: Exception, n: int) -> None:
+    def _on_write_error(self, exc: Exception | None, n: int) -> None:
         if not self._outage_logged:
+            why = "unknown" if exc is None else short(redact(first_line(exc)))
             logger.error(
-                "store write failed (%s) for task %s; routing continues from the cache and "
-                "outcomes are buffered",
+                "store write failed (%s: %s) for task %s; routing continues from the cache "
+                "and outcomes are buffered",
                 type(exc).__name__,
+                why,
                 self.task,
                 extra={"task": self.task, "outcomes": n, "error": type(exc).__name__},
             )

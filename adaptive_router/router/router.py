@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adaptive_router._checks import seconds
-from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
@@ -33,7 +33,7 @@ from adaptive_router.outcomes import (
 )
 from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
-from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
+from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.resilience import RetryPolicy, to_daemon_thread
 from adaptive_router.router.attempts import (
     AttemptContext,
@@ -276,6 +276,17 @@ class Router:
         if not (self.store.connected or cfg.start_without_store):
             self.store.connect()  # a Store given unconnected: reach it now, or raise
         connected = self.store.connected
+        if connected:
+            try:
+                # Before any thread starts: a refused router leaves nothing behind.
+                check_half_life(self.store, self.task, self.half_life, "Router")
+            except Exception:
+                if self._owns_store:
+                    self.store.close()
+                raise
+        # Repetitive warnings (a path failing on every request, a judge that raises) log
+        # the first per key and window, then a count; observers still see every event.
+        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -286,13 +297,11 @@ class Router:
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
             connected=connected,
+            log=self._log,
         )
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
             self._by_name[self.fallback.name] = self.fallback
-        # Repetitive warnings (a path failing on every request, a judge that raises) log
-        # the first per key and window, then a count; observers still see every event.
-        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self._reporter = Reporter(
             self.task,
@@ -304,7 +313,7 @@ class Router:
                 p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
             },
             clock=self.clock,
-            check=False,  # the ranking's check below covers it, with the router's message
+            check=False,  # the router registers and checks its own (above, or on connect)
         )
         self._closed = False
         # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
@@ -325,18 +334,10 @@ class Router:
             self.max_contexts,
             pricer=self._pricer,
         )
-        if connected:
-            try:
-                self.ranking.check_half_life(self.task)
-            except ConfigurationError:
-                self._recorder.close()
-                if self._owns_store:
-                    self.store.close()
-                raise
-        else:
-            # Started without its store: the same check, once the store is reached.
-            self._recorder.on_connect = lambda stored: self.ranking.check_half_life(
-                self.task, stored.get("", {})
+        if not connected:
+            # Started without its store: the same registration and check, once reached.
+            self._recorder.on_connect = lambda _stored: check_half_life(
+                self.store, self.task, self.half_life, "Router"
             )
         self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
         self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
@@ -383,7 +384,12 @@ class Router:
         if self._observers:
             self._unsubscribe.extend(
                 forward_events(
-                    self._observers, self.task, self._settings, self._recorder, self.posteriors
+                    self._observers,
+                    self.task,
+                    self._settings,
+                    self._recorder,
+                    self.posteriors,
+                    self._log,
                 )
             )
         self._unsubscribe.append(start_heartbeat(self, heartbeat))
@@ -615,6 +621,13 @@ class Router:
     def dropped_outcomes(self) -> int:
         """Outcomes lost because the write buffer overflowed during a store outage."""
         return self._recorder.dropped
+
+    @property
+    def rejected_outcomes(self) -> int:
+        """Outcomes never stored because the store rejected their values (a NaN cost, a
+        negative token count...); each is logged with the field and value. The other
+        outcomes of their batches are written."""
+        return self._recorder.rejected
 
     def close(self) -> None:
         """Flush everything and release the store (if the router opened it)."""

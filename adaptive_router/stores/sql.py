@@ -28,9 +28,9 @@ import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
+import adaptive_router.stores.sql_tasks as sql_tasks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
-from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.base import (
@@ -42,6 +42,7 @@ from adaptive_router.stores.base import (
     PathTotals,
     PendingDecision,
     Store,
+    refuse_invalid,
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
@@ -262,6 +263,7 @@ class SQLStore(Store):
     def write(self, batch: Sequence[Outcome], half_life: float | None) -> int:
         if not batch:
             return 0
+        refuse_invalid(batch)
         result: int = self._retrying(self._in_transaction, self._write_in, batch, half_life)
         return result
 
@@ -364,7 +366,13 @@ class SQLStore(Store):
             },
         )
 
+    def register_half_life(self, task: str, half_life: float | None) -> float | None:
+        return self._retrying(
+            sql_tasks.register_half_life, self.engine, self._insert, task, half_life
+        )
+
     def update_usage(self, outcome: Outcome) -> bool:
+        refuse_invalid([outcome])
         updated: bool = self._retrying(self._in_transaction, self._update_usage_in, outcome)
         return updated
 
@@ -414,7 +422,7 @@ class SQLStore(Store):
             c.cost_weight,
             c.latency_sum,
             c.latency_weight,
-        ).where(c.task == task)
+        ).where(c.task == task, c.path != sql_tasks.TASK_ROW)
         if context is not None:
             q = q.where(c.context == context)
         out: dict[str, dict[str, PathState]] = {}
@@ -442,7 +450,7 @@ class SQLStore(Store):
 
     def tasks(self) -> list[str]:
         with self.engine.connect() as conn:
-            return sorted(r[0] for r in conn.execute(sa.select(path_stats.c.task).distinct()))
+            return sorted(r[0] for r in conn.execute(sql_tasks.TASK_NAMES))
 
     def path_totals(
         self, task: str, since: float, until: float | None = None
@@ -499,7 +507,7 @@ class SQLStore(Store):
                     cache_read_tokens=r.cache_read_tokens,
                     cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
-                    decision_data=_decision_data(r.decision),
+                    decision_data=sql_queries.decision_data(r.decision),
                 )
                 for r in conn.execute(q)
             ]
@@ -684,18 +692,6 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.propensity,
         o.decision_data,
     )
-
-
-def _decision_data(stored: bytes | str | None) -> bytes | None:
-    """``outcomes.decision`` as ``Outcome.decision_data``: checked by decoding it once (a
-    malformed record fails here, naming the problem, not deep inside evaluate()); JSON
-    that development builds wrote is re-encoded."""
-    if stored is None:
-        return None
-    decision = LoggedDecision.from_bytes(stored)
-    if isinstance(stored, bytes) and stored[:1] != b"{":
-        return stored
-    return decision.to_bytes()
 
 
 def _stats_params(
