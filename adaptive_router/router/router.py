@@ -57,6 +57,7 @@ from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
     BreakerSpec,
     PathSettings,
+    RouterConfig,
     default_breaker,
     resolve_settings,
     router_config,
@@ -76,6 +77,25 @@ __all__ = ["MAX_METADATA_BYTES", "Router"]
 
 #: Seconds (router clock) during which repeats of a warning are counted, not logged.
 LOG_WINDOW_S = 60.0
+
+
+def _open(store: str | Store | Engine | None, cfg: RouterConfig) -> tuple[Store, bool, bool]:
+    """The router's store, whether the router owns it, and whether it is connected: reached
+    now (or raise), unless ``start_without_store``; a connected store has the task's
+    half-life registered and checked before any thread starts, so a refused router leaves
+    nothing behind."""
+    opened = open_store(store, start_offline=cfg.start_without_store)
+    owns = not isinstance(store, Store)
+    if not (opened.connected or cfg.start_without_store):
+        opened.connect()  # a Store given unconnected: reach it now, or raise
+    if opened.connected:
+        try:
+            check_half_life(opened, cfg.task, cfg.half_life, "Router")
+        except Exception:
+            if owns:
+                opened.close()
+            raise
+    return opened, owns, opened.connected
 
 
 class Router:
@@ -271,19 +291,7 @@ class Router:
         #: The request budgets (max_attempts, request_timeout, max_cost_usd).
         self.budget: Budget = cfg.budget
         self._fallback_name = self.fallback.name if self.fallback is not None else None
-        self.store = open_store(store, start_offline=cfg.start_without_store)
-        self._owns_store = not isinstance(store, Store)
-        if not (self.store.connected or cfg.start_without_store):
-            self.store.connect()  # a Store given unconnected: reach it now, or raise
-        connected = self.store.connected
-        if connected:
-            try:
-                # Before any thread starts: a refused router leaves nothing behind.
-                check_half_life(self.store, self.task, self.half_life, "Router")
-            except Exception:
-                if self._owns_store:
-                    self.store.close()
-                raise
+        self.store, self._owns_store, connected = _open(store, cfg)
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
