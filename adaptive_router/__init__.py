@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from adaptive_router.policy import Policy, ThompsonSampling
     from adaptive_router.reporting import Reporter
     from adaptive_router.router import Router
+    from adaptive_router.router.budgets import Budget
+    from adaptive_router.router.options import Learning, Observability, Persistence, Resilience
     from adaptive_router.stores import MemoryStore, SQLStore, Store
 
 __getattr__, __dir__ = lazy_names(
@@ -41,25 +43,37 @@ __getattr__, __dir__ = lazy_names(
         "adaptive_router.policy": ("Policy", "ThompsonSampling"),
         "adaptive_router.reporting": ("Reporter",),
         "adaptive_router.router": ("Router",),
+        "adaptive_router.router.budgets": ("Budget",),
+        "adaptive_router.router.options": (
+            "Learning",
+            "Observability",
+            "Persistence",
+            "Resilience",
+        ),
         "adaptive_router.stores": ("MemoryStore", "SQLStore", "Store"),
     },
 )
 
 __all__ = [
     "AllPathsFailed",
+    "Budget",
     "ConfigurationError",
     "Decision",
     "ErrorKind",
+    "Learning",
     "MemoryStore",
     "Objective",
     "ObjectiveThompsonSampling",
+    "Observability",
     "Outcome",
     "OutcomesRejected",
     "Path",
     "PathWindowStats",
+    "Persistence",
     "Policy",
     "Posterior",
     "Reporter",
+    "Resilience",
     "Result",
     "Router",
     "SQLStore",

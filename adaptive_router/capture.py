@@ -6,6 +6,7 @@ SDK call are added to that scope, per call (a path may call several models)::
     from adaptive_router import capture
 
     capture.install()                       # idempotent, thread-safe; uninstall() undoes it
+                                            # (a Router holds them itself while it meters)
     with capture.scope() as usage:
         client.chat.completions.create(model="gpt-4o", messages=...)
         anthropic_client.messages.create(model="claude-sonnet-4-6", ...)
@@ -76,6 +77,7 @@ from adaptive_router._checks import reported_count
 __all__ = [
     "CallUsage",
     "Scope",
+    "acquire",
     "bind",
     "current_scope",
     "hooked",
@@ -587,88 +589,143 @@ _SDKS = ("openai", "anthropic")
 _install_lock = threading.RLock()
 _patched: list[tuple[type[Any], str, Any]] = []
 _hooked: set[str] = set()  # SDKs whose client classes are wrapped now
-_wanted = False  # install() is in effect (a deferred hook checks it when it fires)
+_wanted = False  # hooks are wanted now (a deferred hook checks it when it fires)
 _deferred: set[str] = set()  # SDKs with a post-import hook registered (wrapt keeps it)
+_unsupported: set[str] = set()  # SDKs whose layout we do not know (warned once)
+_manual = False  # install() is in effect
+_holders = 0  # acquire() calls not released yet (one per metering router)
+_generation = 0  # bumped by uninstall(): releases of older acquisitions do nothing
 
 
 def install() -> None:
-    """Hook the openai and anthropic SDKs (each client's ``request``). Idempotent and
-    thread-safe; the hooks cost one contextvar read per call outside any scope.
+    """Hook the openai and anthropic SDKs (each client's ``request``) until
+    :func:`uninstall`. Idempotent and thread-safe; the hooks cost one contextvar read per
+    call outside any scope. Routers do this themselves (:func:`acquire`) while they meter.
 
     An SDK already imported is hooked now; one not imported yet is hooked when the
     application imports it (a post-import hook), so installing never imports an SDK
     (seconds each) for a program that does not use it. An SDK that cannot be imported
-    makes no calls to meter.
+    makes no calls to meter; one whose internals changed (the hooked method is gone) is
+    not metered, with one warning.
     """
-    global _wanted
+    global _manual
     with _install_lock:
-        if _wanted:
-            return
-        _wanted = True
-        try:
-            for name in _SDKS:
-                if name in sys.modules:
-                    _hook(name)
-                elif name not in _deferred:
-                    _deferred.add(name)
-                    # Called at once if the module is imported meanwhile, else on import.
-                    wrapt.register_post_import_hook(_on_import, name)
-        except RuntimeError:
-            _wanted = False  # all or nothing
-            _restore()
-            raise
-        logger.debug("capture installed on the openai and anthropic SDKs")
+        _manual = True
+        _want()
+
+
+def acquire() -> Callable[[], None]:
+    """Hold the hooks (as :func:`install` does) until the returned function is called;
+    the hooks are removed when the last holder releases them and :func:`install` is not
+    in effect. Each router that meters holds them from its construction to its close."""
+    global _holders
+    with _install_lock:
+        _holders += 1
+        generation = _generation
+        _want()
+    released = False
+
+    def release() -> None:
+        global _holders
+        nonlocal released
+        with _install_lock:
+            if released or generation != _generation:
+                return
+            released = True
+            _holders -= 1
+            _settle()
+
+    return release
+
+
+def _want() -> None:
+    """Hook what can be hooked now, defer the rest (called with _install_lock held)."""
+    global _wanted
+    if _wanted:
+        return
+    _wanted = True
+    for name in _SDKS:
+        if name in sys.modules:
+            _hook(name)
+        elif name not in _deferred:
+            _deferred.add(name)
+            # Called at once if the module is imported meanwhile, else on import.
+            wrapt.register_post_import_hook(_on_import, name)
+    logger.debug("capture installed on the openai and anthropic SDKs")
+
+
+def _settle() -> None:
+    """Remove the hooks once nobody wants them (called with _install_lock held)."""
+    global _wanted
+    if _manual or _holders > 0:
+        return
+    _wanted = False
+    _restore()
 
 
 def _on_import(module: Any) -> None:
     with _install_lock:
-        if not _wanted:  # wrapt cannot take a hook back: after uninstall() it does nothing
+        if not _wanted:  # wrapt cannot take a hook back: while unwanted it does nothing
             return
-        try:
-            _hook(module.__name__)
-        except RuntimeError as exc:
-            # Raising here would break the application's own `import`: say it instead.
-            logger.error("%s", exc, extra={"sdk": module.__name__})
+        _hook(module.__name__)
 
 
 def _hook(name: str) -> None:
-    """Wrap one SDK's client classes (called with _install_lock held)."""
-    if name in _hooked or name not in _SDKS:
+    """Wrap one SDK's client classes (called with _install_lock held). Never raises: an
+    SDK whose layout changed is left alone, with one warning."""
+    if name in _hooked or name not in _SDKS or name in _unsupported:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:  # not importable: it makes no calls to meter
+        logger.debug("capture skips %s: %s", name, exc, extra={"sdk": name})
         return
     try:
         sdk = _Sdk("openai" if name == "openai" else "anthropic")
-    except ImportError as exc:
-        logger.debug("capture skips %s: %s", name, exc, extra={"sdk": name})
+    except (ImportError, AttributeError) as exc:  # its private modules or classes moved
+        _unsupported_sdk(name, f"{type(exc).__name__}: {exc}")
         return
     hooks = (("SyncAPIClient", _sync_request), ("AsyncAPIClient", _async_request))
-    wrapped: list[tuple[type[Any], str, Any]] = []
-    for cls_name, hook in hooks:
-        # One hook per client class rather than one per resource method: every endpoint
-        # and helper (create, parse, stream managers, with_raw_response) goes through
-        # it, once per logical call (the SDK's retries run inside).
-        cls = getattr(sdk.base, cls_name, None)
-        if cls is None or "request" not in vars(cls):
-            for done_cls, attr, original in wrapped:  # all or nothing, per SDK
-                setattr(done_cls, attr, original)
-            version = getattr(sys.modules.get(name), "__version__", "?")
-            raise RuntimeError(
-                f"capture cannot meter {name} {version}: {name}._base_client."
-                f"{cls_name}.request is gone; pin a supported {name} version or "
-                "run without usage capture"
-            )
+    classes = [getattr(sdk.base, cls_name, None) for cls_name, _ in hooks]
+    for (cls_name, _), cls in zip(hooks, classes, strict=True):
+        if not isinstance(cls, type) or "request" not in vars(cls):
+            _unsupported_sdk(name, f"{name}._base_client.{cls_name}.request is gone")
+            return  # all or nothing, per SDK: nothing was wrapped yet
+    # One hook per client class rather than one per resource method: every endpoint and
+    # helper (create, parse, stream managers, with_raw_response) goes through it, once
+    # per logical call (the SDK's retries run inside).
+    for (_, hook), cls in zip(hooks, classes, strict=True):
+        assert cls is not None  # checked above
         original = vars(cls)["request"]
         wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
-        wrapped.append((cls, "request", original))
-    _patched.extend(wrapped)
+        _patched.append((cls, "request", original))
     _hooked.add(name)
 
 
+def _unsupported_sdk(name: str, why: str) -> None:
+    _unsupported.add(name)
+    version = getattr(sys.modules.get(name), "__version__", "?")
+    logger.warning(
+        "usage capture is off for %s %s: %s (an SDK internal this version changed); its "
+        "calls are not metered (tokens and cost unknown unless paths report them). Pin a "
+        "supported %s version to meter it",
+        name,
+        version,
+        why,
+        name,
+        extra={"sdk": name, "version": version},
+    )
+
+
 def uninstall() -> None:
-    """Restore the SDKs' own methods (no-op when not installed)."""
-    global _wanted
+    """Restore the SDKs' own methods now, whoever holds the hooks (routers that still
+    meter then meter nothing); a no-op when not installed."""
+    global _manual, _holders, _generation
     with _install_lock:
-        _wanted = False
-        _restore()
+        _manual = False
+        _holders = 0
+        _generation += 1
+        _settle()
 
 
 def _restore() -> None:
@@ -686,5 +743,6 @@ def hooked() -> bool:
 
 
 def installed() -> bool:
-    """Whether :func:`install` is in effect (an SDK imported later is hooked on import)."""
+    """Whether the hooks are wanted (:func:`install`, or a router that meters): an SDK
+    imported later is hooked on import."""
     return _wanted

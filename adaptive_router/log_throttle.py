@@ -68,7 +68,13 @@ class ThrottledLog:
     window, then (when the window has passed, or at :meth:`close`) a summary with the
     count held back."""
 
-    def __init__(self, logger: logging.Logger, window_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        window_s: float,
+        clock: Callable[[], float],
+        on_suppressed: Callable[[Hashable], None] | None = None,
+    ) -> None:
         self.logger = logger
         self.throttle = LogThrottle(window_s, clock)
         #: key -> (logger, level, summary format, its args, extra) of the throttled lines.
@@ -76,7 +82,7 @@ class ThrottledLog:
             Hashable, tuple[logging.Logger, int, str, tuple[Any, ...], dict[str, Any]]
         ] = {}
         #: Called with the key of each line held back (e.g. to count them in metrics).
-        self.on_suppressed: Callable[[Hashable], None] | None = None
+        self.on_suppressed = on_suppressed
 
     def log(
         self,

@@ -7,6 +7,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
@@ -71,7 +72,7 @@ class Path:
     fn: Callable[..., Any]
     name: str | None = None
     model: str | None = None
-    timeout: float | Inherit | None = INHERIT
+    timeout: float | timedelta | Inherit | None = INHERIT
     retry: RetryPolicy | Inherit | None = INHERIT
     breaker: CircuitBreaker | Inherit | None = INHERIT
     rate_limit: RateLimit | None = None
@@ -91,6 +92,20 @@ class Path:
         if self.name is None:
             self.name = default_name(self.fn)
         check_name("path name", self.name)
+        if self.model is not None and not (isinstance(self.model, str) and self.model.strip()):
+            raise ConfigurationError(
+                f"path {self.name!r}: model must be a model name such as 'gpt-4o' or None, "
+                f"got {self.model!r}"
+            )
+        if not isinstance(self.metadata, dict):
+            raise ConfigurationError(
+                f"path {self.name!r}: metadata must be a dict, got {self.metadata!r}"
+            )
+        if not isinstance(self.enforces_timeout, bool):
+            raise ConfigurationError(
+                f"path {self.name!r}: enforces_timeout must be True or False, "
+                f"got {self.enforces_timeout!r}"
+            )
         self.is_async = _is_async(self.fn)
         if self.afn is not None and not _is_async(self.afn):
             raise ConfigurationError(f"path {self.name!r}: afn must be an async function")

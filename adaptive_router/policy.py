@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from adaptive_router.errors import ConfigurationError
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
 
@@ -83,16 +85,33 @@ def fold(
     )
 
 
-def _check_prior(prior: tuple[float, float]) -> tuple[float, float]:
+def check_prior(prior: object) -> tuple[float, float]:
+    """A Beta prior ``(alpha, beta)``: two finite numbers > 0, as floats."""
     try:
-        a, b = (float(prior[0]), float(prior[1]))
+        a, b = (float(prior[0]), float(prior[1]))  # type: ignore[index]
+        size = len(prior)  # type: ignore[arg-type]
     except (TypeError, ValueError, IndexError):
-        raise ValueError(
+        raise ConfigurationError(
             f"prior must be a pair of positive numbers (alpha, beta), got {prior!r}"
         ) from None
-    if len(prior) != 2 or not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
-        raise ValueError(f"prior must be two finite numbers > 0 such as (1.0, 1.0), got {prior!r}")
+    if isinstance(prior, (str, bytes)) or size != 2 or not (
+        a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)
+    ):
+        raise ConfigurationError(
+            f"prior must be two finite numbers > 0 such as (1.0, 1.0), got {prior!r}"
+        )
     return a, b
+
+
+def check_explore(explore: object) -> float:
+    """An exploration probability in [0, 1), as a float."""
+    if (
+        isinstance(explore, bool)
+        or not isinstance(explore, (int, float))
+        or not 0.0 <= explore < 1.0
+    ):
+        raise ConfigurationError(f"explore must be a probability in [0, 1), got {explore!r}")
+    return float(explore)
 
 
 class ThompsonSampling:
@@ -110,13 +129,18 @@ class ThompsonSampling:
         half_life: float | None = None,
         explore: float = 0.02,
     ) -> None:
-        self.prior = _check_prior(prior)
-        if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
-            raise ValueError(f"half_life must be > 0 seconds (or None), got {half_life!r}")
-        if not (isinstance(explore, (int, float)) and 0.0 <= explore < 1.0):
-            raise ValueError(f"explore must be a probability in [0, 1), got {explore!r}")
+        self.prior = check_prior(prior)
+        if half_life is not None and not (
+            isinstance(half_life, (int, float))
+            and not isinstance(half_life, bool)
+            and half_life > 0
+            and math.isfinite(half_life)
+        ):
+            raise ConfigurationError(
+                f"half_life must be > 0 seconds (or None), got {half_life!r}"
+            )
         self.half_life = half_life
-        self.explore = float(explore)
+        self.explore = check_explore(explore)
 
     def __repr__(self) -> str:
         return (

@@ -6,7 +6,9 @@ with the install hint, so a router never fails for want of a metrics library.
 
 Every metric is named ``adaptive_router_*`` and created once per registry, however many
 routers (and observers) a process holds: they all feed the same series, told apart by the
-``task`` and ``path`` labels.
+``task`` and ``path`` labels. The registry is adaptive-router's own
+(:func:`default_registry`) unless one is given: prometheus-client's global ``REGISTRY``
+stays the application's, so a metric of its own named like one of ours never clashes.
 
 =====================================================  ==========  =========================
 name                                                   type        labels
@@ -47,10 +49,10 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from adaptive_router._imports import install_hint
 from adaptive_router.observe.observers import Observer
@@ -69,6 +71,7 @@ __all__ = [
     "MetricsServer",
     "PrometheusMetrics",
     "count_alert",
+    "default_registry",
     "serve_metrics",
 ]
 
@@ -113,17 +116,6 @@ LATENCY_BUCKETS = (
     120.0,
 )
 _TIMEOUT = ErrorKind.TIMEOUT.value
-
-
-class _RouterLike(Protocol):
-    """What :meth:`PrometheusMetrics.bind_router` reads from a Router."""
-
-    task: str
-
-    @property
-    def buffered_outcomes(self) -> int: ...
-
-    def health(self) -> dict[str, str]: ...
 
 
 def _metric(registry: Any, cls: Any, name: str, doc: str, labels: Sequence[str], **kw: Any) -> Any:
@@ -226,9 +218,9 @@ class _Families:
             ("task", "line"),
         )
         self.alerts = _metric(registry, c, "alerts", "Alerts fired.", ("task", "kind"))
-        # Routers whose write buffer feeds buffered_outcomes, per task (weak: a closed and
-        # forgotten router must not be kept alive by its metrics).
-        self.buffer_sources: dict[str, weakref.WeakSet[Any]] = {}
+        # The write buffers that feed buffered_outcomes, per task (each router removes
+        # its own when it closes).
+        self.buffer_sources: dict[str, set[Any]] = {}
 
 
 _FAMILIES: weakref.WeakKeyDictionary[Any, _Families] = weakref.WeakKeyDictionary()
@@ -243,11 +235,32 @@ def _families(registry: Any) -> _Families:
         return fams
 
 
+_DEFAULT: Any = None
+
+
+def default_registry() -> Any:
+    """adaptive-router's own ``CollectorRegistry``, where routers put their metrics unless
+    given another (``Observability(metrics_registry=...)``): one per process, shared by
+    every router (told apart by the ``task`` label), never prometheus-client's global
+    ``REGISTRY``, so the application's own metrics cannot clash with ours whatever their
+    names. :func:`serve_metrics` and ``router.serve_metrics()`` serve it; to expose it
+    through an endpoint of your own, ``prometheus_client.generate_latest(registry)``.
+    Raises ``RuntimeError`` without prometheus-client."""
+    global _DEFAULT
+    if not _load():
+        raise RuntimeError(install_hint("metrics", "default_registry"))
+    with _FAMILIES_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = prom.CollectorRegistry(auto_describe=True)
+        return _DEFAULT
+
+
 def count_alert(kind: str, task: str, registry: Any = None) -> None:
-    """Add one to ``adaptive_router_alerts_total`` (a no-op without prometheus-client)."""
+    """Add one to ``adaptive_router_alerts_total`` in ``registry`` (default:
+    :func:`default_registry`); a no-op without prometheus-client."""
     if not _load():
         return
-    _families(registry if registry is not None else prom.REGISTRY).alerts.labels(
+    _families(registry if registry is not None else default_registry()).alerts.labels(
         task=task, kind=kind
     ).inc()
 
@@ -296,9 +309,10 @@ class _PathSeries:
 class PrometheusMetrics(Observer):
     """Feeds every router event to the ``adaptive_router_*`` metrics of ``registry``.
 
-    ``registry`` defaults to prometheus-client's global ``REGISTRY``. Any number of these
-    observers (one per router, say) may share a registry. Call :meth:`bind_router` to
-    export the router's write-buffer size and its breakers' initial states as well.
+    ``registry`` defaults to :func:`default_registry` (not prometheus-client's global
+    ``REGISTRY``). Any number of these observers (one per router, say) may share a
+    registry. Call :meth:`bind` to export a router's write-buffer size and its breakers'
+    initial states as well.
     """
 
     def __init__(self, registry: Any = None) -> None:
@@ -306,7 +320,7 @@ class PrometheusMetrics(Observer):
         self.registry: Any = None
         self._fams: _Families | None = None
         if self.enabled:
-            self.registry = registry if registry is not None else prom.REGISTRY
+            self.registry = registry if registry is not None else default_registry()
             self._fams = _families(self.registry)
         self._series: dict[tuple[str, str], _PathSeries] = {}
         # The request counter's children by (task, success): labels() costs ~1 µs a call.
@@ -387,26 +401,49 @@ class PrometheusMetrics(Observer):
         for path, mean in means.items():
             self._fams.posterior.labels(task, path).set(mean)
 
-    def bind_router(self, router: _RouterLike) -> None:
-        """Export ``router.buffered_outcomes`` (read at scrape time) and its breakers'
-        current states. Several routers of one task add up; the router is held weakly."""
+    def bind(
+        self, task: str, buffered: Callable[[], int], breakers: Mapping[str, str]
+    ) -> Callable[[], None]:
+        """Export ``buffered()`` (a router's unwritten outcomes, read at scrape time) in
+        ``adaptive_router_buffered_outcomes{task}`` — the routers of one task add up — and
+        the ``breakers``' states (``{path: state}``). Returns the function that stops
+        reading ``buffered`` (a closed router's buffer is empty: it adds nothing)."""
         fams = self._fams
         if fams is None:
-            return
-        task = router.task
+            return _nothing
+        source = _Source(buffered)
         with _FAMILIES_LOCK:
             sources = fams.buffer_sources.get(task)
             if sources is None:
-                sources = fams.buffer_sources[task] = weakref.WeakSet()
+                sources = fams.buffer_sources[task] = set()
 
-                def total(sources: weakref.WeakSet[Any] = sources) -> float:
-                    return float(sum(r.buffered_outcomes for r in list(sources)))
+                def total(sources: set[_Source] = sources) -> float:
+                    return float(sum(s.read() for s in list(sources)))
 
                 fams.buffered.labels(task).set_function(total)
-            sources.add(router)
-        for path, state in router.health().items():
+            sources.add(source)
+        for path, state in breakers.items():
             if state in BREAKER_STATES:
                 fams.breaker.labels(task, path).set(BREAKER_STATES[state])
+
+        def unbind() -> None:
+            with _FAMILIES_LOCK:
+                sources.discard(source)
+
+        return unbind
+
+
+class _Source:
+    """One router's buffer size, as read by the scrape."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self.read = read
+
+
+def _nothing() -> None:
+    """Nothing to undo."""
 
 
 @dataclass
@@ -415,6 +452,7 @@ class MetricsServer:
 
     server: Any
     thread: threading.Thread
+    closed: bool = False
 
     @property
     def port(self) -> int:
@@ -422,7 +460,10 @@ class MetricsServer:
         return int(self.server.server_port)
 
     def close(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port (again: nothing)."""
+        if self.closed:
+            return
+        self.closed = True
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
@@ -435,14 +476,15 @@ class MetricsServer:
 
 
 def serve_metrics(port: int, addr: str = "0.0.0.0", registry: Any = None) -> MetricsServer:
-    """Serve ``registry`` (default: the global one) at ``http://addr:port/metrics`` from a
-    daemon thread. ``port=0`` picks a free port (see :attr:`MetricsServer.port`)."""
+    """Serve ``registry`` (default: :func:`default_registry`) at
+    ``http://addr:port/metrics`` from a daemon thread. ``port=0`` picks a free port (see
+    :attr:`MetricsServer.port`)."""
     if not _load():
         raise RuntimeError(install_hint("metrics", "serve_metrics"))
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, got {port!r}")
     result = prom.start_http_server(
-        port, addr=addr, registry=registry if registry is not None else prom.REGISTRY
+        port, addr=addr, registry=registry if registry is not None else default_registry()
     )
     if not isinstance(result, tuple):  # pragma: no cover - prometheus-client < 0.17
         raise RuntimeError("serve_metrics needs prometheus-client >= 0.17 (it returns the server)")

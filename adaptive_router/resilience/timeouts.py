@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from adaptive_router.errors import ConfigurationError
@@ -35,12 +36,13 @@ __all__ = [
     "call_with_timeout",
     "check_seconds",
     "check_timeout",
+    "hold_workers",
     "to_daemon_thread",
 ]
 
 
 def check_seconds(what: str, value: object) -> float:
-    """``value`` as float seconds if it is a finite number > 0; else a
+    """``value`` as float seconds if it is a finite number > 0 or a ``timedelta``; else a
     :class:`~adaptive_router.errors.ConfigurationError` (a ``ValueError``) naming ``what``."""
     return _checked(what, value, "")
 
@@ -53,9 +55,11 @@ def check_timeout(what: str, value: object) -> float | None:
 
 
 def _checked(what: str, value: object, alternative: str) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(
-            f"{what} must be a number of seconds > 0{alternative}, got {value!r}"
+            f"{what} must be a number of seconds > 0 or a timedelta{alternative}, got {value!r}"
         )
     if not (math.isfinite(value) and value > 0):
         raise ConfigurationError(
@@ -149,12 +153,14 @@ _Item = tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], 
 
 
 class _Worker:
-    """One pool thread's inbox: the pool hands each item to one chosen idle worker."""
+    """One pool thread's inbox: the pool hands each item to one chosen idle worker
+    (``None`` tells it to end)."""
 
-    __slots__ = ("inbox",)
+    __slots__ = ("inbox", "thread")
 
     def __init__(self) -> None:
-        self.inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
 
 
 class _DaemonThreadPool:
@@ -200,13 +206,30 @@ class _DaemonThreadPool:
 
     def _spawn(self) -> _Worker:
         worker = _Worker()
-        threading.Thread(
+        worker.thread = threading.Thread(
             target=self._run,
             args=(worker,),
             name=f"adaptive-router-call-{next(self._ids)}",
             daemon=True,
-        ).start()
+        )
+        worker.thread.start()
         return worker
+
+    def retire_idle(self, join_s: float = 1.0) -> int:
+        """End every idle worker now (busy ones retire when their call ends, after the
+        idle timeout); returns how many ended. The pool starts new ones when needed."""
+        retired: list[_Worker] = []
+        while True:
+            try:
+                worker = self._idle.pop()  # atomic: a worker is claimed or retired, not both
+            except IndexError:
+                break
+            worker.inbox.put(None)
+            retired.append(worker)
+        for worker in retired:
+            if worker.thread is not None and worker.thread is not threading.current_thread():
+                worker.thread.join(join_s)
+        return len(retired)
 
     def _run(self, me: _Worker) -> None:
         inbox, idle = me.inbox, self._idle
@@ -218,6 +241,8 @@ class _DaemonThreadPool:
                     idle.remove(me)  # nobody claimed this worker: retire it
                 except ValueError:
                     continue  # claimed just now: its item is on the way
+                return
+            if item is None:  # retired by retire_idle
                 return
             if isinstance(item, _Call):
                 ran = item.run()
@@ -254,6 +279,32 @@ class _DaemonThreadPool:
 _POOL = _DaemonThreadPool()
 _abandoned_lock = threading.Lock()
 _abandoned = 0
+_holders_lock = threading.Lock()
+_holders = 0
+
+
+def hold_workers() -> Callable[[], None]:
+    """Keep the worker threads of timed calls for reuse until the returned function is
+    called (a router holds them from construction to close); when the last holder lets go
+    the idle workers end at once, so no thread of the pool outlives the last router."""
+    global _holders
+    with _holders_lock:
+        _holders += 1
+    released = False
+
+    def release() -> None:
+        global _holders
+        nonlocal released
+        with _holders_lock:
+            if released:
+                return
+            released = True
+            _holders -= 1
+            last = _holders == 0
+        if last:
+            _POOL.retire_idle()
+
+    return release
 
 
 def abandoned_calls() -> int:

@@ -14,11 +14,13 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from numbers import Integral
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Outcome
 
-__all__ = ["MIN_TIMEOUT_S", "Budget", "RequestBudget", "check_budget"]
+__all__ = ["MIN_TIMEOUT_S", "Budget", "RequestBudget"]
 
 #: The smallest cut timeout (seconds).
 MIN_TIMEOUT_S = 1e-3
@@ -26,23 +28,63 @@ MIN_TIMEOUT_S = 1e-3
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """A request's limits (None = no limit).
+    """A request's limits (None = no limit), checked here.
 
     ``max_attempts``: learned paths tried (skipped ones not counted) before the final
-    fallback. ``request_timeout``: seconds for the whole request across attempts and
-    retries. ``max_cost_usd``: a learned path whose expected cost exceeds what is left is
-    skipped.
+    fallback. ``request_timeout``: seconds (or a ``timedelta``) for the whole request
+    across attempts and retries; each attempt's timeout is cut to what is left.
+    ``max_cost_usd``: dollars per request; a learned path whose expected cost exceeds what
+    is left is skipped (a path with neither a measured cost nor a prior is not).
     """
 
     max_attempts: int | None = None
-    request_timeout: float | None = None
+    request_timeout: float | timedelta | None = None
     max_cost_usd: float | None = None
     active: bool = field(init=False)
     """Whether any limit is set (computed once: it is read on every request)."""
 
     def __post_init__(self) -> None:
+        n = self.max_attempts
+        if n is not None and (isinstance(n, bool) or not isinstance(n, Integral) or n < 1):
+            raise ConfigurationError(
+                f"max_attempts must be an int >= 1 (learned paths per request before the final "
+                f"fallback) or None, got {n!r}"
+            )
+        timeout = self.request_timeout
+        if timeout is not None:
+            if isinstance(timeout, timedelta):
+                timeout = timeout.total_seconds()
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float))
+                or not (0.0 < float(timeout) < math.inf)
+            ):
+                raise ConfigurationError(
+                    "request_timeout must be a number of seconds > 0 or a timedelta (the whole "
+                    f"request, across attempts and retries) or None, got {self.request_timeout!r}"
+                )
+            object.__setattr__(self, "request_timeout", float(timeout))
+        cost = self.max_cost_usd
+        if cost is not None:
+            if (
+                isinstance(cost, bool)
+                or not isinstance(cost, (int, float))
+                or not (0.0 <= float(cost) < math.inf)
+            ):
+                raise ConfigurationError(
+                    f"max_cost_usd must be a number of dollars >= 0 per request or None, "
+                    f"got {cost!r}"
+                )
+            object.__setattr__(self, "max_cost_usd", float(cost))
+        if n is not None:
+            object.__setattr__(self, "max_attempts", int(n))
         limits = (self.max_attempts, self.request_timeout, self.max_cost_usd)
         object.__setattr__(self, "active", any(v is not None for v in limits))
+
+    @property
+    def timeout_s(self) -> float | None:
+        """``request_timeout`` in seconds (checked and converted when the budget was made)."""
+        return self.request_timeout  # type: ignore[return-value]  # a float since __post_init__
 
     def start(
         self, fallback: str | None, expected_cost: Mapping[str, float] | None = None
@@ -50,47 +92,9 @@ class Budget:
         """A new request's account; ``expected_cost`` by path name (paths without a known
         cost are left out: they are never skipped for cost); ``fallback`` is the final
         fallback's name, which no budget refuses."""
-        deadline = (
-            None if self.request_timeout is None else time.perf_counter() + self.request_timeout
-        )
+        limit = self.timeout_s
+        deadline = None if limit is None else time.perf_counter() + limit
         return RequestBudget(self, deadline, expected_cost or {}, fallback)
-
-
-def check_budget(max_attempts: object, request_timeout: object, max_cost_usd: object) -> Budget:
-    """Validate the Router's budget parameters; a :class:`ConfigurationError` names the
-    wrong one."""
-    if max_attempts is not None and (
-        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-    ):
-        raise ConfigurationError(
-            f"max_attempts must be an int >= 1 (learned paths per request before the final "
-            f"fallback) or None, got {max_attempts!r}"
-        )
-    timeout: float | None = None
-    if request_timeout is not None:
-        if (
-            isinstance(request_timeout, bool)
-            or not isinstance(request_timeout, (int, float))
-            or not (0.0 < float(request_timeout) < math.inf)
-        ):
-            raise ConfigurationError(
-                "request_timeout must be a number of seconds > 0 (the whole request, across "
-                f"attempts and retries) or None, got {request_timeout!r}"
-            )
-        timeout = float(request_timeout)
-    cost: float | None = None
-    if max_cost_usd is not None:
-        if (
-            isinstance(max_cost_usd, bool)
-            or not isinstance(max_cost_usd, (int, float))
-            or not (0.0 <= float(max_cost_usd) < math.inf)
-        ):
-            raise ConfigurationError(
-                f"max_cost_usd must be a number of dollars >= 0 per request or None, "
-                f"got {max_cost_usd!r}"
-            )
-        cost = float(max_cost_usd)
-    return Budget(max_attempts, timeout, cost)
 
 
 class RequestBudget:
@@ -134,7 +138,7 @@ class RequestBudget:
         if left is not None and left <= 0.0:
             return (
                 ErrorKind.REQUEST_TIMEOUT.value,
-                f"request_timeout={b.request_timeout:g} s used up",
+                f"request_timeout={b.timeout_s:g} s used up",
             )
         if b.max_cost_usd is not None:
             expected = self.expected_cost.get(path)

@@ -46,8 +46,6 @@ from collections.abc import Sequence
 from adaptive_router.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.outcomes import Outcome
 from adaptive_router.router.budgets import RequestBudget
-from adaptive_router.router.ranking import Ranking
-from adaptive_router.router.recorder import Recorder
 from adaptive_router.stores.base import Store
 
 __all__ = ["DecisionLog", "attach"]
@@ -93,13 +91,13 @@ def attach(
 
 
 class DecisionLog:
-    """Logs decisions on first attempts and fills their propensities in the background."""
+    """Fills the propensities of the decisions logged on first attempts, in the background:
+    the recorder hands it the rows it committed (:meth:`written`)."""
 
     def __init__(
         self,
-        recorder: Recorder,
-        ranking: Ranking,
-        enabled: bool = True,
+        store: Store,
+        task: str,
         *,
         max_backlog: int = 10_000,
         max_share: float = 0.02,
@@ -108,9 +106,8 @@ class DecisionLog:
             raise ValueError(f"max_backlog must be an int >= 0, got {max_backlog!r}")
         if not (0.0 < max_share <= 1.0):
             raise ValueError(f"max_share must be in (0, 1], got {max_share!r}")
-        self.store: Store = recorder.store
-        self.task = recorder.task
-        self.enabled = enabled
+        self.store = store
+        self.task = task
         self.max_backlog = max_backlog
         self.max_share = max_share
         #: Decisions not queued because the backlog was full (propensity left NULL).
@@ -131,10 +128,8 @@ class DecisionLog:
         # scipy (~0.5 s of CPU to import) is not imported here: a router starts without it,
         # and the background thread imports it with its first batch (see step), SETTLE_S
         # after the first decision was written, with routing keeping its share of the GIL.
-        # Wire in: the ranking logs each decision, the recorder reports committed rows.
-        ranking.log_decisions = self.enabled
-        if self.enabled:  # nothing to queue otherwise: no outcome carries a decision
-            recorder.on_written = self.written
+        # The router hands :meth:`written` to its recorder, which calls it with the rows
+        # it committed.
 
     @property
     def backlog(self) -> int:

@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from adaptive_router._checks import first_line
 from adaptive_router.errors import ConfigurationError
@@ -191,35 +191,22 @@ class Heartbeat:
             logger.debug("heartbeat row not removed: %s", first_line(exc))
 
 
-class _Beating(Protocol):
-    """What :func:`start_heartbeat` reads from a router."""
-
-    store: Store
-    task: str
-    clock: Callable[[], float]
-
-    def health(self) -> dict[str, str]: ...
-
-    def close(self) -> None: ...
-
-
-def start_heartbeat(router: _Beating, interval: float | None) -> Callable[[], None]:
-    """Start ``router``'s heartbeat every ``interval`` seconds (None: off) and return the
-    function that stops it. The snapshot carries ``router.alerts.recent`` when present."""
+def start_heartbeat(
+    store: Store,
+    task: str,
+    breakers: Callable[[], dict[str, str]],
+    alerts: Callable[[], Iterable[Alert]],
+    clock: Callable[[], float],
+    interval: float | None,
+) -> Callable[[], None]:
+    """Beat every ``interval`` seconds (None: off) for the router of ``task`` (see
+    :class:`Heartbeat`) and return the function that stops it."""
     if interval is None:
-        return lambda: None
-    alerts = getattr(router, "alerts", None)
-    try:
-        beat = Heartbeat(
-            router.store,
-            router.task,
-            router.health,
-            lambda: list(getattr(alerts, "recent", ())),
-            router.clock,
-            interval=interval,
-        )
-    except ConfigurationError:
-        router.close()  # built last: release the half-built router's writer and store
-        raise
+        return _off
+    beat = Heartbeat(store, task, breakers, alerts, clock, interval=interval)
     beat.start()
     return beat.stop
+
+
+def _off() -> None:
+    """No heartbeat to stop."""

@@ -1,4 +1,5 @@
-"""An attempt's usage from the SDK calls captured while it ran (``Router(capture_usage=...)``).
+"""An attempt's usage from the SDK calls captured while it ran
+(``Observability(capture_usage=...)``).
 
 The request loops enter the attempt's :class:`Bill` — a capture
 :class:`~adaptive_router.capture.Scope` that spans the whole attempt — around each call
@@ -20,28 +21,29 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from adaptive_router.capture import CallUsage, Scope, install
-from adaptive_router.costs import Pricer
+from adaptive_router.capture import CallUsage, Scope, acquire
+from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Outcome, Usage
 
 __all__ = ["Bill", "CaptureMode", "captured_usage", "start_capture"]
 
 logger = logging.getLogger(__name__)
 
-#: ``Router(capture_usage=...)``: off, on, or on and asking chat streams for their usage.
+#: ``Observability(capture_usage=...)``: off, on, or on and asking chat streams for usage.
 CaptureMode = bool | Literal["include_usage"]
 
 
-def start_capture(capture_usage: object) -> CaptureMode:
-    """Check ``Router(capture_usage=...)`` and, unless False, hook the SDKs (idempotent:
-    every router shares the one set of hooks)."""
-    if not isinstance(capture_usage, bool) and capture_usage != "include_usage":
-        raise TypeError(
-            f"capture_usage must be True, False or 'include_usage', got {capture_usage!r}"
-        )
-    if capture_usage:
-        install()
-    return capture_usage
+def start_capture(capture_usage: CaptureMode) -> Callable[[], None]:
+    """Hold the SDK hooks for a router with ``Observability(capture_usage=...)`` on (every
+    router shares the one set of hooks, removed when the last releases them); returns the
+    release, for the router's close."""
+    if not capture_usage:
+        return _nothing
+    return acquire()
+
+
+def _nothing() -> None:
+    """Nothing to release."""
 
 
 class Bill(Scope):

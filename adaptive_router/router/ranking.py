@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +54,7 @@ class Ranking:
         context_fn: Callable[..., str] | None = None,
         max_contexts: int = 1000,
         pricer: Pricer | None = None,
+        log_decisions: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.fallback = fallback
@@ -74,9 +74,8 @@ class Ranking:
             else None
         )
         self._names = tuple(p.name or "" for p in self.paths)
-        #: Log each decision's evidence (set by the router's DecisionLog).
-        self.log_decisions = False
-        self._last = threading.local()
+        #: Keep each decision's evidence (when the policy is :attr:`loggable`).
+        self.log_decisions = log_decisions and self.loggable
         # Priced once here, never per request (quote() runs calc_price).
         every = self.paths if fallback is None else [*self.paths, fallback]
         priors = cost_priors(every, pricer)
@@ -143,11 +142,9 @@ class Ranking:
         )
         return s * scale + own_s, f * scale + own_f
 
-    def rank(self, now: float, context: str = "") -> list[Path]:
-        """The request's order: sampled, open breakers to the back, the fallback last.
-
-        With :attr:`log_decisions` on (and a :attr:`loggable` policy), the evidence of the
-        decision is kept for :meth:`take_decision`."""
+    def rank(self, now: float, context: str = "") -> tuple[list[Path], DecisionDraft | None]:
+        """The request's order (sampled, open breakers to the back, the fallback last) and,
+        with :attr:`log_decisions` on, the evidence of the decision (else None)."""
         s, f = self.evidence(now, context)
         c = lat = None
         if self._objective is not None:
@@ -166,24 +163,10 @@ class Ranking:
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
-        if self.log_decisions and self.loggable:
-            # Per thread: concurrent requests of one router each take their own.
-            self._last.decision = self._logged(s, f, c, lat)
+        draft = self._logged(s, f, c, lat) if self.log_decisions else None
         if self.fallback is not None:
             order.append(self.fallback)
-        return order
-
-    def take_decision(self) -> DecisionDraft | None:
-        """The evidence of this thread's last :meth:`rank` (None when not logged), once."""
-        if not self.log_decisions:
-            return None
-        last = self._last
-        try:
-            d: DecisionDraft | None = last.decision
-        except AttributeError:  # this thread's first request
-            return None
-        last.decision = None
-        return d
+        return order, draft
 
     @property
     def loggable(self) -> bool:

@@ -10,6 +10,7 @@ store so that each process sees the others' outcomes.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -76,6 +77,11 @@ class Recorder:
         max_buffer: int,
         connected: bool = True,
         log: ThrottledLog | None = None,
+        on_connect: Callable[[dict[str, dict[str, PathState]]], None] | None = None,
+        on_written: Callable[[Sequence[Outcome]], None] | None = None,
+        on_drop: Callable[[int, int], None] | None = None,
+        on_reject: Callable[[int, int], None] | None = None,
+        on_refresh: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.task = task
@@ -102,7 +108,7 @@ class Recorder:
         #: The start-up check that failed once the store was reached (nothing is written).
         self.startup_error: ConfigurationError | None = None
         #: The router's start-up checks, given the task's stored evidence once reached.
-        self.on_connect: Callable[[dict[str, dict[str, PathState]]], None] | None = None
+        self.on_connect = on_connect
         #: Store work deferred during an outage (decisions, reports), run after each
         #: successful flush under the I/O lock; returns the outcomes it wrote, raises
         #: when the store fails again (the rest waits for the next flush).
@@ -123,13 +129,14 @@ class Recorder:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the buffer is worth a flush right away
         self._thread: threading.Thread | None = None
+        self._at_exit: Callable[[], None] | None = None
         self._closed = False
-        #: Hooks the Router sets when it has observers.
-        self.on_drop: Callable[[int, int], None] | None = None
-        self.on_reject: Callable[[int, int], None] | None = None
-        self.on_refresh: Callable[[], None] | None = None
+        #: What the router's observers hear of: outcomes dropped, rejected, a refresh.
+        self.on_drop = on_drop
+        self.on_reject = on_reject
+        self.on_refresh = on_refresh
         #: Called with each batch of outcomes once the store has committed it.
-        self.on_written: Callable[[Sequence[Outcome]], None] | None = None
+        self.on_written = on_written
         if not store.in_process:
             self._thread = threading.Thread(
                 target=_run_loop,
@@ -138,7 +145,10 @@ class Recorder:
                 daemon=True,
             )
             self._thread.start()
-            atexit.register(_close_at_exit, weakref.ref(self))
+            # Its own registration (a partial is equal only to itself), undone by close():
+            # no exit hook outlives the recorder.
+            self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+            atexit.register(self._at_exit)
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
     def evidence(
@@ -548,6 +558,8 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():

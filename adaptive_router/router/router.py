@@ -14,27 +14,21 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
-from adaptive_router.observe.alerts import Alert, Alerts
-from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.metrics import MetricsServer, PrometheusMetrics, serve_metrics
-from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import (
     Decision,
-    Outcome,
     PathWindowStats,
     Posterior,
 )
-from adaptive_router.paths import INHERIT, Inherit, Path
-from adaptive_router.policy import Policy
+from adaptive_router.paths import Path
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
-from adaptive_router.resilience import RetryPolicy, to_daemon_thread
+from adaptive_router.resilience import to_daemon_thread
+from adaptive_router.resilience.timeouts import hold_workers
 from adaptive_router.router.attempts import (
     AttemptContext,
     Attempts,
@@ -48,17 +42,16 @@ from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.decisions import DecisionLog
 from adaptive_router.router.feedback import Feedback
-from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S, start_heartbeat
+from adaptive_router.router.heartbeat import start_heartbeat
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.metering import start_capture
-from adaptive_router.router.observing import build_observers, forward_events
+from adaptive_router.router.observing import build_observers, events, follow_breakers
+from adaptive_router.router.options import Learning, Observability, Persistence, Resilience
 from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
-    BreakerSpec,
     PathSettings,
     RouterConfig,
-    default_breaker,
     resolve_settings,
     router_config,
 )
@@ -84,9 +77,10 @@ def _open(store: str | Store | Engine | None, cfg: RouterConfig) -> tuple[Store,
     now (or raise), unless ``start_without_store``; a connected store has the task's
     half-life registered and checked before any thread starts, so a refused router leaves
     nothing behind."""
-    opened = open_store(store, start_offline=cfg.start_without_store)
+    offline = cfg.persistence.start_without_store
+    opened = open_store(store, start_offline=offline)
     owns = not isinstance(store, Store)
-    if not (opened.connected or cfg.start_without_store):
+    if not (opened.connected or offline):
         opened.connect()  # a Store given unconnected: reach it now, or raise
     if opened.connected:
         try:
@@ -118,46 +112,6 @@ class Router:
         Default: ``sqlite:///adaptive_router.db``.
     fallback:
         A final path, always tried last and never ranked by learning.
-    prior:
-        Beta prior ``(alpha, beta)`` for every path.
-    half_life:
-        ``timedelta`` (or seconds): evidence that old counts half. ``None`` = never forget.
-        Every router of a task must use the same half-life.
-    explore:
-        Probability that a uniformly chosen path is tried first (exploration floor).
-    seed:
-        Seed or ``numpy.random.Generator`` for the sampling, for reproducible runs.
-    clock:
-        Callable returning epoch seconds (default ``time.time``); drives decay and timestamps.
-    durability:
-        ``"batch"`` (write-behind, one transaction per batch, at most ``flush_interval``
-        seconds of outcomes at risk in a crash) or ``"sync"`` (written before ``run`` returns).
-    pending_ttl, on_expired:
-        A ``choose`` not reported within ``pending_ttl`` is counted as a failure
-        (``on_expired="failure"``, kind ``expired``) or forgotten (``"drop"``).
-    flush_interval, refresh_interval, max_buffer:
-        Write-behind cadence (<= 1 s), cache refresh from the store, and the bound on
-        outcomes held in memory while the store is unreachable (oldest dropped, counted).
-    policy:
-        A :class:`~adaptive_router.policy.Policy` instead of ``ThompsonSampling(prior,
-        half_life, explore)``.
-    timeout, retry, breaker:
-        Router-wide defaults for every path that leaves them at ``INHERIT``: seconds
-        (``None`` = no limit), a :class:`~adaptive_router.resilience.RetryPolicy`, and a
-        :class:`~adaptive_router.resilience.CircuitBreaker` template or factory (each path
-        gets its own; the final fallback gets none).
-    prices:
-        ``{"model": (input_usd_per_mtok, output_usd_per_mtok)}`` overrides, or a
-        :class:`~adaptive_router.costs.Pricer`; other models are priced by genai-prices.
-    observers, on_outcome:
-        :class:`~adaptive_router.observers.Observer` objects and outcome callbacks.
-    score_fn, min_score:
-        Instead of ``success_fn`` (give exactly one): ``score_fn(result) -> [0, 1]``
-        (or ``None`` = unknown); fractional evidence, success when ``score >= min_score``.
-    context_fn, max_contexts, context_prior_strength:
-        ``context_fn(*args, **kwargs) -> str`` picks a request's context (or pass
-        ``context=`` to ``run``); at most ``max_contexts`` of them; a context borrows at most
-        ``context_prior_strength`` pseudo-observations per path from the task level.
     objective:
         What the order of learned paths minimizes on the way to a success: ``"success"``
         (default: plain Thompson Sampling on success), ``"cost"`` (expected dollars to a
@@ -167,42 +121,42 @@ class Router:
         attempt are the paths' measured decayed means (in a context, its own on the task
         level's, mixed like success), else their ``Path(expected_cost_usd=...,
         expected_latency_ms=...)`` (a path with a ``model`` and ``expected_tokens`` gets
-        that model's price for them, from ``prices``/genai-prices, priced once here), else
-        the mean of the paths with data or priors, else all equal.
-    max_attempts, request_timeout, max_cost_usd:
-        Request budgets (``None`` = no limit): learned paths tried per request before the
-        final fallback; seconds for the whole request across attempts and retries (each
-        attempt's timeout is cut to what is left); dollars per request (a learned path
-        whose expected cost exceeds what is left is skipped; a path with neither a
-        measured cost nor a prior is not). A learned path refused by a budget is recorded
-        as a skipped attempt of kind ``max_attempts``, ``request_timeout`` or
-        ``over_budget``; the final fallback is never refused and keeps its own timeout.
-    metrics, tracing, alerts, on_alert:
-        Prometheus metrics (when prometheus-client is installed), OpenTelemetry spans
-        (``None`` = when a tracer provider is configured), the
-        :class:`~adaptive_router.alerts.Alerts` to use (default thresholds otherwise) and
-        alert callbacks.
-    capture_usage:
-        Meter the ``openai`` and ``anthropic`` SDK calls each attempt makes (tokens, and
-        cost priced at each call's model), so a plain function needs no ``Result``. A
-        path that reports its usage (a ``Result``, a provider path) keeps its own.
-        ``False``: only what paths report is recorded.
-    heartbeat:
-        Seconds between the router's health snapshots in the store (host, pid, each
-        path's breaker state, recent alerts), written from a daemon thread even while
-        idle, for ``adaptive-router dashboard``. ``None``: off.
-    log_decisions:
-        Log on each request's first attempt the evidence its decision used, and its
-        propensity (``Outcome.propensity``), for off-policy evaluation
-        (:func:`~adaptive_router.evaluation.evaluate`); see ``router.decisions``.
-    start_without_store:
-        Start even if the database is unreachable (a refused or timed-out connection):
-        route from the priors, buffer outcomes (``max_buffer``) and hold decisions, and
-        once the store is reached create or check its schema, run the checks made here
-        otherwise (the stored half-life), then write. A check that fails then is logged
-        and raised by the calls that need the store (``flush``, ``stats``, ``choose``,
-        ``report``...); nothing is written. Bad credentials, an unknown database or an
-        unsupported URL still raise here. Default False: :class:`StoreUnavailableError`.
+        that model's price for them, priced once here), else the mean of the paths with
+        data or priors, else all equal.
+    score_fn:
+        Instead of ``success_fn`` (give exactly one): ``score_fn(result) -> [0, 1]`` (or
+        ``None`` = unknown); fractional evidence, success when ``score >=
+        Learning.min_score``.
+    features:
+        Reserved for per-request features (not supported yet: leave it None).
+    half_life:
+        ``timedelta`` (or seconds): evidence that old counts half. ``None`` = never forget.
+        Every router of a task must use the same half-life.
+    budget:
+        A :class:`Budget`: ``max_attempts``, ``request_timeout`` and ``max_cost_usd`` per
+        request (default: no limit). A learned path refused by a budget is recorded as a
+        skipped attempt of kind ``max_attempts``, ``request_timeout`` or ``over_budget``;
+        the final fallback is never refused and keeps its own timeout.
+    learning:
+        A :class:`Learning`: ``prior``, ``explore``, ``policy``, ``seed``, ``clock``,
+        ``min_score``, ``context_fn``, ``max_contexts``, ``context_prior_strength``.
+    resilience:
+        A :class:`Resilience`: the router-wide ``timeout``, ``retry`` and ``breaker`` of
+        every path that leaves them at ``INHERIT``.
+    persistence:
+        A :class:`Persistence`: ``durability``, ``flush_interval``, ``refresh_interval``,
+        ``max_buffer``, ``pending_ttl``, ``on_expired``, ``start_without_store`` (start
+        while the database is unreachable: route from the priors, buffer, and run the
+        start-up checks once it is reached), ``log_decisions``.
+    observability:
+        An :class:`Observability`: ``metrics``, ``metrics_registry``, ``tracing``,
+        ``alerts``, ``on_alert``, ``observers``, ``on_outcome``, ``capture_usage``,
+        ``prices``, ``heartbeat``.
+
+    Each option group checks its fields where it is built. While it is open, a router
+    holds the SDK hooks of usage capture (the last one closed removes them), its threads
+    (writer, heartbeat, propensities; the timed calls' workers with the last router) and
+    its exit hook; :meth:`close` ends them all.
     """
 
     def __init__(
@@ -212,105 +166,64 @@ class Router:
         task: str | None = None,
         store: str | Store | Engine | None = None,
         fallback: Path | Callable[..., Any] | None = None,
-        prior: tuple[float, float] = (1.0, 1.0),
-        half_life: timedelta | float | None = None,
-        explore: float = 0.02,
-        seed: int | np.random.Generator | None = None,
-        clock: Callable[[], float] | None = None,
-        durability: str = "batch",
-        *,
-        pending_ttl: timedelta | float = timedelta(hours=1),
-        on_expired: str = "failure",
-        flush_interval: float = 0.5,
-        refresh_interval: float = 1.0,
-        max_buffer: int = 100_000,
-        policy: Policy | None = None,
-        timeout: float | None = 30.0,
-        retry: RetryPolicy | Inherit | None = INHERIT,
-        breaker: BreakerSpec | None = default_breaker,
-        prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
-        observers: Sequence[Observer] = (),
-        on_outcome: Callable[[Outcome], Any] | Sequence[Callable[[Outcome], Any]] | None = None,
-        score_fn: Callable[[Any], Any] | None = None,
-        min_score: float = 0.5,
-        context_fn: Callable[..., str] | None = None,
-        max_contexts: int = 1000,
-        context_prior_strength: float = 10.0,
-        metrics: bool = True,
-        tracing: bool | None = None,
-        alerts: Alerts | None = None,
-        on_alert: Callable[[Alert], Any] | Sequence[Callable[[Alert], Any]] | None = None,
-        capture_usage: bool = True,
         objective: str | Objective = "success",
-        max_attempts: int | None = None,
-        request_timeout: float | None = None,
-        max_cost_usd: float | None = None,
-        heartbeat: float | None = DEFAULT_INTERVAL_S,
-        log_decisions: bool = True,
-        start_without_store: bool = False,
+        *,
+        score_fn: Callable[[Any], Any] | None = None,
+        features: None = None,
+        half_life: timedelta | float | None = None,
+        budget: Budget | None = None,
+        learning: Learning | None = None,
+        resilience: Resilience | None = None,
+        persistence: Persistence | None = None,
+        observability: Observability | None = None,
     ) -> None:
+        groups = (budget, learning, resilience, persistence, observability)
         cfg = router_config(
-            paths,
-            success_fn=success_fn,
-            score_fn=score_fn,
-            task=task,
-            fallback=fallback,
-            prior=prior,
-            half_life=half_life,
-            explore=explore,
-            seed=seed,
-            clock=clock,
-            durability=durability,
-            pending_ttl=pending_ttl,
-            on_expired=on_expired,
-            flush_interval=flush_interval,
-            refresh_interval=refresh_interval,
-            max_buffer=max_buffer,
-            policy=policy,
-            min_score=min_score,
-            context_fn=context_fn,
-            max_contexts=max_contexts,
-            context_prior_strength=context_prior_strength,
-            objective=objective,
-            max_attempts=max_attempts,
-            request_timeout=request_timeout,
-            max_cost_usd=max_cost_usd,
-            start_without_store=start_without_store,
+            paths, success_fn, task, fallback, objective, score_fn, features, half_life, groups
         )
-        #: The validated parameters.
+        #: The validated parameters: the option groups and what derives from them.
         self.config = cfg
         self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
-        self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
-        self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
-        self.context_prior_strength = cfg.context_prior_strength
-        self.durability, self.on_expired = cfg.durability, cfg.on_expired
-        self.pending_ttl, self.clock, self.rng = cfg.pending_ttl, cfg.clock, cfg.rng
-        self.policy: Policy = cfg.policy
+        self.clock, self.policy, self.budget = cfg.clock, cfg.policy, cfg.budget
         #: What the order of learned paths minimizes (``objective.name``: "success", ...).
         self.objective: Objective = cfg.objective
-        #: The request budgets (max_attempts, request_timeout, max_cost_usd).
-        self.budget: Budget = cfg.budget
+        learn, pers, obs = cfg.learning, cfg.persistence, cfg.observability
         self._fallback_name = self.fallback.name if self.fallback is not None else None
+        self._by_name = {p.name: p for p in self.paths}
+        if self.fallback is not None:
+            self._by_name[self.fallback.name] = self.fallback
         self.store, self._owns_store, connected = _open(store, cfg)
+        self._closed = False
+        #: The Prometheus observer (None when prometheus-client is not installed or off).
+        self.metrics: PrometheusMetrics | None
+        self._observers, self.metrics, self.alerts = build_observers(obs, self.clock)
+        heard = events(self._observers, self.task, self.posteriors)
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
-        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
+        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock, heard.suppressed)
+        self._decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
         self._recorder = Recorder(
             self.store,
             self.task,
             self.half_life,
-            durability=durability,
+            durability=pers.durability,
             clock=self.clock,
-            flush_interval=flush_interval,
-            refresh_interval=refresh_interval,
-            max_buffer=max_buffer,
+            flush_interval=pers.flush_interval_s,
+            refresh_interval=pers.refresh_interval_s,
+            max_buffer=pers.max_buffer,
             connected=connected,
             log=self._log,
+            # Started without its store: the same registration and check, once reached.
+            on_connect=None if connected else self._check_half_life,
+            on_written=self._decisions.written if self._decisions else None,
+            on_drop=heard.dropped,
+            on_reject=heard.rejected,
+            on_refresh=heard.refreshed,
         )
-        self._by_name = {p.name: p for p in self.paths}
-        if self.fallback is not None:
-            self._by_name[self.fallback.name] = self.fallback
-        self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
+        # Undone by close(): breakers outlive routers; the hooks, threads and exit hook
+        # must not.
+        self._unsubscribe: list[Callable[[], None]] = [hold_workers()]
+        self._pricer = obs.pricer
         self._reporter = Reporter(
             self.task,
             self.store,
@@ -323,44 +236,33 @@ class Router:
             clock=self.clock,
             check=False,  # the router registers and checks its own (above, or on connect)
         )
-        self._closed = False
-        # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
-        self._unsubscribe: list[Callable[[], None]] = []
         self._settings = resolve_settings(
-            self._by_name.values(), self.fallback, timeout, retry, breaker, seed
+            self._by_name.values(), self.fallback, cfg.resilience, learn.seed
         )
         #: The request's order of paths (read-only collaborator: evidence and the draw).
         self.ranking = Ranking(
             self.paths,
             self.fallback,
             self.policy,
-            self.rng,
+            cfg.rng,
             self._recorder,
             self._settings,
-            self.context_prior_strength,
-            self.context_fn,
-            self.max_contexts,
+            learn.context_prior_strength,
+            learn.context_fn,
+            learn.max_contexts,
             pricer=self._pricer,
+            log_decisions=self._decisions is not None,
         )
-        if not connected:
-            # Started without its store: the same registration and check, once reached.
-            self._recorder.on_connect = lambda _stored: check_half_life(
-                self.store, self.task, self.half_life, "Router"
-            )
-        self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
-        self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
+        self._unsubscribe.extend(self.ranking.track_breakers())
+        if self._decisions is not None:
+            self._unsubscribe.append(self._decisions.close)
         self._judge = Judge(
             self.task,
-            success_fn,
-            score_fn,
-            self.min_score,
+            cfg.success_fn,
+            cfg.score_fn,
+            learn.min_score,
             lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
             self._log,
-        )
-        #: The Prometheus observer (None when prometheus-client is not installed or off).
-        self.metrics: PrometheusMetrics | None
-        self._observers, self.metrics, self.alerts = build_observers(
-            metrics, tracing, alerts, on_alert, observers, on_outcome, self.clock
         )
         self._feedback = Feedback(
             self.task,
@@ -368,13 +270,15 @@ class Router:
             self._recorder,
             self._reporter,
             self._observers,
-            pending_ttl=self.pending_ttl,
-            on_expired=self.on_expired,
+            pending_ttl=pers.pending_ttl_s,
+            on_expired=pers.on_expired,
             half_life=self.half_life,
             clock=self.clock,
             log=logger,
-            max_held=max_buffer,
+            max_held=pers.max_buffer,
         )
+        # The one link made after construction: the feedback needs the recorder, and the
+        # recorder's flush does the feedback's deferred store work.
         self._recorder.after_flush = self._feedback.sync
         self._core = AttemptContext(
             self.task,
@@ -384,23 +288,25 @@ class Router:
             self._observers,
             self._log,
             self.clock,
-            capture=start_capture(capture_usage),
+            capture=obs.capture_usage,
             rebill=self._recorder.rebill,
         )
+        self._unsubscribe.append(start_capture(obs.capture_usage))
         if self.metrics is not None:
-            self.metrics.bind_router(self)
-        if self._observers:
-            self._unsubscribe.extend(
-                forward_events(
-                    self._observers,
-                    self.task,
-                    self._settings,
-                    self._recorder,
-                    self.posteriors,
-                    self._log,
-                )
+            buffered = self.metrics.bind(self.task, lambda: self.buffered_outcomes, self.health())
+            self._unsubscribe.append(buffered)
+        self._unsubscribe.extend(follow_breakers(self._observers, self.task, self._settings))
+        # No heartbeat where nothing can read it: a store only this router holds in-process.
+        beats = None if self._owns_store and self.store.in_process else obs.heartbeat_s
+        alerts = self.alerts
+        self._unsubscribe.append(
+            start_heartbeat(
+                self.store, self.task, self.health, lambda: list(alerts.recent), self.clock, beats
             )
-        self._unsubscribe.append(start_heartbeat(self, heartbeat))
+        )
+
+    def _check_half_life(self, _stored: object) -> None:
+        check_half_life(self.store, self.task, self.half_life, "Router")
 
     def __repr__(self) -> str:
         return (
@@ -425,7 +331,7 @@ class Router:
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
-        return rid, self.ranking.rank(self.clock(), context), self.ranking.take_decision()
+        return rid, *self.ranking.rank(self.clock(), context)
 
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
@@ -525,11 +431,15 @@ class Router:
         return cost_report(self.store, self.task, self.clock() - secs)
 
     def serve_metrics(self, port: int = 9464, addr: str = "127.0.0.1") -> MetricsServer:
-        """Serve Prometheus metrics at ``http://addr:port/metrics`` (needs prometheus-client).
+        """Serve the router's metrics registry (``router.metrics.registry``, shared by the
+        routers that share it) at ``http://addr:port/metrics`` until the server or the
+        router is closed (needs prometheus-client).
 
         Binds to loopback by default; pass ``addr="0.0.0.0"`` to expose it.
         """
-        return serve_metrics(port, addr, self.metrics.registry if self.metrics else None)
+        server = serve_metrics(port, addr, self.metrics.registry if self.metrics else None)
+        self._unsubscribe.append(server.close)  # closed with the router at the latest
+        return server
 
     def health(self) -> dict[str, str]:
         """Each path's circuit-breaker state: ``closed``, ``open``, ``half_open`` or ``none``."""
@@ -638,7 +548,8 @@ class Router:
         return self._recorder.rejected
 
     def close(self) -> None:
-        """Flush everything and release the store (if the router opened it)."""
+        """Flush everything, release the store (if the router opened it), and end what the
+        router started: its threads, its exit hook, its hold on the SDK hooks."""
         if self._closed:
             return
         self._closed = True

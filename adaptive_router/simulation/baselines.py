@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from adaptive_router.objectives import MIN_COST, Objective, resolve_objective
-from adaptive_router.policy import FloatArray, IntArray, Policy, _check_prior
+from adaptive_router.policy import FloatArray, IntArray, Policy, check_prior
 
 __all__ = [
     "UCB1",
@@ -246,7 +246,7 @@ class BlendedScore:
         span = float(p.max() - p.min())
         self.normalized = (p - p.min()) / span if span > 0 else np.zeros_like(p)
         self.quality_weight = float(quality_weight)
-        self.prior = _check_prior(prior)
+        self.prior = check_prior(prior)
         self.half_life = half_life
         self.name = f"blend {quality_weight:g}·θ + {1 - quality_weight:g}·(1 - price)"
 
