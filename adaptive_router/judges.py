@@ -2,7 +2,7 @@
 
 :func:`llm_judge` builds a score function for ``Router(score_fn=...)``::
 
-    from adaptive_router import Router
+    from adaptive_router import Learning, Router
     from adaptive_router.judges import llm_judge
     from adaptive_router.providers import openai_path
 
@@ -18,7 +18,7 @@
         "summarise",
         store="sqlite:///router.db",
         score_fn=judge,
-        min_score=judge.threshold,              # below it: fall back to the next path
+        learning=Learning(min_score=judge.threshold),   # below it: the next path
     )
 
 How it works
@@ -327,7 +327,8 @@ def llm_judge(
     max_output_chars:
         Longer outputs are cut to this many characters before grading.
     **router_kwargs:
-        For the judge's router (``retry=``, ``prices=``, ``durability=``, ``seed=``…).
+        For the judge's router (``resilience=``, ``persistence=``, ``learning=``,
+        ``observability=``…).
     """
     if not isinstance(rubric, str) or not rubric.strip():
         raise ConfigurationError("rubric must be a non-empty description of a good output")

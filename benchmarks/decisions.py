@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from adaptive_router import Router
+from adaptive_router import Persistence, Router
 from benchmarks.common import Result, always_ok, fmt_rate, noop_paths, quiet_library_logs
 
 SECTION = "decisions"
@@ -43,8 +43,7 @@ def _round(url: str, task: str, mode: str, n: int) -> tuple[float, dict[str, int
         always_ok,
         task=task,
         store=url,
-        durability="batch",
-        log_decisions=mode != "off",
+        persistence=Persistence(durability="batch", log_decisions=mode != "off"),
     )
     log = router._decisions
     if mode == "snapshot":

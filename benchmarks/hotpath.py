@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Path, Resilience, Router
 from benchmarks.common import PATH_NAMES, Result, always_ok, fmt_us, noop, quiet_library_logs
 
 SECTION = "hotpath"
@@ -171,16 +171,16 @@ def _routers_a() -> tuple[Router, Router, Callable[[], Any]]:
         always_ok,
         task="bench-provider",
         store="memory://",
-        timeout=None,
-        seed=1,
+        learning=Learning(seed=1),
+        resilience=Resilience(timeout=None),
     )
     direct = Router(
         [Path(plain, name="plain", timeout=None)],
         always_ok,
         task="bench-plain",
         store="memory://",
-        timeout=None,
-        seed=1,
+        learning=Learning(seed=1),
+        resilience=Resilience(timeout=None),
     )
     return provider, direct, lambda: plain("bench")
 
@@ -191,14 +191,14 @@ def _routers_bc() -> tuple[Router, Router]:
         always_ok,
         task="bench-timeout",
         store="memory://",
-        seed=2,
+        learning=Learning(seed=2),
     )
     without = Router(
         [Path(noop, name=n, timeout=None) for n in PATH_NAMES],
         always_ok,
         task="bench-no-timeout",
         store="memory://",
-        seed=3,
+        learning=Learning(seed=3),
     )
     return with_timeout, without
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Path, Resilience, Router
 from adaptive_router.resilience import RetryPolicy
 
 REQUESTS = 200
@@ -84,8 +84,8 @@ def run(
             store=f"sqlite:///{tmp}/adaptive_router.db",
             fallback=Path(extract_regex, name="regex"),
             half_life=timedelta(minutes=10),
-            retry=RetryPolicy(sleep=lambda _s: None),
-            seed=1,
+            learning=Learning(seed=1),
+            resilience=Resilience(retry=RetryPolicy(sleep=lambda _s: None)),
         ) as router,
     ):
         for _ in range(requests):

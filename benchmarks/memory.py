@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from adaptive_router import Router
+from adaptive_router import Learning, Persistence, Router
 from benchmarks.common import (
     Result,
     always_ok,
@@ -65,8 +65,8 @@ def worker(store: str, n: int) -> None:
             always_ok,
             task="bench-memory",
             store=url,
-            seed=3,
-            log_decisions=store != "memory-nolog",
+            learning=Learning(seed=3),
+            persistence=Persistence(log_decisions=store != "memory-nolog"),
         )
         run = router.run
         samples: dict[str, int] = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router import Router
+from adaptive_router import Learning, Router
 from adaptive_router.outcomes import Result as PathResult
 from adaptive_router.outcomes import Usage
 from benchmarks.common import (
@@ -51,7 +51,14 @@ def _priced(cost: float) -> Callable[[], PathResult]:
 
 def _router(objective: str, task: str, seed: int) -> Router:
     paths = [make_path(_priced(c), n) for n, c in zip(PATH_NAMES, _COSTS, strict=True)]
-    return Router(paths, always_ok, task=task, store="memory://", seed=seed, objective=objective)
+    return Router(
+        paths,
+        always_ok,
+        task=task,
+        store="memory://",
+        objective=objective,
+        learning=Learning(seed=seed),
+    )
 
 
 def _pairs(a: Router, b: Router, n: int, kw: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

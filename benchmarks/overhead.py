@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router import Router
+from adaptive_router import Learning, Persistence, Router
 from benchmarks.common import (
     Result,
     always_ok,
@@ -103,8 +103,8 @@ def _measure_run(url: str, cfg: Config, n: int, warm: int) -> np.ndarray:
         always_ok,
         task="bench-run",
         store=url,
-        durability=cfg.durability,
-        seed=1,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability=cfg.durability),
     )
     try:
         time_sync(router.run, warm)
@@ -119,8 +119,8 @@ def _measure_arun(url: str, cfg: Config, n: int, warm: int) -> np.ndarray:
         always_ok,
         task="bench-arun",
         store=url,
-        durability=cfg.durability,
-        seed=2,
+        learning=Learning(seed=2),
+        persistence=Persistence(durability=cfg.durability),
     )
 
     async def go() -> np.ndarray:

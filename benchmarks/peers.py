@@ -18,7 +18,7 @@ from contextlib import suppress
 
 import numpy as np
 
-from adaptive_router import AllPathsFailed, Router, ThompsonSampling
+from adaptive_router import AllPathsFailed, Learning, Router, ThompsonSampling
 from benchmarks.common import PATH_NAMES, Result, fmt_us, make_path, quiet_library_logs
 
 SECTION = "peers"
@@ -123,7 +123,7 @@ def run(quick: bool = False) -> list[Result]:
         bool,
         task="bench-peers",
         store="memory://",
-        seed=0,
+        learning=Learning(seed=0),
     )
     rng = np.random.default_rng(1)
     one_call = Router(
@@ -131,7 +131,7 @@ def run(quick: bool = False) -> list[Result]:
         bool,
         task="bench-peers-run",
         store="memory://",
-        seed=0,
+        learning=Learning(seed=0),
     )
     loops: dict[str, Loop] = {
         "rank": _rank_update(),

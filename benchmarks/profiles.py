@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from adaptive_router import MemoryStore, Outcome, Router
+from adaptive_router import Learning, MemoryStore, Outcome, Persistence, Router
 from adaptive_router.stores import SQLStore
 from benchmarks.common import (
     PATH_NAMES,
@@ -66,7 +66,9 @@ def _loop(call: Callable[[], object], n: int) -> Callable[[], None]:
 
 def memory_full_log() -> None:
     """``run`` once MemoryStore's outcome log has been at its bound (100,000) a while."""
-    router = Router(noop_paths(), always_ok, task="p", store=MemoryStore(), seed=1)
+    router = Router(
+        noop_paths(), always_ok, task="p", store=MemoryStore(), learning=Learning(seed=1)
+    )
     _loop(router.run, 250_000)()
     profile("run, memory store, outcome log full", _loop(router.run, 10_000))
     router.close()
@@ -74,7 +76,9 @@ def memory_full_log() -> None:
 
 def arun_memory() -> None:
     """``arun`` with the memory store (in-process, so the recorder is 'sync')."""
-    router = Router(anoop_paths(), always_ok, task="p", store="memory://", seed=1)
+    router = Router(
+        anoop_paths(), always_ok, task="p", store="memory://", learning=Learning(seed=1)
+    )
 
     async def go() -> None:
         for _ in range(5_000):
@@ -86,7 +90,14 @@ def arun_memory() -> None:
 
 def sync_durability(url: str, label: str) -> None:
     """``run`` with ``durability='sync'``: a transaction per request."""
-    router = Router(noop_paths(), always_ok, task="p", store=url, durability="sync", seed=1)
+    router = Router(
+        noop_paths(),
+        always_ok,
+        task="p",
+        store=url,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
+    )
     _loop(router.run, 100)()
     profile(f"run, {label} sync", _loop(router.run, 500))
     router.close()
@@ -106,7 +117,7 @@ def pg_sync() -> None:
 
 def choose_report() -> None:
     """Two-phase ``choose`` + ``report`` with the memory store (the MABWiser comparison)."""
-    router = Router(noop_paths(), bool, task="p", store="memory://", seed=1)
+    router = Router(noop_paths(), bool, task="p", store="memory://", learning=Learning(seed=1))
 
     def work() -> None:
         for _ in range(10_000):
@@ -149,7 +160,7 @@ def pg_write() -> None:
 def pg_stats() -> None:
     """``Router.stats(1h)`` on PostgreSQL with 20,000 recent outcomes."""
     with pg_schema("prof") as url:
-        router = Router(noop_paths(), always_ok, task="p", store=url, seed=1)
+        router = Router(noop_paths(), always_ok, task="p", store=url, learning=Learning(seed=1))
         _loop(router.run, 20_000)()
         router.flush()
         profile(

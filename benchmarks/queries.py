@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router import Router
+from adaptive_router import Learning, Router
 from adaptive_router.policy import MAX_HALF_LIVES
 from adaptive_router.router import posteriors_from_states
 from adaptive_router.stores import SQLStore
@@ -273,7 +273,7 @@ def measure(url: str, label: str, n_rows: int, quick: bool, note: str) -> list[R
         task=task,
         store=url,
         half_life=HALF_LIFE,
-        clock=lambda: END,
+        learning=Learning(clock=lambda: END),
     )
     store = router.store
     assert isinstance(store, SQLStore)

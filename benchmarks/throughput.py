@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adaptive_router import Outcome, Router
+from adaptive_router import Outcome, Persistence, Router
 from adaptive_router.stores import SQLStore
 from benchmarks.common import (
     PATH_NAMES,
@@ -46,7 +46,9 @@ TASK = "bench-throughput"
 def worker(url: str, task: str, n: int) -> None:
     """Route ``n`` no-op requests after the parent says go; report times and drops."""
     quiet_library_logs()
-    router = Router(noop_paths(), always_ok, task=task, store=url, durability="batch")
+    router = Router(
+        noop_paths(), always_ok, task=task, store=url, persistence=Persistence(durability="batch")
+    )
     emit({"ready": True})
     sys.stdin.readline()
     start = time.time()

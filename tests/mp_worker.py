@@ -12,7 +12,7 @@ import threading
 import time
 from datetime import timedelta
 
-from adaptive_router import AllPathsFailed, Path, Result, Router, Usage
+from adaptive_router import AllPathsFailed, Learning, Path, Persistence, Result, Router, Usage
 
 
 def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[str, object]:
@@ -37,9 +37,9 @@ def route(url: str, task: str, seed: int, requests: int, threads: int) -> dict[s
         bool,
         task,
         store=url,
-        seed=seed,
         half_life=timedelta(seconds=2),
-        durability="batch",
+        learning=Learning(seed=seed),
+        persistence=Persistence(durability="batch"),
     ) as router:
 
         def work(n: int) -> None:
@@ -83,9 +83,8 @@ def crash(url: str, task: str, durability: str) -> None:
         bool,
         task,
         store=url,
-        seed=3,
-        durability=durability,
-        flush_interval=0.2,
+        learning=Learning(seed=3),
+        persistence=Persistence(durability=durability, flush_interval=0.2),
     ) as router:
         n = 0
         while True:
@@ -129,7 +128,7 @@ def main() -> None:
             bool,
             task,
             store=url,
-            seed=1,
+            learning=Learning(seed=1),
         ) as router:
             d = router.choose()
         print(json.dumps({"request_id": d.request_id, "path": d.path}))
@@ -140,7 +139,7 @@ def main() -> None:
             bool,
             task,
             store=url,
-            seed=2,
+            learning=Learning(seed=2),
         ) as router:
             ok = router.report(rid, success=True, latency_ms=5.0)
         print(json.dumps({"recorded": ok}))

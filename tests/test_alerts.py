@@ -11,7 +11,16 @@ import pytest
 from conftest import StepClock
 from prometheus_client import CollectorRegistry
 
-from adaptive_router import AllPathsFailed, MemoryStore, Outcome, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    Learning,
+    MemoryStore,
+    Observability,
+    Outcome,
+    Path,
+    Persistence,
+    Router,
+)
 from adaptive_router.alerts import Alert, Alerts, RollingWindow
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker
@@ -25,8 +34,8 @@ def costly_router(alerts: Alerts, cost: float, clock: StepClock) -> Router:
         bool,
         "spend",
         store="memory://",
-        alerts=alerts,
-        clock=clock,
+        learning=Learning(clock=clock),
+        observability=Observability(alerts=alerts),
     )
 
 
@@ -187,7 +196,7 @@ def test_success_rate_alert_from_a_router() -> None:
         bool,
         "half",
         store="memory://",
-        alerts=alerts,
+        observability=Observability(alerts=alerts),
     ) as r:
         for _ in range(STORM):
             with contextlib.suppress(AllPathsFailed):
@@ -213,7 +222,7 @@ def test_breaker_open_storm(caplog: pytest.LogCaptureFixture) -> None:
             "brk",
             store="memory://",
             fallback=Path(lambda: "ok", name="fb", timeout=None),
-            alerts=alerts,
+            observability=Observability(alerts=alerts),
         ) as r,
         caplog.at_level(logging.ERROR, logger="adaptive_router.observe.alerts"),
     ):
@@ -242,9 +251,8 @@ def test_outcomes_dropped_storm() -> None:
         bool,
         "lost",
         store=BrokenStore(),
-        alerts=alerts,
-        max_buffer=1,
-        flush_interval=1.0,
+        persistence=Persistence(max_buffer=1, flush_interval=1.0),
+        observability=Observability(alerts=alerts),
     )
     try:
         for _ in range(STORM):

@@ -21,7 +21,7 @@ import httpx2
 import openai
 import pytest
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Learning, Path, Persistence, Resilience, Router
 from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.providers import anthropic_path, openai_path
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy, auth_advice, classify
@@ -89,9 +89,8 @@ def seed(store: Store, name: str) -> None:
         success_fn=lambda v: v is not None,
         task="t",
         store=store,
-        durability="sync",
-        seed=1,
-        clock=lambda: WALL0 - 100.0,
+        learning=Learning(seed=1, clock=lambda: WALL0 - 100.0),
+        persistence=Persistence(durability="sync"),
     ) as r:
         for _ in range(4):
             with contextlib.suppress(AllPathsFailed):  # the one failure
@@ -113,7 +112,11 @@ def evidence(router: Router) -> list[tuple[str, float, float, int, int, int]]:
 def stored_evidence(store: Store, name: str) -> list[tuple[str, float, float, int, int, int]]:
     """The same, read back from the store by a fresh router."""
     with Router(
-        [Path(regex, name=name)], success_fn=bool, task="t", store=store, seed=1, clock=Clock(WALL0)
+        [Path(regex, name=name)],
+        success_fn=bool,
+        task="t",
+        store=store,
+        learning=Learning(seed=1, clock=Clock(WALL0)),
     ) as r:
         return evidence(r)
 
@@ -125,11 +128,12 @@ def auth_router(store: Store, path: Path, mono: Clock, wall: Clock) -> Router:
         task="t",
         store=store,
         fallback=Path(regex, name="regex", cost_usd=0.0),
-        durability="sync",
-        seed=1,
-        clock=wall,
-        retry=RetryPolicy(attempts=3, initial=0.01, max_wait=0.02, rng=1, sleep=lambda s: None),
-        breaker=CircuitBreaker(failure_threshold=5, reset_timeout_s=RESET_S, clock=mono),
+        learning=Learning(seed=1, clock=wall),
+        resilience=Resilience(
+            retry=RetryPolicy(attempts=3, initial=0.01, max_wait=0.02, rng=1, sleep=lambda s: None),
+            breaker=CircuitBreaker(failure_threshold=5, reset_timeout_s=RESET_S, clock=mono),
+        ),
+        persistence=Persistence(durability="sync"),
     )
 
 
@@ -370,9 +374,11 @@ def test_unknown_exceptions_stay_evidence_unless_classified(
         task="t",
         store="memory://",
         fallback=Path(regex, name="regex"),
-        durability="sync",
-        seed=1,
-        breaker=CircuitBreaker(failure_threshold=5, reset_timeout_s=RESET_S, clock=mono),
+        learning=Learning(seed=1),
+        resilience=Resilience(
+            breaker=CircuitBreaker(failure_threshold=5, reset_timeout_s=RESET_S, clock=mono)
+        ),
+        persistence=Persistence(durability="sync"),
     ) as router:
         assert router.run(text="x") == "regex"
         kinds = {r.path: r.kind for r in rows(router)}

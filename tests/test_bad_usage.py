@@ -16,7 +16,17 @@ import pytest
 from conftest import StepClock
 from netproxy import CuttableProxy
 
-from adaptive_router import Outcome, OutcomesRejected, Path, Result, Router, Usage
+from adaptive_router import (
+    Learning,
+    Observability,
+    Outcome,
+    OutcomesRejected,
+    Path,
+    Resilience,
+    Result,
+    Router,
+    Usage,
+)
 from adaptive_router.outcomes import check_amount, check_count
 from adaptive_router.reporting import Reporter
 from adaptive_router.router.recorder import Recorder
@@ -156,10 +166,9 @@ def test_a_path_reporting_invalid_usage_is_recorded_with_the_usage_unknown(
         task,
         store=sqlite_url,
         fallback=Path(lambda: "fb", name="fb"),
-        seed=1,
-        capture_usage=False,
-        breaker=None,
-        clock=StepClock(),  # one log window for the whole test
+        learning=Learning(seed=1, clock=StepClock()),  # one log window for the whole test
+        resilience=Resilience(breaker=None),
+        observability=Observability(capture_usage=False),
     ) as router:
         for _ in range(100):
             assert router.run() in ("ok", "bad", "fb")  # never an exception to the caller
@@ -380,8 +389,8 @@ def test_a_router_counts_rejected_outcomes_in_its_property_and_metrics(
         bool,
         task,
         store=store_url,
-        on_outcome=spoil,
-        seed=3,
+        learning=Learning(seed=3),
+        observability=Observability(on_outcome=spoil),
     ) as router:
         for _ in range(50):
             assert router.run() == "x"
@@ -460,8 +469,8 @@ def test_a_nan_cost_built_inside_a_path_fails_that_attempt_and_blocks_nothing(
         "issue-nan",
         store=sqlite_url,
         fallback=Path(lambda: "fb", name="fb"),
-        breaker=None,
-        seed=2,
+        learning=Learning(seed=2),
+        resilience=Resilience(breaker=None),
     ) as router:
         answers = [router.run() for _ in range(205)]
         assert answers.count("fb") == 1 and answers.count("ok") == 204
@@ -514,7 +523,11 @@ def test_bad_token_counts_from_a_provider_are_recorded_as_unknown(
         provider = openai_path("gpt-4o", "Say: {text}", client=client, timeout=5.0)
         for path in (Path(plain, name="plain"), provider):
             with Router(
-                [path], bool, f"sdk-{path.name}", store="memory://", on_outcome=seen.append
+                [path],
+                bool,
+                f"sdk-{path.name}",
+                store="memory://",
+                observability=Observability(on_outcome=seen.append),
             ) as router:
                 assert router.run("hi") == "ok"
     assert [(o.path, o.success) for o in seen] == [("plain", True), (provider.name, True)]

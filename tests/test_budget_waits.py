@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Budget, Path, Resilience, Router
 from adaptive_router.resilience import RateLimit, RetryPolicy
 
 
@@ -57,8 +57,8 @@ def test_a_rate_limit_wait_is_cut_by_the_request_timeout(how: str) -> None:
         success_fn=bool,
         task="budget-wait",
         store="memory://",
-        retry=None,
-        request_timeout=0.5,
+        budget=Budget(request_timeout=0.5),
+        resilience=Resilience(retry=None),
     ) as router:
         started = time.perf_counter()
         with pytest.raises(AllPathsFailed) as err:
@@ -81,8 +81,8 @@ def test_a_rate_limit_wait_within_the_request_timeout_still_waits(how: str) -> N
         success_fn=bool,
         task="budget-wait-ok",
         store="memory://",
-        retry=None,
-        request_timeout=100.0,
+        budget=Budget(request_timeout=100.0),
+        resilience=Resilience(retry=None),
     ) as router:
         assert _go(router, how) == "a"
     assert len(asked) == 1 and 50.0 < asked[0] <= 60.0
@@ -132,7 +132,7 @@ def test_a_retry_stopped_by_the_request_timeout_announces_no_next_attempt(
         task="budget-retry",
         store="memory://",
         fallback=Path(lambda: "fb", name="fb", timeout=None),
-        request_timeout=0.5,
+        budget=Budget(request_timeout=0.5),
     ) as router:
         started = time.perf_counter()
         assert _go(router, how) == "fb"

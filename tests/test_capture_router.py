@@ -14,7 +14,16 @@ from typing import Any
 import openai
 import pytest
 
-from adaptive_router import Outcome, Path, Result, Router, Usage, capture
+from adaptive_router import (
+    Observability,
+    Outcome,
+    Path,
+    Persistence,
+    Result,
+    Router,
+    Usage,
+    capture,
+)
 from adaptive_router.costs import Pricer
 from adaptive_router.providers import openai_path
 from adaptive_router.resilience import RetryPolicy
@@ -47,9 +56,8 @@ def router(paths: list[Any], outcomes: list[Outcome], **kw: Any) -> Router:
         lambda r: r is not None,
         task="capture",
         store="memory://",
-        on_outcome=outcomes.append,
-        prices={CLAUDE: CLAUDE_PRICE},
         **kw,
+        observability=Observability(on_outcome=outcomes.append, prices={CLAUDE: CLAUDE_PRICE}),
     )
 
 
@@ -348,7 +356,13 @@ def test_stats_and_costs_show_unknown_tokens_as_none_not_zero(
 
     def one(fn: Any, name: str) -> Router:
         routers.append(
-            Router([Path(fn, name=name)], bool, task="unknown", store=store, durability="sync")
+            Router(
+                [Path(fn, name=name)],
+                bool,
+                task="unknown",
+                store=store,
+                persistence=Persistence(durability="sync"),
+            )
         )
         return routers[-1]
 

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Path, Router
 from adaptive_router.cli import app, parse_duration, parse_prior, redact
 from adaptive_router.migrations import current_revision
 from adaptive_router.outcomes import PathWindowStats, Posterior, Usage
@@ -82,8 +82,7 @@ def _fill(
         store=url,
         fallback=_regex(),
         half_life=half_life,
-        seed=42,
-        clock=clock,
+        learning=Learning(seed=42, clock=clock),
     )
     start = clock.now if clock else 0.0
     for i in range(requests):
@@ -221,8 +220,7 @@ def test_posteriors_show_expected_cost_and_latency(tmp_path: pathlib.Path) -> No
         task="priced",
         store=url,
         fallback=Path(lambda: "fb", name="fb", timeout=None),
-        clock=lambda: tick[0],
-        seed=3,
+        learning=Learning(clock=lambda: tick[0], seed=3),
     ) as router:
         for _ in range(40):
             router.run()
@@ -645,8 +643,8 @@ def test_posteriors_and_stats_filter_by_context(tmp_path: pathlib.Path) -> None:
         bool,
         "ctx",
         store=url,
-        seed=1,
         fallback=Path(lambda kind: True, name="fb", timeout=None),
+        learning=Learning(seed=1),
     ) as r:
         for i in range(20):
             r.run("x" if i % 2 else "y", context="x" if i % 2 else "y")

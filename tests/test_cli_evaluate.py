@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from typer.testing import CliRunner
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Path, Resilience, Router
 from adaptive_router.cli.app import app
 from adaptive_router.evaluation import LowEffectiveSampleSize, evaluate
 from adaptive_router.stores import SQLStore
@@ -41,9 +41,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
         lambda r: r == "ok",
         task="orders",
         store=url,
-        seed=4,
-        explore=0.2,
-        breaker=None,
+        learning=Learning(seed=4, explore=0.2),
+        resilience=Resilience(breaker=None),
     )
     for _ in range(400):
         with contextlib.suppress(Exception):

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from adaptive_router import Path, Router
+from adaptive_router import Budget, Learning, Path, Router
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.router.context_costs import mixed_means
 
@@ -39,8 +39,7 @@ def _router(calls: list[tuple[str, str]], store: str = "memory://", **kw: object
         task="context-costs",
         store=store,
         fallback=Path(lambda kind: "ok", name="fb", timeout=None, retry=None),
-        seed=7,
-        clock=clock,
+        learning=Learning(seed=7, clock=clock),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -92,7 +91,7 @@ def test_max_cost_judges_a_path_by_its_cost_in_the_context(tmp_path: pathlib.Pat
     calls.clear()
     # A budget of $0.005 per request: "a" is affordable on short inputs only, "b" on long
     # ones (task level, both cost $0.0055 and both would be refused).
-    with _router(calls, store=store, objective="cost", max_cost_usd=0.005) as router:
+    with _router(calls, store=store, objective="cost", budget=Budget(max_cost_usd=0.005)) as router:
         for kind in ("short", "long") * 50:
             assert router.run(kind, context=kind) == "ok"
         known = {c: router.ranking.known_costs(0.0, c) for c in ("short", "long")}

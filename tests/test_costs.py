@@ -13,7 +13,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from typer.testing import CliRunner
 
-from adaptive_router import AllPathsFailed, Outcome, Path, Router
+from adaptive_router import AllPathsFailed, Learning, Outcome, Path, Persistence, Router
 from adaptive_router.cli import app
 from adaptive_router.cli_reports import register
 from adaptive_router.costs import Pricer
@@ -171,8 +171,8 @@ def fill(url: str, age_s: float = 0.0) -> float:
         "costly",
         store=url,
         fallback=Path(fb, name="fb", timeout=None),
-        durability="sync",
-        clock=lambda: time.time() - age_s,
+        learning=Learning(clock=lambda: time.time() - age_s),
+        persistence=Persistence(durability="sync"),
     ) as r:
         for _ in range(3):
             r.run()
@@ -347,7 +347,7 @@ def test_failures_without_a_billable_answer_cost_zero(
         "unbilled",
         store="memory://",
         fallback=Path(fb, name="fb", model="gpt-4o", timeout=None),
-        seed=1,
+        learning=Learning(seed=1),
     ) as r:
         r.run()
         report = r.costs()

@@ -13,7 +13,7 @@ from netproxy import CuttableProxy
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Observability, Path, Persistence, Router
 from adaptive_router.cli import app as cli_app
 from adaptive_router.cli.dashboard import is_loopback
 from adaptive_router.dashboard.app import create_app
@@ -46,11 +46,11 @@ def _fill(store: Any, clock: StepClock, task: str = "extract", *, evil: bool = F
         store=store,
         fallback=Path(lambda x: x, name="regex", timeout=None),
         half_life=600.0,
-        seed=7,
-        clock=clock,
-        durability="sync",
-        heartbeat=None,
-        context_fn=lambda x: "even" if x % 2 == 0 else "odd",
+        learning=Learning(
+            seed=7, clock=clock, context_fn=lambda x: "even" if x % 2 == 0 else "odd"
+        ),
+        persistence=Persistence(durability="sync"),
+        observability=Observability(heartbeat=None),
     )
     for i in range(120):
         router.run(i)

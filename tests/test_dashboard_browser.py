@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adaptive_router import Path, Router
+from adaptive_router import Observability, Path, Router
 from adaptive_router.demo import (
     CLAUDE,
     DEFAULT_HALF_LIFE,
@@ -60,7 +60,11 @@ def served(tmp_path: pathlib.Path) -> Iterator[tuple[str, str]]:
     url = f"sqlite:///{db}"
     # A second task whose path name is markup: it must render as text.
     evil = Router(
-        [Path(lambda x: x, name=EVIL)], lambda r: True, "<b>evil</b>", store=url, heartbeat=None
+        [Path(lambda x: x, name=EVIL)],
+        lambda r: True,
+        "<b>evil</b>",
+        store=url,
+        observability=Observability(heartbeat=None),
     )
     for i in range(5):
         evil.run(i)
@@ -73,7 +77,7 @@ def served(tmp_path: pathlib.Path) -> Iterator[tuple[str, str]]:
         store=url,
         fallback=Path(lambda x: x, name=FALLBACK),
         half_life=DEFAULT_HALF_LIFE,
-        heartbeat=0.2,
+        observability=Observability(heartbeat=0.2),
     )
     breaker = live.path_settings[DEGRADED].breaker
     assert breaker is not None

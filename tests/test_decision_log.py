@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import StepClock
 
-from adaptive_router import Outcome, Path, Router
+from adaptive_router import Budget, Learning, Outcome, Path, Persistence, Resilience, Router
 from adaptive_router.evaluation import LowEffectiveSampleSize, estimate, evaluate
 from adaptive_router.logged_decision import DecisionEncoder, LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling
@@ -48,10 +48,8 @@ def _router(store: Any, n: int, *, seed: int = 3, explore: float = 0.1, **kw: An
         lambda x: True,
         task="t",
         store=store,
-        seed=seed,
-        explore=explore,
-        clock=StepClock(step=0.0),
         **kw,
+        learning=Learning(seed=seed, explore=explore, clock=StepClock(step=0.0)),
     )
     for _ in range(n):
         with contextlib.suppress(Exception):
@@ -92,7 +90,7 @@ def test_choose_decisions_fallbacks_and_other_policies_log_nothing() -> None:
         task="t",
         store=store,
         fallback=Path(lambda: 1, name="fb"),
-        clock=StepClock(),
+        learning=Learning(clock=StepClock()),
     )
     d = r.choose()
     r.report(d.request_id, True)
@@ -104,7 +102,11 @@ def test_choose_decisions_fallbacks_and_other_policies_log_nothing() -> None:
 
     store2 = MemoryStore()
     r2 = Router(
-        [Path(lambda: 1, name="a")], lambda x: True, task="t", store=store2, policy=Greedy()
+        [Path(lambda: 1, name="a")],
+        lambda x: True,
+        task="t",
+        store=store2,
+        learning=Learning(policy=Greedy()),
     )
     r2.run()
     r2.close()
@@ -112,7 +114,11 @@ def test_choose_decisions_fallbacks_and_other_policies_log_nothing() -> None:
 
     store3 = MemoryStore()
     r3 = Router(
-        [Path(lambda: 1, name="a")], lambda x: True, task="t", store=store3, log_decisions=False
+        [Path(lambda: 1, name="a")],
+        lambda x: True,
+        task="t",
+        store=store3,
+        persistence=Persistence(log_decisions=False),
     )
     r3.run()
     r3.close()
@@ -132,8 +138,7 @@ def test_an_open_breaker_is_a_skip_and_the_other_path_is_certain() -> None:
         lambda x: True,
         task="t",
         store=store,
-        explore=0.5,
-        seed=1,
+        learning=Learning(explore=0.5, seed=1),
     )
     for _ in range(20):
         r.run()
@@ -157,9 +162,8 @@ def test_a_skip_before_the_first_attempt_is_recorded_in_the_decision() -> None:
         lambda x: True,
         task="t",
         store=store,
-        max_cost_usd=0.5,
-        seed=2,
-        explore=0.2,
+        budget=Budget(max_cost_usd=0.5),
+        learning=Learning(seed=2, explore=0.2),
     )
     for _ in range(30):
         r.run()
@@ -285,10 +289,9 @@ def test_a_full_backlog_defers_to_evaluate_which_computes_and_saves(sqlite_url: 
             lambda x: True,
             task="t",
             store=store,
-            seed=5,
-            explore=0.2,
-            breaker=None,
-            durability="sync",
+            learning=Learning(seed=5, explore=0.2),
+            resilience=Resilience(breaker=None),
+            persistence=Persistence(durability="sync"),
         )
         r._decisions.max_backlog = 0  # every decision overflows
         for _ in range(50):
@@ -313,7 +316,13 @@ def test_a_full_backlog_defers_to_evaluate_which_computes_and_saves(sqlite_url: 
 
 def test_the_backlog_is_bounded_under_load() -> None:
     store = MemoryStore()
-    r = Router(_paths({"a": 1.0, "b": 1.0}, 0), lambda x: True, task="t", store=store, seed=0)
+    r = Router(
+        _paths({"a": 1.0, "b": 1.0}, 0),
+        lambda x: True,
+        task="t",
+        store=store,
+        learning=Learning(seed=0),
+    )
     r._decisions.max_backlog = 25
     for _ in range(400):
         r.run()
@@ -381,7 +390,7 @@ def test_old_rows_are_counted_and_per_request_cost_with_two_paths() -> None:
         Path(lambda: 1, name="a", expected_cost_usd=0.02),
         Path(lambda: 1, name="b", expected_cost_usd=0.01),
     ]
-    r = Router(paths, lambda x: True, task="t", store=store, seed=1, explore=0.3)
+    r = Router(paths, lambda x: True, task="t", store=store, learning=Learning(seed=1, explore=0.3))
     for _ in range(200):
         r.run()
     r.close()

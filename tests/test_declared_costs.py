@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Reporter, Router, capture
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Path,
+    Persistence,
+    Reporter,
+    Resilience,
+    Router,
+    capture,
+)
 from adaptive_router.cli import app
 from adaptive_router.cli_reports import register
 from adaptive_router.costs import Pricer
@@ -58,9 +68,8 @@ def build(
         task=task,
         store=store,
         fallback=Path(regex, name="regex", cost_usd=declared),
-        durability="sync",
-        seed=1,
-        clock=Clock(T0),
+        learning=Learning(seed=1, clock=Clock(T0)),
+        persistence=Persistence(durability="sync"),
     )
 
 
@@ -120,8 +129,8 @@ def test_a_declared_cost_is_used_only_when_the_cost_is_otherwise_unknown() -> No
         success_fn=bool,
         task="t",
         store="memory://",
-        durability="sync",
-        seed=1,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
     ) as r:
         results = []
         for _ in range(4):
@@ -163,14 +172,19 @@ def test_the_declared_cost_is_the_cost_prior() -> None:
         task="t",
         store="memory://",
         objective="cost",
-        seed=1,
+        learning=Learning(seed=1),
     ) as r:
         priors = {p.path: p.expected_cost_usd for p in r.posteriors()}
     assert priors == {"regex": 0.0, "api": 0.004}
     # An explicit prior still wins over the declaration.
     explicit = Path(regex, name="api", cost_usd=0.004, expected_cost_usd=0.01)
     with Router(
-        [explicit], success_fn=bool, task="t", store="memory://", objective="cost", seed=1
+        [explicit],
+        success_fn=bool,
+        task="t",
+        store="memory://",
+        objective="cost",
+        learning=Learning(seed=1),
     ) as r:
         (post,) = r.posteriors()
     assert post.expected_cost_usd == 0.01
@@ -182,8 +196,8 @@ def test_reported_decisions_take_the_declared_cost(sqlite_url: str) -> None:
         success_fn=bool,
         task="t",
         store=sqlite_url,
-        durability="sync",
-        seed=1,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
     ) as r:
         first, second = r.choose(), r.choose()
         assert r.report(first.request_id, success=True)
@@ -258,9 +272,8 @@ def test_a_late_call_replaces_the_declared_cost_only_with_a_known_one(
         bool,
         task="late",
         store="memory://",
-        durability="sync",
-        timeout=0.05,
-        retry=None,
+        resilience=Resilience(timeout=0.05, retry=None),
+        persistence=Persistence(durability="sync"),
     ) as router:
         with pytest.raises(AllPathsFailed) as info:
             router.run()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_router import ConfigurationError, Outcome, Path, Reporter, Router
+from adaptive_router import ConfigurationError, Outcome, Path, Persistence, Reporter, Router
 from adaptive_router.stores import MemoryStore, SQLStore, Store, open_store
 
 
@@ -32,7 +32,14 @@ def shared(request: pytest.FixtureRequest, tmp_path: Any) -> str | Store:
 def test_two_routers_started_before_either_flushes_keep_the_first_half_life(
     shared: str | Store,
 ) -> None:
-    first = Router(paths("a"), bool, "hl", store=shared, half_life=60, flush_interval=1.0)
+    first = Router(
+        paths("a"),
+        bool,
+        "hl",
+        store=shared,
+        half_life=60,
+        persistence=Persistence(flush_interval=1.0),
+    )
     try:
         for _ in range(5):
             first.run()  # buffered, not flushed: nothing of the task is stored yet

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import StepClock
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Observability, Path, Persistence, Resilience, Router
 from adaptive_router.dashboard.data import parse_window, summary
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.observe.alerts import Alert
@@ -31,11 +31,12 @@ def _router(store: Any, clock: StepClock, heartbeat: float | None = None) -> Rou
         lambda r: r is not None,
         "hb",
         store=store,
-        clock=clock,
-        seed=1,
-        durability="sync",
-        heartbeat=heartbeat,
-        breaker=CircuitBreaker(failure_threshold=2, reset_timeout_s=600, clock=clock),
+        learning=Learning(clock=clock, seed=1),
+        resilience=Resilience(
+            breaker=CircuitBreaker(failure_threshold=2, reset_timeout_s=600, clock=clock)
+        ),
+        persistence=Persistence(durability="sync"),
+        observability=Observability(heartbeat=heartbeat),
     )
 
 

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Observability,
+    Path,
+    Persistence,
+    Router,
+)
 from adaptive_router.resilience import CircuitBreaker
 
 FORMAT = logging.Formatter("%(levelname)s %(message)s")
@@ -72,10 +80,8 @@ def test_success_fn_error_leaves_the_posterior_alone_and_tries_the_next_path(
             _judge,
             "judge",
             store=store_url,
-            durability="sync",
-            clock=clock,
-            explore=0.0,
-            seed=3,
+            learning=Learning(clock=clock, explore=0.0, seed=3),
+            persistence=Persistence(durability="sync"),
         ) as r,
     ):
         before = {p.path: (p.alpha, p.beta, p.n) for p in r.posteriors()}
@@ -105,7 +111,7 @@ def test_success_fn_error_counted_again_after_the_window(caplog: pytest.LogCaptu
             _judge,
             "judge-window",
             store="memory://",
-            clock=clock,
+            learning=Learning(clock=clock),
         ) as r,
     ):
         for _ in range(4):
@@ -148,8 +154,8 @@ def test_fallback_warnings_first_per_window_then_a_count(caplog: pytest.LogCaptu
             "noisy",
             store="memory://",
             fallback=Path(lambda: "ok", name="fb"),
-            clock=clock,
-            on_outcome=lambda o: attempts.append(o.path),
+            learning=Learning(clock=clock),
+            observability=Observability(on_outcome=lambda o: attempts.append(o.path)),
         ) as r,
     ):
         for _ in range(50):
@@ -225,8 +231,8 @@ def test_other_warnings_carry_their_essentials_in_the_message(
             bool,
             "ess",
             store="memory://",
-            clock=clock,
-            pending_ttl=10,
+            learning=Learning(clock=clock),
+            persistence=Persistence(pending_ttl=10),
         ) as r,
     ):
         r.choose()

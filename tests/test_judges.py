@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from adaptive_router import AllPathsFailed, ConfigurationError, MemoryStore, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    MemoryStore,
+    Observability,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.judges import (
     JUDGE_PROMPT,
     JUDGE_SYSTEM,
@@ -80,10 +90,10 @@ def make_judge(oai: Any, store: MemoryStore, **kw: Any) -> LLMJudge:
         rubric=RUBRIC,
         store=store,
         client=oai,
-        timeout=2.0,
-        prices=PRICES,
-        durability="sync",
         **kw,
+        resilience=Resilience(timeout=2.0),
+        persistence=Persistence(durability="sync"),
+        observability=Observability(prices=PRICES),
     )
 
 
@@ -96,10 +106,10 @@ def make_router(paths: list[Path], judge: LLMJudge, store: MemoryStore, **kw: An
         "summarise",
         store=store,
         score_fn=judge,
-        durability="sync",
-        prices=PRICES,
-        seed=5,
         **kw,
+        learning=Learning(seed=5),
+        persistence=Persistence(durability="sync"),
+        observability=Observability(prices=PRICES),
     )
 
 
@@ -204,11 +214,10 @@ def test_a_judge_failure_scores_on_failure_and_is_counted(
         threshold=0.6,
         store=store,
         client=oai,
-        timeout=0.3,
         repair=False,
         on_failure=0.6,
-        retry=None,
-        durability="sync",
+        resilience=Resilience(timeout=0.3, retry=None),
+        persistence=Persistence(durability="sync"),
     )
     with (
         judge,

@@ -33,6 +33,7 @@ from adaptive_router.providers import litellm as litellm_module  # isort: skip
 from adaptive_router.providers import litellm_path  # isort: skip
 
 import litellm  # isort: skip
+from adaptive_router import Learning, Persistence
 
 GPT = "gpt-4o"
 CLAUDE = "claude-3-5-haiku-20241022"
@@ -94,9 +95,9 @@ def router(paths: list[Path], **kw: Any) -> Router:
         success_fn=lambda v: v is not None,
         task="t",
         store="memory://",
-        durability="sync",
-        seed=1,
         **kw,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
     )
 
 

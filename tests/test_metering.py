@@ -14,7 +14,15 @@ from typing import Any
 import openai
 import pytest
 
-from adaptive_router import AllPathsFailed, Path, Router, capture
+from adaptive_router import (
+    AllPathsFailed,
+    Observability,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+    capture,
+)
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.stores import open_store
@@ -70,9 +78,8 @@ def test_a_call_finishing_after_its_attempt_timed_out_is_billed_in_the_store(
         bool,
         task="late",
         store=store_url,
-        durability="sync",
-        timeout=0.05,
-        retry=None,
+        resilience=Resilience(timeout=0.05, retry=None),
+        persistence=Persistence(durability="sync"),
     ) as router:
         with pytest.raises(AllPathsFailed) as info:
             router.run()
@@ -114,9 +121,8 @@ def test_a_late_call_adds_to_the_calls_its_attempt_already_counted(fake: FakePro
         bool,
         task="late2",
         store="memory://",
-        timeout=0.1,
-        retry=policy,
-        on_outcome=seen.append,
+        resilience=Resilience(timeout=0.1, retry=policy),
+        observability=Observability(on_outcome=seen.append),
     ) as router:
         router.run()
         (row,) = wait_for(
@@ -183,8 +189,7 @@ def test_model_and_cache_tokens_are_stored_and_reported(fake: FakeProvider, stor
 
     store = open_store(store_url)
     routers = [
-        Router([Path(fn, name=name, model=model)], bool, task="cols", store=store,
-               durability="sync", prices={CLAUDE: CLAUDE_PRICE})
+        Router([Path(fn, name=name, model=model)], bool, task="cols", store=store, persistence=Persistence(durability="sync"), observability=Observability(prices={CLAUDE: CLAUDE_PRICE}))
         for fn, name, model in ((cached, "cached", None), (plain, "plain", "gpt-4o-mini"))
     ]  # fmt: skip
     try:
@@ -235,10 +240,7 @@ def test_include_usage_is_opt_in_and_hides_its_chunk(fake: FakeProvider, mode: A
         seen_chunks.append(texts)
         return "".join(texts)
 
-    with Router(
-        [user_loop], bool, task="s", store="memory://", capture_usage=mode,
-        on_outcome=outcomes.append,
-    ) as router:  # fmt: skip
+    with Router([user_loop], bool, task="s", store="memory://", observability=Observability(capture_usage=mode, on_outcome=outcomes.append)) as router:  # fmt: skip
         assert router.run() == TEXT
     # The same chunks, one by one, as the stream without capture gives.
     capture.uninstall()

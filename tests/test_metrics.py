@@ -16,7 +16,16 @@ from genai_prices import calc_price
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from adaptive_router import AllPathsFailed, MemoryStore, Outcome, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    MemoryStore,
+    Observability,
+    Outcome,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.metrics import PrometheusMetrics, serve_metrics
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy
@@ -61,9 +70,9 @@ def scripted_run(observers: Sequence[Any]) -> tuple[Router, Router]:
         "scripted",
         store="memory://",
         fallback=Path(fb, name="fb", timeout=None, retry=None),
-        breaker=None,
-        durability="sync",
-        observers=observers,
+        resilience=Resilience(breaker=None),
+        persistence=Persistence(durability="sync"),
+        observability=Observability(observers=observers),
     )
     for _ in range(5):
         a.run()
@@ -79,8 +88,8 @@ def scripted_run(observers: Sequence[Any]) -> tuple[Router, Router]:
         "down",
         store="memory://",
         fallback=Path(lambda: "ok", name="fb2", timeout=None),
-        durability="sync",
-        observers=observers,
+        persistence=Persistence(durability="sync"),
+        observability=Observability(observers=observers),
     )
     b.run()  # down fails, its breaker opens, fb2 answers
     b.run()  # down is skipped (breaker open), fb2 answers
@@ -165,7 +174,7 @@ def test_metrics_are_created_once_per_registry() -> None:
             bool,
             "shared",
             store="memory://",
-            observers=[m],
+            observability=Observability(observers=[m]),
         ) as r:
             r.run()
     assert reg1.get_sample_value(
@@ -193,9 +202,8 @@ def test_dropped_and_buffered_outcomes() -> None:
         bool,
         "outage",
         store=store,
-        observers=[metrics],
-        max_buffer=5,
-        flush_interval=1.0,
+        persistence=Persistence(max_buffer=5, flush_interval=1.0),
+        observability=Observability(observers=[metrics]),
     ) as r:
         metrics.bind_router(r)
         store.down = True

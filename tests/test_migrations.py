@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from adaptive_router import AllPathsFailed, Path, Router, SQLStore
+from adaptive_router import AllPathsFailed, Path, Persistence, Router, SQLStore
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.migrations import (
     alembic_config,
@@ -155,7 +155,11 @@ def test_store_created_database_is_at_head_and_upgrade_is_a_noop(
 ) -> None:
     url = new_url()
     with Router(
-        [Path(lambda x: x, name="echo")], success_fn=bool, task="t", store=url, durability="sync"
+        [Path(lambda x: x, name="echo")],
+        success_fn=bool,
+        task="t",
+        store=url,
+        persistence=Persistence(durability="sync"),
     ) as router:
         router.run(1)
     assert current_revision(url) == HEAD_REVISION
@@ -174,7 +178,11 @@ def test_store_works_on_a_migrated_database(new_url: Callable[[], str]) -> None:
     url = new_url()
     upgrade(url)
     with Router(
-        [Path(lambda x: x, name="echo")], success_fn=bool, task="t", store=url, durability="sync"
+        [Path(lambda x: x, name="echo")],
+        success_fn=bool,
+        task="t",
+        store=url,
+        persistence=Persistence(durability="sync"),
     ) as router:
         router.run(1)
         with pytest.raises(AllPathsFailed):

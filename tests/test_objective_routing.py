@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import adaptive_router
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Budget, Learning, Path, Router
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
 from adaptive_router.outcomes import Result, Usage
@@ -58,9 +58,8 @@ def _simulate(objective: str, n: int = 3000) -> tuple[list[str], list[float], in
         task="cost-objective",
         store="memory://",
         fallback=Path(fallback, name="fallback", timeout=None, retry=None),
-        seed=2026,
-        clock=lambda: now[0],
         objective=objective,
+        learning=Learning(seed=2026, clock=lambda: now[0]),
     )
     cost = {"premium": 0.010, "budget": 0.001, "fallback": 0.0}
     first: list[str] = []
@@ -133,8 +132,8 @@ def test_latency_objective_prefers_the_fastest_time_to_success(
             task="latency-objective",
             store="memory://",
             fallback=Path(lambda: "ok", name="fb", timeout=None, retry=None),
-            seed=5,
             objective=objective,
+            learning=Learning(seed=5),
         )
         first = []
         with router:
@@ -161,7 +160,7 @@ def test_posteriors_show_expected_cost_and_latency_prior_then_measured() -> None
         success_fn=lambda v: v == "ok",
         task="post",
         store="memory://",
-        seed=1,
+        learning=Learning(seed=1),
     )
     with router:
         before = {p.path: p for p in router.posteriors()}
@@ -195,8 +194,8 @@ def test_max_attempts_one_tries_one_learned_path_then_the_fallback() -> None:
         task="max-attempts",
         store="memory://",
         fallback=Path(lambda: "ok", name="fb"),
-        max_attempts=1,
-        seed=3,
+        budget=Budget(max_attempts=1),
+        learning=Learning(seed=3),
     )
     with router:
         for _ in range(5):
@@ -208,8 +207,8 @@ def test_max_attempts_one_tries_one_learned_path_then_the_fallback() -> None:
         success_fn=lambda v: v == "ok",
         task="max-attempts-2",
         store="memory://",
-        max_attempts=2,
-        seed=3,
+        budget=Budget(max_attempts=2),
+        learning=Learning(seed=3),
     )
     with no_fallback, pytest.raises(AllPathsFailed) as err:
         calls.clear()
@@ -228,8 +227,8 @@ def _slow_router(calls: list[str], fallback: bool) -> Router:
         task="request-timeout",
         store="memory://",
         fallback=Path(lambda: "fallback answer", name="fb") if fallback else None,
-        request_timeout=0.5,
-        seed=4,
+        budget=Budget(request_timeout=0.5),
+        learning=Learning(seed=4),
     )
 
 
@@ -279,8 +278,8 @@ def test_max_cost_skips_a_path_expected_to_cost_more_than_is_left() -> None:
         task="max-cost",
         store="memory://",
         fallback=Path(lambda: "ok", name="fb"),
-        max_cost_usd=0.01,
-        seed=5,
+        budget=Budget(max_cost_usd=0.01),
+        learning=Learning(seed=5),
     )
     with router:
         for _ in range(10):
@@ -291,7 +290,7 @@ def test_max_cost_skips_a_path_expected_to_cost_more_than_is_left() -> None:
         success_fn=lambda v: v == "ok",
         task="max-cost-2",
         store="memory://",
-        max_cost_usd=0.01,
+        budget=Budget(max_cost_usd=0.01),
     )
     with no_fb, pytest.raises(AllPathsFailed) as err:
         no_fb.run()

@@ -10,7 +10,7 @@ import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
-from adaptive_router import AllPathsFailed, Outcome, Path, Router
+from adaptive_router import AllPathsFailed, Observability, Outcome, Path, Router
 from adaptive_router.costs import Pricer
 from adaptive_router.observers import Observer
 from adaptive_router.outcomes import Result, Usage
@@ -51,8 +51,8 @@ def test_observer_sees_the_life_of_a_request() -> None:
         bool,
         "obs",
         store="memory://",
-        observers=[rec],
         fallback=Path(lambda: "ok", name="fb", timeout=None),
+        observability=Observability(observers=[rec]),
     ) as r:
         r.run()
         r.run()
@@ -86,8 +86,8 @@ def test_on_outcome_callbacks_and_a_failing_hook(caplog: pytest.LogCaptureFixtur
             bool,
             "hooks",
             store="memory://",
-            on_outcome=[seen.append, broken_hook],
             fallback=Path(lambda: 1, name="fb", timeout=None),
+            observability=Observability(on_outcome=[seen.append, broken_hook]),
         ) as r,
         caplog.at_level(logging.ERROR),
     ):
@@ -104,7 +104,7 @@ def test_report_outcomes_reach_callbacks() -> None:
         bool,
         "two",
         store="memory://",
-        on_outcome=seen.append,
+        observability=Observability(on_outcome=seen.append),
     ) as r:
         d = r.choose()
         r.report(d.request_id, success=True, input_tokens=1000, output_tokens=500)
@@ -198,7 +198,7 @@ def test_failed_request_is_observed_too() -> None:
             bool,
             "fail",
             store="memory://",
-            observers=[rec],
+            observability=Observability(observers=[rec]),
         ) as r,
         pytest.raises(AllPathsFailed),
     ):

@@ -26,7 +26,10 @@ from netproxy import CuttableProxy
 
 from adaptive_router import (
     ConfigurationError,
+    Learning,
+    Observability,
     Path,
+    Persistence,
     Reporter,
     Router,
     SQLStore,
@@ -89,11 +92,10 @@ def router_via(url: str, task: str, **kwargs: Any) -> Router:
         bool,
         task,
         store=url,
-        seed=3,
-        flush_interval=0.1,
-        refresh_interval=0.2,
-        heartbeat=None,
         **kwargs,
+        learning=Learning(seed=3),
+        persistence=Persistence(flush_interval=0.1, refresh_interval=0.2),
+        observability=Observability(heartbeat=None),
     )
 
 
@@ -309,7 +311,14 @@ def drop_a_column(pg_url: str) -> int:
 
 def learn_with_half_life_60(pg_url: str) -> int:
     """Evidence of the task learned with another half-life than the router's."""
-    with Router(two_paths(), bool, "checked", store=pg_url, half_life=60, heartbeat=None) as r:
+    with Router(
+        two_paths(),
+        bool,
+        "checked",
+        store=pg_url,
+        half_life=60,
+        observability=Observability(heartbeat=None),
+    ) as r:
         r.run()
     return 1
 
@@ -431,7 +440,13 @@ def test_postgres_connections_give_up_on_a_vanished_server(pg_url: str) -> None:
 def test_sqlite_report_while_the_file_is_read_only(tmp_path: FsPath) -> None:
     db = tmp_path / "ro.db"
     router = Router(
-        two_paths(), bool, "ro", store=f"sqlite:///{db}", seed=2, flush_interval=0.1, heartbeat=None
+        two_paths(),
+        bool,
+        "ro",
+        store=f"sqlite:///{db}",
+        learning=Learning(seed=2),
+        persistence=Persistence(flush_interval=0.1),
+        observability=Observability(heartbeat=None),
     )
     try:
         decision = router.choose()

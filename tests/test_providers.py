@@ -25,7 +25,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from pydantic import BaseModel, Field
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Persistence, Router
 from adaptive_router.outcomes import Outcome
 from adaptive_router.providers import (
     MissingCredentialsError,
@@ -152,9 +152,9 @@ def make_router(paths: list[Path], task: str = "t", **kw: Any) -> Router:
         success_fn=lambda v: v is not None,
         task=task,
         store="memory://",
-        durability="sync",
-        seed=1,
         **kw,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
     )
 
 

@@ -24,7 +24,15 @@ from hypothesis import strategies as st
 from netproxy import CuttableProxy
 from sqlalchemy.exc import OperationalError
 
-from adaptive_router import ConfigurationError, Outcome, Path, Router, SQLStore
+from adaptive_router import (
+    ConfigurationError,
+    Learning,
+    Outcome,
+    Path,
+    Persistence,
+    Router,
+    SQLStore,
+)
 from adaptive_router.policy import decay_factor
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
@@ -79,10 +87,10 @@ def test_postgres_outage_routes_from_cache_and_writes_once(pg_url: str, durabili
             bool,
             "outage",
             store=store,
-            seed=1,
-            durability=durability,
-            flush_interval=0.1,
-            refresh_interval=0.2,
+            learning=Learning(seed=1),
+            persistence=Persistence(
+                durability=durability, flush_interval=0.1, refresh_interval=0.2
+            ),
         )
 
         def burst(n: int) -> None:
@@ -126,8 +134,7 @@ def test_full_buffer_drops_oldest_counts_and_logs_once(
             bool,
             "drops",
             store=store,
-            max_buffer=50,
-            flush_interval=0.1,
+            persistence=Persistence(max_buffer=50, flush_interval=0.1),
         )
         router.run()
         router.flush()
@@ -156,7 +163,14 @@ def test_full_buffer_drops_oldest_counts_and_logs_once(
 
 def test_sqlite_locked_by_another_writer(sqlite_url: str) -> None:
     store = SQLStore(sqlite_url, busy_timeout_s=0.05)
-    router = Router(three_paths(), bool, "locked", store=store, seed=2, flush_interval=0.1)
+    router = Router(
+        three_paths(),
+        bool,
+        "locked",
+        store=store,
+        learning=Learning(seed=2),
+        persistence=Persistence(flush_interval=0.1),
+    )
     router.run()
     router.flush()
     blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
@@ -185,7 +199,14 @@ def test_sqlite_file_turned_read_only(tmp_path: FsPath) -> None:
     db = tmp_path / "ro.db"
     url = f"sqlite:///{db}"
     store = SQLStore(url, busy_timeout_s=0.05)
-    router = Router(three_paths(), bool, "readonly", store=store, seed=2, flush_interval=0.1)
+    router = Router(
+        three_paths(),
+        bool,
+        "readonly",
+        store=store,
+        learning=Learning(seed=2),
+        persistence=Persistence(flush_interval=0.1),
+    )
     router.run()
     router.flush()
     files = [str(db), f"{db}-wal"]
@@ -226,7 +247,12 @@ class LostAckStore(SQLStore):
 def test_flush_retried_after_lost_commit_ack_counts_once(sql_url: str) -> None:
     store = LostAckStore(sql_url)
     router = Router(
-        three_paths(), bool, "lost-ack", store=store, seed=4, half_life=timedelta(seconds=30)
+        three_paths(),
+        bool,
+        "lost-ack",
+        store=store,
+        half_life=timedelta(seconds=30),
+        learning=Learning(seed=4),
     )
     for _ in range(120):
         router.run()
@@ -382,7 +408,7 @@ def test_odd_path_behaviour_is_a_defined_failure() -> None:
         "odd",
         store="memory://",
         fallback=Path(huge, name="huge"),
-        seed=0,
+        learning=Learning(seed=0),
     ) as r:
         assert len(r.run()) == 20_000_000
         rows = {o.path: o for o in r.store.outcomes("odd")}
@@ -398,9 +424,8 @@ def test_clock_going_backwards_keeps_posteriors_valid(sql_url: str) -> None:
         bool,
         "backwards",
         store=sql_url,
-        clock=clock,
-        seed=9,
         half_life=timedelta(seconds=20),
+        learning=Learning(clock=clock, seed=9),
     ) as r:
         for i in range(300):
             clock.advance(-3 if i % 7 == 0 else 1)
@@ -433,7 +458,11 @@ def test_database_password_never_leaks(pg_url: str, caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.DEBUG):
         store = SQLStore(url, connect_timeout_s=1)
         router = Router(
-            [Path(lambda: True, name="a")], bool, "secret", store=store, flush_interval=0.1
+            [Path(lambda: True, name="a")],
+            bool,
+            "secret",
+            store=store,
+            persistence=Persistence(flush_interval=0.1),
         )
         texts += [repr(store), repr(router)]
         router.run()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Persistence, Router
 from adaptive_router.outcomes import Outcome
 from adaptive_router.providers import (
     REPAIR_PROMPT,
@@ -94,9 +94,9 @@ def make_router(paths: list[Path], **kw: Any) -> Router:
         success_fn=lambda v: v is not None,
         task="t",
         store="memory://",
-        durability="sync",
-        seed=1,
         **kw,
+        learning=Learning(seed=1),
+        persistence=Persistence(durability="sync"),
     )
 
 

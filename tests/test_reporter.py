@@ -7,7 +7,14 @@ import sqlalchemy as sa
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
-from adaptive_router import ConfigurationError, Path, Reporter, Router, UnknownRequestError
+from adaptive_router import (
+    ConfigurationError,
+    Path,
+    Persistence,
+    Reporter,
+    Router,
+    UnknownRequestError,
+)
 from adaptive_router.reporting import Report
 from adaptive_router.stores import open_store
 from adaptive_router.stores.schema import pending
@@ -27,8 +34,8 @@ def test_reporter_in_a_second_store_object_prices_from_the_recorded_model(sql_ur
         bool,
         "two-phase",
         store=sql_url,
-        durability="sync",
         half_life=3600,
+        persistence=Persistence(durability="sync"),
     ) as router:
         decision = router.choose()
     with Reporter(task="two-phase", store=sql_url, half_life=3600) as reporter:

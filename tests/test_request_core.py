@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from adaptive_router import Path, Router
+from adaptive_router import Path, Resilience, Router
 from adaptive_router.resilience import RateLimit, RetryPolicy
 from adaptive_router.router.attempts import DONE, Attempts, Call, Sleep
 
@@ -50,7 +50,7 @@ def test_arun_waits_for_a_rate_limit_without_blocking_the_event_loop() -> None:
         success_fn=bool,
         task="core-wait",
         store="memory://",
-        retry=None,
+        resilience=Resilience(retry=None),
     )
 
     async def main() -> tuple[str, int]:
@@ -89,7 +89,7 @@ def test_run_waits_for_a_rate_limit_with_the_limits_blocking_sleep() -> None:
         success_fn=bool,
         task="core-wait-sync",
         store="memory://",
-        retry=None,
+        resilience=Resilience(retry=None),
     ) as router:
         assert router.run() == "ok"
     assert len(asked) == 1 and 50.0 < asked[0] <= 60.0

@@ -11,7 +11,7 @@ import prometheus_client
 import pytest
 from conftest import StepClock
 
-from adaptive_router import Outcome, Path, Router
+from adaptive_router import Learning, Observability, Outcome, Path, Resilience, Router
 from adaptive_router.resilience import RetryPolicy
 
 RETRY_LOGGER = "adaptive_router.resilience.retry"
@@ -52,10 +52,9 @@ def test_800_requests_at_server_errors_log_a_bounded_number_of_retry_lines(
         task,
         store="memory://",
         fallback=Path(lambda: "fb", name="fb"),
-        breaker=None,
-        seed=5,
-        clock=StepClock(),  # the whole run is one log window
-        on_outcome=attempts.append,
+        learning=Learning(seed=5, clock=StepClock()),  # the whole run is one log window
+        resilience=Resilience(breaker=None),
+        observability=Observability(on_outcome=attempts.append),
     )
     with router:
         for _ in range(800):

@@ -16,7 +16,9 @@ from conftest import StepClock
 from adaptive_router import (
     AllPathsFailed,
     ConfigurationError,
+    Learning,
     Path,
+    Persistence,
     Router,
     StoreUnavailableError,
     UnknownRequestError,
@@ -46,9 +48,8 @@ def test_learns_best_path(store_url: str) -> None:
         bool,
         "learn",
         store=store_url,
-        seed=7,
-        clock=clock,
         fallback=Path(lambda *_: True, name="always"),
+        learning=Learning(seed=7, clock=clock),
     ) as router:
         for _ in range(3000):
             clock.advance(1)
@@ -72,10 +73,9 @@ def test_half_life_leaves_degraded_path_quickly(store_url: str) -> None:
         bool,
         "degrade",
         store=store_url,
-        seed=5,
-        clock=clock,
         half_life=timedelta(seconds=40),
         fallback=Path(lambda *_: True, name="regex"),
+        learning=Learning(seed=5, clock=clock),
     ) as router:
         for i in range(drop + 400):
             if i == drop:
@@ -103,9 +103,8 @@ def test_without_half_life_adaptation_is_slow() -> None:
         bool,
         "nodecay",
         store="memory://",
-        seed=5,
-        clock=clock,
         fallback=Path(lambda *_: True, name="regex"),
+        learning=Learning(seed=5, clock=clock),
     ) as router:
         for i in range(1150):
             if i == 1000:
@@ -122,7 +121,12 @@ def test_resume_from_stored_posteriors(store_url: str) -> None:
     paths, _ = bernoulli_paths({"a": 0.3, "b": 0.7}, seed=1)
     clock = StepClock()
     with Router(
-        paths, bool, "resume", store=store_url, seed=1, clock=clock, half_life=timedelta(minutes=10)
+        paths,
+        bool,
+        "resume",
+        store=store_url,
+        half_life=timedelta(minutes=10),
+        learning=Learning(seed=1, clock=clock),
     ) as first:
         for _ in range(200):
             clock.advance(1)
@@ -130,7 +134,12 @@ def test_resume_from_stored_posteriors(store_url: str) -> None:
                 first.run()
         before = {p.path: (p.alpha, p.beta, p.n) for p in first.posteriors()}
     with Router(
-        paths, bool, "resume", store=store_url, seed=2, clock=clock, half_life=timedelta(minutes=10)
+        paths,
+        bool,
+        "resume",
+        store=store_url,
+        half_life=timedelta(minutes=10),
+        learning=Learning(seed=2, clock=clock),
     ) as second:
         after = {p.path: (p.alpha, p.beta, p.n) for p in second.posteriors()}
     assert set(after) == {"a", "b"}
@@ -163,7 +172,9 @@ def test_all_paths_failed_lists_every_attempt(store_url: str) -> None:
         Path(lambda: "", name="empty"),
         Path(lambda: "nope", name="rejected"),
     ]
-    with Router(paths, lambda r: r == "yes", "fail", store=store_url, seed=0) as router:
+    with Router(
+        paths, lambda r: r == "yes", "fail", store=store_url, learning=Learning(seed=0)
+    ) as router:
         with pytest.raises(AllPathsFailed) as info:
             router.run()
         stats = {s.path: s for s in router.stats()}
@@ -311,7 +322,9 @@ def test_arun_falls_back_like_run() -> None:
 def test_choose_report_roundtrip(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
     clock = StepClock()
     paths = [Path(lambda: None, name="a"), Path(lambda: None, name="b")]
-    with Router(paths, bool, "two-phase", store=store_url, clock=clock, seed=4) as r:
+    with Router(
+        paths, bool, "two-phase", store=store_url, learning=Learning(clock=clock, seed=4)
+    ) as r:
         d = r.choose()
         assert d.path in ("a", "b") and d.order[0] == d.path and set(d.order) == {"a", "b"}
         assert (
@@ -346,9 +359,8 @@ def test_pending_ttl(store_url: str, on_expired: str) -> None:
         bool,
         "ttl",
         store=store_url,
-        clock=clock,
-        pending_ttl=timedelta(seconds=60),
-        on_expired=on_expired,
+        learning=Learning(clock=clock),
+        persistence=Persistence(pending_ttl=timedelta(seconds=60), on_expired=on_expired),
     ) as r:
         d = r.choose()
         clock.advance(120)
@@ -431,7 +443,7 @@ def test_odd_names_are_stored_verbatim(store_url: str) -> None:
     task = "t'; DROP TABLE outcomes; --"
     names = ['quote"s', "ünïcødé ✓", "Robert'); DROP TABLE path_stats;--"]
     paths = [Path(lambda: True, name=n) for n in names]
-    with Router(paths, bool, task, store=store_url, seed=1) as r:
+    with Router(paths, bool, task, store=store_url, learning=Learning(seed=1)) as r:
         for _ in range(30):
             r.run()
         r.flush()
@@ -445,7 +457,11 @@ def test_context_manager_flushes_batched_outcomes(sql_url: str) -> None:
     from adaptive_router import SQLStore
 
     with Router(
-        [Path(lambda: True, name="a")], bool, "flush", store=sql_url, durability="batch"
+        [Path(lambda: True, name="a")],
+        bool,
+        "flush",
+        store=sql_url,
+        persistence=Persistence(durability="batch"),
     ) as r:
         for _ in range(50):
             r.run()

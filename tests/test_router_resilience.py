@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import StepClock
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Learning, Observability, Path, Resilience, Router
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 
@@ -111,8 +111,8 @@ def test_open_breaker_skips_the_path_without_recording_it() -> None:
         bool,
         "breaker",
         store="memory://",
-        clock=clock,
         fallback=Path(lambda: "fb", name="fb", timeout=None),
+        learning=Learning(clock=clock),
     ) as r:
         for _ in range(3):
             assert r.run() == "fb"
@@ -162,8 +162,8 @@ def test_breaker_recovers_through_half_open() -> None:
         bool,
         "recover",
         store="memory://",
-        clock=clock,
         fallback=Path(lambda: "fb", name="fb", timeout=None),
+        learning=Learning(clock=clock),
     ) as r:
         r.run()
         r.run()
@@ -232,8 +232,8 @@ def test_router_defaults_apply_and_paths_override() -> None:
         bool,
         "defaults",
         store="memory://",
-        timeout=7.0,
         fallback=Path(lambda: 1, name="fb"),
+        resilience=Resilience(timeout=7.0),
     ) as r:
         a, b, fb = r.path_settings["a"], r.path_settings["b"], r.path_settings["fb"]
         assert (a.timeout, b.timeout, fb.timeout) == (7.0, 2.0, 7.0)
@@ -243,7 +243,7 @@ def test_router_defaults_apply_and_paths_override() -> None:
     with pytest.raises(ValueError, match="timeout"):
         Path(lambda: 1, name="x", timeout=-1)
     with pytest.raises(ValueError, match="timeout"):
-        Router([lambda: 1], bool, "t", store="memory://", timeout=0)
+        Router([lambda: 1], bool, "t", store="memory://", resilience=Resilience(timeout=0))
 
 
 def test_router_wide_breaker_is_a_template_per_path() -> None:
@@ -260,8 +260,8 @@ def test_router_wide_breaker_is_a_template_per_path() -> None:
         bool,
         "tmpl",
         store="memory://",
-        breaker=template,
         fallback=Path(lambda: "fb", name="fb", timeout=None),
+        resilience=Resilience(breaker=template),
     ) as r:
         a, b = r.path_settings["a"].breaker, r.path_settings["b"].breaker
         assert a is not None and b is not None and a is not b and a is not template
@@ -280,7 +280,8 @@ def test_a_breaker_shared_between_routers_lets_closed_routers_go() -> None:
             bool,
             f"shared-{i}",
             store="memory://",
-            on_outcome=lambda o: None,  # an observer: the router also reports breaker moves
+            # An observer: the router also reports breaker moves.
+            observability=Observability(on_outcome=lambda o: None),
         )
         assert router.run() == "ok"
         assert len(shared._listeners) == 2  # the router's state tracking and its observers

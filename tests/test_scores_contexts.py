@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import StepClock
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Router
 from adaptive_router.policy import decay_factor
 
 
@@ -34,9 +34,7 @@ def test_higher_mean_score_wins(store_url: str) -> None:
         "scores",
         store=store_url,
         score_fn=lambda s: s,
-        min_score=0.0,
-        seed=3,
-        clock=clock,
+        learning=Learning(min_score=0.0, seed=3, clock=clock),
     ) as r:
         for _ in range(2000):
             clock.advance(1)
@@ -60,9 +58,8 @@ def test_fractional_update_is_exact(sql_url: str) -> None:
         "frac",
         store=sql_url,
         score_fn=lambda s: s,
-        min_score=0.5,
-        clock=clock,
         fallback=Path(lambda: 1.0, name="fb", timeout=None),
+        learning=Learning(min_score=0.5, clock=clock),
     ) as r:
         for _ in range(4):
             clock.advance(1)
@@ -104,7 +101,14 @@ def test_exactly_one_of_success_fn_and_score_fn() -> None:
     with pytest.raises(ConfigurationError, match="exactly one"):
         Router([lambda: 1], bool, "t", store="memory://", score_fn=float)
     with pytest.raises(ConfigurationError, match="min_score"):
-        Router([lambda: 1], None, "t", store="memory://", score_fn=float, min_score=2)
+        Router(
+            [lambda: 1],
+            None,
+            "t",
+            store="memory://",
+            score_fn=float,
+            learning=Learning(min_score=2),
+        )
 
 
 def test_contexts_learn_opposite_preferences(store_url: str) -> None:
@@ -120,10 +124,8 @@ def test_contexts_learn_opposite_preferences(store_url: str) -> None:
         bool,
         "ctx",
         store=store_url,
-        seed=8,
-        clock=clock,
-        context_fn=lambda kind: kind,
         fallback=Path(lambda kind: True, name="fb", timeout=None),
+        learning=Learning(seed=8, clock=clock, context_fn=lambda kind: kind),
     ) as r:
         for i in range(1200):
             clock.advance(1)
@@ -155,10 +157,7 @@ def test_new_context_starts_from_the_task_level(store_url: str) -> None:
         bool,
         "prior",
         store=store_url,
-        seed=1,
-        clock=clock,
-        context_prior_strength=10.0,
-        explore=0.0,
+        learning=Learning(seed=1, clock=clock, context_prior_strength=10.0, explore=0.0),
     ) as r:
         for _ in range(300):
             clock.advance(1)
@@ -183,8 +182,8 @@ def test_task_level_evidence_includes_every_context(sql_url: str) -> None:
         bool,
         "levels",
         store=sql_url,
-        clock=clock,
         half_life=60.0,
+        learning=Learning(clock=clock),
     ) as r:
         for i in range(30):
             clock.advance(1)
@@ -204,7 +203,7 @@ def test_contexts_are_bounded_and_checked() -> None:
         bool,
         "bounded",
         store="memory://",
-        max_contexts=2,
+        learning=Learning(max_contexts=2),
     ) as r:
         r.run(context="one")
         r.run(context="two")

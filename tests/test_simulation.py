@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adaptive_router import AllPathsFailed, Router, ThompsonSampling
+from adaptive_router import (
+    AllPathsFailed,
+    Learning,
+    Persistence,
+    Resilience,
+    Router,
+    ThompsonSampling,
+)
 from adaptive_router import Path as RoutePath
 from adaptive_router.policy import Policy
 from adaptive_router.simulation import (
@@ -214,7 +221,7 @@ def test_baselines_rank_batches_and_drive_a_live_router(policy: Policy) -> None:
         success_fn=bool,
         task="t",
         store="memory://",
-        policy=policy,
+        learning=Learning(policy=policy),
     ) as router:
         assert router.run() == "ok"
 
@@ -306,11 +313,9 @@ def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
         store=case.store,
         fallback=(lambda: "cached") if env.final is not None else None,
         half_life=case.half_life,
-        explore=case.explore,
-        seed=seed,
-        clock=clock,
-        durability="sync",
         **extra,
+        learning=Learning(explore=case.explore, seed=seed, clock=clock),
+        persistence=Persistence(durability="sync"),
     )
     waits: list[float] = []
     if case.default_retry:
@@ -483,9 +488,8 @@ def test_simulator_matches_choose_and_late_report(caplog: pytest.LogCaptureFixtu
         task="delayed",
         store="memory://",
         half_life=30.0,
-        seed=seed,
-        clock=clock,
-        retry=None,  # see test_simulator_and_router_pick_the_same_paths
+        learning=Learning(seed=seed, clock=clock),
+        resilience=Resilience(retry=None),  # see test_simulator_and_router_pick_the_same_paths
     )
     pending: list[tuple[str, int, int]] = []
     live_first = []

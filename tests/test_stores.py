@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptive_router import MemoryStore, Outcome, SQLStore, ThompsonSampling
+from adaptive_router import (
+    Learning,
+    MemoryStore,
+    Observability,
+    Outcome,
+    SQLStore,
+    ThompsonSampling,
+)
 from adaptive_router.policy import decay_factor, fold
 from adaptive_router.stores import Store, open_store
 
@@ -163,13 +170,17 @@ def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
             bool,
             task="shared",
             store=store,
-            seed=seed,
-            heartbeat=None,
+            learning=Learning(seed=seed),
+            observability=Observability(heartbeat=None),
         )
 
     a, b = shared(1), shared(2)
     other = Router(
-        [Path(ok, name="ok", timeout=None)], bool, task="other", store=store, heartbeat=None
+        [Path(ok, name="ok", timeout=None)],
+        bool,
+        task="other",
+        store=store,
+        observability=Observability(heartbeat=None),
     )
     try:
         for _ in range(30):

@@ -22,6 +22,8 @@ in_memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_e
 from opentelemetry import trace  # noqa: E402 - after the skip checks
 from opentelemetry.trace import StatusCode  # noqa: E402
 
+from adaptive_router import Observability
+
 NS = "adaptive_router."
 
 
@@ -52,7 +54,7 @@ def test_request_and_attempt_spans_with_attributes(spans: tuple[Any, Any]) -> No
         "traced",
         store="memory://",
         fallback=Path(lambda: Result("ok", Usage(10, 5, cost_usd=0.001)), name="fb", timeout=None),
-        observers=[Tracing(provider)],
+        observability=Observability(observers=[Tracing(provider)]),
     ) as r:
         assert r.run() == "ok"
     finished = exporter.get_finished_spans()
@@ -94,7 +96,7 @@ def test_failed_request_and_skipped_path(spans: tuple[Any, Any]) -> None:
         bool,
         "fails",
         store="memory://",
-        observers=[Tracing(provider)],
+        observability=Observability(observers=[Tracing(provider)]),
     ) as r:
         for _ in range(2):
             with pytest.raises(AllPathsFailed):
@@ -118,7 +120,7 @@ def test_choose_and_report(spans: tuple[Any, Any]) -> None:
         bool,
         "two-phase",
         store="memory://",
-        observers=[Tracing(provider)],
+        observability=Observability(observers=[Tracing(provider)]),
     ) as r:
         d = r.choose()
         assert exporter.get_finished_spans() == ()  # the request is still open
@@ -146,7 +148,7 @@ def test_async_path_spans_nest_under_the_attempt(spans: tuple[Any, Any]) -> None
             bool,
             "async",
             store="memory://",
-            observers=[Tracing(provider)],
+            observability=Observability(observers=[Tracing(provider)]),
         ) as r:
             assert await r.arun() == "ok"
 

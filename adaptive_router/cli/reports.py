@@ -82,7 +82,7 @@ def _unknown_reasons(r: CostReport) -> list[str]:
         reasons.append(
             f"{r.unpriced_token_attempts} reported token counts but have no price (their "
             "model is not in the price table, or the path names no model); give prices "
-            "with Router(prices={model: (input, output USD per million tokens)})"
+            "with Observability(prices={model: (input, output USD per million tokens)})"
         )
     rest = r.unknown_cost_attempts - r.unpriced_token_attempts
     if rest:

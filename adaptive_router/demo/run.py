@@ -55,7 +55,7 @@ from adaptive_router.outcomes import Outcome, Posterior
 from adaptive_router.paths import Path
 from adaptive_router.providers import anthropic_path, openai_path
 from adaptive_router.resilience import BreakerState, CircuitBreaker, RetryPolicy
-from adaptive_router.router import Router
+from adaptive_router.router import Learning, Observability, Persistence, Router
 from adaptive_router.testing import (
     FakeProvider,
 )
@@ -360,12 +360,11 @@ def run_demo(
             store=store,
             fallback=regex,
             half_life=half_life,
-            seed=np.random.default_rng(seeds.router_seq),
-            clock=clock,
-            on_outcome=state.outcomes.append,
+            learning=Learning(seed=np.random.default_rng(seeds.router_seq), clock=clock),
             # Route from the in-process cache only: a reload from the store at a wall-clock
             # moment would make the run depend on timing instead of on the seed alone.
-            refresh_interval=3600.0,
+            persistence=Persistence(refresh_interval=3600.0),
+            observability=Observability(on_outcome=state.outcomes.append),
         ) as router:
             for i in range(requests):
                 state.request = i

@@ -347,7 +347,7 @@ class Pricer:
             if first:
                 logger.warning(
                     "no price known for model %r; its cost is recorded as unknown "
-                    "(give Router(prices={model: (input, output USD per million tokens)}))",
+                    "(give Observability(prices={model: (input, output USD per million tokens)}))",
                     model,
                     extra={"model": model},
                 )

@@ -52,7 +52,7 @@ class Observer:
 
 
 class CallbackObserver(Observer):
-    """Feeds each recorded outcome to plain callables (``Router(on_outcome=...)``)."""
+    """Feeds each recorded outcome to plain callables (``Observability(on_outcome=...)``)."""
 
     def __init__(self, callbacks: Sequence[Callable[[Outcome], Any]]) -> None:
         self.callbacks = list(callbacks)

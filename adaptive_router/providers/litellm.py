@@ -288,7 +288,7 @@ def litellm_path(
     and a missing key ``auth_error``, other 4xx ``client_error``) and are retried
     alike. Usage: the response's tokens (cache reads and writes included); the cost is
     genai-prices' for the model the provider says it served (priced by the router, like
-    every path, so ``Router(prices=...)`` overrides apply), else LiteLLM's own price
+    every path, so ``Observability(prices=...)`` overrides apply), else LiteLLM's own price
     for a model genai-prices does not know, else unknown. LiteLLM's OpenAI route goes
     through the ``openai`` SDK, which usage capture would meter too: the path's calls
     are made with capture suppressed, so each call counts once.

@@ -127,7 +127,7 @@ def router_from_models(
     (e.g. pointed at a proxy or a test server); missing ones come from the environment.
     ``success_fn`` defaults to "the (validated) result is not None" unless
     ``score_fn=`` is given. Other keyword arguments go to ``Router`` (``store=``,
-    ``fallback=``, ``half_life=``, ``seed=``…); ``timeout`` is the built paths' own.
+    ``fallback=``, ``half_life=``, ``learning=``…); ``timeout`` is the built paths' own.
     """
     from adaptive_router.router import Router
 

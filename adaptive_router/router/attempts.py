@@ -124,7 +124,7 @@ class AttemptContext:
     log: ThrottledLog
     clock: Callable[[], float]
     capture: CaptureMode = False
-    """Meter the SDK calls each attempt makes (``Router(capture_usage=...)``)."""
+    """Meter the SDK calls each attempt makes (``Observability(capture_usage=...)``)."""
     rebill: Callable[[Outcome], None] | None = None
     """Rewrite a recorded outcome whose usage grew by a late call (the recorder's)."""
 

@@ -5,7 +5,7 @@ context's own decayed sums (``path_stats`` rows of that context, same half-life 
 success evidence), with the task level as the prior, mixed exactly as
 :meth:`Ranking.evidence <adaptive_router.router.ranking.Ranking.evidence>` mixes success
 evidence: the task-level sum and weight, decayed to now, are scaled down to at most
-``strength`` (``Router(context_prior_strength=...)``) pseudo-attempts, then the
+``strength`` (``Learning(context_prior_strength=...)``) pseudo-attempts, then the
 context's own decayed sum and weight are added. So a new context starts from what the
 task knows, and a context where a path costs (or takes) something else soon says so:
 the same model can be cheap on short inputs and dear on long ones.

@@ -43,7 +43,7 @@ def cost_priors(paths: Sequence[Path], pricer: Pricer | None) -> list[float | No
             if prior is None:
                 logger.warning(
                     "path %r: no price known for model %r, so expected_tokens gives it no "
-                    "cost prior (give Path(expected_cost_usd=...) or Router(prices={model: "
+                    "cost prior (give Path(expected_cost_usd=...) or Observability(prices={model: "
                     "(input, output USD per million tokens)}))",
                     p.name,
                     p.model,

@@ -239,12 +239,12 @@ class Persistence:
     keep each routed request's decision evidence and propensity for off-policy evaluation.
     """
 
-    durability: Literal["batch", "sync"] = "batch"
+    durability: str = "batch"
     flush_interval: float | timedelta = 0.5
     refresh_interval: float | timedelta = 1.0
     max_buffer: int = 100_000
     pending_ttl: float | timedelta = 3600.0
-    on_expired: Literal["failure", "drop"] = "failure"
+    on_expired: str = "failure"
     start_without_store: bool = False
     log_decisions: bool = True
 

@@ -81,8 +81,8 @@ def _rank_loop(seed: int) -> Loop:
 
 def _router_loop(seed: int) -> tuple[Loop, Callable[[], None]]:
     """The live Router's ``choose()`` + ``report()`` per request on the memory store."""
+    from adaptive_router import Learning, Router
     from adaptive_router import Path as RoutePath
-    from adaptive_router import Router
 
     # Quiet for the timing only: the caller's logging level comes back on close.
     logger = logging.getLogger("adaptive_router")
@@ -93,7 +93,7 @@ def _router_loop(seed: int) -> tuple[Loop, Callable[[], None]]:
         bool,
         task="peers-speed",
         store="memory://",
-        seed=seed,
+        learning=Learning(seed=seed),
     )
     env = np.random.default_rng(seed + 1)
     rate_of = {f"p{i}": r for i, r in enumerate(RATES)}
