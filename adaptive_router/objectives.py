@@ -40,6 +40,7 @@ from typing import Literal
 
 import numpy as np
 
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.policy import FloatArray, IntArray, ThompsonSampling
 
 __all__ = [
@@ -62,10 +63,10 @@ MIN_COST = 1e-12
 
 def _non_negative(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
     v = float(value)
     if math.isnan(v) or v < 0.0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise ConfigurationError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
 
 

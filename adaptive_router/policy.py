@@ -94,8 +94,10 @@ def check_prior(prior: object) -> tuple[float, float]:
         raise ConfigurationError(
             f"prior must be a pair of positive numbers (alpha, beta), got {prior!r}"
         ) from None
-    if isinstance(prior, (str, bytes)) or size != 2 or not (
-        a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)
+    if (
+        isinstance(prior, (str, bytes))
+        or size != 2
+        or not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b))
     ):
         raise ConfigurationError(
             f"prior must be two finite numbers > 0 such as (1.0, 1.0), got {prior!r}"
@@ -136,9 +138,7 @@ class ThompsonSampling:
             and half_life > 0
             and math.isfinite(half_life)
         ):
-            raise ConfigurationError(
-                f"half_life must be > 0 seconds (or None), got {half_life!r}"
-            )
+            raise ConfigurationError(f"half_life must be > 0 seconds (or None), got {half_life!r}")
         self.half_life = half_life
         self.explore = check_explore(explore)
 

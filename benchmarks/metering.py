@@ -419,7 +419,8 @@ def run(quick: bool = False) -> list[Result]:
             f"≤ {CHUNK_TARGET_US:g} µs",
             f"{hiding:.0f} ns",
             hiding / 1000 <= CHUNK_TARGET_US,
-            "Router(capture_usage='include_usage'): each chunk checked for the hidden usage chunk",
+            "Observability(capture_usage='include_usage'): each chunk checked for the hidden "
+            "usage chunk",
         )
     )
     iso = _isolated_chunk_ns()

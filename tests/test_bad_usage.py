@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 import numpy as np
-import prometheus_client
 import pytest
 from conftest import StepClock
 from netproxy import CuttableProxy
@@ -27,6 +26,7 @@ from adaptive_router import (
     Router,
     Usage,
 )
+from adaptive_router.observe.metrics import default_registry
 from adaptive_router.outcomes import check_amount, check_count
 from adaptive_router.reporting import Reporter
 from adaptive_router.router.recorder import Recorder
@@ -37,7 +37,7 @@ TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tok
 
 
 def rejected_metric(task: str) -> float:
-    value = prometheus_client.REGISTRY.get_sample_value(
+    value = default_registry().get_sample_value(
         "adaptive_router_rejected_outcomes_total", {"task": task}
     )
     return 0.0 if value is None else value

@@ -446,15 +446,25 @@ def test_on_late_must_be_callable() -> None:
         pass
 
 
-def test_install_fails_whole_and_clearly_on_an_unknown_sdk_layout(
-    monkeypatch: pytest.MonkeyPatch,
+def test_an_unknown_sdk_layout_leaves_that_sdk_unmetered_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from anthropic import _base_client as anthropic_base
+    from anthropic._base_client import SyncAPIClient as AnthropicSync
     from openai._base_client import SyncAPIClient
 
     capture.uninstall()
     monkeypatch.setattr(anthropic_base, "AsyncAPIClient", None)
-    with pytest.raises(RuntimeError, match=r"anthropic .*AsyncAPIClient\.request"):
-        capture.install()
-    assert not capture.installed()
-    assert not hasattr(vars(SyncAPIClient)["request"], "__wrapped__")  # openai restored
+    monkeypatch.setattr(capture, "_unsupported", set())  # the real SDK is fine
+    original = vars(AnthropicSync)["request"]
+    caplog.set_level("WARNING", logger="adaptive_router.capture")
+    capture.install()  # never raises: an SDK upgrade must not take the application down
+    capture.uninstall()
+    capture.install()  # the second time: no second warning
+    assert capture.installed()
+    assert vars(AnthropicSync)["request"] is original  # all or nothing, per SDK
+    assert hasattr(vars(SyncAPIClient)["request"], "__wrapped__")  # openai is metered
+    (line,) = [r.getMessage() for r in caplog.records if "capture is off" in r.getMessage()]
+    assert "anthropic" in line and "AsyncAPIClient.request is gone" in line
+    capture.uninstall()
+    assert not hasattr(vars(SyncAPIClient)["request"], "__wrapped__")

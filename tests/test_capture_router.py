@@ -1,4 +1,4 @@
-"""The router meters the SDK calls of each attempt (Router(capture_usage=True)): the real
+"""The router meters the SDK calls of each attempt (Observability(capture_usage=True)): the real
 openai and anthropic SDKs against FakeProvider."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import openai
 import pytest
 
 from adaptive_router import (
+    ConfigurationError,
     Observability,
     Outcome,
     Path,
     Persistence,
+    Resilience,
     Result,
     Router,
     Usage,
@@ -49,15 +51,21 @@ def fake() -> Iterator[FakeProvider]:
         yield f
 
 
-def router(paths: list[Any], outcomes: list[Outcome], **kw: Any) -> Router:
-    kw.setdefault("timeout", 5.0)
+def router(
+    paths: list[Any], outcomes: list[Outcome], capture_usage: Any = True, **kw: Any
+) -> Router:
+    kw.setdefault("resilience", Resilience(timeout=5.0))
     return Router(
         paths,
         lambda r: r is not None,
         task="capture",
         store="memory://",
         **kw,
-        observability=Observability(on_outcome=outcomes.append, prices={CLAUDE: CLAUDE_PRICE}),
+        observability=Observability(
+            on_outcome=outcomes.append,
+            prices={CLAUDE: CLAUDE_PRICE},
+            capture_usage=capture_usage,
+        ),
     )
 
 
@@ -320,7 +328,7 @@ def test_capture_usage_false_records_none(fake: FakeProvider) -> None:
 
 
 def test_capture_usage_must_be_a_bool() -> None:
-    with pytest.raises(TypeError, match=r"capture_usage must be True, False or .include_usage."):
+    with pytest.raises(ConfigurationError, match=r"capture_usage must be True, False or .inc"):
         router([lambda: 1], [], capture_usage="yes")
 
 
@@ -423,7 +431,7 @@ def test_no_scope_before_an_sdk_is_imported_then_metered_from_the_next_attempt()
     hooked on import and metered from the next attempt on (the first stays unknown)."""
     code = f"""
 import sys
-from adaptive_router import Router, capture
+from adaptive_router import Observability, Resilience, Router, capture
 from adaptive_router.testing import FakeProvider, reply
 seen = []
 with FakeProvider() as fake:
@@ -436,7 +444,9 @@ with FakeProvider() as fake:
         out = client.chat.completions.create(model={GPT!r}, messages={MESSAGES!r})
         return out.choices[0].message.content
 
-    r = Router([ask], bool, task="t", store="memory://", on_outcome=seen.append, timeout=None)
+    r = Router([ask], bool, task="t", store="memory://",
+               resilience=Resilience(timeout=None),
+               observability=Observability(on_outcome=seen.append))
     assert "openai" not in sys.modules and capture.installed() and not capture.hooked()
     assert r.run() == "a" and capture.hooked()
     assert r.run() == "b"

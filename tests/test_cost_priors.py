@@ -14,7 +14,15 @@ import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price, data_snapshot
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    Budget,
+    Learning,
+    Observability,
+    Path,
+    Persistence,
+    Router,
+)
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.providers import anthropic_path, openai_path, router_from_models
@@ -74,7 +82,9 @@ def test_the_gpt_4o_prior_in_dollars() -> None:
 
 def test_router_price_overrides_price_the_prior() -> None:
     path = _path("ft", model="ft:my-private-model", expected_tokens=(1000, 200))
-    with _router([path], prices={"ft:my-private-model": (3.0, 12.0)}) as router:
+    with _router(
+        [path], observability=Observability(prices={"ft:my-private-model": (3.0, 12.0)})
+    ) as router:
         assert _priors(router)["ft"] == pytest.approx((1000 * 3.0 + 200 * 12.0) / 1e6)
 
 
@@ -102,7 +112,7 @@ def test_an_unknown_model_warns_once_and_has_no_prior(caplog: pytest.LogCaptureF
         _path("mystery", model="no-such-model-xyz", expected_tokens=TOKENS),
         _path("known", model=GPT, expected_tokens=TOKENS),
     ]
-    with _router(paths, seed=1) as router:
+    with _router(paths, learning=Learning(seed=1)) as router:
         for _ in range(5):
             assert router.run() == "ok"
         priors = _priors(router)
@@ -133,7 +143,7 @@ def test_priors_are_priced_once_when_the_router_is_built(
         _path("b", model=MINI, expected_tokens=TOKENS),
         _path("c", model=GPT, expected_tokens=TOKENS, expected_cost_usd=0.1),  # not priced
     ]
-    with _router(paths, seed=3, max_cost_usd=1.0) as router:
+    with _router(paths, budget=Budget(max_cost_usd=1.0), learning=Learning(seed=3)) as router:
         assert quotes == [GPT, MINI]
         for _ in range(20):
             assert router.run() == "ok"
@@ -157,7 +167,9 @@ def test_max_cost_usd_judges_a_new_path_by_its_price_prior() -> None:
     ]
     # gpt-4o: $0.35 for these tokens, over the budget; gpt-4o-mini: $0.021, under it.
     with (
-        _router(paths, objective="success", max_cost_usd=0.1, seed=0) as router,
+        _router(
+            paths, objective="success", budget=Budget(max_cost_usd=0.1), learning=Learning(seed=0)
+        ) as router,
         pytest.raises(AllPathsFailed) as err,
     ):
         router.run()
@@ -232,7 +244,9 @@ def _first_model(fake: FakeProvider, seed: int, tokens: tuple[int, int] | None) 
         for m in (GPT, MINI)
     ]
     before = len(fake.requests)
-    with _router(paths, durability="sync", seed=seed) as router:
+    with _router(
+        paths, learning=Learning(seed=seed), persistence=Persistence(durability="sync")
+    ) as router:
         assert router.run(text="hi") == "ok"
     body = fake.requests[before].body
     assert isinstance(body, dict)

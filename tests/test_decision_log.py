@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 from conftest import StepClock
 
-from adaptive_router import Budget, Learning, Outcome, Path, Persistence, Resilience, Router
+from adaptive_router import (
+    Budget,
+    Learning,
+    Observability,
+    Outcome,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.evaluation import LowEffectiveSampleSize, estimate, evaluate
 from adaptive_router.logged_decision import DecisionEncoder, LoggedDecision
 from adaptive_router.objectives import ObjectiveThompsonSampling
@@ -42,7 +51,7 @@ def _paths(probs: dict[str, float], seed: int, **kw: Any) -> list[Path]:
 
 
 def _router(store: Any, n: int, *, seed: int = 3, explore: float = 0.1, **kw: Any) -> Router:
-    kw.setdefault("breaker", None)
+    kw.setdefault("resilience", Resilience(breaker=None))
     r = Router(
         _paths(PROBS, seed),
         lambda x: True,
@@ -60,7 +69,7 @@ def _router(store: Any, n: int, *, seed: int = 3, explore: float = 0.1, **kw: An
 def test_first_attempts_carry_the_evidence_and_its_exact_propensity() -> None:
     store = MemoryStore()
     emitted: list[Outcome] = []
-    r = _router(store, 0, on_outcome=emitted.append)
+    r = _router(store, 0, observability=Observability(on_outcome=emitted.append))
     seen: list[tuple[list[float], list[float], Outcome]] = []
     for _ in range(60):
         post = {p.path: p for p in r.posteriors()}
@@ -182,7 +191,7 @@ def test_a_skip_before_the_first_attempt_is_recorded_in_the_decision() -> None:
 def test_sql_stores_round_trip_decisions_and_propensities(store_url: str) -> None:
     store = open_store(store_url)
     try:
-        r = _router(store, 40, durability="sync")
+        r = _router(store, 40, persistence=Persistence(durability="sync"))
         r.close()
         rows = store.outcomes("t")
         firsts = [o for o in rows if o.attempt == 1]
@@ -265,7 +274,7 @@ def test_the_routers_encoder_writes_exactly_the_records_to_bytes_writes() -> Non
 def test_json_decisions_of_development_builds_stay_readable(sqlite_url: str) -> None:
     store = open_store(sqlite_url)
     try:
-        r = _router(store, 10, durability="sync")
+        r = _router(store, 10, persistence=Persistence(durability="sync"))
         r.close()
         before = {o.request_id: o.decision for o in store.outcomes("t") if o.attempt == 1}
         with store.engine.begin() as conn:  # type: ignore[attr-defined]
@@ -293,6 +302,7 @@ def test_a_full_backlog_defers_to_evaluate_which_computes_and_saves(sqlite_url: 
             resilience=Resilience(breaker=None),
             persistence=Persistence(durability="sync"),
         )
+        assert r._decisions is not None
         r._decisions.max_backlog = 0  # every decision overflows
         for _ in range(50):
             with contextlib.suppress(Exception):
@@ -323,6 +333,7 @@ def test_the_backlog_is_bounded_under_load() -> None:
         store=store,
         learning=Learning(seed=0),
     )
+    assert r._decisions is not None
     r._decisions.max_backlog = 25
     for _ in range(400):
         r.run()

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.providers import (
     model_path,
     provider_of,
@@ -50,13 +58,24 @@ def clients(server: FakeProvider) -> dict[str, Any]:
     return {"openai": server.openai_client(), "anthropic": server.anthropic_client()}
 
 
-def build(models: list[Any], clients: dict[str, Any], **kw: Any) -> Router:
+def build(
+    models: list[Any],
+    clients: dict[str, Any],
+    explore: float = 0.02,
+    min_score: float = 0.5,
+    **kw: Any,
+) -> Router:
     kw.setdefault("task", "orders")
     kw.setdefault("store", "memory://")
-    kw.setdefault("durability", "sync")
-    kw.setdefault("seed", 7)
-    kw.setdefault("retry", None)
-    return router_from_models(models, prompt=PROMPT, clients=clients, **kw)
+    return router_from_models(
+        models,
+        prompt=PROMPT,
+        clients=clients,
+        learning=Learning(seed=7, explore=explore, min_score=min_score),
+        resilience=Resilience(retry=None),
+        persistence=Persistence(durability="sync"),
+        **kw,
+    )
 
 
 def test_from_models_routes_through_both_providers_and_learns_the_better_one(

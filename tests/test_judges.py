@@ -84,30 +84,37 @@ def store() -> Iterator[MemoryStore]:
 
 def make_judge(oai: Any, store: MemoryStore, **kw: Any) -> LLMJudge:
     kw.setdefault("threshold", 0.6)
-    kw.setdefault("retry", None)
     return llm_judge(
         JUDGE,
         rubric=RUBRIC,
         store=store,
         client=oai,
         **kw,
-        resilience=Resilience(timeout=2.0),
+        resilience=Resilience(timeout=2.0, retry=None),
         persistence=Persistence(durability="sync"),
         observability=Observability(prices=PRICES),
     )
 
 
-def make_router(paths: list[Path], judge: LLMJudge, store: MemoryStore, **kw: Any) -> Router:
-    kw.setdefault("retry", None)
-    kw.setdefault("min_score", judge.threshold)
+def make_router(
+    paths: list[Path],
+    judge: LLMJudge,
+    store: MemoryStore,
+    explore: float = 0.02,
+    min_score: float | None = None,
+) -> Router:
     return Router(
         paths,
         None,
         "summarise",
         store=store,
         score_fn=judge,
-        **kw,
-        learning=Learning(seed=5),
+        learning=Learning(
+            seed=5,
+            explore=explore,
+            min_score=judge.threshold if min_score is None else min_score,
+        ),
+        resilience=Resilience(retry=None),
         persistence=Persistence(durability="sync"),
         observability=Observability(prices=PRICES),
     )

@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router, capture
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Observability,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+    capture,
+)
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy, classify
@@ -33,7 +43,6 @@ from adaptive_router.providers import litellm as litellm_module  # isort: skip
 from adaptive_router.providers import litellm_path  # isort: skip
 
 import litellm  # isort: skip
-from adaptive_router import Learning, Persistence
 
 GPT = "gpt-4o"
 CLAUDE = "claude-3-5-haiku-20241022"
@@ -88,16 +97,26 @@ def gpt(fake: FakeProvider, **kw: Any) -> Path:
     )
 
 
-def router(paths: list[Path], **kw: Any) -> Router:
-    kw.setdefault("retry", retry())
+def router(
+    paths: list[Path],
+    fallback: Path | None = None,
+    retry_policy: RetryPolicy | None = None,
+    breaker: CircuitBreaker | None = None,
+    capture_usage: bool = True,
+) -> Router:
     return Router(
         paths,
         success_fn=lambda v: v is not None,
         task="t",
         store="memory://",
-        **kw,
+        fallback=fallback,
         learning=Learning(seed=1),
+        resilience=Resilience(
+            retry=retry_policy or retry(),
+            **({} if breaker is None else {"breaker": breaker}),
+        ),
         persistence=Persistence(durability="sync"),
+        observability=Observability(capture_usage=capture_usage),
     )
 
 
@@ -160,7 +179,7 @@ def test_litellm_errors_get_the_kinds_and_retries_of_the_other_paths(
     fake.script(GPT, fault.steps)
     fake.default(GPT, reply("never reached"))
     sleeps = Sleeps()
-    with router([gpt(fake)], retry=retry(sleeps)) as r:
+    with router([gpt(fake)], retry_policy=retry(sleeps)) as r:
         with pytest.raises(AllPathsFailed) as info:
             r.run(text="x")
         (row,) = rows(r)

@@ -189,9 +189,16 @@ def test_model_and_cache_tokens_are_stored_and_reported(fake: FakeProvider, stor
 
     store = open_store(store_url)
     routers = [
-        Router([Path(fn, name=name, model=model)], bool, task="cols", store=store, persistence=Persistence(durability="sync"), observability=Observability(prices={CLAUDE: CLAUDE_PRICE}))
+        Router(
+            [Path(fn, name=name, model=model)],
+            bool,
+            task="cols",
+            store=store,
+            persistence=Persistence(durability="sync"),
+            observability=Observability(prices={CLAUDE: CLAUDE_PRICE}),
+        )
         for fn, name, model in ((cached, "cached", None), (plain, "plain", "gpt-4o-mini"))
-    ]  # fmt: skip
+    ]
     try:
         for router in routers:
             for _ in range(3):
@@ -240,7 +247,8 @@ def test_include_usage_is_opt_in_and_hides_its_chunk(fake: FakeProvider, mode: A
         seen_chunks.append(texts)
         return "".join(texts)
 
-    with Router([user_loop], bool, task="s", store="memory://", observability=Observability(capture_usage=mode, on_outcome=outcomes.append)) as router:  # fmt: skip
+    watch = Observability(capture_usage=mode, on_outcome=outcomes.append)
+    with Router([user_loop], bool, task="s", store="memory://", observability=watch) as router:
         assert router.run() == TEXT
     # The same chunks, one by one, as the stream without capture gives.
     capture.uninstall()

@@ -111,7 +111,7 @@ def test_scripted_run_scraped_over_http() -> None:
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     a, b = scripted_run([metrics])
-    metrics.bind_router(a)
+    metrics.bind(a.task, lambda: a.buffered_outcomes, a.health())
     a.refresh()  # publishes the posterior means
     server = serve_metrics(0, addr="127.0.0.1", registry=registry)
     try:
@@ -195,7 +195,6 @@ def test_dropped_and_buffered_outcomes() -> None:
             return super().write(outcomes, half_life)
 
     registry = CollectorRegistry()
-    metrics = PrometheusMetrics(registry)
     store = BrokenStore()
     with Router(
         [Path(lambda: 1, name="p", timeout=None)],
@@ -203,9 +202,8 @@ def test_dropped_and_buffered_outcomes() -> None:
         "outage",
         store=store,
         persistence=Persistence(max_buffer=5, flush_interval=1.0),
-        observability=Observability(observers=[metrics]),
+        observability=Observability(metrics_registry=registry),
     ) as r:
-        metrics.bind_router(r)
         store.down = True
         for _ in range(12):
             r.run()
@@ -230,14 +228,15 @@ def test_without_prometheus_client_everything_is_a_no_op() -> None:
         """
         import sys
         sys.modules["prometheus_client"] = None  # makes `import prometheus_client` fail
-        from adaptive_router import Path, Router
+        from adaptive_router import Observability, Path, Router
         from adaptive_router.metrics import AVAILABLE, PrometheusMetrics, count_alert, serve_metrics
         assert not AVAILABLE
         m = PrometheusMetrics()
         assert not m.enabled
         with Router([Path(lambda: 1, name="p", timeout=None)], bool, "t", store="memory://",
-                    observers=[m]) as r:
-            m.bind_router(r)
+                    observability=Observability(observers=[m])) as r:
+            assert r.metrics is None
+            m.bind("t", lambda: 0, r.health())
             r.run()
         count_alert("call_cost", "t")
         try:

@@ -86,15 +86,16 @@ def two_paths() -> list[Path]:
     return [Path(lambda: True, name="a"), Path(lambda: True, name="b")]
 
 
-def router_via(url: str, task: str, **kwargs: Any) -> Router:
+def router_via(url: str, task: str, half_life: float | None = None, **persistence: Any) -> Router:
+    """A router of ``task`` on ``url``; ``persistence`` adds to its Persistence options."""
     return Router(
         two_paths(),
         bool,
         task,
         store=url,
-        **kwargs,
+        half_life=half_life,
         learning=Learning(seed=3),
-        persistence=Persistence(flush_interval=0.1, refresh_interval=0.2),
+        persistence=Persistence(flush_interval=0.1, refresh_interval=0.2, **persistence),
         observability=Observability(heartbeat=None),
     )
 

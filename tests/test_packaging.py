@@ -256,7 +256,7 @@ def test_all_is_every_runtime_extra_and_dev_holds_them_all() -> None:
 
 ROUTING = """
 import json, os, sys, tempfile
-from adaptive_router import Path, Result, Router, Usage
+from adaptive_router import Observability, Path, Result, Router, Usage
 from adaptive_router.resilience import RateLimit
 
 def answer():
@@ -264,7 +264,8 @@ def answer():
 
 db = os.path.join(tempfile.mkdtemp(), "routing.db")
 path = Path(answer, name="a", rate_limit=RateLimit(requests_per_minute=600))
-with Router([path], bool, "t", store=f"sqlite:///{db}", metrics=False) as router:
+with Router([path], bool, "t", store=f"sqlite:///{db}",
+            observability=Observability(metrics=False)) as router:
     assert router.run() == 42
     assert router.costs().cost_usd > 0
     router.stats()

@@ -114,8 +114,17 @@ def test_plot_cli_on_a_router_database(sqlite_url: str, tmp_path: FilePath) -> N
     def flaky() -> Result:
         return Result("ok" if rng.random() < 0.5 else "", Usage(100, 20))
 
-    with Router([Path(flaky, name="flaky", model="gpt-4o-mini", timeout=None),
-         Path(lambda: Result("ok", Usage(100, 20)), name="solid", model="gpt-4o", timeout=None)], bool, "cli-plot", store=sqlite_url, fallback=Path(lambda: "ok", name="fb", timeout=None), learning=Learning(seed=1)) as r:  # fmt: skip
+    with Router(
+        [
+            Path(flaky, name="flaky", model="gpt-4o-mini", timeout=None),
+            Path(lambda: Result("ok", Usage(100, 20)), name="solid", model="gpt-4o", timeout=None),
+        ],
+        bool,
+        "cli-plot",
+        store=sqlite_url,
+        fallback=Path(lambda: "ok", name="fb", timeout=None),
+        learning=Learning(seed=1),
+    ) as r:
         for _ in range(200):
             r.run()
     png = tmp_path / "out.png"

@@ -25,7 +25,15 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from pydantic import BaseModel, Field
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Persistence, Router
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.outcomes import Outcome
 from adaptive_router.providers import (
     MissingCredentialsError,
@@ -145,15 +153,22 @@ def make_path(fake: FakeProvider, provider: str, **kw: Any) -> Path:
     return anthropic_path(CLAUDE, kw.pop("prompt", TEMPLATE), **kw)
 
 
-def make_router(paths: list[Path], task: str = "t", **kw: Any) -> Router:
-    kw.setdefault("retry", retry())
+def make_router(
+    paths: list[Path],
+    task: str = "t",
+    *,
+    retry_policy: RetryPolicy | str | None = "default",
+    explore: float = 0.02,
+    **kw: Any,
+) -> Router:
     return Router(
         paths,
         success_fn=lambda v: v is not None,
         task=task,
         store="memory://",
         **kw,
-        learning=Learning(seed=1),
+        learning=Learning(seed=1, explore=explore),
+        resilience=Resilience(retry=retry() if retry_policy == "default" else retry_policy),
         persistence=Persistence(durability="sync"),
     )
 
@@ -276,7 +291,7 @@ def test_fault_kind_retries_and_calls(fake: FakeProvider, provider: str, fault: 
     fake.script(model, fault.steps)
     fake.default(model, reply("never reached"))
     sleeps = Sleeps()
-    with make_router([make_path(fake, provider)], retry=retry(sleeps)) as router:
+    with make_router([make_path(fake, provider)], retry_policy=retry(sleeps)) as router:
         failed = fail_once(router, text="x")
         (row,) = rows(router)
     (attempt,) = failed.attempts
@@ -310,7 +325,7 @@ def test_sdk_retries_are_off_even_on_a_client_that_has_them(
         if provider == "openai"
         else fake.anthropic_client(max_retries=5)
     )
-    with make_router([make_path(fake, provider, client=client)], retry=None) as router:
+    with make_router([make_path(fake, provider, client=client)], retry_policy=None) as router:
         fail_once(router, text="x")
     assert fake.calls(model) == 1
 
@@ -355,7 +370,7 @@ def test_retry_after_is_honoured_within_the_budget(fake: FakeProvider, provider:
     fake.default(model, reply("ok"))
     sleeps = Sleeps(real=True)
     policy = retry(sleeps, attempts=3, budget_s=1.0)
-    with make_router([make_path(fake, provider)], retry=policy) as router:
+    with make_router([make_path(fake, provider)], retry_policy=policy) as router:
         start = time.monotonic()
         assert router.run(text="x") == "ok"
         elapsed = time.monotonic() - start
@@ -373,7 +388,7 @@ def test_retrying_stops_at_the_budget(fake: FakeProvider, provider: str) -> None
     sleeps = Sleeps(real=True)
     budget = 0.5
     policy = retry(sleeps, attempts=10, budget_s=budget)
-    with make_router([make_path(fake, provider)], retry=policy) as router:
+    with make_router([make_path(fake, provider)], retry_policy=policy) as router:
         start = time.monotonic()
         failed = fail_once(router, text="x")
         elapsed = time.monotonic() - start
@@ -390,7 +405,9 @@ def test_retry_after_beyond_the_budget_is_not_waited_for(fake: FakeProvider, pro
     model = model_of(provider)
     fake.default(model, error(429, retry_after=30))
     sleeps = Sleeps(real=True)
-    with make_router([make_path(fake, provider)], retry=retry(sleeps, budget_s=2.0)) as router:
+    with make_router(
+        [make_path(fake, provider)], retry_policy=retry(sleeps, budget_s=2.0)
+    ) as router:
         start = time.monotonic()
         failed = fail_once(router, text="x")
         elapsed = time.monotonic() - start
@@ -407,7 +424,7 @@ def test_hang_past_the_timeout_is_cut(fake: FakeProvider, provider: str) -> None
     timeout = 0.3
     # The client's own timeout (10 minutes) is overridden by the path's.
     path = make_path(fake, provider, timeout=timeout)
-    with make_router([path], retry=None) as router:
+    with make_router([path], retry_policy=None) as router:
         start = time.monotonic()
         failed = fail_once(router, text="x")
         elapsed = time.monotonic() - start
@@ -540,7 +557,7 @@ def test_breaker_opens_skips_half_opens_and_closes(fake: FakeProvider, provider:
     breaker = CircuitBreaker(failure_threshold=3, reset_timeout_s=30.0, clock=clock, name=model)
     path = make_path(fake, provider, breaker=breaker)
     fake.default(model, error(500))
-    with make_router([path], retry=retry(attempts=2)) as router:
+    with make_router([path], retry_policy=retry(attempts=2)) as router:
         # Three failed requests (two HTTP calls each: one retry) open the breaker.
         for _ in range(3):
             assert fail_once(router, text="x").attempts[0].kind == "server_error"
@@ -572,7 +589,7 @@ def test_open_breaker_falls_back(fake: FakeProvider) -> None:
     claude = make_path(fake, "anthropic")
     fake.default(GPT, error(503))
     fake.default(CLAUDE, reply("claude"))
-    with make_router([gpt], fallback=claude, retry=None) as router:
+    with make_router([gpt], fallback=claude, retry_policy=None) as router:
         assert [router.run(text="x") for _ in range(5)] == ["claude"] * 5
         assert router.health()[GPT] == "open"
     assert fake.calls(GPT) == 3 and fake.calls(CLAUDE) == 5
@@ -595,7 +612,7 @@ def test_arun_uses_the_async_client(fake: FakeProvider, provider: str) -> None:
 
         policy = retry(attempts=3, asleep=asleep)
         async with aclient:
-            with make_router([path], retry=policy) as router:
+            with make_router([path], retry_policy=policy) as router:
                 fake.script(model, [error(500), json_reply(ORDER, output_tokens=11)])
                 assert await router.arun(text="x") == Order(**ORDER)
                 fake.script(model, [delay(10), delay(10), malformed_json()])
@@ -711,7 +728,7 @@ def test_api_key_never_appears_in_logs_errors_rows_or_reprs(
     fake.script(GPT, [error(500), error(401), delay(5), malformed_json(), disconnect()])
     fake.script(CLAUDE, [error(529), error(429, retry_after=0), empty(), json_reply(ORDER)])
     texts: list[str] = []
-    with make_router([gpt], fallback=claude, retry=retry(attempts=2)) as router:
+    with make_router([gpt], fallback=claude, retry_policy=retry(attempts=2)) as router:
         for _ in range(4):
             try:
                 router.run(text="x")

@@ -492,7 +492,9 @@ def test_database_password_never_leaks(pg_url: str, caplog: pytest.LogCaptureFix
         texts += [repr(o) for o in check.outcomes("secret")]
     finally:
         check.close()
-    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client import generate_latest
 
-    texts.append(generate_latest(REGISTRY).decode())  # every metric the routers exported
+    from adaptive_router.observe.metrics import default_registry
+
+    texts.append(generate_latest(default_registry()).decode())  # every metric the routers exported
     assert texts and all(secret not in t for t in texts)

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Persistence, Router
+from adaptive_router import (
+    AllPathsFailed,
+    ConfigurationError,
+    Learning,
+    Path,
+    Persistence,
+    Resilience,
+    Router,
+)
 from adaptive_router.outcomes import Outcome
 from adaptive_router.providers import (
     REPAIR_PROMPT,
@@ -87,8 +95,7 @@ def make_path(fake: FakeProvider, provider: str, **kw: Any) -> Path:
     return build(model_of(provider), TEMPLATE, **kw)
 
 
-def make_router(paths: list[Path], **kw: Any) -> Router:
-    kw.setdefault("retry", None)
+def make_router(paths: list[Path], retry: RetryPolicy | None = None, **kw: Any) -> Router:
     return Router(
         paths,
         success_fn=lambda v: v is not None,
@@ -96,6 +103,7 @@ def make_router(paths: list[Path], **kw: Any) -> Router:
         store="memory://",
         **kw,
         learning=Learning(seed=1),
+        resilience=Resilience(retry=retry),
         persistence=Persistence(durability="sync"),
     )
 

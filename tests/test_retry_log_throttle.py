@@ -7,11 +7,11 @@ import logging
 import random
 import uuid
 
-import prometheus_client
 import pytest
 from conftest import StepClock
 
 from adaptive_router import Learning, Observability, Outcome, Path, Resilience, Router
+from adaptive_router.observe.metrics import default_registry
 from adaptive_router.resilience import RetryPolicy
 
 RETRY_LOGGER = "adaptive_router.resilience.retry"
@@ -22,9 +22,7 @@ class ServerError(Exception):
 
 
 def sample(name: str, task: str, **labels: str) -> float:
-    value = prometheus_client.REGISTRY.get_sample_value(
-        f"adaptive_router_{name}", {"task": task, **labels}
-    )
+    value = default_registry().get_sample_value(f"adaptive_router_{name}", {"task": task, **labels})
     return 0.0 if value is None else value
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Observability, Path, Router
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy
 from adaptive_router.tracing import ATTEMPT_SPAN, REQUEST_SPAN, Tracing
@@ -21,8 +21,6 @@ export = pytest.importorskip("opentelemetry.sdk.trace.export")
 in_memory = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
 from opentelemetry import trace  # noqa: E402 - after the skip checks
 from opentelemetry.trace import StatusCode  # noqa: E402
-
-from adaptive_router import Observability
 
 NS = "adaptive_router."
 

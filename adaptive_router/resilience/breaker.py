@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import check_seconds
 
@@ -84,7 +85,7 @@ class CircuitBreaker:
             or not isinstance(failure_threshold, int)
             or failure_threshold < 1
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"failure_threshold must be an int >= 1 or None, got {failure_threshold!r}"
             )
         if failure_rate is not None and (
@@ -92,22 +93,24 @@ class CircuitBreaker:
             or not isinstance(failure_rate, (int, float))
             or not 0 < failure_rate <= 1
         ):
-            raise ValueError(f"failure_rate must be in (0, 1] or None, got {failure_rate!r}")
+            raise ConfigurationError(
+                f"failure_rate must be in (0, 1] or None, got {failure_rate!r}"
+            )
         if failure_threshold is None and failure_rate is None:
-            raise ValueError(
+            raise ConfigurationError(
                 "set failure_threshold, failure_rate or both; the breaker would never open"
             )
         for label, value in (("window", window), ("min_calls", min_calls)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be an int >= 1, got {value!r}")
+                raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
         if min_calls > window:
-            raise ValueError(f"min_calls ({min_calls}) must be <= window ({window})")
+            raise ConfigurationError(f"min_calls ({min_calls}) must be <= window ({window})")
         if (
             isinstance(half_open_max_calls, bool)
             or not isinstance(half_open_max_calls, int)
             or half_open_max_calls < 1
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"half_open_max_calls must be an int >= 1, got {half_open_max_calls!r}"
             )
         self.name = name

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from adaptive_router._checks import redact, redact_url
 from adaptive_router._imports import require
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
 
@@ -66,7 +67,7 @@ _STORAGES_LOCK = threading.Lock()
 def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme.startswith("async+"):
-        raise ValueError(
+        raise ConfigurationError(
             f"storage {redact_url(url)!r}: use the sync scheme ({scheme[len('async+') :]}://); "
             "RateLimit does its waiting asynchronously in aacquire()"
         )
@@ -85,13 +86,13 @@ def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
                 made = storage_from_string(url, **opts)
             except LimitsConfigurationError as exc:
                 # The library's message repeats the URL, password included.
-                raise ValueError(
+                raise ConfigurationError(
                     f"storage {redact_url(url)!r} is not usable: "
                     f"{redact(str(exc), url)}; "
                     "use 'memory://' or 'redis://[:password@]host:port[/db]'"
                 ) from None
             if not isinstance(made, Storage):
-                raise ValueError(f"storage {redact_url(url)!r} is not a sync storage")
+                raise ConfigurationError(f"storage {redact_url(url)!r} is not a sync storage")
             storage = made
             _STORAGES[cache_key] = storage
         return storage
@@ -147,13 +148,13 @@ class RateLimit:
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise ValueError(f"{label} must be an int >= 1 or None, got {value!r}")
+                raise ConfigurationError(f"{label} must be an int >= 1 or None, got {value!r}")
         if requests_per_minute is None and tokens_per_minute is None:
-            raise ValueError("set requests_per_minute, tokens_per_minute or both")
+            raise ConfigurationError("set requests_per_minute, tokens_per_minute or both")
         if mode not in ("skip", "wait"):
-            raise ValueError(f"mode must be 'skip' or 'wait', got {mode!r}")
+            raise ConfigurationError(f"mode must be 'skip' or 'wait', got {mode!r}")
         if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be a non-empty string, got {key!r}")
+            raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
         _load_limits()
         self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
         self.mode = mode
@@ -168,7 +169,9 @@ class RateLimit:
             self.storage_url = f"<{type(storage).__name__}>"
             self.storage = storage
         else:
-            raise ValueError(f"storage must be a limits storage URL or Storage, got {storage!r}")
+            raise ConfigurationError(
+                f"storage must be a limits storage URL or Storage, got {storage!r}"
+            )
         self._requests = (
             RateLimitItemPerMinute(requests_per_minute, namespace="adaptive_router:requests")
             if requests_per_minute is not None

@@ -18,6 +18,7 @@ import tenacity
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router.errors import ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
@@ -135,24 +136,36 @@ class RetryPolicy:
         name: str | None = None,
     ) -> None:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1 (1 = no retries), got {attempts!r}")
+            raise ConfigurationError(
+                f"attempts must be an int >= 1 (1 = no retries), got {attempts!r}"
+            )
         if budget_s is not None:
-            check_seconds("budget_s", budget_s)
-        check_seconds("initial", initial)
-        check_seconds("max_wait", max_wait)
-        kinds = frozenset(ErrorKind(k) for k in retry_on)
+            budget_s = check_seconds("budget_s", budget_s)
+        initial = check_seconds("initial", initial)
+        max_wait = check_seconds("max_wait", max_wait)
+        try:
+            kinds = frozenset(ErrorKind(k) for k in retry_on)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"retry_on must be error kinds such as {sorted(k.value for k in RETRYABLE)}, "
+                f"got {retry_on!r}"
+            ) from None
         for never in (ErrorKind.CLIENT_ERROR, ErrorKind.AUTH_ERROR):
             if never in kinds:
-                raise ValueError(
+                raise ConfigurationError(
                     f"retry_on must not contain {never.value}: it fails the same way every "
                     "time (a 4xx, refused or missing credentials)"
                 )
         if isinstance(rng, bool):
-            raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")
+            raise ConfigurationError(
+                f"rng must be a random.Random, an int seed or None, got {rng!r}"
+            )
         if rng is None or isinstance(rng, int):
             rng = random.Random(rng)
         elif not isinstance(rng, random.Random):
-            raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")
+            raise ConfigurationError(
+                f"rng must be a random.Random, an int seed or None, got {rng!r}"
+            )
         self.attempts = attempts
         self.budget_s = budget_s
         self.retry_on = kinds

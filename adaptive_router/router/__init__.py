@@ -1,8 +1,9 @@
 """The router: the :class:`Router` facade and the collaborators it wires together.
 
-``options`` (the option groups), ``settings`` (per-path resolution), ``ranking`` (evidence and order), ``attempts`` (the
-request core without I/O), ``judging`` (verdicts), ``check`` (``Router.check``) and
-``recorder`` (the evidence cache and write-behind). Only this module and the facade's
+``options`` (the option groups), ``settings`` (per-path resolution), ``ranking``
+(evidence and order), ``attempts`` (the request core without I/O), ``judging``
+(verdicts), ``check`` (``Router.check``) and ``recorder`` (the evidence cache and
+write-behind). Only this module and the facade's
 own module import the facade.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from adaptive_router.reporting import MAX_METADATA_BYTES
 from adaptive_router.router.attempts import new_request_id
-from adaptive_router.router.check import SAMPLE_ARGS, SAMPLE_KWARGS, PathCheck, as_call
 from adaptive_router.router.budgets import Budget
+from adaptive_router.router.check import SAMPLE_ARGS, SAMPLE_KWARGS, PathCheck, as_call
 from adaptive_router.router.options import (
     Learning,
     Observability,

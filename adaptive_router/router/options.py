@@ -102,8 +102,7 @@ def _callbacks(name: str, value: object, what: str) -> tuple[Callable[[Any], Any
     for cb in value:
         if not callable(cb):
             raise ConfigurationError(
-                f"{name} must be a callable({what}), a list of them or None; "
-                f"{cb!r} is not callable"
+                f"{name} must be a callable({what}), a list of them or None; {cb!r} is not callable"
             )
     return tuple(value)
 
@@ -210,7 +209,9 @@ class Resilience:
                 f"got {self.retry!r}"
             )
         if not (
-            self.breaker is None or isinstance(self.breaker, CircuitBreaker) or callable(self.breaker)
+            self.breaker is None
+            or isinstance(self.breaker, CircuitBreaker)
+            or callable(self.breaker)
         ):
             raise ConfigurationError(
                 "breaker must be a CircuitBreaker (a template: each path gets its own), "
@@ -257,7 +258,8 @@ class Persistence:
             _set(self, name, seconds(getattr(self, name), name, allow_none=False))
         if self.flush_interval_s > 1.0:
             raise ConfigurationError(
-                f"flush_interval must be <= 1 second (the crash window), got {self.flush_interval!r}"
+                "flush_interval must be <= 1 second (the crash window), "
+                f"got {self.flush_interval!r}"
             )
         _set(self, "max_buffer", _count("max_buffer", self.max_buffer, "outcomes held"))
         if self.on_expired not in ("failure", "drop"):
@@ -352,8 +354,7 @@ class Observability:
         _set(self, "on_outcome", _callbacks("on_outcome", self.on_outcome, "Outcome"))
         if not isinstance(self.capture_usage, bool) and self.capture_usage != "include_usage":
             raise ConfigurationError(
-                "capture_usage must be True, False or 'include_usage', "
-                f"got {self.capture_usage!r}"
+                f"capture_usage must be True, False or 'include_usage', got {self.capture_usage!r}"
             )
         _set(self, "prices", _pricer(self.prices))
         if self.heartbeat is not None:

@@ -83,7 +83,9 @@ def resolve_settings(
         else:
             b = p.breaker
         settings[name] = PathSettings(
-            timeout=default_timeout if isinstance(p.timeout, Inherit) else cast("float | None", p.timeout),
+            timeout=default_timeout
+            if isinstance(p.timeout, Inherit)
+            else cast("float | None", p.timeout),
             retry=retry if isinstance(p.retry, Inherit) else p.retry,
             breaker=b,
             rate_limit=p.rate_limit,
@@ -148,6 +150,11 @@ def router_config(
     path_list = [as_path(p) for p in paths]
     if not path_list:
         raise ConfigurationError("paths is empty; give at least one callable or Path")
+    if fallback is not None and not (isinstance(fallback, Path) or callable(fallback)):
+        raise ConfigurationError(
+            f"fallback must be a callable or a Path (tried last, never ranked) or None, "
+            f"got {fallback!r}"
+        )
     final = as_path(fallback) if fallback is not None else None
     names = [p.name for p in path_list] + ([final.name] if final else [])
     dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
