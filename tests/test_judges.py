@@ -90,7 +90,8 @@ def make_judge(oai: Any, store: MemoryStore, **kw: Any) -> LLMJudge:
         store=store,
         client=oai,
         **kw,
-        resilience=Resilience(timeout=2.0, retry=None),
+        timeout=2.0,
+        resilience=Resilience(retry=None),
         persistence=Persistence(durability="sync"),
         observability=Observability(prices=PRICES),
     )
@@ -223,7 +224,8 @@ def test_a_judge_failure_scores_on_failure_and_is_counted(
         client=oai,
         repair=False,
         on_failure=0.6,
-        resilience=Resilience(timeout=0.3, retry=None),
+        timeout=0.3,
+        resilience=Resilience(retry=None),
         persistence=Persistence(durability="sync"),
     )
     with (

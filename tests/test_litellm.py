@@ -103,6 +103,7 @@ def router(
     retry_policy: RetryPolicy | None = None,
     breaker: CircuitBreaker | None = None,
     capture_usage: bool = True,
+    objective: str = "success",
 ) -> Router:
     return Router(
         paths,
@@ -110,6 +111,7 @@ def router(
         task="t",
         store="memory://",
         fallback=fallback,
+        objective=objective,
         learning=Learning(seed=1),
         resilience=Resilience(
             retry=retry_policy or retry(),

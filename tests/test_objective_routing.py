@@ -318,7 +318,20 @@ def test_bad_objective_and_budgets_name_the_parameter(
     kwargs: dict[str, Any], parameter: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=parameter):
-        Router([lambda: 1], success_fn=bool, task="t", store="memory://", **kwargs)
+        budget = {k: kwargs.pop(k) for k in list(kwargs) if k in BUDGET_FIELDS}
+        policy = kwargs.pop("policy", None)
+        Router(
+            [lambda: 1],
+            success_fn=bool,
+            task="t",
+            store="memory://",
+            budget=Budget(**budget),
+            learning=Learning(policy=policy),
+            **kwargs,
+        )
+
+
+BUDGET_FIELDS = ("max_attempts", "request_timeout", "max_cost_usd")
 
 
 @pytest.mark.parametrize("attr", ["expected_cost_usd", "expected_latency_ms"])

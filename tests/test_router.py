@@ -406,16 +406,21 @@ def test_constructor_errors_name_the_parameter() -> None:
         ({"paths": [42]}, "not callable"),
         ({"half_life": timedelta(0)}, "half_life"),
         ({"half_life": -5}, "half_life"),
-        ({"prior": (0, 1)}, "prior"),
-        ({"prior": (1,)}, "prior"),
         ({"store": "mysql://root@localhost/db"}, "store"),
         ({"store": "nonsense"}, "store"),
-        ({"durability": "eventually"}, "durability"),
-        ({"explore": 1.5}, "explore"),
         ({"success_fn": "yes"}, "success_fn"),
         ({"task": ""}, "task"),
-        ({"seed": "abc"}, "seed"),
     ]
+    # The options of the groups are checked where the groups are built.
+    for build, needle in (
+        (lambda: Learning(prior=(0, 1)), "prior"),
+        (lambda: Learning(prior=(1,)), "prior"),  # type: ignore[arg-type]
+        (lambda: Persistence(durability="eventually"), "durability"),
+        (lambda: Learning(explore=1.5), "explore"),
+        (lambda: Learning(seed="abc"), "seed"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ConfigurationError, match=needle):
+            build()
     for override, needle in cases:
         kwargs: dict[str, Any] = {
             "paths": ok,

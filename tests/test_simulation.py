@@ -305,7 +305,7 @@ def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
     seed: int | np.random.Generator = (
         case.seed if case.kind == "pcg64" else generator(case.kind, case.seed)
     )
-    extra: dict[str, Any] = {} if case.default_retry else {"retry": None}
+    resilience = Resilience() if case.default_retry else Resilience(retry=None)
     router = Router(
         [path(i) for i in range(k)],
         success_fn=lambda r: r is not None,
@@ -313,7 +313,7 @@ def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
         store=case.store,
         fallback=(lambda: "cached") if env.final is not None else None,
         half_life=case.half_life,
-        **extra,
+        resilience=resilience,
         learning=Learning(explore=case.explore, seed=seed, clock=clock),
         persistence=Persistence(durability="sync"),
     )

@@ -174,13 +174,13 @@ def test_without_opentelemetry_tracing_is_a_no_op() -> None:
         """
         import sys
         sys.modules["opentelemetry"] = None  # makes `import opentelemetry` fail
-        from adaptive_router import Path, Router
+        from adaptive_router import Observability, Path, Router
         from adaptive_router.tracing import AVAILABLE, Tracing
         assert not AVAILABLE
         t = Tracing()
         assert not t.enabled
         with Router([Path(lambda: 1, name="p", timeout=None)], bool, "t", store="memory://",
-                    observers=[t]) as r:
+                    observability=Observability(observers=[t], tracing=True)) as r:
             r.run()
             r.report(r.choose().request_id, success=True)
         print("ok")
