@@ -214,9 +214,15 @@ from adaptive_router import Path, Router
 logging.disable(logging.CRITICAL)
 def noop():
     return True
+extra = json.loads(sys.argv[3])  # Persistence options (log_decisions)
+try:
+    from adaptive_router import Learning, Persistence
+except ImportError:  # the code from before the option groups
+    kw = {"seed": 3, **extra}
+else:
+    kw = {"learning": Learning(seed=3), "persistence": Persistence(**extra)}
 router = Router([Path(noop, name=n, timeout=None) for n in ("p0", "p1", "p2")],
-                lambda r: True, task="bench-before", store="memory://", seed=3,
-                **json.loads(sys.argv[3]))
+                lambda r: True, task="bench-before", store="memory://", **kw)
 n = int(sys.argv[2])
 for _ in range(n // 10):
     router.run()

@@ -109,7 +109,7 @@ def test_importing_a_submodule_first_shadows_no_public_name(package: str) -> Non
 
 
 ROUTER = """
-from adaptive_router import Router
+from adaptive_router import Observability, Router
 def answer():
     return 42
 router = Router([answer], success_fn=bool, task="t", store="memory://"{extra})
@@ -123,7 +123,7 @@ METRICS = ["prometheus_client"] if importlib.util.find_spec("prometheus_client")
 
 def test_a_default_router_on_memory_loads_no_sql_prices_tracing_or_scipy() -> None:
     assert loaded_after(ROUTER.format(extra="")) == METRICS
-    assert loaded_after(ROUTER.format(extra=", metrics=False")) == []
+    assert loaded_after(ROUTER.format(extra=", observability=Observability(metrics=False)")) == []
 
 
 def test_scipy_comes_with_the_first_propensity_not_with_the_router() -> None:

@@ -287,10 +287,11 @@ def test_the_groups_are_exported_frozen_and_their_defaults_are_the_routers() -> 
         Learning().explore = 0.5  # type: ignore[misc]
     with _router() as router:
         cfg = router.config
-        assert (cfg.learning, cfg.resilience, cfg.persistence) == (
+        assert (cfg.learning, cfg.resilience, cfg.persistence, cfg.observability) == (
             Learning(),
             Resilience(),
             Persistence(),
+            Observability(),
         )
         assert cfg.budget == Budget() and not cfg.budget.active
         assert router.path_settings["a"].timeout == 30.0

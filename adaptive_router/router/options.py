@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from numbers import Integral
 from typing import Any, Literal, cast
@@ -315,6 +315,7 @@ class Observability:
     capture_usage: bool | Literal["include_usage"] = True
     prices: Mapping[str, tuple[float, float]] | Pricer | None = None
     heartbeat: float | timedelta | None = DEFAULT_INTERVAL_S
+    _pricer: Pricer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _flag("metrics", self.metrics)
@@ -356,7 +357,7 @@ class Observability:
             raise ConfigurationError(
                 f"capture_usage must be True, False or 'include_usage', got {self.capture_usage!r}"
             )
-        _set(self, "prices", _pricer(self.prices))
+        _set(self, "_pricer", _pricer(self.prices))
         if self.heartbeat is not None:
             _set(self, "heartbeat", seconds(self.heartbeat, "heartbeat", allow_none=False))
 
@@ -377,8 +378,8 @@ class Observability:
 
     @property
     def pricer(self) -> Pricer:
-        """``prices`` as the :class:`Pricer` it was made into."""
-        return cast(Pricer, self.prices)
+        """``prices`` as a :class:`Pricer` (made once, shared by the routers given this)."""
+        return self._pricer
 
 
 def _pricer(prices: object) -> Pricer:
