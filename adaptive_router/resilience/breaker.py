@@ -8,6 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 from enum import Enum
 
 from adaptive_router.errors import ConfigurationError
@@ -74,7 +75,7 @@ class CircuitBreaker:
         failure_rate: float | None = None,
         window: int = 20,
         min_calls: int = 10,
-        reset_timeout_s: float = 30.0,
+        reset_timeout_s: float | timedelta = 30.0,
         half_open_max_calls: int = 1,
         clock: Callable[[], float] = time.monotonic,
         *,

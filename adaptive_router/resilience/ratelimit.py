@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from adaptive_router._checks import redact, redact_url
@@ -133,7 +134,7 @@ class RateLimit:
         storage: str | Storage = "memory://",
         key: str = "default",
         mode: str = "skip",
-        max_wait_s: float = 10.0,
+        max_wait_s: float | timedelta = 10.0,
         *,
         storage_options: Mapping[str, Any] | None = None,
         fail_open: bool = True,

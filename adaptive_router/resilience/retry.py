@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import tenacity
@@ -121,9 +122,9 @@ class RetryPolicy:
     def __init__(
         self,
         attempts: int = 3,
-        budget_s: float | None = 30.0,
-        initial: float = 0.5,
-        max_wait: float = 8.0,
+        budget_s: float | timedelta | None = 30.0,
+        initial: float | timedelta = 0.5,
+        max_wait: float | timedelta = 8.0,
         retry_on: Iterable[ErrorKind | str] = RETRYABLE,
         rng: random.Random | int | None = None,
         *,
@@ -139,10 +140,9 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"attempts must be an int >= 1 (1 = no retries), got {attempts!r}"
             )
-        if budget_s is not None:
-            budget_s = check_seconds("budget_s", budget_s)
-        initial = check_seconds("initial", initial)
-        max_wait = check_seconds("max_wait", max_wait)
+        budget = None if budget_s is None else check_seconds("budget_s", budget_s)
+        first_wait = check_seconds("initial", initial)
+        longest_wait = check_seconds("max_wait", max_wait)
         try:
             kinds = frozenset(ErrorKind(k) for k in retry_on)
         except (TypeError, ValueError):
@@ -167,17 +167,17 @@ class RetryPolicy:
                 f"rng must be a random.Random, an int seed or None, got {rng!r}"
             )
         self.attempts = attempts
-        self.budget_s = budget_s
+        self.budget_s = budget
         self.retry_on = kinds
         self.honor_retry_after = honor_retry_after
         self.name = name
         self._custom_stop = stop is not None
         if stop is None:
             stop = stop_after_attempt(attempts)
-            if budget_s is not None:
-                stop = stop | stop_after_delay(budget_s)
+            if budget is not None:
+                stop = stop | stop_after_delay(budget)
         self.stop = stop
-        self.wait = wait if wait is not None else FullJitter(initial, max_wait, rng)
+        self.wait = wait if wait is not None else FullJitter(first_wait, longest_wait, rng)
         self._clock = clock
         self._sleep = sleep
         self._asleep = asleep
