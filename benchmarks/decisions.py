@@ -46,7 +46,7 @@ def _round(url: str, task: str, mode: str, n: int) -> tuple[float, dict[str, int
         persistence=Persistence(durability="batch", log_decisions=mode != "off"),
     )
     log = router._decisions
-    if mode == "snapshot":
+    if mode == "snapshot" and log is not None:
         log.max_backlog = 0
     run = router.run
     for _ in range(200):  # warm-up: caches, first flush
@@ -58,8 +58,10 @@ def _round(url: str, task: str, mode: str, n: int) -> tuple[float, dict[str, int
         for _ in range(CHUNK):
             run()
         elapsed += time.perf_counter() - t0
-        sampled = max(sampled, log.backlog)
+        sampled = max(sampled, log.backlog if log is not None else 0)
     router.close()
+    if log is None:  # decision logging off: no log, nothing queued
+        return elapsed, dict.fromkeys(("max_backlog", "limit", "computed", "deferred"), 0)
     return elapsed, {
         "max_backlog": max(sampled, log.max_seen),
         "limit": log.max_backlog,
