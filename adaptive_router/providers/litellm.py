@@ -119,6 +119,9 @@ def error_kind(exc: BaseException) -> ErrorKind | None:
                 return ErrorKind.CLIENT_ERROR
             if kind in (ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION):
                 return _transport_kind(exc) or kind
+            if kind is ErrorKind.CLIENT_ERROR and _transport_kind(exc) is ErrorKind.AUTH_ERROR:
+                # LiteLLM 1.75 re-raises the openai SDK's 401 as a BadRequestError (400).
+                return ErrorKind.AUTH_ERROR
             return kind
     return None
 
