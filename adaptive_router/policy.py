@@ -5,10 +5,18 @@ observed so far and returns the order in which to try the paths. Arrays may
 carry leading batch dimensions (``(..., K)``), which is how the simulator runs
 thousands of independent replications in one numpy call with the very same
 code the live Router runs for one request.
+
+The evidence a policy gets is the paths' *first-attempt* evidence: attempts that were
+their request's first, which see every kind of input. Attempts made after another path
+of the request failed see only the inputs it failed on (often the hard ones); folding
+them in would make the incumbent's rivals look worse than they are. :class:`ThompsonSampling`
+also takes that *after-failure* evidence (``after_successes``/``after_failures``) and
+orders the paths after the first one by it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Protocol, runtime_checkable
 
@@ -29,8 +37,23 @@ class Policy(Protocol):
     def rank(
         self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
     ) -> IntArray:
-        """Path indices best-first, shape ``successes.shape``."""
+        """Path indices best-first, shape ``successes.shape``, from the paths' first-attempt
+        evidence (decayed weights of successes and failures)."""
         ...
+
+
+def takes_after_failure(policy: object) -> bool:
+    """Whether ``policy.rank`` takes the after-failure evidence (``after_successes`` and
+    ``after_failures``, as :meth:`ThompsonSampling.rank` does). Other policies get the
+    first-attempt evidence alone, which orders every position."""
+    rank = getattr(policy, "rank", None)
+    if rank is None:
+        return False
+    try:
+        params = inspect.signature(rank).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    return "after_successes" in params and "after_failures" in params
 
 
 #: Evidence older than this many half-lives weighs < 1e-18 and is treated as 0. The SQL
@@ -131,10 +154,25 @@ class ThompsonSampling:
         return rng.beta(self.prior[0] + successes, self.prior[1] + failures)
 
     def rank(
-        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+        self,
+        successes: FloatArray,
+        failures: FloatArray,
+        rng: np.random.Generator,
+        after_successes: FloatArray | None = None,
+        after_failures: FloatArray | None = None,
     ) -> IntArray:
+        """Path indices best-first, shape ``successes.shape``.
+
+        ``successes``/``failures`` are the first-attempt evidence: θ_k is drawn from each
+        path's Beta posterior of it and the first path is the largest θ (or, with
+        probability ``explore``, a uniformly chosen one). With ``after_successes`` and
+        ``after_failures`` (the evidence of attempts made after another path failed), the
+        other paths follow in descending θ'_k drawn from their after-failure posteriors
+        (K - 1 more draws, made only when K > 2: with two paths the second is the other
+        one); without them, in descending θ_k.
+        """
         if successes.ndim == 1:
-            return self._rank_one(successes, failures, rng)
+            return self._rank_one(successes, failures, rng, after_successes, after_failures)
         theta = self.sample(successes, failures, rng)
         if self.explore > 0.0:
             k = theta.shape[-1]
@@ -147,10 +185,39 @@ class ThompsonSampling:
                 np.put_along_axis(
                     theta, pick[..., None], np.where(exploring, 2.0, current)[..., None], axis=-1
                 )
-        return np.argsort(-theta, axis=-1, kind="stable")
+        if after_successes is None or after_failures is None or theta.shape[-1] < 3:
+            return np.argsort(-theta, axis=-1, kind="stable")
+        # The first maximum, as the stable descending sort would put first.
+        first = np.argmax(theta, axis=-1)
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, rng)
+        later = np.take_along_axis(rest, np.argsort(-theta2, axis=-1, kind="stable"), axis=-1)
+        return np.concatenate([first[..., None], later], axis=-1)
+
+    def sample_rest(
+        self,
+        first: IntArray,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, FloatArray]:
+        """The paths other than ``first`` (shape ``(...)``) in index order, shape
+        ``(..., K - 1)``, and one θ' per path drawn from its after-failure posterior (in C
+        order: row by row, each row's paths by index, as :meth:`_rank_one` draws them)."""
+        k = after_successes.shape[-1]
+        j = np.arange(k - 1)
+        rest = np.where(j < first[..., None], j, j + 1)
+        s2 = np.take_along_axis(np.broadcast_to(after_successes, (*first.shape, k)), rest, -1)
+        f2 = np.take_along_axis(np.broadcast_to(after_failures, (*first.shape, k)), rest, -1)
+        theta2: FloatArray = rng.beta(self.prior[0] + s2, self.prior[1] + f2)
+        return rest, theta2
 
     def _rank_one(
-        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+        self,
+        successes: FloatArray,
+        failures: FloatArray,
+        rng: np.random.Generator,
+        after_successes: FloatArray | None,
+        after_failures: FloatArray | None,
     ) -> IntArray:
         """The live Router's case (one request, K paths), without numpy's per-call array
         overhead: scalar draws consume the Generator exactly as the batched path does for
@@ -162,5 +229,12 @@ class ThompsonSampling:
         ]
         if self.explore > 0.0 and rng.random() < self.explore:
             theta[int(rng.integers(0, len(theta)))] = 2.0
+        # reverse=True keeps equal θs in index order, as the stable argsort does.
         order = sorted(range(len(theta)), key=theta.__getitem__, reverse=True)
+        if after_successes is not None and after_failures is not None and len(order) > 2:
+            first = order[0]
+            s2, f2 = after_successes.tolist(), after_failures.tolist()
+            rest = [j for j in range(len(order)) if j != first]
+            theta2 = {j: draw(a0 + s2[j], b0 + f2[j]) for j in rest}
+            order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
         return np.array(order, dtype=np.intp)

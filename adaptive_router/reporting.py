@@ -175,15 +175,16 @@ class Reporter:
             if self._owns_store:
                 self.store.close()
             raise
-        for name, st in stored.items():
-            if st.n and st.half_life_s != self.half_life:
-                if self._owns_store:
-                    self.store.close()
-                raise ConfigurationError(
-                    f"half_life: task {self.task!r} path {name!r} was learned with "
-                    f"half_life={st.half_life_s} s but this Reporter has {self.half_life} s; "
-                    "give it the routers' half_life"
-                )
+        for name, ev in stored.items():
+            for st in ev.states():
+                if st.n and st.half_life_s != self.half_life:
+                    if self._owns_store:
+                        self.store.close()
+                    raise ConfigurationError(
+                        f"half_life: task {self.task!r} path {name!r} was learned with "
+                        f"half_life={st.half_life_s} s but this Reporter has {self.half_life} "
+                        "s; give it the routers' half_life"
+                    )
 
     def __repr__(self) -> str:
         return f"Reporter(task={self.task!r}, store={self.store!r})"

@@ -318,7 +318,7 @@ class Router:
             success_fn,
             score_fn,
             self.min_score,
-            lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
+            lambda path, ctx, attempt: self.ranking.mean(path, self.clock(), ctx, attempt),
             self._log,
         )
         #: The Prometheus observer (None when prometheus-client is not installed or off).

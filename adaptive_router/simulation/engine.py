@@ -18,7 +18,14 @@ from typing import Any, Literal
 import numpy as np
 
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
-from adaptive_router.policy import FloatArray, IntArray, Policy, ThompsonSampling, decay_factor
+from adaptive_router.policy import (
+    FloatArray,
+    IntArray,
+    Policy,
+    ThompsonSampling,
+    decay_factor,
+    takes_after_failure,
+)
 from adaptive_router.simulation.baselines import StepAware, policy_label
 from adaptive_router.simulation.environment import BoolArray, Environment, FinalPath, stationary
 from adaptive_router.simulation.results import SimulationResult
@@ -95,10 +102,14 @@ class _Run:
     env: Environment
     rates: FloatArray  # true rates (T, K)
     best: FloatArray  # the best rate per step (T,)
-    succ: FloatArray  # (decayed) evidence (R, K)
+    succ: FloatArray  # (decayed) first-attempt evidence (R, K)
     fail: FloatArray
+    succ2: FloatArray  # (decayed) evidence of attempts after a failure (R, K)
+    fail2: FloatArray
     pend_s: BoolArray  # outcomes not yet visible (delay, R, K), a ring indexed by t % delay
     pend_f: BoolArray
+    pend_s2: BoolArray  # the same for attempts after a failure
+    pend_f2: BoolArray
     marks: IntArray  # checkpoints (C,)
     regret: FloatArray  # (C, R)
     cum: FloatArray  # cumulative regret (R,)
@@ -124,8 +135,12 @@ class _Run:
             best=rates.max(axis=1),
             succ=np.zeros((r, k)),
             fail=np.zeros((r, k)),
+            succ2=np.zeros((r, k)),
+            fail2=np.zeros((r, k)),
             pend_s=np.zeros((env.delay, r, k), dtype=np.bool_),
             pend_f=np.zeros((env.delay, r, k), dtype=np.bool_),
+            pend_s2=np.zeros((env.delay, r, k), dtype=np.bool_),
+            pend_f2=np.zeros((env.delay, r, k), dtype=np.bool_),
             marks=marks,
             regret=np.empty((marks.size, r)),
             cum=np.zeros(r),
@@ -195,12 +210,17 @@ def simulate(
     (decayed) evidence; the first path is attempted; with ``fallback=True`` the
     next ranked path is tried on failure until one succeeds, as ``Router.run``
     does, then ``env.final`` if every learned path failed. Every attempt's
-    outcome is evidence (the Router records every attempt too), visible to the
+    outcome is evidence (the Router records every attempt too), kept as the Router
+    keeps it: the first attempt's as first-attempt evidence (what ``rank`` gets as
+    ``successes``/``failures``), the later attempts' as after-failure evidence (what a
+    policy that takes it, :func:`~adaptive_router.policy.takes_after_failure`, gets as
+    ``after_successes``/``after_failures``), visible to the
     policy ``env.delay`` requests later and added with full weight then, as
     ``Router.report`` stamps an outcome with the report time. After each step
     the sums are multiplied by ``0.5 ** (1 / half_life)`` (see
     :mod:`adaptive_router.simulation`). With ``fallback=False`` only the first path
-    is tried, as with ``choose``/``report``.
+    is tried, as with ``choose``/``report``, and no after-failure evidence is passed
+    (there is none).
 
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
@@ -279,6 +299,10 @@ def _run_numpy(
     step_aware = policy if isinstance(policy, StepAware) else None
     objective = policy if isinstance(policy, ObjectiveThompsonSampling) else None
     step = _NumpyStep(run, fallback, learn_costs=objective is not None)
+    # The Router passes the after-failure evidence to a policy that takes it when it has
+    # more than two paths; without fallback there is none to pass.
+    after = step.fallback and k > 2 and takes_after_failure(policy)
+    generic: Any = policy  # rank's extra arguments are checked by takes_after_failure
     rank_s = 0.0
     mark_i = 0
     for t in range(horizon):
@@ -286,27 +310,32 @@ def _run_numpy(
         if step_aware is not None:
             step_aware.at_step(t, p)
         t0 = time.perf_counter()
+        # With one replication, the Router's exact call: 1-D arrays. Keeps single runs
+        # step-for-step comparable.
+        rows = 0 if r == 1 else slice(None)
+        s2 = run.succ2[rows] if after else None
+        f2 = run.fail2[rows] if after else None
         if objective is not None:
             costs, lats = step.estimates()
-            if r == 1:
-                order = objective.rank(
-                    run.succ[0],
-                    run.fail[0],
-                    rng,
-                    costs=None if costs is None else costs[0],
-                    latencies=None if lats is None else lats[0],
-                )[None, :]
-            else:
-                order = objective.rank(run.succ, run.fail, rng, costs=costs, latencies=lats)
-        elif r == 1:
-            # The Router's exact call: 1-D arrays. Keeps single runs step-for-step comparable.
-            order = policy.rank(run.succ[0], run.fail[0], rng)[None, :]
+            order = objective.rank(
+                run.succ[rows],
+                run.fail[rows],
+                rng,
+                s2,
+                f2,
+                costs=None if costs is None else costs[rows],
+                latencies=None if lats is None else lats[rows],
+            )
+        elif after:
+            order = generic.rank(run.succ[rows], run.fail[rows], rng, s2, f2)
         else:
-            order = policy.rank(run.succ, run.fail, rng)
+            order = policy.rank(run.succ[rows], run.fail[rows], rng)
+        if r == 1:
+            order = order[None, :]
         rank_s += time.perf_counter() - t0
         ok = env_rng.random((r, k)) < p
         tried = step.attempt(t, order, ok)
-        step.learn(t, tried & ok, tried & ~ok, keep)
+        step.learn(t, order[:, 0], tried, ok, keep)
         if mark_i < run.marks.size and t + 1 == run.marks[mark_i]:
             run.regret[mark_i] = run.cum
             mark_i += 1
@@ -410,21 +439,36 @@ class _NumpyStep:
         np.put_along_axis(tried, order, tried_ord, axis=1)
         return tried, failed_so_far[:, -1]
 
-    def learn(self, t: int, new_s: BoolArray, new_f: BoolArray, keep: float) -> None:
-        """Add step ``t``'s outcomes to the evidence (``delay`` steps later), then decay it."""
+    def learn(
+        self, t: int, first: IntArray, tried: BoolArray, ok: BoolArray, keep: float
+    ) -> None:
+        """Add step ``t``'s outcomes to the evidence (``delay`` steps later), then decay it:
+        the first path's (``first``, per replication) to the first-attempt evidence, the
+        other tried paths' to the after-failure evidence."""
         run = self.run
+        at_first = np.zeros_like(tried)
+        at_first[self.rows, first] = True
+        new_s, new_f = tried & ok & at_first, tried & ~ok & at_first
+        later = tried & ~at_first
+        new_s2, new_f2 = later & ok, later & ~ok
         delay = run.pend_s.shape[0]
         if delay:
             slot = t % delay
-            seen = run.pend_s[slot] | run.pend_f[slot]
+            seen = run.pend_s[slot] | run.pend_f[slot] | run.pend_s2[slot] | run.pend_f2[slot]
             run.succ += run.pend_s[slot]
             run.fail += run.pend_f[slot]
+            run.succ2 += run.pend_s2[slot]
+            run.fail2 += run.pend_f2[slot]
             run.pend_s[slot] = new_s
             run.pend_f[slot] = new_f
+            run.pend_s2[slot] = new_s2
+            run.pend_f2[slot] = new_f2
         else:
-            seen = new_s | new_f
+            seen = tried
             run.succ += new_s
             run.fail += new_f
+            run.succ2 += new_s2
+            run.fail2 += new_f2
         if self.seen_w is not None:
             # Every attempt's cost and latency are known in the simulator; mean = sum / w.
             self.seen_w += seen
@@ -435,6 +479,8 @@ class _NumpyStep:
         if keep != 1.0:
             run.succ *= keep
             run.fail *= keep
+            run.succ2 *= keep
+            run.fail2 *= keep
             if self.seen_w is not None:
                 self.seen_w *= keep
                 if self.cost_sum is not None:
@@ -509,9 +555,14 @@ def _run_compiled(
             t1,
             run.succ,
             run.fail,
+            run.succ2,
+            run.fail2,
             run.pend_s,
             run.pend_f,
+            run.pend_s2,
+            run.pend_f2,
             fallback,
+            fallback and k > 2,
             extra[0],
             extra[1],
             env.final is not None,

@@ -5,19 +5,17 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
     HealthSnapshot,
-    PathState,
+    PathEvidence,
     PendingDecision,
     SharedEvidence,
     Store,
     copy_usage,
-    fold_outcome,
+    fold_evidence,
 )
 
 
@@ -38,7 +36,8 @@ class MemoryStore(Store, SharedEvidence):
         if not isinstance(max_outcomes, int) or max_outcomes < 0:
             raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
         self._lock = threading.Lock()
-        self._stats: dict[str, dict[str, dict[str, PathState]]] = {}  # task -> context -> path
+        # task -> context -> path -> evidence (first attempts and after a failure)
+        self._stats: dict[str, dict[str, dict[str, PathEvidence]]] = {}
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
@@ -72,13 +71,15 @@ class MemoryStore(Store, SharedEvidence):
                 paths = contexts.get(ctx)
                 if paths is None:
                     paths = contexts[ctx] = {}
-                st = paths.get(o.path)
-                if st is None:
-                    st = paths[o.path] = PathState(ref_time=o.created_at)
-                fold_outcome(st, o, half_life)
+                ev = paths.get(o.path)
+                if ev is None:
+                    ev = paths[o.path] = PathEvidence()
+                fold_evidence(ev, o, half_life)
         return new
 
-    def shared_contexts(self, task: str) -> tuple[dict[str, dict[str, PathState]], threading.Lock]:
+    def shared_contexts(
+        self, task: str
+    ) -> tuple[dict[str, dict[str, PathEvidence]], threading.Lock]:
         with self._lock:
             contexts = self._stats.get(task)
             if contexts is None:
@@ -94,11 +95,11 @@ class MemoryStore(Store, SharedEvidence):
                 copy_usage(outcome, stored)
             return True
 
-    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
-        out: dict[str, dict[str, PathState]] = {}
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
+        out: dict[str, dict[str, PathEvidence]] = {}
         with self._lock:
             for ctx, paths in self._stats.get(task, {}).items():
-                out[ctx] = {path: replace(st) for path, st in paths.items()}
+                out[ctx] = {path: ev.copy() for path, ev in paths.items()}
         return out
 
     def window_stats(

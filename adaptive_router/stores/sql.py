@@ -37,14 +37,17 @@ from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.base import (
+    FIRST,
     USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
     HealthSnapshot,
+    PathEvidence,
     PathState,
     PathTotals,
     PendingDecision,
     Store,
+    position_of,
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
@@ -370,10 +373,10 @@ class SQLStore(Store):
             return
         # The hourly rollups get exactly the same rows, in the same transaction.
         conn.execute(self._rollup_upsert, rollups.increments(new))
-        groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+        groups: dict[tuple[str, str, str, str], list[Outcome]] = defaultdict(list)
         for o in new:
             for ctx in o.evidence_keys():
-                groups[(o.task, ctx, o.path)].append(o)
+                groups[(o.task, ctx, o.path, position_of(o.attempt))].append(o)
         # A fixed lock order across processes rules out deadlocks between batches.
         params = [_stats_params(*key, groups[key], half_life) for key in sorted(groups)]
         conn.execute(self._upsert(half_life), params)
@@ -392,7 +395,7 @@ class SQLStore(Store):
         add = _decay_expr(ps.ref_time - ex.ref_time, half_life)
         newer = ex.ref_time > ps.ref_time
         return stmt.on_conflict_do_update(
-            index_elements=["task", "context", "path"],
+            index_elements=["task", "context", "path", "position"],
             set_={
                 "success_w": _scaled(ps.success_w, keep) + _scaled(ex.success_w, add),
                 "failure_w": _scaled(ps.failure_w, keep) + _scaled(ex.failure_w, add),
@@ -433,18 +436,19 @@ class SQLStore(Store):
         return True
 
     # -- reads ------------------------------------------------------------------
-    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
         return self._load(task, None)
 
-    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+    def load(self, task: str, context: str = "") -> dict[str, PathEvidence]:
         return self._load(task, context).get(context, {})
 
-    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
-        """context -> path -> state for the task (one context only when given)."""
+    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathEvidence]]:
+        """context -> path -> evidence for the task (one context only when given)."""
         c = path_stats.c
         q = sa.select(
             c.context,
             c.path,
+            c.position,
             c.success_w,
             c.failure_w,
             c.ref_time,
@@ -458,21 +462,29 @@ class SQLStore(Store):
         ).where(c.task == task)
         if context is not None:
             q = q.where(c.context == context)
-        out: dict[str, dict[str, PathState]] = {}
+        out: dict[str, dict[str, PathEvidence]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(q):
-                out.setdefault(r[0], {})[r[1]] = PathState(
-                    float(r[2]),
+                paths = out.setdefault(r[0], {})
+                ev = paths.get(r[1])
+                if ev is None:
+                    ev = paths[r[1]] = PathEvidence()
+                state = PathState(
                     float(r[3]),
                     float(r[4]),
-                    int(r[5]),
+                    float(r[5]),
                     int(r[6]),
-                    None if r[7] is None else float(r[7]),
-                    float(r[8]),
+                    int(r[7]),
+                    None if r[8] is None else float(r[8]),
                     float(r[9]),
                     float(r[10]),
                     float(r[11]),
+                    float(r[12]),
                 )
+                if r[2] == FIRST:
+                    ev.first = state
+                else:
+                    ev.after_failure = state
         return out
 
     def window_stats(
@@ -731,7 +743,12 @@ def _decision_data(stored: bytes | str | None) -> bytes | None:
 
 
 def _stats_params(
-    task: str, context: str, path: str, group: list[Outcome], half_life: float | None
+    task: str,
+    context: str,
+    path: str,
+    position: str,
+    group: list[Outcome],
+    half_life: float | None,
 ) -> dict[str, Any]:
     """One path_stats row's increment: the group's evidence decayed to its newest time."""
     ref = max(o.created_at for o in group)
@@ -753,6 +770,7 @@ def _stats_params(
         "task": task,
         "context": context,
         "path": path,
+        "position": position,
         "success_w": s_w,
         "failure_w": f_w,
         "ref_time": ref,
