@@ -19,8 +19,8 @@ from adaptive_router.cli.common import (
     resolve_url,
 )
 from adaptive_router.cli.db import db_app
-from adaptive_router.cli.posteriors import read_posteriors, stats_dict
-from adaptive_router.reports.summary import posterior_dict
+from adaptive_router.cli.posteriors import read_posteriors
+from adaptive_router.reports.summary import posterior_dict, stats_dict
 from adaptive_router.router import stored_half_life
 
 __all__ = [
