@@ -27,9 +27,8 @@ from adaptive_router.migrations import (
     storage_dir,
     upgrade,
 )
-from adaptive_router.stores import schema
 from adaptive_router.outcomes import Outcome
-from adaptive_router.stores import MemoryStore
+from adaptive_router.stores import MemoryStore, schema
 from adaptive_router.stores.base import PathState, Store, fold_outcome, totals_from_outcomes
 from adaptive_router.stores.schema import HEAD_REVISION, metadata
 from adaptive_router.stores.sql import create_engine
@@ -494,7 +493,11 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
                         # Kept as it was, as first-attempt evidence (the deleted rows were
                         # folded into the task level too).
                         kept, was = got[ctx][path], old[key]
-                        assert (kept.first.successes, kept.first.failures, kept.after_failure.n) == (
+                        assert (
+                            kept.first.successes,
+                            kept.first.failures,
+                            kept.after_failure.n,
+                        ) == (
                             was.successes,
                             was.failures,
                             0,

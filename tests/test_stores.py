@@ -174,6 +174,7 @@ def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
     try:
         for _ in range(30):
             a.run()
+
         def counts(router: Router) -> dict[str, tuple[int, int, int, int]]:
             return {
                 p.path: (

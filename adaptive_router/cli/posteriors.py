@@ -7,7 +7,7 @@ Every number comes from the library (the store, ``posteriors_from_states``,
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape

@@ -167,7 +167,9 @@ class Recorder:
     def snapshot(self) -> dict[str, dict[str, PathEvidence]]:
         """A copy of every context's path evidence (``""`` is the task level)."""
         with self._lock:
-            return {c: {n: ev.copy() for n, ev in paths.items()} for c, paths in self.states.items()}
+            return {
+                c: {n: ev.copy() for n, ev in paths.items()} for c, paths in self.states.items()
+            }
 
     def contexts(self) -> list[str]:
         """The named contexts with evidence, sorted."""

@@ -439,9 +439,7 @@ class _NumpyStep:
         np.put_along_axis(tried, order, tried_ord, axis=1)
         return tried, failed_so_far[:, -1]
 
-    def learn(
-        self, t: int, first: IntArray, tried: BoolArray, ok: BoolArray, keep: float
-    ) -> None:
+    def learn(self, t: int, first: IntArray, tried: BoolArray, ok: BoolArray, keep: float) -> None:
         """Add step ``t``'s outcomes to the evidence (``delay`` steps later), then decay it:
         the first path's (``first``, per replication) to the first-attempt evidence, the
         other tried paths' to the after-failure evidence."""

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from adaptive_router.outcomes import Posterior, PositionPosterior
+from adaptive_router.outcomes import PositionPosterior, Posterior
 from adaptive_router.policy import decay_factor
 from adaptive_router.stores.base import PathEvidence, PathState
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
