@@ -398,8 +398,8 @@ def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
     evidence = Ranking.evidence
 
-    def early(self: Ranking, now: float, context: str = "") -> Any:
-        return evidence(self, now + 1.0, context)
+    def early(self: Ranking, now: float, context: str = "", after: bool = False) -> Any:
+        return evidence(self, now + 1.0, context, after)
 
     monkeypatch.setattr(Ranking, "evidence", early)
 
@@ -415,12 +415,12 @@ def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
         return decay(elapsed, None if half_life is None else 2 * half_life)
 
     monkeypatch.setattr(recorder_module, "decay_factor", doubled)
-    fold = recorder_module.fold_outcome
+    fold = recorder_module.fold_evidence
 
-    def fold_doubled(st: Any, o: Any, half_life: float | None) -> None:
-        fold(st, o, None if half_life is None else 2 * half_life)
+    def fold_doubled(ev: Any, o: Any, half_life: float | None) -> None:
+        fold(ev, o, None if half_life is None else 2 * half_life)
 
-    monkeypatch.setattr(recorder_module, "fold_outcome", fold_doubled)
+    monkeypatch.setattr(recorder_module, "fold_evidence", fold_doubled)
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:

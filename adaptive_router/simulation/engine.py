@@ -219,8 +219,9 @@ def simulate(
     ``Router.report`` stamps an outcome with the report time. After each step
     the sums are multiplied by ``0.5 ** (1 / half_life)`` (see
     :mod:`adaptive_router.simulation`). With ``fallback=False`` only the first path
-    is tried, as with ``choose``/``report``, and no after-failure evidence is passed
-    (there is none).
+    is tried, as with ``choose``/``report`` (the after-failure evidence then stays empty,
+    and the later positions of the traced order are drawn from the prior, as ``choose``
+    draws ``Decision.order``).
 
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
@@ -300,8 +301,9 @@ def _run_numpy(
     objective = policy if isinstance(policy, ObjectiveThompsonSampling) else None
     step = _NumpyStep(run, fallback, learn_costs=objective is not None)
     # The Router passes the after-failure evidence to a policy that takes it when it has
-    # more than two paths; without fallback there is none to pass.
-    after = step.fallback and k > 2 and takes_after_failure(policy)
+    # more than two paths (without fallback it stays empty, but `choose` still ranks the
+    # whole order with it, and so draws as here).
+    after = k > 2 and takes_after_failure(policy)
     generic: Any = policy  # rank's extra arguments are checked by takes_after_failure
     rank_s = 0.0
     mark_i = 0
@@ -560,7 +562,7 @@ def _run_compiled(
             run.pend_s2,
             run.pend_f2,
             fallback,
-            fallback and k > 2,
+            k > 2,
             extra[0],
             extra[1],
             env.final is not None,

@@ -12,8 +12,7 @@ the first bit for bit rather than by shared code. It draws from the same generat
 the same order, with numpy's own algorithms: per step, one Beta draw for each
 (replication, path) in C order from the first-attempt evidence, then (``explore > 0``)
 ``rng.random(R)`` and, if any replication explores, ``rng.integers(0, K, size=R)``, then
-(with fallback and K > 2, when the later positions are ranked by the after-failure
-evidence) one Beta draw per replication for each path but its first, from that evidence,
+(K > 2: the later positions are ranked by the after-failure evidence) one Beta draw per replication for each path but its first, from that evidence,
 row by row and by path index: exactly what ``ThompsonSampling.rank`` consumes for an
 ``(R, K)`` batch, and the environment's ``env_rng.random((R, K))``. Like the numpy
 engine, it keeps the first attempt's outcome as first-attempt evidence and the later
@@ -340,7 +339,7 @@ def run_thompson(
     pend_s2: Any,  # (D, R, K) later attempts waiting for delayed feedback (in/out)
     pend_f2: Any,
     fallback: bool,
-    split: bool,  # rank positions 2.. by the after-failure evidence (fallback and K > 2)
+    split: bool,  # rank positions 2.. by the after-failure evidence (K > 2)
     cost: Any,  # (K + 1,) per-attempt cost; [K] = the final path's
     latency: Any,  # (K + 1,) per-attempt latency; [K] = the final path's
     has_final: bool,
@@ -436,7 +435,7 @@ def run_thompson(
         for r in range(n_rep):
             ok = outcomes[r]
             # argsort(-theta, kind="stable"): descending, ties by index.
-            if split:
+            if split and full:
                 # The first, then the others by descending θ', ties by index.
                 order[0] = firsts[r]
                 m_len = 1
