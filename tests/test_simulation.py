@@ -450,7 +450,20 @@ def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Ranking, "__init__", seeded_from_rng)
 
 
+def _after_failure_folded_into_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old bias: every attempt folded into one posterior, first attempts and attempts
+    # made after another path failed alike.
+    import adaptive_router.stores.memory as memory_module
+    from adaptive_router.stores.base import fold_outcome
+
+    def mixed(ev: Any, o: Any, half_life: float | None) -> None:
+        fold_outcome(ev.first, o, half_life)
+
+    monkeypatch.setattr(memory_module, "fold_evidence", mixed)
+
+
 MUTATIONS = {
+    "after-failure attempts folded into first-attempt evidence": _after_failure_folded_into_first,
     "decay one step early": _decay_one_step_early,
     "doubled half-life": _doubled_half_life,
     "no exploration floor": _no_exploration_floor,
