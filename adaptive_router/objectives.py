@@ -271,6 +271,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         rng: np.random.Generator,
         after_successes: FloatArray | None = None,
         after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
         costs: FloatArray | Sequence[float] | None = None,
         latencies: FloatArray | Sequence[float] | None = None,
     ) -> IntArray:
@@ -280,10 +281,19 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         from their after-failure posteriors (see :meth:`ThompsonSampling.rank`), else by
         c_i / θ_i. Each position is ranked by the success probability that applies there."""
         if self.objective.ranks_by_success:
-            return super().rank(successes, failures, rng, after_successes, after_failures)
+            return super().rank(
+                successes, failures, rng, after_successes, after_failures, after_rng
+            )
         if successes.ndim == 1:
             return self._rank_one_cost(
-                successes, failures, rng, costs, latencies, after_successes, after_failures
+                successes,
+                failures,
+                rng,
+                costs,
+                latencies,
+                after_successes,
+                after_failures,
+                after_rng,
             )
         c = self.attempt_costs(
             None if costs is None else np.asarray(costs, dtype=np.float64),
@@ -309,7 +319,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         if after_successes is None or after_failures is None or key.shape[-1] < 3:
             return order
         first = order[..., 0]
-        rest, theta2 = self.sample_rest(first, after_successes, after_failures, rng)
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
         c_rest = np.take_along_axis(np.broadcast_to(c, key.shape), rest, -1)
         with np.errstate(divide="ignore"):
             key2 = np.array(c_rest / theta2, dtype=np.float64)
@@ -336,6 +346,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         latencies: FloatArray | Sequence[float] | None,
         after_successes: FloatArray | None = None,
         after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
     ) -> IntArray:
         """The Router's case, in plain Python floats: scalar draws consume the generator as
         ThompsonSampling's do, and the per-attempt costs are computed without numpy's
@@ -372,9 +383,10 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             first = order[0]
             s2, f2 = after_successes.tolist(), after_failures.tolist()
             key2 = {}
+            draw2 = (after_rng or rng).beta
             for j in range(k):
                 if j != first:
-                    theta = draw(a0 + s2[j], b0 + f2[j])
+                    theta = draw2(a0 + s2[j], b0 + f2[j])
                     key2[j] = per_attempt[j] / theta if theta > 0.0 else math.inf
             if v is None:
                 later = sorted(key2, key=key2.__getitem__)

@@ -42,10 +42,25 @@ class Policy(Protocol):
         ...
 
 
+def after_failure_generator(rng: np.random.Generator) -> np.random.Generator:
+    """The generator for a policy's after-failure draws (``rank(..., after_rng=)``): a child
+    spawned from ``rng``'s seed sequence, which draws nothing from ``rng``, so the first
+    choices use ``rng`` exactly as without after-failure evidence. Each call spawns the
+    next child; the Router and :func:`~adaptive_router.simulation.simulate` each call it
+    once for a fresh generator, so the same seed gives both the same two streams. Falls
+    back to ``rng`` itself when it cannot spawn (numpy < 1.25, or no seed sequence)."""
+    try:
+        child: np.random.Generator = rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):
+        return rng
+    return child
+
+
 def takes_after_failure(policy: object) -> bool:
-    """Whether ``policy.rank`` takes the after-failure evidence (``after_successes`` and
-    ``after_failures``, as :meth:`ThompsonSampling.rank` does). Other policies get the
-    first-attempt evidence alone, which orders every position."""
+    """Whether ``policy.rank`` takes the after-failure evidence and its generator (the
+    keywords ``after_successes``, ``after_failures`` and ``after_rng``, as
+    :meth:`ThompsonSampling.rank` does). Other policies get the first-attempt evidence
+    alone, which orders every position."""
     rank = getattr(policy, "rank", None)
     if rank is None:
         return False
@@ -53,7 +68,7 @@ def takes_after_failure(policy: object) -> bool:
         params = inspect.signature(rank).parameters
     except (TypeError, ValueError):  # a builtin or C callable without a signature
         return False
-    return "after_successes" in params and "after_failures" in params
+    return all(name in params for name in ("after_successes", "after_failures", "after_rng"))
 
 
 #: Evidence older than this many half-lives weighs < 1e-18 and is treated as 0. The SQL
@@ -160,6 +175,7 @@ class ThompsonSampling:
         rng: np.random.Generator,
         after_successes: FloatArray | None = None,
         after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
     ) -> IntArray:
         """Path indices best-first, shape ``successes.shape``.
 
@@ -168,11 +184,17 @@ class ThompsonSampling:
         probability ``explore``, a uniformly chosen one). With ``after_successes`` and
         ``after_failures`` (the evidence of attempts made after another path failed), the
         other paths follow in descending θ'_k drawn from their after-failure posteriors
-        (K - 1 more draws, made only when K > 2: with two paths the second is the other
-        one); without them, in descending θ_k.
+        with ``after_rng`` (default ``rng``): K - 1 more draws, made only when K > 2 (with
+        two paths the second is the other one). Without them, in descending θ_k.
+
+        The Router and the simulator draw θ' from a generator of their own
+        (:func:`after_failure_generator`), so the first choices consume ``rng`` exactly as
+        without after-failure evidence.
         """
         if successes.ndim == 1:
-            return self._rank_one(successes, failures, rng, after_successes, after_failures)
+            return self._rank_one(
+                successes, failures, rng, after_successes, after_failures, after_rng
+            )
         theta = self.sample(successes, failures, rng)
         if self.explore > 0.0:
             k = theta.shape[-1]
@@ -189,7 +211,7 @@ class ThompsonSampling:
             return np.argsort(-theta, axis=-1, kind="stable")
         # The first maximum, as the stable descending sort would put first.
         first = np.argmax(theta, axis=-1)
-        rest, theta2 = self.sample_rest(first, after_successes, after_failures, rng)
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
         later = np.take_along_axis(rest, np.argsort(-theta2, axis=-1, kind="stable"), axis=-1)
         return np.concatenate([first[..., None], later], axis=-1)
 
@@ -218,6 +240,7 @@ class ThompsonSampling:
         rng: np.random.Generator,
         after_successes: FloatArray | None,
         after_failures: FloatArray | None,
+        after_rng: np.random.Generator | None,
     ) -> IntArray:
         """The live Router's case (one request, K paths), without numpy's per-call array
         overhead: scalar draws consume the Generator exactly as the batched path does for
@@ -235,6 +258,7 @@ class ThompsonSampling:
             first = order[0]
             s2, f2 = after_successes.tolist(), after_failures.tolist()
             rest = [j for j in range(len(order)) if j != first]
-            theta2 = {j: draw(a0 + s2[j], b0 + f2[j]) for j in rest}
+            draw2 = (after_rng or rng).beta
+            theta2 = {j: draw2(a0 + s2[j], b0 + f2[j]) for j in rest}
             order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
         return np.array(order, dtype=np.intp)

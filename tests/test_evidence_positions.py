@@ -284,6 +284,15 @@ def test_the_first_choice_is_drawn_from_first_attempt_evidence_alone() -> None:
         split = pol.rank(s, f, np.random.default_rng(seed), s2, f2)
         assert plain.tolist() == [0, 1, 2]
         assert split.tolist() == [0, 2, 1]
+    # With a generator of its own for the after-failure draws (as the Router and the
+    # simulator give it), the first-choice generator is consumed as without them.
+    explore = ThompsonSampling(explore=0.5)
+    for seed in range(50):
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        alone = explore.rank(s, f, a)
+        both = explore.rank(s, f, b, s2, f2, after_rng=np.random.default_rng(99))
+        assert alone[0] == both[0]
+        assert a.random() == b.random()
 
 
 def test_one_row_and_a_batch_draw_alike() -> None:

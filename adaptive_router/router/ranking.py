@@ -34,7 +34,13 @@ from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policy import FloatArray, Policy, ThompsonSampling, takes_after_failure
+from adaptive_router.policy import (
+    FloatArray,
+    Policy,
+    ThompsonSampling,
+    after_failure_generator,
+    takes_after_failure,
+)
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.cost_priors import cost_priors
 from adaptive_router.router.recorder import Recorder, Weights
@@ -84,6 +90,8 @@ class Ranking:
         #: Read and pass the after-failure evidence: only it orders positions 2.. and only
         #: with three paths or more is there an order among them to choose.
         self._after = len(self.paths) > 2 and takes_after_failure(policy)
+        #: The after-failure draws' own generator (spawned: nothing is drawn from ``rng``).
+        self.rng_after = after_failure_generator(rng) if self._after else rng
         #: Log each decision's evidence (set by the router's DecisionLog).
         self.log_decisions = False
         self._last = threading.local()
@@ -180,9 +188,18 @@ class Ranking:
                 if obj.uses_latency
                 else None
             )
-            ranked = self._objective.rank(s, f, self.rng, s2, f2, costs=c, latencies=lat)
+            ranked = self._objective.rank(
+                s, f, self.rng, s2, f2, costs=c, latencies=lat, after_rng=self.rng_after
+            )
         elif s2 is not None:
-            ranked = self.policy.rank(s, f, self.rng, s2, f2)  # type: ignore[call-arg]
+            ranked = self.policy.rank(  # type: ignore[call-arg]
+                s,
+                f,
+                self.rng,
+                after_successes=s2,
+                after_failures=f2,
+                after_rng=self.rng_after,
+            )
         else:
             ranked = self.policy.rank(s, f, self.rng)
         order = [self.paths[int(i)] for i in ranked]

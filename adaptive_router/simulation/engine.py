@@ -23,6 +23,7 @@ from adaptive_router.policy import (
     IntArray,
     Policy,
     ThompsonSampling,
+    after_failure_generator,
     decay_factor,
     takes_after_failure,
 )
@@ -49,7 +50,11 @@ Engine = Literal["auto", "numpy", "numba"]
 
 
 def _compiled_engine(
-    engine: str, policy: Policy, rng: np.random.Generator, env_rng: np.random.Generator
+    engine: str,
+    policy: Policy,
+    rng: np.random.Generator,
+    env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
 ) -> bool:
     """Whether :func:`simulate` runs the compiled loop; explains when ``"numba"`` can't."""
     if engine not in ("auto", "numpy", "numba"):
@@ -68,6 +73,11 @@ def _compiled_engine(
         # numpy interleaves one stream's policy and environment draws; the kernel keeps
         # two states and could not write both back.
         why = "rng and env_rng are the same generator (rngs() gives two independent ones)"
+    elif after_rng is rng or after_rng is env_rng:
+        why = (
+            "rng cannot spawn the after-failure draws' generator (numpy < 1.25, or no "
+            "seed sequence); pass numpy.random.Generator(numpy.random.SFC64(seed))"
+        )
     elif not (
         isinstance(rng.bit_generator, np.random.SFC64)
         and isinstance(env_rng.bit_generator, np.random.SFC64)
@@ -264,18 +274,40 @@ def simulate(
             )
     run = _Run.allocate(env, horizon, replications, checkpoints, trace)
     every = max(horizon // 100, 1)
-    compiled = _compiled_engine(engine, policy, rng, env_rng)
+    # As the Router: with more than two paths, a policy that takes the after-failure
+    # evidence ranks the later positions by it, drawing from a generator spawned from rng.
+    # Those draws are made only when the later positions can matter (fallback) or are
+    # recorded (trace); they never touch rng, so nothing else changes without them.
+    after_rng = None
+    if env.n_paths > 2 and takes_after_failure(policy):
+        after_rng = after_failure_generator(rng)
+    compiled = _compiled_engine(engine, policy, rng, env_rng, after_rng)
     if compiled:
         _warm_up_kernel()
     start = time.perf_counter()
     rank_s: float | None = None  # the compiled engine fuses rank with the rest of the step
+    later = after_rng if fallback or trace else None
     if compiled:
         _run_compiled(
-            policy, run, rng=rng, env_rng=env_rng, fallback=fallback, progress=progress, every=every
+            policy,
+            run,
+            rng=rng,
+            env_rng=env_rng,
+            after_rng=later,
+            fallback=fallback,
+            progress=progress,
+            every=every,
         )
     else:
         rank_s = _run_numpy(
-            policy, run, rng=rng, env_rng=env_rng, fallback=fallback, progress=progress, every=every
+            policy,
+            run,
+            rng=rng,
+            env_rng=env_rng,
+            after_rng=later,
+            fallback=fallback,
+            progress=progress,
+            every=every,
         )
     seconds = time.perf_counter() - start
     return run.result(
@@ -289,21 +321,20 @@ def _run_numpy(
     *,
     rng: np.random.Generator,
     env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
     fallback: bool,
     progress: Callable[[int, int], None] | None,
     every: int,
 ) -> float:
-    """Fill ``run`` with the numpy step loop (any policy); returns the seconds in ``rank``."""
+    """Fill ``run`` with the numpy step loop (any policy); returns the seconds in ``rank``.
+    ``after_rng``: pass the after-failure evidence, with this generator for its draws."""
     horizon, k = run.rates.shape
     r = run.cum.size
     keep = decay_factor(1.0, policy.half_life)
     step_aware = policy if isinstance(policy, StepAware) else None
     objective = policy if isinstance(policy, ObjectiveThompsonSampling) else None
     step = _NumpyStep(run, fallback, learn_costs=objective is not None)
-    # The Router passes the after-failure evidence to a policy that takes it when it has
-    # more than two paths (without fallback it stays empty, but `choose` still ranks the
-    # whole order with it, and so draws as here).
-    after = k > 2 and takes_after_failure(policy)
+    after = after_rng is not None
     generic: Any = policy  # rank's extra arguments are checked by takes_after_failure
     rank_s = 0.0
     mark_i = 0
@@ -327,9 +358,17 @@ def _run_numpy(
                 f2,
                 costs=None if costs is None else costs[rows],
                 latencies=None if lats is None else lats[rows],
+                after_rng=after_rng,
             )
         elif after:
-            order = generic.rank(run.succ[rows], run.fail[rows], rng, s2, f2)
+            order = generic.rank(
+                run.succ[rows],
+                run.fail[rows],
+                rng,
+                after_successes=s2,
+                after_failures=f2,
+                after_rng=after_rng,
+            )
         else:
             order = policy.rank(run.succ[rows], run.fail[rows], rng)
         if r == 1:
@@ -513,11 +552,13 @@ def _run_compiled(
     *,
     rng: np.random.Generator,
     env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
     fallback: bool,
     progress: Callable[[int, int], None] | None,
     every: int,
 ) -> None:
-    """Fill ``run`` with the compiled loop, ``every`` steps at a time.
+    """Fill ``run`` with the compiled loop, ``every`` steps at a time (``after_rng``: rank
+    the later positions by the after-failure evidence, drawing from it).
 
     Chunks keep progress bars moving and Ctrl-C responsive; each costs one call (~50 µs).
     """
@@ -536,6 +577,8 @@ def _run_compiled(
     if env.final is not None:
         extra[:, k] = (env.final.cost_usd, env.final.latency_ms)
     policy_words, env_words = kernel.get_state(rng), kernel.get_state(env_rng)
+    split = after_rng is not None
+    after_words = kernel.get_state(after_rng) if after_rng is not None else policy_words.copy()
     mark_state = np.zeros(1, dtype=np.int64)
     # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
     marks64 = run.marks.astype(np.int64)
@@ -548,6 +591,7 @@ def _run_compiled(
         kernel.run_thompson(
             policy_words,
             env_words,
+            after_words,
             params,
             run.rates,
             run.best,
@@ -562,7 +606,7 @@ def _run_compiled(
             run.pend_s2,
             run.pend_f2,
             fallback,
-            k > 2,
+            split,
             extra[0],
             extra[1],
             env.final is not None,
@@ -582,6 +626,8 @@ def _run_compiled(
         # the completed steps left them, as the numpy loop does.
         kernel.set_state(rng, policy_words)
         kernel.set_state(env_rng, env_words)
+        if after_rng is not None:
+            kernel.set_state(after_rng, after_words)
         if progress is not None:
             progress(t1, horizon)
 

@@ -11,13 +11,15 @@ It is a second implementation of ``ThompsonSampling.rank`` (the price of ~4x), h
 the first bit for bit rather than by shared code. It draws from the same generators, in
 the same order, with numpy's own algorithms: per step, one Beta draw for each
 (replication, path) in C order from the first-attempt evidence, then (``explore > 0``)
-``rng.random(R)`` and, if any replication explores, ``rng.integers(0, K, size=R)``, then
-(K > 2: the later positions are ranked by the after-failure evidence) one Beta draw per replication for each path but its first, from that evidence,
-row by row and by path index: exactly what ``ThompsonSampling.rank`` consumes for an
-``(R, K)`` batch, and the environment's ``env_rng.random((R, K))``. Like the numpy
-engine, it keeps the first attempt's outcome as first-attempt evidence and the later
-attempts' as after-failure evidence. Given the same SFC64 generators it returns the numpy engine's
-results: the same choices, outcomes and counts, bit for bit (``tests/test_simulation_kernel.py``).
+``rng.random(R)`` and, if any replication explores, ``rng.integers(0, K, size=R)``: exactly
+what ``ThompsonSampling.rank`` consumes for an ``(R, K)`` batch; when the later positions
+are ranked by the after-failure evidence (``split``), one Beta draw per replication for
+each path but its first, row by row and by path index, from the after-failure draws' own
+generator (as ``rank(..., after_rng=)``); and the environment's ``env_rng.random((R,
+K))``. Like the numpy engine, it keeps the first attempt's outcome as first-attempt
+evidence and the later attempts' as after-failure evidence. Given the same SFC64
+generators it returns the numpy engine's results: the same choices, outcomes and counts,
+bit for bit (``tests/test_simulation_kernel.py``).
 
 **numpy's SFC64 draws, compiled.** numba can call a numpy ``Generator`` itself, but through
 the bit generator's function pointer for every number (5.7 ns per uniform on this
@@ -325,6 +327,7 @@ def _draw(st: Any, arm: Any) -> Any:
 def run_thompson(
     policy_words: Any,  # uint64[6] SFC64 state of the policy's generator (in/out)
     env_words: Any,  # uint64[6] SFC64 state of the environment's generator (in/out)
+    after_words: Any,  # uint64[6] SFC64 state of the after-failure draws' generator (in/out)
     params: Any,  # float64[4]: prior alpha, prior beta, explore, keep (decay per step)
     rates: Any,  # (T, K) success rate of each path at each step
     best: Any,  # (T,) best rate per step
@@ -339,7 +342,7 @@ def run_thompson(
     pend_s2: Any,  # (D, R, K) later attempts waiting for delayed feedback (in/out)
     pend_f2: Any,
     fallback: bool,
-    split: bool,  # rank positions 2.. by the after-failure evidence (K > 2)
+    split: bool,  # rank positions 2.. by the after-failure evidence, drawn from after_words
     cost: Any,  # (K + 1,) per-attempt cost; [K] = the final path's
     latency: Any,  # (K + 1,) per-attempt latency; [K] = the final path's
     has_final: bool,
@@ -365,6 +368,7 @@ def run_thompson(
     delay = pend_s.shape[0]
     p_st = pack(policy_words)
     e_st = pack(env_words)
+    a_st = pack(after_words)
 
     theta = np.empty((n_rep, k))
     theta2 = np.empty((n_rep, k))  # θ' of every path but the row's first (its slot unused)
@@ -418,7 +422,7 @@ def run_thompson(
                 firsts[r] = first
                 for j in range(k):
                     if j != first:
-                        theta2[r, j], p_st = _draw(p_st, setup2[r, j])
+                        theta2[r, j], a_st = _draw(a_st, setup2[r, j])
         # The environment: every path's outcome, tried or not (env_rng.random((R, K))). A
         # loop of its own: interleaved with the θ draws, two generators' states compete for
         # registers and each outcome costs ~3x more.
@@ -584,3 +588,4 @@ def run_thompson(
     mark_state[0] = mark_i
     unpack(p_st, policy_words)
     unpack(e_st, env_words)
+    unpack(a_st, after_words)
