@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.stores.base import PathState, PendingDecision, Store
+from adaptive_router.stores.base import PathEvidence, PathState, PendingDecision, Store
 from adaptive_router.stores.memory import MemoryStore
 from adaptive_router.stores.sql import SQLStore, mask_url
 
 __all__ = [
     "MemoryStore",
+    "PathEvidence",
     "PathState",
     "PendingDecision",
     "SQLStore",
