@@ -257,8 +257,13 @@ class ThompsonSampling:
         if after_successes is not None and after_failures is not None and len(order) > 2:
             first = order[0]
             s2, f2 = after_successes.tolist(), after_failures.tolist()
-            rest = [j for j in range(len(order)) if j != first]
             draw2 = (after_rng or rng).beta
-            theta2 = {j: draw2(a0 + s2[j], b0 + f2[j]) for j in rest}
-            order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
+            if len(order) == 3:  # the common case, without a sort: two draws, one test
+                a, b = (1, 2) if first == 0 else ((0, 2) if first == 1 else (0, 1))
+                ta, tb = draw2(a0 + s2[a], b0 + f2[a]), draw2(a0 + s2[b], b0 + f2[b])
+                order = [first, a, b] if ta >= tb else [first, b, a]
+            else:
+                rest = [j for j in range(len(order)) if j != first]
+                theta2 = {j: draw2(a0 + s2[j], b0 + f2[j]) for j in rest}
+                order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
         return np.array(order, dtype=np.intp)

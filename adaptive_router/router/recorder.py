@@ -143,9 +143,10 @@ class Recorder:
             f[i] = st.failure_w * w
             if s2 is not None and f2 is not None:
                 st = ev.after_failure
-                w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
-                s2[i] = st.success_w * w
-                f2[i] = st.failure_w * w
+                if st.n:  # many paths are never tried second: nothing to decay
+                    w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
+                    s2[i] = st.success_w * w
+                    f2[i] = st.failure_w * w
         return Weights(s, f, s2, f2)
 
     def means(self) -> dict[str, tuple[float | None, float | None]]:
