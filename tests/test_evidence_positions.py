@@ -32,8 +32,8 @@ Rates = dict[str, dict[str, float]]
 
 @dataclass
 class Run:
-    """What a scenario left: the router (closed), its outcome rows, and per request the
-    paths it attempted, in order."""
+    """What a scenario left: the router (open: the test closes it), its outcome rows, and
+    per request the paths it attempted, in order."""
 
     router: Router
     rows: list[Any]
@@ -143,6 +143,7 @@ def test_identical_paths_learn_their_true_rate_and_none_starves(names: tuple[str
         shares = run.first_share()
         assert sum(p.n for p in run.router.posteriors()) == 2_000
         least.append(min(shares.values()))
+        run.router.close()
     assert np.mean(least) >= 0.10, least
 
 
@@ -211,6 +212,7 @@ def test_the_best_path_goes_first_and_the_one_that_covers_its_failures_next() ->
             assert_within_sampling_error(p.mean, p.n, true_rate(rates[name], kinds), name)
         # After another path failed (A, mostly), B nearly always succeeded.
         assert post["B"].after_failure.mean > 0.85
+        run.router.close()
 
 
 # -- bad input: an input-dependent success_fn, a mix of contexts -------------------------------
@@ -398,3 +400,25 @@ def test_sql_stores_refuse_a_pre_0009_table(tmp_path: Any) -> None:
     upgrade(url, revision="0008_rollups")
     with pytest.raises(ConfigurationError, match=r"path_stats\.position.*db upgrade"):
         SQLStore(url)
+
+
+def test_the_logged_decision_is_the_first_attempt_evidence() -> None:
+    """A routed request's first attempt logs the evidence its first choice was drawn from:
+    the first-attempt weights, not the after-failure ones (propensities stay those of the
+    first attempt)."""
+    rates = {name: {"impossible": 0.0, "ordinary": 0.9} for name in ("A", "B", "C")}
+    run = run_world(rates, every_tenth_impossible, 300, 4)
+    router = run.router
+    before = {p.path: p for p in router.posteriors()}
+    assert all(p.after_failure.n > 0 for p in before.values())
+    seen = {o.request_id for o in run.rows}
+    with contextlib.suppress(AllPathsFailed):
+        router.run(1)
+    router.flush()
+    new = [o for o in router.store.outcomes("positions") if o.request_id not in seen]
+    (first,) = [o for o in new if o.attempt == 1]
+    decision = first.decision
+    assert decision is not None and decision.paths == ("A", "B", "C")
+    assert list(decision.successes) == [before[n].alpha - 1.0 for n in decision.paths]
+    assert list(decision.failures) == [before[n].beta - 1.0 for n in decision.paths]
+    router.close()
