@@ -1,12 +1,19 @@
-"""adaptive-router: outcome-based adaptive routing for LLM and tool calls."""
+"""adaptive-router: outcome-based adaptive routing for LLM and tool calls.
 
+Importing the package is cheap: the vocabulary (errors, outcomes) is imported here, the
+rest (``Router`` and numpy with it, the stores, the policies) on first use.
+"""
+
+from typing import TYPE_CHECKING
+
+from adaptive_router._imports import lazy_names
 from adaptive_router.errors import (
     AllPathsFailed,
     ConfigurationError,
+    OutcomesRejected,
     StoreUnavailableError,
     UnknownRequestError,
 )
-from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
 from adaptive_router.outcomes import (
     Decision,
     ErrorKind,
@@ -17,12 +24,27 @@ from adaptive_router.outcomes import (
     Result,
     Usage,
 )
-from adaptive_router.paths import Path
-from adaptive_router.policy import Policy, ThompsonSampling
-from adaptive_router.reporting import Reporter
-from adaptive_router.router import Router
-from adaptive_router.stores import MemoryStore, SQLStore, Store
 from adaptive_router.version import __version__
+
+if TYPE_CHECKING:
+    from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
+    from adaptive_router.paths import Path
+    from adaptive_router.policy import Policy, ThompsonSampling
+    from adaptive_router.reporting import Reporter
+    from adaptive_router.router import Router
+    from adaptive_router.stores import MemoryStore, SQLStore, Store
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "adaptive_router.objectives": ("Objective", "ObjectiveThompsonSampling"),
+        "adaptive_router.paths": ("Path",),
+        "adaptive_router.policy": ("Policy", "ThompsonSampling"),
+        "adaptive_router.reporting": ("Reporter",),
+        "adaptive_router.router": ("Router",),
+        "adaptive_router.stores": ("MemoryStore", "SQLStore", "Store"),
+    },
+)
 
 __all__ = [
     "AllPathsFailed",
@@ -33,6 +55,7 @@ __all__ = [
     "Objective",
     "ObjectiveThompsonSampling",
     "Outcome",
+    "OutcomesRejected",
     "Path",
     "PathWindowStats",
     "Policy",

@@ -19,7 +19,9 @@ __all__ = [
     "error_text",
     "first_line",
     "redact",
+    "redact_keys",
     "redact_url",
+    "reported_count",
     "seconds",
     "short",
     "url_secrets",
@@ -208,10 +210,36 @@ def seconds(value: timedelta | float | int | None, name: str, *, allow_none: boo
     return secs
 
 
-def error_text(exc: BaseException) -> str:
-    """``"Type: message"`` cut to :data:`MAX_ERROR_CHARS`, for outcomes and logs; never raises."""
+def reported_count(value: object) -> int | None:
+    """A token count read from an SDK response: an int >= 0, else None (unknown). A
+    missing, negative, fractional or non-numeric count from a provider (or a server that
+    only looks like one) is never recorded as given, and never raises."""
+    return value if type(value) is int and value >= 0 else None
+
+
+# API keys as providers quote them in errors: OpenAI's 401 says "Incorrect API key
+# provided: sk-proj-abcd****wxyz" (and a proxy may echo the whole key); Anthropic's keys
+# are sk-ant-…. A bearer token is masked wherever it is quoted.
+_API_KEY = re.compile(r"(?<![A-Za-z0-9])(?:sk|pk|rk)-[A-Za-z0-9][A-Za-z0-9_\-*]{7,}")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._\-~+/=*]{8,}")
+
+
+def redact_keys(text: str) -> str:
+    """``text`` with API-key-looking tokens (``sk-…``, ``pk-…``, ``rk-…``, even partly
+    masked) and bearer tokens replaced by ``***``; never raises."""
     try:
-        text = f"{type(exc).__name__}: {exc}"
+        if "-" not in text and "earer" not in text:  # the common case: nothing to look at
+            return text
+        return _BEARER.sub(lambda m: m[1] + MASK, _API_KEY.sub(MASK, text))
+    except Exception:
+        return "<unprintable text>"
+
+
+def error_text(exc: BaseException) -> str:
+    """``"Type: message"`` cut to :data:`MAX_ERROR_CHARS`, API keys quoted in it masked
+    (:func:`redact_keys`), for outcomes and logs; never raises."""
+    try:
+        text = redact_keys(f"{type(exc).__name__}: {exc}")
     except Exception:  # an exception whose __str__ itself fails must not break the request
         text = f"{type(exc).__name__}: <unprintable>"
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"

@@ -71,6 +71,8 @@ from typing import Any, Literal, TypeVar
 # openai/anthropic instrumentations (and Langfuse, OpenLLMetry) use.
 import wrapt
 
+from adaptive_router._checks import reported_count
+
 __all__ = [
     "CallUsage",
     "Scope",
@@ -305,8 +307,7 @@ def bind(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 # -- reading usage -----------------------------------------------------------------------------
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+_int = reported_count
 
 
 def _fill(call: CallUsage, obj: Any) -> None:

@@ -37,4 +37,30 @@ class UnknownRequestError(KeyError):
 
 
 class StoreUnavailableError(RuntimeError):
-    """The database could not be reached when the store was created."""
+    """The database cannot be reached (or refused the connection): when the store was
+    created, or for a call that needs it now (a ``report`` of a decision this process does
+    not hold, during an outage). The message names the database with its password
+    masked."""
+
+
+class OutcomesRejected(ValueError):
+    """A store refused to write outcomes for their data, not for want of a connection: a
+    value it cannot hold (NaN, an infinity, a negative or fractional token count, a bad
+    type) or one the database rejected (an integrity or data error).
+
+    ``rejected`` lists ``(outcome, reason)`` for the rows known to be bad, each reason
+    naming the field and its value; it is empty when the database refused the batch as a
+    whole without saying which row. Nothing of the batch was written. The router's writer
+    then writes the other rows and counts the refused ones (``Router.rejected_outcomes``).
+    """
+
+    def __init__(self, rejected: Sequence[tuple[Outcome, str]], reason: str | None = None) -> None:
+        self.rejected: list[tuple[Outcome, str]] = list(rejected)
+        if reason is None:
+            reason = "; ".join(
+                f"request {o.request_id} attempt {o.attempt} of path {o.path!r}: {why}"
+                for o, why in self.rejected[:3]
+            )
+            if len(self.rejected) > 3:
+                reason += f"; and {len(self.rejected) - 3} more"
+        super().__init__(f"outcomes refused by the store: {reason}")

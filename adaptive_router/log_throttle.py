@@ -71,8 +71,12 @@ class ThrottledLog:
     def __init__(self, logger: logging.Logger, window_s: float, clock: Callable[[], float]) -> None:
         self.logger = logger
         self.throttle = LogThrottle(window_s, clock)
-        #: key -> (level, summary format, its args, extra) of the throttled lines.
-        self._summaries: dict[Hashable, tuple[int, str, tuple[Any, ...], dict[str, Any]]] = {}
+        #: key -> (logger, level, summary format, its args, extra) of the throttled lines.
+        self._summaries: dict[
+            Hashable, tuple[logging.Logger, int, str, tuple[Any, ...], dict[str, Any]]
+        ] = {}
+        #: Called with the key of each line held back (e.g. to count them in metrics).
+        self.on_suppressed: Callable[[Hashable], None] | None = None
 
     def log(
         self,
@@ -85,24 +89,27 @@ class ThrottledLog:
         *,
         level: int = logging.WARNING,
         exc_info: BaseException | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         """Log ``msg`` the first time per ``key`` and window; ``summary`` is formatted with
-        its args + the count held back + the window seconds."""
+        its args + the count held back + the window seconds. ``logger``: another logger
+        than this one's for the lines of this key (a collaborator's module logger)."""
         log_it, held = self.throttle.admit(key)
-        self._summaries[key] = (level, summary, summary_args, extra)
+        to = logger if logger is not None else self.logger
+        self._summaries[key] = (to, level, summary, summary_args, extra)
         window = self.throttle.window_s
         if held:
-            self.logger.log(
-                level, summary, *summary_args, held, window, extra={**extra, "count": held}
-            )
+            to.log(level, summary, *summary_args, held, window, extra={**extra, "count": held})
         if log_it:
-            self.logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
+            to.log(level, msg, *args, exc_info=exc_info, extra=extra)
+        elif self.on_suppressed is not None:
+            self.on_suppressed(key)
 
     def close(self) -> None:
         """Log the summaries of every window still holding lines back."""
         for key, held in self.throttle.drain():
-            level, summary, args, extra = self._summaries[key]
-            self.logger.log(
+            to, level, summary, args, extra = self._summaries[key]
+            to.log(
                 level,
                 summary,
                 *args,

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from adaptive_router._checks import redact_url
+from adaptive_router._imports import needs_extra
 from adaptive_router.stores.sql import create_engine
+
+with needs_extra("cli", "Schema migrations (adaptive-router db upgrade)"):
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
 logger = logging.getLogger(__name__)
 

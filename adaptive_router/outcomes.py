@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -18,6 +19,10 @@ class ErrorKind(str, Enum):
     SERVER_ERROR = "server_error"
     CONNECTION = "connection"
     CLIENT_ERROR = "client_error"
+    AUTH_ERROR = "auth_error"
+    """The provider refused the credentials (HTTP 401/403, the SDKs' authentication and
+    permission errors) or there was no API key: a configuration error, not the path's.
+    Never retried and never evidence; the path's breaker opens in this process."""
     EMPTY = "empty"
     INVALID_OUTPUT = "invalid_output"
     REJECTED = "rejected"
@@ -37,8 +42,10 @@ class ErrorKind(str, Enum):
     """Skipped: the path's expected cost exceeds what is left of ``max_cost_usd``."""
 
 
-#: Kinds that say nothing about the path: recorded, but never folded into its posterior.
-NOT_EVIDENCE = frozenset({ErrorKind.SUCCESS_FN_ERROR.value})
+#: Kinds that say nothing about the path: recorded, but never folded into its posterior
+#: (a judge that raised; refused or missing credentials, which would otherwise drain a
+#: healthy model's evidence for every process sharing the store).
+NOT_EVIDENCE = frozenset({ErrorKind.SUCCESS_FN_ERROR.value, ErrorKind.AUTH_ERROR.value})
 #: Kinds of attempts that got no billable answer from the provider (an error status or a
 #: refused connection): they cost $0, known. A client-side timeout is not among them: the
 #: provider may have finished, and billed, the call.
@@ -49,6 +56,7 @@ UNBILLED = frozenset(
         ErrorKind.RATE_LIMITED,
         ErrorKind.CONNECTION,
         ErrorKind.CLIENT_ERROR,
+        ErrorKind.AUTH_ERROR,
     )
 )
 
@@ -130,10 +138,56 @@ class Outcome:
         return ("", self.context) if self.context else ("",)
 
 
+def check_count(name: str, value: object) -> int | None:
+    """A token count: an int >= 0 (numpy's too, as a plain int) or None; a ValueError
+    naming ``name`` and what it accepts otherwise (bools, floats, strings refused)."""
+    if value is None:
+        return None
+    n = -1 if isinstance(value, bool) or not isinstance(value, numbers.Integral) else int(value)
+    if n < 0:
+        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    return n
+
+
+def check_amount(name: str, value: object) -> float | None:
+    """An amount (dollars, milliseconds): a finite number >= 0 (as a float) or None; a
+    ValueError naming ``name`` and what it accepts otherwise (NaN, infinities, bools and
+    numeric strings refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+    return v
+
+
+#: Usage's token fields, checked by :func:`check_count`.
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+#: The longest model name a store holds.
+MAX_MODEL_LENGTH = 255
+
+
+def check_model(name: str, value: object) -> str | None:
+    """A model name: a str of at most :data:`MAX_MODEL_LENGTH` characters, or None."""
+    if value is None or (isinstance(value, str) and len(value) <= MAX_MODEL_LENGTH):
+        return value
+    if isinstance(value, str):
+        raise ValueError(f"{name} is {len(value)} characters; the limit is {MAX_MODEL_LENGTH}")
+    raise ValueError(f"{name} must be a str or None, got {type(value).__name__}")
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What an attempt consumed. Provider paths fill it from the SDK response; any path
-    may report its own by returning a :class:`Result` (or raising with ``.usage`` set)."""
+    may report its own by returning a :class:`Result` (or raising with ``.usage`` set).
+
+    Checked when built: token counts are ints >= 0 (numpy ints become plain ints),
+    ``cost_usd`` a finite number >= 0 (made a float), ``model`` a str; anything else
+    (NaN, infinities, negatives, fractional tokens, bools, numeric strings) raises a
+    ValueError naming the field. ``None`` is always accepted: unknown, never 0.
+    """
 
     input_tokens: int | None = None
     """Every prompt token, cached or not (OpenAI's ``prompt_tokens``; Anthropic's
@@ -145,6 +199,53 @@ class Usage:
     """Of ``input_tokens``, those served from the provider's prompt cache (cheaper)."""
     cache_write_tokens: int | None = None
     """Of ``input_tokens``, those written to the prompt cache (Anthropic bills these higher)."""
+
+    def __post_init__(self) -> None:
+        if not _usage_ok(self):
+            for name in TOKEN_FIELDS:
+                object.__setattr__(self, name, check_count(f"Usage.{name}", getattr(self, name)))
+            object.__setattr__(self, "cost_usd", check_amount("Usage.cost_usd", self.cost_usd))
+            check_model("Usage.model", self.model)
+
+
+def _usage_ok(u: Usage) -> bool:
+    """Whether ``u``'s fields are plain valid values (every provider's case): one type
+    check per field, unrolled, so building a Usage costs next to nothing."""
+    n = u.input_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.output_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.cache_read_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = u.cache_write_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    c, m = u.cost_usd, u.model
+    if c is not None and not (type(c) is float and 0.0 <= c < math.inf):
+        return False
+    return m is None or (type(m) is str and len(m) <= MAX_MODEL_LENGTH)
+
+
+def checked_usage(usage: object) -> Usage | None:
+    """``usage`` as a valid :class:`Usage` (None stays None), for what a path reports: a
+    ``Usage`` whose fields are valid as it is, one whose checks were skipped (a subclass,
+    fields set past ``__post_init__``) checked again field by field. Raises ValueError
+    naming the field, or TypeError for anything that is no ``Usage`` (a dict, say)."""
+    if usage is None:
+        return None
+    if not isinstance(usage, Usage):
+        raise TypeError(
+            f"usage must be an adaptive_router.Usage or None, got {type(usage).__name__}"
+        )
+    if _usage_ok(usage):
+        return usage
+    return Usage(**{f: getattr(usage, f) for f in _USAGE_ATTRS})
+
+
+_USAGE_ATTRS = (*TOKEN_FIELDS, "cost_usd", "model")
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,13 @@ class Path:
     with a ``model`` and no ``expected_cost_usd`` then gets the model's price for them
     (priced by the router's ``prices``/genai-prices, once, when the router is built) as
     its cost prior. ``expected_cost_usd`` wins when both are given.
+    ``cost_usd``: what one attempt costs, declared, for a path whose calls report no
+    usage (a regex, a local model, a flat-priced API). It is the cost of every attempt
+    whose cost is otherwise unknown: usage the path returns (a :class:`Result`) or its
+    metered SDK calls win, and an attempt that got no billable answer (an error status,
+    a refused connection) stays $0. With it, ``costs()`` is complete (not a lower bound)
+    once every path's cost is known; it is also the path's cost prior when
+    ``expected_cost_usd`` is not given.
     ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
     it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.
@@ -74,6 +81,7 @@ class Path:
     expected_cost_usd: float | None = None
     expected_latency_ms: float | None = None
     expected_tokens: tuple[int, int] | None = None
+    cost_usd: float | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -107,6 +115,19 @@ class Path:
                     f"path {self.name!r}: {attr} must be a finite number >= 0 (the prior "
                     f"per attempt before the path has data) or None, got {value!r}"
                 )
+        cost = self.cost_usd
+        if cost is not None:
+            if (
+                isinstance(cost, bool)
+                or not isinstance(cost, (int, float))
+                or not math.isfinite(cost)
+                or cost < 0
+            ):
+                raise ConfigurationError(
+                    f"path {self.name!r}: cost_usd must be a finite number >= 0 (the declared "
+                    f"cost of one attempt, e.g. cost_usd=0.0 for a regex) or None, got {cost!r}"
+                )
+            self.cost_usd = float(cost)
         if self.expected_tokens is not None:
             self.expected_tokens = _check_tokens(self.name, self.model, self.expected_tokens)
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):

@@ -56,7 +56,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
 
 from adaptive_router.logged_decision import LoggedDecision
 
@@ -193,12 +192,17 @@ def _beta_moments(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]
 
 def _log_pdf(x: FloatArray, a: FloatArray, b: FloatArray, log_beta: FloatArray) -> FloatArray:
     # xlogy/xlog1py give 0·log 0 = 0, so Beta(1, β) at x = 0 is finite.
+    from scipy import special
+
     result: FloatArray = special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - log_beta
     return result
 
 
 def _best_probabilities(a: FloatArray, b: FloatArray, c: FloatArray, skip: BoolArray) -> FloatArray:
     """T_i: probability that path i is best among the non-skipped paths, shape (n, K)."""
+    # scipy takes ~0.4 s to import: it comes with the first propensity, not the package.
+    from scipy import special
+
     n, k = a.shape
     mean, sd = _beta_moments(a, b)
     # Breakpoints in y = θ / c, clipped to each path's support [0, 1/c]; plus the ends.

@@ -2,7 +2,8 @@
 
 :class:`Reporter` is what a process that only reports outcomes needs: the task and the
 store, no paths. :meth:`Router.report <adaptive_router.Router.report>` goes through the same
-:meth:`Reporter.record`, so validation, the exactly-once claim and pricing are one code.
+:meth:`Reporter.validate` and :meth:`Reporter.claim`, so validation, the exactly-once claim
+and pricing are one code.
 """
 
 from __future__ import annotations
@@ -14,43 +15,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy.engine import Engine
 
-from adaptive_router.errors import ConfigurationError, UnknownRequestError
+from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
 from adaptive_router.observe.costs import Pricer
-from adaptive_router.outcomes import ErrorKind, Outcome
+from adaptive_router.outcomes import ErrorKind, Outcome, check_amount, check_count
 from adaptive_router.paths import check_name
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import CompleteResult, PendingDecision
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 logger = logging.getLogger(__name__)
 
 #: Metadata larger than this (as JSON) is rejected: it would bloat every outcome row.
 MAX_METADATA_BYTES = 16_384
-
-
-def check_count(name: str, value: object) -> int | None:
-    """An int >= 0 or None; ValueError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
-    return int(value)
-
-
-def check_amount(name: str, value: object) -> float | None:
-    """A finite number >= 0 or None; ValueError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def check_metadata(metadata: object) -> dict[str, Any] | None:
@@ -91,13 +73,49 @@ def as_verdict(value: Any) -> bool | None:
     return None
 
 
+def _seconds(half_life: float | None) -> str:
+    return "None (never forget)" if half_life is None else f"{half_life:g} s"
+
+
+def check_half_life(store: Store, task: str, half_life: float | None, who: str) -> None:
+    """Register ``half_life`` as ``task``'s when the task has none yet (the first router or
+    Reporter of a task does, atomically: :meth:`Store.register_half_life`), else refuse
+    one that differs from the registered one with a ConfigurationError naming both.
+    ``who`` is "Router" or "Reporter", for the message. Decayed sums mean nothing under
+    another half-life, and evidence folded with two would flip to the last writer's."""
+    registered = store.register_half_life(task, half_life)
+    if registered != half_life:
+        raise ConfigurationError(
+            f"half_life: task {task!r} is learned with half_life={_seconds(registered)} "
+            f"(registered in the store by its first router or Reporter), but this {who} "
+            f"has half_life={_seconds(half_life)}; every router and Reporter of a task must "
+            f"use the same half_life: pass half_life={registered!r}, or use a new task name"
+        )
+
+
 class _WrongTask(Exception):
     """Raised inside a claim transaction to roll it back."""
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """A report's validated arguments and its time, not recorded yet
+    (:meth:`Reporter.validate`)."""
+
+    request_id: str
+    success: bool
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    metadata: dict[str, Any] | None
+    score: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
-    """What :meth:`Reporter.record` did: ``recorded`` is False for an id already reported;
+    """What :meth:`Reporter.claim` did: ``recorded`` is False for an id already reported;
     ``outcomes`` holds the outcome written (empty then)."""
 
     recorded: bool
@@ -126,8 +144,15 @@ class Reporter:
     models:
         ``{path name: model}`` for pricing decisions that recorded no model (those made
         before the store was upgraded). A decision's own recorded model wins.
+    costs:
+        ``{path name: USD}``, the paths' declared cost per attempt (``Path(cost_usd=...)``):
+        the cost of a report that gives neither ``cost_usd`` nor priced tokens. A Router
+        passes its paths'.
     clock:
         Epoch seconds for the outcomes' timestamps (default ``time.time``).
+    check:
+        Check ``half_life`` against the stored evidence now (a Router passes False: it
+        checks its own, when its store is reachable).
     """
 
     def __init__(
@@ -138,7 +163,9 @@ class Reporter:
         half_life: timedelta | float | None = None,
         prices: Mapping[str, tuple[float, float]] | Pricer | None = None,
         models: Mapping[str, str] | None = None,
+        costs: Mapping[str, float] | None = None,
         clock: Callable[[], float] | None = None,
+        check: bool = True,
     ) -> None:
         self.task = check_name("task", task)
         if isinstance(half_life, timedelta):
@@ -160,31 +187,38 @@ class Reporter:
                 f"models must map path names to model names (str -> str), got {models!r}"
             )
         self.models: dict[str, str] = dict(models or {})
+        if costs is not None and not (
+            isinstance(costs, Mapping)
+            and all(
+                isinstance(k, str)
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= 0
+                for k, v in costs.items()
+            )
+        ):
+            raise ConfigurationError(
+                "costs must map path names to their declared cost per attempt in USD "
+                f"(str -> finite number >= 0), got {costs!r}"
+            )
+        self.costs: dict[str, float] = {k: float(v) for k, v in (costs or {}).items()}
         if clock is not None and not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         self.clock: Callable[[], float] = clock or time.time
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
-        self._check_half_life()
+        if check:
+            self._check_half_life()
 
     def _check_half_life(self) -> None:
         try:
-            stored = self.store.load(self.task)
+            check_half_life(self.store, self.task, self.half_life, "Reporter")
         except Exception:
             if self._owns_store:
                 self.store.close()
             raise
-        for name, ev in stored.items():
-            for st in ev.states():
-                if st.n and st.half_life_s != self.half_life:
-                    if self._owns_store:
-                        self.store.close()
-                    raise ConfigurationError(
-                        f"half_life: task {self.task!r} path {name!r} was learned with "
-                        f"half_life={st.half_life_s} s but this Reporter has {self.half_life} "
-                        "s; give it the routers' half_life"
-                    )
 
     def __repr__(self) -> str:
         return f"Reporter(task={self.task!r}, store={self.store!r})"
@@ -204,10 +238,13 @@ class Reporter:
 
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
-        (else ``models``). Raises :class:`UnknownRequestError` for an id no ``choose``
-        issued, ValueError for bad arguments or an id of another task.
+        (else ``models``); a cost still unknown is the path's declared one (``costs``).
+        Raises :class:`UnknownRequestError` for an id no ``choose`` issued, ValueError for
+        bad arguments or an id of another task, and :class:`StoreUnavailableError`
+        (nothing recorded: report it again later) while the database is unreachable —
+        within about 5 s with the default timeouts.
         """
-        return self.record(
+        report = self.validate(
             request_id,
             success,
             latency_ms=latency_ms,
@@ -216,9 +253,10 @@ class Reporter:
             cost_usd=cost_usd,
             metadata=metadata,
             score=score,
-        ).recorded
+        )
+        return self.claim(report).recorded
 
-    def record(
+    def validate(
         self,
         request_id: str,
         success: bool,
@@ -229,12 +267,9 @@ class Reporter:
         cost_usd: float | None = None,
         metadata: dict[str, Any] | None = None,
         score: float | None = None,
-        write: Callable[[Callable[[], Sequence[Outcome]]], None] = _default_write,
-        before: Callable[[float], None] | None = None,
-    ) -> Recorded:
-        """:meth:`report` with what a Router adds: ``write`` runs the claim transaction
-        (the Router folds what it wrote into its cache) and ``before(now)`` runs after the
-        arguments are validated (the Router expires stale decisions there)."""
+    ) -> Report:
+        """The report's arguments checked (ValueError naming the first wrong one), stamped
+        with the clock's time."""
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id must be the string from choose(), got {request_id!r}")
         ok = as_verdict(success)
@@ -248,37 +283,53 @@ class Reporter:
         if score is not None and as_score(score) is None:
             raise ValueError(f"score must be a number in [0, 1] or None, got {score!r}")
         fraction = None if score is None else as_score(score)
-        now = self.clock()
-        if before is not None:
-            before(now)
+        return Report(request_id, ok, latency, in_tok, out_tok, cost, meta, fraction, self.clock())
+
+    def outcome(self, report: Report, found: PendingDecision) -> Outcome:
+        """The outcome ``report`` records for the decision ``found`` (priced from the
+        decision's model when only tokens were reported)."""
+        if found.task != self.task:
+            raise _WrongTask(found.task)
+        price = report.cost_usd
+        in_tok, out_tok = report.input_tokens, report.output_tokens
+        model = found.model or self.models.get(found.path)
+        if price is None and (in_tok or out_tok):
+            price = self._pricer.cost(model, in_tok, out_tok)
+        if price is None:
+            price = self.costs.get(found.path)
+        return Outcome(
+            request_id=report.request_id,
+            task=self.task,
+            path=found.path,
+            attempt=1,
+            success=report.success,
+            kind=None if report.success else ErrorKind.REJECTED.value,
+            latency_ms=report.latency_ms,
+            input_tokens=in_tok,
+            output_tokens=out_tok,
+            cost_usd=price,
+            created_at=report.created_at,
+            metadata=report.metadata,
+            score=report.score,
+            context=found.context,
+            model=model,
+        )
+
+    def claim(
+        self,
+        report: Report,
+        write: Callable[[Callable[[], Sequence[Outcome]]], None] = _default_write,
+    ) -> Recorded:
+        """Claim the pending decision and record ``report``'s outcome, in one transaction.
+
+        ``write`` runs the transaction (a Router's folds what it wrote into its cache).
+        Raises as :meth:`report` does."""
+        request_id = report.request_id
         built: list[Outcome] = []
 
         def build(found: PendingDecision) -> Outcome:
-            if found.task != self.task:
-                raise _WrongTask(found.task)
-            price = cost
-            if price is None and (in_tok or out_tok):
-                model = found.model or self.models.get(found.path)
-                price = self._pricer.cost(model, in_tok, out_tok)
-            outcome = Outcome(
-                request_id=request_id,
-                task=self.task,
-                path=found.path,
-                attempt=1,
-                success=ok,
-                kind=None if ok else ErrorKind.REJECTED.value,
-                latency_ms=latency,
-                input_tokens=in_tok,
-                output_tokens=out_tok,
-                cost_usd=price,
-                created_at=now,
-                metadata=meta,
-                score=fraction,
-                context=found.context,
-                model=found.model or self.models.get(found.path),
-            )
-            built.append(outcome)
-            return outcome
+            built.append(self.outcome(report, found))
+            return built[-1]
 
         claimed: list[PendingDecision | str] = []
         recorded: list[Outcome] = []
@@ -298,6 +349,11 @@ class Reporter:
             raise ValueError(
                 f"report: request_id {request_id!r} belongs to task {exc.args[0]!r}, "
                 f"not {self.task!r}; report it through that task's router or Reporter"
+            ) from None
+        except StoreUnavailableError as exc:
+            raise StoreUnavailableError(
+                f"report: request {request_id!r} of task {self.task!r} was not recorded, "
+                f"the store is unreachable ({exc}); report it again later"
             ) from None
         if claimed[0] == CompleteResult.UNKNOWN:
             raise UnknownRequestError(

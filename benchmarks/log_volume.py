@@ -3,7 +3,9 @@
 200 requests through GPT-4o, Claude and the regex fallback, the router's defaults
 otherwise (retries sleep for 0 s to keep the run short: the lines are the same), in two
 scenarios: GPT-4o answers HTTP 500 every time; and both model paths fail every time (as
-when their prompt template does not fit the call), so every request falls back. Prints
+when their prompt template does not fit the call), so every request falls back. A third
+runs 800 requests with both model paths answering HTTP 500 at random, 10% and 15% of
+their calls (seeded), so most failures are retried and succeed. Prints
 the number of log records the library emitted, by logger and level, so the figures can
 be compared across versions:
 
@@ -13,8 +15,10 @@ be compared across versions:
 from __future__ import annotations
 
 import logging
+import random
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 from adaptive_router import Path, Router
@@ -43,6 +47,18 @@ def extract_regex(text: str) -> dict[str, object]:
     return {"qty": 1}
 
 
+Extract = Callable[[str], "dict[str, object] | None"]
+
+
+def flaky(rate: float, rng: random.Random) -> Extract:
+    def extract(text: str) -> dict[str, object] | None:
+        if rng.random() < rate:
+            raise ServerError("HTTP 500: upstream overloaded")
+        return extract_claude(text)
+
+    return extract
+
+
 class Count(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -52,7 +68,9 @@ class Count(logging.Handler):
         self.counts[(record.name, record.levelname)] += 1
 
 
-def run(claude: object, label: str) -> None:
+def run(
+    claude: Extract, label: str, gpt: Extract = extract_gpt4o, requests: int = REQUESTS
+) -> None:
     handler = Count()
     lib = logging.getLogger("adaptive_router")
     lib.addHandler(handler)
@@ -60,7 +78,7 @@ def run(claude: object, label: str) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         Router(
-            [Path(extract_gpt4o, name="gpt-4o"), Path(claude, name="claude")],
+            [Path(gpt, name="gpt-4o"), Path(claude, name="claude")],
             lambda order: order is not None and "qty" in order,
             "order-extraction",
             store=f"sqlite:///{tmp}/adaptive_router.db",
@@ -70,11 +88,11 @@ def run(claude: object, label: str) -> None:
             seed=1,
         ) as router,
     ):
-        for _ in range(REQUESTS):
+        for _ in range(requests):
             router.run("2x widget to Berlin")
     lib.removeHandler(handler)
     total = sum(handler.counts.values())
-    print(f"{label}, {REQUESTS} requests: {total} log records at INFO and above")
+    print(f"{label}, {requests} requests: {total} log records at INFO and above")
     for (name, level), n in sorted(handler.counts.items()):
         print(f"  {n:5d}  {level:8s} {name}")
 
@@ -82,6 +100,8 @@ def run(claude: object, label: str) -> None:
 def main() -> None:
     run(extract_claude, "GPT-4o failing")
     run(extract_claude_failing, "GPT-4o and Claude failing")
+    rng = random.Random(11)
+    run(flaky(0.15, rng), "10-15% server errors", flaky(0.10, rng), 800)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,13 @@ from benchmarks import (
     peers,
     queries,
     simulator,
+    startup,
     throughput,
 )
 from benchmarks.common import ROOT, Result, machine
 
 SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
+    "startup": startup.run,
     "overhead": overhead.run,
     "hotpath": hotpath.run,
     "objective": objective.run,

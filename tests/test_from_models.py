@@ -182,7 +182,7 @@ def test_explicit_provider_prefix_builds_a_path_named_after_the_model(
         ([GPT, GPT], {}, "duplicate"),
         ([GPT], {"path_options": {CLAUDE: {}}}, "not in models"),
         ([GPT], {"clients": {"azure": object()}}, "clients keys"),
-        ([CLAUDE], {"path_options": {CLAUDE: {"temperature": 0.1}}}, "extra_body"),
+        ([CLAUDE], {"path_options": {CLAUDE: {"temprature": 0.1}}}, "extra_body"),
     ],
 )
 def test_bad_configuration(models: Any, kw: dict[str, Any], match: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 from adaptive_router import AllPathsFailed, ConfigurationError, Path, Router, capture
 from adaptive_router.costs import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome
-from adaptive_router.resilience import RetryPolicy, classify
+from adaptive_router.resilience import CircuitBreaker, RetryPolicy, classify
 from adaptive_router.testing import (
     DUMMY_API_KEY,
     FakeProvider,
@@ -145,7 +146,8 @@ FAULTS = [
     Fault("500", [error(500)] * 3, "server_error", 2, 3),
     Fault("503", [error(503)] * 3, "server_error", 2, 3),
     Fault("400", [error(400)], "client_error", 0, 1),
-    Fault("401", [error(401)], "client_error", 0, 1),
+    Fault("401", [error(401)], "auth_error", 0, 1),
+    Fault("403", [error(403)], "auth_error", 0, 1),
     Fault("disconnect", [disconnect()] * 3, "connection", 2, 3),
 ]
 
@@ -293,3 +295,76 @@ def test_importing_the_package_does_not_import_litellm_nor_reach_the_network() -
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
     assert "cost map" not in done.stderr.lower(), done.stderr
+
+
+# -- configuration errors: auth_error ------------------------------------------------------------
+class _Mono:
+    """The breaker's clock, moved by hand."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _auth_router(path: Path) -> Router:
+    return router(
+        [path],
+        fallback=Path(lambda text: "regex", name="regex", cost_usd=0.0),
+        breaker=CircuitBreaker(failure_threshold=5, reset_timeout_s=30.0, clock=_Mono()),
+    )
+
+
+def _auth_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name == "adaptive_router.router"
+    ]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_key_is_no_evidence_and_opens_the_breaker(
+    fake: FakeProvider, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    fake.script(GPT, [reply("first"), error(status)])
+    caplog.set_level(logging.WARNING)
+    name = f"openai/{GPT}"
+    with _auth_router(gpt(fake)) as r:
+        assert r.run(text="x") == "first"
+        before = [(p.alpha, p.beta, p.n) for p in r.posteriors() if p.path == name]
+        assert before == [(2.0, 1.0, 1)]
+        assert r.run(text="x") == "regex"
+        after = [(p.alpha, p.beta, p.n) for p in r.posteriors() if p.path == name]
+        kinds = [(o.path, o.kind, o.retries) for o in rows(r)][1:]
+        assert r.health()[name] == "open"
+        assert r.run(text="x") == "regex"  # skipped while open: no call
+    assert after == before
+    assert kinds == [(name, "auth_error", 0), ("regex", None, 0)]
+    assert fake.calls(GPT) == 2
+    (line,) = _auth_lines(caplog)
+    assert f"path {name!r}" in line and f"HTTP {status}" in line
+    assert "check the api_key= given to litellm_path('openai/gpt-4o'" in line
+    assert DUMMY_API_KEY not in "\n".join(m.getMessage() for m in caplog.records)
+
+
+def test_missing_key_is_an_auth_error_naming_the_variable(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for var in ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    caplog.set_level(logging.WARNING)
+    path = litellm_path(f"openai/{GPT}", "{text}", api_base=fake.openai_base_url, timeout=2.0)
+    with _auth_router(path) as r:
+        assert r.run(text="x") == "regex"
+        (attempt, served) = rows(r)
+        assert (served.path, served.success) == ("regex", True)
+        (post,) = [p for p in r.posteriors() if p.path == path.name]
+        assert r.health()[path.name] == "open"
+    # LiteLLM raises InternalServerError (500) over the openai SDK's "Missing credentials":
+    # not a server error to retry, but a configuration error.
+    assert (attempt.kind, attempt.retries, attempt.cost_usd) == ("auth_error", 0, 0.0)
+    assert (post.n, post.alpha, post.beta) == (0, 1.0, 1.0)
+    assert fake.calls(GPT) == 0
+    (line,) = _auth_lines(caplog)
+    assert "no API key" in line and "set OPENAI_API_KEY" in line

@@ -414,6 +414,12 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
             old[(task_, ctx, path)] = _mixed_state(group, half_lives[task])
     # Evidence someone reset (its row deleted): it must not come back.
     reset = old.pop(("plain", "eu", "c"))
+    # Task "hl" registered its half-life (a settings row, no evidence): carried over.
+    settings = (
+        "INSERT INTO path_stats (task, context, path, success_w, failure_w, ref_time, "
+        "successes, failures, half_life_s, updated_at) VALUES ('hl', ' ', ' ', 0, 0, 0, 0, 0, "
+        "300.0, 0)"
+    )
     # Outcome rows someone deleted: the stored counts exceed what the rows account for.
     deleted = [o for o in rows["hl"] if o.path == "b" and o.context == "eu"][:5]
     assert deleted
@@ -442,6 +448,7 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
                         if o not in deleted
                     ],
                 )
+            conn.execute(sa.text(settings))
             for (task, ctx, path), st in old.items():
                 conn.execute(
                     sa.text(
@@ -478,6 +485,8 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
     assert _diff(url) == []
     store = SQLStore(url)
     try:
+        assert store.register_half_life("hl", 999.0) == 300.0  # still registered
+        assert store.tasks() == ["hl", "plain"]
         for task, mine in rows.items():
             live = MemoryStore()
             live.write(mine, half_lives[task])
@@ -540,7 +549,8 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
             }
     finally:
         engine.dispose()
-    assert set(back) == set(old)
+    assert set(back) == {*old, ("hl", " ", " ")}
+    assert back[("hl", " ", " ")].half_life_s == 300.0
     for key, st in old.items():
         r = back[key]
         assert (r.successes, r.failures, r.ref_time) == (st.successes, st.failures, st.ref_time)

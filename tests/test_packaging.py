@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import os
 import pathlib
 import subprocess
@@ -13,6 +14,7 @@ import tomllib
 import zipfile
 
 import pytest
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -95,7 +97,7 @@ def test_installed_wheel_runs_simulate_from_another_directory(
     """A fresh venv (not editable) with the wheel; the dependencies come from this venv's
     site-packages through a plain path line (so no registry is needed and the editable
     install's import hook is not loaded). scripts/check_wheel.sh does the full
-    ``pip install '.[plot]'`` into an empty venv."""
+    ``pip install '.[cli,plot]'`` into an empty venv."""
     env_dir = tmp_path / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=60
@@ -187,3 +189,104 @@ def test_results_go_to_the_checkout_folder_else_to_results(tmp_path: pathlib.Pat
     (tmp_path / "simulations" / "results").mkdir(parents=True)
     assert default_results_dir(tmp_path) == tmp_path / "simulations" / "results"
     assert default_results_dir(ROOT) == ROOT / "simulations" / "results"
+
+
+# -- the SDK floors pyproject claims are the versions `make test-sdk-floors` tests ----------
+
+
+def _requirements() -> dict[str, str]:
+    """Every requirement of the project (base and extras), name -> specifier text."""
+    project = PYPROJECT["project"]
+    lines = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        lines.extend(extra)
+    specs: dict[str, set[str]] = {}
+    for line in lines:
+        req = Requirement(line)
+        specs.setdefault(req.name, set()).add(str(req.specifier))
+    return {name: ",".join(sorted(s)) for name, s in specs.items()}
+
+
+def test_sdk_floors_in_pyproject_are_the_pinned_versions_the_floor_tests_install() -> None:
+    pins = {}
+    floors_file = pathlib.Path(__file__).with_name("sdk_floors.txt")
+    for line in floors_file.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip()] = Version(version.strip())
+    assert set(pins) == {"openai", "anthropic", "litellm"}
+    requirements = _requirements()
+    for name, pinned in pins.items():
+        spec = requirements[name]
+        assert _floor_of(spec) == pinned, f"pyproject's {name}{spec} vs sdk_floors.txt {pinned}"
+        assert pinned in SpecifierSet(spec)
+
+
+def _floor_of(spec: str) -> Version:
+    floors = {
+        Version(s.version)
+        for part in spec.split(",")
+        for s in SpecifierSet(part)
+        if s.operator == ">="
+    }
+    (floor,) = floors
+    return floor
+
+
+# -- what the base install holds, and the extras ------------------------------------------
+
+#: Not a runtime extra: tests, benchmarks, peer comparisons.
+TOOL_EXTRAS = ("dev", "bench", "peers", "all")
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {Requirement(r).name.lower() for r in requirements}
+
+
+def test_all_is_every_runtime_extra_and_dev_holds_them_all() -> None:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    runtime = {e: reqs for e, reqs in extras.items() if e not in TOOL_EXTRAS}
+    assert {"postgres", "cli", "openai", "anthropic", "metrics", "tracing"} <= set(runtime)
+    every = sorted({r for reqs in runtime.values() for r in reqs})
+    assert sorted(extras["all"]) == every
+    assert set(every) <= set(extras["dev"])  # the tests exercise every extra
+    # No extra repeats a base requirement, and the base holds no driver, app or SDK.
+    assert _names(PYPROJECT["project"]["dependencies"]).isdisjoint(_names(every))
+
+
+ROUTING = """
+import json, os, sys, tempfile
+from adaptive_router import Path, Result, Router, Usage
+from adaptive_router.resilience import RateLimit
+
+def answer():
+    return Result(42, Usage(1_000, 200, model="gpt-4o"))
+
+db = os.path.join(tempfile.mkdtemp(), "routing.db")
+path = Path(answer, name="a", rate_limit=RateLimit(requests_per_minute=600))
+with Router([path], bool, "t", store=f"sqlite:///{db}", metrics=False) as router:
+    assert router.run() == 42
+    assert router.costs().cost_usd > 0
+    router.stats()
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def test_routing_needs_only_the_base_install() -> None:
+    """A SQLite router that rate-limits, retries, prices, reports costs and computes its
+    propensities imports no package an extra provides."""
+    done = subprocess.run(
+        [sys.executable, "-c", ROUTING], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    used = set(json.loads(done.stdout))
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    provided = _names([r for e, reqs in extras.items() if e not in TOOL_EXTRAS for r in reqs])
+    modules = {
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if any(d.lower().replace("_", "-") in provided for d in dists)
+    }
+    assert {"psycopg", "typer", "openai", "prometheus_client", "matplotlib"} <= modules
+    assert sorted(used & modules) == []
+    assert {"numpy", "scipy", "sqlalchemy", "genai_prices", "limits", "tenacity"} <= used

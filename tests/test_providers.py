@@ -246,8 +246,8 @@ class Fault:
 
 FAULTS = [
     Fault("400", [error(400)], "client_error", 0, 1),
-    Fault("401", [error(401)], "client_error", 0, 1),
-    Fault("403", [error(403)], "client_error", 0, 1),
+    Fault("401", [error(401)], "auth_error", 0, 1),
+    Fault("403", [error(403)], "auth_error", 0, 1),
     Fault("500", [error(500)] * 3, "server_error", 2, 3),
     Fault("529", [error(529)] * 3, "server_error", 2, 3),
     Fault("503", [error(503)] * 3, "server_error", 2, 3),
@@ -319,8 +319,8 @@ def test_every_fake_fault_is_classified_by_classify(fake: FakeProvider) -> None:
     # The SDK exceptions themselves (not via the router) map to the documented kinds.
     expected = {
         400: "client_error",
-        401: "client_error",
-        403: "client_error",
+        401: "auth_error",
+        403: "auth_error",
         404: "client_error",
         408: "timeout",
         409: "client_error",
@@ -604,7 +604,7 @@ def test_arun_uses_the_async_client(fake: FakeProvider, provider: str) -> None:
                     await router.arun(text="x")
                 assert time.monotonic() - start < 2 * 0.3 + 0.5
                 assert [(a.kind, a.retries) for a in info.value.attempts] == [("invalid_output", 2)]
-                fake.script(model, [error(401)])
+                fake.script(model, [error(400)])
                 with pytest.raises(AllPathsFailed) as info:
                     await router.arun(text="x")
                 assert info.value.attempts[0].kind == "client_error"
@@ -673,7 +673,7 @@ def test_lazy_clients_from_the_environment(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_missing_api_key_is_a_client_error(
+def test_missing_api_key_is_an_auth_error(
     fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
     for var in ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
@@ -682,7 +682,7 @@ def test_missing_api_key_is_a_client_error(
     with make_router([build(model_of(provider), TEMPLATE)]) as router:
         failed = fail_once(router, text="x")
     (attempt,) = failed.attempts
-    assert attempt.kind == "client_error" and attempt.retries == 0
+    assert attempt.kind == "auth_error" and attempt.retries == 0
     env = "OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY"
     assert env in (attempt.error or "")
     assert issubclass(MissingCredentialsError, RuntimeError)
@@ -705,7 +705,8 @@ def test_api_key_never_appears_in_logs_errors_rows_or_reprs(
         base_url=fake.anthropic_base_url,
         http_client=anthropic.DefaultHttpxClient(trust_env=False),
     )
-    gpt = openai_path(GPT, TEMPLATE, client=oc, schema=Order, timeout=0.3)
+    # No breaker: the 401 (auth_error) would otherwise open it and skip the faults after.
+    gpt = openai_path(GPT, TEMPLATE, client=oc, schema=Order, timeout=0.3, breaker=None)
     claude = anthropic_path(CLAUDE, TEMPLATE, client=ac, schema=Order, timeout=0.3)
     fake.script(GPT, [error(500), error(401), delay(5), malformed_json(), disconnect()])
     fake.script(CLAUDE, [error(529), error(429, retry_after=0), empty(), json_reply(ORDER)])
@@ -734,7 +735,7 @@ def test_api_key_never_appears_in_logs_errors_rows_or_reprs(
     oc.close()
     ac.close()
     assert fake.calls() >= 9
-    assert {"client_error", "rate_limited", "invalid_output", "empty", None} <= {
+    assert {"auth_error", "rate_limited", "invalid_output", "empty", None} <= {
         r.kind for r in recorded
     }
     for record in caplog.records:

@@ -8,6 +8,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from adaptive_router import ConfigurationError, Path, Reporter, Router, UnknownRequestError
+from adaptive_router.reporting import Report
 from adaptive_router.stores import open_store
 from adaptive_router.stores.schema import pending
 
@@ -93,12 +94,12 @@ def test_router_report_goes_through_its_reporter(monkeypatch: pytest.MonkeyPatch
     calls: list[str] = []
     with Router([Path(never_called, name="main")], bool, "shared", store="memory://") as router:
         decision = router.choose()
-        original = Reporter.record
+        original = Reporter.claim
 
-        def spy(self: Reporter, request_id: str, *a: object, **kw: object) -> object:
-            calls.append(request_id)
-            return original(self, request_id, *a, **kw)  # type: ignore[arg-type]
+        def spy(self: Reporter, report: Report, *a: object, **kw: object) -> object:
+            calls.append(report.request_id)
+            return original(self, report, *a, **kw)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(Reporter, "record", spy)
+        monkeypatch.setattr(Reporter, "claim", spy)
         assert router.report(decision.request_id, True)
     assert calls == [decision.request_id]

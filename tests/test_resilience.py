@@ -137,8 +137,8 @@ def server_error() -> openai.InternalServerError:
 
 OPENAI_STATUS_CLASSES = [
     (openai.BadRequestError, 400, ErrorKind.CLIENT_ERROR),
-    (openai.AuthenticationError, 401, ErrorKind.CLIENT_ERROR),
-    (openai.PermissionDeniedError, 403, ErrorKind.CLIENT_ERROR),
+    (openai.AuthenticationError, 401, ErrorKind.AUTH_ERROR),
+    (openai.PermissionDeniedError, 403, ErrorKind.AUTH_ERROR),
     (openai.NotFoundError, 404, ErrorKind.CLIENT_ERROR),
     (openai.ConflictError, 409, ErrorKind.CLIENT_ERROR),
     (openai.UnprocessableEntityError, 422, ErrorKind.CLIENT_ERROR),
@@ -150,9 +150,9 @@ OPENAI_STATUS_CLASSES = [
 
 ANTHROPIC_STATUS_CLASSES = [
     (anthropic.BadRequestError, 400, ErrorKind.CLIENT_ERROR),
-    (anthropic.AuthenticationError, 401, ErrorKind.CLIENT_ERROR),
+    (anthropic.AuthenticationError, 401, ErrorKind.AUTH_ERROR),
     (anthropic.PaymentRequiredError, 402, ErrorKind.CLIENT_ERROR),
-    (anthropic.PermissionDeniedError, 403, ErrorKind.CLIENT_ERROR),
+    (anthropic.PermissionDeniedError, 403, ErrorKind.AUTH_ERROR),
     (anthropic.NotFoundError, 404, ErrorKind.CLIENT_ERROR),
     (anthropic.RequestTimeoutError, 408, ErrorKind.TIMEOUT),
     (anthropic.ConflictError, 409, ErrorKind.CLIENT_ERROR),
@@ -370,10 +370,16 @@ def test_retry_succeeds_after_retryable_failures_with_seeded_jitter() -> None:
     assert state.stop_reason is None
 
 
-def test_client_error_is_never_retried() -> None:
+def test_client_and_auth_errors_are_never_retried() -> None:
     clock = FakeClock()
     policy = RetryPolicy(attempts=5, clock=clock, sleep=clock.sleep)
-    for err in (openai_error(400), anthropic_error(401), openai_error(404), anthropic_error(422)):
+    for err in (
+        openai_error(400),
+        anthropic_error(401),
+        openai_error(403),
+        openai_error(404),
+        anthropic_error(422),
+    ):
         fn = Flaky(err)
         state = RetryState()
         with pytest.raises(type(err)) as info:
@@ -385,6 +391,8 @@ def test_client_error_is_never_retried() -> None:
     assert clock.sleeps == []
     with pytest.raises(ValueError, match="client_error"):
         RetryPolicy(retry_on={ErrorKind.CLIENT_ERROR, ErrorKind.TIMEOUT})
+    with pytest.raises(ValueError, match="auth_error"):
+        RetryPolicy(retry_on={ErrorKind.AUTH_ERROR, ErrorKind.TIMEOUT})
 
 
 def test_non_retryable_kinds_and_base_exceptions_pass_through() -> None:

@@ -8,7 +8,15 @@ the commands are grouped by what they show: :mod:`.posteriors` (``posteriors``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adaptive_router._checks import redact, redact_url
+from adaptive_router._imports import lazy_names, needs_extra
+
+with needs_extra("cli", "The adaptive-router command line"):
+    import rich  # noqa: F401
+    import typer  # noqa: F401
+
 from adaptive_router.cli.app import app, main
 from adaptive_router.cli.check import check_dict, load_target, read_samples
 from adaptive_router.cli.common import (
@@ -20,8 +28,19 @@ from adaptive_router.cli.common import (
 )
 from adaptive_router.cli.db import db_app
 from adaptive_router.cli.posteriors import read_posteriors
-from adaptive_router.reports.summary import posterior_dict, stats_dict
-from adaptive_router.router import stored_half_life
+
+if TYPE_CHECKING:
+    from adaptive_router.reports.summary import posterior_dict, stats_dict
+    from adaptive_router.router import stored_half_life
+
+# The library's names load with their modules, not with the command line's --help.
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "adaptive_router.reports.summary": ("posterior_dict", "stats_dict"),
+        "adaptive_router.router": ("stored_half_life",),
+    },
+)
 
 __all__ = [
     "ENV_DB",

@@ -25,8 +25,6 @@ from adaptive_router.cli.common import (
     one_line_errors,
     print_json,
 )
-from adaptive_router.reports.summary import json_number
-from adaptive_router.router import as_call
 
 # -- check ------------------------------------------------------------------------------
 
@@ -95,6 +93,8 @@ def read_samples(source: str) -> list[Any]:
 
 def check_dict(c: Any) -> dict[str, Any]:
     """One path's check result as JSON-ready data."""
+    from adaptive_router.reports.summary import json_number
+
     return {
         "path": c.path,
         "runs": c.runs,
@@ -151,6 +151,9 @@ def check(
     or learned, and breakers and rate limits are bypassed, so each path (the fallback
     too) is tested on its own.
     """
+    # The library loads with the command, not with the command line's --help.
+    from adaptive_router.router import as_call
+
     with one_line_errors(None):
         items = read_samples(samples)
         for number, item in enumerate(items, 1):

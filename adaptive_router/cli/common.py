@@ -12,24 +12,24 @@ import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from alembic.util import CommandError
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from adaptive_router._checks import redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
-from adaptive_router.stores import SQLStore
+
+if TYPE_CHECKING:
+    from adaptive_router.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,21 @@ def one_line_errors(url: str | None) -> Iterator[None]:
         fail(str(exc), 2, url)
     except StoreUnavailableError as exc:
         fail(str(exc), 1, url)
-    except CommandError as exc:
-        fail(f"alembic: {first_line(exc)}", 2, url)
     except typer.Exit:
         raise
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        _fail_on(exc, url)
+
+
+def _fail_on(exc: Exception, url: str | None) -> NoReturn:
+    """The one line for an error of the database stack, or any other."""
+    # A library's error comes from a command that imported the library: its module is
+    # looked up, not imported (--help must not load the database stack).
+    alembic = sys.modules.get("alembic.util")
+    sqlalchemy = sys.modules.get("sqlalchemy.exc")
+    if alembic is not None and isinstance(exc, alembic.CommandError):
+        fail(f"alembic: {first_line(exc)}", 2, url)
+    if sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):
         text = first_line(exc)
         if "no such table" in text or ("relation" in text and "does not exist" in text):
             where = redact_url(url) if url else "the database"
@@ -113,9 +123,8 @@ def one_line_errors(url: str | None) -> Iterator[None]:
                 url,
             )
         fail(f"database error: {text}", 1, url)
-    except Exception as exc:
-        # Last resort: still one line, still redacted (messages may quote a URL).
-        fail(f"{type(exc).__name__}: {first_line(exc)}", 1, url)
+    # Last resort: still one line, still redacted (messages may quote a URL).
+    fail(f"{type(exc).__name__}: {first_line(exc)}", 1, url)
 
 
 def resolve_url(db: str, *, must_exist: bool) -> str:
@@ -124,6 +133,9 @@ def resolve_url(db: str, *, must_exist: bool) -> str:
     With ``must_exist``, a SQLite file that is not there is an error rather than silently
     created empty by the driver.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     db = db.strip()
     if not db:
         raise CLIError(f"--db is empty; pass a database URL or set {ENV_DB}", 2)
@@ -175,6 +187,8 @@ def parse_prior(text: str) -> tuple[float, float]:
 
 @contextmanager
 def open_store(url: str) -> Iterator[SQLStore]:
+    from adaptive_router.stores.sql import SQLStore
+
     # create=False: inspecting a database must never create tables in it.
     store = SQLStore(url, create=False)
     try:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from adaptive_router._checks import redact_url
+from adaptive_router._imports import install_hint
 from adaptive_router.cli.common import (
     CLIError,
     DbOption,
@@ -80,11 +81,7 @@ def dashboard(
 
             from adaptive_router.dashboard.app import create_app
         except ImportError:
-            raise CLIError(
-                "the dashboard needs starlette and uvicorn: "
-                "pip install 'adaptive-router[dashboard]'",
-                2,
-            ) from None
+            raise CLIError(install_hint("dashboard", "the dashboard"), 2) from None
         app = create_app(url, task=task, token=token, refresh_s=refresh, since=since)
         shown = f"[{host}]" if ":" in host else host
         hint = " (add ?token=<your token>)" if token else ""

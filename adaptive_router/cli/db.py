@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from adaptive_router import migrations
 from adaptive_router._checks import redact_url
 from adaptive_router.cli.common import (
     DbOption,
@@ -25,6 +24,9 @@ def db_upgrade(
     revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
 ) -> None:
     """Create or migrate the tables to a revision (no-op when already there)."""
+    # Alembic and SQLAlchemy load with the command, not with the command line's --help.
+    from adaptive_router import migrations
+
     with one_line_errors(db):
         url = resolve_url(db, must_exist=False)
         result = migrations.upgrade(url, revision)

@@ -7,7 +7,7 @@ Every number comes from the library (the store, ``posteriors_from_states``,
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -33,9 +33,9 @@ from adaptive_router.cli.common import (
     utc_time,
 )
 from adaptive_router.outcomes import Posterior
-from adaptive_router.reports.summary import posterior_dict, stats_dict
-from adaptive_router.router import posteriors_from_states, stored_half_life
-from adaptive_router.stores import SQLStore
+
+if TYPE_CHECKING:
+    from adaptive_router.stores.sql import SQLStore
 
 
 def read_posteriors(
@@ -43,6 +43,9 @@ def read_posteriors(
 ) -> tuple[list[Posterior], float | None]:
     """Posteriors of every path stored for ``task`` (one context's own evidence when
     ``context`` is given) decayed to ``now``, and the half-life."""
+    # The library loads with the command, not with the command line's --help.
+    from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
+
     states = store.load(task, context)
     half_life = stored_half_life(states)
     names = sorted(states)
@@ -79,6 +82,8 @@ def posteriors(
                     raise CLIError(f"task {task!r} has no evidence in context {context!r}", 1)
                 raise unknown_task(store, task, url)
     if json_out:
+        from adaptive_router.reports.summary import posterior_dict
+
         print_json([posterior_dict(p) for p in posts])
         return
     rows = []
@@ -161,6 +166,8 @@ def stats(
             if not rows and task not in store.tasks():
                 raise unknown_task(store, task, url)
     if json_out:
+        from adaptive_router.reports.summary import stats_dict
+
         print_json([stats_dict(s) for s in rows])
         return
     if not rows:

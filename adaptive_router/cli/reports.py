@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 import adaptive_router.cli.common as common
-from adaptive_router.reports import (
-    CostReport,
-    PathCost,
-    PlotUnavailableError,
-    cost_report,
-    plot_report,
-)
+
+if TYPE_CHECKING:
+    from adaptive_router.reports import CostReport, PathCost
 
 __all__ = ["costs", "plot", "register"]
 
@@ -92,7 +88,8 @@ def _unknown_reasons(r: CostReport) -> list[str]:
     if rest:
         reasons.append(
             f"{rest} reported no usage (no token counts or cost: a path that returns no "
-            "Result(usage=...), or a client-side timeout the provider may still bill)"
+            "Result(usage=...) and declares no Path(cost_usd=...), or a client-side "
+            "timeout the provider may still bill)"
         )
     return reasons
 
@@ -105,6 +102,9 @@ def costs(
 ) -> None:
     """Spend per path: tokens, attempts (retries and fallbacks included), cost per request
     and per 1,000 requests. Attempts of unknown cost are counted apart, never as $0."""
+    # The library loads with the command, not with the command line's --help.
+    from adaptive_router.reports import cost_report
+
     with common.one_line_errors(db):
         window = _window(since)
         url = common.resolve_url(db, must_exist=True)
@@ -172,6 +172,8 @@ def plot(
     ] = None,
 ) -> None:
     """Draw traffic share, success rate and cost per path over time into a PNG."""
+    from adaptive_router.reports import PlotUnavailableError, plot_report
+
     with common.one_line_errors(db):
         window = _window(since)
         try:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from adaptive_router import demo as demo_mod
+from adaptive_router._imports import install_hint
 from adaptive_router.cli.common import (
     CLIError,
     console_err,
@@ -17,24 +17,24 @@ from adaptive_router.cli.common import (
     open_store,
     resolve_url,
 )
-from adaptive_router.reports import PlotUnavailableError, plot_report
+from adaptive_router.demo import defaults
 
 
 def demo(
     db: Annotated[
         str, typer.Option("--db", help="SQLite file for the demo's outcomes (deleted first).")
-    ] = demo_mod.DEFAULT_DB,
+    ] = defaults.DEFAULT_DB,
     requests: Annotated[
         int | None,
         typer.Option(
             "--requests",
-            help=f"Number of requests (default {demo_mod.DEFAULT_REQUESTS}, "
-            f"{demo_mod.DEFAULT_LIVE_REQUESTS} with --live).",
+            help=f"Number of requests (default {defaults.DEFAULT_REQUESTS}, "
+            f"{defaults.DEFAULT_LIVE_REQUESTS} with --live).",
             show_default=False,
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = (
-        demo_mod.DEFAULT_SEED
+        defaults.DEFAULT_SEED
     ),
     table: Annotated[
         bool, typer.Option("--table/--no-table", help="Show the live table while it runs.")
@@ -54,6 +54,11 @@ def demo(
     halfway through GPT-4o starts failing, and the live table shows retries, the breaker
     opening and traffic moving to Claude.
     """
+    # The demo (the router, the SDKs, the fake provider) loads with the command, not with
+    # the command line's --help, which reads the defaults above only.
+    from adaptive_router import demo as demo_mod
+    from adaptive_router.reports import PlotUnavailableError, plot_report
+
     with one_line_errors(db):
         demo_mod.run_with_display(console_out(), db, requests, seed, table=table, live=live)
         png = Path(db).with_suffix(".png")
@@ -61,12 +66,7 @@ def demo(
             try:
                 plot_report(store, demo_mod.TASK, 0.0, png)
             except PlotUnavailableError:  # matplotlib is an optional extra: the demo ran
-                console_out().print(
-                    escape(
-                        "PNG report skipped: matplotlib is not installed "
-                        "(pip install 'adaptive-router[plot]')"
-                    )
-                )
+                console_out().print(escape("PNG report skipped: " + install_hint("plot", "it")))
                 return
         console_out().print(f"Traffic share, success rate and cost over time: {png}")
 

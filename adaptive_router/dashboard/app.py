@@ -19,17 +19,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
 import adaptive_router.dashboard.views as views
 from adaptive_router._checks import first_line, redact
+from adaptive_router._imports import needs_extra
 from adaptive_router.dashboard.data import UnknownTaskError, parse_window, summary
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.stores import SQLStore
 from adaptive_router.stores.base import Store
+
+with needs_extra("dashboard", "The dashboard"):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
 
 logger = logging.getLogger(__name__)
 

@@ -30,50 +30,112 @@ degrade on cue, from the drop on most of its calls are failed on purpose, before
 request is sent, with a simulated server error.
 """
 
-from adaptive_router.demo.display import print_summary, progress_table, run_with_display
-from adaptive_router.demo.run import run_demo, sqlite_file
-from adaptive_router.demo.scenario import (
-    ADAPT_REQUESTS,
-    CITIES,
-    CLAUDE,
-    DEFAULT_DB,
-    DEFAULT_HALF_LIFE,
-    DEFAULT_LIVE_REQUESTS,
-    DEFAULT_REQUESTS,
-    DEFAULT_SEED,
-    DEGRADED,
-    FAKE_TIMEOUT_S,
-    FALLBACK,
-    GPT,
-    HANG_S,
-    ITEMS,
-    LIVE_RETRY_INITIAL_S,
-    LIVE_TIMEOUT_S,
-    LIVE_WINDOW,
-    MIN_LIVE_REQUESTS,
-    MIN_REQUESTS,
-    MODELS,
-    NUMBER_WORDS,
-    PROMPT,
-    RESET_S,
-    SHIFT_THRESHOLD,
-    SHIFT_WINDOW,
-    TASK,
-    Order,
-    SimulatedModel,
-    SimulatedOutage,
-    behave,
-    is_valid_order,
-    make_order,
-    parse_lenient,
-    parse_strict,
-)
-from adaptive_router.demo.summary import (
-    DemoProgress,
-    DemoSummary,
-    PathProgress,
-    PhaseSummary,
-    requests_to_shift,
+from typing import TYPE_CHECKING
+
+from adaptive_router._imports import lazy_names
+
+if TYPE_CHECKING:
+    from adaptive_router.demo.defaults import (
+        DEFAULT_DB,
+        DEFAULT_LIVE_REQUESTS,
+        DEFAULT_REQUESTS,
+        DEFAULT_SEED,
+        TASK,
+    )
+    from adaptive_router.demo.display import print_summary, progress_table, run_with_display
+    from adaptive_router.demo.run import run_demo, sqlite_file
+    from adaptive_router.demo.scenario import (
+        ADAPT_REQUESTS,
+        CITIES,
+        CLAUDE,
+        DEFAULT_HALF_LIFE,
+        DEGRADED,
+        FAKE_TIMEOUT_S,
+        FALLBACK,
+        GPT,
+        HANG_S,
+        ITEMS,
+        LIVE_RETRY_INITIAL_S,
+        LIVE_TIMEOUT_S,
+        LIVE_WINDOW,
+        MIN_LIVE_REQUESTS,
+        MIN_REQUESTS,
+        MODELS,
+        NUMBER_WORDS,
+        PROMPT,
+        RESET_S,
+        SHIFT_THRESHOLD,
+        SHIFT_WINDOW,
+        Order,
+        SimulatedModel,
+        SimulatedOutage,
+        behave,
+        is_valid_order,
+        make_order,
+        parse_lenient,
+        parse_strict,
+    )
+    from adaptive_router.demo.summary import (
+        DemoProgress,
+        DemoSummary,
+        PathProgress,
+        PhaseSummary,
+        requests_to_shift,
+    )
+
+# Each name loads its module on first use: the command line reads the defaults without
+# loading the demo (numpy, pydantic, the fake provider, the router, the SDKs).
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "adaptive_router.demo.defaults": (
+            "DEFAULT_DB",
+            "DEFAULT_LIVE_REQUESTS",
+            "DEFAULT_REQUESTS",
+            "DEFAULT_SEED",
+            "TASK",
+        ),
+        "adaptive_router.demo.display": ("print_summary", "progress_table", "run_with_display"),
+        "adaptive_router.demo.run": ("run_demo", "sqlite_file"),
+        "adaptive_router.demo.scenario": (
+            "ADAPT_REQUESTS",
+            "CITIES",
+            "CLAUDE",
+            "DEFAULT_HALF_LIFE",
+            "DEGRADED",
+            "FAKE_TIMEOUT_S",
+            "FALLBACK",
+            "GPT",
+            "HANG_S",
+            "ITEMS",
+            "LIVE_RETRY_INITIAL_S",
+            "LIVE_TIMEOUT_S",
+            "LIVE_WINDOW",
+            "MIN_LIVE_REQUESTS",
+            "MIN_REQUESTS",
+            "MODELS",
+            "NUMBER_WORDS",
+            "PROMPT",
+            "RESET_S",
+            "SHIFT_THRESHOLD",
+            "SHIFT_WINDOW",
+            "Order",
+            "SimulatedModel",
+            "SimulatedOutage",
+            "behave",
+            "is_valid_order",
+            "make_order",
+            "parse_lenient",
+            "parse_strict",
+        ),
+        "adaptive_router.demo.summary": (
+            "DemoProgress",
+            "DemoSummary",
+            "PathProgress",
+            "PhaseSummary",
+            "requests_to_shift",
+        ),
+    },
 )
 
 __all__ = [

@@ -12,6 +12,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from adaptive_router.demo.defaults import DEFAULT_DB as DEFAULT_DB
+from adaptive_router.demo.defaults import DEFAULT_LIVE_REQUESTS as DEFAULT_LIVE_REQUESTS
+from adaptive_router.demo.defaults import DEFAULT_REQUESTS as DEFAULT_REQUESTS
+from adaptive_router.demo.defaults import DEFAULT_SEED as DEFAULT_SEED
+from adaptive_router.demo.defaults import TASK as TASK
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.testing import (
     FakeProvider,
@@ -29,11 +34,6 @@ from adaptive_router.testing import (
 
 logger = logging.getLogger(__name__)
 
-TASK = "order-extraction"
-DEFAULT_DB = "adaptive_router_demo.db"
-DEFAULT_REQUESTS = 2000
-DEFAULT_LIVE_REQUESTS = 120
-DEFAULT_SEED = 7
 DEFAULT_HALF_LIFE = timedelta(minutes=2)
 GPT = "gpt-4o"
 CLAUDE = "claude-sonnet-4-6"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router._imports import needs_extra
+
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
@@ -20,12 +22,8 @@ def as_runnable(
     ``unpack=True`` and a dict input — as keyword arguments. Needs ``langchain-core``
     (``pip install adaptive-router[langchain]``).
     """
-    try:
+    with needs_extra("langchain", "as_runnable"):
         from langchain_core.runnables import RunnableLambda
-    except ImportError as exc:  # an optional extra: say how to get it
-        raise ImportError(
-            "as_runnable needs langchain-core: pip install 'adaptive-router[langchain]'"
-        ) from exc
 
     def call(value: Any) -> Any:
         if unpack and isinstance(value, dict):

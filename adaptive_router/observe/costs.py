@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from genai_prices import Usage as PriceUsage
-from genai_prices import calc_price, data_snapshot, types
-from genai_prices.units import _get_registry
+if TYPE_CHECKING:
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price, data_snapshot, types
+    from genai_prices.units import _get_registry
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,23 @@ _ALWAYS = -(2**63)
 # The token prices the cached rates reproduce: genai-prices subtracts the cache tokens
 # from the input tokens before pricing them at the input rate (its "leaf" values).
 _TOKEN_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+_prices_loaded = False
+
+
+def _load_prices() -> None:
+    """Import genai-prices (~0.2 s with its price data and pydantic) when the first price
+    is asked for: a program that never prices a call never pays for it. Binds the module
+    names above (once), which the code below uses once a price has been looked up."""
+    global PriceUsage, calc_price, data_snapshot, types, _get_registry, _prices_loaded
+    if _prices_loaded:
+        return
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price, data_snapshot, types
+    from genai_prices.units import _get_registry
+
+    _prices_loaded = True  # after the names are bound: another thread may be pricing
 
 
 def _to_us(moment: datetime) -> int:
@@ -266,7 +285,7 @@ class Pricer:
         now_us = time.time_ns() // 1000 if at is None else _to_us(at)
         rates = self._rates.get(model)
         if (
-            rates is None
+            rates is None  # else _cost_and_cache built them, genai-prices loaded
             or not rates.start_us <= now_us < rates.end_us
             or rates.snapshot is not data_snapshot.get_snapshot()
         ):
@@ -295,6 +314,7 @@ class Pricer:
             p_in, p_out = self.overrides[model]
             return (input_tokens * p_in + output_tokens * p_out) / 1_000_000
         moment = datetime.now(UTC) if at is None else at
+        _load_prices()
         usage = PriceUsage(input_tokens=input_tokens, output_tokens=output_tokens)
         try:
             price = calc_price(usage, model_ref=model, genai_request_timestamp=moment)
@@ -311,6 +331,7 @@ class Pricer:
         cache_write: int | None,
         now_us: int,
     ) -> float | None:
+        _load_prices()
         usage = PriceUsage(
             input_tokens=inp,
             output_tokens=out,

@@ -26,6 +26,8 @@ name                                                   type        labels
 ``adaptive_router_posterior_mean``                     gauge       task, path
 ``adaptive_router_buffered_outcomes``                  gauge       task
 ``adaptive_router_dropped_outcomes_total``             counter     task
+``adaptive_router_rejected_outcomes_total``            counter     task
+``adaptive_router_suppressed_log_lines_total``         counter     task, line
 ``adaptive_router_alerts_total``                       counter     task, kind
 =====================================================  ==========  =========================
 
@@ -34,6 +36,10 @@ name                                                   type        labels
 request failed (``from_path`` -> ``to_path``); skipped paths (breaker open, rate limit
 exhausted) are counted in ``skipped_total``, not as attempts. An attempt without a known
 cost adds to ``unpriced_attempts_total``, never $0 to ``cost_usd_total``.
+``rejected_outcomes_total`` counts outcomes the store refused for their values (logged
+with the field); ``suppressed_log_lines_total`` the warnings the router's per-window log
+throttle held back, by ``line`` (``retrying``, ``giving_up``, ``failed``, ``fallback``,
+``usage``, ``rejected``, ``judge``): each logged line plus these adds up to every event.
 """
 
 from __future__ import annotations
@@ -43,15 +49,15 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any, Protocol
 
+from adaptive_router._imports import install_hint
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import ErrorKind, Outcome
 
-try:
+if TYPE_CHECKING:
     import prometheus_client as prom
-except ImportError:  # pragma: no cover - the no-op path, tested in a subprocess
-    prom = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +72,24 @@ __all__ = [
     "serve_metrics",
 ]
 
-#: True when prometheus-client is importable.
-AVAILABLE = prom is not None
+#: True when prometheus-client is installed (found, not imported: see :func:`_load`).
+AVAILABLE = find_spec("prometheus_client") is not None
+_loaded = False
+
+
+def _load() -> bool:
+    """Import prometheus-client when metrics are first used (a router with metrics on, a
+    server), not with the package; False when it is not installed."""
+    global prom, _loaded
+    if not _loaded:
+        try:
+            import prometheus_client as prom
+        except ImportError:  # the no-op path, tested in a subprocess
+            return False
+        _loaded = True
+    return True
+
+
 PREFIX = "adaptive_router_"
 #: Gauge values of ``adaptive_router_breaker_state``.
 BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -91,7 +113,6 @@ LATENCY_BUCKETS = (
     120.0,
 )
 _TIMEOUT = ErrorKind.TIMEOUT.value
-_INSTALL_HINT = "prometheus-client is not installed; pip install 'adaptive-router[metrics]'"
 
 
 class _RouterLike(Protocol):
@@ -194,6 +215,20 @@ class _Families:
             "Outcomes lost to a full write buffer during a store outage.",
             ("task",),
         )
+        self.rejected = _metric(
+            registry,
+            c,
+            "rejected_outcomes",
+            "Outcomes the store rejected for their values (the rest was written).",
+            ("task",),
+        )
+        self.suppressed = _metric(
+            registry,
+            c,
+            "suppressed_log_lines",
+            "Repeated warnings held back by the per-window log throttle.",
+            ("task", "line"),
+        )
         self.alerts = _metric(registry, c, "alerts", "Alerts fired.", ("task", "kind"))
         # Routers whose write buffer feeds buffered_outcomes, per task (weak: a closed and
         # forgotten router must not be kept alive by its metrics).
@@ -214,7 +249,7 @@ def _families(registry: Any) -> _Families:
 
 def count_alert(kind: str, task: str, registry: Any = None) -> None:
     """Add one to ``adaptive_router_alerts_total`` (a no-op without prometheus-client)."""
-    if prom is None:
+    if not _load():
         return
     _families(registry if registry is not None else prom.REGISTRY).alerts.labels(
         task=task, kind=kind
@@ -271,10 +306,10 @@ class PrometheusMetrics(Observer):
     """
 
     def __init__(self, registry: Any = None) -> None:
-        self.enabled = prom is not None
+        self.enabled = _load()
         self.registry: Any = None
         self._fams: _Families | None = None
-        if prom is not None:
+        if self.enabled:
             self.registry = registry if registry is not None else prom.REGISTRY
             self._fams = _families(self.registry)
         self._series: dict[tuple[str, str], _PathSeries] = {}
@@ -342,6 +377,14 @@ class PrometheusMetrics(Observer):
         if self._fams is not None and count > 0:
             self._fams.dropped.labels(task).inc(count)
 
+    def outcomes_rejected(self, task: str, count: int, total: int) -> None:
+        if self._fams is not None and count > 0:
+            self._fams.rejected.labels(task).inc(count)
+
+    def log_lines_suppressed(self, task: str, line: str) -> None:
+        if self._fams is not None:
+            self._fams.suppressed.labels(task, line).inc()
+
     def posteriors_changed(self, task: str, means: dict[str, float]) -> None:
         if self._fams is None:
             return
@@ -398,8 +441,8 @@ class MetricsServer:
 def serve_metrics(port: int, addr: str = "0.0.0.0", registry: Any = None) -> MetricsServer:
     """Serve ``registry`` (default: the global one) at ``http://addr:port/metrics`` from a
     daemon thread. ``port=0`` picks a free port (see :attr:`MetricsServer.port`)."""
-    if prom is None:
-        raise RuntimeError(_INSTALL_HINT)
+    if not _load():
+        raise RuntimeError(install_hint("metrics", "serve_metrics"))
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, got {port!r}")
     result = prom.start_http_server(

@@ -39,6 +39,14 @@ class Observer:
     def outcomes_dropped(self, task: str, count: int, total: int) -> None:
         """The write buffer overflowed during a store outage (``total`` so far)."""
 
+    def outcomes_rejected(self, task: str, count: int, total: int) -> None:
+        """The store rejected ``count`` outcomes for their values (``total`` so far); the
+        rest of their batch was written. Called from the writer thread."""
+
+    def log_lines_suppressed(self, task: str, line: str) -> None:
+        """A repeated warning of kind ``line`` (``retrying``, ``failed``, ``fallback``...)
+        was held back by the router's per-window log throttle."""
+
     def posteriors_changed(self, task: str, means: dict[str, float]) -> None:
         """Posterior means after the cache was refreshed from the store (about once a second)."""
 

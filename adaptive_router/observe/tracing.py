@@ -14,35 +14,56 @@ timeout do not inherit the context: threads do not copy it).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.version import __version__
 
-try:
+if TYPE_CHECKING:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-except ImportError:  # pragma: no cover - the no-op path, tested in a subprocess
-    trace = None  # type: ignore[assignment]
-    otel_context = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ATTEMPT_SPAN", "AVAILABLE", "REQUEST_SPAN", "Tracing", "configured"]
 
-#: True when opentelemetry-api is importable.
-AVAILABLE = trace is not None
+#: True when opentelemetry-api is installed (found, not imported: see :func:`_load`).
+AVAILABLE = find_spec("opentelemetry") is not None
 REQUEST_SPAN = "adaptive_router.request"
+_loaded = False
+
+
+def _load() -> bool:
+    """Import the OpenTelemetry API when tracing is first used, not with the package;
+    False when it is not installed."""
+    global trace, otel_context, _loaded
+    if not _loaded:
+        try:
+            from opentelemetry import context as otel_context
+            from opentelemetry import trace
+        except ImportError:  # the no-op path, tested in a subprocess
+            return False
+        _loaded = True
+    return True
 
 
 def configured() -> bool:
     """True when the application has installed a real TracerProvider (the API alone
     only hands out no-op tracers, whose spans would cost time and record nothing)."""
-    if trace is None:
+    if "opentelemetry.trace" not in sys.modules and not os.environ.get(
+        "OTEL_PYTHON_TRACER_PROVIDER"
+    ):
+        # Installing a provider takes importing the API or naming one for it to load:
+        # nobody did, so the API is not imported just to find that out.
+        return False
+    if not _load():
         return False
     provider = trace.get_tracer_provider()
     return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
@@ -93,10 +114,10 @@ class Tracing(Observer):
     def __init__(self, tracer_provider: Any = None, *, max_open: int = 10_000) -> None:
         if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
             raise ValueError(f"max_open must be an int >= 1, got {max_open!r}")
-        self.enabled = trace is not None
+        self.enabled = _load()
         self.max_open = max_open
         self._tracer: Any = None
-        if trace is not None:
+        if self.enabled:
             self._tracer = trace.get_tracer(
                 "adaptive_router", __version__, tracer_provider=tracer_provider
             )

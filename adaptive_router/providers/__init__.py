@@ -13,7 +13,9 @@ that sends one chat request per attempt, with:
   are tolerated, broken JSON is an error, never a half-valid object);
 - errors left as the SDK raises them, so :func:`~adaptive_router.resilience.classify`
   maps them to kinds (429 ``rate_limited``, 5xx and 529 ``server_error``, timeouts,
-  connection errors, other 4xx ``client_error``); an empty answer raises with kind
+  connection errors, 401/403 and a missing API key ``auth_error`` — never retried, never
+  evidence, the path's breaker opened in this process — other 4xx ``client_error``); an
+  empty answer raises with kind
   ``empty`` and unparsable or invalid JSON with kind ``invalid_output``, both carrying
   the tokens spent (``exc.usage``) so failed attempts are costed too.
 
@@ -54,12 +56,10 @@ Example::
     order = router.run(text="2x widget to Berlin")   # an Order
 """
 
-import importlib.util
-
+from adaptive_router._imports import require
 from adaptive_router.providers.anthropic import anthropic_path
 from adaptive_router.providers.base import (
     MalformedResponseError,
-    MissingCredentialsError,
     PromptError,
 )
 from adaptive_router.providers.base import (
@@ -80,15 +80,15 @@ from adaptive_router.providers.repair import (
     RepairCounter,
     repair_counter,
 )
+from adaptive_router.resilience import MissingCredentialsError
 
 
 def __getattr__(name: str) -> object:
     # PEP 562: litellm_path's module imports LiteLLM (seconds), so it is loaded on first use.
     # Not in __all__: a star import must not pull LiteLLM in (or fail without it).
     if name == "litellm_path":
-        # find_spec, not an import: LiteLLM must first be told not to fetch its price map.
-        if importlib.util.find_spec("litellm") is None:
-            raise ImportError("litellm_path needs LiteLLM: pip install 'adaptive-router[litellm]'")
+        # Looked up, not imported: LiteLLM must first be told not to fetch its price map.
+        require("litellm", "litellm", "litellm_path")
         from adaptive_router.providers.litellm import litellm_path
 
         return litellm_path

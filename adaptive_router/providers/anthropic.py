@@ -9,6 +9,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router._imports import require
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import Usage
 from adaptive_router.paths import INHERIT, Path, _Inherit
@@ -151,6 +152,7 @@ def anthropic_path(
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ConfigurationError(f"max_tokens must be an int >= 1, got {max_tokens!r}")
+    require("anthropic", "anthropic", "anthropic_path")  # the SDK itself: on first call
     call = AnthropicCall(
         check_model(model),
         check_prompt(prompt),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -17,11 +18,18 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router._checks import reported_count
 from adaptive_router.capture import suppress as suppress_capture
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind, Result, Usage
 from adaptive_router.paths import Path, _Inherit
-from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
+from adaptive_router.resilience import (
+    CircuitBreaker,
+    MissingCredentialsError,
+    RateLimit,
+    RetryPolicy,
+    classify,
+)
 from adaptive_router.validation import OutputValidationError, parse_output
 
 if TYPE_CHECKING:
@@ -50,13 +58,6 @@ class MalformedResponseError(RuntimeError):
     page from a proxy, fields missing). Kind ``server_error``: retried, like a 5xx."""
 
     kind = ErrorKind.SERVER_ERROR
-
-
-class MissingCredentialsError(RuntimeError):
-    """No API key for a client created from the environment. Kind ``client_error``:
-    retrying cannot help. The message names the variable, never a key."""
-
-    kind = ErrorKind.CLIENT_ERROR
 
 
 def check_model(model: object) -> str:
@@ -118,8 +119,8 @@ def check_sdk_params(provider: str, params: Mapping[str, Any]) -> None:
         )
 
 
-def as_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+#: A token count from a response: an int >= 0, else None (unknown).
+as_int = reported_count
 
 
 def add_usage(spent: Usage | None, usage: Usage) -> Usage:
@@ -176,6 +177,10 @@ class Exchange:
             attach_spend(error, self.spent, self.repairs)
             return error
         attach_spend(exc, self.spent, self.repairs)
+        if classify(exc) is ErrorKind.AUTH_ERROR:
+            # The path knows where its key comes from: the router's log line says so.
+            with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                exc.credentials_fix = self.call.credentials_fix()  # type: ignore[attr-defined]
         return exc
 
     def received(self, response: Any) -> Result | None:
@@ -291,9 +296,21 @@ class ProviderCall(abc.ABC):
         """A client of the provider's SDK built from the environment."""
 
     def _missing_credentials(self) -> MissingCredentialsError:
+        fix = f"set {self.env_key} in the environment or pass client=/async_client="
         return MissingCredentialsError(
-            f"{self.provider} path {self.model!r}: no API key; set {self.env_key} in the "
-            "environment or pass client=/async_client="
+            f"{self.provider} path {self.model!r}: no API key; {fix}", fix=fix
+        )
+
+    def credentials_fix(self) -> str:
+        """What to set when the provider refuses this path's credentials (401/403)."""
+        if self._given_client is not None or self._given_async_client is not None:
+            return (
+                f"check the API key of the client given to {self.provider}_path(client=..., "
+                f"async_client=...) and that it may use model {self.model!r}"
+            )
+        return (
+            f"set {self.env_key} to a valid key that may use model {self.model!r}, or pass "
+            "client=/async_client="
         )
 
     # -- prompt ----------------------------------------------------------------------

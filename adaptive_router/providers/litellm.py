@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 
 # Before the import below: LiteLLM reads it at import time (and would otherwise block the
@@ -69,8 +70,8 @@ _KINDS: tuple[tuple[str, ErrorKind], ...] = (
     ("InternalServerError", ErrorKind.SERVER_ERROR),
     ("BadGatewayError", ErrorKind.SERVER_ERROR),
     ("APIConnectionError", ErrorKind.CONNECTION),
-    ("AuthenticationError", ErrorKind.CLIENT_ERROR),
-    ("PermissionDeniedError", ErrorKind.CLIENT_ERROR),
+    ("AuthenticationError", ErrorKind.AUTH_ERROR),
+    ("PermissionDeniedError", ErrorKind.AUTH_ERROR),
     ("NotFoundError", ErrorKind.CLIENT_ERROR),
     ("UnprocessableEntityError", ErrorKind.CLIENT_ERROR),
     ("BadRequestError", ErrorKind.CLIENT_ERROR),
@@ -86,16 +87,18 @@ _CLASSES: tuple[tuple[type[BaseException], ErrorKind], ...] = tuple(
 _QUOTA = ("insufficient_quota", "billing_hard_limit_reached", "spend_limit")
 
 
-_TRANSPORT = (ErrorKind.CONNECTION, ErrorKind.TIMEOUT)
+_TRANSPORT = (ErrorKind.CONNECTION, ErrorKind.TIMEOUT, ErrorKind.AUTH_ERROR)
 _MAX_CHAIN = 6
 
 
 def _transport_kind(exc: BaseException) -> ErrorKind | None:
-    """``connection`` or ``timeout`` when the exception was raised while handling one.
+    """``connection``, ``timeout`` or ``auth_error`` when the exception was raised while
+    handling one.
 
     LiteLLM reports a refused or dropped connection as an ``InternalServerError`` (status
-    500) raised while handling the SDK's or httpx's connection error: the chain says
-    what really happened, and a connection failure is not the server's 5xx.
+    500) raised while handling the SDK's or httpx's connection error, and the openai
+    SDK's "Missing credentials" likewise: the chain says what really happened, and
+    neither is the server's 5xx.
     """
     inner = exc.__cause__ or exc.__context__
     for _ in range(_MAX_CHAIN):
@@ -153,7 +156,7 @@ def litellm_cost(response: Any) -> float | None:
     """LiteLLM's own price for a response (from the price map it ships), if it has one."""
     hidden = getattr(response, "_hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and 0 <= cost < math.inf:
         return float(cost)
     return None
 
@@ -164,6 +167,26 @@ class LiteLLMCall(ProviderCall):
 
     def _new_client(self, *, is_async: bool) -> Any:
         return litellm
+
+    def credentials_fix(self) -> str:
+        """What to set when the provider refuses the key LiteLLM sent, or none was found:
+        the variables LiteLLM reads for this model that are missing, when it knows them."""
+        if self.params.get("api_key") is not None:
+            return (
+                f"check the api_key= given to litellm_path({self.model!r}, ...) and that it "
+                "may use the model"
+            )
+        try:
+            missing = litellm.validate_environment(self.model).get("missing_keys") or []
+        except Exception:  # a model LiteLLM cannot map to a provider
+            missing = []
+        names = [m for m in missing if isinstance(m, str)]
+        if names:
+            return f"set {' or '.join(names)} in the environment, or pass api_key="
+        return (
+            f"check the API key LiteLLM uses for {self.model!r} (the provider's environment "
+            "variable, or api_key=) and that it may use the model"
+        )
 
     def _sync_client(self) -> Any:
         return litellm
@@ -261,7 +284,8 @@ def litellm_path(
 
     Errors: LiteLLM's exceptions get the same kinds as the other provider paths (429
     ``rate_limited``, 5xx ``server_error``, ``Timeout`` ``timeout``,
-    ``APIConnectionError`` ``connection``, other 4xx ``client_error``) and are retried
+    ``APIConnectionError`` ``connection``, ``AuthenticationError``/``PermissionDeniedError``
+    and a missing key ``auth_error``, other 4xx ``client_error``) and are retried
     alike. Usage: the response's tokens (cache reads and writes included); the cost is
     genai-prices' for the model the provider says it served (priced by the router, like
     every path, so ``Router(prices=...)`` overrides apply), else LiteLLM's own price

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router._imports import require
 from adaptive_router.outcomes import Usage
 from adaptive_router.paths import INHERIT, Path, _Inherit
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
@@ -144,6 +145,7 @@ def openai_path(
         router = Router([cold, warm], success_fn=bool, task="extract")
         router.run(text="2x widget to Berlin")   # -> the reply text
     """
+    require("openai", "openai", "openai_path")  # the SDK itself is imported on first call
     call = OpenAICall(
         check_model(model),
         check_prompt(prompt),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 
+from adaptive_router._imports import install_hint
 from adaptive_router.stores.base import Store
 
 __all__ = ["PlotUnavailableError", "TimeSeries", "plot_report", "time_series"]
@@ -118,9 +119,7 @@ def plot_report(
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotUnavailableError(
-            "plotting needs matplotlib; pip install 'adaptive-router[plot]'"
-        ) from None
+        raise PlotUnavailableError(install_hint("plot", "Plotting")) from None
     ts = time_series(store, task, since, until, bucket_s)
     if not ts.starts:
         raise ValueError(f"no outcomes for task {task!r} since {_utc(since):%Y-%m-%d %H:%M} UTC")

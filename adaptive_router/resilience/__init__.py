@@ -8,7 +8,8 @@ it draws random numbers, a seedable :class:`random.Random`, so tests are exact.
 
 One module per mechanism: :mod:`~adaptive_router.resilience.classify` (error kinds),
 :mod:`~adaptive_router.resilience.retry`, :mod:`~adaptive_router.resilience.timeouts`,
-:mod:`~adaptive_router.resilience.breaker` and :mod:`~adaptive_router.resilience.ratelimit`.
+:mod:`~adaptive_router.resilience.breaker`, :mod:`~adaptive_router.resilience.ratelimit` and
+:mod:`~adaptive_router.resilience.credentials` (refused or missing credentials).
 Everything public is importable from this package as well.
 """
 
@@ -21,6 +22,7 @@ from adaptive_router.resilience.breaker import (
     CircuitBreaker,
 )
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
+from adaptive_router.resilience.credentials import MissingCredentialsError, auth_advice
 from adaptive_router.resilience.ratelimit import RateLimit, RateLimitExceeded, redact_url
 from adaptive_router.resilience.retry import FullJitter, RetryPolicy, RetryState
 from adaptive_router.resilience.timeouts import (
@@ -38,12 +40,14 @@ __all__ = [
     "CallTimeoutError",
     "CircuitBreaker",
     "FullJitter",
+    "MissingCredentialsError",
     "RateLimit",
     "RateLimitExceeded",
     "RetryPolicy",
     "RetryState",
     "abandoned_calls",
     "acall_with_timeout",
+    "auth_advice",
     "call_with_timeout",
     "classify",
     "redact_url",

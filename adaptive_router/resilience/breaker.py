@@ -28,6 +28,13 @@ class BreakerState(str, Enum):
 
 BreakerListener = Callable[[str, BreakerState, BreakerState], None]
 
+# The log level of each transition (a trip's opening is logged lower, see trip()).
+_LEVELS = {
+    BreakerState.OPEN: logging.ERROR,
+    BreakerState.HALF_OPEN: logging.WARNING,
+    BreakerState.CLOSED: logging.INFO,
+}
+
 
 class BreakerOpenError(Exception):
     """Raised by a caller that found its breaker open. Classified as ``breaker_open``."""
@@ -52,9 +59,11 @@ class CircuitBreaker:
     (the caller was cancelled) is reclaimed after ``reset_timeout_s``; call
     :meth:`release` to return an unused slot at once.
 
-    Every transition is logged (opening at ERROR, half-open at WARNING, closing at
-    INFO) and passed to the :meth:`on_change` listeners, in order, under the breaker's
-    (re-entrant) lock: keep listeners fast. All operations are short and never block
+    :meth:`trip` opens it at once, for a failure no wait can fix (refused credentials).
+    Every transition is logged (opening at ERROR, or WARNING for a trip whose cause the
+    caller logs; half-open at WARNING, closing at INFO) and passed to the
+    :meth:`on_change` listeners, in order, under the breaker's (re-entrant) lock: keep
+    listeners fast. All operations are short and never block
     on I/O, so the breaker is safe from threads and from asyncio code alike.
     """
 
@@ -202,6 +211,22 @@ class CircuitBreaker:
                 self._probes = []
                 self._open("probe failed" + what)
 
+    def trip(self, reason: str) -> None:
+        """Open now, whatever the counts: for a failure that every call will repeat until
+        someone fixes it (refused or missing credentials, kind ``auth_error``).
+
+        From closed, or half-open (a probe's answer), the breaker opens and its timer
+        starts; an open breaker keeps its timer, so concurrent failures do not extend it.
+        After ``reset_timeout_s`` it lets probes through as usual. The opening is logged
+        at WARNING, not ERROR: whoever trips it logs the cause, once.
+        """
+        with self._lock:
+            if self._state is BreakerState.OPEN:
+                return
+            self._probes = []
+            self._opened_at = self._clock()
+            self._transition(BreakerState.OPEN, reason, level=logging.WARNING)
+
     def release(self) -> None:
         """Give back a probe slot that :meth:`allow` reserved but was not used."""
         with self._lock:
@@ -245,13 +270,10 @@ class CircuitBreaker:
         self._opened_at = self._clock()
         self._transition(BreakerState.OPEN, reason)
 
-    def _transition(self, new: BreakerState, reason: str) -> None:
+    def _transition(self, new: BreakerState, reason: str, level: int | None = None) -> None:
         old, self._state = self._state, new
-        level = {
-            BreakerState.OPEN: logging.ERROR,
-            BreakerState.HALF_OPEN: logging.WARNING,
-            BreakerState.CLOSED: logging.INFO,
-        }[new]
+        if level is None:
+            level = _LEVELS[new]
         logger.log(
             level,
             "circuit breaker %s: %s -> %s (%s)",

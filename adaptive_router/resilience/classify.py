@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import email.utils
 import math
 import socket
 import sys
@@ -19,6 +18,7 @@ from datetime import UTC
 from typing import Any
 
 from adaptive_router.outcomes import ErrorKind
+from adaptive_router.resilience.credentials import missing_credentials
 
 __all__ = ["RETRYABLE", "classify", "retry_after"]
 
@@ -54,6 +54,13 @@ _CONNECTION_NAMES: tuple[tuple[str, str], ...] = (
     ("anthropic", "APIConnectionError"),
     ("requests", "ConnectionError"),
 )
+# Refused credentials by type (LiteLLM's classes of the same names subclass openai's).
+_AUTH_NAMES: tuple[tuple[str, str], ...] = (
+    ("openai", "AuthenticationError"),
+    ("openai", "PermissionDeniedError"),
+    ("anthropic", "AuthenticationError"),
+    ("anthropic", "PermissionDeniedError"),
+)
 _BUILTIN_TIMEOUTS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncio.TimeoutError,  # a distinct class before Python 3.11
@@ -73,8 +80,9 @@ _ERROR_TYPE_KINDS: dict[str, ErrorKind] = {
     "service_unavailable": ErrorKind.SERVER_ERROR,
     "timeout_error": ErrorKind.TIMEOUT,
     "invalid_request_error": ErrorKind.CLIENT_ERROR,
-    "authentication_error": ErrorKind.CLIENT_ERROR,
-    "permission_error": ErrorKind.CLIENT_ERROR,
+    "authentication_error": ErrorKind.AUTH_ERROR,
+    "permission_error": ErrorKind.AUTH_ERROR,
+    "invalid_api_key": ErrorKind.AUTH_ERROR,
     "not_found_error": ErrorKind.CLIENT_ERROR,
     "billing_error": ErrorKind.CLIENT_ERROR,
     "insufficient_quota": ErrorKind.CLIENT_ERROR,
@@ -99,12 +107,15 @@ def classify(exc: BaseException) -> ErrorKind:
     """Map an exception to the :class:`ErrorKind` the router records and retries on.
 
     In order: an exception with a ``kind`` attribute holding an ErrorKind (or its value)
-    is that kind; timeouts (builtin, asyncio, httpx/httpx2, SDK ``APITimeoutError``) are
-    ``timeout``; an HTTP status (``status_code`` on the exception or its ``response``)
-    decides next: 429 ``rate_limited`` (but a quota/spend-limit 429 is ``client_error``),
-    408 ``timeout``, 5xx including Anthropic's 529 ``server_error``, other 4xx
-    ``client_error``; then the SDK error body's type (mid-stream errors arrive with a
-    200 status); then connection failures are ``connection``. Anything else is
+    is that kind (this is how to classify your own exceptions); timeouts (builtin,
+    asyncio, httpx/httpx2, SDK ``APITimeoutError``) are ``timeout``; the SDKs'
+    authentication and permission errors (openai, anthropic, and LiteLLM's, which
+    subclass openai's) and a missing API key in the SDKs' words are ``auth_error``; an
+    HTTP status (``status_code`` on the exception or its ``response``) decides next: 401
+    and 403 ``auth_error``, 429 ``rate_limited`` (but a quota/spend-limit 429 is
+    ``client_error``), 408 ``timeout``, 5xx including Anthropic's 529 ``server_error``,
+    other 4xx ``client_error``; then the SDK error body's type (mid-stream errors arrive
+    with a 200 status); then connection failures are ``connection``. Anything else is
     ``exception``. When an exception is unrecognised, its explicit cause
     (``raise ... from err``) is classified instead, so wrapping an SDK error keeps its kind.
     """
@@ -125,6 +136,9 @@ def _classify_one(exc: BaseException) -> ErrorKind:
         return declared
     if isinstance(exc, _BUILTIN_TIMEOUTS + _loaded_classes(_TIMEOUT_NAMES)):
         return ErrorKind.TIMEOUT
+    # Before the status: LiteLLM reports the openai SDK's "Missing credentials" as a 500.
+    if isinstance(exc, _loaded_classes(_AUTH_NAMES)) or missing_credentials(exc):
+        return ErrorKind.AUTH_ERROR
     status = _status_code(exc)
     if status is not None:
         by_status = _kind_for_status(status, exc)
@@ -188,6 +202,17 @@ def _status_code(exc: BaseException) -> int | None:
 
 def _error_codes(exc: BaseException) -> set[str]:
     codes = {_safe_attr(exc, "code"), _safe_attr(exc, "error_code")}
+    # Older SDKs (anthropic before 2.x) leave the code in the parsed body only: OpenAI's
+    # {"code": ...}, Anthropic's {"error": {"details": {"error_code": ...}}}.
+    body = _safe_attr(exc, "body") if hasattr(exc, "body") else None
+    if isinstance(body, Mapping):
+        codes.add(body.get("code"))
+        inner = body.get("error")
+        if isinstance(inner, Mapping):
+            codes.add(inner.get("code"))
+            details = inner.get("details")
+            if isinstance(details, Mapping):
+                codes.add(details.get("error_code"))
     return {c for c in codes if isinstance(c, str)}
 
 
@@ -198,6 +223,8 @@ def _kind_for_status(status: int, exc: BaseException) -> ErrorKind | None:
         return ErrorKind.RATE_LIMITED
     if status == 408:
         return ErrorKind.TIMEOUT
+    if status in (401, 403):
+        return ErrorKind.AUTH_ERROR
     if 500 <= status <= 599:
         return ErrorKind.SERVER_ERROR
     if 400 <= status <= 499:
@@ -245,6 +272,8 @@ def retry_after(exc: BaseException, *, now: float | None = None) -> float | None
     seconds = _parse_seconds(value)
     if seconds is not None:
         return seconds
+    import email.utils  # an HTTP date is rare: ~10 ms of import not paid at start
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -9,19 +9,40 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.errors import ConfigurationError as LimitsConfigurationError
-from limits.errors import StorageError
-from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from typing import TYPE_CHECKING, Any
 
 from adaptive_router._checks import redact, redact_url
+from adaptive_router._imports import require
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
 
+if TYPE_CHECKING:
+    from limits import RateLimitItem, RateLimitItemPerMinute
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+    from limits.errors import StorageError
+    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
 logger = logging.getLogger(__name__)
+_limits_loaded = False
+
+
+def _load_limits() -> None:
+    """Import ``limits`` (~0.1 s: every storage backend's module) when the first
+    :class:`RateLimit` is made, not with the package. Binds the names above (once)."""
+    global RateLimitItem, RateLimitItemPerMinute, LimitsConfigurationError, StorageError
+    global SlidingWindowCounterSupport, Storage, storage_from_string
+    global MovingWindowRateLimiter, SlidingWindowCounterRateLimiter, _limits_loaded
+    if _limits_loaded:
+        return
+    from limits import RateLimitItem, RateLimitItemPerMinute
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+    from limits.errors import StorageError
+    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+    _limits_loaded = True  # after the names are bound: another thread may be making one
+
 
 __all__ = ["RateLimit", "RateLimitExceeded", "redact_url"]
 
@@ -49,6 +70,8 @@ def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
             f"storage {redact_url(url)!r}: use the sync scheme ({scheme[len('async+') :]}://); "
             "RateLimit does its waiting asynchronously in aacquire()"
         )
+    if scheme.startswith("redis"):
+        require("redis", "redis", "A Redis rate limit")
     opts: dict[str, Any] = {"wrap_exceptions": True}
     if scheme.startswith(("redis", "rediss", "valkey")):
         # Without socket timeouts a hung Redis would hang every routed call.
@@ -131,6 +154,7 @@ class RateLimit:
             raise ValueError(f"mode must be 'skip' or 'wait', got {mode!r}")
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
+        _load_limits()
         self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
         self.mode = mode
         self.key = key

@@ -18,6 +18,7 @@ import tenacity
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
@@ -100,8 +101,8 @@ class RetryPolicy:
     """Retries with full jitter, a bounded number of attempts and a bounded total time.
 
     Only exceptions whose :func:`classify` kind is in ``retry_on`` are retried, never
-    ``client_error``; anything not an ``Exception`` (KeyboardInterrupt, SystemExit,
-    asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
+    ``client_error`` or ``auth_error``; anything not an ``Exception`` (KeyboardInterrupt,
+    SystemExit, asyncio.CancelledError) passes straight through. A ``Retry-After`` from the server
     is honoured: the wait is ``max(jitter, retry_after)``. ``budget_s`` bounds the time
     from the first attempt to the start of the last: a wait is cut so that it ends by
     the budget, and when the server asks for longer than what is left, retrying stops.
@@ -140,10 +141,12 @@ class RetryPolicy:
         check_seconds("initial", initial)
         check_seconds("max_wait", max_wait)
         kinds = frozenset(ErrorKind(k) for k in retry_on)
-        if ErrorKind.CLIENT_ERROR in kinds:
-            raise ValueError(
-                "retry_on must not contain client_error: a 4xx fails the same way every time"
-            )
+        for never in (ErrorKind.CLIENT_ERROR, ErrorKind.AUTH_ERROR):
+            if never in kinds:
+                raise ValueError(
+                    f"retry_on must not contain {never.value}: it fails the same way every "
+                    "time (a 4xx, refused or missing credentials)"
+                )
         if isinstance(rng, bool):
             raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")
         if rng is None or isinstance(rng, int):
@@ -276,7 +279,9 @@ class RetryRun:
 
     :meth:`failed` says how long to wait before the next attempt (or None: stop and
     re-raise); the caller sleeps that long and reports it with :meth:`slept`. ``start``
-    is ``policy.clock()`` read just before the first attempt.
+    is ``policy.clock()`` read just before the first attempt. ``log``: a throttle for
+    the "retrying" and "giving up" warnings (the router's: the first per path, kind and
+    window, then a count); None logs every one.
     """
 
     def __init__(
@@ -287,8 +292,10 @@ class RetryRun:
         kwargs: dict[str, Any],
         state: RetryState | None,
         start: float,
+        log: ThrottledLog | None = None,
     ) -> None:
         self.policy = policy
+        self.log = log
         self.state = state if state is not None else RetryState(path=policy.name)
         self.state._reset()
         self.label = self.state.path or policy.name or getattr(fn, "__qualname__", repr(fn))
@@ -336,13 +343,13 @@ class RetryRun:
             return self._stop(reason, kind, exc)
         if time_left is not None and delay >= time_left:
             return self._stop("request_timeout", kind, exc, wait_s=delay, time_left_s=time_left)
-        logger.warning(
+        self._warn(
+            ("retrying", self.label, kind.value),
             "retrying %s: attempt %d failed with %s; next attempt in %.3f s",
-            self.label,
-            ts.attempt_number,
-            kind.value,
-            delay,
-            extra={
+            (self.label, ts.attempt_number, kind.value, delay),
+            "retried %s after %s %d more times in the last %g s",
+            (self.label, kind.value),
+            {
                 "path": self.label,
                 "attempt": ts.attempt_number,
                 "kind": kind.value,
@@ -352,6 +359,20 @@ class RetryRun:
             },
         )
         return delay
+
+    def _warn(
+        self,
+        key: tuple[str | None, ...],
+        msg: str,
+        args: tuple[Any, ...],
+        summary: str,
+        summary_args: tuple[Any, ...],
+        extra: dict[str, Any],
+    ) -> None:
+        if self.log is None:
+            logger.warning(msg, *args, extra=extra)
+        else:
+            self.log.log(key, msg, args, summary, summary_args, extra, logger=logger)
 
     def slept(self, delay: float) -> None:
         state, ts = self.state, self.tstate
@@ -377,13 +398,14 @@ class RetryRun:
         # A lone failure is the caller's to log; only say something when retrying was tried.
         if reason != "not_retryable" and (self.state.retries or retry_after_s is not None):
             timing = {} if wait_s is None else {"wait_s": wait_s, "time_left_s": time_left_s}
-            logger.warning(
+            why = _STOP_REASONS.get(reason, reason)
+            self._warn(
+                ("giving_up", self.label, reason),
                 "giving up on %s after %d attempts: %s; last failure %s",
-                self.label,
-                self.state.attempts,
-                _STOP_REASONS.get(reason, reason),
-                kind.value,
-                extra={
+                (self.label, self.state.attempts, why, kind.value),
+                "gave up on %s (%s) %d more times in the last %g s",
+                (self.label, why),
+                {
                     "path": self.label,
                     "attempts": self.state.attempts,
                     "kind": kind.value,

@@ -13,6 +13,7 @@ models).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import time
@@ -26,11 +27,12 @@ from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observers
-from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage
+from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage, checked_usage
 from adaptive_router.paths import Path
 from adaptive_router.resilience import (
     RetryState,
     acall_with_timeout,
+    auth_advice,
     call_with_timeout,
     classify,
     to_daemon_thread,
@@ -57,6 +59,10 @@ __all__ = [
 
 _NO_RETRIES = RetryState()
 _JUDGE_RAISED = ErrorKind.SUCCESS_FN_ERROR.value  # an Enum .value costs a descriptor call
+_AUTH = ErrorKind.AUTH_ERROR.value
+#: Kinds the breaker does not hear as a success or a failure: a judge that raised says
+#: nothing about the path; refused credentials trip it open at once (``_refused``).
+_BREAKER_SILENT = frozenset({_JUDGE_RAISED, _AUTH})
 #: Kinds that count against a path's circuit breaker: the path could not answer at all.
 #: Output-quality kinds (rejected, empty, invalid_output) are the bandit's business.
 _BREAKER_FAILURES = frozenset(
@@ -141,7 +147,9 @@ def build_outcome(
 ) -> Outcome:
     """An attempt's outcome, priced: the path's cost if it said, else its tokens (cache
     reads and writes included) at its model's price; an error before anything was
-    generated costs nothing. ``priced``: ``usage.cost_usd`` is final, even when None."""
+    generated costs nothing; a cost still unknown is the path's declared ``cost_usd``
+    (None when it declared none). ``priced``: ``usage.cost_usd`` is final, even when None,
+    but for the declared cost."""
     if usage is None:  # the common case of a plain function: nothing to price
         return Outcome(
             request_id=rid,
@@ -152,7 +160,7 @@ def build_outcome(
             kind=kind,
             error=error,
             latency_ms=latency_ms,
-            cost_usd=0.0 if kind in UNBILLED else None,
+            cost_usd=0.0 if kind in UNBILLED else path.cost_usd,
             created_at=ctx.clock(),
             retries=retries,
             context=context,
@@ -175,6 +183,8 @@ def build_outcome(
             cache_read_tokens=u.cache_read_tokens,
             cache_write_tokens=u.cache_write_tokens,
         )
+    if cost is None:
+        cost = path.cost_usd
     return Outcome(
         request_id=rid,
         task=ctx.task,
@@ -287,7 +297,13 @@ class Attempts:
                 # succeeds at once has none to keep (0 retries is the shared default's).
                 self._state = RetryState(path=path.name)
                 self._retry_run = RetryRun(
-                    policy, path.fn, self._args, self._kwargs, self._state, self._retry_start
+                    policy,
+                    path.fn,
+                    self._args,
+                    self._kwargs,
+                    self._state,
+                    self._retry_start,
+                    self.ctx.log,
                 )
             delay = self._retry_run.failed(exc, self._time_left(path))
             if delay is not None:
@@ -357,7 +373,13 @@ class Attempts:
         # No scope while no SDK is hooked (neither openai nor anthropic imported yet):
         # nothing could be metered, and a scope costs a few µs per attempt.
         self._bill = (
-            Bill(ctx.pricer, path.model, ctx.rebill, include_usage=ctx.capture == "include_usage")
+            Bill(
+                ctx.pricer,
+                path.model,
+                ctx.rebill,
+                include_usage=ctx.capture == "include_usage",
+                declared_cost=path.cost_usd,
+            )
             if ctx.capture and hooked()
             else None
         )
@@ -413,26 +435,15 @@ class Attempts:
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
-            if not isinstance(usage, Usage):
-                usage = None
+            # Another library's exception may have a ``usage`` of its own: not ours.
+            usage = self._checked(path, usage) if isinstance(usage, Usage) else None
             meta = getattr(exc, "outcome_metadata", None)
             used, priced = self._usage(usage, bill)
             error = error_text(exc)
-            ctx.log.log(
-                ("failed", path.name, kind),
-                "path %s failed (%s): %s",
-                (path.name, kind, short(error)),
-                "path %s failed (%s) %d more times in the last %g s",
-                (path.name, kind),
-                {
-                    "request_id": rid,
-                    "task": ctx.task,
-                    "path": path.name,
-                    "kind": kind,
-                    "error": error,
-                    "retries": state.retries,
-                },
-            )
+            if kind == _AUTH:
+                self._refused(exc, error)
+            else:
+                self._log_failed(kind, error)
             outcome = build_outcome(
                 ctx,
                 rid,
@@ -449,7 +460,7 @@ class Attempts:
             )
         else:
             if isinstance(raw, Result):
-                value, usage, meta = raw.value, raw.usage, raw.metadata
+                value, usage, meta = raw.value, self._checked(path, raw.usage), raw.metadata
             else:
                 value, usage, meta = raw, None, None
             verdict, why, score = ctx.judge(rid, path, value, self.context, self.n)
@@ -471,8 +482,7 @@ class Attempts:
             )
         if bill is not None and usage is None:
             bill.settled(outcome)  # metered: a call ending late still reaches this outcome
-        if st.breaker is not None and outcome.kind != _JUDGE_RAISED:
-            # A judge that raised says nothing about the path: the breaker hears nothing.
+        if st.breaker is not None and outcome.kind not in _BREAKER_SILENT:
             if outcome.kind in _BREAKER_FAILURES:
                 st.breaker.record_failure(outcome.kind)
             else:
@@ -487,6 +497,82 @@ class Attempts:
         if outcome.success:
             self.value = value
         self.step = self._advance()
+
+    def _log_failed(self, kind: str, error: str) -> None:
+        path, ctx, state, rid = self._path, self.ctx, self._state, self.rid
+        assert path is not None
+        ctx.log.log(
+            ("failed", path.name, kind),
+            "path %s failed (%s): %s",
+            (path.name, kind, short(error)),
+            "path %s failed (%s) %d more times in the last %g s",
+            (path.name, kind),
+            {
+                "request_id": rid,
+                "task": ctx.task,
+                "path": path.name,
+                "kind": kind,
+                "error": error,
+                "retries": state.retries,
+            },
+        )
+
+    def _refused(self, exc: Exception, error: str) -> None:
+        """Refused or missing credentials (``auth_error``): a configuration error, not the
+        path's. Open the path's breaker in this process (its own state: nothing goes to
+        the store, so other processes keep their own view) and log one ERROR line per
+        path and window naming what to set; the outcome is recorded but is no evidence."""
+        path, st, ctx = self._path, self._settings, self.ctx
+        assert path is not None and st is not None
+        what, fix = auth_advice(exc)
+        breaker = st.breaker
+        if breaker is not None:
+            breaker.trip(f"auth_error: {what}")
+            then = (
+                "its circuit breaker is open in this process (probed again after "
+                f"{breaker.reset_timeout_s:g} s)"
+            )
+        else:
+            then = "it has no circuit breaker, so each request still tries it"
+        ctx.log.log(
+            ("auth", path.name),
+            "path %r: %s (auth_error): %s. Not retried and not counted against the path; %s",
+            (path.name, what, fix, then),
+            "path %r: %s (auth_error) %d more times in the last %g s",
+            (path.name, what),
+            {
+                "request_id": self.rid,
+                "task": ctx.task,
+                "path": path.name,
+                "kind": _AUTH,
+                "error": error,
+                "fix": fix,
+            },
+            level=logging.ERROR,
+        )
+
+    def _checked(self, path: Path, usage: object) -> Usage | None:
+        """The usage a path reported, checked (see :func:`checked_usage`); None (unknown,
+        or what its metered SDK calls used) for one that is no valid ``Usage``, with a
+        warning per path and window: a bad number must cost the attempt its usage, never
+        the request an exception or the store a batch."""
+        try:
+            return checked_usage(usage)
+        except (TypeError, ValueError) as exc:
+            self.ctx.log.log(
+                ("usage", path.name),
+                "path %s reported an invalid usage, recorded as unknown: %s",
+                (path.name, exc),
+                "path %s reported an invalid usage %d more times in the last %g s",
+                (path.name,),
+                {
+                    "request_id": self.rid,
+                    "task": self.ctx.task,
+                    "path": path.name,
+                    "error": str(exc),
+                },
+            )
+            return None
 
     @staticmethod
     def _usage(reported: Usage | None, bill: Bill | None) -> tuple[Usage | None, bool]:

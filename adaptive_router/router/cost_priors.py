@@ -1,5 +1,6 @@
 """Each path's cost prior per attempt, computed once when the router is built: its
-``expected_cost_usd``, else its model's price for its ``expected_tokens``, else none.
+``expected_cost_usd``, else its declared ``cost_usd``, else its model's price for its
+``expected_tokens``, else none.
 
 A provider path knows its model but not how many tokens a request will use, so it gets
 no price-based prior unless ``Path(expected_tokens=(input, output))`` says so: a guessed
@@ -21,14 +22,15 @@ __all__ = ["cost_priors"]
 
 
 def cost_priors(paths: Sequence[Path], pricer: Pricer | None) -> list[float | None]:
-    """Per path, in order: ``expected_cost_usd`` if given, else ``model`` priced by
+    """Per path, in order: ``expected_cost_usd`` if given, else the declared ``cost_usd``
+    (what its attempts of unknown cost are recorded at), else ``model`` priced by
     ``pricer`` for ``expected_tokens`` (overrides first, then genai-prices, at the
     prices in force now; ``"provider/model"`` falls back to ``"model"``), else None (no
     prior). A model with no known price gets no prior and one warning naming the path
     and the model (this runs once per router)."""
     out: list[float | None] = []
     for p in paths:
-        prior = p.expected_cost_usd
+        prior = p.expected_cost_usd if p.expected_cost_usd is not None else p.cost_usd
         if prior is None and p.expected_tokens is not None and p.model is not None:
             if pricer is None:
                 pricer = Pricer()

@@ -36,7 +36,6 @@ unless that happened.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -129,13 +128,9 @@ class DecisionLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if self.enabled:
-            # scipy takes ~0.5 s of CPU to import, under the GIL: pay it now, while the
-            # router starts, not in the background thread in the middle of traffic.
-            warm = importlib.import_module("adaptive_router.propensity").decision_propensities
-            # ...and compute one: the first computation sets up scipy's and numpy's state
-            # (megabytes, milliseconds), which should not arrive in the middle of traffic.
-            warm([LoggedDecision(("a", "b"), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0), 0.0, first="a")])
+        # scipy (~0.5 s of CPU to import) is not imported here: a router starts without it,
+        # and the background thread imports it with its first batch (see step), SETTLE_S
+        # after the first decision was written, with routing keeping its share of the GIL.
         # Wire in: the ranking logs each decision, the recorder reports committed rows.
         ranking.log_decisions = self.enabled
         if self.enabled:  # nothing to queue otherwise: no outcome carries a decision

@@ -54,7 +54,7 @@ class Bill(Scope):
     settled :class:`Outcome` and rewritten in the store. Thread-safe.
     """
 
-    __slots__ = ("_counted", "_outcome", "_rebill", "model", "pricer")
+    __slots__ = ("_counted", "_outcome", "_rebill", "declared_cost", "model", "pricer")
 
     def __init__(
         self,
@@ -63,10 +63,13 @@ class Bill(Scope):
         rebill: Callable[[Outcome], None] | None = None,
         *,
         include_usage: bool = False,
+        declared_cost: float | None = None,
     ) -> None:
         super().__init__(self._late_call, include_usage=include_usage, reentrant=True)
         self.pricer = pricer
         self.model = model
+        #: The path's ``cost_usd``: the attempt's cost while its calls' cost is unknown.
+        self.declared_cost = declared_cost
         self._rebill = rebill
         self._outcome: Outcome | None = None
         self._counted = 0
@@ -105,7 +108,7 @@ class Bill(Scope):
             # is written with these values; a written one is rewritten by rebill.
             outcome.input_tokens = usage.input_tokens
             outcome.output_tokens = usage.output_tokens
-            outcome.cost_usd = usage.cost_usd
+            outcome.cost_usd = usage.cost_usd if usage.cost_usd is not None else self.declared_cost
             outcome.model = usage.model
             outcome.cache_read_tokens = usage.cache_read_tokens
             outcome.cache_write_tokens = usage.cache_write_tokens

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe import metrics as metrics_mod
 from adaptive_router.observe import tracing as tracing_mod
 from adaptive_router.observe.alerts import Alert, Alerts
@@ -71,10 +72,12 @@ def forward_events(
     settings: Mapping[str, PathSettings],
     recorder: Recorder,
     posteriors: Callable[[], Sequence[Posterior]],
+    log: ThrottledLog | None = None,
 ) -> list[Callable[[], None]]:
     """Tell ``observers`` when a path's breaker changes state, when the write buffer
-    drops outcomes and when the cache is refreshed (with the posterior means). Returns
-    the callables that undo the breaker subscriptions (a breaker can outlive a router)."""
+    drops outcomes or the store rejects some, when ``log`` holds a warning back, and when
+    the cache is refreshed (with the posterior means). Returns the callables that undo
+    the breaker subscriptions (a breaker can outlive a router)."""
 
     def breaker_changed(name: str, _breaker: str, old: Any, new: Any) -> None:
         observers.emit(
@@ -84,10 +87,18 @@ def forward_events(
     def dropped(count: int, total: int) -> None:
         observers.emit("outcomes_dropped", task, count, total)
 
+    def rejected(count: int, total: int) -> None:
+        observers.emit("outcomes_rejected", task, count, total)
+
     def refreshed() -> None:
         observers.emit("posteriors_changed", task, {p.path: p.mean for p in posteriors()})
 
     recorder.on_drop = dropped
+    recorder.on_reject = rejected
+    if log is not None:
+        log.on_suppressed = lambda key: observers.emit(
+            "log_lines_suppressed", task, str(key[0]) if isinstance(key, tuple) else str(key)
+        )
     recorder.on_refresh = refreshed
     # Bound to the path's name: a user's breaker may carry another name.
     return [

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from adaptive_router._checks import error_text
-from adaptive_router.errors import ConfigurationError
 from adaptive_router.logged_decision import DecisionDraft, DecisionEncoder
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
@@ -368,19 +367,6 @@ class Ranking:
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
             out.append(r)
         return out
-
-    def check_half_life(self, task: str) -> None:
-        """Refuse a half-life other than the one the task's stored evidence was learned
-        with: decayed sums mean nothing under another half-life."""
-        for name, ev in self.recorder.snapshot().get("", {}).items():
-            for st in ev.states():
-                stored = st.half_life_s
-                if st.n and stored != self.half_life:
-                    raise ConfigurationError(
-                        f"half_life: task {task!r} path {name!r} was learned with "
-                        f"half_life={stored} s but this router has {self.half_life} s; every "
-                        "router of a task must use the same half_life (or use a new task name)"
-                    )
 
 
 def _mixed_state(s: float, f: float, now: float, own: PathState) -> PathState:

@@ -19,10 +19,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from adaptive_router._checks import first_line, redact, short
+from adaptive_router.errors import ConfigurationError, OutcomesRejected, StoreUnavailableError
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
-from adaptive_router.stores.base import PathEvidence, SharedEvidence, Store, fold_evidence
+from adaptive_router.stores.base import (
+    PathEvidence,
+    SharedEvidence,
+    Store,
+    fold_evidence,
+    is_data_error,
+    outcome_problem,
+)
 from adaptive_router.stores.evidence import pooled_means
 
 logger = logging.getLogger(__name__)
@@ -31,6 +41,8 @@ logger = logging.getLogger(__name__)
 WAKE_AT = 2_000
 #: Buffered outcomes past which, with the store reachable, the recording thread flushes.
 HIGH_WATER = 20_000
+#: Seconds (of the recorder's clock) during which repeats of a rejection line are counted.
+LOG_WINDOW_S = 60.0
 
 
 _NO_STATES: dict[str, PathEvidence] = {}
@@ -48,7 +60,20 @@ class Weights(NamedTuple):
 
 
 class Recorder:
-    """Cache + buffer for one task. Thread-safe."""
+    """Cache + buffer for one task. Thread-safe.
+
+    ``connected=False`` (a router started while its store was unreachable): routing
+    starts from the priors and nothing is written until the writer thread has reached the
+    store, loaded the task's evidence and passed the router's start-up checks
+    (``on_connect``); a check that fails there is kept in ``startup_error`` and this
+    recorder never writes.
+
+    No single row can block the store: a write refused for its data (a value the store
+    rejects, an integrity or data error) is split until the rows that cannot be written
+    are found; the rest is written (each part in its own transaction, exactly once by
+    ``(request_id, attempt)``) and the rejected ones are counted (:attr:`rejected`) and
+    logged with the store's reason. Any other failure is an outage: the rows wait.
+    """
 
     def __init__(
         self,
@@ -61,6 +86,8 @@ class Recorder:
         flush_interval: float,
         refresh_interval: float,
         max_buffer: int,
+        connected: bool = True,
+        log: ThrottledLog | None = None,
     ) -> None:
         self.store = store
         self.task = task
@@ -73,10 +100,25 @@ class Recorder:
         #: A healthy store's backlog past this makes callers write (see ``record``).
         self.high_water = min(max_buffer, HIGH_WATER)
         self.dropped = 0
+        #: Outcomes never stored because the store refused their values.
+        self.rejected = 0
+        self._log = log if log is not None else ThrottledLog(logger, LOG_WINDOW_S, clock)
         self._io_lock = threading.Lock()  # serialises this recorder's store writes
         self._buffer: list[Outcome] = []
         self._inflight = 0  # taken from the buffer by a flush that has not committed yet
-        self._outage_logged = False
+        # Also "the store is down": set by a failed store call, cleared by a success; set
+        # from the start when the router started without its store (the store logged it).
+        self._outage_logged = not connected
+        #: False until the store was reached and the start-up checks passed (see class doc).
+        self.ready = connected
+        #: The start-up check that failed once the store was reached (nothing is written).
+        self.startup_error: ConfigurationError | None = None
+        #: The router's start-up checks, given the task's stored evidence once reached.
+        self.on_connect: Callable[[dict[str, dict[str, PathEvidence]]], None] | None = None
+        #: Store work deferred during an outage (decisions, reports), run after each
+        #: successful flush under the I/O lock; returns the outcomes it wrote, raises
+        #: when the store fails again (the rest waits for the next flush).
+        self.after_flush: Callable[[], Sequence[Outcome]] | None = None
         # context -> path -> evidence; "" is the task level that every outcome updates.
         self.states: dict[str, dict[str, PathEvidence]]
         #: A copy of the store's evidence that this recorder folds into (False: the
@@ -87,7 +129,7 @@ class Recorder:
             # lock is held only for its in-memory folds).
             self.states, self._lock = store.shared_contexts(task)
         else:
-            self.states = store.load_contexts(task)
+            self.states = store.load_contexts(task) if connected else {}
             self._lock = threading.Lock()
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
@@ -96,6 +138,7 @@ class Recorder:
         self._closed = False
         #: Hooks the Router sets when it has observers.
         self.on_drop: Callable[[int, int], None] | None = None
+        self.on_reject: Callable[[int, int], None] | None = None
         self.on_refresh: Callable[[], None] | None = None
         #: Called with each batch of outcomes once the store has committed it.
         self.on_written: Callable[[Sequence[Outcome]], None] | None = None
@@ -188,43 +231,146 @@ class Recorder:
     def record(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
-        if self.sync:
+        if self.sync and self.ready:
             with self._io_lock:
-                try:
-                    self.store.write(outcomes, self.half_life)
-                except Exception as exc:  # the store is down: keep routing, retry later
-                    self._on_write_error(exc, len(outcomes))
+                written, unwritten, exc = self._write(outcomes)
+                if unwritten:  # the store is down: keep routing, retry later
+                    self._on_write_error(exc, len(unwritten))
                     with self._lock:
-                        self._fold(outcomes)
-                        self._push(outcomes)
-                    return
-                if self.own_cache:
-                    with self._lock:
-                        self._fold(outcomes)
-                if self.on_written is not None:
-                    self.on_written(outcomes)
+                        self._fold(unwritten)
+                        self._push(unwritten)
+                if written:
+                    if self.own_cache:
+                        with self._lock:
+                            self._fold(written)
+                    if self.on_written is not None:
+                        self.on_written(written)
             return
+        for o in outcomes:
+            if outcome_problem(o) is not None:
+                # Never folded into the cache (a NaN cost would make every mean NaN).
+                outcomes = self._keep_valid(outcomes)
+                break
         with self._lock:
             self._fold(outcomes)
             self._push(outcomes)
-            backlog = len(self._buffer) >= self.high_water and not self._outage_logged
+            backlog = len(self._buffer) >= self.high_water and not self.store_down
         if backlog:
             # Backpressure: the store is up but slower than the traffic. Writing here
             # slows this caller down instead of letting the buffer (memory, and the crash
             # window) grow until it drops outcomes. Drops are for outages only.
             self.flush()
 
+    def _keep_valid(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """``outcomes`` without those no store would hold (those are rejected now)."""
+        checked = [(o, outcome_problem(o)) for o in outcomes]
+        self._reject([(o, why) for o, why in checked if why is not None])
+        return [o for o, why in checked if why is None]
+
+    def _write(
+        self, batch: Sequence[Outcome]
+    ) -> tuple[list[Outcome], list[Outcome], Exception | None]:
+        """Write ``batch``, isolating the rows the store refuses for their data:
+        ``(written, unwritten, error)``, where ``unwritten`` (in order) is what an outage
+        (``error``) left unwritten. Rejected rows are neither: they are counted and logged.
+
+        A refusal that names its rows (:class:`OutcomesRejected`) drops them and writes
+        the rest at once; one that does not (a database's integrity or data error) is
+        bisected, each half its own transaction, down to the single rows that fail. Every
+        write is idempotent, so a part written before an outage is never written twice.
+        """
+        written: list[Outcome] = []
+        parts = [list(batch)]
+        while parts:
+            part = parts.pop()
+            try:
+                self.store.write(part, self.half_life)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    return written, [o for p in [part, *reversed(parts)] for o in p], exc
+                mine = {id(o) for o in part}
+                named = exc.rejected if isinstance(exc, OutcomesRejected) else []
+                named = [(o, why) for o, why in named if id(o) in mine]
+                if named:
+                    self._reject(named)
+                    bad = {id(o) for o, _ in named}
+                    rest = [o for o in part if id(o) not in bad]
+                    if rest:
+                        parts.append(rest)
+                elif len(part) == 1:
+                    self._reject([(part[0], redact(first_line(exc)))])
+                else:
+                    mid = len(part) // 2
+                    parts += [part[mid:], part[:mid]]
+                continue
+            written += part
+        return written, [], None
+
+    def _reject(self, rejected: Sequence[tuple[Outcome, str]]) -> None:
+        """Count and log outcomes the store will never hold (one line per path and reason
+        per window, then a count)."""
+        if not rejected:
+            return
+        with self._lock:
+            self.rejected += len(rejected)
+            total = self.rejected
+        for o, why in rejected:
+            # The reason's first word is the field (or the database's first word).
+            reason = why.split(" ", 1)[0]
+            self._log.log(
+                ("rejected", o.path, reason),
+                "outcome not stored: the store rejected request %s attempt %d of path %s "
+                "(task %s): %s",
+                (o.request_id, o.attempt, o.path, self.task, why),
+                "the store rejected %d more outcomes of path %s (task %s) for %s in the last %g s",
+                (o.path, self.task, reason),
+                {
+                    "task": self.task,
+                    "request_id": o.request_id,
+                    "attempt": o.attempt,
+                    "path": o.path,
+                    "reason": why,
+                    "rejected_total": total,
+                },
+                level=logging.ERROR,
+            )
+        if self.on_reject is not None:
+            self.on_reject(len(rejected), total)
+
     def write_through(self, write: Callable[[], Sequence[Outcome]]) -> None:
         """Run a store transaction that records outcomes itself, then fold them into the cache.
 
         Holding the I/O lock keeps a concurrent refresh from loading the rows and then
-        having them folded in a second time.
+        having them folded in a second time. Before the store was reached (a router
+        started without it) nothing is run: :class:`StoreUnavailableError`, or the
+        start-up check's error if one failed.
         """
+        self.check_started()
         with self._io_lock:
+            if not self.ready:
+                raise StoreUnavailableError(
+                    f"the store of task {self.task!r} has not been reached since the router "
+                    "started without it"
+                )
             written = write()
             if self.own_cache:
                 with self._lock:
                     self._fold(written)
+
+    def check_started(self) -> None:
+        """Raise the start-up check's error if it failed once the store was reached."""
+        if self.startup_error is not None:
+            raise self.startup_error
+
+    @property
+    def store_down(self) -> bool:
+        """True from a failed store call until one succeeds again, and until the store is
+        first reached by a router started without it."""
+        return self._outage_logged or not self.ready
+
+    def store_failed(self, exc: Exception) -> None:
+        """Note a store call that failed for an outage (another component's)."""
+        self._on_write_error(exc, 0)
 
     def rebill(self, outcome: Outcome) -> None:
         """Rewrite a recorded outcome's usage in the store (a late SDK call added to it).
@@ -240,10 +386,11 @@ class Recorder:
                 self.store.update_usage(outcome)
             except Exception as exc:
                 logger.error(
-                    "could not record a late call's usage for request %s attempt %d: %s",
+                    "could not record a late call's usage for request %s attempt %d: %s: %s",
                     outcome.request_id,
                     outcome.attempt,
                     type(exc).__name__,
+                    short(redact(first_line(exc))),
                     extra={"task": self.task, "request_id": outcome.request_id},
                 )
 
@@ -295,32 +442,84 @@ class Recorder:
             return self._flush_locked()
 
     def _flush_locked(self) -> bool:
+        if not self.ready and not self._connect_locked():
+            return False
         with self._lock:
             batch, self._buffer = self._buffer, []
             self._inflight = len(batch)
-        if not batch:
-            return True
-        try:
-            self.store.write(batch, self.half_life)
-        except Exception as exc:
-            self._on_write_error(exc, len(batch))
+        if batch:
+            written, unwritten, exc = self._write(batch)
             with self._lock:
                 self._inflight = 0
-                self._buffer[:0] = batch
-                self._push([])
-            return False
-        with self._lock:
-            self._inflight = 0
-        if self.on_written is not None:
-            self.on_written(batch)
+                if unwritten:
+                    self._buffer[:0] = unwritten
+                    self._push([])
+            if unwritten:
+                self._on_write_error(exc, len(unwritten))
+            if written and self.on_written is not None:
+                self.on_written(written)
+            if unwritten:
+                return False
+            self._reachable_again(len(written))
+        if self.after_flush is not None:
+            try:
+                written_reports = self.after_flush()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return False
+            if written_reports and self.own_cache:
+                with self._lock:
+                    self._fold(written_reports)
+        return True
+
+    def _reachable_again(self, written: int) -> None:
         if self._outage_logged:
             logger.warning(
                 "store reachable again; %d buffered outcomes of task %s written",
-                len(batch),
+                written,
                 self.task,
-                extra={"task": self.task, "written": len(batch)},
+                extra={"task": self.task, "written": written},
             )
             self._outage_logged = False
+
+    def _connect_locked(self) -> bool:
+        """Reach a store this recorder started without: create or check its schema, load
+        the task's evidence, run the start-up checks, then route on the stored evidence
+        plus what is buffered. False while unreachable or after a failed check."""
+        if self.startup_error is not None:
+            return False
+        try:
+            self.store.connect()
+            stored = self.store.load_contexts(self.task) if self.own_cache else self.snapshot()
+            if self.on_connect is not None:
+                self.on_connect(stored)
+        except ConfigurationError as exc:
+            # Writing now would mix this router's outcomes into evidence it would misread.
+            self.startup_error = exc
+            logger.error(
+                "store of task %s reached, but a start-up check failed: %s; this router "
+                "routes on and writes nothing (%d outcomes buffered)",
+                self.task,
+                exc,
+                self.buffered,
+                extra={"task": self.task, "buffered": self.buffered},
+            )
+            return False
+        except Exception as exc:
+            self._on_write_error(exc, 0)
+            return False
+        if self.own_cache:
+            with self._lock:
+                self.states = stored
+                # What was routed on during the outage, on top of the stored evidence.
+                self._fold(self._buffer)
+        self.ready = True
+        logger.warning(
+            "store of task %s reached, start-up checks passed: writing %d buffered outcomes",
+            self.task,
+            self.buffered,
+            extra={"task": self.task, "buffered": self.buffered},
+        )
         return True
 
     def refresh(self) -> None:
@@ -334,6 +533,7 @@ class Recorder:
                 except Exception as exc:
                     self._on_write_error(exc, 0)
                     return
+                self._reachable_again(0)
                 with self._lock:
                     self.states = snapshot
                     # Outcomes recorded while we wrote and read are not in the snapshot.
@@ -348,12 +548,14 @@ class Recorder:
         else:
             self.flush()
 
-    def _on_write_error(self, exc: Exception, n: int) -> None:
+    def _on_write_error(self, exc: Exception | None, n: int) -> None:
         if not self._outage_logged:
+            why = "unknown" if exc is None else short(redact(first_line(exc)))
             logger.error(
-                "store write failed (%s) for task %s; routing continues from the cache and "
-                "outcomes are buffered",
+                "store write failed (%s: %s) for task %s; routing continues from the cache "
+                "and outcomes are buffered",
                 type(exc).__name__,
+                why,
                 self.task,
                 extra={"task": self.task, "outcomes": n, "error": type(exc).__name__},
             )
@@ -369,9 +571,12 @@ class Recorder:
             self._thread.join(timeout=5)
         if not self.flush():
             logger.error(
-                "closing with %d unwritten outcomes of task %s: the store is unreachable",
+                "closing with %d unwritten outcomes of task %s: %s",
                 self.buffered,
                 self.task,
+                "the store is unreachable"
+                if self.startup_error is None
+                else "a start-up check failed once the store was reached",
                 extra={"task": self.task, "unwritten": self.buffered},
             )
 

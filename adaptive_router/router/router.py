@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy.engine import Engine
 
 from adaptive_router._checks import seconds
-from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
@@ -34,8 +33,7 @@ from adaptive_router.outcomes import (
 )
 from adaptive_router.paths import INHERIT, Inherit, Path
 from adaptive_router.policy import Policy
-from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter
-from adaptive_router.reports import CostReport, cost_report
+from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.resilience import RetryPolicy, to_daemon_thread
 from adaptive_router.router.attempts import (
     AttemptContext,
@@ -59,11 +57,17 @@ from adaptive_router.router.recorder import Recorder
 from adaptive_router.router.settings import (
     BreakerSpec,
     PathSettings,
+    RouterConfig,
     default_breaker,
     resolve_settings,
     router_config,
 )
 from adaptive_router.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from adaptive_router.reports import CostReport
 
 #: The router's log lines (its own and its collaborators', through the ThrottledLog it
 #: hands them) keep the name they had when the router was one module.
@@ -73,6 +77,25 @@ __all__ = ["MAX_METADATA_BYTES", "Router"]
 
 #: Seconds (router clock) during which repeats of a warning are counted, not logged.
 LOG_WINDOW_S = 60.0
+
+
+def _open(store: str | Store | Engine | None, cfg: RouterConfig) -> tuple[Store, bool, bool]:
+    """The router's store, whether the router owns it, and whether it is connected: reached
+    now (or raise), unless ``start_without_store``; a connected store has the task's
+    half-life registered and checked before any thread starts, so a refused router leaves
+    nothing behind."""
+    opened = open_store(store, start_offline=cfg.start_without_store)
+    owns = not isinstance(store, Store)
+    if not (opened.connected or cfg.start_without_store):
+        opened.connect()  # a Store given unconnected: reach it now, or raise
+    if opened.connected:
+        try:
+            check_half_life(opened, cfg.task, cfg.half_life, "Router")
+        except Exception:
+            if owns:
+                opened.close()
+            raise
+    return opened, owns, opened.connected
 
 
 class Router:
@@ -172,6 +195,14 @@ class Router:
         Log on each request's first attempt the evidence its decision used, and its
         propensity (``Outcome.propensity``), for off-policy evaluation
         (:func:`~adaptive_router.evaluation.evaluate`); see ``router.decisions``.
+    start_without_store:
+        Start even if the database is unreachable (a refused or timed-out connection):
+        route from the priors, buffer outcomes (``max_buffer``) and hold decisions, and
+        once the store is reached create or check its schema, run the checks made here
+        otherwise (the stored half-life), then write. A check that fails then is logged
+        and raised by the calls that need the store (``flush``, ``stats``, ``choose``,
+        ``report``...); nothing is written. Bad credentials, an unknown database or an
+        unsupported URL still raise here. Default False: :class:`StoreUnavailableError`.
     """
 
     def __init__(
@@ -216,6 +247,7 @@ class Router:
         max_cost_usd: float | None = None,
         heartbeat: float | None = DEFAULT_INTERVAL_S,
         log_decisions: bool = True,
+        start_without_store: bool = False,
     ) -> None:
         cfg = router_config(
             paths,
@@ -243,6 +275,7 @@ class Router:
             max_attempts=max_attempts,
             request_timeout=request_timeout,
             max_cost_usd=max_cost_usd,
+            start_without_store=start_without_store,
         )
         #: The validated parameters.
         self.config = cfg
@@ -258,8 +291,10 @@ class Router:
         #: The request budgets (max_attempts, request_timeout, max_cost_usd).
         self.budget: Budget = cfg.budget
         self._fallback_name = self.fallback.name if self.fallback is not None else None
-        self.store = open_store(store)
-        self._owns_store = not isinstance(store, Store)
+        self.store, self._owns_store, connected = _open(store, cfg)
+        # Repetitive warnings (a path failing on every request, a judge that raises) log
+        # the first per key and window, then a count; observers still see every event.
+        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -269,13 +304,12 @@ class Router:
             flush_interval=flush_interval,
             refresh_interval=refresh_interval,
             max_buffer=max_buffer,
+            connected=connected,
+            log=self._log,
         )
         self._by_name = {p.name: p for p in self.paths}
         if self.fallback is not None:
             self._by_name[self.fallback.name] = self.fallback
-        # Repetitive warnings (a path failing on every request, a judge that raises) log
-        # the first per key and window, then a count; observers still see every event.
-        self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock)
         self._pricer = prices if isinstance(prices, Pricer) else Pricer(prices)
         self._reporter = Reporter(
             self.task,
@@ -283,7 +317,11 @@ class Router:
             half_life=self.half_life,
             prices=self._pricer,
             models={p.name or "": p.model for p in self._by_name.values() if p.model},
+            costs={
+                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
+            },
             clock=self.clock,
+            check=False,  # the router registers and checks its own (above, or on connect)
         )
         self._closed = False
         # Undone by close() (a shared breaker outlives routers; so would their heartbeats).
@@ -304,13 +342,11 @@ class Router:
             self.max_contexts,
             pricer=self._pricer,
         )
-        try:
-            self.ranking.check_half_life(self.task)
-        except ConfigurationError:
-            self._recorder.close()
-            if self._owns_store:
-                self.store.close()
-            raise
+        if not connected:
+            # Started without its store: the same registration and check, once reached.
+            self._recorder.on_connect = lambda _stored: check_half_life(
+                self.store, self.task, self.half_life, "Router"
+            )
         self._decisions = DecisionLog(self._recorder, self.ranking, log_decisions)
         self._unsubscribe.extend([*self.ranking.track_breakers(), self._decisions.close])
         self._judge = Judge(
@@ -337,7 +373,9 @@ class Router:
             half_life=self.half_life,
             clock=self.clock,
             log=logger,
+            max_held=max_buffer,
         )
+        self._recorder.after_flush = self._feedback.sync
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -354,7 +392,12 @@ class Router:
         if self._observers:
             self._unsubscribe.extend(
                 forward_events(
-                    self._observers, self.task, self._settings, self._recorder, self.posteriors
+                    self._observers,
+                    self.task,
+                    self._settings,
+                    self._recorder,
+                    self.posteriors,
+                    self._log,
                 )
             )
         self._unsubscribe.append(start_heartbeat(self, heartbeat))
@@ -475,8 +518,10 @@ class Router:
     def costs(self, window: timedelta = timedelta(hours=24)) -> CostReport:
         """Spend over a recent window: per path, tokens, cost per request and per 1,000
         requests, retries and fallbacks included; unknown costs counted apart."""
+        from adaptive_router.reports import cost_report  # the reports load when asked for
+
         secs = seconds(window, "window", allow_none=False) or 0.0
-        self._recorder.flush()
+        self.flush()
         return cost_report(self.store, self.task, self.clock() - secs)
 
     def serve_metrics(self, port: int = 9464, addr: str = "127.0.0.1") -> MetricsServer:
@@ -496,7 +541,9 @@ class Router:
     def choose(self, context: str | None = None) -> Decision:
         """Pick a path for a request whose outcome will be reported later.
 
-        The decision is persisted, so :meth:`report` may come from another process.
+        The decision is persisted, so :meth:`report` may come from another process. During
+        a store outage it is held in this process (at most ``max_buffer`` decisions) and
+        persisted when the store returns.
         """
         ctx = self.ranking.context(context, (), {})
         rid, order, _ = self._begin(ctx)
@@ -520,6 +567,12 @@ class Router:
 
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
+
+        While the store is unreachable, a report of a decision this router made (and
+        still holds) is accepted — True — and recorded when the store returns, by the
+        same claim, so a report from another process that got there first wins (this one
+        is then logged and ignored). A report of a decision this router does not hold
+        raises :class:`StoreUnavailableError`: nothing was recorded, report it again.
         """
         return self._feedback.report(
             request_id,
@@ -559,26 +612,38 @@ class Router:
         first attempts and the attempts after a failure apart (``first_success_rate``,
         ``after_failure_success_rate``, ...)."""
         secs = seconds(window, "window", allow_none=False) or 0.0
-        self._recorder.flush()
+        self.flush()
         return self.store.window_stats(self.task, self.clock() - secs, context=context)
 
     def flush(self) -> None:
-        """Write buffered outcomes now (batch durability)."""
+        """Write buffered outcomes now (batch durability). Raises the start-up check's
+        :class:`ConfigurationError` if it failed once the store was reached (see
+        ``start_without_store``)."""
         self._recorder.flush()
+        self._recorder.check_started()
 
     def refresh(self) -> None:
         """Flush, then reload posteriors from the store (picks up other processes' outcomes)."""
         self._recorder.refresh()
+        self._recorder.check_started()
 
     @property
     def buffered_outcomes(self) -> int:
-        """Outcomes recorded but not yet written to the store."""
-        return self._recorder.buffered
+        """Outcomes recorded but not yet written to the store, reports accepted during an
+        outage included."""
+        return self._recorder.buffered + self._feedback.unclaimed
 
     @property
     def dropped_outcomes(self) -> int:
         """Outcomes lost because the write buffer overflowed during a store outage."""
         return self._recorder.dropped
+
+    @property
+    def rejected_outcomes(self) -> int:
+        """Outcomes never stored because the store rejected their values (a NaN cost, a
+        negative token count...); each is logged with the field and value. The other
+        outcomes of their batches are written."""
+        return self._recorder.rejected
 
     def close(self) -> None:
         """Flush everything and release the store (if the router opened it)."""
@@ -590,6 +655,14 @@ class Router:
             undo()
         self._unsubscribe.clear()
         self._recorder.close()
+        if self._feedback.unclaimed:
+            logger.error(
+                "closing with %d reports of task %s accepted during a store outage and not "
+                "recorded: the store is unreachable",
+                self._feedback.unclaimed,
+                self.task,
+                extra={"task": self.task, "unrecorded_reports": self._feedback.unclaimed},
+            )
         if self._owns_store:
             self.store.close()
 

@@ -129,6 +129,7 @@ class RouterConfig:
     policy: Policy
     objective: Objective
     budget: Budget
+    start_without_store: bool = False
 
     @property
     def half_life(self) -> float | None:
@@ -163,6 +164,7 @@ def router_config(
     max_attempts: int | None = None,
     request_timeout: float | None = None,
     max_cost_usd: float | None = None,
+    start_without_store: bool = False,
 ) -> RouterConfig:
     """Validate the :class:`~adaptive_router.Router` parameters (see there); a
     :class:`ConfigurationError` names the first wrong one and the fix."""
@@ -246,6 +248,10 @@ def router_config(
             "policy=ObjectiveThompsonSampling(..., objective=...) to combine them)"
         )
     budget = check_budget(max_attempts, request_timeout, max_cost_usd)
+    if not isinstance(start_without_store, bool):
+        raise ConfigurationError(
+            f"start_without_store must be True or False, got {start_without_store!r}"
+        )
     try:
         chosen: Policy
         if policy is not None:
@@ -279,4 +285,5 @@ def router_config(
         policy=chosen,
         objective=goal,
         budget=budget,
+        start_without_store=start_without_store,
     )

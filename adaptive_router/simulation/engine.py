@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from adaptive_router._imports import install_hint
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.policy import (
     FloatArray,
@@ -87,7 +88,7 @@ def _compiled_engine(
             "numpy.random.Generator(numpy.random.SFC64(seed)) as rng and env_rng (rngs() does)"
         )
     elif importlib.util.find_spec("numba") is None:
-        why = "numba is not installed: pip install 'adaptive-router[sim]'"
+        why = install_hint("sim", "the compiled engine")
     if why is None:
         return True
     if engine == "numba":

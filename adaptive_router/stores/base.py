@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import abc
+import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
-from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, PathWindowStats
+from adaptive_router.errors import OutcomesRejected
+from adaptive_router.outcomes import (
+    MAX_MODEL_LENGTH,
+    TOKEN_FIELDS,
+    UNBILLED,
+    ErrorKind,
+    Outcome,
+    PathWindowStats,
+)
 from adaptive_router.policy import TINY, decay_factor
 from adaptive_router.stores.series import AttemptRow as AttemptRow
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
@@ -166,6 +176,119 @@ def copy_usage(source: Outcome, target: Outcome) -> None:
         setattr(target, name, getattr(source, name))
 
 
+_INF = math.inf
+#: The DB-API (PEP 249) exceptions that mean "this data", not "this connection", under
+#: every driver's and SQLAlchemy's own names for them.
+_DATA_ERRORS = frozenset({"IntegrityError", "DataError"})
+
+
+def _row_ok(o: Outcome) -> bool:
+    """Whether every value of ``o`` is of the plain types a store holds and in range: a
+    type check per field, unrolled (this runs for every outcome, on the request's thread
+    for memory stores). False sends :func:`outcome_problem` to its slower, exact rules."""
+    n = o.input_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.output_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.cache_read_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    n = o.cache_write_tokens
+    if n is not None and (type(n) is not int or n < 0):
+        return False
+    v = o.cost_usd
+    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+        return False
+    v = o.latency_ms
+    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+        return False
+    v = o.score
+    if v is not None and not (type(v) is float and 0.0 <= v <= 1.0):
+        return False
+    v = o.propensity
+    if v is not None and not (type(v) is float and 0.0 <= v <= 1.0):
+        return False
+    t, a, r, m = o.created_at, o.attempt, o.retries, o.model
+    if type(t) is not float or not -_INF < t < _INF:
+        return False
+    if type(a) is not int or a < 0 or type(r) is not int or r < 0:
+        return False
+    if m is not None and (type(m) is not str or len(m) > MAX_MODEL_LENGTH):
+        return False
+    return o.metadata is None
+
+
+def _metadata_problem(metadata: object) -> str | None:
+    if not isinstance(metadata, dict):
+        return f"metadata must be a dict or None, got {type(metadata).__name__}"
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"metadata must be JSON without NaN or infinities: {exc}"
+    return None
+
+
+def outcome_problem(o: Outcome) -> str | None:
+    """Why no store may hold ``o`` (naming the field and its value), or None.
+
+    The check constraint every store applies in code before it writes (the same on
+    SQLite, PostgreSQL and in memory, with no migration): token counts, ``attempt`` and
+    ``retries`` are ints >= 0; ``cost_usd`` and ``latency_ms`` finite and >= 0;
+    ``score`` and ``propensity`` in [0, 1]; ``created_at`` finite; ``model`` a str of at
+    most 255 characters; ``metadata`` a JSON object without NaN. None is "unknown" for
+    every optional field. A NaN cost would make every later sum (``costs()``, the cost
+    objective's means) NaN; SQLite turns it into NULL and fails the batch.
+    """
+    if _row_ok(o):
+        return None
+    # Subclasses of int and float (numpy's float64) are fine; bools, strings are not.
+    for name in (*TOKEN_FIELDS, "attempt", "retries"):
+        v = getattr(o, name)
+        optional = name in TOKEN_FIELDS
+        if (v is not None or not optional) and not (_real(v) and isinstance(v, int) and v >= 0):
+            return f"{name} must be an int >= 0{' or None' if optional else ''}, got {v!r}"
+    for name in ("cost_usd", "latency_ms"):
+        v = getattr(o, name)
+        if v is not None and not (_real(v) and 0.0 <= v < _INF):
+            return f"{name} must be a finite number >= 0 or None, got {v!r}"
+    for name in ("score", "propensity"):
+        v = getattr(o, name)
+        if v is not None and not (_real(v) and 0.0 <= v <= 1.0):
+            return f"{name} must be a number in [0, 1] or None, got {v!r}"
+    if not (_real(o.created_at) and math.isfinite(o.created_at)):
+        return f"created_at must be finite epoch seconds, got {o.created_at!r}"
+    m = o.model
+    if m is not None and not (isinstance(m, str) and len(m) <= MAX_MODEL_LENGTH):
+        return f"model must be a str of at most {MAX_MODEL_LENGTH} characters, got {m!r:.80}"
+    return None if o.metadata is None else _metadata_problem(o.metadata)
+
+
+def _real(v: object) -> TypeGuard[float]:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def refuse_invalid(outcomes: Sequence[Outcome]) -> None:
+    """Raise :class:`~adaptive_router.errors.OutcomesRejected` listing every outcome of
+    ``outcomes`` that :func:`outcome_problem` finds fault with; before anything is
+    written, as a check constraint fails a statement."""
+    bad = [(o, why) for o in outcomes if (why := outcome_problem(o)) is not None]
+    if bad:
+        raise OutcomesRejected(bad)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether a failed write failed for its data (some row cannot be written however
+    often it is retried), not for the connection: :class:`OutcomesRejected`, or a DB-API
+    ``IntegrityError``/``DataError`` (SQLAlchemy's wrappers and the drivers' own,
+    psycopg's from ``COPY`` included). Anything else — operational errors, timeouts, a
+    lost connection — is an outage: the rows wait in the buffer."""
+    return isinstance(exc, OutcomesRejected) or any(
+        c.__name__ in _DATA_ERRORS for c in type(exc).__mro__
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PendingDecision:
     """A ``choose`` awaiting its ``report``."""
@@ -235,6 +358,13 @@ class Store(abc.ABC):
 
     #: True when the store keeps nothing outside this process (no refresh needed).
     in_process: bool = False
+    #: False for a store built without its database (``SQLStore(start_offline=True)``)
+    #: until :meth:`connect` has reached it and created or checked the schema.
+    connected: bool = True
+
+    def connect(self) -> None:  # noqa: B027 - optional hook; most stores are always connected
+        """Reach the database and create or check the schema, if not done yet; raise
+        :class:`~adaptive_router.errors.StoreUnavailableError` while it is unreachable."""
 
     @abc.abstractmethod
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
@@ -295,6 +425,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def outcomes(self, task: str, since: float | None = None) -> list[Outcome]:
         """The task's outcome rows, oldest first (for replays, exports and plots)."""
+
+    def register_half_life(self, task: str, half_life: float | None) -> float | None:
+        """The half-life ``task`` is learned with: the one registered for it, else the
+        one its stored evidence was learned with, else ``half_life`` (registered now).
+
+        The first router (or Reporter) of a task registers its half-life when it starts;
+        the others compare theirs with what this returns. The memory and SQL stores do
+        it atomically (two routers starting at once cannot both register); this default,
+        for other stores, reads the stored evidence and registers nothing.
+        """
+        for ev in self.load(task).values():
+            for st in ev.states():
+                if st.n:
+                    return st.half_life_s
+        return half_life
 
     def update_usage(self, outcome: Outcome) -> bool:
         """Rewrite the usage of the stored outcome ``(outcome.request_id, outcome.attempt)``

@@ -36,6 +36,7 @@ from adaptive_router.stores.base import (
     PathState,
     fold_evidence,
 )
+from adaptive_router.stores.sql_tasks import TASK_ROW
 
 __all__ = ["STATE_COLUMNS", "Rebuilt", "mixed_rows", "rebuild_rows"]
 
@@ -79,16 +80,22 @@ def _old_rows(conn: sa.Connection) -> dict[Key, dict[str, Any]]:
     return {(r[0], r[1], r[2]): dict(zip(STATE_COLUMNS, r[3:], strict=True)) for r in result}
 
 
-def _half_lives(old: dict[Key, dict[str, Any]]) -> dict[str, float | None]:
-    """Each task's half-life: the most common one among its rows with evidence (the
-    routers of a task share one; ``stored_half_life`` reads it the same way)."""
+def _half_lives(
+    old: dict[Key, dict[str, Any]], settings: dict[str, dict[str, Any]]
+) -> dict[str, float | None]:
+    """Each task's half-life: the registered one (its settings row), else the most common
+    one among its rows with evidence (the routers of a task share one)."""
     votes: dict[str, Counter[float | None]] = {}
     for (task, _, _), row in old.items():
         votes.setdefault(task, Counter())
         if row["successes"] + row["failures"]:
             hl = row["half_life_s"]
             votes[task][None if hl is None else float(hl)] += 1
-    return {task: (c.most_common(1)[0][0] if c else None) for task, c in votes.items()}
+    out = {task: (c.most_common(1)[0][0] if c else None) for task, c in votes.items()}
+    for task, row in settings.items():
+        hl = row["half_life_s"]
+        out[task] = None if hl is None else float(hl)
+    return out
 
 
 def _replay(
@@ -152,11 +159,16 @@ def rebuild_rows(conn: sa.Connection) -> Rebuilt:
     """The ``path_stats`` rows of the split layout for the (pre-0009) table in ``conn``'s
     database, rebuilt from its outcome rows where they account for the stored counts."""
     old = _old_rows(conn)
-    half_lives = _half_lives(old)
-    rows: list[dict[str, Any]] = []
+    # A task's settings row (its registered half-life) is no evidence: carried over as is.
+    settings = {k[0]: old.pop(k) for k in list(old) if k[1] == TASK_ROW and k[2] == TASK_ROW}
+    half_lives = _half_lives(old, settings)
+    rows: list[dict[str, Any]] = [
+        {"task": task, "context": TASK_ROW, "path": TASK_ROW, "position": FIRST, **row}
+        for task, row in sorted(settings.items())
+    ]
     rebuilt: list[Key] = []
     kept: list[Key] = []
-    for task in sorted(half_lives):
+    for task in sorted({t for t, _, _ in old}):
         wanted = {(c, p) for (t, c, p) in old if t == task}
         replayed = _replay(conn, task, half_lives[task], wanted)
         for ctx, path in sorted(wanted):

@@ -17,6 +17,7 @@ from adaptive_router.stores.base import (
     Store,
     copy_usage,
     fold_evidence,
+    refuse_invalid,
 )
 
 
@@ -42,12 +43,14 @@ class MemoryStore(Store, SharedEvidence):
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
+        self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
         self._max_outcomes = max_outcomes
 
     def __repr__(self) -> str:
         return "MemoryStore()"
 
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
+        refuse_invalid(outcomes)
         with self._lock:
             return self._write_locked(outcomes, half_life)
 
@@ -87,7 +90,21 @@ class MemoryStore(Store, SharedEvidence):
                 contexts = self._stats[task] = {}
         return contexts, self._lock
 
+    def register_half_life(self, task: str, half_life: float | None) -> float | None:
+        with self._lock:
+            if task not in self._half_lives:
+                # A task written to before (directly, say) keeps what it was learned with.
+                learned = [
+                    st.half_life_s
+                    for ev in self._stats.get(task, {}).get("", {}).values()
+                    for st in ev.states()
+                    if st.n
+                ]
+                self._half_lives[task] = learned[0] if learned else half_life
+            return self._half_lives[task]
+
     def update_usage(self, outcome: Outcome) -> bool:
+        refuse_invalid([outcome])
         with self._lock:
             stored = self._outcomes.get((outcome.request_id, outcome.attempt))
             if stored is None:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import psycopg
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -31,9 +28,9 @@ import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_evidence as sql_evidence
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
+import adaptive_router.stores.sql_tasks as sql_tasks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
-from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.base import (
     USAGE_FIELDS,
@@ -44,6 +41,7 @@ from adaptive_router.stores.base import (
     PathTotals,
     PendingDecision,
     Store,
+    refuse_invalid,
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
@@ -54,10 +52,16 @@ from adaptive_router.stores.schema import (
 )
 from adaptive_router.stores.schema import rollups as rollups_table
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
+from adaptive_router.stores.sql_engine import (
+    SUPPORTED,
+    connection_lost,
+    refused,
+    unavailable_error,
+)
+from adaptive_router.stores.sql_engine import create_engine as create_engine  # re-exported
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED = ("sqlite", "postgresql")
 #: The old name of :func:`adaptive_router._checks.redact_url`, kept importable.
 mask_url = redact_url
 #: Batches up to this size are inserted row by row (sync durability's common case).
@@ -83,102 +87,6 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-def create_engine(
-    url: str,
-    *,
-    busy_timeout_s: float = 10.0,
-    statement_timeout_s: float = 10.0,
-    connect_timeout_s: float = 5.0,
-) -> Engine:
-    """An Engine configured as the store needs it (WAL, busy timeout, statement timeouts)."""
-    try:
-        parsed = make_url(url)
-        parsed.port  # noqa: B018 - a non-numeric port only fails when read
-    except (ArgumentError, ValueError):
-        # The URL itself is not repeated: an unparseable URL cannot be masked reliably.
-        raise ConfigurationError(
-            "store: cannot parse the database URL; use 'memory://', "
-            "'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED:
-        raise ConfigurationError(
-            f"store: unsupported URL scheme {parsed.drivername!r} in {redact_url(parsed)}; "
-            "use 'memory://', 'sqlite:///path.db' or 'postgresql://user@host:5432/db'"
-        )
-    if backend == "sqlite":
-        kwargs: dict[str, Any] = {
-            "connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}
-        }
-        if parsed.database in (None, "", ":memory:"):
-            kwargs["poolclass"] = StaticPool
-        engine = sa.create_engine(parsed, **kwargs)
-        _configure_sqlite(engine, busy_timeout_s)
-        return engine
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(
-        parsed,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": max(1, int(connect_timeout_s))},
-    )
-    timeout_ms = int(statement_timeout_s * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _pg_connect(dbapi_conn: Any, _record: Any) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute(f"SET statement_timeout = {timeout_ms}")
-        dbapi_conn.commit()
-
-    return engine
-
-
-def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        # Take transaction control from pysqlite so BEGIN IMMEDIATE below is ours:
-        # a deferred transaction that later upgrades to a write lock can fail with
-        # "database is locked" without waiting for the busy timeout.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        if engine.url.database not in (None, "", ":memory:"):
-            _enable_wal(cur, busy_timeout_s)
-            cur.execute("PRAGMA synchronous = NORMAL")
-        try:
-            cur.execute("SELECT power(0.5, 1.0)")
-        except sqlite3.OperationalError:
-            # Older SQLite builds lack the math functions the decay UPDATE uses.
-            dbapi_conn.create_function("power", 2, pow, deterministic=True)
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _sqlite_locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower()
-
-
-def _enable_wal(cur: sqlite3.Cursor, busy_timeout_s: float) -> None:
-    """Switch the file to WAL, waiting out other connections for up to the busy timeout.
-
-    On a new (rollback-journal) file the switch reads the header under a read lock, then
-    upgrades to a write lock; SQLite never calls the busy handler for a connection that
-    already holds a read lock (waiting could deadlock), so while another process holds the
-    write lock — its own switch, say — the PRAGMA fails at once. Retrying it is safe: once
-    the file is in WAL mode the PRAGMA is a no-op.
-    """
-    retrying = Retrying(
-        retry=retry_if_exception(_sqlite_locked),
-        wait=wait_random_exponential(multiplier=0.005, max=0.2),
-        stop=stop_after_delay(busy_timeout_s),
-        reraise=True,
-    )
-    retrying(cur.execute, "PRAGMA journal_mode = WAL")
-
-
 class SQLStore(Store):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
@@ -186,6 +94,13 @@ class SQLStore(Store):
     existing :class:`sqlalchemy.engine.Engine` (created once, shared). Tables are
     created on first use and stamped at the current Alembic revision, so
     ``adaptive-router db upgrade`` takes over for later schema changes.
+
+    A database that cannot be reached raises :class:`StoreUnavailableError`, unless
+    ``start_offline=True`` and it is an outage (a refused or timed-out connection, not
+    bad credentials or an unknown database): the store is then built unconnected and
+    :meth:`connect` creates or checks the schema later. The calls a report makes
+    (pending decisions, claims, evidence loads) raise :class:`StoreUnavailableError`
+    too, never the driver's error, while the database is unreachable.
     """
 
     def __init__(
@@ -195,7 +110,8 @@ class SQLStore(Store):
         create: bool = True,
         busy_timeout_s: float = 10.0,
         statement_timeout_s: float = 10.0,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
+        start_offline: bool = False,
     ) -> None:
         if isinstance(url, Engine):
             self.engine = url
@@ -235,34 +151,73 @@ class SQLStore(Store):
             stop=stop_after_attempt(20) | stop_after_delay(30),
             reraise=True,
         )
+        self._create = create
+        #: False until the database was reached and the schema created or checked.
+        self.connected = False
         try:
-            if create:
-                # Schema creation is idempotent: retried like writes when the file is busy.
-                self._retrying(self._create_schema)
-            else:
-                db = self.engine.url.database
-                if (
-                    self.dialect == "sqlite"
-                    and db not in (None, "", ":memory:")
-                    and not os.path.exists(db)
-                ):
-                    raise StoreUnavailableError(
-                        f"store: SQLite file {db!r} does not exist (create=False)"
-                    )
-                with self.engine.connect() as conn:
-                    conn.execute(sa.text("SELECT 1"))
-                    _check_schema(conn)
+            self._connect_now()
         except OperationalError as exc:
+            if start_offline and not refused(exc):
+                # An outage, not a misconfiguration: start, and connect() later.
+                logger.warning(
+                    "store %s is unreachable (%s); starting without it",
+                    redact_url(self.engine.url),
+                    redact(first_line(exc), self.engine.url),
+                    extra={"store": redact_url(self.engine.url)},
+                )
+                return
             if self._owns_engine:
                 self.engine.dispose()
-            # Drivers may quote connection parameters: the whole message is redacted.
-            message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
-            raise StoreUnavailableError(redact(message, self.engine.url)) from None
+            raise unavailable_error(exc, self.engine.url) from None
 
     def __repr__(self) -> str:
         return f"SQLStore({redact_url(self.engine.url)!r})"
 
     # -- schema -----------------------------------------------------------------
+    def connect(self) -> None:
+        """Reach the database and create (or check) the schema, if a store started with
+        ``start_offline=True`` has not done so yet; a no-op once connected.
+
+        Raises :class:`StoreUnavailableError` while the database is unreachable or refuses
+        the connection, :class:`ConfigurationError` for a schema older than this version.
+        """
+        if self.connected:
+            return
+        try:
+            self._connect_now()
+        except OperationalError as exc:
+            raise unavailable_error(exc, self.engine.url) from None
+
+    def _connect_now(self) -> None:
+        if self._create:
+            # Schema creation is idempotent: retried like writes when the file is busy.
+            self._retrying(self._create_schema)
+        else:
+            db = self.engine.url.database
+            if (
+                self.dialect == "sqlite"
+                and db not in (None, "", ":memory:")
+                and not os.path.exists(db)
+            ):
+                raise StoreUnavailableError(
+                    f"store: SQLite file {db!r} does not exist (create=False)"
+                )
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                _check_schema(conn)
+        self.connected = True
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn the driver's error for a database that cannot serve now into the
+        project's :class:`StoreUnavailableError` (secrets masked); other errors pass."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            raise unavailable_error(exc, self.engine.url) from None
+
     def _create_schema(self) -> None:
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
@@ -290,6 +245,7 @@ class SQLStore(Store):
     def write(self, batch: Sequence[Outcome], half_life: float | None) -> int:
         if not batch:
             return 0
+        refuse_invalid(batch)
         result: int = self._retrying(self._in_transaction, self._write_in, batch, half_life)
         return result
 
@@ -329,7 +285,8 @@ class SQLStore(Store):
                 else:
                     conn.exec_driver_sql(self._fast_insert, [_tuple(o) for o in batch])
             new = batch
-        except (IntegrityError, psycopg.errors.UniqueViolation):
+        # COPY raises the driver's own error (psycopg's UniqueViolation), not SQLAlchemy's.
+        except (IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError):
             rows = [_row(o) for o in batch]
             # A retried batch (e.g. after a lost COMMIT acknowledgment): insert what is
             # missing and fold only those rows.
@@ -361,7 +318,13 @@ class SQLStore(Store):
             stmt = self._upserts[half_life] = sql_evidence.build_upsert(self._insert, half_life)
         return stmt
 
+    def register_half_life(self, task: str, half_life: float | None) -> float | None:
+        return self._retrying(
+            sql_tasks.register_half_life, self.engine, self._insert, task, half_life
+        )
+
     def update_usage(self, outcome: Outcome) -> bool:
+        refuse_invalid([outcome])
         updated: bool = self._retrying(self._in_transaction, self._update_usage_in, outcome)
         return updated
 
@@ -386,10 +349,15 @@ class SQLStore(Store):
 
     # -- reads ------------------------------------------------------------------
     def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
-        return sql_evidence.load(self.engine, task, None)
+        return self._load(task, None)
 
     def load(self, task: str, context: str = "") -> dict[str, PathEvidence]:
-        return sql_evidence.load(self.engine, task, context).get(context, {})
+        return self._load(task, context).get(context, {})
+
+    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathEvidence]]:
+        """context -> path -> evidence for the task (one context only when given)."""
+        with self._reachable():
+            return sql_evidence.load(self.engine, task, context)
 
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
@@ -399,7 +367,7 @@ class SQLStore(Store):
 
     def tasks(self) -> list[str]:
         with self.engine.connect() as conn:
-            return sorted(r[0] for r in conn.execute(sa.select(path_stats.c.task).distinct()))
+            return sorted(r[0] for r in conn.execute(sql_tasks.TASK_NAMES))
 
     def path_totals(
         self, task: str, since: float, until: float | None = None
@@ -456,7 +424,7 @@ class SQLStore(Store):
                     cache_read_tokens=r.cache_read_tokens,
                     cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
-                    decision_data=_decision_data(r.decision),
+                    decision_data=sql_queries.decision_data(r.decision),
                 )
                 for r in conn.execute(q)
             ]
@@ -484,15 +452,22 @@ class SQLStore(Store):
 
     # -- pending decisions -------------------------------------------------------
     def add_pending(self, p: PendingDecision) -> None:
-        stmt = pending.insert().values(
-            request_id=p.request_id,
-            task=p.task,
-            path=p.path,
-            created_at=p.created_at,
-            context=p.context,
-            model=p.model,
+        # Idempotent: a router retries a decision whose insert's COMMIT acknowledgment
+        # was lost in an outage.
+        stmt = (
+            self._insert(pending)
+            .values(
+                request_id=p.request_id,
+                task=p.task,
+                path=p.path,
+                created_at=p.created_at,
+                context=p.context,
+                model=p.model,
+            )
+            .on_conflict_do_nothing(index_elements=["request_id"])
         )
-        self._retrying(self._exec, stmt)
+        with self._reachable():
+            self._retrying(self._exec, stmt)
 
     def _exec(self, stmt: Any) -> None:
         with self.engine.begin() as conn:
@@ -504,9 +479,10 @@ class SQLStore(Store):
         build: Callable[[PendingDecision], Outcome],
         half_life: float | None,
     ) -> PendingDecision | str:
-        result: PendingDecision | str = self._retrying(
-            self._in_transaction, self._claim_in, request_id, build, half_life
-        )
+        with self._reachable():
+            result: PendingDecision | str = self._retrying(
+                self._in_transaction, self._claim_in, request_id, build, half_life
+            )
         return result
 
     def _claim_in(
@@ -539,9 +515,10 @@ class SQLStore(Store):
         build: Callable[[PendingDecision], Outcome] | None,
         half_life: float | None,
     ) -> list[tuple[PendingDecision, Outcome | None]]:
-        result: list[tuple[PendingDecision, Outcome | None]] = self._retrying(
-            self._in_transaction, self._expire_in, task, older_than, build, half_life
-        )
+        with self._reachable():
+            result: list[tuple[PendingDecision, Outcome | None]] = self._retrying(
+                self._in_transaction, self._expire_in, task, older_than, build, half_life
+            )
         return result
 
     def _expire_in(
@@ -632,18 +609,6 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.propensity,
         o.decision_data,
     )
-
-
-def _decision_data(stored: bytes | str | None) -> bytes | None:
-    """``outcomes.decision`` as ``Outcome.decision_data``: checked by decoding it once (a
-    malformed record fails here, naming the problem, not deep inside evaluate()); JSON
-    that development builds wrote is re-encoded."""
-    if stored is None:
-        return None
-    decision = LoggedDecision.from_bytes(stored)
-    if isinstance(stored, bytes) and stored[:1] != b"{":
-        return stored
-    return decision.to_bytes()
 
 
 def _row(o: Outcome) -> dict[str, Any]:

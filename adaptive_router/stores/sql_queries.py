@@ -1,10 +1,11 @@
 """Row reads of the SQL store: the query behind :meth:`SQLStore.attempt_rows` (a few
-columns rather than whole Outcome objects)."""
+columns rather than whole Outcome objects), and the decoding of a stored decision."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.stores.base import AttemptRow
 from adaptive_router.stores.schema import outcomes as outcomes_table
 
@@ -28,3 +29,15 @@ def attempt_rows(
             AttemptRow(str(r[0]), int(r[1]), bool(r[2]), r[3], float(r[4]), str(r[5]), r[6])
             for r in conn.execute(q)
         ]
+
+
+def decision_data(stored: bytes | str | None) -> bytes | None:
+    """``outcomes.decision`` as ``Outcome.decision_data``: checked by decoding it once (a
+    malformed record fails here, naming the problem, not deep inside evaluate()); JSON
+    that development builds wrote is re-encoded."""
+    if stored is None:
+        return None
+    decision = LoggedDecision.from_bytes(stored)
+    if isinstance(stored, bytes) and stored[:1] != b"{":
+        return stored
+    return decision.to_bytes()
