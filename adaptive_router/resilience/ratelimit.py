@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import urllib.parse
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.errors import StorageError
-from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+from limits.storage import (
+    MemoryStorage,
+    SlidingWindowCounterSupport,
+    Storage,
+    storage_from_string,
+)
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
+from adaptive_router import forks
 from adaptive_router._checks import redact, redact_url
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import asyncio_sleep, check_seconds
@@ -40,6 +48,24 @@ class RateLimitExceeded(Exception):
 
 _STORAGES: dict[tuple[str, tuple[tuple[str, str], ...]], Storage] = {}
 _STORAGES_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The storages this module opened, put right in a forked child: a memory storage's
+    per-key locks are renewed (its expiry timer thread may have held one at the fork; the
+    timer itself restarts at the next use), a Redis client's connection pool starts
+    empty (its sockets are the parent's; redis-py would notice at the next command too)."""
+    global _STORAGES_LOCK
+    _STORAGES_LOCK = threading.Lock()
+    for storage in _STORAGES.values():
+        if isinstance(storage, MemoryStorage):
+            storage.locks = defaultdict(threading.RLock)
+        pool = getattr(getattr(storage, "storage", None), "connection_pool", None)
+        if pool is not None and callable(getattr(pool, "reset", None)):
+            pool.reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
@@ -177,6 +203,10 @@ class RateLimit:
         self._asleep = asleep
         self._warn_lock = threading.Lock()
         self._last_warning: float | None = None
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._warn_lock = threading.Lock()  # a parent thread may have held it at the fork
 
     @property
     def requests_per_minute(self) -> int | None:

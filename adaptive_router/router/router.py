@@ -8,6 +8,7 @@ the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from adaptive_router import forks
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
@@ -357,7 +359,11 @@ class Router:
                     self._observers, self.task, self._settings, self._recorder, self.posteriors
                 )
             )
-        self._unsubscribe.append(start_heartbeat(self, heartbeat))
+        self._heartbeat = start_heartbeat(self, heartbeat)
+        if self._heartbeat is not None:
+            self._unsubscribe.append(self._heartbeat.stop)
+        self._forked, self._resuming = False, threading.Lock()
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return (
@@ -375,10 +381,27 @@ class Router:
         """Each path's resolved timeout, retry policy, breaker and rate limit, by name."""
         return self._settings
 
+    # -- a forked child (see adaptive_router.forks) ----------------------------------
+    def _after_fork_in_child(self) -> None:
+        # Its collaborators renewed their locks and buffers in their own hooks; the
+        # threads start at the first use, so a child that never routes starts nothing.
+        self._forked, self._resuming = True, threading.Lock()
+
+    def _resume(self) -> None:
+        """First use in a forked child: start this process's writer and heartbeat."""
+        with self._resuming:
+            if self._forked and not self._closed:
+                self._recorder.start()
+                if self._heartbeat is not None:
+                    self._heartbeat.start()
+            self._forked = False
+
     # -- the request core shared by run and arun ---------------------------------
     def _begin(self, context: str = "") -> tuple[str, list[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
+        if self._forked:
+            self._resume()
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
@@ -521,6 +544,8 @@ class Router:
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued (or one
         dropped after ``pending_ttl`` with ``on_expired="drop"``).
         """
+        if self._forked:
+            self._resume()
         return self._feedback.report(
             request_id,
             success,
@@ -539,6 +564,8 @@ class Router:
         attempts, fallback attempts included. With ``context``, the posteriors that route
         that context: its own evidence (success, cost, latency) on the capped task level.
         """
+        if self._forked:
+            self._resume()
         return self.ranking.posteriors(self.clock(), context or "")
 
     def contexts(self) -> list[str]:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import Pool, StaticPool
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -31,6 +31,7 @@ import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
+from adaptive_router import forks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.logged_decision import LoggedDecision
@@ -69,6 +70,10 @@ _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 #: Time series of windows up to this long (seconds) are bucketed from rows: spans under
 #: 30 hours get buckets under an hour, which hourly rollups cannot give.
 _ROWS_SERIES_S = 24 * 3600.0
+#: In a forked child, the pools inherited from the parent: kept referenced, never closed
+#: (their connections are the parent's; garbage-collecting them could close a SQLite
+#: connection in the child, which SQLite forbids across a fork).
+_INHERITED_POOLS: list[Pool] = []
 
 
 def _transient(exc: BaseException) -> bool:
@@ -276,9 +281,22 @@ class SQLStore(Store):
             # Drivers may quote connection parameters: the whole message is redacted.
             message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
             raise StoreUnavailableError(redact(message, self.engine.url)) from None
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return f"SQLStore({redact_url(self.engine.url)!r})"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a new, empty connection pool, as SQLAlchemy documents for
+        ``os.fork()`` (``Engine.dispose(close=False)``): the child opens connections of
+        its own and never touches the parent's. A private in-memory SQLite database
+        (``StaticPool``) is the exception: its one connection is the database, and the
+        child's copy of it is the child's own."""
+        pool = self.engine.pool
+        if isinstance(pool, StaticPool):
+            return
+        _INHERITED_POOLS.append(pool)
+        self.engine.dispose(close=False)
 
     # -- schema -----------------------------------------------------------------
     def _create_schema(self) -> None:
