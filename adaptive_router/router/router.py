@@ -248,6 +248,8 @@ class Router:
         )
         #: The validated parameters.
         self.config = cfg
+        # Set before the writer starts: its refresh reads them (see _after_fork_in_child).
+        self._forked, self._resuming = False, threading.Lock()
         self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
         self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
         self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
@@ -362,7 +364,6 @@ class Router:
         self._heartbeat = start_heartbeat(self, heartbeat)
         if self._heartbeat is not None:
             self._unsubscribe.append(self._heartbeat.stop)
-        self._forked, self._resuming = False, threading.Lock()
         forks.follow(self)
 
     def __repr__(self) -> str:

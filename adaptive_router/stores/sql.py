@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import Pool, StaticPool
+from sqlalchemy.pool import StaticPool
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -29,9 +29,9 @@ from tenacity import (
 
 import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
+import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
-from adaptive_router import forks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.logged_decision import LoggedDecision
@@ -70,10 +70,6 @@ _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 #: Time series of windows up to this long (seconds) are bucketed from rows: spans under
 #: 30 hours get buckets under an hour, which hourly rollups cannot give.
 _ROWS_SERIES_S = 24 * 3600.0
-#: In a forked child, the pools inherited from the parent: kept referenced, never closed
-#: (their connections are the parent's; garbage-collecting them could close a SQLite
-#: connection in the child, which SQLite forbids across a fork).
-_INHERITED_POOLS: list[Pool] = []
 
 
 def _transient(exc: BaseException) -> bool:
@@ -116,11 +112,11 @@ def create_engine(
         kwargs: dict[str, Any] = {
             "connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}
         }
-        if parsed.database in (None, "", ":memory:"):
-            kwargs["poolclass"] = StaticPool
+        memory = parsed.database in (None, "", ":memory:")
+        kwargs["poolclass"] = StaticPool if memory else sql_fork.GatedQueuePool
         engine = sa.create_engine(parsed, **kwargs)
         _configure_sqlite(engine, busy_timeout_s)
-        return engine
+        return sql_fork.gated(engine, busy_timeout_s)  # no connection crosses a fork
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(
@@ -235,6 +231,7 @@ class SQLStore(Store):
             raise ConfigurationError(
                 f"store must be a URL string, an Engine or a Store, got {type(url).__name__}"
             )
+        sql_fork.follow(self.engine)  # a forked child gets a pool of its own
         self.dialect = self.engine.dialect.name
         if self.dialect not in SUPPORTED:
             raise ConfigurationError(
@@ -281,22 +278,9 @@ class SQLStore(Store):
             # Drivers may quote connection parameters: the whole message is redacted.
             message = f"store: cannot reach {redact_url(self.engine.url)}: {first_line(exc)}"
             raise StoreUnavailableError(redact(message, self.engine.url)) from None
-        forks.follow(self)
 
     def __repr__(self) -> str:
         return f"SQLStore({redact_url(self.engine.url)!r})"
-
-    def _after_fork_in_child(self) -> None:
-        """In a forked child: a new, empty connection pool, as SQLAlchemy documents for
-        ``os.fork()`` (``Engine.dispose(close=False)``): the child opens connections of
-        its own and never touches the parent's. A private in-memory SQLite database
-        (``StaticPool``) is the exception: its one connection is the database, and the
-        child's copy of it is the child's own."""
-        pool = self.engine.pool
-        if isinstance(pool, StaticPool):
-            return
-        _INHERITED_POOLS.append(pool)
-        self.engine.dispose(close=False)
 
     # -- schema -----------------------------------------------------------------
     def _create_schema(self) -> None:
