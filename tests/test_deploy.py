@@ -78,7 +78,11 @@ def _serve(url: str, task: str, preload: bool, log: FsPath) -> tuple[list[dict[s
 def test_gunicorn_workers_store_every_answered_request_once(
     backend: str, preload: bool, tmp_path: FsPath, request: pytest.FixtureRequest
 ) -> None:
-    url = f"sqlite:///{tmp_path}/router.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = (
+        f"sqlite:///{tmp_path}/router.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     task = f"deploy-{uuid.uuid4().hex[:8]}"
     answers, master = _serve(url, task, preload, tmp_path / "gunicorn.log")
 
