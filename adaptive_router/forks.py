@@ -17,7 +17,7 @@ routes starts nothing. Module-level state registers its own hook with
 
 Some state cannot be put right in the child, only kept from crossing the fork: a
 :class:`ForkGate` holds new work back while a thread forks, waits for the work in
-progress, and runs a clean-up first (a SQLite file's connections are closed before a
+progress, and runs a clean-up first (a SQLite file's connections are closed before each
 fork: see ``adaptive_router.stores.sql_fork``).
 """
 
@@ -27,6 +27,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
@@ -56,68 +57,78 @@ def follow(obj: ForkAware) -> None:
 class ForkGate:
     """Work that must not be in progress when the process forks, and what to do once none is.
 
-    Each piece of work runs between :meth:`enter` and :meth:`leave`. Before a fork the
-    forking thread closes the gate (new work waits in :meth:`enter`), waits up to
-    ``timeout_s`` for the work in progress to leave (its own excepted: it cannot wait for
-    itself), runs ``when_quiet``, forks, and opens the gate again in the parent; the
-    child starts with an open gate and only the forking thread's work. Past the timeout
-    the fork goes ahead, with a warning naming ``name``.
+    Work starts between :meth:`enter` and :meth:`exit` and may go on after it: ``in_use``
+    counts what is still in progress (for a pool: its checked-out connections). Before a
+    fork the forking thread closes the gate (new work waits in :meth:`enter`), waits up to
+    ``timeout_s`` until nothing is entering and ``in_use()`` is 0, runs ``when_quiet``,
+    forks, and opens the gate again. Past the timeout (work that does not end, or the
+    forking thread's own) the fork goes ahead, with a warning naming ``name``.
+
+    :meth:`enter` costs a list append and an attribute read: it runs on every checkout.
+    Announcing before looking at the gate is what makes that enough: a thread either
+    announced itself before the forking thread closed the gate (which then waits for it)
+    or sees the gate closed and withdraws.
     """
 
-    def __init__(self, name: str, timeout_s: float, when_quiet: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        timeout_s: float,
+        in_use: Callable[[], int],
+        when_quiet: Callable[[], None],
+    ) -> None:
         self.name = name
         self.timeout_s = timeout_s
+        self._in_use = in_use
         self._when_quiet = when_quiet
-        self._cond = threading.Condition(threading.Lock())
-        self._active = 0
-        self._mine = threading.local()  # this thread's work in progress
+        self._entering: list[None] = []  # one item per thread inside enter()..exit()
         self._forking: int | None = None  # the forking thread's ident, while it forks
+        self._opened = threading.Condition(threading.Lock())
         _GATES[next(_ids)] = self
 
     def enter(self) -> None:
-        """Start a piece of work (waits while another thread forks)."""
-        with self._cond:
-            while self._forking is not None and self._forking != threading.get_ident():
-                self._cond.wait()
-            self._active += 1
-        self._mine.n = getattr(self._mine, "n", 0) + 1
+        """Announce work about to start; waits while another thread forks."""
+        entering = self._entering
+        entering.append(None)
+        while self._forking is not None and self._forking != threading.get_ident():
+            entering.pop()
+            with self._opened:
+                while self._forking is not None:
+                    self._opened.wait()
+            entering.append(None)
 
-    def leave(self) -> None:
-        """End a piece of work started with :meth:`enter`."""
-        self._mine.n = getattr(self._mine, "n", 0) - 1
-        with self._cond:
-            self._active -= 1
-            if self._forking is not None:
-                self._cond.notify_all()
+    def exit(self) -> None:
+        """The work has started (``in_use`` counts it from here on)."""
+        self._entering.pop()
 
     def _before_fork(self) -> None:
-        own = getattr(self._mine, "n", 0)
-        with self._cond:
-            self._forking = threading.get_ident()
-            quiet = self._cond.wait_for(lambda: self._active <= own, self.timeout_s)
-            busy = self._active - own
-        if not quiet or own:
-            logger.warning(
-                "forking while %d pieces of work on %s are in progress; the child may "
-                "not be able to use it",
-                busy + own,
-                self.name,
-                extra={"in_progress": busy + own},
-            )
+        self._forking = threading.get_ident()
+        deadline = time.monotonic() + self.timeout_s
+        while self._entering or self._in_use() > 0:
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "forking while work on %s is in progress (%d in use); the child may not "
+                    "be able to use it",
+                    self.name,
+                    self._in_use(),
+                    extra={"in_use": self._in_use()},
+                )
+                break
+            time.sleep(0.001)  # a rare event: polling keeps enter() and exit() lock-free
         try:
             self._when_quiet()
         except Exception:
             logger.exception("preparing %s for a fork failed", self.name)
 
     def _after_fork_in_parent(self) -> None:
-        with self._cond:
+        with self._opened:
             self._forking = None
-            self._cond.notify_all()
+            self._opened.notify_all()
 
     def _after_fork_in_child(self) -> None:
-        # Only the forking thread is left, with the work it had in progress.
-        self._cond = threading.Condition(threading.Lock())
-        self._active = getattr(self._mine, "n", 0)
+        # Only the forking thread is left; the threads that were waiting are not.
+        self._opened = threading.Condition(threading.Lock())
+        self._entering = []
         self._forking = None
 
 

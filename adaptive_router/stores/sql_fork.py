@@ -20,9 +20,7 @@ pragmas, once per fork).
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool, StaticPool
 
@@ -39,8 +37,9 @@ _INHERITED_POOLS: list[Pool] = []
 
 
 class GatedQueuePool(QueuePool):
-    """A ``QueuePool`` whose checkouts pass a :class:`~adaptive_router.forks.ForkGate`:
-    from ``connect()`` until the connection is checked in again."""
+    """A ``QueuePool`` whose checkouts pass a :class:`~adaptive_router.forks.ForkGate`
+    (set by :func:`gated`): none starts while a thread forks, and the fork waits for
+    those checked out."""
 
     gate: ForkGate | None = None
 
@@ -51,9 +50,8 @@ class GatedQueuePool(QueuePool):
         gate.enter()
         try:
             return super().connect()
-        except BaseException:
-            gate.leave()
-            raise
+        finally:
+            gate.exit()  # from here on the pool counts it as checked out
 
     def recreate(self) -> QueuePool:
         pool = super().recreate()  # the same class, and the same event listeners
@@ -65,17 +63,16 @@ class GatedQueuePool(QueuePool):
 def gated(engine: Engine, busy_timeout_s: float) -> Engine:
     """``engine``, whose connections are now closed before every fork when its pool is a
     :class:`GatedQueuePool` (waiting at most ``busy_timeout_s`` for those in use)."""
-    pool = engine.pool
-    if not isinstance(pool, GatedQueuePool):
+    if not isinstance(engine.pool, GatedQueuePool):
         return engine
-    pool.gate = gate = ForkGate(
-        f"SQLite file {redact_url(engine.url)}", busy_timeout_s, engine.dispose
+
+    def checked_out() -> int:
+        pool = engine.pool  # the engine's current pool: dispose() replaces it
+        return pool.checkedout() if isinstance(pool, QueuePool) else 0
+
+    engine.pool.gate = ForkGate(
+        f"SQLite file {redact_url(engine.url)}", busy_timeout_s, checked_out, engine.dispose
     )
-
-    @event.listens_for(engine, "checkin")
-    def _checkin(_dbapi_conn: Any, _record: Any) -> None:
-        gate.leave()
-
     return engine
 
 
