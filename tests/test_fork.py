@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from adaptive_router import Path, Router
+from adaptive_router import Path, Router, forks
 from adaptive_router.providers import openai_path
 from adaptive_router.resilience import RateLimit, call_with_timeout, to_daemon_thread
 from adaptive_router.stores.sql import SQLStore
@@ -69,6 +70,7 @@ def _in_child(target: Callable[[Connection], None]) -> dict[str, Any]:
     send.close()
     try:
         if not receive.poll(DEADLINE_S):
+            child.kill()
             raise AssertionError(f"the child sent nothing within {DEADLINE_S:g} s")
         result: dict[str, Any] = receive.recv()
     finally:
@@ -160,9 +162,9 @@ def test_fork_children_that_exit_with_os_exit_store_every_outcome_once(
             router.flush()
         else:
             # Wait for the child's own writer; no flush from here.
-            done = threading.Event()
-            while router.buffered_outcomes and not done.wait(0.05):
-                pass
+            deadline = time.monotonic() + DEADLINE_S / 2
+            while router.buffered_outcomes and time.monotonic() < deadline:
+                time.sleep(0.05)
         conn.send({"inherited": inherited, "ids": list(seen), "left": router.buffered_outcomes})
 
     results = [_in_child(child) for _ in range(CHILDREN)]
@@ -198,12 +200,12 @@ def test_a_forked_child_runs_its_own_writer_heartbeat_and_pool(sql_url: str) -> 
         before = {t.name for t in threading.enumerate() if t.is_alive()}
         router.run(1)
         after = {t.name for t in threading.enumerate() if t.is_alive()}
-        done = threading.Event()
         # Its writer's first tick refreshes from the store; its heartbeat beats.
-        while (router._recorder._last_refresh < 0 or not router._heartbeat.beats) and not (
-            done.wait(0.05)
-        ):
-            pass
+        deadline = time.monotonic() + DEADLINE_S / 2
+        while router._recorder._last_refresh < 0 or not router._heartbeat.beats:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         with engine.connect() as c:
             child_backend = _backend_id(c)
         conn.send(
@@ -263,8 +265,9 @@ def test_a_sqlite_transaction_in_progress_at_a_fork_is_waited_for(
             release.wait()
 
     def release_once_the_fork_waits() -> None:
-        while gate._forking is None and not release.wait(0.01):
-            pass
+        deadline = time.monotonic() + DEADLINE_S / 2
+        while gate._forking is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         release.set()
 
     tx = threading.Thread(target=transaction, daemon=True)
@@ -345,3 +348,28 @@ def test_a_forked_child_makes_its_own_provider_client(
         router.close()
         texts = [r.body["messages"][0]["content"] for r in fake.requests]
         assert texts == ["parent", "child", "parent again"]
+
+
+def test_fork_hooks_run_in_the_order_objects_were_built_and_survive_a_failure() -> None:
+    """A store's hook runs before the recorder's built on it; one hook raising does not
+    leave the others undone (it is logged)."""
+
+    class Probe:
+        def __init__(self, name: str, calls: list[str], fail: bool = False) -> None:
+            self.name, self.calls, self.fail = name, calls, fail
+            forks.follow(self)
+
+        def _after_fork_in_child(self) -> None:
+            self.calls.append(self.name)
+            if self.fail:
+                raise RuntimeError("boom")
+
+    calls: list[str] = []
+    probes = [Probe("first", calls), Probe("failing", calls, fail=True), Probe("last", calls)]
+
+    def child(conn: Connection) -> None:
+        conn.send({"calls": calls})
+
+    assert _in_child(child) == {"calls": ["first", "failing", "last"]}
+    assert calls == []  # nothing runs in the parent
+    del probes
