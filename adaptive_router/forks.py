@@ -26,13 +26,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import random
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["ForkAware", "ForkGate", "follow"]
+__all__ = ["ForkAware", "ForkGate", "follow", "reseed_in_child"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,15 @@ _ids = itertools.count()
 def follow(obj: ForkAware) -> None:
     """Call ``obj._after_fork_in_child()`` in every child forked while ``obj`` lives."""
     _LIVE[next(_ids)] = obj
+
+
+_RESEED: weakref.WeakSet[random.Random] = weakref.WeakSet()
+
+
+def reseed_in_child(rng: random.Random) -> None:
+    """Reseed ``rng`` from the OS in every child forked while it lives: a generator made
+    without a seed must not give every worker the parent's next numbers."""
+    _RESEED.add(rng)
 
 
 class ForkGate:
@@ -148,6 +158,8 @@ def _in_parent() -> None:
 def _in_child() -> None:
     for gate in list(_GATES.values()):
         gate._after_fork_in_child()
+    for rng in list(_RESEED):
+        rng.seed()
     for obj in list(_LIVE.values()):
         try:
             obj._after_fork_in_child()

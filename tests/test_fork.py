@@ -373,3 +373,34 @@ def test_fork_hooks_run_in_the_order_objects_were_built_and_survive_a_failure() 
     assert _in_child(child) == {"calls": ["first", "failing", "last"]}
     assert calls == []  # nothing runs in the parent
     del probes
+
+
+def test_an_unseeded_router_draws_its_own_numbers_in_each_forked_child(sqlite_url: str) -> None:
+    """Without a seed, each child's Thompson draws and retry jitter are its own (not the
+    parent's next numbers, which every worker would otherwise share); with a seed they
+    continue the parent's stream, reproducibly."""
+    unseeded = Router([Path(_answer, name="a")], success_fn=bool, task="u", store=sqlite_url)
+    seeded = _router(url=sqlite_url, seen=[])  # seed=3
+    jitter = unseeded.path_settings["a"].retry.wait.rng  # type: ignore[union-attr]
+
+    def draws(conn: Connection) -> None:
+        conn.send(
+            {
+                "routing": float(unseeded.rng.random()),
+                "jitter": jitter.random(),
+                "seeded": float(seeded.rng.random()),
+            }
+        )
+
+    children = [_in_child(draws), _in_child(draws)]
+    parent = {
+        "routing": float(unseeded.rng.random()),
+        "jitter": jitter.random(),
+        "seeded": float(seeded.rng.random()),
+    }
+    for key in ("routing", "jitter"):
+        values = {parent[key], children[0][key], children[1][key]}
+        assert len(values) == 3, key
+    assert children[0]["seeded"] == children[1]["seeded"] == parent["seeded"]
+    unseeded.close()
+    seeded.close()

@@ -250,6 +250,7 @@ class Router:
         self.config = cfg
         # Set before the writer starts: its refresh reads them (see _after_fork_in_child).
         self._forked, self._resuming = False, threading.Lock()
+        self._entropy = seed is None  # a forked child then draws numbers of its own
         self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
         self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
         self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
@@ -387,6 +388,8 @@ class Router:
         # Its collaborators renewed their locks and buffers in their own hooks; the
         # threads start at the first use, so a child that never routes starts nothing.
         self._forked, self._resuming = True, threading.Lock()
+        if self._entropy:  # unseeded: workers must not all make the parent's next draws
+            self.rng.bit_generator.state = np.random.default_rng().bit_generator.state
 
     def _resume(self) -> None:
         """First use in a forked child: start this process's writer and heartbeat."""
