@@ -1,5 +1,6 @@
-"""Off-policy estimators: exact formulas, bad input, and interval coverage on bandit logs
-collected by the real Thompson Sampling policy with exact propensities."""
+"""Off-policy estimators: exact formulas, bad input, intervals that never collapse, and
+interval coverage on bandit logs collected by the real Thompson Sampling policy with
+exact propensities (ESS 5–100 through the ``ope_coverage`` experiment, and ESS >= 100)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
+from adaptive_router.confidence import betting_interval, betting_lower_bound
 from adaptive_router.evaluation import (
+    MIN_ESS,
     Estimate,
     LowEffectiveSampleSize,
     effective_sample_size,
@@ -16,6 +19,7 @@ from adaptive_router.evaluation import (
 )
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.simulation.experiments import ope_coverage
 
 
 def _random_logs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,9 +39,14 @@ def test_ips_and_snips_equal_the_direct_formula() -> None:
     assert ips.n == snips.n == 5000
     assert (ips.method, snips.method) == ("ips", "snips")
     assert snips.effective_sample_size == pytest.approx(w.sum() ** 2 / (w * w).sum(), rel=1e-12)
-    assert ips.low < ips.value < ips.high
     se = np.std(w * r, ddof=1) / np.sqrt(5000)
-    assert ips.high - ips.value == pytest.approx(1.959963984540054 * se, rel=1e-12)
+    assert ips.std_error == pytest.approx(se, rel=1e-12)
+    # The interval is the betting interval of the weighted rewards, the same for every
+    # method, widened to hold the point.
+    low, high = betting_interval(r, w)
+    want = (min(low, snips.value), max(high, snips.value))
+    assert (snips.low, snips.high) == pytest.approx(want, abs=1e-12)
+    assert snips.low <= snips.value <= snips.high and snips.bounds == (0.0, 1.0)
 
 
 def test_dr_formula_and_its_double_robustness() -> None:
@@ -99,6 +108,9 @@ def test_dr_formula_and_its_double_robustness() -> None:
             "direct",
         ),
         (([1.0, 0.0], [0.5, 0.5], [0.0, 0.0]), {"method": "snips"}, "target_probs is 0"),
+        (([1.0, 0.0], [0.5, 0.5], [1.0, 1.0]), {"bounds": (0.0, 0.5)}, r"rewards\[0\] = 1.0 lies"),
+        (([1.0, 0.0], [0.5, 0.5], [1.0, 1.0]), {"bounds": (1.0, 0.0)}, "low < high"),
+        (([1.0, 0.0], [0.5, 0.5], [1.0, 1.0]), {"bounds": "wide"}, "bounds must be a pair"),
     ],
 )
 def test_bad_input_names_the_argument(
@@ -113,11 +125,101 @@ def test_bad_input_names_the_argument(
 def test_low_effective_sample_size_warns() -> None:
     r, p, _ = _random_logs(1000, 3)
     t = np.zeros(1000)
-    t[:40] = 1.0
-    with pytest.warns(LowEffectiveSampleSize, match="effective sample size"):
+    t[:12] = 1.0
+    with pytest.warns(LowEffectiveSampleSize, match="effective sample size .* below 20"):
         est = estimate(r, p, t, "snips")
-    assert est.effective_sample_size < 100
+    assert est.effective_sample_size < MIN_ESS == 20.0
     assert effective_sample_size(np.ones(10)) == pytest.approx(10.0)
+    t[:400] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimate(r, p, t, "snips").effective_sample_size > MIN_ESS
+
+
+# --- intervals on a handful of rows ------------------------------------------------------
+
+
+def _rare_target(successes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """400 logged first attempts; the target path went first 3 times, with propensity
+    0.02, and succeeded ``successes`` of them (the issue's "1 – 1" case with 3)."""
+    r = np.zeros(400)
+    p = np.full(400, 0.98)
+    t = np.zeros(400)
+    t[[50, 200, 350]] = 1.0
+    p[[50, 200, 350]] = 0.02
+    r[[50, 200, 350][:successes]] = 1.0
+    return r, p, t
+
+
+@pytest.mark.parametrize("method", ["snips", "ips"])
+def test_an_interval_on_a_handful_of_rows_is_wide_not_a_point(method: str) -> None:
+    r, p, t = _rare_target(3)
+    with pytest.warns(LowEffectiveSampleSize):
+        est = estimate(r, p, t, method)  # type: ignore[arg-type]
+    assert est.effective_sample_size == pytest.approx(3.0)
+    if method == "snips":
+        assert est.value == 1.0  # every weighted row succeeded
+        assert est.std_error == 0.0  # the old interval: value ± 1.96 · 0 = "1 – 1"
+    # Three rows say little: the interval reaches far below the point.
+    assert est.high == 1.0 and est.low < 0.35
+    assert est.high - est.low > 0.65
+    # One row alone: nothing is excluded.
+    one = estimate([1.0], [0.05], [1.0], method, warn=False)  # type: ignore[arg-type]
+    assert (one.low, one.high) == (0.0, 1.0)
+
+
+def test_the_interval_has_width_when_rewards_vary_and_narrows_with_ess() -> None:
+    rng = np.random.default_rng(8)
+    widths = []
+    for n in (8, 80, 800, 8000):
+        # Uniform logging over 4 paths, target always path 0 (success rate 0.7).
+        a = rng.integers(0, 4, n)
+        r = (rng.random(n) < np.where(a == 0, 0.7, 0.4)).astype(float)
+        est = estimate(r, np.full(n, 0.25), (a == 0).astype(float), warn=False)
+        assert est.low <= est.value <= est.high
+        assert est.low <= 0.7 <= est.high
+        widths.append(est.high - est.low)
+    assert all(w > 0 for w in widths)
+    assert widths[0] > 0.7  # ESS about 2: almost all of [0, 1]
+    assert widths[0] > widths[1] > widths[2] > widths[3]
+    # ESS about 2,000: narrow, though wider than value ± 1.96 standard errors would be
+    # (the price of holding at every sample size; see the README).
+    assert widths[3] < 0.15
+    # Equal rewards do not make it a point either.
+    est = estimate(np.ones(40), np.full(40, 0.5), np.ones(40), warn=False)
+    assert est.value == 1.0 and est.high == 1.0 and 0.5 < est.low < 0.95
+
+
+def test_the_betting_bound_is_the_root_of_the_wealth() -> None:
+    """The lower bound is where the gambler's wealth against it reaches 1 / alpha."""
+    rng = np.random.default_rng(3)
+    x = rng.random(200) * 2.0
+    low = betting_lower_bound(x, 0.025)
+    assert 0.0 < low < x.mean()
+    t = np.arange(1.0, 201.0)
+    mean = (0.5 + np.cumsum(x)) / (t + 1.0)
+    var = (0.25 + np.cumsum((x - mean) ** 2)) / (t + 1.0)
+    bets = np.minimum(np.sqrt(2 * np.log(40) / (200 * np.concatenate(([0.25], var[:-1])))), 0.75)
+    assert np.log1p(bets * (x - low)).sum() == pytest.approx(np.log(40), abs=1e-9)
+    assert betting_lower_bound(np.zeros(5), 0.025) == 0.0
+    assert betting_lower_bound([], 0.025) == 0.0
+
+
+def test_bounds_scale_the_interval_and_are_checked() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 2, 300)
+    cost = np.where(a == 0, 0.002, 0.010) * rng.uniform(0.5, 1.5, 300)
+    t = (a == 0).astype(float)
+    est = estimate(cost, np.full(300, 0.5), t, warn=False, bounds=(0.0, 0.015))
+    assert est.bounds == (0.0, 0.015)
+    assert 0.0 <= est.low <= 0.002 <= est.high <= 0.015
+    # The same in [0, 1] units: the interval scales with the bounds.
+    scaled = estimate(cost / 0.015, np.full(300, 0.5), t, warn=False)
+    assert (est.low, est.high) == pytest.approx((scaled.low * 0.015, scaled.high * 0.015))
+    # Beyond [0, 1] without bounds: the observed range widened to 0, stated.
+    latency = np.where(a == 0, 200.0, 900.0)
+    assert estimate(latency, np.full(300, 0.5), t, warn=False).bounds == (0.0, 900.0)
+    assert estimate(-latency, np.full(300, 0.5), t, warn=False).bounds == (-900.0, 0.0)
 
 
 # --- coverage on logs collected by Thompson Sampling -------------------------------------
@@ -203,7 +305,7 @@ def _coverage(probs: np.ndarray, explore: float, seed: int) -> dict[str, list[tu
 
 def test_intervals_cover_the_true_value_on_thompson_logs() -> None:
     """Close arms (TS explores by itself) and far arms with a 10% floor: each method's
-    95% interval covers the true target value in >= 85% of >= 100 pooled (seed, target)
+    95% interval covers the true target value in >= 90% of >= 100 pooled (seed, target)
     pairs with ESS >= 100, at least a third of them targets other than the favourite."""
     pooled: dict[str, list[tuple[bool, bool]]] = {"ips": [], "snips": [], "dr": []}
     for probs, explore, seed in (
@@ -217,6 +319,25 @@ def test_intervals_cover_the_true_value_on_thompson_logs() -> None:
         others = np.array([o for _, o in pairs])
         assert len(pairs) >= 100, (name, len(pairs))
         assert others.mean() >= 1 / 3, (name, others.mean())
-        assert covered.mean() >= 0.85, (name, covered.mean(), len(pairs))
+        assert covered.mean() >= 0.9, (name, covered.mean(), len(pairs))
         # The other-than-favourite targets are covered too, not just carried by the rest.
-        assert covered[others].mean() >= 0.8, (name, covered[others].mean())
+        assert covered[others].mean() >= 0.9, (name, covered[others].mean())
+
+
+def test_intervals_cover_the_truth_where_the_effective_sample_size_is_5_to_100() -> None:
+    """The ope_coverage worlds (close and far rates, a dominant path, three good paths,
+    two contexts whose best paths differ), 6 runs each, first 20–300 requests, four
+    targets: >= 200 pooled cases with 5 <= ESS <= 100, each method's 95% interval holds
+    the true value in >= 90% of them. The old normal approximation (value ± 1.96 standard
+    errors) does not, on the same cases."""
+    pool = ope_coverage.in_range(ope_coverage.all_cases(6, 1, (20, 50, 120, 300)))
+    assert len(pool) == 340
+    assert min(c.ess for c in pool) >= 5.0 and max(c.ess for c in pool) <= 100.0
+    assert sum(c.ess < 20 for c in pool) >= 100  # the small end is well represented
+    assert {c.world for c in pool} == {w.name for w in ope_coverage.WORLDS}
+    for method in ("snips", "ips", "dr"):
+        hits = sum(ope_coverage.covered(c, method) for c in pool)
+        assert hits >= 0.9 * len(pool), (method, hits, len(pool))
+    assert sum(ope_coverage.covered(c, "snips") for c in pool) == 333
+    normal = sum(ope_coverage.normal_covered(c, "snips") for c in pool)
+    assert normal < 0.9 * len(pool), normal
