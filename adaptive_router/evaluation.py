@@ -382,6 +382,7 @@ class Evaluation:
             "min_ess": self.min_ess,
             "reason": self.reason,
             "logged": self.logged,
+            "rows": self.rows,
             "without_propensity": self.without_propensity,
             "missing_reward": self.missing_reward,
             "missing_share": self.missing_share,
