@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from adaptive_router import AllPathsFailed, Path, Router
-
-from adaptive_router.confidence import betting_interval, betting_lower_bound
+from adaptive_router.confidence import ess_interval, wilson_interval
+from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.evaluation import (
     MIN_ESS,
     Estimate,
@@ -25,7 +25,6 @@ from adaptive_router.evaluation import (
     estimate,
     evaluate,
 )
-from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.propensity import first_choice_probabilities
 from adaptive_router.simulation.experiments import ope_coverage
@@ -51,11 +50,10 @@ def test_ips_and_snips_equal_the_direct_formula() -> None:
     assert snips.effective_sample_size == pytest.approx(w.sum() ** 2 / (w * w).sum(), rel=1e-12)
     se = np.std(w * r, ddof=1) / np.sqrt(5000)
     assert ips.std_error == pytest.approx(se, rel=1e-12)
-    # The interval is the betting interval of the weighted rewards, the same for every
-    # method, widened to hold the point.
-    low, high = betting_interval(r, w)
-    want = (min(low, snips.value), max(high, snips.value))
-    assert (snips.low, snips.high) == pytest.approx(want, abs=1e-12)
+    # The interval: the estimator's own joined with the Wilson floor on the ESS.
+    for e in (ips, snips):
+        want = ess_interval(e.value, e.std_error, e.effective_sample_size)
+        assert (e.low, e.high) == want
     assert snips.low <= snips.value <= snips.high and snips.bounds == (0.0, 1.0)
 
 
@@ -173,9 +171,9 @@ def test_an_interval_on_a_handful_of_rows_is_wide_not_a_point(method: str) -> No
     # Three rows say little: the interval reaches far below the point.
     assert est.high == 1.0 and est.low < 0.35
     assert est.high - est.low > 0.65
-    # One row alone: nothing is excluded.
+    # One row alone: next to nothing is excluded.
     one = estimate([1.0], [0.05], [1.0], method, warn=False)  # type: ignore[arg-type]
-    assert (one.low, one.high) == (0.0, 1.0)
+    assert one.high == 1.0 and one.low < 0.01
 
 
 def test_the_interval_has_width_when_rewards_vary_and_narrows_with_ess() -> None:
@@ -192,9 +190,7 @@ def test_the_interval_has_width_when_rewards_vary_and_narrows_with_ess() -> None
     assert all(w > 0 for w in widths)
     assert widths[0] > 0.7  # ESS about 2: almost all of [0, 1]
     assert widths[0] > widths[1] > widths[2] > widths[3]
-    # ESS about 2,000: narrow, though wider than value ± 1.96 standard errors would be
-    # (the price of holding at every sample size; see the README).
-    assert widths[3] < 0.15
+    assert widths[3] < 0.1  # ESS about 2,000
     # Equal rewards do not make it a point either: two paths logged with probability 1/2
     # each, the target's path succeeded on all of its 20 first attempts.
     t = np.arange(40) % 2 == 0
@@ -203,19 +199,23 @@ def test_the_interval_has_width_when_rewards_vary_and_narrows_with_ess() -> None
     assert est.high == 1.0 and 0.5 < est.low < 0.9
 
 
-def test_the_betting_bound_is_the_root_of_the_wealth() -> None:
-    """The lower bound is where the gambler's wealth against it reaches 1 / alpha."""
-    rng = np.random.default_rng(3)
-    x = rng.random(200) * 2.0
-    low = betting_lower_bound(x, 0.025)
-    assert 0.0 < low < x.mean()
-    t = np.arange(1.0, 201.0)
-    mean = (0.5 + np.cumsum(x)) / (t + 1.0)
-    var = (0.25 + np.cumsum((x - mean) ** 2)) / (t + 1.0)
-    bets = np.minimum(np.sqrt(2 * np.log(40) / (200 * np.concatenate(([0.25], var[:-1])))), 0.75)
-    assert np.log1p(bets * (x - low)).sum() == pytest.approx(np.log(40), abs=1e-9)
-    assert betting_lower_bound(np.zeros(5), 0.025) == 0.0
-    assert betting_lower_bound([], 0.025) == 0.0
+def test_the_floor_is_the_wilson_interval_on_the_effective_sample_size() -> None:
+    # Textbook Wilson interval: 8 successes in 10 trials, z = 1.96 -> [0.4902, 0.9433].
+    low, high = wilson_interval(0.8, 10, 1.959963984540054)
+    assert (low, high) == pytest.approx((0.4902, 0.9433), abs=5e-5)
+    # A t quantile on ESS - 1 degrees of freedom; a zero standard error leaves the floor.
+    t9 = 2.2621571627409915
+    assert ess_interval(0.8, 0.0, 10.0) == pytest.approx(wilson_interval(0.8, 10, t9))
+    # A larger standard error than the floor's: the estimator's own interval wins.
+    low, high = ess_interval(0.5, 0.2, 10.0)
+    assert (low, high) == pytest.approx((0.5 - t9 * 0.2, 0.5 + t9 * 0.2))
+    # Clipped to the bounds, and the whole range without effective samples.
+    assert ess_interval(0.95, 0.2, 10.0)[1] == 1.0
+    assert ess_interval(0.3, 0.1, 0.0) == (0.0, 1.0)
+    assert ess_interval(30.0, 1.0, 0.0, (0.0, 50.0)) == (0.0, 50.0)
+    # Below one effective sample the quantile stays finite (one degree of freedom).
+    low, high = ess_interval(1.0, 0.0, 1.0)
+    assert 0.0 < low < 0.01 and high == 1.0
 
 
 def test_bounds_scale_the_interval_and_are_checked() -> None:
@@ -339,19 +339,19 @@ def test_intervals_cover_the_true_value_on_thompson_logs() -> None:
 
 def test_intervals_cover_the_truth_where_the_effective_sample_size_is_5_to_100() -> None:
     """The ope_coverage worlds (close and far rates, a dominant path, three good paths,
-    two contexts whose best paths differ), 6 runs each, first 20–300 requests, four
-    targets: >= 200 pooled cases with 5 <= ESS <= 100, each method's 95% interval holds
-    the true value in >= 90% of them. The old normal approximation (value ± 1.96 standard
-    errors) does not, on the same cases."""
-    pool = ope_coverage.in_range(ope_coverage.all_cases(6, 1, (20, 50, 120, 300)))
-    assert len(pool) == 340
+    very high rates, rare successes, two contexts whose best paths differ), 5 runs each,
+    first 20–300 requests, four targets: >= 200 pooled cases with 5 <= ESS <= 100, each
+    method's 95% interval holds the true value in >= 90% of them. The old normal
+    approximation (value ± 1.96 standard errors) does not, on the same cases."""
+    pool = ope_coverage.in_range(ope_coverage.all_cases(5, 1, (20, 50, 120, 300)))
+    assert len(pool) == 414
     assert min(c.ess for c in pool) >= 5.0 and max(c.ess for c in pool) <= 100.0
     assert sum(c.ess < 20 for c in pool) >= 100  # the small end is well represented
     assert {c.world for c in pool} == {w.name for w in ope_coverage.WORLDS}
     for method in ("snips", "ips", "dr"):
         hits = sum(ope_coverage.covered(c, method) for c in pool)
         assert hits >= 0.9 * len(pool), (method, hits, len(pool))
-    assert sum(ope_coverage.covered(c, "snips") for c in pool) == 333
+    assert sum(ope_coverage.covered(c, "snips") for c in pool) == 410
     normal = sum(ope_coverage.normal_covered(c, "snips") for c in pool)
     assert normal < 0.9 * len(pool), normal
 

@@ -186,8 +186,8 @@ def _table(result: Evaluation, value: float, task: str, url: str) -> Any:
         caption=(
             f"{result.without_propensity} requests without a logged decision skipped, "
             f"{result.missing_reward} without a known reward; {result.computed} propensities "
-            "computed now. 'logged' is what the router got on the same rows. The interval "
-            "holds at any sample size (a betting bound); below an effective sample size of "
-            f"{result.min_ess:g} there is no estimate without --allow-low-ess."
+            "computed now. 'logged' is what the router got on the same rows. The interval is "
+            "never narrower than the effective sample size supports; below an effective "
+            f"sample size of {result.min_ess:g} there is no estimate without --allow-low-ess."
         ),
     )

@@ -8,13 +8,14 @@ router logs them. Every run's first 20, 50, 120, 300 and 1,000 requests are eval
 four targets — "always path j" for each path and the uniform mix — whose true success
 rate is known. A case is one (world, run, prefix, target); the table pools the cases by
 effective sample size (ESS) and gives, per estimator, how often the interval of
-:func:`~adaptive_router.evaluation.estimate` (betting) held the truth, how often the
-normal approximation value ± 1.96 standard errors (what the intervals were before) did,
-the median width, and how far the point estimate was from the truth.
+:func:`~adaptive_router.evaluation.estimate` held the truth, how often the normal
+approximation value ± 1.96 standard errors (what the intervals were before) did, the
+median width, and how far the point estimate was from the truth.
 
 Worlds: close rates and no floor (Thompson Sampling explores by itself), far rates with a
-10% floor, one dominant path with a 5% floor, three good paths, and two contexts whose
-best paths differ (each context learned on its own, so weights and rewards correlate).
+10% floor, one dominant path with a 5% floor, three good paths, very high rates, rare
+successes, and two contexts whose best paths differ (each context learned on its own, so
+weights and rewards correlate).
 
 Run: ``python -m adaptive_router.simulation.experiments.ope_coverage [--runs N]
 [--seed S] [--out DIR]`` (from a checkout, ``python -m simulations.ope_coverage``).
@@ -64,6 +65,8 @@ WORLDS = (
     World("far rates, 10% floor", ((0.7, 0.4, 0.2),), 0.1),
     World("one dominant path, 5% floor", ((0.95, 0.6, 0.3),), 0.05),
     World("three good paths, no floor", ((0.9, 0.85, 0.8),), 0.0),
+    World("very high rates, 5% floor", ((0.98, 0.95, 0.9),), 0.05),
+    World("rare successes, 10% floor", ((0.05, 0.03, 0.01),), 0.1),
     World("two contexts, 5% floor", ((0.9, 0.5, 0.2), (0.3, 0.6, 0.8)), 0.05),
 )
 
@@ -211,7 +214,7 @@ class Row:
 
 
 def row(label: str, pool: Sequence[Case]) -> Row:
-    """Coverage per method (betting and normal), the median width of the SNIPS interval,
+    """Coverage per method (ours and normal), the median width of the SNIPS interval,
     and the 75th percentile of the SNIPS point's absolute error."""
     return Row(
         label,
@@ -242,12 +245,13 @@ def render(rows: Sequence[Row], runs: int, seed: int, seconds: float) -> str:
         f"{len(WORLDS)} worlds × {runs} runs of the real Thompson Sampling policy, each run's "
         f"first {', '.join(map(str, HORIZONS))} requests, 4 targets (always path j, uniform "
         "mix): a case is one (world, run, prefix, target). Coverage: share of cases whose "
-        "95% interval holds the true success rate; betting is the interval `estimate()` and "
-        "`evaluate()` give, normal is value ± 1.96 standard errors. Width: median width of "
+        "95% interval holds the true success rate; *interval* is what `estimate()` and "
+        "`evaluate()` give (the estimator's own interval joined with the Wilson floor on "
+        "the ESS), *normal* is value ± 1.96 standard errors alone. Width: median width of "
         "the SNIPS interval. Error: 75th percentile of |SNIPS − truth|.",
         "",
-        "| cases | n | betting SNIPS | betting IPS | betting DR | normal SNIPS | normal IPS "
-        "| normal DR | width | error |",
+        "| cases | n | interval SNIPS | interval IPS | interval DR | normal SNIPS "
+        "| normal IPS | normal DR | width | error |",
         "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -261,7 +265,7 @@ def render(rows: Sequence[Row], runs: int, seed: int, seconds: float) -> str:
     lines += [
         "",
         f"Seed {seed}; {seconds:.0f} s. Reproduce: "
-        f"`python -m adaptive_router.simulation.experiments.ope_coverage --runs {runs} "
+        f"`python -m simulations.ope_coverage --runs {runs} "
         f"--seed {seed}`.",
         "",
     ]
