@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pathlib
 import random
+import re
 import warnings
 from collections.abc import Callable
 
@@ -447,3 +449,17 @@ def test_below_min_ess_evaluate_gives_no_value_but_the_reason(sqlite_url: str) -
             evaluate(sqlite_url, "t", "poor", min_ess=bad)
     with pytest.raises(ValueError, match=r"max_missing_reward must be a share in \[0, 1\]"):
         evaluate(sqlite_url, "t", "poor", max_missing_reward=1.5)
+
+
+def test_the_readme_evaluation_snippet_runs(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.DOTALL)
+    (snippet,) = [b for b in blocks if "from adaptive_router.evaluation import evaluate" in b]
+    monkeypatch.chdir(tmp_path)  # its SQLite file lands here
+    exec(compile(snippet, "README.md", "exec"), {})
+    value, low, high, ess, logged = (float(x) for x in capsys.readouterr().out.split())
+    assert low <= 0.8 <= high and low <= value <= high  # claude succeeds 80% of the time
+    assert ess >= MIN_ESS and 0.8 < logged < 1.0
+    assert (tmp_path / "evaluate_example.db").is_file()
