@@ -4,7 +4,7 @@ sample size can support.
 An importance-weighted estimate rests on the rows that carry the weight. Its
 normal-approximation interval (value ± 1.96 standard errors) fails exactly where that
 matters: on a handful of rows that agree it is a point (three successes: "1 – 1"), and
-with effective sample sizes (ESS) of 5 to 100 it covers the truth in ~85% of cases, not
+with effective sample sizes (ESS) of 5 to 100 it covers the truth in 79–84% of cases, not
 95% (``ope_coverage``). The interval here is the union of two:
 
 * **A floor from the effective sample size**: the Wilson score interval of a success

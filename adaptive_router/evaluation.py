@@ -18,7 +18,7 @@ take that same action. With importance weights w_i = π_i / p_i:
 
 Intervals (95%) are not the normal approximation value ± 1.96 standard errors alone: that
 one collapses to a point when the few rows that carry the weight agree (one row, reward 1:
-"1 – 1") and covers the truth in ~85% of cases, not 95%, when the effective sample size
+"1 – 1") and covers the truth in 79–84% of cases, not 95%, when the effective sample size
 ESS = (Σ w)² / Σ w² is between 5 and 100. Each estimate's interval is the union of its
 own (with a Student-t quantile on ESS − 1 degrees of freedom) and a floor: the Wilson
 score interval of a rate measured on ESS independent requests
@@ -91,7 +91,7 @@ MAX_MISSING_REWARD = 0.05
 
 class LowEffectiveSampleSize(UserWarning):
     """The logs barely cover the target policy: a few rows carry most of the weight, so
-    the point estimate is noise (the interval stays honest, and wide)."""
+    the point estimate is noise (the interval says so by its width)."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def estimate(
         warnings.warn(
             f"effective sample size {ess:.1f} of {n} logged decisions is below {MIN_ESS:g}: "
             "the logs barely cover the target policy, so the point estimate is noise (the "
-            "interval holds, and is wide)",
+            "interval is wide, as it should be)",
             LowEffectiveSampleSize,
             stacklevel=2,
         )
@@ -313,7 +313,7 @@ class Evaluation:
     here). ``value``: the point estimate, or None when the effective sample size is below
     ``min_ess``; ``reason`` then says why (the ESS, the threshold, what to do) and
     ``estimate.value`` keeps the estimator's number for whoever accepts the noise (the
-    CLI's ``--allow-low-ess``). The interval holds either way. ``logged``: the mean reward
+    CLI's ``--allow-low-ess``). The interval is given either way. ``logged``: the mean reward
     the router actually got on the same rows. ``rows``: first attempts used.
     ``without_propensity``: first attempts in the window that carry no logged decision
     (rows from before decisions were logged, ``choose()`` decisions, the final fallback
@@ -558,8 +558,8 @@ def _evaluate(
         reason = (
             f"effective sample size {est.effective_sample_size:.1f} is below the minimum "
             f"{min_ess:g}: of {len(chosen)} logged requests of {where}, too few made the "
-            f"choices {label} would make for a point estimate (its 95% interval, "
-            f"{est.low:.4g} to {est.high:.4g}, holds). Collect more traffic (a longer "
+            f"choices {label} would make for a point estimate (its 95% interval is "
+            f"{est.low:.4g} to {est.high:.4g}). Collect more traffic (a longer "
             "window, or a larger exploration floor so the router tries those paths first "
             "more often), or accept a noisy estimate with min_ess=0 (CLI: --allow-low-ess)"
         )
