@@ -18,6 +18,7 @@ import tenacity
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router import forks
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.classify import RETRYABLE, classify, retry_after
@@ -149,7 +150,11 @@ class RetryPolicy:
                 )
         if isinstance(rng, bool):
             raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")
-        if rng is None or isinstance(rng, int):
+        if rng is None:
+            rng = random.Random()
+            # Forked workers must not draw the same jitter and retry in step.
+            forks.reseed_in_child(rng)
+        elif isinstance(rng, int):
             rng = random.Random(rng)
         elif not isinstance(rng, random.Random):
             raise ValueError(f"rng must be a random.Random, an int seed or None, got {rng!r}")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adaptive_router import forks
 from adaptive_router._checks import first_line
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.observe.alerts import Alert
@@ -116,6 +117,20 @@ class Heartbeat:
         self._supported = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a router of its own in the fleet (a new id and this pid, so
+        the parent's row is not overwritten), not beating until :meth:`start`."""
+        stopped = self._stop.is_set()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+        self._thread = None
+        self.identity = _Identity(uuid.uuid4().hex, self.identity.host, os.getpid())
+        self.started_at = self.clock()
+        self.beats = 0
+        self._failing = False
 
     def snapshot(self) -> HealthSnapshot:
         """The router's health now."""
@@ -164,8 +179,9 @@ class Heartbeat:
         return True
 
     def start(self) -> None:
-        """Beat now and then every ``interval`` seconds from a daemon thread."""
-        if self._thread is not None:
+        """Beat now and then every ``interval`` seconds from a daemon thread (a no-op when
+        it runs or was stopped)."""
+        if self._thread is not None or self._stop.is_set():
             return
         self._thread = threading.Thread(
             target=self._run, name=f"adaptive-router-heartbeat-{self.task}", daemon=True
@@ -203,11 +219,11 @@ class _Beating(Protocol):
     def close(self) -> None: ...
 
 
-def start_heartbeat(router: _Beating, interval: float | None) -> Callable[[], None]:
-    """Start ``router``'s heartbeat every ``interval`` seconds (None: off) and return the
-    function that stops it. The snapshot carries ``router.alerts.recent`` when present."""
+def start_heartbeat(router: _Beating, interval: float | None) -> Heartbeat | None:
+    """Start ``router``'s heartbeat every ``interval`` seconds and return it (None: off).
+    The snapshot carries ``router.alerts.recent`` when present."""
     if interval is None:
-        return lambda: None
+        return None
     alerts = getattr(router, "alerts", None)
     try:
         beat = Heartbeat(
@@ -222,4 +238,4 @@ def start_heartbeat(router: _Beating, interval: float | None) -> Callable[[], No
         router.close()  # built last: release the half-built router's writer and store
         raise
     beat.start()
-    return beat.stop
+    return beat

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 import time
 import weakref
@@ -19,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from adaptive_router import forks
 from adaptive_router._checks import first_line, redact, short
 from adaptive_router.errors import ConfigurationError, OutcomesRejected, StoreUnavailableError
 from adaptive_router.log_throttle import ThrottledLog
@@ -143,14 +145,48 @@ class Recorder:
         #: Called with each batch of outcomes once the store has committed it.
         self.on_written: Callable[[Sequence[Outcome]], None] | None = None
         if not store.in_process:
+            self.start()
+            # A forked child inherits this registration: it flushes its own buffer when
+            # it exits normally.
+            atexit.register(_close_at_exit, weakref.ref(self))
+        forks.follow(self)
+
+    def start(self) -> None:
+        """Start the writer thread unless it runs (the constructor does; a forked child
+        does at its first use of the router). Nothing to start for an in-process store."""
+        with self._lock:
+            if self.store.in_process or self._closed or self._thread is not None:
+                return
             self._thread = threading.Thread(
                 target=_run_loop,
-                args=(weakref.ref(self), self._stop, self._wake, flush_interval),
-                name=f"adaptive-router-writer[{task}]",
+                args=(weakref.ref(self), self._stop, self._wake, self.flush_interval),
+                name=f"adaptive-router-writer[{self.task}]",
                 daemon=True,
             )
             self._thread.start()
-            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks and events, no writer thread yet (:meth:`start`),
+        an empty buffer. The outcomes buffered or being written at the fork are the
+        parent's: its writer writes them, so the child must not (they would be written
+        twice, or lost with the child). The cache keeps the parent's evidence until the
+        child's first refresh, which comes with its writer's first tick."""
+        self._io_lock = threading.Lock()
+        if isinstance(self.store, SharedEvidence):
+            # The store's lock, renewed by the store's own hook (it was built first).
+            self.states, self._lock = self.store.shared_contexts(self.task)
+        else:
+            self._lock = threading.Lock()
+        self._buffer = []
+        self._inflight = 0
+        self._outage_logged = False
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        if self._closed:
+            self._stop.set()
+        self._thread = None
+        self._last_refresh = -math.inf
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
     def evidence(

@@ -8,6 +8,7 @@ the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adaptive_router import forks
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
@@ -279,6 +281,9 @@ class Router:
         )
         #: The validated parameters.
         self.config = cfg
+        # Set before the writer starts: its refresh reads them (see _after_fork_in_child).
+        self._forked, self._resuming = False, threading.Lock()
+        self._entropy = seed is None  # a forked child then draws numbers of its own
         self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
         self.success_fn, self.score_fn, self.min_score = cfg.success_fn, cfg.score_fn, cfg.min_score
         self.context_fn, self.max_contexts = cfg.context_fn, cfg.max_contexts
@@ -400,7 +405,10 @@ class Router:
                     self._log,
                 )
             )
-        self._unsubscribe.append(start_heartbeat(self, heartbeat))
+        self._heartbeat = start_heartbeat(self, heartbeat)
+        if self._heartbeat is not None:
+            self._unsubscribe.append(self._heartbeat.stop)
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return (
@@ -418,10 +426,29 @@ class Router:
         """Each path's resolved timeout, retry policy, breaker and rate limit, by name."""
         return self._settings
 
+    # -- a forked child (see adaptive_router.forks) ----------------------------------
+    def _after_fork_in_child(self) -> None:
+        # Its collaborators renewed their locks and buffers in their own hooks; the
+        # threads start at the first use, so a child that never routes starts nothing.
+        self._forked, self._resuming = True, threading.Lock()
+        if self._entropy:  # unseeded: workers must not all make the parent's next draws
+            self.rng.bit_generator.state = np.random.default_rng().bit_generator.state
+
+    def _resume(self) -> None:
+        """First use in a forked child: start this process's writer and heartbeat."""
+        with self._resuming:
+            if self._forked and not self._closed:
+                self._recorder.start()
+                if self._heartbeat is not None:
+                    self._heartbeat.start()
+            self._forked = False
+
     # -- the request core shared by run and arun ---------------------------------
     def _begin(self, context: str = "") -> tuple[str, list[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
+        if self._forked:
+            self._resume()
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
@@ -574,6 +601,8 @@ class Router:
         is then logged and ignored). A report of a decision this router does not hold
         raises :class:`StoreUnavailableError`: nothing was recorded, report it again.
         """
+        if self._forked:
+            self._resume()
         return self._feedback.report(
             request_id,
             success,
@@ -598,6 +627,8 @@ class Router:
         included. With ``context``, the posteriors that route that context: its own
         evidence (success, cost, latency) on the capped task level.
         """
+        if self._forked:
+            self._resume()
         return self.ranking.posteriors(self.clock(), context or "")
 
     def contexts(self) -> list[str]:

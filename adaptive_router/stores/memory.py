@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from adaptive_router import forks
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
@@ -45,9 +46,15 @@ class MemoryStore(Store, SharedEvidence):
         self._health: dict[str, HealthSnapshot] = {}
         self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
         self._max_outcomes = max_outcomes
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child the contents are the child's own copy; only the lock, which a
+        parent thread may have held at the fork, is renewed."""
+        self._lock = threading.Lock()
 
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
         refuse_invalid(outcomes)

@@ -26,6 +26,7 @@ from tenacity import (
 import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_evidence as sql_evidence
+import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 import adaptive_router.stores.sql_tasks as sql_tasks
@@ -128,6 +129,7 @@ class SQLStore(Store):
             raise ConfigurationError(
                 f"store must be a URL string, an Engine or a Store, got {type(url).__name__}"
             )
+        sql_fork.follow(self.engine)  # a forked child gets a pool of its own
         self.dialect = self.engine.dialect.name
         if self.dialect not in SUPPORTED:
             raise ConfigurationError(
