@@ -99,8 +99,12 @@ def adaptation_lags(
     ``s``. With the defaults: under 10% of first attempts, counted from ``s``, at every
     span of 100 requests or more, watched for at least 1,000 requests.
 
-    A path whose long-run share is above the threshold cannot meet this by chance: its
-    share counted from any request converges to its long-run share. The criteria it
+    A path whose long-run share is above the threshold cannot meet this by chance, given a
+    watch long enough: its share counted from any request tends to its long-run share, so
+    only a swing of traffic that lasts from ``s`` to the horizon could pass. Short
+    half-lives between close paths swing traffic for hundreds of requests or more; give
+    such runs a longer ``hold`` (the half-life sweep watches a quarter of the time to the
+    next incident). The criteria it
     replaced could be met by chance: one window of 10 requests without the path is met
     within a few hundred requests by a path that still leads a third of them, and even
     under 10% in every 100-request window for 100 windows in a row is met by short

@@ -166,7 +166,7 @@ def run(
     progress: Progress | None = None,
 ) -> Path:
     """Run the experiment; write ``degradation.md`` and ``.png``; return the markdown path."""
-    horizon = horizon or (1_000 if quick else INCIDENT_EVERY)
+    horizon = horizon or (2_000 if quick else INCIDENT_EVERY)
     runs = runs or (20 if quick else 200)
     at = horizon * 3 // 10
     md_path, png_path = output_paths(NAME, out, quick)

@@ -52,9 +52,10 @@ INTERVALS = (2_000, 10_000, 50_000)
 FIT_ON = (2_000, 10_000)
 QUICK_INTERVALS = (1_200, 2_000, 3_000)
 BOOTSTRAP = 1_000
-#: The rule this sweep recommends, ``half-life ≈ RULE_C × √(requests between incidents)``,
-#: fitted on every world and interval below (the sweep prints the fit it finds next to
-#: this value). The ``degradation`` experiment evaluates it on worlds the sweep never saw.
+#: The rule this sweep recommends, ``half-life ≈ RULE_C × √(requests between incidents)``:
+#: the constant fitted on the ``FIT_ON`` intervals of every world, rounded, i.e. the one
+#: whose prediction the sweep tests on the other intervals (it prints the fits it finds
+#: next to this value). The ``degradation`` experiment evaluates it on worlds it never saw.
 RULE_C = 3.5
 
 
@@ -239,7 +240,16 @@ def _drop_run(
     first = res.trace_first[n:]
     rates = res.rates[n:]
     lost = rates.max(axis=1)[:, None] - np.take_along_axis(rates, first, axis=1)
-    return Drop(regret=lost.sum(axis=0), lags=adaptation_lags(res.trace_first, path=0, since=n))
+    lags = adaptation_lags(res.trace_first, path=0, since=n, hold=lag_hold(n))
+    return Drop(regret=lost.sum(axis=0), lags=lags)
+
+
+def lag_hold(n: int) -> int:
+    """Requests a run is watched after its lag: a quarter of the N requests to the next
+    incident, at least ``LAG_HOLD``. Short memories swing traffic for hundreds or thousands
+    of requests when two paths are close; over a longer watch such a swing cannot pass for
+    adaptation."""
+    return max(LAG_HOLD, n // 4)
 
 
 def _calm(
@@ -407,24 +417,31 @@ def _flatness(
     results: dict[str, dict[float | None, Cell]],
     intervals: Sequence[int],
     best: dict[tuple[str, int], tuple[float | None, float]],
-) -> tuple[float, float]:
-    """The most the grid's neighbours of the best half-life (half and twice it) cost above
-    the best, over every world and interval: (per 1,000 requests, relative)."""
-    worst_abs = worst_rel = 0.0
+) -> str:
+    """What missing the best grid half-life by a factor of two costs, each way."""
+    finite = [h for h in HALF_LIVES if h is not None]
+    short: list[float] = []  # relative extra regret at half the best
+    long: list[float] = []  # ... at twice the best
     for name, cells in results.items():
-        finite = [h for h in HALF_LIVES if h is not None]
         for n in intervals:
             winner = best[name, n][0]
-            if winner is None or winner not in finite:
+            if winner is None or winner not in finite[1:-1]:
                 continue
             i = finite.index(winner)
             base = cells[winner].per_1k(n)
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(finite):
-                    extra = cells[finite[j]].per_1k(n) - base
-                    worst_abs = max(worst_abs, extra)
-                    worst_rel = max(worst_rel, extra / base)
-    return worst_abs, worst_rel
+            short.append(cells[finite[i - 1]].per_1k(n) / base - 1)
+            long.append(cells[finite[i + 1]].per_1k(n) / base - 1)
+    if not short:
+        return ""
+    cheaper = sum(s < t for s, t in zip(short, long, strict=True))
+    advice = " When unsure, err short." if cheaper > len(short) / 2 else ""
+    return (
+        f"Missing the best grid half-life by a factor of two costs {100 * min(short):.0f}–"
+        f"{100 * max(short):.0f}% more regret when too short (half the best) and "
+        f"{100 * min(long):.0f}–{100 * max(long):.0f}% when too long (twice the best), over "
+        f"the {len(short)} world × interval cells with a best inside the grid; too short is "
+        f"the cheaper mistake in {cheaper} of them.{advice}"
+    )
 
 
 def _page(
@@ -488,7 +505,7 @@ def _page(
                     f"{cells[None].per_1k(n):.2f} ± {cells[None].per_1k_ci(n):.2f}",
                     "–" if winner is None else f"{refined:,.0f}",
                     "–" if winner is None else f"{refined / math.sqrt(n):.1f}",
-                    _label(float(f"{c_all * math.sqrt(n):.2g}")),
+                    _label(recommended_half_life(n)),
                 ]
             )
     summary = table(
@@ -501,7 +518,7 @@ def _page(
             "no half-life",
             "best between grid points",
             "÷ √N",
-            f"{c_all:.1f}·√N",
+            f"rule {RULE_C:g}·√N",
         ],
         summary_rows,
     )
@@ -550,7 +567,7 @@ def _page(
     close, mild = results["close paths"], results["mild drop"]
     n_big = intervals[-1]
     close_best, mild_best = best["close paths", n_big][0], best["mild drop", n_big][0]
-    flat = _flatness(results, intervals, best)
+    flat_text = _flatness(results, intervals, best)
     # Close paths: the steady rate falls slowly until the half-life holds enough evidence
     # to tell paths a few points apart, so the best half-life can grow faster than √N.
     close_gamma = per_world_gamma.get("close paths", 0.5)
@@ -563,12 +580,12 @@ def _page(
         if faster
         else ""
     )
-    h_rule = float(f"{c_all * math.sqrt(10_000):.2g}")
+    h_rule = recommended_half_life(10_000)
     lag_rule = (
         f"under {100 * LAG_THRESHOLD:g}% of first attempts for good: counted from the lag, "
         f"its share stays under {100 * LAG_THRESHOLD:g}% over every span of {LAG_WINDOW} "
-        f"requests or more until the next incident, which must be at least {LAG_HOLD:,} "
-        "requests away"
+        "requests or more until the next incident, which must be at least a quarter of N "
+        f"(and {LAG_HOLD:,} requests) away"
     )
     return f"""# Half-life sweep: stationary regret against the cost of an incident
 
@@ -592,7 +609,8 @@ requests:
 - "Lag": requests after the drop until the dropped path is {lag_rule}; per run, averaged
   over the runs that got there; "(k not)" counts the runs that did not and are left out
   of the mean. A path that keeps, say, a fifth of first attempts cannot meet this by
-  chance, however its traffic comes in bursts.
+  chance: its share counted from any request tends to its long-run share, and the watch
+  is longer than the swings of traffic that short half-lives make between close paths.
 
 Regret is expected first-attempt failures beyond the oracle's. Intervals are mean ± 95%
 (1.96 standard errors over runs; calm, drop and changed-world runs are independent).
@@ -613,10 +631,12 @@ recur{close_clause}.** Forgetting costs a
 steady rate that falls as the half-life grows, and an incident costs regret that grows
 with the half-life (the lag does), so the sum is lowest near √(a·N/b) if the steady rate
 falls as a/half-life: the best half-life then grows with the square root of the time
-between incidents, not in proportion to it. Fitted on all worlds and intervals, best ÷ √N
-has geometric mean {c_all:.2f} (the rule uses {RULE_C:g}); per world, with the exponent
-fitted freely: {worlds_c}; all worlds together (an intercept per world) N^{gamma:.2f}.
-{close_text}At one drop every 10,000 requests the fit gives {_label(h_rule)} requests.
+between incidents, not in proportion to it. The rule's constant is best ÷ √N fitted on
+N = {fit_text} ({c_fit:.2f}; the rule uses {RULE_C:g}), the one whose prediction is tested
+out of sample below; fitted on every interval it is {c_all:.2f}. Per world, with the
+exponent fitted freely: {worlds_c}; all worlds together (an intercept per world)
+N^{gamma:.2f}.
+{close_text}At one drop every 10,000 requests the rule gives {_label(h_rule)} requests.
 
 {none_text}: without a half-life, each incident's cost grows with the history before it
 (10× the history is 10× the evidence to unlearn), so rare incidents do not make
@@ -631,10 +651,7 @@ with a half-life of {_label(close_best)}; after a mild drop,
 rather than until the next incident, cuts most of it off when nothing is forgotten: after
 a mild drop the dropped path keeps most first attempts for longer than that.)
 
-Near the optimum the curve is flat: the grid's neighbours of the best half-life (half and
-twice it) cost at most {flat[0]:.2f} per 1,000 requests more than the best
-({100 * flat[1]:.0f}% more) in the worlds and intervals above, so a rule that lands within
-a factor of two of the best loses little.
+{flat_text}
 
 ## The √N scaling out of sample
 
