@@ -685,10 +685,11 @@ def _plot(
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     ax = axes[0]
     x = np.arange(len(HALF_LIVES))
+    colors = dict(zip(results, ("tab:blue", "tab:orange", "tab:green"), strict=False))
     for name, cells in results.items():
         for n, style in zip(intervals, ("-", "--", ":"), strict=True):
             y = [cells[h].per_1k(n) for h in HALF_LIVES]
-            ax.plot(x, y, style, label=f"{name}, drop every {n:,}")
+            ax.plot(x, y, style, color=colors.get(name), label=f"{name}, drop every {n:,}")
     ax.set_xticks(x, [_label(h) for h in HALF_LIVES])
     ax.set_xlabel("half-life (requests)")
     ax.set_ylabel("regret per 1,000 requests")
@@ -702,7 +703,7 @@ def _plot(
     ax.plot(grid, c_all * np.sqrt(grid), "k-", lw=1, label=f"{c_all:.1f}·√N (fit, all N)")
     for name in results:
         pts = [(n, best[name, n][1]) for n in intervals if best[name, n][0] is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", label=f"best: {name}")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colors.get(name), label=name)
     pred = list(verdicts.items())
     ax.plot(
         [n for (_, n), _ in pred],
@@ -715,7 +716,7 @@ def _plot(
     ax.set_yscale("log")
     ax.set_xlabel("requests between incidents N")
     ax.set_ylabel("best half-life (requests)")
-    ax.set_title("the best half-life grows as √N")
+    ax.set_title("best half-life (between grid points) against N, log–log")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
