@@ -354,6 +354,10 @@ def summary_table(results: dict[str, WorldResult]) -> str:
     return table(SUMMARY_HEADER, body)
 
 
+def _small_dollars(x: float) -> str:
+    return "less than $0.001" if x < 0.0005 else f"${x:.3f}"
+
+
 def _settled_gap(results: dict[str, WorldResult]) -> float:
     """The largest cost gap (per 1,000 requests) between the router without its floor and
     the oracle, over the worlds where the cost-optimal order never changes."""
@@ -492,7 +496,7 @@ Where the cost-optimal order never changes — (i) and (iii), and (ii), where th
 leaves `rules` first whatever the large model does — the right fixed order, written down
 by someone who knows the true rates and prices, is as cheap as the oracle and a little
 cheaper than the router. That gap is the router's exploration floor: without it the
-router is within ${_settled_gap(results):.3f} per 1,000 requests of the oracle in those
+router is within {_small_dollars(_settled_gap(results))} per 1,000 requests of the oracle in those
 three worlds (next section). The router's advantage is not needing that knowledge, and
 following the world when the order flips (iv).
 
