@@ -473,7 +473,7 @@ def _page(
             for n in intervals:
                 mark = " **best**" if best[w.name, n][0] == h else ""
                 row += [
-                    f"{c.excess(n):,.0f}",
+                    f"{round(c.excess(n)):,}",
                     c.drops[n].lag_text(),
                     f"{c.per_1k(n):.2f} ± {c.per_1k_ci(n):.2f}{mark}",
                 ]
