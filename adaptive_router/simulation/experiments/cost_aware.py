@@ -355,7 +355,7 @@ def summary_table(results: dict[str, WorldResult]) -> str:
 
 
 def _small_dollars(x: float) -> str:
-    return "less than $0.001" if x < 0.0005 else f"${x:.3f}"
+    return "a tenth of a cent" if x < 0.001 else f"${x:.3f}"
 
 
 def _settled_gap(results: dict[str, WorldResult]) -> float:
