@@ -700,7 +700,8 @@ def _plot(
 
     ax = axes[1]
     grid = np.geomspace(min(intervals), max(intervals), 50)
-    ax.plot(grid, c_all * np.sqrt(grid), "k-", lw=1, label=f"{c_all:.1f}·√N (fit, all N)")
+    ax.plot(grid, RULE_C * np.sqrt(grid), "k-", lw=1, label=f"the rule, {RULE_C:g}·√N")
+    ax.plot(grid, c_all * np.sqrt(grid), "k:", lw=1, label=f"{c_all:.1f}·√N (fit on every N)")
     for name in results:
         pts = [(n, best[name, n][1]) for n in intervals if best[name, n][0] is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colors.get(name), label=name)
@@ -714,6 +715,8 @@ def _plot(
     )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(list(intervals), [f"{n:,}" for n in intervals])
+    ax.minorticks_off()
     ax.set_xlabel("requests between incidents N")
     ax.set_ylabel("best half-life (requests)")
     ax.set_title("best half-life (between grid points) against N, log–log")
