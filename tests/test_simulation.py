@@ -727,3 +727,21 @@ def test_refine_best_interpolates_between_grid_points() -> None:
     assert 400.0 < lopsided < 800.0
     with pytest.raises(ValueError, match="increasing"):
         refine_best([200.0, 100.0], [1.0, 2.0])
+
+
+def test_cost_aware_gaps_are_paired_over_runs() -> None:
+    from adaptive_router.simulation.experiments.cost_aware import Row, paired_gap
+
+    def row(cost: list[float]) -> Row:
+        c = np.asarray(cost)
+        return Row(cost_after=c, cost_total=c, seconds_total=c, first_success=c, latency_ms=c)
+
+    # Run-to-run spread is large but the difference is the same in every run: paired, the
+    # interval is 0; unpaired it would be about ±1.
+    a, b = row([1.0, 2.0, 3.0, 4.0]), row([0.9, 1.9, 2.9, 3.9])
+    gap = paired_gap(a, b)
+    assert gap.mean == pytest.approx(0.1)
+    assert gap.ci == pytest.approx(0.0, abs=1e-12)
+    assert gap.relative == pytest.approx(2.5 / 2.4 - 1)
+    assert gap.text() == "+$0.100 ± 0.000" and gap.percent() == "+4.2%"
+    assert paired_gap(b, a).text() == "−$0.100 ± 0.000"

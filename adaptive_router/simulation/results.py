@@ -104,13 +104,12 @@ def adaptation_lags(
     only a swing of traffic that lasts from ``s`` to the horizon could pass. Short
     half-lives between close paths swing traffic for hundreds of requests or more; give
     such runs a longer ``hold`` (the half-life sweep watches a quarter of the time to the
-    next incident). The criteria it
-    replaced could be met by chance: one window of 10 requests without the path is met
-    within a few hundred requests by a path that still leads a third of them, and even
-    under 10% in every 100-request window for 100 windows in a row is met by short
-    half-lives that send a quarter of first attempts to the path in bursts. The mean of
-    these lags is not the lag of the run-averaged traffic curve: one run's late
-    exploration keeps the averaged curve up.
+    next incident). Simpler criteria can be met by chance: one window of 10 requests
+    without the path (this function's earlier definition) is met within a few hundred
+    requests by a path that still leads a third of them, and even under 10% in each of
+    100 consecutive 100-request windows is met by short half-lives that send a quarter of
+    first attempts to the path in bursts. The mean of these lags is not the lag of the
+    run-averaged traffic curve: one run's late exploration keeps the averaged curve up.
     """
     _check_lag_args(threshold, window, hold)
     on = (np.asarray(first)[since:] == path).astype(np.float64)
