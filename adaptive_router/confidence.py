@@ -38,7 +38,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 __all__ = ["ess_interval", "reward_bounds", "wilson_interval"]
 
@@ -68,6 +67,8 @@ def ess_interval(
     if not ess > 0.0:
         return lo, hi
     span = hi - lo
+    from scipy import stats  # scipy (~0.1 s) loads with the first interval, not the CLI
+
     quantile = float(stats.t.ppf(0.5 + level / 2.0, max(ess - 1.0, 1.0)))
     rate = min(max((value - lo) / span, 0.0), 1.0)
     w_low, w_high = wilson_interval(rate, ess, quantile)
