@@ -399,8 +399,8 @@ def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
     evidence = Ranking.evidence
 
-    def early(self: Ranking, now: float, context: str = "") -> Any:
-        return evidence(self, now + 1.0, context)
+    def early(self: Ranking, now: float, context: str = "", after: bool = False) -> Any:
+        return evidence(self, now + 1.0, context, after)
 
     monkeypatch.setattr(Ranking, "evidence", early)
 
@@ -416,12 +416,12 @@ def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
         return decay(elapsed, None if half_life is None else 2 * half_life)
 
     monkeypatch.setattr(recorder_module, "decay_factor", doubled)
-    fold = recorder_module.fold_outcome
+    fold = recorder_module.fold_evidence
 
-    def fold_doubled(st: Any, o: Any, half_life: float | None) -> None:
-        fold(st, o, None if half_life is None else 2 * half_life)
+    def fold_doubled(ev: Any, o: Any, half_life: float | None) -> None:
+        fold(ev, o, None if half_life is None else 2 * half_life)
 
-    monkeypatch.setattr(recorder_module, "fold_outcome", fold_doubled)
+    monkeypatch.setattr(recorder_module, "fold_evidence", fold_doubled)
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,7 +451,20 @@ def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Ranking, "__init__", seeded_from_rng)
 
 
+def _after_failure_folded_into_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old bias: every attempt folded into one posterior, first attempts and attempts
+    # made after another path failed alike.
+    import adaptive_router.stores.memory as memory_module
+    from adaptive_router.stores.base import fold_outcome
+
+    def mixed(ev: Any, o: Any, half_life: float | None) -> None:
+        fold_outcome(ev.first, o, half_life)
+
+    monkeypatch.setattr(memory_module, "fold_evidence", mixed)
+
+
 MUTATIONS = {
+    "after-failure attempts folded into first-attempt evidence": _after_failure_folded_into_first,
     "decay one step early": _decay_one_step_early,
     "doubled half-life": _doubled_half_life,
     "no exploration floor": _no_exploration_floor,

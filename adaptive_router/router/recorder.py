@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,13 +28,14 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
-    PathState,
+    PathEvidence,
     SharedEvidence,
     Store,
-    fold_outcome,
+    fold_evidence,
     is_data_error,
     outcome_problem,
 )
+from adaptive_router.stores.evidence import pooled_means
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,18 @@ HIGH_WATER = 20_000
 LOG_WINDOW_S = 60.0
 
 
-_NO_STATES: dict[str, PathState] = {}
+_NO_STATES: dict[str, PathEvidence] = {}
+
+
+class Weights(NamedTuple):
+    """Decayed success and failure weights per path (in the order asked for): of first
+    attempts (``s``, ``f``) and, when asked for, of attempts after a failure (``s2``,
+    ``f2``; else None)."""
+
+    s: FloatArray
+    f: FloatArray
+    s2: FloatArray | None
+    f2: FloatArray | None
 
 
 class Recorder:
@@ -104,13 +116,13 @@ class Recorder:
         #: The start-up check that failed once the store was reached (nothing is written).
         self.startup_error: ConfigurationError | None = None
         #: The router's start-up checks, given the task's stored evidence once reached.
-        self.on_connect: Callable[[dict[str, dict[str, PathState]]], None] | None = None
+        self.on_connect: Callable[[dict[str, dict[str, PathEvidence]]], None] | None = None
         #: Store work deferred during an outage (decisions, reports), run after each
         #: successful flush under the I/O lock; returns the outcomes it wrote, raises
         #: when the store fails again (the rest waits for the next flush).
         self.after_flush: Callable[[], Sequence[Outcome]] | None = None
         # context -> path -> evidence; "" is the task level that every outcome updates.
-        self.states: dict[str, dict[str, PathState]]
+        self.states: dict[str, dict[str, PathEvidence]]
         #: A copy of the store's evidence that this recorder folds into (False: the
         #: store's own, read in place; it folds every written outcome itself).
         self.own_cache = not isinstance(store, SharedEvidence)
@@ -178,60 +190,65 @@ class Recorder:
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
     def evidence(
-        self, names: Sequence[str], context: str, now: float
-    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
-        """``(success, failure)`` weights of each of ``names`` at the task level, decayed
-        to ``now`` (0 without evidence), then the same in ``context`` (``None, None`` for
-        the task level, ``context=""``). Read under the lock: folds mutate the states in
-        place, and a half-folded state must not be read."""
+        self, names: Sequence[str], context: str, now: float, after: bool = False
+    ) -> tuple[Weights, Weights | None]:
+        """The :class:`Weights` of each of ``names`` at the task level, decayed to ``now``
+        (0 without evidence), then the same in ``context`` (None for the task level,
+        ``context=""``); the after-failure weights only when ``after``. Read under the
+        lock: folds mutate the states in place, and a half-folded state must not be read."""
         with self._lock:
-            s, f = self._decayed(self.states.get("", _NO_STATES), names, now)
+            task = self._decayed(self.states.get("", _NO_STATES), names, now, after)
             if not context:
-                return s, f, None, None
-            own_s, own_f = self._decayed(self.states.get(context, _NO_STATES), names, now)
-        return s, f, own_s, own_f
-
-    def _decayed(
-        self, states: dict[str, PathState], names: Sequence[str], now: float
-    ) -> tuple[FloatArray, FloatArray]:
-        half_life = self.half_life
-        s = np.zeros(len(names))
-        f = np.zeros(len(names))
-        if half_life is None:  # nothing decays (the default): no factor to compute
-            for i, st in enumerate(map(states.get, names)):
-                if st is not None:
-                    s[i] = st.success_w
-                    f[i] = st.failure_w
-            return s, f
-        for i, st in enumerate(map(states.get, names)):
-            if st is not None:
-                k = decay_factor(now - st.ref_time, half_life)
-                s[i] = st.success_w * k
-                f[i] = st.failure_w * k
-        return s, f
-
-    def means(self) -> dict[str, tuple[float | None, float | None]]:
-        """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt
-        (None where nothing was measured)."""
-        with self._lock:
-            return {
-                n: (st.mean_cost_usd, st.mean_latency_ms)
-                for n, st in self.states.get("", {}).items()
-            }
-
-    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
-        """``(task level, context)``: each path's decayed cost and latency sums
-        (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
-        with self._lock:
-            task = {n: cost_row(st) for n, st in self.states.get("", {}).items()}
-            own = {n: cost_row(st) for n, st in self.states.get(context, {}).items()}
+                return task, None
+            own = self._decayed(self.states.get(context, _NO_STATES), names, now, after)
         return task, own
 
-    def snapshot(self) -> dict[str, dict[str, PathState]]:
-        """A copy of every context's path states (``""`` is the task level)."""
+    def _decayed(
+        self, states: dict[str, PathEvidence], names: Sequence[str], now: float, after: bool
+    ) -> Weights:
+        half_life = self.half_life
+        k = len(names)
+        s = np.zeros(k)
+        f = np.zeros(k)
+        s2 = np.zeros(k) if after else None
+        f2 = np.zeros(k) if after else None
+        for i, ev in enumerate(map(states.get, names)):
+            if ev is None:
+                continue
+            st = ev.first
+            # No factor to compute without a half-life (the default): nothing decays.
+            w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
+            s[i] = st.success_w * w
+            f[i] = st.failure_w * w
+            if s2 is not None and f2 is not None:
+                st = ev.after_failure
+                if st.n:  # many paths are never tried second: nothing to decay
+                    w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
+                    s2[i] = st.success_w * w
+                    f2[i] = st.failure_w * w
+        return Weights(s, f, s2, f2)
+
+    def means(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt, over
+        both positions (None where nothing was measured)."""
+        half_life = self.half_life
+        with self._lock:
+            return {n: pooled_means(ev, half_life) for n, ev in self.states.get("", {}).items()}
+
+    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
+        """``(task level, context)``: each path's decayed cost and latency sums over both
+        positions (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
+        half_life = self.half_life
+        with self._lock:
+            task = {n: cost_row(ev, half_life) for n, ev in self.states.get("", {}).items()}
+            own = {n: cost_row(ev, half_life) for n, ev in self.states.get(context, {}).items()}
+        return task, own
+
+    def snapshot(self) -> dict[str, dict[str, PathEvidence]]:
+        """A copy of every context's path evidence (``""`` is the task level)."""
         with self._lock:
             return {
-                c: {n: replace(st) for n, st in paths.items()} for c, paths in self.states.items()
+                c: {n: ev.copy() for n, ev in paths.items()} for c, paths in self.states.items()
             }
 
     def contexts(self) -> list[str]:
@@ -421,10 +438,10 @@ class Recorder:
                 paths = self.states.get(ctx)
                 if paths is None:
                     paths = self.states[ctx] = {}
-                st = paths.get(o.path)
-                if st is None:
-                    st = paths[o.path] = PathState(ref_time=o.created_at)
-                fold_outcome(st, o, self.half_life)
+                ev = paths.get(o.path)
+                if ev is None:
+                    ev = paths[o.path] = PathEvidence()
+                fold_evidence(ev, o, self.half_life)
 
     def _push(self, outcomes: Sequence[Outcome]) -> None:
         self._buffer.extend(outcomes)

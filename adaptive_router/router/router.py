@@ -359,7 +359,7 @@ class Router:
             success_fn,
             score_fn,
             self.min_score,
-            lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
+            lambda path, ctx, attempt: self.ranking.mean(path, self.clock(), ctx, attempt),
             self._log,
         )
         #: The Prometheus observer (None when prometheus-client is not installed or off).
@@ -615,11 +615,17 @@ class Router:
         )
 
     def posteriors(self, context: str | None = None) -> list[Posterior]:
-        """Each path's current Beta posterior (decay applied): learned paths, then the fallback.
+        """Each path's current Beta posteriors (decay applied): learned paths, then the
+        fallback.
 
-        ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
-        attempts, fallback attempts included. With ``context``, the posteriors that route
-        that context: its own evidence (success, cost, latency) on the capped task level.
+        ``alpha``, ``beta``, ``mean``, ``interval``, ``n``, ``successes`` and ``failures``
+        are the path's first attempts (requests it was tried first on: its success rate,
+        which ranks the first choice); ``after_failure`` is the same for its attempts made
+        after another path of the request failed (only the inputs that path failed on;
+        they rank the later positions). ``traffic_share`` is the path's share of the
+        (decayed) evidence of both kinds, i.e. of recent attempts, fallback attempts
+        included. With ``context``, the posteriors that route that context: its own
+        evidence (success, cost, latency) on the capped task level.
         """
         if self._forked:
             self._resume()
@@ -633,7 +639,9 @@ class Router:
         self, window: timedelta = timedelta(hours=1), context: str | None = None
     ) -> list[PathWindowStats]:
         """Per-path success rate, latency percentiles, tokens, cost (and mean score) over a
-        recent window; in one context when ``context`` is given."""
+        recent window; in one context when ``context`` is given. Each item also counts the
+        first attempts and the attempts after a failure apart (``first_success_rate``,
+        ``after_failure_success_rate``, ...)."""
         secs = seconds(window, "window", allow_none=False) or 0.0
         self.flush()
         return self.store.window_stats(self.task, self.clock() - secs, context=context)
