@@ -16,15 +16,22 @@ take that same action. With importance weights w_i = π_i / p_i:
   right; lower variance than IPS when the model is decent. Fit the model on other rows
   (a split, or cross-fitting) so that r̂_i does not depend on r_i.
 
-Intervals (95%) are normal approximations, which is what the coverage test in
-``tests/test_evaluation.py`` checks (≥ 85% coverage where the effective sample size is
-≥ 100): for IPS and DR, the sample standard deviation of the per-row terms over √n
-(both are means of terms with finite variance when the weights are bounded); for
-SNIPS, the delta-method (sandwich) variance of a ratio estimator,
-Σ w_i² (r_i − V)² / (Σ w_i)². A bootstrap would not fix what breaks the normal
-approximation here (a handful of huge weights) and costs far more; the effective
-sample size ESS = (Σ w)² / Σ w² measures that risk and a
-:class:`LowEffectiveSampleSize` warning is raised when it is small.
+Intervals (95%) are not the normal approximation value ± 1.96 standard errors alone: that
+one collapses to a point when the few rows that carry the weight agree (one row, reward 1:
+"1 – 1") and covers the truth in 79–84% of cases, not 95%, when the effective sample size
+ESS = (Σ w)² / Σ w² is between 5 and 100. Each estimate's interval is the union of its
+own (with a Student-t quantile on ESS − 1 degrees of freedom) and a floor: the Wilson
+score interval of a rate measured on ESS independent requests
+(:mod:`adaptive_router.confidence`, which says what it assumes). Rewards lie in known
+``bounds``: [0, 1] for success; for costs and latencies the caller states them. In the
+seeded coverage simulation
+(:mod:`adaptive_router.simulation.experiments.ope_coverage`) the intervals of all three
+estimators cover the truth in at least 90% of the cases of every world with
+5 <= ESS <= 100.
+
+Below :data:`MIN_ESS` the point estimate rests on a handful of rows: :func:`estimate`
+warns (:class:`LowEffectiveSampleSize`) and :func:`evaluate` gives no value, only the
+interval and the reason.
 """
 
 from __future__ import annotations
@@ -35,12 +42,13 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from adaptive_router._checks import seconds
+from adaptive_router.confidence import ess_interval, reward_bounds
 from adaptive_router.logged_decision import LoggedDecision
 from adaptive_router.objectives import (
     OBJECTIVE_NAMES,
@@ -57,7 +65,10 @@ from adaptive_router.propensity import (
     objective_costs,
     propensities,
 )
-from adaptive_router.stores.base import Store
+from adaptive_router.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 FloatArray = NDArray[np.float64]
 Method = Literal["ips", "snips", "dr"]
@@ -65,19 +76,32 @@ METHODS: tuple[str, ...] = ("ips", "snips", "dr")
 
 #: Two-sided 95% normal quantile.
 Z95 = 1.959963984540054
-#: Below this effective sample size (or below MIN_ESS_FRACTION of n) a warning is raised.
-MIN_ESS = 100.0
-MIN_ESS_FRACTION = 0.01
+#: The intervals' confidence level.
+LEVEL = 0.95
+#: Below this effective sample size :func:`estimate` warns and :func:`evaluate` gives no
+#: point value. At ESS 20 a success rate's estimate has a standard error of up to
+#: 0.5 / √20 ≈ 0.11; below it, in the coverage simulation (``ope_coverage``), a quarter of
+#: the point estimates are off by 0.12 or more (0.17 below ESS 10) and the median 95%
+#: interval of a success rate is 0.48 wide (0.67 below ESS 10; see the README).
+MIN_ESS = 20.0
+#: The largest share of logged requests :func:`evaluate` skips for an unknown reward (an
+#: attempt of unknown cost) before refusing: the skipped ones are not a random sample.
+MAX_MISSING_REWARD = 0.05
 
 
 class LowEffectiveSampleSize(UserWarning):
     """The logs barely cover the target policy: a few rows carry most of the weight, so
-    the estimate is noisy and its normal-approximation interval may be too narrow."""
+    the point estimate is noise (the interval says so by its width)."""
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """An off-policy estimate of the target policy's mean reward, with a 95% interval."""
+    """An off-policy estimate of the target policy's mean reward, with a 95% interval.
+
+    ``low``/``high``: the interval (see the module docstring), within ``bounds``, the
+    range the rewards were assumed to lie in. ``std_error``: the estimator's standard
+    error (the sandwich one for SNIPS).
+    """
 
     value: float
     low: float
@@ -86,6 +110,7 @@ class Estimate:
     method: str
     effective_sample_size: float
     std_error: float
+    bounds: tuple[float, float] = (0.0, 1.0)
 
     def __str__(self) -> str:
         return (
@@ -152,9 +177,12 @@ def estimate(
     reward_matrix: ArrayLike | None = None,
     target_matrix: ArrayLike | None = None,
     direct: ArrayLike | None = None,
+    bounds: tuple[float, float] | None = None,
     warn: bool = True,
 ) -> Estimate:
     """Estimate the target policy's mean reward from logged decisions.
+
+    Rows are read in log order (the interval's bets use only earlier rows).
 
     Args:
         rewards: reward of each logged decision (success 0/1, or minus cost, ...).
@@ -167,12 +195,16 @@ def estimate(
         reward_matrix, target_matrix: DR only, shape (n, K): the model's prediction for
             every action and the target's probability of every action; their row-wise
             inner product is the direct term d_i. Alternatively pass ``direct`` (n,).
-        warn: emit :class:`LowEffectiveSampleSize` when ESS < 100 or < 1% of n.
+        bounds: ``(low, high)``, the range every reward lies in, which the interval
+            needs. None: ``(0, 1)`` when every reward lies there, else the observed range
+            widened to include 0 — an assumption (a target whose rewards go beyond what
+            was logged gets too narrow an interval); give the true range when you know it.
+        warn: emit :class:`LowEffectiveSampleSize` when ESS < :data:`MIN_ESS`.
 
     Raises:
         ValueError: naming the argument, for empty input, different lengths, NaN or
-            infinite rewards, propensities outside (0, 1], an unknown method, or DR
-            without a reward model.
+            infinite rewards, propensities outside (0, 1], an unknown method, DR without
+            a reward model, or rewards outside ``bounds``.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -187,11 +219,13 @@ def estimate(
             "one of each per decision"
         )
     n = r.size
+    lo, hi = reward_bounds(r, bounds)
     ess = effective_sample_size(w)
-    if warn and (ess < MIN_ESS or ess < MIN_ESS_FRACTION * n):
+    if warn and ess < MIN_ESS:
         warnings.warn(
-            f"effective sample size {ess:.1f} of {n} logged decisions: the logs barely "
-            "cover the target policy, so the estimate is noisy and its interval unreliable",
+            f"effective sample size {ess:.1f} of {n} logged decisions is below {MIN_ESS:g}: "
+            "the logs barely cover the target policy, so the point estimate is noise (the "
+            "interval is wide, as it should be)",
             LowEffectiveSampleSize,
             stacklevel=2,
         )
@@ -222,8 +256,8 @@ def estimate(
         terms = d + w * (r - rhat)
         value = float(terms.mean())
         se = float(terms.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
-    half = Z95 * se
-    return Estimate(value, value - half, value + half, n, method, ess, se)
+    low, high = ess_interval(value, se, ess, (lo, hi), LEVEL)
+    return Estimate(value, low, high, n, method, ess, se, (lo, hi))
 
 
 def _direct_term(
@@ -275,13 +309,17 @@ Target = str | Mapping[str, float] | Policy | Objective
 class Evaluation:
     """What a target policy would have scored on a store's logged traffic.
 
-    ``estimate``: the off-policy estimate (its ``value``, ``low``, ``high`` are also
-    properties here). ``logged``: the mean reward the router actually got on the same
-    rows. ``rows``: first attempts used. ``without_propensity``: first attempts in the
-    window that carry no logged decision (rows from before decisions were logged,
-    ``choose()`` decisions, the final fallback going first, other policies), skipped.
-    ``missing_reward``: rows skipped because the reward was unknown (an attempt of
-    unknown cost). ``computed``: propensities computed now (the router had deferred them).
+    ``estimate``: the estimator's output (its ``low``, ``high`` and ESS are also properties
+    here). ``value``: the point estimate, or None when the effective sample size is below
+    ``min_ess``; ``reason`` then says why (the ESS, the threshold, what to do) and
+    ``estimate.value`` keeps the estimator's number for whoever accepts the noise (the
+    CLI's ``--allow-low-ess``). The interval is given either way. ``logged``: the mean reward
+    the router actually got on the same rows. ``rows``: first attempts used.
+    ``without_propensity``: first attempts in the window that carry no logged decision
+    (rows from before decisions were logged, ``choose()`` decisions, the final fallback
+    going first, other policies), skipped. ``missing_reward``: logged requests skipped
+    because the reward was unknown (an attempt of unknown cost); ``missing_share`` of them.
+    ``computed``: propensities computed now (the router had deferred them).
     """
 
     estimate: Estimate
@@ -292,10 +330,12 @@ class Evaluation:
     without_propensity: int
     missing_reward: int
     computed: int
+    min_ess: float = MIN_ESS
+    reason: str | None = None
 
     @property
-    def value(self) -> float:
-        return self.estimate.value
+    def value(self) -> float | None:
+        return None if self.reason is not None else self.estimate.value
 
     @property
     def low(self) -> float:
@@ -317,26 +357,39 @@ class Evaluation:
     def effective_sample_size(self) -> float:
         return self.estimate.effective_sample_size
 
+    @property
+    def missing_share(self) -> float:
+        """Share of the logged requests skipped for an unknown reward."""
+        return self.missing_reward / (self.rows + self.missing_reward)
+
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON types (the CLI's ``--json``)."""
+        """Plain JSON types (the CLI's ``--json``); ``value`` is None (null) below the
+        minimum effective sample size, with ``reason``."""
         e = self.estimate
         return {
             "target": self.target,
             "reward": self.reward,
             "method": e.method,
-            "value": e.value,
+            "value": self.value,
             "low": e.low,
             "high": e.high,
-            "std_error": e.std_error,
+            "bounds": list(e.bounds),
+            "std_error": e.std_error if math.isfinite(e.std_error) else None,
             "n": e.n,
             "effective_sample_size": e.effective_sample_size,
+            "min_ess": self.min_ess,
+            "reason": self.reason,
             "logged": self.logged,
+            "rows": self.rows,
             "without_propensity": self.without_propensity,
             "missing_reward": self.missing_reward,
+            "missing_share": self.missing_share,
             "computed": self.computed,
         }
 
     def __str__(self) -> str:
+        if self.reason is not None:
+            return f"{self.target} ({self.reward}): no estimate. {self.reason}"
         return (
             f"{self.target} ({self.reward}): {self.estimate} vs logged {self.logged:.4g}; "
             f"{self.without_propensity} rows without propensity skipped"
@@ -344,7 +397,7 @@ class Evaluation:
 
 
 def evaluate(
-    store: Store,
+    store: Store | Engine | str | None,
     task: str,
     target: Target,
     *,
@@ -354,6 +407,8 @@ def evaluate(
     reward: str = "success",
     now: float | None = None,
     save: bool = True,
+    min_ess: float = MIN_ESS,
+    max_missing_reward: float = MAX_MISSING_REWARD,
 ) -> Evaluation:
     """Estimate what ``target`` would have scored on the task's logged requests.
 
@@ -362,7 +417,10 @@ def evaluate(
     attempts to the target's probability of the same first choice.
 
     Args:
-        store: the router's store.
+        store: what ``Router(store=...)`` takes: a URL (``"sqlite:///router.db"``,
+            ``"postgresql://user@host/db"``, ``"memory://"``), an SQLAlchemy Engine, a
+            Store, or None for the router's default SQLite file. A store opened here from a
+            URL or Engine is closed before returning; a Store passed in is left open.
         task: the task name.
         target: a path name (always attempted first when available), a mapping
             ``{path: probability}`` (first choice drawn from it), an objective
@@ -383,29 +441,71 @@ def evaluate(
             ``"cost"`` / ``"latency"`` per request, all attempts included. Those depend on
             the order after the first choice, which a first-attempt propensity does not
             cover: they are estimated only where at most two learned paths were available
-            (the first choice then fixes the order), and refused otherwise.
+            (the first choice then fixes the order), and refused otherwise. Success lies
+            in [0, 1]; costs and latencies are bounded by 0 and the largest one logged in
+            the window, an assumption the interval rests on.
         now: the reference time for ``window`` (default: ``time.time()``).
         save: store the propensities computed now (the router defers them under load).
+        min_ess: below this effective sample size the result has no ``value``, only the
+            interval and a ``reason``. 0 always gives a value.
+        max_missing_reward: the largest share of logged requests that may be skipped for
+            an unknown reward (cost or latency not recorded) before refusing; 1.0 accepts
+            any.
 
     Raises:
         ValueError: naming the argument, for an unknown path or reward, an empty window,
-            a window without logged decisions, or a per-request reward the logs do not
-            support. Emits :class:`LowEffectiveSampleSize` when the logs barely cover the
-            target.
+            a window without logged decisions, a per-request reward the logs do not
+            support, or more requests of unknown reward than ``max_missing_reward``.
+        ConfigurationError: for a store argument that is not a URL, Engine or Store.
+        StoreUnavailableError: when a database given by URL cannot be reached (the
+            message never shows its password).
     """
     if reward not in REWARDS:
         raise ValueError(f"reward must be one of {', '.join(REWARDS)}; got {reward!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if isinstance(min_ess, bool) or not (
+        isinstance(min_ess, (int, float)) and math.isfinite(min_ess) and min_ess >= 0
+    ):
+        raise ValueError(f"min_ess must be a number >= 0 (0 always gives a value), got {min_ess!r}")
+    if isinstance(max_missing_reward, bool) or not (
+        isinstance(max_missing_reward, (int, float)) and 0.0 <= max_missing_reward <= 1.0
+    ):
+        raise ValueError(
+            f"max_missing_reward must be a share in [0, 1], got {max_missing_reward!r}"
+        )
     secs = seconds(window, "window", allow_none=True) if window is not None else None
     since = None if secs is None else (time.time() if now is None else now) - secs
-    rows = store.outcomes(task, since)
-    if context is not None:
-        rows = [o for o in rows if o.context == context]
+    owned = not isinstance(store, Store)
+    opened = open_store(store)
+    try:
+        rows = opened.outcomes(task, since)
+        where = f"task {task!r}" + ("" if secs is None else f" in the last {secs:g} s")
+        if context is not None:
+            rows = [o for o in rows if o.context == context]
+            where += f", context {context!r}"
+        return _evaluate(
+            opened, task, rows, where, target, method, reward, save, min_ess, max_missing_reward
+        )
+    finally:
+        if owned:
+            opened.close()
+
+
+def _evaluate(
+    store: Store,
+    task: str,
+    rows: list[Outcome],
+    where: str,
+    target: Target,
+    method: Method,
+    reward: str,
+    save: bool,
+    min_ess: float,
+    max_missing_reward: float,
+) -> Evaluation:
+    """:func:`evaluate` on the rows read (arguments validated)."""
     firsts = [o for o in rows if o.attempt == 1 and not o.skipped]
-    where = f"task {task!r}" + ("" if window is None else f" in the last {secs:g} s")
-    if context is not None:
-        where += f", context {context!r}"
     if not firsts:
         raise ValueError(f"window: no logged requests of {where}")
     logged = [o for o in firsts if o.decision_data is not None]
@@ -429,9 +529,9 @@ def evaluate(
                 f"first choice then fixes the order); decisions here had up to {widest}. "
                 f"Use reward='attempt_{reward}' (the first attempt's) instead"
             )
-    missing = len(logged) - len(keep)
     if not keep:
         raise ValueError(f"reward: no row of {where} has a known {reward!r}")
+    _check_missing(len(logged) - len(keep), len(logged), reward, max_missing_reward)
     decisions = [decisions[i] for i in keep]
     chosen = [logged[i] for i in keep]
     r = rewards[keep]
@@ -448,8 +548,50 @@ def evaluate(
             "reward_matrix": rm,
             "target_matrix": matrix,
         }
-    est = estimate(r, p, pi, method, **kwargs)
-    return Evaluation(est, label, reward, float(r.mean()), len(chosen), without, missing, computed)
+    # Success is a probability; a cost or latency is >= 0 and, by assumption, no larger
+    # than the largest one logged (all zero: no assumption beyond estimate()'s default).
+    top = float(r.max())
+    bounds = (0.0, 1.0) if reward == "success" else ((0.0, top) if top > 0.0 else None)
+    est = estimate(r, p, pi, method, bounds=bounds, warn=False, **kwargs)
+    reason = None
+    if est.effective_sample_size < min_ess:
+        reason = (
+            f"effective sample size {est.effective_sample_size:.1f} is below the minimum "
+            f"{min_ess:g}: of {len(chosen)} logged requests of {where}, too few made the "
+            f"choices {label} would make for a point estimate (its 95% interval is "
+            f"{est.low:.4g} to {est.high:.4g}). Collect more traffic (a longer "
+            "window, or a larger exploration floor so the router tries those paths first "
+            "more often), or accept a noisy estimate with min_ess=0 (CLI: --allow-low-ess)"
+        )
+    return Evaluation(
+        est,
+        label,
+        reward,
+        float(r.mean()),
+        len(chosen),
+        without,
+        len(logged) - len(keep),
+        computed,
+        min_ess,
+        reason,
+    )
+
+
+def _check_missing(missing: int, total: int, reward: str, limit: float) -> None:
+    """Refuse when more than ``limit`` of the logged requests have an unknown reward."""
+    share = missing / total
+    if share <= limit:
+        return
+    what = "cost" if reward.endswith("cost") else "latency"
+    raise ValueError(
+        f"reward={reward!r}: {missing} of {total} logged requests ({share:.1%}) have an "
+        f"unknown {what}, more than max_missing_reward={limit:g} ({limit:.0%}). They are "
+        "not a random sample (an unknown cost is typically an attempt without a known "
+        "price, such as a fallback that calls no priced model), so skipping them would "
+        f"bias the estimate. Make those attempts' {what} known, or pass "
+        f"max_missing_reward={min(1.0, math.ceil(share * 100) / 100):g} "
+        "(CLI: --max-missing-reward) to skip them anyway"
+    )
 
 
 def _fill_propensities(

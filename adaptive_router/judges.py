@@ -63,6 +63,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from adaptive_router import forks
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.paths import Path
 from adaptive_router.providers import model_path
@@ -199,6 +200,13 @@ class LLMJudge:
         self._failures = 0
         self.last_error: str | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The pool's threads are not in a forked child: a call submitted to it would wait
+        # forever. The child makes its own pool when it needs one.
+        self._lock = threading.Lock()
+        self._pool = None
 
     def __repr__(self) -> str:
         return (

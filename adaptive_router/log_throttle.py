@@ -14,6 +14,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_router import forks
+
 
 @dataclass(slots=True)
 class _Window:
@@ -32,6 +34,10 @@ class LogThrottle:
         self.clock = clock
         self._windows: dict[Hashable, _Window] = {}
         self._lock = threading.Lock()
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     def admit(self, key: Hashable) -> tuple[bool, int]:
         """``(log_it, held_back)``: whether to log this event, and how many events of the

@@ -12,7 +12,11 @@ learned path adds ``c_final Π(1 - p_i)``, the same for every order.
 :class:`ObjectiveThompsonSampling` keeps Thompson Sampling's exploration: θ_i is drawn
 from each Beta posterior (the *same* draws, from the same generator, in the same order as
 :class:`~adaptive_router.policy.ThompsonSampling`), and paths are ranked by ascending
-``key_i = c_i / θ_i``. ``c_i`` is the objective's per-attempt cost: dollars for
+``key_i = c_i / θ_i``; given the after-failure evidence, the paths after the first by
+``c_i / θ'_i`` with θ' drawn from it (each position by the success probability that applies
+there: a path tried second only sees the inputs the first one failed on). The first choice
+depends on the first-attempt evidence and the costs alone, so its probability stays the
+one-dimensional integral below. ``c_i`` is the objective's per-attempt cost: dollars for
 ``"cost"``, seconds for ``"latency"``, ``c_i + rate · t_i`` for an :class:`Objective`
 with a rate. With ``objective="success"`` every c_i is 1 and the order is bit-identical to
 ``ThompsonSampling.rank``.
@@ -266,14 +270,32 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         successes: FloatArray,
         failures: FloatArray,
         rng: np.random.Generator,
+        after_successes: FloatArray | None = None,
+        after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
         costs: FloatArray | Sequence[float] | None = None,
         latencies: FloatArray | Sequence[float] | None = None,
     ) -> IntArray:
-        """Path indices best-first: ascending c_i / θ_i, explored path first with prob ε."""
+        """Path indices best-first: the first by ascending c_i / θ_i (θ from the
+        first-attempt evidence; the explored path first with probability ε), the others,
+        given ``after_successes``/``after_failures``, by ascending c_i / θ'_i with θ' drawn
+        from their after-failure posteriors (see :meth:`ThompsonSampling.rank`), else by
+        c_i / θ_i. Each position is ranked by the success probability that applies there."""
         if self.objective.ranks_by_success:
-            return super().rank(successes, failures, rng)
+            return super().rank(
+                successes, failures, rng, after_successes, after_failures, after_rng
+            )
         if successes.ndim == 1:
-            return self._rank_one_cost(successes, failures, rng, costs, latencies)
+            return self._rank_one_cost(
+                successes,
+                failures,
+                rng,
+                costs,
+                latencies,
+                after_successes,
+                after_failures,
+                after_rng,
+            )
         c = self.attempt_costs(
             None if costs is None else np.asarray(costs, dtype=np.float64),
             None if latencies is None else np.asarray(latencies, dtype=np.float64),
@@ -294,11 +316,24 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                 np.put_along_axis(
                     key, pick[..., None], np.where(exploring, -1.0, current)[..., None], axis=-1
                 )
+        order = self._by_key(key)
+        if after_successes is None or after_failures is None or key.shape[-1] < 3:
+            return order
+        first = order[..., 0]
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
+        c_rest = np.take_along_axis(np.broadcast_to(c, key.shape), rest, -1)
+        with np.errstate(divide="ignore"):
+            key2 = np.array(c_rest / theta2, dtype=np.float64)
+        later = np.take_along_axis(rest, self._by_key(key2), axis=-1)
+        return np.concatenate([first[..., None], later], axis=-1)
+
+    def _by_key(self, key: FloatArray) -> IntArray:
+        """Indices by ascending ``key`` (last axis); with ``success_value_usd``, those whose
+        key exceeds it behind the others, keeping their key order."""
         order: IntArray = np.argsort(key, axis=-1, kind="stable")
         v = self.objective.success_value_usd
         if v is not None:
-            # Paths whose expected cost to a success exceeds its value go behind the
-            # others, keeping their key order (a stable sort on "over" after the key).
+            # A stable sort on "over" after the key.
             over = np.take_along_axis(key > v, order, axis=-1)
             order = np.take_along_axis(order, np.argsort(over, axis=-1, kind="stable"), -1)
         return order
@@ -310,6 +345,9 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         rng: np.random.Generator,
         costs: FloatArray | Sequence[float] | None,
         latencies: FloatArray | Sequence[float] | None,
+        after_successes: FloatArray | None = None,
+        after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
     ) -> IntArray:
         """The Router's case, in plain Python floats: scalar draws consume the generator as
         ThompsonSampling's do, and the per-attempt costs are computed without numpy's
@@ -322,6 +360,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         a0, b0 = self.prior
         draw = rng.beta
         key = []
+        per_attempt = []
         for i, (s, f) in enumerate(zip(successes.tolist(), failures.tolist(), strict=True)):
             theta = draw(a0 + s, b0 + f)
             c = (w * cs[i] if cs is not None else 0.0) + (
@@ -332,6 +371,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                     f"costs and latencies must be >= 0 and not NaN, got {c!r} for path {i}"
                 )
             c = max(c, MIN_COST)
+            per_attempt.append(c)
             key.append(c / theta if theta > 0.0 else math.inf)
         if self.explore > 0.0 and rng.random() < self.explore:
             key[int(rng.integers(0, len(key)))] = -1.0
@@ -340,6 +380,20 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             order = sorted(range(len(key)), key=key.__getitem__)
         else:
             order = sorted(range(len(key)), key=lambda i: (key[i] > v, key[i]))
+        if after_successes is not None and after_failures is not None and k > 2:
+            first = order[0]
+            s2, f2 = after_successes.tolist(), after_failures.tolist()
+            key2 = {}
+            draw2 = (after_rng or rng).beta
+            for j in range(k):
+                if j != first:
+                    theta = draw2(a0 + s2[j], b0 + f2[j])
+                    key2[j] = per_attempt[j] / theta if theta > 0.0 else math.inf
+            if v is None:
+                later = sorted(key2, key=key2.__getitem__)
+            else:
+                later = sorted(key2, key=lambda j: (key2[j] > v, key2[j]))
+            order = [first, *later]
         return np.array(order, dtype=np.intp)
 
 

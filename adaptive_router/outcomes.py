@@ -273,22 +273,29 @@ class Decision:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Posterior:
-    """A path's current Beta posterior as the router sees it (decay applied)."""
+def _interval(alpha: float, beta: float) -> tuple[float, float]:
+    from scipy.stats import beta as beta_dist
 
-    path: str
+    lo, hi = beta_dist.ppf([0.025, 0.975], alpha, beta)
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionPosterior:
+    """A path's Beta posterior at one position (decay applied): its first attempts, or
+    its attempts made after another path of the same request failed.
+
+    ``alpha``/``beta`` are the prior plus the decayed successes/failures; ``n``,
+    ``successes`` and ``failures`` are all-time counts of that position's attempts;
+    ``updated_at`` is its newest attempt's time (None: none yet).
+    """
+
     alpha: float
     beta: float
     n: int
     successes: int
     failures: int
-    traffic_share: float
     updated_at: float | None
-    #: Decayed mean cost (USD) and latency (ms) per attempt, else the path's prior
-    #: (``Path.expected_cost_usd`` / ``expected_latency_ms``), else None.
-    expected_cost_usd: float | None = None
-    expected_latency_ms: float | None = None
 
     @property
     def mean(self) -> float:
@@ -297,10 +304,59 @@ class Posterior:
     @property
     def interval(self) -> tuple[float, float]:
         """Central 95% credible interval."""
-        from scipy.stats import beta as beta_dist
+        return _interval(self.alpha, self.beta)
 
-        lo, hi = beta_dist.ppf([0.025, 0.975], self.alpha, self.beta)
-        return float(lo), float(hi)
+
+#: The after-failure posterior of a path with none yet, under the default prior.
+_NO_AFTER_FAILURE = PositionPosterior(1.0, 1.0, 0, 0, 0, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Posterior:
+    """A path's current Beta posteriors as the router sees them (decay applied).
+
+    ``alpha``, ``beta``, ``mean``, ``interval``, ``n``, ``successes``, ``failures`` and
+    ``updated_at`` are its **first-attempt** evidence: requests whose first executed path
+    it was, i.e. every kind of input the task gets. That is what the first choice is ranked
+    by, and its mean estimates the path's success rate. ``after_failure`` is the same for
+    its attempts made after another path of the request failed: only the inputs that path
+    failed on, often the hard ones, so its mean is usually lower and is not the path's
+    success rate; the later positions of an order are ranked by it.
+    """
+
+    path: str
+    alpha: float
+    beta: float
+    n: int
+    successes: int
+    failures: int
+    traffic_share: float
+    """The path's share of recent (decayed) attempts, both positions, fallbacks included."""
+    updated_at: float | None
+    #: Decayed mean cost (USD) and latency (ms) per attempt (both positions), else the
+    #: path's prior (``Path.expected_cost_usd`` / ``expected_latency_ms``), else None.
+    expected_cost_usd: float | None = None
+    expected_latency_ms: float | None = None
+    after_failure: PositionPosterior = _NO_AFTER_FAILURE
+    """The posterior of the attempts made after another path of the request failed."""
+
+    @property
+    def mean(self) -> float:
+        """First-attempt posterior mean."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """Central 95% credible interval of the first-attempt posterior."""
+        return _interval(self.alpha, self.beta)
+
+    @property
+    def first(self) -> PositionPosterior:
+        """The first-attempt posterior as a :class:`PositionPosterior` (the same numbers
+        as ``alpha``, ``beta``, ``n``, ...)."""
+        return PositionPosterior(
+            self.alpha, self.beta, self.n, self.successes, self.failures, self.updated_at
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +377,33 @@ class PathWindowStats:
     errors: dict[str, int] = field(default_factory=dict)
     mean_score: float | None = None
     """Mean 0-1 score of scored attempts (routers with ``score_fn``), else None."""
+    first_successes: int = 0
+    """Of ``first_attempts`` (attempts that were their request's first), the successes."""
 
     @property
     def success_rate(self) -> float:
+        """Successes per attempt, both positions together (NaN without attempts)."""
         return self.successes / self.attempts if self.attempts else math.nan
+
+    @property
+    def after_failure_attempts(self) -> int:
+        """Attempts made after another path of their request failed."""
+        return self.attempts - self.first_attempts
+
+    @property
+    def after_failure_successes(self) -> int:
+        """Of ``after_failure_attempts``, the successes."""
+        return self.successes - self.first_successes
+
+    @property
+    def first_success_rate(self) -> float:
+        """Successes per first attempt: the path's success rate on the inputs the task
+        gets (NaN without first attempts)."""
+        return self.first_successes / self.first_attempts if self.first_attempts else math.nan
+
+    @property
+    def after_failure_success_rate(self) -> float:
+        """Successes per attempt made after another path failed: on the inputs that path
+        failed on, not the path's success rate (NaN without such attempts)."""
+        n = self.after_failure_attempts
+        return self.after_failure_successes / n if n else math.nan

@@ -5,10 +5,18 @@ observed so far and returns the order in which to try the paths. Arrays may
 carry leading batch dimensions (``(..., K)``), which is how the simulator runs
 thousands of independent replications in one numpy call with the very same
 code the live Router runs for one request.
+
+The evidence a policy gets is the paths' *first-attempt* evidence: attempts that were
+their request's first, which see every kind of input. Attempts made after another path
+of the request failed see only the inputs it failed on (often the hard ones); folding
+them in would make the incumbent's rivals look worse than they are. :class:`ThompsonSampling`
+also takes that *after-failure* evidence (``after_successes``/``after_failures``) and
+orders the paths after the first one by it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Protocol, runtime_checkable
 
@@ -31,8 +39,38 @@ class Policy(Protocol):
     def rank(
         self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
     ) -> IntArray:
-        """Path indices best-first, shape ``successes.shape``."""
+        """Path indices best-first, shape ``successes.shape``, from the paths' first-attempt
+        evidence (decayed weights of successes and failures)."""
         ...
+
+
+def after_failure_generator(rng: np.random.Generator) -> np.random.Generator:
+    """The generator for a policy's after-failure draws (``rank(..., after_rng=)``): a child
+    spawned from ``rng``'s seed sequence, which draws nothing from ``rng``, so the first
+    choices use ``rng`` exactly as without after-failure evidence. Each call spawns the
+    next child; the Router and :func:`~adaptive_router.simulation.simulate` each call it
+    once for a fresh generator, so the same seed gives both the same two streams. Falls
+    back to ``rng`` itself when it cannot spawn (numpy < 1.25, or no seed sequence)."""
+    try:
+        child: np.random.Generator = rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):
+        return rng
+    return child
+
+
+def takes_after_failure(policy: object) -> bool:
+    """Whether ``policy.rank`` takes the after-failure evidence and its generator (the
+    keywords ``after_successes``, ``after_failures`` and ``after_rng``, as
+    :meth:`ThompsonSampling.rank` does). Other policies get the first-attempt evidence
+    alone, which orders every position."""
+    rank = getattr(policy, "rank", None)
+    if rank is None:
+        return False
+    try:
+        params = inspect.signature(rank).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    return all(name in params for name in ("after_successes", "after_failures", "after_rng"))
 
 
 #: Evidence older than this many half-lives weighs < 1e-18 and is treated as 0. The SQL
@@ -155,10 +193,32 @@ class ThompsonSampling:
         return rng.beta(self.prior[0] + successes, self.prior[1] + failures)
 
     def rank(
-        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+        self,
+        successes: FloatArray,
+        failures: FloatArray,
+        rng: np.random.Generator,
+        after_successes: FloatArray | None = None,
+        after_failures: FloatArray | None = None,
+        after_rng: np.random.Generator | None = None,
     ) -> IntArray:
+        """Path indices best-first, shape ``successes.shape``.
+
+        ``successes``/``failures`` are the first-attempt evidence: θ_k is drawn from each
+        path's Beta posterior of it and the first path is the largest θ (or, with
+        probability ``explore``, a uniformly chosen one). With ``after_successes`` and
+        ``after_failures`` (the evidence of attempts made after another path failed), the
+        other paths follow in descending θ'_k drawn from their after-failure posteriors
+        with ``after_rng`` (default ``rng``): K - 1 more draws, made only when K > 2 (with
+        two paths the second is the other one). Without them, in descending θ_k.
+
+        The Router and the simulator draw θ' from a generator of their own
+        (:func:`after_failure_generator`), so the first choices consume ``rng`` exactly as
+        without after-failure evidence.
+        """
         if successes.ndim == 1:
-            return self._rank_one(successes, failures, rng)
+            return self._rank_one(
+                successes, failures, rng, after_successes, after_failures, after_rng
+            )
         theta = self.sample(successes, failures, rng)
         if self.explore > 0.0:
             k = theta.shape[-1]
@@ -171,10 +231,40 @@ class ThompsonSampling:
                 np.put_along_axis(
                     theta, pick[..., None], np.where(exploring, 2.0, current)[..., None], axis=-1
                 )
-        return np.argsort(-theta, axis=-1, kind="stable")
+        if after_successes is None or after_failures is None or theta.shape[-1] < 3:
+            return np.argsort(-theta, axis=-1, kind="stable")
+        # The first maximum, as the stable descending sort would put first.
+        first = np.argmax(theta, axis=-1)
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
+        later = np.take_along_axis(rest, np.argsort(-theta2, axis=-1, kind="stable"), axis=-1)
+        return np.concatenate([first[..., None], later], axis=-1)
+
+    def sample_rest(
+        self,
+        first: IntArray,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, FloatArray]:
+        """The paths other than ``first`` (shape ``(...)``) in index order, shape
+        ``(..., K - 1)``, and one θ' per path drawn from its after-failure posterior (in C
+        order: row by row, each row's paths by index, as :meth:`_rank_one` draws them)."""
+        k = after_successes.shape[-1]
+        j = np.arange(k - 1)
+        rest = np.where(j < first[..., None], j, j + 1)
+        s2 = np.take_along_axis(np.broadcast_to(after_successes, (*first.shape, k)), rest, -1)
+        f2 = np.take_along_axis(np.broadcast_to(after_failures, (*first.shape, k)), rest, -1)
+        theta2: FloatArray = rng.beta(self.prior[0] + s2, self.prior[1] + f2)
+        return rest, theta2
 
     def _rank_one(
-        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+        self,
+        successes: FloatArray,
+        failures: FloatArray,
+        rng: np.random.Generator,
+        after_successes: FloatArray | None,
+        after_failures: FloatArray | None,
+        after_rng: np.random.Generator | None,
     ) -> IntArray:
         """The live Router's case (one request, K paths), without numpy's per-call array
         overhead: scalar draws consume the Generator exactly as the batched path does for
@@ -186,5 +276,18 @@ class ThompsonSampling:
         ]
         if self.explore > 0.0 and rng.random() < self.explore:
             theta[int(rng.integers(0, len(theta)))] = 2.0
+        # reverse=True keeps equal θs in index order, as the stable argsort does.
         order = sorted(range(len(theta)), key=theta.__getitem__, reverse=True)
+        if after_successes is not None and after_failures is not None and len(order) > 2:
+            first = order[0]
+            s2, f2 = after_successes.tolist(), after_failures.tolist()
+            draw2 = (after_rng or rng).beta
+            if len(order) == 3:  # the common case, without a sort: two draws, one test
+                a, b = (1, 2) if first == 0 else ((0, 2) if first == 1 else (0, 1))
+                ta, tb = draw2(a0 + s2[a], b0 + f2[a]), draw2(a0 + s2[b], b0 + f2[b])
+                order = [first, a, b] if ta >= tb else [first, b, a]
+            else:
+                rest = [j for j in range(len(order)) if j != first]
+                theta2 = {j: draw2(a0 + s2[j], b0 + f2[j]) for j in rest}
+                order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
         return np.array(order, dtype=np.intp)

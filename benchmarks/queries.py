@@ -161,9 +161,11 @@ def path_stats_rows(accs: dict[tuple[str, str], Acc]) -> list[tuple[Any, ...]]:
     return rows
 
 
+# Every synthetic outcome is a request's first attempt: first-attempt evidence.
 PS_INSERT = (
     "INSERT INTO path_stats (task, path, success_w, failure_w, ref_time, successes, failures, "
-    "half_life_s, updated_at) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
+    "half_life_s, updated_at, position) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, "
+    "'first')"
 )
 
 

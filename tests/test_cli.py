@@ -133,6 +133,15 @@ def _assert_posterior(got: dict[str, Any], want: Posterior, rel: float = 1e-9) -
     for key in ("alpha", "beta", "mean", "traffic_share"):
         assert got[key] == pytest.approx(getattr(want, key), rel=rel), key
     assert got["interval"] == pytest.approx(list(want.interval), rel=rel)
+    after, theirs = got["after_failure"], want.after_failure
+    assert (after["n"], after["successes"], after["failures"]) == (
+        theirs.n,
+        theirs.successes,
+        theirs.failures,
+    )
+    for key in ("alpha", "beta", "mean"):
+        assert after[key] == pytest.approx(getattr(theirs, key), rel=rel), key
+    assert after["interval"] == pytest.approx(list(theirs.interval), rel=rel)
 
 
 def _stats_equal(got: dict[str, Any], want: PathWindowStats) -> None:
@@ -140,18 +149,32 @@ def _stats_equal(got: dict[str, Any], want: PathWindowStats) -> None:
 
 
 def _same_stats(got: dict[str, Any], want: PathWindowStats) -> bool:
+    def number(v: float) -> float | None:
+        return None if math.isnan(v) else v
+
     return got == {
         "path": want.path,
         "attempts": want.attempts,
-        "first_attempts": want.first_attempts,
         "successes": want.successes,
         "success_rate": want.success_rate,
+        "first_attempts": want.first_attempts,
+        "first_successes": want.first_successes,
+        "first_success_rate": number(want.first_successes / want.first_attempts)
+        if want.first_attempts
+        else None,
+        "after_failure_attempts": want.attempts - want.first_attempts,
+        "after_failure_successes": want.successes - want.first_successes,
+        "after_failure_success_rate": (want.successes - want.first_successes)
+        / (want.attempts - want.first_attempts)
+        if want.attempts > want.first_attempts
+        else None,
         "timeouts": want.timeouts,
         "latency_p50_ms": want.latency_p50_ms,
         "latency_p95_ms": want.latency_p95_ms,
         "input_tokens": want.input_tokens,
         "output_tokens": want.output_tokens,
         "cost_usd": want.cost_usd,
+        "mean_score": want.mean_score,
         "errors": want.errors,
     }
 
@@ -183,8 +206,12 @@ def test_posteriors_apply_the_stored_half_life(filled: Filled) -> None:
         assert lower[name].beta - 1e-9 <= p["beta"] <= upper[name].beta + 1e-9
         assert p["traffic_share"] == pytest.approx(upper[name].traffic_share, rel=1e-6)
         assert (p["n"], p["successes"]) == (upper[name].n, upper[name].successes)
-        # 300 outcomes over 50 minutes with a 10-minute half-life: most evidence is gone.
-        assert p["alpha"] + p["beta"] - 2 < 0.5 * p["n"]
+        after = p["after_failure"]
+        assert lower[name].after_failure.alpha - 1e-9 <= after["alpha"]
+        assert after["alpha"] <= upper[name].after_failure.alpha + 1e-9
+        # 300 requests over 50 minutes with a 10-minute half-life: most evidence is gone.
+        decayed = p["alpha"] + p["beta"] - 2 + after["alpha"] + after["beta"] - 2
+        assert decayed < 0.5 * (p["n"] + after["n"])
 
 
 def test_posteriors_prior_option(filled: Filled) -> None:
@@ -659,7 +686,11 @@ def test_posteriors_and_stats_filter_by_context(tmp_path: pathlib.Path) -> None:
     assert (stats["a"]["attempts"], stats["a"]["successes"]) == (10, 0)
     assert stats["fb"]["attempts"] == 10
     whole = runner.invoke(app, ["posteriors", "--db", url, "--task", "ctx", "--json"])
-    assert {p["path"]: p["n"] for p in json.loads(whole.stdout)} == {"a": 20, "fb": 10}
+    # The fallback only runs after "a" failed: all its evidence is after a failure.
+    assert {p["path"]: (p["n"], p["after_failure"]["n"]) for p in json.loads(whole.stdout)} == {
+        "a": (20, 0),
+        "fb": (0, 10),
+    }
     missing = runner.invoke(app, ["posteriors", "--db", url, "--task", "ctx", "--context", "z"])
     assert missing.exit_code == 1 and "context 'z'" in missing.output
 

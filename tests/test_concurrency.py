@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from adaptive_router import SQLStore
 from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import decay_factor
-from adaptive_router.stores.base import PathState, totals_from_outcomes
+from adaptive_router.stores.base import PathEvidence, PathState, totals_from_outcomes
 from adaptive_router.stores.rollups import backfill_sql
 from adaptive_router.stores.schema import rollups
 
@@ -71,11 +71,21 @@ def test_four_processes_count_exactly(sql_url: str) -> None:
     assert set(contexts) == {"", "even", "odd"}
     for ctx, states in contexts.items():
         assert set(states) == {"a", "b", "c"}
-        for name, st in states.items():
-            # The task level ("") folds every outcome; a context only its own.
+        for name, ev in states.items():
+            # The task level ("") folds every outcome; a context only its own. First
+            # attempts and attempts after a failure each have their own row.
             mine = [o for o in rows if o.path == name and ctx in ("", o.context)]
-            _assert_replayed(name, st, mine)
+            _assert_positions_replayed(name, ev, mine)
     assert_rollups_exact(sql_url, task, rows)
+
+
+def _assert_positions_replayed(name: str, ev: PathEvidence, mine: list[Outcome]) -> None:
+    """Both positions' path_stats rows equal a replay of their own outcomes."""
+    first = [o for o in mine if o.attempt == 1]
+    later = [o for o in mine if o.attempt > 1]
+    assert first and later  # both positions written by four processes at once
+    _assert_replayed(name, ev.first, first)
+    _assert_replayed(name, ev.after_failure, later)
 
 
 def _assert_replayed(name: str, st: PathState, mine: list[Outcome]) -> None:
@@ -146,7 +156,7 @@ def test_report_from_another_process(sql_url: str) -> None:
     finally:
         store.close()
     assert [(o.path, o.success, o.latency_ms) for o in rows] == [(chosen["path"], True, 5.0)]
-    assert st[str(chosen["path"])].successes == 1
+    assert st[str(chosen["path"])].first.successes == 1
 
 
 def test_two_processes_share_a_redis_rate_limit_of_60_per_minute(sqlite_url: str) -> None:

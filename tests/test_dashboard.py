@@ -91,6 +91,9 @@ def test_api_summary_equals_the_routers_reads_for_a_pinned_window(
     for mine, theirs in zip(api["stats"], stats, strict=True):
         assert mine["attempts"] == theirs.attempts and mine["successes"] == theirs.successes
         assert mine["first_attempts"] == theirs.first_attempts
+        assert mine["first_successes"] == theirs.first_successes
+        assert mine["after_failure_attempts"] == theirs.attempts - theirs.first_attempts
+        assert mine["after_failure_successes"] == theirs.successes - theirs.first_successes
         assert mine["errors"] == dict(theirs.errors)
         assert mine["latency_p50_ms"] == pytest.approx(theirs.latency_p50_ms)
         assert mine["latency_p95_ms"] == pytest.approx(theirs.latency_p95_ms)
@@ -110,11 +113,22 @@ def test_api_summary_equals_the_routers_reads_for_a_pinned_window(
         assert p["interval"] == pytest.approx(list(theirs.interval), rel=1e-9)
         assert p["traffic_share"] == pytest.approx(theirs.traffic_share, rel=1e-12)
         assert p["n"] == theirs.n
-    # Per context: each context's own evidence.
+        after = p["after_failure"]
+        assert after["n"] == theirs.after_failure.n
+        assert after["alpha"] == pytest.approx(theirs.after_failure.alpha, rel=1e-12)
+        assert after["beta"] == pytest.approx(theirs.after_failure.beta, rel=1e-12)
+    # The fallback only ever runs after the others failed; "flaky" and "steady" both have
+    # first attempts and attempts after a failure.
+    by_path = {p["path"]: p for p in api["posteriors"]}
+    assert by_path["regex"]["n"] == 0 and by_path["regex"]["after_failure"]["n"] > 0
+    assert by_path["flaky"]["n"] > 0 and by_path["flaky"]["after_failure"]["n"] > 0
+    # Per context: each context's own evidence, both positions.
     assert set(api["contexts"]) == {"even", "odd"}
     even = {p["path"]: p for p in api["contexts"]["even"]}
-    assert sum(p["n"] for p in even.values()) == sum(
-        1 for o in store.outcomes("extract") if o.context == "even"
+    rows = [o for o in store.outcomes("extract") if o.context == "even"]
+    assert sum(p["n"] for p in even.values()) == sum(1 for o in rows if o.attempt == 1)
+    assert sum(p["after_failure"]["n"] for p in even.values()) == sum(
+        1 for o in rows if o.attempt > 1
     )
     # The series cover the window's requests.
     assert sum(api["series"]["requests"]) == 60

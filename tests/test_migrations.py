@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import random
@@ -26,8 +27,9 @@ from adaptive_router.migrations import (
     storage_dir,
     upgrade,
 )
-from adaptive_router.stores import schema
-from adaptive_router.stores.base import Store, totals_from_outcomes
+from adaptive_router.outcomes import Outcome
+from adaptive_router.stores import MemoryStore, schema
+from adaptive_router.stores.base import PathState, Store, fold_outcome, totals_from_outcomes
 from adaptive_router.stores.schema import HEAD_REVISION, metadata
 from adaptive_router.stores.sql import create_engine
 
@@ -169,7 +171,7 @@ def test_store_created_database_is_at_head_and_upgrade_is_a_noop(
     assert _reflect(url) == before
     store = SQLStore(url, create=False)
     try:
-        assert store.load("t")["echo"].successes == 1
+        assert store.load("t")["echo"].first.successes == 1
     finally:
         store.close()
 
@@ -225,7 +227,9 @@ def test_comparison_would_notice_a_drifted_schema(tmp_path: pathlib.Path) -> Non
 
 
 def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> None:
-    """A database at 0001 with evidence in it keeps every row and resumes routing at head."""
+    """A database at 0001 with evidence in it keeps every row and resumes routing at head.
+    Its one outcome row does not account for the 3 + 1 attempts folded (rows deleted, say),
+    so 0009 keeps the mixed evidence, as first-attempt evidence, rather than lose it."""
     url = new_url()
     upgrade(url, revision="0001_initial")
     engine = create_engine(url)
@@ -248,7 +252,14 @@ def test_first_schema_with_data_upgrades_to_head(new_url: Callable[[], str]) -> 
     store = SQLStore(url)
     try:
         st = store.load("t")["a"]
-        assert (st.success_w, st.failure_w, st.successes, st.failures) == (3.0, 1.0, 3, 1)
+        first = st.first
+        assert (first.success_w, first.failure_w, first.successes, first.failures) == (
+            3.0,
+            1.0,
+            3,
+            1,
+        )
+        assert st.after_failure.n == 0
         (row,) = store.outcomes("t")
         assert (row.request_id, row.context, row.score) == ("r1", "", None)
     finally:
@@ -342,3 +353,215 @@ def test_0006_backfills_the_rollups_from_existing_outcomes(new_url: Callable[[],
         assert {p: s.first_attempts for p, s in stats.items()} == {w.path: w.first for w in want[0]}
     finally:
         store.close()
+
+
+def _mixed_state(rows: list[Outcome], half_life: float | None) -> PathState:
+    """What a store before 0009 kept for these rows: every attempt in one state."""
+    st = PathState()
+    for o in rows:
+        fold_outcome(st, o, half_life)
+    return st
+
+
+def _pre_0009_outcomes(task: str, n_requests: int, seed: int) -> list[Outcome]:
+    """Requests of up to three attempts, in two contexts, some scored, some judged by a
+    success_fn that raised (no evidence), times slightly out of order (late writers)."""
+    rng = random.Random(seed)
+    out = []
+    t = 1_700_000_000.0
+    for i in range(n_requests):
+        t += rng.uniform(0.0, 20.0)
+        ctx = rng.choice(["", "", "eu"])
+        hard = rng.random() < 0.2  # an input every path fails
+        paths = rng.sample(["a", "b", "c"], k=3)
+        for k, path in enumerate(paths, start=1):
+            raised = rng.random() < 0.03
+            ok = not raised and not hard and rng.random() < 0.7
+            score = rng.choice([None, None, 0.8 if ok else 0.3])
+            out.append(
+                Outcome(
+                    request_id=f"{task}-{i}",
+                    task=task,
+                    path=path,
+                    attempt=k,
+                    success=ok,
+                    kind=None if ok else ("success_fn_error" if raised else "rejected"),
+                    latency_ms=None if rng.random() < 0.1 else rng.uniform(50.0, 900.0),
+                    cost_usd=rng.choice([None, 0.002, 0.0005]),
+                    created_at=t + k * 0.5 - rng.uniform(0.0, 2.0),
+                    score=score,
+                    context=ctx,
+                )
+            )
+            if ok:
+                break
+    return out
+
+
+def test_0009_rebuilds_each_position_from_the_outcome_rows(
+    new_url: Callable[[], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database at 0008 with outcome rows and the mixed evidence an earlier version kept:
+    after 0009 each group's first-attempt and after-failure rows equal what this version
+    folds live from the same outcomes (a memory store written with them); a group whose
+    rows do not account for its counts keeps its mixed row as first-attempt evidence; a
+    reset group (no row) stays absent. The downgrade gives the mixed rows back."""
+    url = new_url()
+    upgrade(url, revision="0008_rollups")
+    half_lives = {"hl": 300.0, "plain": None}
+    rows = {task: _pre_0009_outcomes(task, 400, seed) for seed, task in enumerate(half_lives)}
+    old: dict[tuple[str, str, str], PathState] = {}
+    for task, mine in rows.items():
+        for o in mine:
+            for ctx in o.evidence_keys():
+                old.setdefault((task, ctx, o.path), PathState())
+        for task_, ctx, path in [k for k in old if k[0] == task]:
+            group = [
+                o for o in mine if o.path == path and ctx in o.evidence_keys() and o.task == task_
+            ]
+            old[(task_, ctx, path)] = _mixed_state(group, half_lives[task])
+    # Evidence someone reset (its row deleted): it must not come back.
+    reset = old.pop(("plain", "eu", "c"))
+    # Task "hl" registered its half-life (a settings row, no evidence): carried over.
+    settings = (
+        "INSERT INTO path_stats (task, context, path, success_w, failure_w, ref_time, "
+        "successes, failures, half_life_s, updated_at) VALUES ('hl', ' ', ' ', 0, 0, 0, 0, 0, "
+        "300.0, 0)"
+    )
+    # Outcome rows someone deleted: the stored counts exceed what the rows account for.
+    deleted = [o for o in rows["hl"] if o.path == "b" and o.context == "eu"][:5]
+    assert deleted
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for mine in rows.values():
+                conn.execute(
+                    schema.outcomes.insert(),
+                    [
+                        {
+                            "request_id": o.request_id,
+                            "attempt": o.attempt,
+                            "task": o.task,
+                            "path": o.path,
+                            "success": o.success,
+                            "error_kind": o.kind,
+                            "latency_ms": o.latency_ms,
+                            "cost_usd": o.cost_usd,
+                            "retries": 0,
+                            "created_at": o.created_at,
+                            "score": o.score,
+                            "context": o.context,
+                        }
+                        for o in mine
+                        if o not in deleted
+                    ],
+                )
+            conn.execute(sa.text(settings))
+            for (task, ctx, path), st in old.items():
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO path_stats (task, context, path, success_w, failure_w, "
+                        "ref_time, successes, failures, half_life_s, updated_at, cost_sum, "
+                        "cost_weight, latency_sum, latency_weight) VALUES (:t, :c, :p, :sw, "
+                        ":fw, :ref, :s, :f, :hl, :ref, :cs, :cw, :ls, :lw)"
+                    ),
+                    {
+                        "t": task,
+                        "c": ctx,
+                        "p": path,
+                        "sw": st.success_w,
+                        "fw": st.failure_w,
+                        "ref": st.ref_time,
+                        "s": st.successes,
+                        "f": st.failures,
+                        "hl": half_lives[task],
+                        "cs": st.cost_sum,
+                        "cw": st.cost_weight,
+                        "ls": st.latency_sum,
+                        "lw": st.latency_weight,
+                    },
+                )
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigurationError, match=r"path_stats\.position.*db upgrade"):
+        SQLStore(url)
+    with caplog.at_level(logging.WARNING, logger="adaptive_router.stores.evidence_rebuild"):
+        assert upgrade(url).after == HEAD_REVISION
+    (warning,) = [r for r in caplog.records if r.name.endswith("evidence_rebuild")]
+    assert "2 of 11 (task, context, path) groups were not rebuilt" in warning.getMessage()
+    assert "hl/(task level)/b, hl/eu/b" in warning.getMessage()
+    assert _diff(url) == []
+    store = SQLStore(url)
+    try:
+        assert store.register_half_life("hl", 999.0) == 300.0  # still registered
+        assert store.tasks() == ["hl", "plain"]
+        for task, mine in rows.items():
+            live = MemoryStore()
+            live.write(mine, half_lives[task])
+            want, got = live.load_contexts(task), store.load_contexts(task)
+            assert set(got) == {"", "eu"}
+            for ctx, paths in want.items():
+                for path, ev in paths.items():
+                    key = (task, ctx, path)
+                    if key == ("plain", "eu", "c"):
+                        assert path not in got[ctx]  # reset evidence stays reset
+                        continue
+                    if key in (("hl", "eu", "b"), ("hl", "", "b")):
+                        # Kept as it was, as first-attempt evidence (the deleted rows were
+                        # folded into the task level too).
+                        kept, was = got[ctx][path], old[key]
+                        assert (
+                            kept.first.successes,
+                            kept.first.failures,
+                            kept.after_failure.n,
+                        ) == (
+                            was.successes,
+                            was.failures,
+                            0,
+                        )
+                        assert kept.first.success_w == pytest.approx(was.success_w, rel=1e-12)
+                        continue
+                    assert ev.first.n and ev.after_failure.n  # both positions are exercised
+                    for pos in ("first", "after_failure"):
+                        g, w = getattr(got[ctx][path], pos), getattr(ev, pos)
+                        assert (g.successes, g.failures, g.ref_time, g.half_life_s) == (
+                            w.successes,
+                            w.failures,
+                            w.ref_time,
+                            w.half_life_s,
+                        ), (key, pos)
+                        for name in (
+                            "success_w",
+                            "failure_w",
+                            "cost_sum",
+                            "cost_weight",
+                            "latency_sum",
+                            "latency_weight",
+                        ):
+                            assert getattr(g, name) == pytest.approx(
+                                getattr(w, name), rel=1e-9, abs=1e-12
+                            ), (key, pos, name)
+                    # The split is what the mixed row was made of.
+                    assert got[ctx][path].n == old[key].n
+    finally:
+        store.close()
+    assert reset.n > 0
+    # Down again: one mixed row per group, as the earlier version kept it.
+    command.downgrade(alembic_config(url), "0008_rollups")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            back = {
+                (r.task, r.context, r.path): r
+                for r in conn.execute(sa.text("SELECT * FROM path_stats"))
+            }
+    finally:
+        engine.dispose()
+    assert set(back) == {*old, ("hl", " ", " ")}
+    assert back[("hl", " ", " ")].half_life_s == 300.0
+    for key, st in old.items():
+        r = back[key]
+        assert (r.successes, r.failures, r.ref_time) == (st.successes, st.failures, st.ref_time)
+        assert r.success_w == pytest.approx(st.success_w, rel=1e-9)
+        assert r.failure_w == pytest.approx(st.failure_w, rel=1e-9)
+        assert r.latency_sum == pytest.approx(st.latency_sum, rel=1e-9)

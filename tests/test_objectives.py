@@ -221,7 +221,7 @@ def test_store_cost_and_latency_sums_equal_a_replay(kind: str, tmp_path: pathlib
     store.write(rows[10:20], 5.0)  # a retried batch counts once
     by_ctx = store.load_contexts("t")
     for ctx, mine in (("", rows), ("c1", [o for o in rows if o.context == "c1"])):
-        st = by_ctx[ctx]["a"]
+        st = by_ctx[ctx]["a"].first
         ref = st.ref_time
         assert ref == max(o.created_at for o in mine)
 
@@ -251,7 +251,7 @@ def test_path_state_without_cost_evidence_has_no_means() -> None:
         [Outcome(request_id="x", task="t", path="a", attempt=1, success=True, created_at=1.0)],
         None,
     )
-    st = store.load("t")["a"]
+    st = store.load("t")["a"].first
     assert (st.cost_weight, st.mean_cost_usd, st.mean_latency_ms) == (0.0, None, None)
 
 
@@ -263,6 +263,7 @@ def test_a_store_on_an_old_schema_says_to_run_db_upgrade(tmp_path: pathlib.Path)
             SQLStore(url, create=create)
         text = str(info.value)
         assert "adaptive-router db upgrade" in text and "path_stats.cost_sum" in text
+        assert "path_stats.position" in text
     upgrade(url)
     SQLStore(url).close()
 

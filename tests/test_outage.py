@@ -127,7 +127,7 @@ def test_report_of_a_held_decision_during_an_outage_is_stored_once(
             (decision.request_id, decision.path, True, 12.5)
         ]
         assert pending_ids(check) == []
-        stored = check.load("held")[decision.path]
+        stored = check.load("held")[decision.path].first  # a reported decision: attempt 1
         assert (stored.successes, stored.failures) == (1, 0)
         router.refresh()
         assert {p.path: p.n for p in router.posteriors()} == {"a": 0, "b": 0, decision.path: 1}
@@ -155,7 +155,7 @@ def test_the_first_claim_wins_after_an_outage(pg_url: str, proxy: CuttableProxy)
         assert [(o.request_id, o.success, o.latency_ms) for o in rows] == [
             (decision.request_id, False, 7.0)
         ]
-        stored = check.load("race")[decision.path]
+        stored = check.load("race")[decision.path].first
         assert (stored.successes, stored.failures) == (0, 1)
     finally:
         router.close()
@@ -281,7 +281,8 @@ def test_start_without_store_routes_then_catches_up(pg_url: str, proxy: Cuttable
         assert router.report(during.request_id, success=False) is True
         after = router.choose()
         assert router.buffered_outcomes == 41
-        assert sum(p.n for p in router.posteriors()) == 40  # routed on what it recorded
+        # Routed on what it recorded (both positions).
+        assert sum(p.n + p.after_failure.n for p in router.posteriors()) == 40
         assert tables(pg_url) == set()  # nothing created or written while down
         proxy.restore()
         wait_until(lambda: router.buffered_outcomes == 0)
@@ -292,9 +293,9 @@ def test_start_without_store_routes_then_catches_up(pg_url: str, proxy: Cuttable
         assert len(rows) == 42 == len({(o.request_id, o.attempt) for o in rows})
         by_id = {o.request_id: o.success for o in rows}
         assert (by_id[during.request_id], by_id[after.request_id]) == (False, True)
-        stored = check.load("offline")
-        assert sum(st.successes for st in stored.values()) == 41
-        assert sum(st.failures for st in stored.values()) == 1
+        stored = [st for ev in check.load("offline").values() for st in ev.states()]
+        assert sum(st.successes for st in stored) == 41
+        assert sum(st.failures for st in stored) == 1
         assert pending_ids(check) == []
     finally:
         router.close()

@@ -54,17 +54,24 @@ def three_paths() -> list[Path]:
     return [make("a", 3), make("b", 5), make("c", 1000)]
 
 
+def attempts_learned(router: Router) -> int:
+    """Every attempt in the router's evidence: first attempts and after a failure."""
+    return sum(p.n + p.after_failure.n for p in router.posteriors())
+
+
 def consistent(store: SQLStore, task: str) -> tuple[int, Counter[str]]:
-    """Assert path_stats agrees with the outcome rows; return the row count and per-path rows."""
+    """Assert path_stats agrees with the outcome rows (each position with its own rows);
+    return the row count and per-path rows."""
     rows = store.outcomes(task)
     per_path = Counter(o.path for o in rows)
     assert len({(o.request_id, o.attempt) for o in rows}) == len(rows)
-    for name, stt in store.load(task).items():
-        mine = [o for o in rows if o.path == name]
-        assert (stt.successes, stt.failures) == (
-            sum(o.success for o in mine),
-            sum(not o.success for o in mine),
-        ), name
+    for name, ev in store.load(task).items():
+        for stt, first in ((ev.first, True), (ev.after_failure, False)):
+            mine = [o for o in rows if o.path == name and (o.attempt == 1) == first]
+            assert (stt.successes, stt.failures) == (
+                sum(o.success for o in mine),
+                sum(not o.success for o in mine),
+            ), name
     return len(rows), per_path
 
 
@@ -97,7 +104,7 @@ def test_postgres_outage_routes_from_cache_and_writes_once(pg_url: str, durabili
             nonlocal attempts
             for _ in range(n):
                 assert router.run() is True  # never an exception to the caller
-            attempts = sum(p.n for p in router.posteriors())
+            attempts = attempts_learned(router)
 
         burst(100)
         router.flush()
@@ -188,7 +195,7 @@ def test_sqlite_locked_by_another_writer(sqlite_url: str) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
     wait_until(lambda: router.buffered_outcomes == 0)
-    attempts = sum(p.n for p in router.posteriors())
+    attempts = attempts_learned(router)
     router.close()
     rows, _ = consistent(store, "locked")
     store.close()
@@ -223,7 +230,7 @@ def test_sqlite_file_turned_read_only(tmp_path: FsPath) -> None:
     finally:
         subprocess.run(["chattr", "-i", *files], check=True)
     wait_until(lambda: router.buffered_outcomes == 0)
-    attempts = sum(p.n for p in router.posteriors())
+    attempts = attempts_learned(router)
     router.close()
     rows, _ = consistent(store, "readonly")
     store.close()
@@ -256,7 +263,7 @@ def test_flush_retried_after_lost_commit_ack_counts_once(sql_url: str) -> None:
     )
     for _ in range(120):
         router.run()
-    attempts = sum(p.n for p in router.posteriors())
+    attempts = attempts_learned(router)
     router.flush()  # commits, then "loses" the acknowledgment: the batch is kept
     assert router.buffered_outcomes == attempts
     router.flush()  # the retry rewrites the same batch
@@ -267,11 +274,14 @@ def test_flush_retried_after_lost_commit_ack_counts_once(sql_url: str) -> None:
     assert rows == attempts
     st_ = store.load("lost-ack")
     outs = store.outcomes("lost-ack")
-    for name, s in st_.items():
-        exp = sum(
-            o.reward * decay_factor(s.ref_time - o.created_at, 30.0) for o in outs if o.path == name
-        )
-        assert s.success_w == pytest.approx(exp, rel=1e-9, abs=1e-12)
+    for name, ev in st_.items():
+        for s, first in ((ev.first, True), (ev.after_failure, False)):
+            exp = sum(
+                o.reward * decay_factor(s.ref_time - o.created_at, 30.0)
+                for o in outs
+                if o.path == name and (o.attempt == 1) == first
+            )
+            assert s.success_w == pytest.approx(exp, rel=1e-9, abs=1e-12)
     store.close()
 
 
@@ -436,11 +446,15 @@ def test_clock_going_backwards_keeps_posteriors_valid(sql_url: str) -> None:
         outs = r.store.outcomes("backwards")
     for p in posts:
         assert math.isfinite(p.alpha) and p.alpha >= 1 and math.isfinite(p.beta) and p.beta >= 1
-    for name, s in stored.items():
-        mine = [o for o in outs if o.path == name]
-        assert s.ref_time == max(o.created_at for o in mine)
-        exp = sum(o.reward * decay_factor(s.ref_time - o.created_at, 20.0) for o in mine)
-        assert s.success_w == pytest.approx(exp, rel=1e-9, abs=1e-12)
+    for name, ev in stored.items():
+        for s, first in ((ev.first, True), (ev.after_failure, False)):
+            mine = [o for o in outs if o.path == name and (o.attempt == 1) == first]
+            if not mine:
+                assert s.n == 0
+                continue
+            assert s.ref_time == max(o.created_at for o in mine)
+            exp = sum(o.reward * decay_factor(s.ref_time - o.created_at, 20.0) for o in mine)
+            assert s.success_w == pytest.approx(exp, rel=1e-9, abs=1e-12)
 
 
 def test_names_with_nul_bytes_are_refused() -> None:

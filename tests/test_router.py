@@ -473,6 +473,6 @@ def test_context_manager_flushes_batched_outcomes(sql_url: str) -> None:
     store = SQLStore(sql_url)
     try:
         assert len(store.outcomes("flush")) == 50
-        assert store.load("flush")["a"].successes == 50
+        assert store.load("flush")["a"].first.successes == 50
     finally:
         store.close()

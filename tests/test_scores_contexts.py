@@ -65,7 +65,7 @@ def test_fractional_update_is_exact(sql_url: str) -> None:
             clock.advance(1)
             r.run()
         r.flush()
-        st = r.store.load("frac")["p"]
+        st = r.store.load("frac")["p"].first  # every request's first attempt
         rows = [o for o in r.store.outcomes("frac") if o.path == "p"]
     assert (st.success_w, st.failure_w) == pytest.approx((1.85, 2.15))
     assert [o.score for o in rows] == [0.25, 1.0, 0.0, 0.6]
@@ -189,8 +189,8 @@ def test_task_level_evidence_includes_every_context(sql_url: str) -> None:
             clock.advance(1)
             r.run(context=("x", "y", "")[i % 3])
         r.flush()
-        task_level = r.store.load("levels")["a"]
-        x = r.store.load("levels", "x")["a"]
+        task_level = r.store.load("levels")["a"].first
+        x = r.store.load("levels", "x")["a"].first
         rows = r.store.outcomes("levels")
     assert (task_level.successes, x.successes) == (30, 10)
     exp = sum(decay_factor(task_level.ref_time - o.created_at, 60.0) for o in rows)
@@ -228,4 +228,4 @@ def test_report_with_context_and_score() -> None:
         with pytest.raises(ValueError, match="score"):
             r.report(r.choose().request_id, success=True, score=1.5)
     assert (row.context, row.score) == ("vip", 0.7)
-    assert r.store.load("two-phase-ctx", "vip")["a"].success_w == pytest.approx(0.7)
+    assert r.store.load("two-phase-ctx", "vip")["a"].first.success_w == pytest.approx(0.7)

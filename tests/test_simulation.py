@@ -94,15 +94,16 @@ def test_oracle_has_zero_regret_even_when_the_world_changes() -> None:
 
 
 def test_static_order_never_adapts_but_a_half_life_does() -> None:
+    # 2,000 requests after the drop: a lag is only confirmed with 1,000 requests after it.
     env = abrupt([0.95, 0.85, 0.6], path=0, at=1_000, to=0.3)
-    static = run(StaticOrder([0, 1, 2]), env, 2_000, 100)
+    static = run(StaticOrder([0, 1, 2]), env, 3_000, 100)
     assert math.isinf(static.adaptation_lag(path=0, since=1_000))
     assert np.all(static.share[:, 0] == 1.0)
 
-    with_hl = run(ThompsonSampling(half_life=100), env, 2_000, 100)
+    with_hl = run(ThompsonSampling(half_life=100), env, 3_000, 100)
     lag = with_hl.adaptation_lag(path=0, since=1_000)
     assert lag <= 150, lag
-    without = run(ThompsonSampling(), env, 2_000, 100)
+    without = run(ThompsonSampling(), env, 3_000, 100)
     assert without.adaptation_lag(path=0, since=1_000) > 2 * lag
     assert with_hl.first_success[1_200:].mean() > static.first_success[1_200:].mean() + 0.4
 
@@ -403,8 +404,8 @@ def _decay_one_step_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
     evidence = Ranking.evidence
 
-    def early(self: Ranking, now: float, context: str = "") -> Any:
-        return evidence(self, now + 1.0, context)
+    def early(self: Ranking, now: float, context: str = "", after: bool = False) -> Any:
+        return evidence(self, now + 1.0, context, after)
 
     monkeypatch.setattr(Ranking, "evidence", early)
 
@@ -420,12 +421,12 @@ def _doubled_half_life(monkeypatch: pytest.MonkeyPatch) -> None:
         return decay(elapsed, None if half_life is None else 2 * half_life)
 
     monkeypatch.setattr(recorder_module, "decay_factor", doubled)
-    fold = recorder_module.fold_outcome
+    fold = recorder_module.fold_evidence
 
-    def fold_doubled(st: Any, o: Any, half_life: float | None) -> None:
-        fold(st, o, None if half_life is None else 2 * half_life)
+    def fold_doubled(ev: Any, o: Any, half_life: float | None) -> None:
+        fold(ev, o, None if half_life is None else 2 * half_life)
 
-    monkeypatch.setattr(recorder_module, "fold_outcome", fold_doubled)
+    monkeypatch.setattr(recorder_module, "fold_evidence", fold_doubled)
 
 
 def _no_exploration_floor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -455,7 +456,20 @@ def _routing_draw_for_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Ranking, "__init__", seeded_from_rng)
 
 
+def _after_failure_folded_into_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old bias: every attempt folded into one posterior, first attempts and attempts
+    # made after another path failed alike.
+    import adaptive_router.stores.memory as memory_module
+    from adaptive_router.stores.base import fold_outcome
+
+    def mixed(ev: Any, o: Any, half_life: float | None) -> None:
+        fold_outcome(ev.first, o, half_life)
+
+    monkeypatch.setattr(memory_module, "fold_evidence", mixed)
+
+
 MUTATIONS = {
+    "after-failure attempts folded into first-attempt evidence": _after_failure_folded_into_first,
     "decay one step early": _decay_one_step_early,
     "doubled half-life": _doubled_half_life,
     "no exploration floor": _no_exploration_floor,
@@ -549,6 +563,9 @@ SAYS = {
         "regret $ (vs c/p oracle)",
         "## Where a fixed order does as well",
         "(iv) router ÷ best fixed order in hindsight",
+        "router − blend, paired",
+        "the floor's cost, paired",
+        "router, objective cost, no exploration floor",
     ],
     "degradation": [
         "fixed: large → small → rules",
@@ -559,14 +576,18 @@ SAYS = {
         "best grid half-life in hindsight",
         "mean of per-run lags",
         "lag of the mean curve",
+        "the runs that never did are counted, not averaged in",
     ],
     "half_life_sweep": [
         "### wide gap",
         "### close paths",
         "### mild drop",
         "bootstrap",
-        "mean of per-run lags",
+        "lag (not adapted)",
+        "the drop after N calm requests",
         "√(requests between incidents)",
+        "## The √N scaling out of sample",
+        "within the best's interval",
         " ± ",
     ],
     "peers": [
@@ -579,17 +600,72 @@ SAYS = {
 
 
 def test_adaptation_lags_per_run_differ_from_the_lag_of_the_mean_curve() -> None:
-    # Run 0 leaves path 0 at once; run 1 keeps giving it 1 request in 5 until step 60.
-    first = np.ones((100, 2), dtype=np.intp)
-    first[:60:5, 1] = 0
+    # Run 0 leaves path 0 at once; run 1 keeps giving it 1 request in 4 until step 600.
+    first = np.ones((2_000, 2), dtype=np.intp)
+    first[:600:4, 1] = 0
     lags = adaptation_lags(first, path=0, since=0)
-    assert lags.tolist() == [0.0, 56.0]
+    # From 561 on, run 1's share is 9 of the next 100 (564, 568, ..., 596) and falls after;
+    # from 560 it is 10 of 100, not under 10%.
+    assert lags.tolist() == [0.0, 561.0]
     share = (first == 0).mean(axis=1)
-    # The averaged curve sits at 10% (not under it) while run 1 is still exploring.
-    assert adaptation_lag(share, since=0) == 51.0
-    assert lags.mean() == 28.0
-    never = adaptation_lags(np.zeros((50, 1), dtype=np.intp), path=0, since=0)
+    # The averaged curve is at 12.5% while run 1 explores: under 10% over [s, s + 100) once
+    # fewer than 20 of run 1's requests remain in it, i.e. from 521 (19 of them: 9.5%; from
+    # 520, 20 of them: exactly 10%, not under).
+    assert adaptation_lag(share, since=0) == 521.0
+    assert lags.mean() == 280.5
+    never = adaptation_lags(np.zeros((1_500, 1), dtype=np.intp), path=0, since=0)
     assert never.tolist() == [math.inf]
+
+
+def _old_lags(first: np.ndarray, path: int, window: int = 10) -> np.ndarray:
+    """The per-run lag the simulator used before: the start of the first ``window``
+    requests in which ``path`` led fewer than 10% (with 10, none) of them."""
+    on = (first == path).astype(float)
+    csum = np.concatenate([np.zeros((1, on.shape[1])), np.cumsum(on, axis=0)])
+    below = (csum[window:] - csum[:-window]) / window < 0.10
+    return np.where(below.any(axis=0), np.argmax(below, axis=0), math.inf)
+
+
+def test_adaptation_lag_is_not_met_by_chance() -> None:
+    rng = np.random.default_rng(24)
+    steps = 7_000
+    first = np.ones((steps, 3), dtype=np.intp)
+    # Run 0 never adapts: path 0 leads a third of its requests at random, to the end.
+    first[:, 0] = np.where(rng.random(steps) < 0.32, 0, 1)
+    # Run 1 never adapts either, in bursts: 300 requests on path 0, 700 off, repeated (30%).
+    first[:, 1] = np.where(np.arange(steps) % 1_000 < 300, 0, 1)
+    # Run 2 adapts at 500: path 0 first on every request before, on 1 in 50 after (2%).
+    first[:500, 2] = 0
+    first[500::50, 2] = 0
+    old = _old_lags(first, path=0)
+    assert old[0] < 500 and old[1] == 300.0  # both scored as adapted by the old definition
+    new = adaptation_lags(first, path=0, since=0)
+    assert math.isinf(new[0]) and math.isinf(new[1])
+    # From 493: 7 more on path 0 (493-499), then 500 and 550: 9 of the next 100, and less
+    # over every longer span; from 492 it would be 10 of 100.
+    assert new[2] == 493.0
+    # Rolling windows alone (100 windows of 100 in a row under 10%) pass run 1 too.
+    csum = np.concatenate([np.zeros(1), np.cumsum(first[:, 1] == 0)])
+    under = (csum[100:] - csum[:-100]) / 100 < 0.10
+    assert any(under[s : s + 100].all() for s in range(under.size - 100))
+
+
+def test_adaptation_lag_of_a_share_curve_and_bad_arguments() -> None:
+    # Half the traffic, then 15% for 300 requests, then 2%: the share over [s, s + 100) falls
+    # under 10% at s = 539 (61 × 0.15 + 39 × 0.02 = 9.93 of 100; at 538, 10.06).
+    share = np.r_[np.full(300, 0.5), np.full(300, 0.15), np.full(1_400, 0.02)]
+    assert adaptation_lag(share, since=0) == 539.0
+    assert adaptation_lag(share, since=100) == 439.0
+    # A dip under 10% that does not last is not adaptation.
+    dip = np.r_[np.full(200, 0.5), np.full(150, 0.0), np.full(2_000, 0.3)]
+    assert math.isinf(adaptation_lag(dip, since=0))
+    # Too short to watch for LAG_HOLD requests after the lag.
+    assert math.isinf(adaptation_lag(np.zeros(999), since=0))
+    assert adaptation_lag(np.zeros(1_000), since=0) == 0.0
+    with pytest.raises(ValueError, match="threshold"):
+        adaptation_lag(share, since=0, threshold=0.0)
+    with pytest.raises(ValueError, match="hold >= window"):
+        adaptation_lags(np.zeros((10, 1), dtype=np.intp), path=0, since=0, window=100, hold=50)
 
 
 def test_trace_order_is_the_whole_ranked_chain() -> None:
@@ -605,3 +681,84 @@ def test_half_life_rule_grows_with_the_square_root_of_the_incident_interval() ->
 
     assert recommended_half_life(10_000) == pytest.approx(RULE_C * 100, rel=0.05)
     assert recommended_half_life(40_000) == pytest.approx(2 * recommended_half_life(10_000), 0.05)
+
+
+def test_half_life_rule_fit_recovers_sqrt_n_and_predicts_out_of_sample() -> None:
+    """The sweep's fitting code on synthetic regret curves with a known optimum: steady
+    rate a/h plus one drop's cost b·h every N requests is lowest at h* = √(a·N / (1000 b))."""
+    from adaptive_router.simulation.experiments.half_life_sweep import (
+        HALF_LIVES,
+        Verdict,
+        fit_exponent,
+        fit_rule,
+        refine_best,
+    )
+
+    grid = [h for h in HALF_LIVES if h is not None]
+    rng = np.random.default_rng(7)
+
+    def per_1k(h: float, n: int, a: float, b: float, power: float = 1.0) -> float:
+        return a / h**power + b * h / n * 1000
+
+    def best(n: int, a: float, b: float, power: float = 1.0) -> float:
+        noisy = [per_1k(h, n, a, b, power) * (1 + 0.01 * rng.standard_normal()) for h in grid]
+        return refine_best(grid, noisy)
+
+    a, b = 2_000.0, 0.3  # 20 per 1,000 at h = 100; a drop costs 120 at h = 400
+    true_c = math.sqrt(a / (1000 * b))  # 2.58
+    c_fit = fit_rule([(n, best(n, a, b)) for n in (2_000, 10_000)])
+    assert c_fit == pytest.approx(true_c, rel=0.15)
+    assert fit_exponent({"w": [(n, best(n, a, b)) for n in (2_000, 10_000, 50_000)]}) == (
+        pytest.approx(0.5, abs=0.1)
+    )
+    # Out of sample: the rule fitted on 2,000 and 10,000 predicts for 50,000.
+    n_test = 50_000
+    predicted = c_fit * math.sqrt(n_test)
+    optimum = true_c * math.sqrt(n_test)
+    verdict = Verdict(
+        predicted=predicted,
+        regret=per_1k(predicted, n_test, a, b),
+        best=optimum,
+        best_regret=per_1k(optimum, n_test, a, b),
+        best_ci=0.02 * per_1k(optimum, n_test, a, b),
+    )
+    assert verdict.within
+    # A rule off by 4× is not within 2% of the best.
+    far = Verdict(4 * optimum, per_1k(4 * optimum, n_test, a, b), optimum, verdict.best_regret, 0.1)
+    assert not far.within
+    # A steady rate falling as a/h² moves the optimum as N^(1/3): the fit sees it is not √N.
+    cube = {"w": [(n, best(n, 2e5, b, power=2.0)) for n in (2_000, 10_000, 50_000)]}
+    assert fit_exponent(cube) == pytest.approx(1 / 3, abs=0.08)
+
+
+def test_refine_best_interpolates_between_grid_points() -> None:
+    from adaptive_router.simulation.experiments.half_life_sweep import refine_best
+
+    grid = [100.0, 200.0, 400.0, 800.0, 1600.0]
+    # Exactly quadratic in log(h) with its vertex at 300: recovered exactly.
+    assert refine_best(grid, [(math.log(h / 300)) ** 2 for h in grid]) == pytest.approx(300)
+    # The lowest point at an edge of the grid, or no upward curvature: the grid point itself.
+    assert refine_best(grid, [1.0, 2.0, 3.0, 4.0, 5.0]) == 100.0
+    # Lopsided: the vertex leans towards the lower neighbour and stays between the two.
+    lopsided = refine_best(grid, [5.0, 4.0, 1.0, 3.0, 4.0])
+    assert 400.0 < lopsided < 800.0
+    with pytest.raises(ValueError, match="increasing"):
+        refine_best([200.0, 100.0], [1.0, 2.0])
+
+
+def test_cost_aware_gaps_are_paired_over_runs() -> None:
+    from adaptive_router.simulation.experiments.cost_aware import Row, paired_gap
+
+    def row(cost: list[float]) -> Row:
+        c = np.asarray(cost)
+        return Row(cost_after=c, cost_total=c, seconds_total=c, first_success=c, latency_ms=c)
+
+    # Run-to-run spread is large but the difference is the same in every run: paired, the
+    # interval is 0; unpaired it would be about ±1.
+    a, b = row([1.0, 2.0, 3.0, 4.0]), row([0.9, 1.9, 2.9, 3.9])
+    gap = paired_gap(a, b)
+    assert gap.mean == pytest.approx(0.1)
+    assert gap.ci == pytest.approx(0.0, abs=1e-12)
+    assert gap.relative == pytest.approx(2.5 / 2.4 - 1)
+    assert gap.text() == "+$0.100 ± 0.000" and gap.percent() == "+4.2%"
+    assert paired_gap(b, a).text() == "−$0.100 ± 0.000"

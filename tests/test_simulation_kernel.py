@@ -215,6 +215,50 @@ def test_progress_ticks_do_not_change_the_run() -> None:
     np.testing.assert_array_equal(ticked.share, quiet.share)
 
 
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_after_failure_draws_never_touch_the_first_choices(engine: str) -> None:
+    # The later positions' θ' come from a generator spawned from rng: with fallback off, a
+    # traced run (which draws them, to record the whole order) and an untraced one (which
+    # need not) make the same first choices and leave rng in the same state.
+    env = stationary([0.5, 0.45, 0.4, 0.45])
+    runs, tails = [], []
+    for trace in (True, False):
+        rng, env_rng = rngs(8)
+        runs.append(
+            simulate(
+                ThompsonSampling(half_life=30.0, explore=0.1),
+                env,
+                300,
+                7,
+                rng=rng,
+                env_rng=env_rng,
+                fallback=False,
+                trace=trace,
+                engine=engine,  # type: ignore[arg-type]
+            )
+        )
+        tails.append(rng.random())
+    traced, plain = runs
+    np.testing.assert_array_equal(traced.share, plain.share)
+    np.testing.assert_array_equal(traced.regret, plain.regret)
+    assert tails[0] == tails[1]
+    assert traced.trace_order is not None and traced.engine == plain.engine == engine
+
+
+def test_later_positions_follow_the_after_failure_evidence() -> None:
+    # The compiled engine orders the paths after the first by their after-failure draws
+    # (outcomes are independent here, so after a failure each path keeps its rate): once
+    # learned, path 1 (0.6) comes second after path 0 (0.9), ahead of path 2 (0.3).
+    env = stationary([0.9, 0.6, 0.3])
+    rng, env_rng = rngs(12)
+    res = simulate(ThompsonSampling(), env, 3_000, 20, rng=rng, env_rng=env_rng, trace=True)
+    assert res.engine == "numba" and res.trace_order is not None
+    late = res.trace_order[1_000:]
+    first_is_0 = late[:, :, 0] == 0
+    second = late[:, :, 1][first_is_0]
+    assert (second == 1).mean() > 0.9
+
+
 # -- choosing the engine -----------------------------------------------------------------------
 
 

@@ -44,11 +44,11 @@ def store(store_url: str) -> Store:
 def test_write_is_idempotent(store: Store) -> None:
     batch = [outcome(f"r{i}", "a", i % 3 == 0, 100.0 + i) for i in range(30)]
     assert store.write(batch, 10.0) == 30
-    before = store.load("t")["a"]
+    before = store.load("t")["a"].first
     # A retried flush (e.g. after a lost COMMIT acknowledgment) must not count twice.
     assert store.write(batch, 10.0) == 0
     assert store.write([*batch[:5], outcome("new", "a", True, 140.0)], 10.0) == 1
-    after = store.load("t")["a"]
+    after = store.load("t")["a"].first
     assert after.successes == before.successes + 1
     assert after.failures == before.failures
     assert len(store.outcomes("t")) == 31
@@ -61,7 +61,7 @@ def test_out_of_order_writes_equal_replay(store: Store) -> None:
     rng.shuffle(shuffled)
     for start in range(0, len(shuffled), 37):  # uneven batches, arbitrary order
         store.write([outcome(r, "p", s, t) for r, s, t in shuffled[start : start + 37]], 30.0)
-    st_ = store.load("t")["p"]
+    st_ = store.load("t")["p"].first
     ref = max(t for _, _, t in events)
     assert st_.ref_time == ref
     exp_s = sum(decay_factor(ref - t, 30.0) for _, s, t in events if s)
@@ -102,7 +102,7 @@ def test_memory_store_bounds_its_log() -> None:
     s = MemoryStore(max_outcomes=10)
     s.write([outcome(f"r{i}", "a", True, float(i)) for i in range(25)], None)
     assert len(s.outcomes("t")) == 10
-    assert s.load("t")["a"].successes == 25  # evidence is kept even when rows are evicted
+    assert s.load("t")["a"].first.successes == 25  # evidence is kept even when rows are evicted
 
 
 @settings(max_examples=200, deadline=None)
@@ -185,22 +185,36 @@ def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
     try:
         for _ in range(30):
             a.run()
-        seen_by_b = {p.path: (p.successes, p.failures) for p in b.posteriors()}
-        seen_by_a = {p.path: (p.successes, p.failures) for p in a.posteriors()}
+
+        def counts(router: Router) -> dict[str, tuple[int, int, int, int]]:
+            return {
+                p.path: (
+                    p.successes,
+                    p.failures,
+                    p.after_failure.successes,
+                    p.after_failure.failures,
+                )
+                for p in router.posteriors()
+            }
+
+        seen_by_b, seen_by_a = counts(b), counts(a)
         assert seen_by_b == seen_by_a  # no refresh needed: the same objects
         ok_n, bad_n = seen_by_a["ok"], seen_by_a["bad"]
-        assert ok_n == (30, 0)  # every request ends on "ok", once each
-        assert bad_n == (0, calls["bad"]) and calls["bad"] > 0
+        # Every request ends on "ok", once each: first, or after "bad" failed.
+        assert ok_n[0] + ok_n[2] == 30 and ok_n[1] == ok_n[3] == 0
+        assert bad_n[0] == bad_n[2] == bad_n[3] == 0  # "bad" always fails, and goes first
+        assert bad_n[1] == calls["bad"] == ok_n[2] > 0
         stored = store.load("shared")
-        assert (stored["ok"].successes, stored["ok"].failures) == ok_n
-        assert (stored["bad"].successes, stored["bad"].failures) == bad_n
+        for name, n in (("ok", ok_n), ("bad", bad_n)):
+            first, after = stored[name].first, stored[name].after_failure
+            assert (first.successes, first.failures, after.successes, after.failures) == n
         assert calls["ok"] == 30
         # Another task's router on the same store sees none of it, and tasks() lists
         # only tasks with evidence.
         assert {p.path: p.n for p in other.posteriors()} == {"ok": 0}
         assert store.tasks() == ["shared"]
         b.run()
-        assert {p.path: p.successes for p in a.posteriors()}["ok"] == 31
+        assert sum(counts(a)["ok"]) == 31
     finally:
         for r in (a, b, other):
             r.close()

@@ -27,17 +27,17 @@ from adaptive_router.cli.common import (
     resolve_url,
 )
 from adaptive_router.cli.db import db_app
-from adaptive_router.cli.posteriors import read_posteriors, stats_dict
+from adaptive_router.cli.posteriors import read_posteriors
 
 if TYPE_CHECKING:
-    from adaptive_router.reports.summary import posterior_dict
+    from adaptive_router.reports.summary import posterior_dict, stats_dict
     from adaptive_router.router import stored_half_life
 
 # The library's names load with their modules, not with the command line's --help.
 __getattr__, __dir__ = lazy_names(
     __name__,
     {
-        "adaptive_router.reports.summary": ("posterior_dict",),
+        "adaptive_router.reports.summary": ("posterior_dict", "stats_dict"),
         "adaptive_router.router": ("stored_half_life",),
     },
 )

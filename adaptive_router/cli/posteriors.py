@@ -7,7 +7,7 @@ Every number comes from the library (the store, ``posteriors_from_states``,
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -32,7 +32,7 @@ from adaptive_router.cli.common import (
     unknown_task,
     utc_time,
 )
-from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.outcomes import Posterior
 
 if TYPE_CHECKING:
     from adaptive_router.stores.sql import SQLStore
@@ -52,26 +52,6 @@ def read_posteriors(
     return posteriors_from_states(states, names, prior, half_life, now), half_life
 
 
-def stats_dict(s: PathWindowStats) -> dict[str, Any]:
-    """Window stats as JSON-ready data."""
-    from adaptive_router.reports.summary import json_number
-
-    return {
-        "path": s.path,
-        "attempts": s.attempts,
-        "first_attempts": s.first_attempts,
-        "successes": s.successes,
-        "success_rate": json_number(s.success_rate),
-        "timeouts": s.timeouts,
-        "latency_p50_ms": s.latency_p50_ms,
-        "latency_p95_ms": s.latency_p95_ms,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "cost_usd": s.cost_usd,
-        "errors": dict(s.errors),
-    }
-
-
 def _half_life_text(half_life: float | None) -> str:
     return "no decay" if half_life is None else f"half-life {half_life:g} s"
 
@@ -85,8 +65,9 @@ def posteriors(
     ] = "1,1",
     context: ContextOption = "",
 ) -> None:
-    """Each path's Beta posterior now: alpha, beta, mean, 95% interval, counts, traffic share,
-    and the expected cost and latency per attempt the cost and latency objectives rank by."""
+    """Each path's Beta posteriors now: of its first attempts (alpha, beta, mean, 95%
+    interval, counts) and of its attempts after a failure (mean, counts), traffic share, and
+    the expected cost and latency per attempt the cost and latency objectives rank by."""
     with one_line_errors(db):
         try:
             prior_ab = parse_prior(prior)
@@ -108,6 +89,7 @@ def posteriors(
     rows = []
     for p in posts:
         lo, hi = p.interval
+        after = p.after_failure
         rows.append(
             [
                 p.path,
@@ -118,6 +100,9 @@ def posteriors(
                 str(p.n),
                 str(p.successes),
                 str(p.failures),
+                f"{after.mean:.3f}",
+                str(after.n),
+                str(after.successes),
                 f"{p.traffic_share:.1%}",
                 fmt_number(p.expected_cost_usd, ".6g"),
                 fmt_ms(p.expected_latency_ms),
@@ -129,21 +114,30 @@ def posteriors(
             "path",
             "alpha",
             "beta",
-            "mean",
+            "first\nattempt\nmean",
             "95%\ninterval",
             "n",
             "successes",
             "failures",
+            "after a\nfailure\nmean",
+            "after a\nfailure\nn",
+            "after a\nfailure\nsuccesses",
             "traffic\nshare",
             "expected\ncost USD",
             "expected\nlatency ms",
         ),
         rows,
         caption=(
-            f"alpha/beta/mean decayed to {utc_time(now)} ({_half_life_text(half_life)}, "
-            f"prior {prior_ab[0]:g},{prior_ab[1]:g}); n, successes, failures are all-time counts; "
-            "expected cost and latency are decayed means per attempt, — where none was measured; "
-            "a final fallback's row is its record only: it is always tried last, never ranked"
+            f"decayed to {utc_time(now)} ({_half_life_text(half_life)}, "
+            f"prior {prior_ab[0]:g},{prior_ab[1]:g}). alpha, beta, mean, interval, n, "
+            "successes, failures: first attempts (requests this path was tried first on: "
+            "every kind of input, its success rate; the first choice is ranked by them); "
+            "after a failure: its attempts after another path of the request failed (only "
+            "the inputs that path failed on; the later positions are ranked by them). n and "
+            "the success and failure counts are all-time; traffic share is of recent "
+            "attempts, both kinds; expected cost and latency are decayed means per attempt, "
+            "— where none was measured; a final fallback's row is its record only: it is "
+            "always tried last, never ranked"
         ),
     )
     console_out().print(table)
@@ -158,7 +152,8 @@ def stats(
     json_out: JsonOption = False,
     context: ContextOption = "",
 ) -> None:
-    """Per-path attempts, success rate, timeouts, latency, tokens and cost over a window."""
+    """Per-path attempts and success rates (all, first attempts, after a failure), timeouts,
+    latency, tokens and cost over a window."""
     with one_line_errors(db):
         try:
             window = parse_duration(since)
@@ -171,6 +166,8 @@ def stats(
             if not rows and task not in store.tasks():
                 raise unknown_task(store, task, url)
     if json_out:
+        from adaptive_router.reports.summary import stats_dict
+
         print_json([stats_dict(s) for s in rows])
         return
     if not rows:
@@ -181,9 +178,12 @@ def stats(
         (
             "path",
             "attempts",
-            "first\nattempts",
             "successes",
             "success\nrate",
+            "first\nattempts",
+            "first\nattempt\nsuccess",
+            "after a\nfailure\nattempts",
+            "after a\nfailure\nsuccess",
             "timeouts",
             "p50\nms",
             "p95\nms",
@@ -195,9 +195,12 @@ def stats(
             [
                 s.path,
                 str(s.attempts),
-                str(s.first_attempts),
                 str(s.successes),
                 fmt_number(s.success_rate, ".1%"),
+                str(s.first_attempts),
+                fmt_number(s.first_success_rate, ".1%"),
+                str(s.after_failure_attempts),
+                fmt_number(s.after_failure_success_rate, ".1%"),
                 str(s.timeouts),
                 fmt_ms(s.latency_p50_ms),
                 fmt_ms(s.latency_p95_ms),
@@ -207,5 +210,10 @@ def stats(
             ]
             for s in rows
         ],
+        caption=(
+            "first attempts: requests this path was tried first on (every kind of input: "
+            "its success rate); after a failure: its attempts after another path of the "
+            "request failed (only the inputs that path failed on); — where there were none"
+        ),
     )
     console_out().print(table)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adaptive_router.outcomes import PathWindowStats
-from adaptive_router.reports.summary import json_number, posterior_dict
+from adaptive_router.reports.summary import json_number, posterior_dict, stats_dict
 from adaptive_router.reports.summary import summary as task_summary
 from adaptive_router.stores.base import HealthSnapshot, Store
 
@@ -103,25 +102,6 @@ def parse_window(since: str, until: str | None, now: float) -> Window:
     if end is not None and end <= start:
         raise ValueError(f"until ({end:g}) must be after since ({start:g})")
     return Window(start, end, now)
-
-
-def stats_dict(s: PathWindowStats) -> dict[str, Any]:
-    """One path's window stats (``Router.stats()`` item) as JSON-ready data."""
-    return {
-        "path": s.path,
-        "attempts": s.attempts,
-        "first_attempts": s.first_attempts,
-        "successes": s.successes,
-        "success_rate": json_number(s.success_rate),
-        "timeouts": s.timeouts,
-        "latency_p50_ms": s.latency_p50_ms,
-        "latency_p95_ms": s.latency_p95_ms,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "cost_usd": s.cost_usd,
-        "mean_score": s.mean_score,
-        "errors": dict(sorted(s.errors.items())),
-    }
 
 
 def health_dict(h: HealthSnapshot, now: float) -> dict[str, Any]:

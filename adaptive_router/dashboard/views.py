@@ -140,16 +140,29 @@ def _posterior_rows(rows: list[dict[str, Any]]) -> list[tuple[str, float, float,
 
 def _posteriors(s: dict[str, Any], colors: dict[str, str]) -> str:
     chart = svg.intervals(
-        "posteriors", "posterior mean and 95% interval", _posterior_rows(s["posteriors"]), colors
+        "posteriors",
+        "first-attempt posterior mean and 95% interval",
+        _posterior_rows(s["posteriors"]),
+        colors,
     )
     table = _table(
-        ("path", "mean", "95% interval", "n", "traffic share"),
+        (
+            "path",
+            "first-attempt mean",
+            "95% interval",
+            "first attempts",
+            "after-a-failure mean",
+            "attempts after a failure",
+            "traffic share",
+        ),
         [
             (
                 f'<span class="path">{_e(p["path"])}</span>',
                 f"{p['mean']:.3f}",
                 f"{p['interval'][0]:.3f}–{p['interval'][1]:.3f}",
                 f"{p['n']:,}",
+                f"{p['after_failure']['mean']:.3f}",
+                f"{p['after_failure']['n']:,}",
                 f"{p['traffic_share']:.1%}",
             )
             for p in s["posteriors"]
@@ -160,7 +173,10 @@ def _posteriors(s: dict[str, Any], colors: dict[str, str]) -> str:
     caption = (
         f"decayed to {_utc(s['until'] if s['until'] is not None else s['now'])}, "
         + ("no decay" if hl is None else f"half-life {hl:g} s")
-        + f", prior {s['prior'][0]:g},{s['prior'][1]:g}"
+        + f", prior {s['prior'][0]:g},{s['prior'][1]:g}. First attempts: requests the path "
+        "was tried first on (every kind of input: its success rate, which ranks the first "
+        "choice). After a failure: its attempts after another path of the request failed "
+        "(only the inputs that path failed on, which rank the later positions)."
     )
     per_context = "".join(
         f"<h3>context {_e(ctx)} (its own evidence)</h3>"
@@ -170,7 +186,7 @@ def _posteriors(s: dict[str, Any], colors: dict[str, str]) -> str:
         for ctx, rows in s["contexts"].items()
     )
     return (
-        "<section><h2>Posterior success probability per path</h2>"
+        "<section><h2>Posterior success probability per path (first attempts)</h2>"
         f"{chart}{table}<p class='muted'>{_e(caption)}</p>{per_context}</section>"
     )
 
@@ -248,6 +264,8 @@ def _tables(s: dict[str, Any]) -> str:
                 f"{c.get('retries', 0):,}",
                 f"{r['timeouts']:,}",
                 _fmt(r["success_rate"], ".1%"),
+                _fmt(r["first_success_rate"], ".1%"),
+                _fmt(r["after_failure_success_rate"], ".1%"),
                 _ms(r["latency_p50_ms"]),
                 _ms(r["latency_p95_ms"]),
                 _usd(r["cost_usd"]),
@@ -262,6 +280,8 @@ def _tables(s: dict[str, Any]) -> str:
             "retries",
             "timeouts",
             "success",
+            "first-attempt success",
+            "success after a failure",
             "p50",
             "p95",
             "spend",

@@ -52,7 +52,7 @@ def progress_table(p: DemoProgress) -> Table:
         title=f"{TASK} · {source} · request {p.done}/{p.total}\n{phase}",
         caption=(
             f"first attempts, tries, ok rate and retries over the last {p.window} requests; "
-            "post. mean = posterior mean · totals: "
+            "post. mean = first-attempt posterior mean · totals: "
             f"{_pct(p.success_rate)} of requests succeeded, {p.attempts} attempts, "
             f"{p.retries} retries, {p.http_calls} API calls, "
             f"{p.input_tokens:,}+{p.output_tokens:,} tokens, ${p.cost_usd:.4f}"

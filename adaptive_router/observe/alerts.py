@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any
 
 import adaptive_router.observe.metrics as metrics
+from adaptive_router import forks
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Outcome
 
@@ -242,6 +243,10 @@ class Alerts(Observer):
         self._last: dict[tuple[str, str, str | None], float] = {}
         self._suppressed: Counter[tuple[str, str, str | None]] = Counter()
         self._callback_failures = [0] * len(callbacks)
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     # -- observer hooks ------------------------------------------------------------
     def attempt_finished(self, outcome: Outcome) -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from genai_prices import calc_price, data_snapshot, types
     from genai_prices.units import _get_registry
 
+from adaptive_router import forks
+
 logger = logging.getLogger(__name__)
 
 
@@ -255,6 +257,10 @@ class Pricer:
         # model name -> its rates in the price window last asked about. Replaced whole
         # (one dict store), so readers on other threads never see half an entry.
         self._rates: dict[str, _Rates] = {}
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     def cost(
         self,

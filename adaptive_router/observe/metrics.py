@@ -191,7 +191,11 @@ class _Families:
             registry, g, "breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.", tp
         )
         self.posterior = _metric(
-            registry, g, "posterior_mean", "Posterior mean success probability.", tp
+            registry,
+            g,
+            "posterior_mean",
+            "Posterior mean success probability of first attempts (the path's success rate).",
+            tp,
         )
         self.buffered = _metric(
             registry, g, "buffered_outcomes", "Outcomes recorded, not yet stored.", ("task",)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router import forks
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.version import __version__
@@ -124,6 +125,10 @@ class Tracing(Observer):
         self._lock = threading.Lock()
         self._requests: OrderedDict[str, Any] = OrderedDict()
         self._attempts: dict[tuple[str, int], tuple[Any, Any]] = {}
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     def request_started(self, task: str, request_id: str) -> None:
         if self._tracer is None:

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router import forks
 from adaptive_router._checks import reported_count
 from adaptive_router.capture import suppress as suppress_capture
 from adaptive_router.errors import ConfigurationError
@@ -254,9 +255,19 @@ class ProviderCall(abc.ABC):
             weakref.WeakKeyDictionary()
         )
         self._given_aclient: Any = None
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return f"<{self.provider} call model={self.model!r}>"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the clients this call made are dropped (their connection
+        pools hold the parent's sockets; the child makes its own at its first call). A
+        client the user passed is the user's to make per process."""
+        self._lock = threading.Lock()
+        if self._given_client is None:
+            self._client = None
+        self._aclients = weakref.WeakKeyDictionary()
 
     # -- clients ---------------------------------------------------------------------
     def _configure(self, client: Any) -> Any:

@@ -8,6 +8,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router import forks
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.paths import Path
 
@@ -68,6 +69,10 @@ class RepairCounter:
         self._lock = threading.Lock()
         self._sent = 0
         self._fixed = 0
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
 
     def __repr__(self) -> str:
         return f"RepairCounter(sent={self.sent}, fixed={self.fixed}, failed={self.failed})"

@@ -15,13 +15,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from adaptive_router.outcomes import PathWindowStats, Posterior
+from adaptive_router.outcomes import PathWindowStats, PositionPosterior, Posterior
 from adaptive_router.reports.costs import CostReport, cost_report
 from adaptive_router.reports.timeseries import TimeSeries, time_series
 from adaptive_router.stores.base import Store
 from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
 
-__all__ = ["Summary", "json_number", "posterior_dict", "summary"]
+__all__ = ["Summary", "json_number", "posterior_dict", "stats_dict", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +52,12 @@ class Summary:
             "until": self.until,
             "now": self.now,
             "half_life_s": self.half_life,
-            "stats": [_clean({**asdict(s), "success_rate": s.success_rate}) for s in self.stats],
+            "stats": [stats_dict(s) for s in self.stats],
             "costs": self.costs.to_dict(),
             "series": _clean(asdict(self.series)),
-            "posteriors": [_posterior(p) for p in self.posteriors],
+            "posteriors": [posterior_dict(p) for p in self.posteriors],
             "context_posteriors": {
-                ctx: [_posterior(p) for p in ps] for ctx, ps in self.context_posteriors.items()
+                ctx: [posterior_dict(p) for p in ps] for ctx, ps in self.context_posteriors.items()
             },
         }
 
@@ -67,12 +67,9 @@ def json_number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def posterior_dict(p: Posterior) -> dict[str, Any]:
-    """One path's posterior (a ``Router.posteriors()`` item) as JSON-ready data: the rows
-    of ``adaptive-router posteriors --json`` and of the dashboard's ``/api/summary``."""
+def _position_dict(p: PositionPosterior) -> dict[str, Any]:
     lo, hi = p.interval
     return {
-        "path": p.path,
         "alpha": p.alpha,
         "beta": p.beta,
         "mean": p.mean,
@@ -80,17 +77,56 @@ def posterior_dict(p: Posterior) -> dict[str, Any]:
         "n": p.n,
         "successes": p.successes,
         "failures": p.failures,
-        "traffic_share": p.traffic_share,
         "updated_at": p.updated_at,
+    }
+
+
+def posterior_dict(p: Posterior) -> dict[str, Any]:
+    """One path's posteriors (a ``Router.posteriors()`` item) as JSON-ready data: the rows
+    of ``adaptive-router posteriors --json`` and of the dashboard's ``/api/summary``.
+
+    ``alpha``, ``beta``, ``mean``, ``interval``, ``n``, ``successes``, ``failures`` and
+    ``updated_at`` are the first-attempt posterior (the path's success rate, what the
+    first choice is ranked by); ``after_failure`` holds the same fields for its attempts
+    made after another path failed (the later positions' evidence)."""
+    return {
+        "path": p.path,
+        **_position_dict(p.first),
+        "after_failure": _position_dict(p.after_failure),
+        "traffic_share": p.traffic_share,
         "expected_cost_usd": json_number(p.expected_cost_usd),
         "expected_latency_ms": json_number(p.expected_latency_ms),
     }
 
 
-def _posterior(p: Posterior) -> dict[str, Any]:
-    lo, hi = p.interval
-    out: dict[str, Any] = _clean({**asdict(p), "mean": p.mean, "interval": [lo, hi]})
-    return out
+def stats_dict(s: PathWindowStats) -> dict[str, Any]:
+    """One path's window stats (a ``Router.stats()`` item) as JSON-ready data: the rows of
+    ``adaptive-router stats --json`` and of the dashboard's ``/api/summary``.
+
+    ``attempts``, ``successes`` and ``success_rate`` count both positions; the
+    ``first_*`` fields count the attempts that were their request's first (the path's
+    success rate on the inputs the task gets) and the ``after_failure_*`` fields those
+    made after another path of the request failed (only the inputs it failed on)."""
+    return {
+        "path": s.path,
+        "attempts": s.attempts,
+        "successes": s.successes,
+        "success_rate": json_number(s.success_rate),
+        "first_attempts": s.first_attempts,
+        "first_successes": s.first_successes,
+        "first_success_rate": json_number(s.first_success_rate),
+        "after_failure_attempts": s.after_failure_attempts,
+        "after_failure_successes": s.after_failure_successes,
+        "after_failure_success_rate": json_number(s.after_failure_success_rate),
+        "timeouts": s.timeouts,
+        "latency_p50_ms": s.latency_p50_ms,
+        "latency_p95_ms": s.latency_p95_ms,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost_usd": json_number(s.cost_usd),
+        "mean_score": json_number(s.mean_score),
+        "errors": dict(sorted(s.errors.items())),
+    }
 
 
 def _clean(value: Any) -> Any:

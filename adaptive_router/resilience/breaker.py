@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import Enum
 
+from adaptive_router import forks
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import check_seconds
@@ -129,9 +130,15 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probes: list[float] = []  # start times of the probes in flight
         self._listeners: list[BreakerListener] = []
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.value!r})"
+
+    def _after_fork_in_child(self) -> None:
+        # A forked child keeps the breaker's state (the parent's failures are as recent
+        # for it); the lock is renewed: a parent thread may have held it at the fork.
+        self._lock = threading.RLock()
 
     def copy(self, *, name: str | None = None) -> CircuitBreaker:
         """A new breaker with these settings and clock, and a state of its own: closed,

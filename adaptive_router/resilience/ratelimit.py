@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import urllib.parse
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from adaptive_router import forks
 from adaptive_router._checks import redact, redact_url
 from adaptive_router._imports import require
 from adaptive_router.errors import ConfigurationError
@@ -22,7 +25,12 @@ if TYPE_CHECKING:
     from limits import RateLimitItem, RateLimitItemPerMinute
     from limits.errors import ConfigurationError as LimitsConfigurationError
     from limits.errors import StorageError
-    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.storage import (
+        MemoryStorage,
+        SlidingWindowCounterSupport,
+        Storage,
+        storage_from_string,
+    )
     from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -33,14 +41,19 @@ def _load_limits() -> None:
     """Import ``limits`` (~0.1 s: every storage backend's module) when the first
     :class:`RateLimit` is made, not with the package. Binds the names above (once)."""
     global RateLimitItem, RateLimitItemPerMinute, LimitsConfigurationError, StorageError
-    global SlidingWindowCounterSupport, Storage, storage_from_string
+    global MemoryStorage, SlidingWindowCounterSupport, Storage, storage_from_string
     global MovingWindowRateLimiter, SlidingWindowCounterRateLimiter, _limits_loaded
     if _limits_loaded:
         return
     from limits import RateLimitItem, RateLimitItemPerMinute
     from limits.errors import ConfigurationError as LimitsConfigurationError
     from limits.errors import StorageError
-    from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
+    from limits.storage import (
+        MemoryStorage,
+        SlidingWindowCounterSupport,
+        Storage,
+        storage_from_string,
+    )
     from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
     _limits_loaded = True  # after the names are bound: another thread may be making one
@@ -63,6 +76,26 @@ class RateLimitExceeded(Exception):
 
 _STORAGES: dict[tuple[str, tuple[tuple[str, str], ...]], Storage] = {}
 _STORAGES_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The storages this module opened, put right in a forked child: a memory storage's
+    per-key locks are renewed (its expiry timer thread may have held one at the fork; the
+    timer itself restarts at the next use), a Redis client's connection pool starts
+    empty (its sockets are the parent's; redis-py would notice at the next command too)."""
+    global _STORAGES_LOCK
+    _STORAGES_LOCK = threading.Lock()
+    if not _limits_loaded:  # no RateLimit was made: no storage to put right
+        return
+    for storage in _STORAGES.values():
+        if isinstance(storage, MemoryStorage):
+            storage.locks = defaultdict(threading.RLock)
+        pool = getattr(getattr(storage, "storage", None), "connection_pool", None)
+        if pool is not None and callable(getattr(pool, "reset", None)):
+            pool.reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _open_storage(url: str, options: Mapping[str, Any]) -> Storage:
@@ -205,6 +238,10 @@ class RateLimit:
         self._asleep = asleep
         self._warn_lock = threading.Lock()
         self._last_warning: float | None = None
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._warn_lock = threading.Lock()  # a parent thread may have held it at the fork
 
     @property
     def requests_per_minute(self) -> int | None:

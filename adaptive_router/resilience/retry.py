@@ -19,6 +19,7 @@ import tenacity
 from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
+from adaptive_router import forks
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
@@ -160,7 +161,11 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"rng must be a random.Random, an int seed or None, got {rng!r}"
             )
-        if rng is None or isinstance(rng, int):
+        if rng is None:
+            rng = random.Random()
+            # Forked workers must not draw the same jitter and retry in step.
+            forks.reseed_in_child(rng)
+        elif isinstance(rng, int):
             rng = random.Random(rng)
         elif not isinstance(rng, random.Random):
             raise ConfigurationError(

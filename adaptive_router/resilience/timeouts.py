@@ -14,6 +14,7 @@ import functools
 import itertools
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -267,6 +268,11 @@ class _DaemonThreadPool:
             if retire:
                 return
 
+    def forget_workers(self) -> None:
+        """Drop every idle worker: in a forked child their threads do not exist, and an
+        item handed to one would never run. The next call starts a worker."""
+        self._idle = []
+
     def _park(self, me: _Worker) -> bool:
         """Put this worker back on the idle stack; True when enough are idle and it
         should retire instead (two parking at once may both stay: the bound is loose)."""
@@ -316,6 +322,17 @@ def _count_abandoned(change: int) -> None:
     global _abandoned
     with _abandoned_lock:
         _abandoned += change
+
+
+def _after_fork_in_child() -> None:
+    # The parent's workers, and the abandoned calls running on them, are not in the child.
+    global _abandoned_lock, _abandoned
+    _POOL.forget_workers()
+    _abandoned_lock = threading.Lock()
+    _abandoned = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **kwargs: Any) -> T:

@@ -463,7 +463,7 @@ class Attempts:
                 value, usage, meta = raw.value, self._checked(path, raw.usage), raw.metadata
             else:
                 value, usage, meta = raw, None, None
-            verdict, why, score = ctx.judge(rid, path, value, self.context)
+            verdict, why, score = ctx.judge(rid, path, value, self.context, self.n)
             used, priced = (usage, False) if bill is None else self._usage(usage, bill)
             outcome = build_outcome(
                 ctx,

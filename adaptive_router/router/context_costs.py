@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from adaptive_router.policy import decay_factor
-from adaptive_router.stores.base import PathState
+from adaptive_router.stores.base import PathEvidence
+from adaptive_router.stores.evidence import pooled_costs
 
 __all__ = ["CostRow", "cost_row", "mixed_means"]
 
@@ -29,9 +30,10 @@ __all__ = ["CostRow", "cost_row", "mixed_means"]
 CostRow = tuple[float, float, float, float, float]
 
 
-def cost_row(st: PathState) -> CostRow:
-    """The cost and latency part of a stored path state."""
-    return (st.cost_sum, st.cost_weight, st.latency_sum, st.latency_weight, st.ref_time)
+def cost_row(ev: PathEvidence, half_life: float | None) -> CostRow:
+    """The cost and latency part of a path's stored evidence, both positions added
+    (:func:`~adaptive_router.stores.evidence.pooled_costs`)."""
+    return pooled_costs(ev, half_life)
 
 
 def _mix(

@@ -43,6 +43,7 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 
+from adaptive_router import forks
 from adaptive_router.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.outcomes import Outcome
 from adaptive_router.router.budgets import RequestBudget
@@ -130,6 +131,20 @@ class DecisionLog:
         # after the first decision was written, with routing keeping its share of the GIL.
         # The router hands :meth:`written` to its recorder, which calls it with the rows
         # it committed.
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh lock and events, counters at zero, no thread (the next
+        committed row starts one), an empty queue: the rows queued at the fork were
+        written by the parent, whose thread computes their propensities."""
+        self._lock = threading.Lock()
+        self._queue = deque()
+        stopped = self._stop.is_set()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        if stopped:
+            self._stop.set()
+        self._thread = None
+        self.deferred = self.computed = self.max_seen = 0
 
     @property
     def backlog(self) -> int:

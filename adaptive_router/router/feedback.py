@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_router import forks
 from adaptive_router.errors import StoreUnavailableError, UnknownRequestError
 from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import Decision, ErrorKind, Outcome
@@ -76,6 +77,16 @@ class Feedback:
         self._lock = threading.Lock()  # guards the three below; never held during I/O
         self._held: OrderedDict[str, _Held] = OrderedDict()
         self._todo: deque[str] = deque()  # ids with store work left, oldest first
+        self._unclaimed = 0
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a fresh lock, and none of the parent's held decisions. Their
+        pending records and accepted reports are the parent's to write (written twice
+        from two processes, a report would count once but be logged as lost)."""
+        self._lock = threading.Lock()
+        self._held = OrderedDict()
+        self._todo = deque()
         self._unclaimed = 0
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adaptive_router import forks
 from adaptive_router._checks import first_line
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.observe.alerts import Alert
@@ -116,6 +117,20 @@ class Heartbeat:
         self._supported = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a router of its own in the fleet (a new id and this pid, so
+        the parent's row is not overwritten), not beating until :meth:`start`."""
+        stopped = self._stop.is_set()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+        self._thread = None
+        self.identity = _Identity(uuid.uuid4().hex, self.identity.host, os.getpid())
+        self.started_at = self.clock()
+        self.beats = 0
+        self._failing = False
 
     def snapshot(self) -> HealthSnapshot:
         """The router's health now."""
@@ -164,8 +179,9 @@ class Heartbeat:
         return True
 
     def start(self) -> None:
-        """Beat now and then every ``interval`` seconds from a daemon thread."""
-        if self._thread is not None:
+        """Beat now and then every ``interval`` seconds from a daemon thread (a no-op when
+        it runs or was stopped)."""
+        if self._thread is not None or self._stop.is_set():
             return
         self._thread = threading.Thread(
             target=self._run, name=f"adaptive-router-heartbeat-{self.task}", daemon=True
@@ -198,15 +214,11 @@ def start_heartbeat(
     alerts: Callable[[], Iterable[Alert]],
     clock: Callable[[], float],
     interval: float | None,
-) -> Callable[[], None]:
-    """Beat every ``interval`` seconds (None: off) for the router of ``task`` (see
-    :class:`Heartbeat`) and return the function that stops it."""
+) -> Heartbeat | None:
+    """Beat every ``interval`` seconds for the router of ``task`` (see :class:`Heartbeat`)
+    and return the heartbeat (None: off)."""
     if interval is None:
-        return _off
+        return None
     beat = Heartbeat(store, task, breakers, alerts, clock, interval=interval)
     beat.start()
-    return beat.stop
-
-
-def _off() -> None:
-    """No heartbeat to stop."""
+    return beat

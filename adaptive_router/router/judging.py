@@ -30,8 +30,9 @@ def is_empty(result: Any) -> bool:
 
 
 class Judge:
-    """Applies ``success_fn`` or ``score_fn`` (exactly one is set). ``mean(path, context)``
-    gives the evidence of an unknown score (the path's posterior mean); ``log`` carries
+    """Applies ``success_fn`` or ``score_fn`` (exactly one is set). ``mean(path, context,
+    attempt)`` gives the evidence of an unknown score (the path's posterior mean at the
+    attempt's position: first, or after a failure); ``log`` carries
     its lines (throttled for judges that raise) under the router's logger name."""
 
     def __init__(
@@ -40,7 +41,7 @@ class Judge:
         success_fn: Callable[[Any], Any] | None,
         score_fn: Callable[[Any], Any] | None,
         min_score: float,
-        mean: Callable[[Path, str], float],
+        mean: Callable[[Path, str, int], float],
         log: ThrottledLog,
     ) -> None:
         self.task = task
@@ -56,10 +57,12 @@ class Judge:
         """``"score_fn"`` or ``"success_fn"``: the judge in use, for messages."""
         return "score_fn" if self.score_fn is not None else "success_fn"
 
-    def __call__(self, rid: str, path: Path, result: Any, context: str = "") -> Verdict:
-        """The verdict on ``result`` of ``path`` for request ``rid``."""
+    def __call__(
+        self, rid: str, path: Path, result: Any, context: str = "", attempt: int = 1
+    ) -> Verdict:
+        """The verdict on ``result`` of ``path`` for attempt ``attempt`` of request ``rid``."""
         if self.score_fn is not None:
-            return self._score(rid, path, result, context)
+            return self._score(rid, path, result, context, attempt)
         assert self.success_fn is not None
         try:
             verdict = self.success_fn(result)
@@ -103,7 +106,7 @@ class Judge:
         )
         return ErrorKind.SUCCESS_FN_ERROR.value, error, None
 
-    def _score(self, rid: str, path: Path, result: Any, context: str) -> Verdict:
+    def _score(self, rid: str, path: Path, result: Any, context: str, attempt: int) -> Verdict:
         assert self.score_fn is not None
         try:
             raw = self.score_fn(result)
@@ -111,14 +114,19 @@ class Judge:
             return self._raised("score_fn", rid, path, exc)
         if raw is None:
             # Unknown (e.g. an LLM judge that could not grade): the attempt passes, and its
-            # evidence is the path's current posterior mean, which leaves that mean as it is.
+            # evidence is the path's current posterior mean at the attempt's position, which
+            # leaves that mean as it is.
             self.log.logger.info(
                 "score unknown: score_fn returned None for path %s of task %s",
                 path.name,
                 self.task,
                 extra={"request_id": rid, "task": self.task, "path": path.name},
             )
-            return None, "score unknown: score_fn returned None", self.mean(path, context)
+            return (
+                None,
+                "score unknown: score_fn returned None",
+                self.mean(path, context, attempt),
+            )
         score = as_score(raw)
         if score is None:
             error = f"score_fn returned {raw!r:.60}, expected a number in [0, 1]"

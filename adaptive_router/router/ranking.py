@@ -2,6 +2,12 @@
 draw, open breakers to the back, the final fallback last. No I/O: it reads the
 recorder's in-process cache.
 
+The first choice is ranked by each path's first-attempt evidence (unconditioned: every
+input the task gets), the later positions by its after-failure evidence (attempts made
+after another path of the request failed), when the policy takes it
+(:func:`~adaptive_router.policy.takes_after_failure`) and there are more than two learned
+paths (with two, the second is the other one whatever the evidence says).
+
 With an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`), each
 learned path's expected cost and latency per attempt are its decayed means, else its
 ``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior (a cost prior may also be
@@ -26,12 +32,18 @@ from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policy import FloatArray, Policy, ThompsonSampling
+from adaptive_router.policy import (
+    FloatArray,
+    Policy,
+    ThompsonSampling,
+    after_failure_generator,
+    takes_after_failure,
+)
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.cost_priors import cost_priors
-from adaptive_router.router.recorder import Recorder
+from adaptive_router.router.recorder import Recorder, Weights
 from adaptive_router.router.settings import PathSettings
-from adaptive_router.stores.base import PathState
+from adaptive_router.stores.base import PathEvidence, PathState
 from adaptive_router.stores.evidence import posteriors_from_states
 
 __all__ = ["Ranking", "posteriors_from_states"]
@@ -74,6 +86,11 @@ class Ranking:
             else None
         )
         self._names = tuple(p.name or "" for p in self.paths)
+        #: Read and pass the after-failure evidence: only it orders positions 2.. and only
+        #: with three paths or more is there an order among them to choose.
+        self._after = len(self.paths) > 2 and takes_after_failure(policy)
+        #: The after-failure draws' own generator (spawned: nothing is drawn from ``rng``).
+        self.rng_after = after_failure_generator(rng) if self._after else rng
         #: Keep each decision's evidence (when the policy is :attr:`loggable`).
         self.log_decisions = log_decisions and self.loggable
         # Priced once here, never per request (quote() runs calc_price).
@@ -124,16 +141,26 @@ class Ranking:
             )
         return context
 
-    def evidence(self, now: float, context: str = "") -> tuple[np.ndarray, np.ndarray]:
-        """Decayed success/failure weights per learned path, as the policy sees them.
+    def evidence(self, now: float, context: str = "", after: bool = False) -> Weights:
+        """Decayed success/failure weights per learned path, as the policy sees them: of
+        first attempts, and (``after``) of attempts after a failure.
 
         In a named context the task-level evidence acts as the prior, scaled down to at
-        most ``context_prior_strength`` pseudo-observations per path, so a new context
-        starts from what the task knows and its own evidence soon dominates.
+        most ``context_prior_strength`` pseudo-observations per path and position, so a new
+        context starts from what the task knows and its own evidence soon dominates.
         """
-        s, f, own_s, own_f = self.recorder.evidence(self._names, context, now)
-        if own_s is None or own_f is None:
-            return s, f
+        task, own = self.recorder.evidence(self._names, context, now, after)
+        if own is None:
+            return task
+        s, f = self._mixed(task.s, task.f, own.s, own.f)
+        if task.s2 is None or task.f2 is None or own.s2 is None or own.f2 is None:
+            return Weights(s, f, None, None)
+        s2, f2 = self._mixed(task.s2, task.f2, own.s2, own.f2)
+        return Weights(s, f, s2, f2)
+
+    def _mixed(
+        self, s: FloatArray, f: FloatArray, own_s: FloatArray, own_f: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         n = s + f
         scale = np.where(
             n > self.context_prior_strength,
@@ -144,8 +171,9 @@ class Ranking:
 
     def rank(self, now: float, context: str = "") -> tuple[list[Path], DecisionDraft | None]:
         """The request's order (sampled, open breakers to the back, the fallback last) and,
-        with :attr:`log_decisions` on, the evidence of the decision (else None)."""
-        s, f = self.evidence(now, context)
+        with :attr:`log_decisions` on, the evidence of the decision (else None): the
+        first-attempt evidence, which alone decides the first choice."""
+        s, f, s2, f2 = self.evidence(now, context, self._after)
         c = lat = None
         if self._objective is not None:
             obj = self._objective.objective
@@ -156,7 +184,18 @@ class Ranking:
                 if obj.uses_latency
                 else None
             )
-            ranked = self._objective.rank(s, f, self.rng, costs=c, latencies=lat)
+            ranked = self._objective.rank(
+                s, f, self.rng, s2, f2, costs=c, latencies=lat, after_rng=self.rng_after
+            )
+        elif s2 is not None:
+            ranked = self.policy.rank(  # type: ignore[call-arg]
+                s,
+                f,
+                self.rng,
+                after_successes=s2,
+                after_failures=f2,
+                after_rng=self.rng_after,
+            )
         else:
             ranked = self.policy.rank(s, f, self.rng)
         order = [self.paths[int(i)] for i in ranked]
@@ -233,20 +272,25 @@ class Ranking:
         b = self.settings[p.name or ""].breaker
         return 0 if b is None or b.available else 1
 
-    def mean(self, path: Path, now: float, context: str) -> float:
-        """The path's posterior mean now (prior included): a score that adds no information
-        (α + m, β + 1 - m with m = α / (α + β) keeps the mean at m)."""
+    def mean(self, path: Path, now: float, context: str, attempt: int = 1) -> float:
+        """The path's posterior mean now (prior included) at the position of attempt
+        number ``attempt`` (first, or after a failure): a score that adds no information
+        to that posterior (α + m, β + 1 - m with m = α / (α + β) keeps the mean at m)."""
         a, b = getattr(self.policy, "prior", (1.0, 1.0))
         try:
             i = next(k for k, p in enumerate(self.paths) if p is path)
         except StopIteration:  # the final fallback is not learned
             return float(a / (a + b))
-        s, f = self.evidence(now, context)
+        first = attempt == 1
+        w = self.evidence(now, context, after=not first)
+        s, f = (w.s, w.f) if first else (w.s2, w.f2)
+        assert s is not None and f is not None
         return float((a + s[i]) / (a + b + s[i] + f[i]))
 
     def posteriors(self, now: float, context: str = "") -> list[Posterior]:
-        """Each path's Beta posterior at ``now``: learned paths, then the fallback; in a
-        named context, its own evidence on top of the (capped) task-level prior."""
+        """Each path's Beta posteriors at ``now`` (first attempts, and after a failure):
+        learned paths, then the fallback; in a named context, its own evidence on top of
+        the (capped) task-level prior."""
         prior = getattr(self.policy, "prior", (1.0, 1.0))
         names = [p.name or "" for p in self.paths]
         if self.fallback is not None:
@@ -257,26 +301,25 @@ class Ranking:
                 posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
             )
         own = states.get(context, {})
-        s, f = self.evidence(now, context)
-        mixed: dict[str, PathState] = {}
+        s, f, s2, f2 = self.evidence(now, context, after=True)
+        assert s2 is not None and f2 is not None
+        mixed: dict[str, PathEvidence] = {}
         for i, p in enumerate(self.paths):
-            st = own.get(p.name or "")
-            mixed[p.name or ""] = PathState(
-                float(s[i]),
-                float(f[i]),
-                now,
-                st.successes if st else 0,
-                st.failures if st else 0,
+            ev = own.get(p.name or "") or PathEvidence()
+            mixed[p.name or ""] = PathEvidence(
+                _mixed_state(float(s[i]), float(f[i]), now, ev.first),
+                _mixed_state(float(s2[i]), float(f2[i]), now, ev.after_failure),
             )
         if self.fallback is not None and (self.fallback.name or "") in own:
             mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
         out = posteriors_from_states(mixed, names, prior, self.half_life, now)
+        hl = self.half_life
         costs, latencies = mixed_means(
             names,
-            {n: cost_row(st) for n, st in states.get("", {}).items()},
-            {n: cost_row(st) for n, st in own.items()},
+            {n: cost_row(ev, hl) for n, ev in states.get("", {}).items()},
+            {n: cost_row(ev, hl) for n, ev in own.items()},
             now,
-            self.half_life,
+            hl,
             self.context_prior_strength,
         )
         return self._with_priors(
@@ -307,6 +350,11 @@ class Ranking:
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
             out.append(r)
         return out
+
+
+def _mixed_state(s: float, f: float, now: float, own: PathState) -> PathState:
+    """A context's mixed weights (already decayed to ``now``) with its own counts."""
+    return PathState(s, f, now, own.successes, own.failures)
 
 
 def _filled(

@@ -12,14 +12,16 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
+from adaptive_router import forks
 from adaptive_router._checks import first_line, redact, short
 from adaptive_router.errors import ConfigurationError, OutcomesRejected, StoreUnavailableError
 from adaptive_router.log_throttle import ThrottledLog
@@ -27,13 +29,14 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
-    PathState,
+    PathEvidence,
     SharedEvidence,
     Store,
-    fold_outcome,
+    fold_evidence,
     is_data_error,
     outcome_problem,
 )
+from adaptive_router.stores.evidence import pooled_means
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,18 @@ HIGH_WATER = 20_000
 LOG_WINDOW_S = 60.0
 
 
-_NO_STATES: dict[str, PathState] = {}
+_NO_STATES: dict[str, PathEvidence] = {}
+
+
+class Weights(NamedTuple):
+    """Decayed success and failure weights per path (in the order asked for): of first
+    attempts (``s``, ``f``) and, when asked for, of attempts after a failure (``s2``,
+    ``f2``; else None)."""
+
+    s: FloatArray
+    f: FloatArray
+    s2: FloatArray | None
+    f2: FloatArray | None
 
 
 class Recorder:
@@ -77,7 +91,7 @@ class Recorder:
         max_buffer: int,
         connected: bool = True,
         log: ThrottledLog | None = None,
-        on_connect: Callable[[dict[str, dict[str, PathState]]], None] | None = None,
+        on_connect: Callable[[dict[str, dict[str, PathEvidence]]], None] | None = None,
         on_written: Callable[[Sequence[Outcome]], None] | None = None,
         on_drop: Callable[[int, int], None] | None = None,
         on_reject: Callable[[int, int], None] | None = None,
@@ -114,7 +128,7 @@ class Recorder:
         #: when the store fails again (the rest waits for the next flush).
         self.after_flush: Callable[[], Sequence[Outcome]] | None = None
         # context -> path -> evidence; "" is the task level that every outcome updates.
-        self.states: dict[str, dict[str, PathState]]
+        self.states: dict[str, dict[str, PathEvidence]]
         #: A copy of the store's evidence that this recorder folds into (False: the
         #: store's own, read in place; it folds every written outcome itself).
         self.own_cache = not isinstance(store, SharedEvidence)
@@ -138,74 +152,112 @@ class Recorder:
         #: Called with each batch of outcomes once the store has committed it.
         self.on_written = on_written
         if not store.in_process:
+            self.start()
+            # Its own registration (a partial is equal only to itself), undone by close():
+            # no exit hook outlives the recorder. A forked child inherits it: it flushes
+            # its own buffer when it exits normally.
+            self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
+            atexit.register(self._at_exit)
+        forks.follow(self)
+
+    def start(self) -> None:
+        """Start the writer thread unless it runs (the constructor does; a forked child
+        does at its first use of the router). Nothing to start for an in-process store."""
+        with self._lock:
+            if self.store.in_process or self._closed or self._thread is not None:
+                return
             self._thread = threading.Thread(
                 target=_run_loop,
-                args=(weakref.ref(self), self._stop, self._wake, flush_interval),
-                name=f"adaptive-router-writer[{task}]",
+                args=(weakref.ref(self), self._stop, self._wake, self.flush_interval),
+                name=f"adaptive-router-writer[{self.task}]",
                 daemon=True,
             )
             self._thread.start()
-            # Its own registration (a partial is equal only to itself), undone by close():
-            # no exit hook outlives the recorder.
-            self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
-            atexit.register(self._at_exit)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks and events, no writer thread yet (:meth:`start`),
+        an empty buffer. The outcomes buffered or being written at the fork are the
+        parent's: its writer writes them, so the child must not (they would be written
+        twice, or lost with the child). The cache keeps the parent's evidence until the
+        child's first refresh, which comes with its writer's first tick."""
+        self._io_lock = threading.Lock()
+        if isinstance(self.store, SharedEvidence):
+            # The store's lock, renewed by the store's own hook (it was built first).
+            self.states, self._lock = self.store.shared_contexts(self.task)
+        else:
+            self._lock = threading.Lock()
+        self._buffer = []
+        self._inflight = 0
+        self._outage_logged = False
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        if self._closed:
+            self._stop.set()
+        self._thread = None
+        self._last_refresh = -math.inf
 
     # -- reading (under the lock: folds mutate the states in place) ------------------
     def evidence(
-        self, names: Sequence[str], context: str, now: float
-    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]:
-        """``(success, failure)`` weights of each of ``names`` at the task level, decayed
-        to ``now`` (0 without evidence), then the same in ``context`` (``None, None`` for
-        the task level, ``context=""``). Read under the lock: folds mutate the states in
-        place, and a half-folded state must not be read."""
+        self, names: Sequence[str], context: str, now: float, after: bool = False
+    ) -> tuple[Weights, Weights | None]:
+        """The :class:`Weights` of each of ``names`` at the task level, decayed to ``now``
+        (0 without evidence), then the same in ``context`` (None for the task level,
+        ``context=""``); the after-failure weights only when ``after``. Read under the
+        lock: folds mutate the states in place, and a half-folded state must not be read."""
         with self._lock:
-            s, f = self._decayed(self.states.get("", _NO_STATES), names, now)
+            task = self._decayed(self.states.get("", _NO_STATES), names, now, after)
             if not context:
-                return s, f, None, None
-            own_s, own_f = self._decayed(self.states.get(context, _NO_STATES), names, now)
-        return s, f, own_s, own_f
-
-    def _decayed(
-        self, states: dict[str, PathState], names: Sequence[str], now: float
-    ) -> tuple[FloatArray, FloatArray]:
-        half_life = self.half_life
-        s = np.zeros(len(names))
-        f = np.zeros(len(names))
-        if half_life is None:  # nothing decays (the default): no factor to compute
-            for i, st in enumerate(map(states.get, names)):
-                if st is not None:
-                    s[i] = st.success_w
-                    f[i] = st.failure_w
-            return s, f
-        for i, st in enumerate(map(states.get, names)):
-            if st is not None:
-                k = decay_factor(now - st.ref_time, half_life)
-                s[i] = st.success_w * k
-                f[i] = st.failure_w * k
-        return s, f
-
-    def means(self) -> dict[str, tuple[float | None, float | None]]:
-        """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt
-        (None where nothing was measured)."""
-        with self._lock:
-            return {
-                n: (st.mean_cost_usd, st.mean_latency_ms)
-                for n, st in self.states.get("", {}).items()
-            }
-
-    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
-        """``(task level, context)``: each path's decayed cost and latency sums
-        (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
-        with self._lock:
-            task = {n: cost_row(st) for n, st in self.states.get("", {}).items()}
-            own = {n: cost_row(st) for n, st in self.states.get(context, {}).items()}
+                return task, None
+            own = self._decayed(self.states.get(context, _NO_STATES), names, now, after)
         return task, own
 
-    def snapshot(self) -> dict[str, dict[str, PathState]]:
-        """A copy of every context's path states (``""`` is the task level)."""
+    def _decayed(
+        self, states: dict[str, PathEvidence], names: Sequence[str], now: float, after: bool
+    ) -> Weights:
+        half_life = self.half_life
+        k = len(names)
+        s = np.zeros(k)
+        f = np.zeros(k)
+        s2 = np.zeros(k) if after else None
+        f2 = np.zeros(k) if after else None
+        for i, ev in enumerate(map(states.get, names)):
+            if ev is None:
+                continue
+            st = ev.first
+            # No factor to compute without a half-life (the default): nothing decays.
+            w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
+            s[i] = st.success_w * w
+            f[i] = st.failure_w * w
+            if s2 is not None and f2 is not None:
+                st = ev.after_failure
+                if st.n:  # many paths are never tried second: nothing to decay
+                    w = 1.0 if half_life is None else decay_factor(now - st.ref_time, half_life)
+                    s2[i] = st.success_w * w
+                    f2[i] = st.failure_w * w
+        return Weights(s, f, s2, f2)
+
+    def means(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each path's task-level decayed mean ``(cost_usd, latency_ms)`` per attempt, over
+        both positions (None where nothing was measured)."""
+        half_life = self.half_life
+        with self._lock:
+            return {n: pooled_means(ev, half_life) for n, ev in self.states.get("", {}).items()}
+
+    def cost_evidence(self, context: str) -> tuple[dict[str, CostRow], dict[str, CostRow]]:
+        """``(task level, context)``: each path's decayed cost and latency sums over both
+        positions (:data:`~adaptive_router.router.context_costs.CostRow`) in the two rows."""
+        half_life = self.half_life
+        with self._lock:
+            task = {n: cost_row(ev, half_life) for n, ev in self.states.get("", {}).items()}
+            own = {n: cost_row(ev, half_life) for n, ev in self.states.get(context, {}).items()}
+        return task, own
+
+    def snapshot(self) -> dict[str, dict[str, PathEvidence]]:
+        """A copy of every context's path evidence (``""`` is the task level)."""
         with self._lock:
             return {
-                c: {n: replace(st) for n, st in paths.items()} for c, paths in self.states.items()
+                c: {n: ev.copy() for n, ev in paths.items()} for c, paths in self.states.items()
             }
 
     def contexts(self) -> list[str]:
@@ -395,10 +447,10 @@ class Recorder:
                 paths = self.states.get(ctx)
                 if paths is None:
                     paths = self.states[ctx] = {}
-                st = paths.get(o.path)
-                if st is None:
-                    st = paths[o.path] = PathState(ref_time=o.created_at)
-                fold_outcome(st, o, self.half_life)
+                ev = paths.get(o.path)
+                if ev is None:
+                    ev = paths[o.path] = PathEvidence()
+                fold_evidence(ev, o, self.half_life)
 
     def _push(self, outcomes: Sequence[Outcome]) -> None:
         self._buffer.extend(outcomes)

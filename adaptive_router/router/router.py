@@ -8,12 +8,16 @@ the request loops; the decisions live in ``settings``, ``ranking``, ``attempts``
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from adaptive_router import forks
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed
 from adaptive_router.log_throttle import ThrottledLog
@@ -183,6 +187,10 @@ class Router:
         )
         #: The validated parameters: the option groups and what derives from them.
         self.config = cfg
+        # Set before the writer starts: its refresh reads them (see _after_fork_in_child).
+        self._forked, self._resuming = False, threading.Lock()
+        # Unseeded: a forked child then draws numbers of its own.
+        self._entropy = cfg.learning.seed is None
         self.paths, self.fallback, self.task = cfg.paths, cfg.fallback, cfg.task
         self.clock, self.policy, self.budget = cfg.clock, cfg.policy, cfg.budget
         #: What the order of learned paths minimizes (``objective.name``: "success", ...).
@@ -261,7 +269,7 @@ class Router:
             cfg.success_fn,
             cfg.score_fn,
             learn.min_score,
-            lambda path, ctx: self.ranking.mean(path, self.clock(), ctx),
+            lambda path, ctx, attempt: self.ranking.mean(path, self.clock(), ctx, attempt),
             self._log,
         )
         self._feedback = Feedback(
@@ -299,11 +307,12 @@ class Router:
         # No heartbeat where nothing can read it: a store only this router holds in-process.
         beats = None if self._owns_store and self.store.in_process else obs.heartbeat_s
         alerts = self.alerts
-        self._unsubscribe.append(
-            start_heartbeat(
-                self.store, self.task, self.health, lambda: list(alerts.recent), self.clock, beats
-            )
+        self._heartbeat = start_heartbeat(
+            self.store, self.task, self.health, lambda: list(alerts.recent), self.clock, beats
         )
+        if self._heartbeat is not None:
+            self._unsubscribe.append(self._heartbeat.stop)
+        forks.follow(self)
 
     def _check_half_life(self, _stored: object) -> None:
         check_half_life(self.store, self.task, self.half_life, "Router")
@@ -324,10 +333,29 @@ class Router:
         """Each path's resolved timeout, retry policy, breaker and rate limit, by name."""
         return self._settings
 
+    # -- a forked child (see adaptive_router.forks) ----------------------------------
+    def _after_fork_in_child(self) -> None:
+        # Its collaborators renewed their locks and buffers in their own hooks; the
+        # threads start at the first use, so a child that never routes starts nothing.
+        self._forked, self._resuming = True, threading.Lock()
+        if self._entropy:  # unseeded: workers must not all make the parent's next draws
+            self.config.rng.bit_generator.state = np.random.default_rng().bit_generator.state
+
+    def _resume(self) -> None:
+        """First use in a forked child: start this process's writer and heartbeat."""
+        with self._resuming:
+            if self._forked and not self._closed:
+                self._recorder.start()
+                if self._heartbeat is not None:
+                    self._heartbeat.start()
+            self._forked = False
+
     # -- the request core shared by run and arun ---------------------------------
     def _begin(self, context: str = "") -> tuple[str, list[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
+        if self._forked:
+            self._resume()
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
@@ -484,6 +512,8 @@ class Router:
         is then logged and ignored). A report of a decision this router does not hold
         raises :class:`StoreUnavailableError`: nothing was recorded, report it again.
         """
+        if self._forked:
+            self._resume()
         return self._feedback.report(
             request_id,
             success,
@@ -496,12 +526,20 @@ class Router:
         )
 
     def posteriors(self, context: str | None = None) -> list[Posterior]:
-        """Each path's current Beta posterior (decay applied): learned paths, then the fallback.
+        """Each path's current Beta posteriors (decay applied): learned paths, then the
+        fallback.
 
-        ``traffic_share`` is the path's share of the (decayed) evidence, i.e. of recent
-        attempts, fallback attempts included. With ``context``, the posteriors that route
-        that context: its own evidence (success, cost, latency) on the capped task level.
+        ``alpha``, ``beta``, ``mean``, ``interval``, ``n``, ``successes`` and ``failures``
+        are the path's first attempts (requests it was tried first on: its success rate,
+        which ranks the first choice); ``after_failure`` is the same for its attempts made
+        after another path of the request failed (only the inputs that path failed on;
+        they rank the later positions). ``traffic_share`` is the path's share of the
+        (decayed) evidence of both kinds, i.e. of recent attempts, fallback attempts
+        included. With ``context``, the posteriors that route that context: its own
+        evidence (success, cost, latency) on the capped task level.
         """
+        if self._forked:
+            self._resume()
         return self.ranking.posteriors(self.clock(), context or "")
 
     def contexts(self) -> list[str]:
@@ -512,7 +550,9 @@ class Router:
         self, window: timedelta = timedelta(hours=1), context: str | None = None
     ) -> list[PathWindowStats]:
         """Per-path success rate, latency percentiles, tokens, cost (and mean score) over a
-        recent window; in one context when ``context`` is given."""
+        recent window; in one context when ``context`` is given. Each item also counts the
+        first attempts and the attempts after a failure apart (``first_success_rate``,
+        ``after_failure_success_rate``, ...)."""
         secs = seconds(window, "window", allow_none=False) or 0.0
         self.flush()
         return self.store.window_stats(self.task, self.clock() - secs, context=context)

@@ -19,7 +19,15 @@ import numpy as np
 
 from adaptive_router._imports import install_hint
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
-from adaptive_router.policy import FloatArray, IntArray, Policy, ThompsonSampling, decay_factor
+from adaptive_router.policy import (
+    FloatArray,
+    IntArray,
+    Policy,
+    ThompsonSampling,
+    after_failure_generator,
+    decay_factor,
+    takes_after_failure,
+)
 from adaptive_router.simulation.baselines import StepAware, policy_label
 from adaptive_router.simulation.environment import BoolArray, Environment, FinalPath, stationary
 from adaptive_router.simulation.results import SimulationResult
@@ -43,7 +51,11 @@ Engine = Literal["auto", "numpy", "numba"]
 
 
 def _compiled_engine(
-    engine: str, policy: Policy, rng: np.random.Generator, env_rng: np.random.Generator
+    engine: str,
+    policy: Policy,
+    rng: np.random.Generator,
+    env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
 ) -> bool:
     """Whether :func:`simulate` runs the compiled loop; explains when ``"numba"`` can't."""
     if engine not in ("auto", "numpy", "numba"):
@@ -62,6 +74,11 @@ def _compiled_engine(
         # numpy interleaves one stream's policy and environment draws; the kernel keeps
         # two states and could not write both back.
         why = "rng and env_rng are the same generator (rngs() gives two independent ones)"
+    elif after_rng is rng or after_rng is env_rng:
+        why = (
+            "rng cannot spawn the after-failure draws' generator (numpy < 1.25, or no "
+            "seed sequence); pass numpy.random.Generator(numpy.random.SFC64(seed))"
+        )
     elif not (
         isinstance(rng.bit_generator, np.random.SFC64)
         and isinstance(env_rng.bit_generator, np.random.SFC64)
@@ -96,10 +113,14 @@ class _Run:
     env: Environment
     rates: FloatArray  # true rates (T, K)
     best: FloatArray  # the best rate per step (T,)
-    succ: FloatArray  # (decayed) evidence (R, K)
+    succ: FloatArray  # (decayed) first-attempt evidence (R, K)
     fail: FloatArray
+    succ2: FloatArray  # (decayed) evidence of attempts after a failure (R, K)
+    fail2: FloatArray
     pend_s: BoolArray  # outcomes not yet visible (delay, R, K), a ring indexed by t % delay
     pend_f: BoolArray
+    pend_s2: BoolArray  # the same for attempts after a failure
+    pend_f2: BoolArray
     marks: IntArray  # checkpoints (C,)
     regret: FloatArray  # (C, R)
     cum: FloatArray  # cumulative regret (R,)
@@ -125,8 +146,12 @@ class _Run:
             best=rates.max(axis=1),
             succ=np.zeros((r, k)),
             fail=np.zeros((r, k)),
+            succ2=np.zeros((r, k)),
+            fail2=np.zeros((r, k)),
             pend_s=np.zeros((env.delay, r, k), dtype=np.bool_),
             pend_f=np.zeros((env.delay, r, k), dtype=np.bool_),
+            pend_s2=np.zeros((env.delay, r, k), dtype=np.bool_),
+            pend_f2=np.zeros((env.delay, r, k), dtype=np.bool_),
             marks=marks,
             regret=np.empty((marks.size, r)),
             cum=np.zeros(r),
@@ -196,12 +221,18 @@ def simulate(
     (decayed) evidence; the first path is attempted; with ``fallback=True`` the
     next ranked path is tried on failure until one succeeds, as ``Router.run``
     does, then ``env.final`` if every learned path failed. Every attempt's
-    outcome is evidence (the Router records every attempt too), visible to the
+    outcome is evidence (the Router records every attempt too), kept as the Router
+    keeps it: the first attempt's as first-attempt evidence (what ``rank`` gets as
+    ``successes``/``failures``), the later attempts' as after-failure evidence (what a
+    policy that takes it, :func:`~adaptive_router.policy.takes_after_failure`, gets as
+    ``after_successes``/``after_failures``), visible to the
     policy ``env.delay`` requests later and added with full weight then, as
     ``Router.report`` stamps an outcome with the report time. After each step
     the sums are multiplied by ``0.5 ** (1 / half_life)`` (see
     :mod:`adaptive_router.simulation`). With ``fallback=False`` only the first path
-    is tried, as with ``choose``/``report``.
+    is tried, as with ``choose``/``report`` (the after-failure evidence then stays empty,
+    and the later positions of the traced order are drawn from the prior, as ``choose``
+    draws ``Decision.order``).
 
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
@@ -244,18 +275,40 @@ def simulate(
             )
     run = _Run.allocate(env, horizon, replications, checkpoints, trace)
     every = max(horizon // 100, 1)
-    compiled = _compiled_engine(engine, policy, rng, env_rng)
+    # As the Router: with more than two paths, a policy that takes the after-failure
+    # evidence ranks the later positions by it, drawing from a generator spawned from rng.
+    # Those draws are made only when the later positions can matter (fallback) or are
+    # recorded (trace); they never touch rng, so nothing else changes without them.
+    after_rng = None
+    if env.n_paths > 2 and takes_after_failure(policy):
+        after_rng = after_failure_generator(rng)
+    compiled = _compiled_engine(engine, policy, rng, env_rng, after_rng)
     if compiled:
         _warm_up_kernel()
     start = time.perf_counter()
     rank_s: float | None = None  # the compiled engine fuses rank with the rest of the step
+    later = after_rng if fallback or trace else None
     if compiled:
         _run_compiled(
-            policy, run, rng=rng, env_rng=env_rng, fallback=fallback, progress=progress, every=every
+            policy,
+            run,
+            rng=rng,
+            env_rng=env_rng,
+            after_rng=later,
+            fallback=fallback,
+            progress=progress,
+            every=every,
         )
     else:
         rank_s = _run_numpy(
-            policy, run, rng=rng, env_rng=env_rng, fallback=fallback, progress=progress, every=every
+            policy,
+            run,
+            rng=rng,
+            env_rng=env_rng,
+            after_rng=later,
+            fallback=fallback,
+            progress=progress,
+            every=every,
         )
     seconds = time.perf_counter() - start
     return run.result(
@@ -269,17 +322,21 @@ def _run_numpy(
     *,
     rng: np.random.Generator,
     env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
     fallback: bool,
     progress: Callable[[int, int], None] | None,
     every: int,
 ) -> float:
-    """Fill ``run`` with the numpy step loop (any policy); returns the seconds in ``rank``."""
+    """Fill ``run`` with the numpy step loop (any policy); returns the seconds in ``rank``.
+    ``after_rng``: pass the after-failure evidence, with this generator for its draws."""
     horizon, k = run.rates.shape
     r = run.cum.size
     keep = decay_factor(1.0, policy.half_life)
     step_aware = policy if isinstance(policy, StepAware) else None
     objective = policy if isinstance(policy, ObjectiveThompsonSampling) else None
     step = _NumpyStep(run, fallback, learn_costs=objective is not None)
+    after = after_rng is not None
+    generic: Any = policy  # rank's extra arguments are checked by takes_after_failure
     rank_s = 0.0
     mark_i = 0
     for t in range(horizon):
@@ -287,27 +344,40 @@ def _run_numpy(
         if step_aware is not None:
             step_aware.at_step(t, p)
         t0 = time.perf_counter()
+        # With one replication, the Router's exact call: 1-D arrays. Keeps single runs
+        # step-for-step comparable.
+        rows = 0 if r == 1 else slice(None)
+        s2 = run.succ2[rows] if after else None
+        f2 = run.fail2[rows] if after else None
         if objective is not None:
             costs, lats = step.estimates()
-            if r == 1:
-                order = objective.rank(
-                    run.succ[0],
-                    run.fail[0],
-                    rng,
-                    costs=None if costs is None else costs[0],
-                    latencies=None if lats is None else lats[0],
-                )[None, :]
-            else:
-                order = objective.rank(run.succ, run.fail, rng, costs=costs, latencies=lats)
-        elif r == 1:
-            # The Router's exact call: 1-D arrays. Keeps single runs step-for-step comparable.
-            order = policy.rank(run.succ[0], run.fail[0], rng)[None, :]
+            order = objective.rank(
+                run.succ[rows],
+                run.fail[rows],
+                rng,
+                s2,
+                f2,
+                costs=None if costs is None else costs[rows],
+                latencies=None if lats is None else lats[rows],
+                after_rng=after_rng,
+            )
+        elif after:
+            order = generic.rank(
+                run.succ[rows],
+                run.fail[rows],
+                rng,
+                after_successes=s2,
+                after_failures=f2,
+                after_rng=after_rng,
+            )
         else:
-            order = policy.rank(run.succ, run.fail, rng)
+            order = policy.rank(run.succ[rows], run.fail[rows], rng)
+        if r == 1:
+            order = order[None, :]
         rank_s += time.perf_counter() - t0
         ok = env_rng.random((r, k)) < p
         tried = step.attempt(t, order, ok)
-        step.learn(t, tried & ok, tried & ~ok, keep)
+        step.learn(t, order[:, 0], tried, ok, keep)
         if mark_i < run.marks.size and t + 1 == run.marks[mark_i]:
             run.regret[mark_i] = run.cum
             mark_i += 1
@@ -411,21 +481,34 @@ class _NumpyStep:
         np.put_along_axis(tried, order, tried_ord, axis=1)
         return tried, failed_so_far[:, -1]
 
-    def learn(self, t: int, new_s: BoolArray, new_f: BoolArray, keep: float) -> None:
-        """Add step ``t``'s outcomes to the evidence (``delay`` steps later), then decay it."""
+    def learn(self, t: int, first: IntArray, tried: BoolArray, ok: BoolArray, keep: float) -> None:
+        """Add step ``t``'s outcomes to the evidence (``delay`` steps later), then decay it:
+        the first path's (``first``, per replication) to the first-attempt evidence, the
+        other tried paths' to the after-failure evidence."""
         run = self.run
+        at_first = np.zeros_like(tried)
+        at_first[self.rows, first] = True
+        new_s, new_f = tried & ok & at_first, tried & ~ok & at_first
+        later = tried & ~at_first
+        new_s2, new_f2 = later & ok, later & ~ok
         delay = run.pend_s.shape[0]
         if delay:
             slot = t % delay
-            seen = run.pend_s[slot] | run.pend_f[slot]
+            seen = run.pend_s[slot] | run.pend_f[slot] | run.pend_s2[slot] | run.pend_f2[slot]
             run.succ += run.pend_s[slot]
             run.fail += run.pend_f[slot]
+            run.succ2 += run.pend_s2[slot]
+            run.fail2 += run.pend_f2[slot]
             run.pend_s[slot] = new_s
             run.pend_f[slot] = new_f
+            run.pend_s2[slot] = new_s2
+            run.pend_f2[slot] = new_f2
         else:
-            seen = new_s | new_f
+            seen = tried
             run.succ += new_s
             run.fail += new_f
+            run.succ2 += new_s2
+            run.fail2 += new_f2
         if self.seen_w is not None:
             # Every attempt's cost and latency are known in the simulator; mean = sum / w.
             self.seen_w += seen
@@ -436,6 +519,8 @@ class _NumpyStep:
         if keep != 1.0:
             run.succ *= keep
             run.fail *= keep
+            run.succ2 *= keep
+            run.fail2 *= keep
             if self.seen_w is not None:
                 self.seen_w *= keep
                 if self.cost_sum is not None:
@@ -468,11 +553,13 @@ def _run_compiled(
     *,
     rng: np.random.Generator,
     env_rng: np.random.Generator,
+    after_rng: np.random.Generator | None,
     fallback: bool,
     progress: Callable[[int, int], None] | None,
     every: int,
 ) -> None:
-    """Fill ``run`` with the compiled loop, ``every`` steps at a time.
+    """Fill ``run`` with the compiled loop, ``every`` steps at a time (``after_rng``: rank
+    the later positions by the after-failure evidence, drawing from it).
 
     Chunks keep progress bars moving and Ctrl-C responsive; each costs one call (~50 µs).
     """
@@ -491,6 +578,8 @@ def _run_compiled(
     if env.final is not None:
         extra[:, k] = (env.final.cost_usd, env.final.latency_ms)
     policy_words, env_words = kernel.get_state(rng), kernel.get_state(env_rng)
+    split = after_rng is not None
+    after_words = kernel.get_state(after_rng) if after_rng is not None else policy_words.copy()
     mark_state = np.zeros(1, dtype=np.int64)
     # Absent outputs as empty arrays, so that one compiled specialisation serves every run.
     marks64 = run.marks.astype(np.int64)
@@ -503,6 +592,7 @@ def _run_compiled(
         kernel.run_thompson(
             policy_words,
             env_words,
+            after_words,
             params,
             run.rates,
             run.best,
@@ -510,9 +600,14 @@ def _run_compiled(
             t1,
             run.succ,
             run.fail,
+            run.succ2,
+            run.fail2,
             run.pend_s,
             run.pend_f,
+            run.pend_s2,
+            run.pend_f2,
             fallback,
+            split,
             extra[0],
             extra[1],
             env.final is not None,
@@ -532,6 +627,8 @@ def _run_compiled(
         # the completed steps left them, as the numpy loop does.
         kernel.set_state(rng, policy_words)
         kernel.set_state(env_rng, env_words)
+        if after_rng is not None:
+            kernel.set_state(after_rng, after_words)
         if progress is not None:
             progress(t1, horizon)
 

@@ -10,11 +10,16 @@ bookkeeping) into one compiled loop over replications.
 It is a second implementation of ``ThompsonSampling.rank`` (the price of ~4x), held to
 the first bit for bit rather than by shared code. It draws from the same generators, in
 the same order, with numpy's own algorithms: per step, one Beta draw for each
-(replication, path) in C order, then (``explore > 0``) ``rng.random(R)`` and, if any
-replication explores, ``rng.integers(0, K, size=R)``, exactly what
-``ThompsonSampling.rank`` consumes for an ``(R, K)`` batch, and the environment's
-``env_rng.random((R, K))``. Given the same SFC64 generators it returns the numpy engine's
-results: the same choices, outcomes and counts, bit for bit (``tests/test_simulation_kernel.py``).
+(replication, path) in C order from the first-attempt evidence, then (``explore > 0``)
+``rng.random(R)`` and, if any replication explores, ``rng.integers(0, K, size=R)``: exactly
+what ``ThompsonSampling.rank`` consumes for an ``(R, K)`` batch; when the later positions
+are ranked by the after-failure evidence (``split``), one Beta draw per replication for
+each path but its first, row by row and by path index, from the after-failure draws' own
+generator (as ``rank(..., after_rng=)``); and the environment's ``env_rng.random((R,
+K))``. Like the numpy engine, it keeps the first attempt's outcome as first-attempt
+evidence and the later attempts' as after-failure evidence. Given the same SFC64
+generators it returns the numpy engine's results: the same choices, outcomes and counts,
+bit for bit (``tests/test_simulation_kernel.py``).
 
 **numpy's SFC64 draws, compiled.** numba can call a numpy ``Generator`` itself, but through
 the bit generator's function pointer for every number (5.7 ns per uniform on this
@@ -322,16 +327,22 @@ def _draw(st: Any, arm: Any) -> Any:
 def run_thompson(
     policy_words: Any,  # uint64[6] SFC64 state of the policy's generator (in/out)
     env_words: Any,  # uint64[6] SFC64 state of the environment's generator (in/out)
+    after_words: Any,  # uint64[6] SFC64 state of the after-failure draws' generator (in/out)
     params: Any,  # float64[4]: prior alpha, prior beta, explore, keep (decay per step)
     rates: Any,  # (T, K) success rate of each path at each step
     best: Any,  # (T,) best rate per step
     t_start: int,
     t_stop: int,
-    succ: Any,  # (R, K) decayed successes (in/out)
-    fail: Any,  # (R, K) decayed failures (in/out)
-    pend_s: Any,  # (D, R, K) outcomes waiting for delayed feedback (in/out)
+    succ: Any,  # (R, K) decayed first-attempt successes (in/out)
+    fail: Any,  # (R, K) decayed first-attempt failures (in/out)
+    succ2: Any,  # (R, K) decayed successes after a failure (in/out)
+    fail2: Any,  # (R, K) decayed failures after a failure (in/out)
+    pend_s: Any,  # (D, R, K) first attempts waiting for delayed feedback (in/out)
     pend_f: Any,
+    pend_s2: Any,  # (D, R, K) later attempts waiting for delayed feedback (in/out)
+    pend_f2: Any,
     fallback: bool,
+    split: bool,  # rank positions 2.. by the after-failure evidence, drawn from after_words
     cost: Any,  # (K + 1,) per-attempt cost; [K] = the final path's
     latency: Any,  # (K + 1,) per-attempt latency; [K] = the final path's
     has_final: bool,
@@ -357,19 +368,25 @@ def run_thompson(
     delay = pend_s.shape[0]
     p_st = pack(policy_words)
     e_st = pack(env_words)
+    a_st = pack(after_words)
 
     theta = np.empty((n_rep, k))
+    theta2 = np.empty((n_rep, k))  # θ' of every path but the row's first (its slot unused)
+    firsts = np.zeros(n_rep, dtype=np.int64)
     outcomes = np.empty((n_rep, k), dtype=np.bool_)
     below = np.empty(k, dtype=np.int64)
     exploring = np.zeros(n_rep, dtype=np.bool_)
     order = np.empty(k, dtype=np.int64)
     tried = np.zeros(k, dtype=np.bool_)
     setup = np.empty((n_rep, k, 6))
+    setup2 = np.empty((n_rep, k, 6) if split else (0, 0, 6))
     theta_flat = theta.reshape(n_rep * k)
     setup_flat = setup.reshape(n_rep * k, 6)
     for r in range(n_rep):
         for j in range(k):
             _refresh(setup, succ, fail, r, j, a0, b0)
+            if split:
+                _refresh(setup2, succ2, fail2, r, j, a0, b0)
     mark_i = mark_state[0]
     ranked = fallback and k > 1  # the whole order matters, not just the first path
     full = (ranked or trace) and k > 1  # sort the whole order (traced even without fallback)
@@ -392,6 +409,20 @@ def run_thompson(
                         pick, p_st = bounded(p_st, k - 1)
                     if exploring[r]:
                         theta[r, pick] = 2.0  # θ <= 1, so the explored path goes first
+        if split:
+            # The later positions' θ', after every row's first θ and exploration draws: row
+            # by row, each row's paths but its first by index (ThompsonSampling.sample_rest).
+            for r in range(n_rep):
+                first = 0
+                top = theta[r, 0]
+                for j in range(1, k):
+                    if theta[r, j] > top:
+                        first = j
+                        top = theta[r, j]
+                firsts[r] = first
+                for j in range(k):
+                    if j != first:
+                        theta2[r, j], a_st = _draw(a_st, setup2[r, j])
         # The environment: every path's outcome, tried or not (env_rng.random((R, K))). A
         # loop of its own: interleaved with the θ draws, two generators' states compete for
         # registers and each outcome costs ~3x more.
@@ -408,7 +439,20 @@ def run_thompson(
         for r in range(n_rep):
             ok = outcomes[r]
             # argsort(-theta, kind="stable"): descending, ties by index.
-            if full:
+            if split and full:
+                # The first, then the others by descending θ', ties by index.
+                order[0] = firsts[r]
+                m_len = 1
+                for cur in range(k):
+                    if cur == firsts[r]:
+                        continue
+                    m = m_len
+                    while m > 1 and theta2[r, order[m - 1]] < theta2[r, cur]:
+                        order[m] = order[m - 1]
+                        m -= 1
+                    order[m] = cur
+                    m_len += 1
+            elif full:
                 for i in range(k):
                     cur = i
                     m = i
@@ -475,7 +519,8 @@ def run_thompson(
                     trace_order[t, r, j] = order[j]
                     trace_ok[t, r, j] = ok[j]
 
-            # -- evidence, as the Router records it --------------------------------------------
+            # -- evidence, as the Router records it: the first attempt's as first-attempt
+            # evidence, the later attempts' as after-failure evidence -----------------------
             if delay > 0:
                 slot = t % delay
                 for j in range(k):
@@ -483,32 +528,55 @@ def run_thompson(
                         succ[r, j] += 1.0
                     if pend_f[slot, r, j]:
                         fail[r, j] += 1.0
+                    if pend_s2[slot, r, j]:
+                        succ2[r, j] += 1.0
+                    if pend_f2[slot, r, j]:
+                        fail2[r, j] += 1.0
                     pend_s[slot, r, j] = False
                     pend_f[slot, r, j] = False
-                for i in range(attempts):
+                    pend_s2[slot, r, j] = False
+                    pend_f2[slot, r, j] = False
+                j = order[0]
+                if ok[j]:
+                    pend_s[slot, r, j] = True
+                else:
+                    pend_f[slot, r, j] = True
+                for i in range(1, attempts):
                     j = order[i]
                     if ok[j]:
-                        pend_s[slot, r, j] = True
+                        pend_s2[slot, r, j] = True
                     else:
-                        pend_f[slot, r, j] = True
+                        pend_f2[slot, r, j] = True
                 if keep == 1.0:
                     for j in range(k):
                         _refresh(setup, succ, fail, r, j, a0, b0)
+                        if split:
+                            _refresh(setup2, succ2, fail2, r, j, a0, b0)
             else:
-                for i in range(attempts):
-                    # Branch-free: an outcome is a coin flip the predictor can't learn, and
-                    # adding 0.0 leaves a sum unchanged, as numpy's `succ += new_s` does.
+                # Branch-free: an outcome is a coin flip the predictor can't learn, and
+                # adding 0.0 leaves a sum unchanged, as numpy's `succ += new_s` does.
+                j = order[0]
+                hit = 1.0 if ok[j] else 0.0
+                succ[r, j] += hit
+                fail[r, j] += 1.0 - hit
+                if keep == 1.0:
+                    _refresh(setup, succ, fail, r, j, a0, b0)
+                for i in range(1, attempts):
                     j = order[i]
                     hit = 1.0 if ok[j] else 0.0
-                    succ[r, j] += hit
-                    fail[r, j] += 1.0 - hit
-                    if keep == 1.0:
-                        _refresh(setup, succ, fail, r, j, a0, b0)
+                    succ2[r, j] += hit
+                    fail2[r, j] += 1.0 - hit
+                    if keep == 1.0 and split:
+                        _refresh(setup2, succ2, fail2, r, j, a0, b0)
             if keep != 1.0:
                 for j in range(k):
                     succ[r, j] *= keep
                     fail[r, j] *= keep
+                    succ2[r, j] *= keep
+                    fail2[r, j] *= keep
                     _refresh(setup, succ, fail, r, j, a0, b0)
+                    if split:
+                        _refresh(setup2, succ2, fail2, r, j, a0, b0)
 
         first_success[t] = n_first_ok / n_rep
         step_cost[t] = cost_sum / n_rep
@@ -520,3 +588,4 @@ def run_thompson(
     mark_state[0] = mark_i
     unpack(p_st, policy_words)
     unpack(e_st, env_words)
+    unpack(a_st, after_words)

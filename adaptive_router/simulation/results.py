@@ -11,48 +11,109 @@ import numpy as np
 from adaptive_router.policy import FloatArray, IntArray
 from adaptive_router.simulation.environment import BoolArray
 
-__all__ = ["SimulationResult", "adaptation_lag", "adaptation_lags"]
+__all__ = [
+    "LAG_HOLD",
+    "LAG_THRESHOLD",
+    "LAG_WINDOW",
+    "SimulationResult",
+    "adaptation_lag",
+    "adaptation_lags",
+]
+
+
+#: The adaptation-lag criterion's defaults (see :func:`adaptation_lags`): from the lag on,
+#: the path's share of first attempts stays under ``LAG_THRESHOLD`` over every span of at
+#: least ``LAG_WINDOW`` requests to the end of the run, which must go on for at least
+#: ``LAG_HOLD`` requests after it.
+LAG_THRESHOLD = 0.10
+LAG_WINDOW = 100
+LAG_HOLD = 1_000
+
+
+def _settled(counts: FloatArray, threshold: float, window: int, hold: int) -> FloatArray:
+    """The lag of each column of ``counts`` (per step: how much of the step went to the path,
+    shape ``(T, R)``): the first step ``s <= T - hold`` such that the path's share of steps
+    ``s … t - 1`` is below ``threshold`` for every ``t`` from ``s + window`` to ``T``."""
+    n, cols = counts.shape
+    lags = np.full(cols, math.inf)
+    if n < hold:
+        return lags
+    # share of [s, t) < threshold  <=>  d[t] < d[s], with d[t] = (count before t) - threshold·t;
+    # so s qualifies when the largest d[t] over t >= s + window is below d[s].
+    d = np.concatenate([np.zeros((1, cols)), np.cumsum(counts, axis=0)])
+    d -= threshold * np.arange(n + 1, dtype=np.float64)[:, None]
+    later_max = np.maximum.accumulate(d[::-1], axis=0)[::-1]
+    starts = np.arange(n - hold + 1)
+    # The tolerance keeps a share exactly at the threshold (10 of 100) from counting as under.
+    ok = later_max[starts + window] - d[starts] < -1e-9
+    hit = ok.any(axis=0)
+    lags[hit] = np.argmax(ok[:, hit], axis=0)
+    return lags
+
+
+def _check_lag_args(threshold: float, window: int, hold: int) -> None:
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be a share in (0, 1], got {threshold!r}")
+    if window < 1 or hold < window:
+        raise ValueError(
+            f"window must be >= 1 request and hold >= window, got window={window!r}, hold={hold!r}"
+        )
 
 
 def adaptation_lag(
-    share: FloatArray, since: int, threshold: float = 0.10, window: int = 10
+    share: FloatArray,
+    since: int,
+    threshold: float = LAG_THRESHOLD,
+    window: int = LAG_WINDOW,
+    hold: int = LAG_HOLD,
 ) -> float:
     """Requests served after step ``since`` before a path's first-attempt share falls under
-    ``threshold``: the start of the first run of ``window`` requests averaging below it.
+    ``threshold`` for good, on the run-averaged traffic curve: the criterion of
+    :func:`adaptation_lags` applied to ``share``, the path's first-attempt share per step
+    averaged over replications.
 
-    ``share`` is the path's first-attempt share per step, averaged over replications
-    (the window smooths the replication noise). 0 means it never got traffic after
-    ``since``; ``inf`` that it kept at least ``threshold`` until the horizon.
+    0 means it was under from the start; ``inf`` that it never settled under, or not early
+    enough to be watched for ``hold`` requests before the horizon.
     """
+    _check_lag_args(threshold, window, hold)
     tail = np.asarray(share, dtype=np.float64)[since:]
-    if tail.size < window:
-        return math.inf
-    rolling = np.convolve(tail, np.ones(window) / window, mode="valid")
-    below = np.flatnonzero(rolling < threshold)
-    return float(below[0]) if below.size else math.inf
+    return float(_settled(tail[:, None], threshold, window, hold)[0])
 
 
 def adaptation_lags(
-    first: IntArray, path: int, since: int, threshold: float = 0.10, window: int = 10
+    first: IntArray,
+    path: int,
+    since: int,
+    threshold: float = LAG_THRESHOLD,
+    window: int = LAG_WINDOW,
+    hold: int = LAG_HOLD,
 ) -> FloatArray:
-    """:func:`adaptation_lag` of each replication on its own, shape ``(R,)``.
+    """The adaptation lag of each replication on its own, shape ``(R,)``; ``inf`` for a run
+    that never meets the criterion (report those as *not adapted*, never as a number).
 
     ``first`` is the first path of every request of every replication, shape ``(T, R)``
-    (``SimulationResult.trace_first``). A run's lag is the start of its first ``window``
-    requests after ``since`` in which ``path`` was first on fewer than ``threshold`` of
-    them. The mean of these is not the lag of the run-averaged traffic curve: one run's
-    late exploration keeps the averaged curve above the threshold for longer.
+    (``SimulationResult.trace_first``). A run's lag is the first request ``s`` after
+    ``since`` from which ``path``'s share of first attempts stays under ``threshold`` for
+    the rest of the run: over requests ``s … t`` for every ``t`` at least ``window``
+    requests later, up to the horizon, which must lie at least ``hold`` requests after
+    ``s``. With the defaults: under 10% of first attempts, counted from ``s``, at every
+    span of 100 requests or more, watched for at least 1,000 requests.
+
+    A path whose long-run share is above the threshold cannot meet this by chance, given a
+    watch long enough: its share counted from any request tends to its long-run share, so
+    only a swing of traffic that lasts from ``s`` to the horizon could pass. Short
+    half-lives between close paths swing traffic for hundreds of requests or more; give
+    such runs a longer ``hold`` (the half-life sweep watches a quarter of the time to the
+    next incident). Simpler criteria can be met by chance: one window of 10 requests
+    without the path (this function's earlier definition) is met within a few hundred
+    requests by a path that still leads a third of them, and even under 10% in each of
+    100 consecutive 100-request windows is met by short half-lives that send a quarter of
+    first attempts to the path in bursts. The mean of these lags is not the lag of the
+    run-averaged traffic curve: one run's late exploration keeps the averaged curve up.
     """
-    on = np.asarray(first)[since:] == path
-    lags = np.full(on.shape[1], math.inf)
-    if on.shape[0] < window:
-        return lags
-    csum = np.concatenate([np.zeros((1, on.shape[1])), np.cumsum(on, axis=0)])
-    rolling = (csum[window:] - csum[:-window]) / window
-    below = rolling < threshold
-    hit = below.any(axis=0)
-    lags[hit] = np.argmax(below[:, hit], axis=0)
-    return lags
+    _check_lag_args(threshold, window, hold)
+    on = (np.asarray(first)[since:] == path).astype(np.float64)
+    return _settled(on, threshold, window, hold)
 
 
 @dataclass
@@ -151,13 +212,19 @@ class SimulationResult:
         return out
 
     def adaptation_lag(
-        self, path: int, since: int, threshold: float = 0.10, window: int = 10
+        self,
+        path: int,
+        since: int,
+        threshold: float = LAG_THRESHOLD,
+        window: int = LAG_WINDOW,
+        hold: int = LAG_HOLD,
     ) -> float:
-        """Requests after ``since`` until ``path`` gets under ``threshold`` of first attempts.
+        """Requests after ``since`` until ``path`` gets under ``threshold`` of first attempts
+        and stays there (:func:`adaptation_lag`, on the run-averaged traffic curve).
 
         ``inf`` if it never does (the static order, for instance).
         """
-        return adaptation_lag(self.share[:, path], since, threshold, window)
+        return adaptation_lag(self.share[:, path], since, threshold, window, hold)
 
     def share_binned(self, bins: int) -> tuple[FloatArray, FloatArray]:
         """Traffic share in ``bins`` equal blocks: (block centres, shares ``(bins, K)``)."""

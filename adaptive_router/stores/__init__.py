@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from adaptive_router._imports import lazy_names
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.stores.base import PathState, PendingDecision, Store
+from adaptive_router.stores.base import PathEvidence, PathState, PendingDecision, Store
 from adaptive_router.stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ __getattr__, __dir__ = lazy_names(
 
 __all__ = [
     "MemoryStore",
+    "PathEvidence",
     "PathState",
     "PendingDecision",
     "SQLStore",

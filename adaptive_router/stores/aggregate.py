@@ -16,6 +16,7 @@ class _Acc:
     successes: int = 0
     timeouts: int = 0
     first_attempts: int = 0
+    first_successes: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: float = 0.0
@@ -55,6 +56,8 @@ def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
                 acc.timeouts += 1
         if attempt == 1:
             acc.first_attempts += 1
+            if success:
+                acc.first_successes += 1
         if latency is not None:
             acc.latencies.append(float(latency))
         # Unknown stays unknown: None until an attempt of the window reports its tokens.
@@ -88,6 +91,7 @@ def aggregate(rows: Iterable[Row]) -> list[PathWindowStats]:
                 first_attempts=acc.first_attempts,
                 errors=acc.errors,
                 mean_score=acc.score_sum / acc.scored if acc.scored else None,
+                first_successes=acc.first_successes,
             )
         )
     return out

@@ -7,7 +7,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, TypeGuard
 
 from adaptive_router.errors import OutcomesRejected
@@ -26,9 +26,24 @@ from adaptive_router.stores.series import SeriesCounts, bucket_rows
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
 
+#: The two evidence positions (``path_stats.position``): a request's first attempt, which
+#: sees every input, and the attempts made after an earlier path of the request failed,
+#: which see only the inputs that path failed on.
+FIRST = "first"
+AFTER_FAILURE = "after_failure"
+POSITIONS = (FIRST, AFTER_FAILURE)
+
+
+def position_of(attempt: int) -> str:
+    """The evidence position of an attempt number: :data:`FIRST` for the first path the
+    request executed (``attempt == 1``; a path skipped before it, never called, has no
+    number), else :data:`AFTER_FAILURE` (an earlier path executed and did not succeed)."""
+    return FIRST if attempt == 1 else AFTER_FAILURE
+
+
 @dataclass(slots=True)
 class PathState:
-    """Durable per-(task, path) evidence.
+    """Durable evidence of one (task, context, path, position) row.
 
     ``success_w``/``failure_w`` are decayed sums relative to ``ref_time`` (the
     newest observation's time); ``successes``/``failures`` are plain counts.
@@ -61,6 +76,43 @@ class PathState:
     def mean_latency_ms(self) -> float | None:
         """Decayed mean latency per attempt (ms), None before any timed attempt."""
         return self.latency_sum / self.latency_weight if self.latency_weight > 0.0 else None
+
+
+@dataclass(slots=True)
+class PathEvidence:
+    """A path's evidence in one (task, context), kept apart by position.
+
+    ``first``: the requests' first attempts, unconditioned (every input the task gets);
+    the first choice is ranked by it. ``after_failure``: attempts made after an earlier
+    path of the same request failed (only the inputs it failed on); the later positions
+    are ranked by it. Folding both into one posterior would make a path that is mostly
+    tried second look as bad as the hardest inputs (see the README's *Design*).
+    """
+
+    first: PathState = field(default_factory=PathState)
+    after_failure: PathState = field(default_factory=PathState)
+
+    def at(self, position: str) -> PathState:
+        """The state of ``position`` (:data:`FIRST` or :data:`AFTER_FAILURE`)."""
+        return self.first if position == FIRST else self.after_failure
+
+    @property
+    def n(self) -> int:
+        """Attempts counted in both positions."""
+        return self.first.n + self.after_failure.n
+
+    def copy(self) -> PathEvidence:
+        """An independent copy (both states copied)."""
+        return PathEvidence(replace(self.first), replace(self.after_failure))
+
+    def states(self) -> tuple[PathState, PathState]:
+        """``(first, after_failure)``."""
+        return self.first, self.after_failure
+
+
+def fold_evidence(ev: PathEvidence, o: Outcome, half_life: float | None) -> None:
+    """Fold ``o`` into the position of ``ev`` its attempt number says (:func:`position_of`)."""
+    fold_outcome(ev.first if o.attempt == 1 else ev.after_failure, o, half_life)
 
 
 def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
@@ -279,14 +331,16 @@ class CompleteResult:
 
 class SharedEvidence(abc.ABC):
     """An optional capability: a store whose evidence lives in this process, as the very
-    :class:`PathState` objects its ``write`` folds into.
+    :class:`PathEvidence` objects its ``write`` folds into.
 
     A router's cache reads them in place, under the store's own lock, instead of keeping
     a copy and folding every outcome a second time (half of the fold work per request)."""
 
     @abc.abstractmethod
-    def shared_contexts(self, task: str) -> tuple[dict[str, dict[str, PathState]], threading.Lock]:
-        """``task``'s live evidence (context -> path -> state, "" = task level; an empty
+    def shared_contexts(
+        self, task: str
+    ) -> tuple[dict[str, dict[str, PathEvidence]], threading.Lock]:
+        """``task``'s live evidence (context -> path -> evidence, "" = task level; an empty
         mapping for a new task, filled in as outcomes are written) and the lock that every
         read and fold of it holds."""
 
@@ -298,6 +352,8 @@ class Store(abc.ABC):
     ``(request_id, attempt)``, and the evidence of an outcome is added to
     ``path_stats`` in the same transaction as its row, only if the row is new.
     So a batch retried after a lost commit acknowledgment never counts twice.
+    An outcome's evidence goes to the position its attempt number says
+    (:func:`position_of`): first attempts and attempts after a failure are kept apart.
     """
 
     #: True when the store keeps nothing outside this process (no refresh needed).
@@ -315,10 +371,10 @@ class Store(abc.ABC):
         """Record outcomes and fold them into ``path_stats``; return how many were new."""
 
     @abc.abstractmethod
-    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
-        """Stored evidence for ``task``: context -> path -> state ("" = task level)."""
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
+        """Stored evidence for ``task``: context -> path -> evidence ("" = task level)."""
 
-    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+    def load(self, task: str, context: str = "") -> dict[str, PathEvidence]:
         """Every path's stored evidence for ``task`` in one context ("" = task level)."""
         return self.load_contexts(task).get(context, {})
 
@@ -379,9 +435,10 @@ class Store(abc.ABC):
         it atomically (two routers starting at once cannot both register); this default,
         for other stores, reads the stored evidence and registers nothing.
         """
-        for st in self.load(task).values():
-            if st.n:
-                return st.half_life_s
+        for ev in self.load(task).values():
+            for st in ev.states():
+                if st.n:
+                    return st.half_life_s
         return half_life
 
     def update_usage(self, outcome: Outcome) -> bool:

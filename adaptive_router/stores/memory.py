@@ -5,19 +5,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
+from adaptive_router import forks
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
     HealthSnapshot,
-    PathState,
+    PathEvidence,
     PendingDecision,
     SharedEvidence,
     Store,
     copy_usage,
-    fold_outcome,
+    fold_evidence,
     refuse_invalid,
 )
 
@@ -39,15 +39,22 @@ class MemoryStore(Store, SharedEvidence):
         if not isinstance(max_outcomes, int) or max_outcomes < 0:
             raise ValueError(f"max_outcomes must be an int >= 0, got {max_outcomes!r}")
         self._lock = threading.Lock()
-        self._stats: dict[str, dict[str, dict[str, PathState]]] = {}  # task -> context -> path
+        # task -> context -> path -> evidence (first attempts and after a failure)
+        self._stats: dict[str, dict[str, dict[str, PathEvidence]]] = {}
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
         self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
         self._max_outcomes = max_outcomes
+        forks.follow(self)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child the contents are the child's own copy; only the lock, which a
+        parent thread may have held at the fork, is renewed."""
+        self._lock = threading.Lock()
 
     def write(self, outcomes: Sequence[Outcome], half_life: float | None) -> int:
         refuse_invalid(outcomes)
@@ -75,13 +82,15 @@ class MemoryStore(Store, SharedEvidence):
                 paths = contexts.get(ctx)
                 if paths is None:
                     paths = contexts[ctx] = {}
-                st = paths.get(o.path)
-                if st is None:
-                    st = paths[o.path] = PathState(ref_time=o.created_at)
-                fold_outcome(st, o, half_life)
+                ev = paths.get(o.path)
+                if ev is None:
+                    ev = paths[o.path] = PathEvidence()
+                fold_evidence(ev, o, half_life)
         return new
 
-    def shared_contexts(self, task: str) -> tuple[dict[str, dict[str, PathState]], threading.Lock]:
+    def shared_contexts(
+        self, task: str
+    ) -> tuple[dict[str, dict[str, PathEvidence]], threading.Lock]:
         with self._lock:
             contexts = self._stats.get(task)
             if contexts is None:
@@ -93,7 +102,10 @@ class MemoryStore(Store, SharedEvidence):
             if task not in self._half_lives:
                 # A task written to before (directly, say) keeps what it was learned with.
                 learned = [
-                    st.half_life_s for st in self._stats.get(task, {}).get("", {}).values() if st.n
+                    st.half_life_s
+                    for ev in self._stats.get(task, {}).get("", {}).values()
+                    for st in ev.states()
+                    if st.n
                 ]
                 self._half_lives[task] = learned[0] if learned else half_life
             return self._half_lives[task]
@@ -108,11 +120,11 @@ class MemoryStore(Store, SharedEvidence):
                 copy_usage(outcome, stored)
             return True
 
-    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
-        out: dict[str, dict[str, PathState]] = {}
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
+        out: dict[str, dict[str, PathEvidence]] = {}
         with self._lock:
             for ctx, paths in self._stats.get(task, {}).items():
-                out[ctx] = {path: replace(st) for path, st in paths.items()}
+                out[ctx] = {path: ev.copy() for path, ev in paths.items()}
         return out
 
     def window_stats(

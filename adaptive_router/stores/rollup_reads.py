@@ -309,6 +309,7 @@ def window_stats(
                 mean_score=math.fsum(v["score_sum"] for _, _, v in parts) / scored
                 if scored
                 else None,
+                first_successes=sum(v["first_attempts"] for s, _, v in parts if s),
             )
         )
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0008_rollups"
+HEAD_REVISION = "0009_evidence_positions"
 
 metadata = sa.MetaData()
 
@@ -39,7 +39,12 @@ path_stats = sa.Table(
     sa.Column(
         "latency_weight", sa.Float(precision=53), nullable=False, server_default=sa.text("0")
     ),
-    sa.PrimaryKeyConstraint("task", "context", "path", name="path_stats_pkey"),
+    # 'first': the requests' first attempts (unconditioned); 'after_failure': attempts made
+    # after an earlier path of the request failed. Kept apart because the second population
+    # is only the inputs another path failed on. Migration 0009 adds it last and rebuilds
+    # both positions from the outcome rows.
+    sa.Column("position", sa.String(16), nullable=False),
+    sa.PrimaryKeyConstraint("task", "context", "path", "position", name="path_stats_pkey"),
 )
 
 outcomes = sa.Table(

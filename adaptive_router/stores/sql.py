@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -26,19 +25,20 @@ from tenacity import (
 
 import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
+import adaptive_router.stores.sql_evidence as sql_evidence
+import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
 import adaptive_router.stores.sql_tasks as sql_tasks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 from adaptive_router.outcomes import Outcome, PathWindowStats
-from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.base import (
     USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
     HealthSnapshot,
-    PathState,
+    PathEvidence,
     PathTotals,
     PendingDecision,
     Store,
@@ -88,23 +88,6 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
-    """SQL twin of :func:`adaptive_router.policy.decay_factor`."""
-    if half_life is None:
-        return sa.literal(1.0, sa.Float)
-    halvings = elapsed / sa.literal(half_life, sa.Float)
-    return sa.case(
-        (elapsed <= 0, sa.literal(1.0, sa.Float)),
-        (halvings > MAX_HALF_LIVES, sa.literal(0.0, sa.Float)),
-        else_=sa.func.power(sa.literal(0.5, sa.Float), halvings),
-    )
-
-
-def _scaled(value: sa.ColumnElement[float], factor: Any) -> Any:
-    """SQL twin of ``policy._scale``: snap tiny sums to 0 so PostgreSQL never underflows."""
-    return sa.case((value < TINY, sa.literal(0.0, sa.Float)), else_=value * factor)
-
-
 class SQLStore(Store):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
@@ -146,6 +129,7 @@ class SQLStore(Store):
             raise ConfigurationError(
                 f"store must be a URL string, an Engine or a Store, got {type(url).__name__}"
             )
+        sql_fork.follow(self.engine)  # a forked child gets a pool of its own
         self.dialect = self.engine.dialect.name
         if self.dialect not in SUPPORTED:
             raise ConfigurationError(
@@ -327,44 +311,14 @@ class SQLStore(Store):
             return
         # The hourly rollups get exactly the same rows, in the same transaction.
         conn.execute(self._rollup_upsert, rollups.increments(new))
-        groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
-        for o in new:
-            for ctx in o.evidence_keys():
-                groups[(o.task, ctx, o.path)].append(o)
-        # A fixed lock order across processes rules out deadlocks between batches.
-        params = [_stats_params(*key, groups[key], half_life) for key in sorted(groups)]
-        conn.execute(self._upsert(half_life), params)
+        conn.execute(self._upsert(half_life), sql_evidence.increments(new, half_life))
 
     def _upsert(self, half_life: float | None) -> Any:
         """The path_stats upsert for a half-life, built once: compiling it costs ~0.6 ms."""
         stmt = self._upserts.get(half_life)
         if stmt is None:
-            stmt = self._upserts[half_life] = self._build_upsert(half_life)
+            stmt = self._upserts[half_life] = sql_evidence.build_upsert(self._insert, half_life)
         return stmt
-
-    def _build_upsert(self, half_life: float | None) -> Any:
-        stmt = self._insert(path_stats)
-        ps, ex = path_stats.c, stmt.excluded
-        keep = _decay_expr(ex.ref_time - ps.ref_time, half_life)
-        add = _decay_expr(ps.ref_time - ex.ref_time, half_life)
-        newer = ex.ref_time > ps.ref_time
-        return stmt.on_conflict_do_update(
-            index_elements=["task", "context", "path"],
-            set_={
-                "success_w": _scaled(ps.success_w, keep) + _scaled(ex.success_w, add),
-                "failure_w": _scaled(ps.failure_w, keep) + _scaled(ex.failure_w, add),
-                "ref_time": sa.case((newer, ex.ref_time), else_=ps.ref_time),
-                "successes": ps.successes + ex.successes,
-                "failures": ps.failures + ex.failures,
-                "half_life_s": ex.half_life_s,
-                "cost_sum": _scaled(ps.cost_sum, keep) + _scaled(ex.cost_sum, add),
-                "cost_weight": _scaled(ps.cost_weight, keep) + _scaled(ex.cost_weight, add),
-                "latency_sum": _scaled(ps.latency_sum, keep) + _scaled(ex.latency_sum, add),
-                "latency_weight": _scaled(ps.latency_weight, keep)
-                + _scaled(ex.latency_weight, add),
-                "updated_at": sa.case((newer, ex.updated_at), else_=ps.updated_at),
-            },
-        )
 
     def register_half_life(self, task: str, half_life: float | None) -> float | None:
         return self._retrying(
@@ -396,51 +350,16 @@ class SQLStore(Store):
         return True
 
     # -- reads ------------------------------------------------------------------
-    def load_contexts(self, task: str) -> dict[str, dict[str, PathState]]:
+    def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
         return self._load(task, None)
 
-    def load(self, task: str, context: str = "") -> dict[str, PathState]:
+    def load(self, task: str, context: str = "") -> dict[str, PathEvidence]:
         return self._load(task, context).get(context, {})
 
-    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
-        """context -> path -> state for the task (one context only when given)."""
+    def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathEvidence]]:
+        """context -> path -> evidence for the task (one context only when given)."""
         with self._reachable():
-            return self._load_states(task, context)
-
-    def _load_states(self, task: str, context: str | None) -> dict[str, dict[str, PathState]]:
-        c = path_stats.c
-        q = sa.select(
-            c.context,
-            c.path,
-            c.success_w,
-            c.failure_w,
-            c.ref_time,
-            c.successes,
-            c.failures,
-            c.half_life_s,
-            c.cost_sum,
-            c.cost_weight,
-            c.latency_sum,
-            c.latency_weight,
-        ).where(c.task == task, c.path != sql_tasks.TASK_ROW)
-        if context is not None:
-            q = q.where(c.context == context)
-        out: dict[str, dict[str, PathState]] = {}
-        with self.engine.connect() as conn:
-            for r in conn.execute(q):
-                out.setdefault(r[0], {})[r[1]] = PathState(
-                    float(r[2]),
-                    float(r[3]),
-                    float(r[4]),
-                    int(r[5]),
-                    int(r[6]),
-                    None if r[7] is None else float(r[7]),
-                    float(r[8]),
-                    float(r[9]),
-                    float(r[10]),
-                    float(r[11]),
-                )
-        return out
+            return sql_evidence.load(self.engine, task, context)
 
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
@@ -692,43 +611,6 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.propensity,
         o.decision_data,
     )
-
-
-def _stats_params(
-    task: str, context: str, path: str, group: list[Outcome], half_life: float | None
-) -> dict[str, Any]:
-    """One path_stats row's increment: the group's evidence decayed to its newest time."""
-    ref = max(o.created_at for o in group)
-    s_w = f_w = c_s = c_w = l_s = l_w = 0.0
-    succ = 0
-    for o in group:
-        w = decay_factor(ref - o.created_at, half_life)
-        s_w += o.reward * w
-        f_w += (1.0 - o.reward) * w
-        succ += 1 if o.success else 0
-        # Attempts of unknown cost (or latency) add to neither the sum nor its weight.
-        if o.cost_usd is not None:
-            c_s += o.cost_usd * w
-            c_w += w
-        if o.latency_ms is not None:
-            l_s += o.latency_ms * w
-            l_w += w
-    return {
-        "task": task,
-        "context": context,
-        "path": path,
-        "success_w": s_w,
-        "failure_w": f_w,
-        "ref_time": ref,
-        "successes": succ,
-        "failures": len(group) - succ,
-        "half_life_s": half_life,
-        "cost_sum": c_s,
-        "cost_weight": c_w,
-        "latency_sum": l_s,
-        "latency_weight": l_w,
-        "updated_at": ref,
-    }
 
 
 def _row(o: Outcome) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router._imports import needs_extra
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
+from adaptive_router.stores import sql_fork
 
 __all__ = ["SUPPORTED", "connection_lost", "create_engine", "refused", "unavailable_error"]
 
@@ -110,11 +111,11 @@ def create_engine(
         kwargs: dict[str, Any] = {
             "connect_args": {"timeout": busy_timeout_s, "check_same_thread": False}
         }
-        if parsed.database in (None, "", ":memory:"):
-            kwargs["poolclass"] = StaticPool
+        memory = parsed.database in (None, "", ":memory:")
+        kwargs["poolclass"] = StaticPool if memory else sql_fork.GatedQueuePool
         engine = sa.create_engine(parsed, **kwargs)
         _configure_sqlite(engine, busy_timeout_s)
-        return engine
+        return sql_fork.gated(engine, busy_timeout_s)  # no connection crosses a fork
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     with needs_extra("postgres", "PostgreSQL support"):  # before SQLAlchemy's own import

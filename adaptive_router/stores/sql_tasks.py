@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adaptive_router.stores.base import FIRST
 from adaptive_router.stores.schema import path_stats
 
 #: The context and path of a task's settings row in ``path_stats`` (a blank name, which
@@ -47,6 +48,7 @@ def register_half_life(
                     task=task,
                     context=TASK_ROW,
                     path=TASK_ROW,
+                    position=FIRST,
                     success_w=0.0,
                     failure_w=0.0,
                     ref_time=0.0,
@@ -55,7 +57,7 @@ def register_half_life(
                     half_life_s=value,
                     updated_at=0.0,
                 )
-                .on_conflict_do_nothing(index_elements=["task", "context", "path"])
+                .on_conflict_do_nothing(index_elements=["task", "context", "path", "position"])
             )
             row = conn.execute(sa.select(c.half_life_s).where(*own_row)).first()
     assert row is not None  # inserted above, or by the transaction that won the race

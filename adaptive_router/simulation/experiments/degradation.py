@@ -48,6 +48,7 @@ from adaptive_router.simulation.experiments._common import (
     table,
 )
 from adaptive_router.simulation.experiments.half_life_sweep import HALF_LIVES, recommended_half_life
+from adaptive_router.simulation.results import LAG_HOLD, LAG_THRESHOLD, LAG_WINDOW
 
 NAME = "degradation"
 NAMES = ("large-model", "small-model", "rules")
@@ -150,9 +151,9 @@ def _ci(x: FloatArray) -> float:
 def _lags(x: FloatArray) -> str:
     finite = x[np.isfinite(x)]
     if finite.size == 0:
-        return "never"
+        return f"never ({x.size} runs not adapted)"
     mean = f"{finite.mean():,.0f}"
-    return mean if finite.size == x.size else f"{mean} ({x.size - finite.size} runs never)"
+    return mean if finite.size == x.size else f"{mean} ({x.size - finite.size} runs not adapted)"
 
 
 def run(
@@ -165,7 +166,7 @@ def run(
     progress: Progress | None = None,
 ) -> Path:
     """Run the experiment; write ``degradation.md`` and ``.png``; return the markdown path."""
-    horizon = horizon or (1_000 if quick else INCIDENT_EVERY)
+    horizon = horizon or (2_000 if quick else INCIDENT_EVERY)
     runs = runs or (20 if quick else 200)
     at = horizon * 3 // 10
     md_path, png_path = output_paths(NAME, out, quick)
@@ -239,8 +240,11 @@ Three learned paths — {_describe()} — then an always-works
 large model's success rate drops to {DROP_TO}. Every request goes down the ranked
 chain until a path succeeds, as `Router.run` does. {runs} runs, seed {seed}, the same
 outcomes for every policy; ± is a 95% interval over runs. Adaptation lag: requests after
-the drop until the large model gets under 10% of first attempts (10-request windows),
-on the run-averaged traffic curve and per run (then averaged).
+the drop until the large model gets under {100 * LAG_THRESHOLD:g}% of first attempts for good
+(counted from the lag, its share stays under {100 * LAG_THRESHOLD:g}% over every span of
+{LAG_WINDOW} requests or more to the end of the run, at least {LAG_HOLD:,} requests later),
+on the run-averaged traffic curve and per run; the per-run lags are averaged over the runs
+that adapted, and the runs that never did are counted, not averaged in.
 
 **What each policy optimizes.** The router (and the oracle) maximise the chance that
 the *first* attempt succeeds; they do not look at cost or latency. A fixed chain

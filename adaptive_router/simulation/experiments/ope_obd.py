@@ -257,14 +257,15 @@ def render(c: Comparison, digests: dict[str, str]) -> str:
         f"With only {c.random_clicks} clicks in the random sample this is a demonstration "
         "on real logs, not a proof: the intervals are wide enough to hold almost any "
         "plausible click rate. The evidence that the intervals are right is the coverage "
-        "test in `tests/test_evaluation.py` (simulated logs with known truth).",
+        "simulation `ope_coverage` (logs of the real Thompson Sampling policy with known "
+        "truth; `tests/test_evaluation.py` runs a smaller one).",
         "",
         "Data: Open Bandit Dataset sample (Saito et al. 2021, CC BY 4.0), from the obp "
         "0.5.7 source distribution on PyPI; not stored in this repository. SHA-256:",
         "",
     ]
     lines += [f"- `{k}`: `{v}`" for k, v in digests.items()]
-    lines += ["", "Reproduce: `python -m adaptive_router.simulation.experiments.ope_obd`.", ""]
+    lines += ["", "Reproduce: `python -m simulations.ope_obd`.", ""]
     return "\n".join(lines)
 
 
