@@ -390,17 +390,17 @@ def test_an_unseeded_router_draws_its_own_numbers_in_each_forked_child(sqlite_ur
     def draws(conn: Connection) -> None:
         conn.send(
             {
-                "routing": float(unseeded.rng.random()),
+                "routing": float(unseeded.ranking.rng.random()),
                 "jitter": jitter.random(),
-                "seeded": float(seeded.rng.random()),
+                "seeded": float(seeded.ranking.rng.random()),
             }
         )
 
     children = [_in_child(draws), _in_child(draws)]
     parent = {
-        "routing": float(unseeded.rng.random()),
+        "routing": float(unseeded.ranking.rng.random()),
         "jitter": jitter.random(),
-        "seeded": float(seeded.rng.random()),
+        "seeded": float(seeded.ranking.rng.random()),
     }
     for key in ("routing", "jitter"):
         values = {parent[key], children[0][key], children[1][key]}
