@@ -116,10 +116,7 @@ def defaults_table(target: str) -> str:
     for param in inspect.signature(obj).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.default is param.empty:
-            default = "required"
-        else:
-            default = f"`{_show(param.default)}`"
+        default = "required" if param.default is param.empty else f"`{_show(param.default)}`"
         rows.append(f"| `{param.name}` | {_cell(default)} |")
     return "\n".join(rows) + "\n"
 

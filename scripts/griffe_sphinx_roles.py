@@ -27,7 +27,9 @@ def _link(match: re.Match[str]) -> str:
     short, target = match.group(1) == "~", match.group(2).strip()
     shown = target.rsplit(".", 1)[-1] if short else target.lstrip(".")
     identifier = html.escape(target.lstrip("."), quote=True)
-    return f'<code><autoref identifier="{identifier}" optional>{html.escape(shown)}</autoref></code>'
+    return (
+        f'<code><autoref identifier="{identifier}" optional>{html.escape(shown)}</autoref></code>'
+    )
 
 
 def convert(text: str) -> str:
@@ -43,11 +45,16 @@ def _close_sections(text: str) -> str:
     for i, line in enumerate(lines):
         if i + 1 < len(lines) and line.strip() and _DASHES.fullmatch(lines[i + 1].strip()):
             in_section = True
-        elif in_section and line[:1].strip() and out and out[-1] == "":
-            if not _DASHES.fullmatch(line):
-                title = "Examples" if line.startswith("Example") else "Notes"
-                out += [title, "-" * len(title)]
-                in_section = title == "Notes"
+        elif (
+            in_section
+            and line[:1].strip()
+            and out
+            and out[-1] == ""
+            and not _DASHES.fullmatch(line)
+        ):
+            title = "Examples" if line.startswith("Example") else "Notes"
+            out += [title, "-" * len(title)]
+            in_section = title == "Notes"
         out.append(line)
     return "\n".join(out)
 
