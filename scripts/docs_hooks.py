@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
@@ -60,11 +59,13 @@ def cli_reference() -> str:
     from adaptive_router.cli.app import app
 
     root = typer.main.get_command(app)
-    ctx = click.Context(root, info_name="adaptive-router")
+    ctx = root.context_class(root, info_name="adaptive-router")
     return "\n".join(_command(root, ctx, top=True))
 
 
-def _command(cmd: click.Command, ctx: click.Context, *, top: bool = False) -> list[str]:
+# Typer's commands are Click commands (from the click package, or the copy recent Typer
+# releases carry): read through Click's API, by duck typing rather than isinstance.
+def _command(cmd: Any, ctx: Any, *, top: bool = False) -> list[str]:
     lines: list[str] = []
     if not top:
         lines += [f"## `{ctx.command_path}`", ""]
@@ -76,29 +77,25 @@ def _command(cmd: click.Command, ctx: click.Context, *, top: bool = False) -> li
             name, text = _param(param, ctx)
             lines.append(f"| `{name}` | {_cell(text)} |")
         lines.append("")
-    if isinstance(cmd, click.Group):
+    if hasattr(cmd, "list_commands"):  # a group
         for sub_name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, sub_name)
             if sub is not None and not sub.hidden:
-                lines += _command(sub, click.Context(sub, info_name=sub_name, parent=ctx))
+                lines += _command(sub, sub.context_class(sub, info_name=sub_name, parent=ctx))
     return lines
 
 
-def _help(cmd: click.Command) -> str:
+def _help(cmd: Any) -> str:
     text = inspect.cleandoc(cmd.help or cmd.short_help or "")
     # Click's \b marks a paragraph it must not rewrap; Markdown needs no marker.
     return text.replace("\b\n", "")
 
 
-def _param(param: click.Parameter, ctx: click.Context) -> tuple[str, str]:
-    if isinstance(param, click.Argument):
-        help_text = getattr(param, "help", None) or ""
-        extra = "required" if param.required else f"default: {param.default!r}"
-        return param.make_metavar(ctx), f"{help_text}  [{extra}]".strip()
+def _param(param: Any, ctx: Any) -> tuple[str, str]:
     record = param.get_help_record(ctx)
-    if record is None:
-        return "/".join(param.opts), ""
-    return record
+    if record is None:  # a plain Click argument has no help of its own
+        return param.name.upper(), "required" if param.required else ""
+    return record[0], record[1]
 
 
 def _cell(text: str) -> str:
