@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sdk-floors lint typecheck bench clean
+.PHONY: demo test test-sdk-floors lint typecheck bench docs docs-serve clean
 
 # The dashboard's browser test drives Debian's Chromium (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium
@@ -34,7 +34,7 @@ $(DEMO_STAMP): $(BIN)/python pyproject.toml
 demo: $(DEMO_STAMP)
 	$(BIN)/adaptive-router demo --db adaptive_router_demo.db
 
-LINT_DIRS := $(wildcard adaptive_router tests simulations benchmarks storage)
+LINT_DIRS := $(wildcard adaptive_router tests simulations benchmarks storage examples scripts)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
@@ -65,9 +65,25 @@ $(FLOORS)/.installed: pyproject.toml tests/sdk_floors.txt
 test-sdk-floors: $(FLOORS)/.installed
 	$(FLOORS)/bin/python -m pytest -q -p no:cacheprovider $(SDK_TESTS)
 
+# The documentation site (mkdocs.yml): --strict makes a broken link, anchor or reference an
+# error. The test suite builds it too (tests/test_docs.py). Material's end-of-life notice
+# about MkDocs 2 is not about this site: silenced.
+DOCS_STAMP := $(VENV)/.installed-docs
+export NO_MKDOCS_2_WARNING := 1
+
+$(DOCS_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[docs,cli]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(DOCS_STAMP)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(FLOORS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FLOORS) .mypy_cache .ruff_cache .pytest_cache site

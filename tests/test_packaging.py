@@ -235,8 +235,8 @@ def _floor_of(spec: str) -> Version:
 
 # -- what the base install holds, and the extras ------------------------------------------
 
-#: Not a runtime extra: tests, benchmarks, peer comparisons.
-TOOL_EXTRAS = ("dev", "bench", "peers", "all")
+#: Not a runtime extra: tests, benchmarks, peer comparisons, the documentation site.
+TOOL_EXTRAS = ("dev", "bench", "peers", "docs", "all")
 
 
 def _names(requirements: list[str]) -> set[str]:

@@ -117,7 +117,9 @@ def error_kind(exc: BaseException) -> ErrorKind | None:
         if isinstance(exc, cls):
             if kind is ErrorKind.RATE_LIMITED and any(q in str(exc) for q in _QUOTA):
                 return ErrorKind.CLIENT_ERROR
-            if kind in (ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION):
+            # A client error too: LiteLLM before ~1.110 (with openai < 2) re-raises a
+            # provider's 401 as a 400 BadRequestError, the 401 kept only in the chain.
+            if kind in (ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION, ErrorKind.CLIENT_ERROR):
                 return _transport_kind(exc) or kind
             if kind is ErrorKind.CLIENT_ERROR and _transport_kind(exc) is ErrorKind.AUTH_ERROR:
                 # LiteLLM 1.75 re-raises the openai SDK's 401 as a BadRequestError (400).

@@ -1,0 +1,225 @@
+"""Documentation that cannot rot: the README's and the Getting started page's Python
+blocks run, and the site builds with ``mkdocs build --strict``.
+
+For each page in ``RUN_PAGES``: the quick start (the block after ``<!-- quick-start -->``)
+runs alone, as pasted into an empty folder, and every block runs in order as one script,
+in an empty folder too. A block may opt out with ``<!-- no-run: REASON -->`` on the line
+before it; at most a third of a page's blocks may. Blocks run in a fresh interpreter
+without API keys in the environment (the quick start uses the bundled fake provider).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RUN_PAGES = ("README.md", "docs/getting-started.md")
+
+_FENCE = re.compile(r"^(\s*)```python\s*$")
+_CLOSE = re.compile(r"^\s*```\s*$")
+_NO_RUN = re.compile(r"^\s*<!-- no-run: (.*?) -->\s*$")
+_QUICK_START = re.compile(r"^\s*<!-- quick-start -->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence, 1-based
+    code: str
+    no_run: str | None  # the reason given, or None
+    quick_start: bool
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The ```python blocks of a Markdown text, dedented to their fence, with their marks
+    (the line right before the fence)."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if m is None:
+            i += 1
+            continue
+        indent = len(m.group(1))
+        end = i + 1
+        while not _CLOSE.match(lines[end]):
+            end += 1
+        code = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
+        before = lines[i - 1] if i > 0 else ""
+        no_run = _NO_RUN.match(before)
+        blocks.append(
+            Block(
+                i + 1, code, no_run.group(1) if no_run else None, bool(_QUICK_START.match(before))
+            )
+        )
+        i = end + 1
+    return blocks
+
+
+def run_script(code: str, folder: pathlib.Path, name: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a script in ``folder`` (empty), without API keys."""
+    script = folder / name
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return subprocess.run(
+        [sys.executable, script.name],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def page_blocks(page: str) -> list[Block]:
+    return python_blocks((ROOT / page).read_text())
+
+
+def test_readme_stands_alone() -> None:
+    text = README.read_text()
+    assert "../shared" not in text
+    assert "DESIGN.md" not in text
+
+
+def test_the_parser_reads_marks_and_indented_blocks() -> None:
+    text = (
+        "<!-- quick-start -->\n```python\nx = 1\n```\n"
+        "* item\n  <!-- no-run: needs an API key -->\n  ```python\n  y = 2\n  ```\n"
+        "```bash\nz\n```\n"
+    )
+    assert python_blocks(text) == [
+        Block(2, "x = 1\n", None, True),
+        Block(7, "y = 2\n", "needs an API key", False),
+    ]
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_at_most_a_third_of_the_blocks_opt_out_each_with_a_reason(page: str) -> None:
+    blocks = page_blocks(page)
+    opted_out = [b for b in blocks if b.no_run is not None]
+    assert blocks, f"{page} has no Python block"
+    assert all(b.no_run.strip() for b in opted_out), "each no-run mark needs its reason"
+    assert 3 * len(opted_out) <= len(blocks), (
+        f"{page}: {len(opted_out)} of {len(blocks)} blocks opt out (lines "
+        f"{[b.line for b in opted_out]}); at most a third may"
+    )
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_the_quick_start_runs_as_pasted_into_an_empty_folder(
+    page: str, tmp_path: pathlib.Path
+) -> None:
+    (quick,) = [b for b in page_blocks(page) if b.quick_start]
+    assert quick.no_run is None
+    result = run_script(quick.code, tmp_path, "quick_start.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    # What it prints: each path's posterior, then what the requests cost.
+    paths = {line.split()[0] for line in lines[:-1]}
+    assert paths == {"gpt-4o", "claude", "regex"}, result.stdout
+    requests, _, rest = lines[-1].partition(" requests, ")
+    assert requests == "200" and rest.endswith(tuple("0123456789")), lines[-1]
+
+
+def test_the_quick_start_is_the_same_in_the_readme_and_the_site() -> None:
+    (readme,) = [b.code for b in page_blocks("README.md") if b.quick_start]
+    (site,) = [b.code for b in page_blocks("docs/getting-started.md") if b.quick_start]
+    assert readme == site
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_every_block_of_the_page_runs_in_order_as_one_script(
+    page: str, tmp_path: pathlib.Path
+) -> None:
+    parts = [
+        f"# --- {page}, block at line {b.line} ---\n{b.code}"
+        for b in page_blocks(page)
+        if b.no_run is None
+    ]
+    result = run_script("\n".join(parts), tmp_path, "page_blocks.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# -- the site ------------------------------------------------------------------------------
+
+
+def test_the_site_builds_with_strict_and_no_warning(tmp_path: pathlib.Path) -> None:
+    site = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "WARNING" not in result.stderr, result.stderr
+    # Generated from the code: every command's reference, the API's docstrings.
+    cli = (site / "reference" / "cli" / "index.html").read_text()
+    for command in ("demo", "posteriors", "stats", "costs", "plot", "check", "evaluate"):
+        assert f"adaptive-router {command}" in cli
+    assert "adaptive-router db upgrade" in cli and "--max-missing-reward" in cli
+    router = (site / "reference" / "api" / "router" / "index.html").read_text()
+    assert "Routes each request to the path most likely to succeed now" in router
+    assert ":class:" not in router  # Sphinx roles are rendered, not shown raw
+    config = (site / "reference" / "configuration" / "index.html").read_text()
+    assert "half_life" in config and "max_buffer" in config
+
+
+def _nav_titles(items: list[object]) -> list[str]:
+    titles: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            for title, value in item.items():
+                titles.append(str(title))
+                if isinstance(value, list):
+                    titles += _nav_titles(value)
+    return titles
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "spend",
+        "fork safety",
+        "fault table",
+        "evaluating a policy",
+        "dashboard",
+        "litellm",
+        "error kinds",
+        "command line",
+        "changelog",
+        "benchmarks",
+    ],
+)
+def test_the_navigation_names_the_page_for(needle: str) -> None:
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    assert any(needle in title.lower() for title in _nav_titles(nav)), needle
+
+
+def test_every_test_the_readme_names_exists() -> None:
+    """The fault table and the Guarantees name the tests that prove each row: a renamed or
+    deleted test must not leave a row proved by nothing. Every ``test_x.py::test_y`` in
+    the README (and every bare ``test_y`` in the same table cell, which refers to the
+    file named before it) is a test function of that file."""
+    tests_dir = README.parent / "tests"
+    text = README.read_text()
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)", text)
+    assert len(named) >= 20
+    for row in (line for line in text.splitlines() if line.startswith("|")):
+        current = None
+        for file_, name in re.findall(r"`(test_\w+\.py)?(?:::)?(test_\w+\b(?!\.py))?", row):
+            current = file_ or current
+            if current is None or not name:
+                continue
+            assert f"def {name}(" in (tests_dir / current).read_text(), f"{current}::{name}"
