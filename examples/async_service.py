@@ -14,7 +14,7 @@ import asyncio
 import pathlib
 from datetime import timedelta
 
-from adaptive_router import AllPathsFailed, Path, Router
+from adaptive_router import AllPathsFailed, Learning, Path, Router
 from adaptive_router.providers import anthropic_path, openai_path
 from adaptive_router.testing import FakeProvider, error, mix, reply
 
@@ -79,7 +79,7 @@ def main() -> None:
             task="summaries",
             store=DB,
             fallback=Path(lambda text: text[:40], name="truncate", timeout=None, cost_usd=0.0),
-            seed=4,
+            learning=Learning(seed=4),
         )
         texts = [f"request {i}: a long text to summarise" for i in range(REQUESTS)]
         answers = asyncio.run(serve(router, texts))

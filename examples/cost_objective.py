@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
-from adaptive_router import Path, Router
+from adaptive_router import Budget, Learning, Path, Router
 from adaptive_router.providers import openai_path
 from adaptive_router.testing import FakeProvider, mix, reply
 
@@ -42,7 +42,9 @@ def regex(text: str) -> Order | None:
     return Order(qty=int(m[1]), item=m[2], city=m[3]) if m else None
 
 
-def run(fake: FakeProvider, label: str, **options: object) -> None:
+def run(
+    fake: FakeProvider, label: str, objective: str = "success", budget: Budget | None = None
+) -> None:
     """Route REQUESTS requests with a fresh router and print what they cost."""
     good = reply(GOOD, input_tokens=TOKENS[0], output_tokens=TOKENS[1])
     wrong = reply(WRONG, input_tokens=TOKENS[0], output_tokens=TOKENS[1])
@@ -59,8 +61,9 @@ def run(fake: FakeProvider, label: str, **options: object) -> None:
         task=f"orders-{label}",
         store="memory://",
         fallback=Path(regex, name="regex", timeout=None, cost_usd=0.0),
-        seed=3,
-        **options,  # type: ignore[arg-type]
+        objective=objective,
+        budget=budget,
+        learning=Learning(seed=3),
     ) as router:
         if label == "success":  # before any data: each path's price for TOKENS
             for p in router.posteriors():
@@ -80,7 +83,7 @@ def main() -> None:
     with FakeProvider() as fake:
         run(fake, "success")  # the default objective
         run(fake, "cost", objective="cost")
-        run(fake, "budget", objective="cost", max_cost_usd=0.005)
+        run(fake, "budget", objective="cost", budget=Budget(max_cost_usd=0.005))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from datetime import timedelta
 import anthropic
 import openai
 
-from adaptive_router import Path, Reporter, Router, UnknownRequestError
+from adaptive_router import Learning, Path, Persistence, Reporter, Router, UnknownRequestError
 from adaptive_router.testing import FakeProvider, reply
 
 DB_FILE = pathlib.Path("delayed_feedback.db")
@@ -81,9 +81,8 @@ def main() -> None:
             success_fn=bool,
             task=TASK,
             store=f"sqlite:///{DB_FILE}",
-            clock=clock,
-            pending_ttl=timedelta(minutes=30),
-            seed=0,
+            learning=Learning(clock=clock, seed=0),
+            persistence=Persistence(pending_ttl=timedelta(minutes=30)),
         ) as router:
             pending = []
             for i in range(DECISIONS):

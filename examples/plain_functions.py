@@ -18,7 +18,7 @@ from datetime import timedelta
 import anthropic
 import openai
 
-from adaptive_router import Path, Router
+from adaptive_router import Learning, Path, Router
 from adaptive_router.testing import FakeProvider, mix, reply
 
 ORDER = '{"qty": 2, "item": "widget", "city": "Berlin"}'
@@ -64,7 +64,7 @@ def main() -> None:
             store="memory://",
             # A regex costs nothing: declared, so the cost report is complete.
             fallback=Path(extract_regex, name="regex", timeout=None, cost_usd=0.0),
-            seed=0,
+            learning=Learning(seed=0),
         ) as router:
             for _ in range(REQUESTS):
                 router.run("2x widget to Berlin")

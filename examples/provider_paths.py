@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from adaptive_router import Router
+from adaptive_router import Learning, Router
 from adaptive_router.providers import anthropic_path, openai_path, repair_counter
 from adaptive_router.testing import (
     FakeProvider,
@@ -68,7 +68,7 @@ def main() -> None:
             success_fn=lambda order: isinstance(order, Order),
             task="order-extraction",
             store="memory://",
-            seed=1,
+            learning=Learning(seed=1),
         ) as router:
             results = [router.run("2x widget to Berlin") for _ in range(REQUESTS)]
             stats = {s.path: s for s in router.stats(timedelta(hours=1))}
