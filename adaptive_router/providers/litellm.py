@@ -121,9 +121,6 @@ def error_kind(exc: BaseException) -> ErrorKind | None:
             # provider's 401 as a 400 BadRequestError, the 401 kept only in the chain.
             if kind in (ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION, ErrorKind.CLIENT_ERROR):
                 return _transport_kind(exc) or kind
-            if kind is ErrorKind.CLIENT_ERROR and _transport_kind(exc) is ErrorKind.AUTH_ERROR:
-                # LiteLLM 1.75 re-raises the openai SDK's 401 as a BadRequestError (400).
-                return ErrorKind.AUTH_ERROR
             return kind
     return None
 
