@@ -161,7 +161,9 @@ class PacedBeta:
 
     With ``contexts`` (one name per question) the evidence is per named context, the
     task-level evidence acting as a prior scaled to at most ``prior_strength``
-    pseudo-observations per path, as the Router does for ``context=``.
+    pseudo-observations per path, as the Router does for ``context=``; the cost in the
+    spend term is the context's mean cost per call (the task's until the context has
+    one), or with ``context_costs=False`` the task's.
     """
 
     def __init__(
@@ -171,10 +173,12 @@ class PacedBeta:
         contexts: Sequence[str] | None = None,
         prior_strength: float = 10.0,
         explore: float = 0.02,
+        context_costs: bool = True,
     ) -> None:
         self.ts = ThompsonSampling(explore=explore)
         self.pacer, self.rng, self.contexts = pacer, rng, contexts
         self.prior_strength = prior_strength
+        self.context_costs = context_costs
         self.task = _Evidence()
         self.by_context: dict[str, _Evidence] = {}
 
@@ -185,10 +189,11 @@ class PacedBeta:
         own = self.by_context.setdefault(self.contexts[i], _Evidence())
         n = task.successes + task.failures
         scale = np.where(n > self.prior_strength, self.prior_strength / np.maximum(n, 1e-300), 1.0)
-        means = [
-            o if o is not None else t
-            for o, t in zip(own.mean_costs(), task.mean_costs(), strict=True)
-        ]
+        means = task.mean_costs()
+        if self.context_costs:
+            means = [
+                o if o is not None else t for o, t in zip(own.mean_costs(), means, strict=True)
+            ]
         return task.successes * scale + own.successes, task.failures * scale + own.failures, means
 
     def choose(self, i: int, at: float) -> int:
@@ -336,6 +341,13 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
             "subject-context",
             "subject as named context (Beta)",
             lambda q, b, rng: PacedBeta(SpendPacer(b), rng, contexts=q.subject),
+        ),
+        "subject-context-task-cost": PolicySpec(
+            "subject-context-task-cost",
+            "subject as named context (Beta), task-level cost in the spend term",
+            lambda q, b, rng: PacedBeta(
+                SpendPacer(b), rng, contexts=q.subject, context_costs=False
+            ),
         ),
         "subject-feature": PolicySpec(
             "subject-feature",

@@ -269,9 +269,16 @@ def test_propensities_agree_with_a_million_draws(k: int) -> None:
         # A skipped path (open breaker) and a floor.
         (rng.normal(0.5, 0.1, k), rng.uniform(0.01, 0.2, k), 0.1, np.arange(k) == k - 1),
     ]
-    for means, sds, explore, skipped in cases:
-        exact = first_choice_probabilities(means, sds, explore=explore, skipped=skipped)
-        mc = _mc_first(means, sds, explore, skipped, rng)
+    # Under a spend target: scores shifted by -price · cost.
+    costs = rng.uniform(0.0001, 0.003, k)
+    cases.append((rng.normal(0.6, 0.05, k), rng.uniform(0.02, 0.08, k), 0.02, np.zeros(k, bool)))
+    for c, (means, sds, explore, skipped) in enumerate(cases):
+        shift = (costs, 40.0) if c == len(cases) - 1 else (None, 0.0)
+        exact = first_choice_probabilities(
+            means, sds, explore=explore, skipped=skipped, costs=shift[0], price=shift[1]
+        )
+        shifted = means if shift[0] is None else means - 40.0 * costs
+        mc = _mc_first(shifted, sds, explore, skipped, rng)
         assert np.max(np.abs(exact - mc)) < 3e-3, (exact, mc)
         assert exact.sum() == pytest.approx(1.0, abs=1e-9)
         assert np.all(exact[skipped] == 0.0)
@@ -337,6 +344,8 @@ def test_validation_names_the_parameter() -> None:
     idx, val = with_bias(None, DIM)
     with pytest.raises(ValueError, match=r"reward must be in \[0, 1\]"):
         model.observe(0, idx, val, 1.5, 0.0)
+    with pytest.raises(ValueError, match="price must be a finite number >= 0"):
+        policy.rank(model, None, np.random.default_rng(0), costs=[1.0, 2.0], price=math.nan)
     with pytest.raises(ValueError, match="costs has 3 entries for 2 paths"):
         policy.rank(model, None, np.random.default_rng(0), costs=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="sds must be finite and > 0"):

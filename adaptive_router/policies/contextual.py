@@ -442,6 +442,8 @@ class ContextualThompsonSampling:
         ``costs``/``price``: rank by ``S_k - price · costs_k`` (a spend target's price λ
         and the paths' costs per attempt, :func:`~.pacing.paced_costs`).
         """
+        if not (math.isfinite(price) and price >= 0.0):
+            raise ValueError(f"price must be a finite number >= 0, got {price!r}")
         idx, val = with_bias(x, self.dim)
         means, var = model.predict(idx, val)
         sds = np.sqrt(self.variance_scale * var)
