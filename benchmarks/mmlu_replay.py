@@ -541,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     rows: list[Row] = []
     curves: dict[str, list[tuple[float, list[Run]]]] = {}
+    same_spend: dict[str, list[Run]] = {}
     for name in names:
         spec = specs[name]
         t0 = time.perf_counter()
@@ -555,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (target * f, [run_one(q, spec, target * f, s) for s in range(args.curve_seeds)])
                 for f in (0.6, 1.0, 1.6)
             ]
+            b0 = mix_budget(q)
+            same_spend[spec.label] = [run_one(q, spec, b0, s) for s in range(args.curve_seeds)]
         print(
             f"{spec.label}: target {target * 1000:.4f} $/1k (calibration share "
             f"{cal_share:.3f}), share {np.mean([r.share for r in runs]):.3f}, PGR "
@@ -563,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     secs = time.perf_counter() - started
-    text = report(q, rows, curves, args, secs)
+    text = report(q, rows, curves, same_spend, args, secs)
     print(text)
     output = args.output
     if output is None and not args.only and not args.quick and args.seeds >= 20:
@@ -578,15 +581,14 @@ def report(
     q: Questions,
     rows: Sequence[Row],
     curves: Mapping[str, Sequence[tuple[float, list[Run]]]],
+    same_spend: Mapping[str, list[Run]],
     args: argparse.Namespace,
     secs: float,
 ) -> str:
     """The markdown file."""
     facts = machine()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "python -m benchmarks.mmlu_replay" + "".join(
-        f" {a}" for a in (sys.argv[1:] if args is not None else [])
-    )
+    cmd = " ".join(["python -m benchmarks.mmlu_replay", *sys.argv[1:]])
     b0 = mix_budget(q)
     cal = "\n".join(
         f"- {r.spec.label}: {r.target * 1000:.4f} $/1k questions "
@@ -595,31 +597,49 @@ def report(
         for r in rows
         if r.spec.paced
     )
-    curve = (
-        "\n\n## Accuracy against GPT-4 share\n\nEach policy at 0.6x, 1x and 1.6x its "
-        f"calibrated target, {args.curve_seeds} shuffles each.\n\n" + curve_table(q, curves)
-        if curves
-        else ""
-    )
+    extra = ""
+    if curves:
+        extra += (
+            "\n\n## Accuracy against GPT-4 share\n\nEach policy at 0.6x, 1x and 1.6x "
+            f"its calibrated target, {args.curve_seeds} shuffles each.\n\n" + curve_table(q, curves)
+        )
+    if same_spend:
+        lines = [
+            f"| policy | GPT-4 share | accuracy | PGR | spend / target after {WARMUP:,} |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, runs in same_spend.items():
+            acc = [x.accuracy for x in runs]
+            lines.append(
+                f"| {label} | {_fmt([x.share for x in runs])} | {_fmt(acc, 4)} | "
+                f"{_fmt([pgr(q, a) for a in acc])} | "
+                f"{_fmt([x.spend_after_warmup for x in runs])} |"
+            )
+        extra += (
+            "\n\n## At one spend target\n\nEvery paced policy at the 50/50 random mix's "
+            f"cost ({b0 * 1000:.4f} $ per 1,000 questions), {args.curve_seeds} shuffles "
+            "each: what the same money buys.\n\n" + "\n".join(lines)
+        )
     return f"""# MMLU replay: GPT-4 vs Mixtral on real per-question outcomes
 
 Rerun: `.venv/bin/python -m benchmarks.mmlu_replay` (all policies, {args.seeds} shuffles,
 calibration included; `--only text,subject-context` for some, `--quick` without the
-share curve). Source: `benchmarks/mmlu_replay.py`; data: `benchmarks/data/routellm-mmlu`
+extra tables). Source: `benchmarks/mmlu_replay.py`; data: `benchmarks/data/routellm-mmlu`
 (RouteLLM, Apache-2.0, see its NOTICE).
 
-- Date: {date}; `{cmd}` took {secs / 60:.0f} min on {facts["cpu"]}, {facts["cores"]} cores
-  (load average {facts["load"]}), Python {facts["python"]}
-- {len(q):,} questions per shuffle, one attempt each, learning from scratch; shuffles
-  0..{args.seeds - 1} reported, {", ".join(map(str, CALIBRATION_SEEDS))} used only to
+- Date: {date}; `{cmd}` took {secs / 60:.0f} min on {facts["cpu"]},
+  {facts["cores"]} cores (load average {facts["load"]}), Python {facts["python"]}.
+- {len(q):,} questions per shuffle, one attempt each, learning from scratch. Shuffles
+  0..{args.seeds - 1} are reported; {" and ".join(map(str, CALIBRATION_SEEDS))} only
   calibrate the targets. Intervals are 95% t-intervals over the shuffles.
 - Cost model: GPT-4-1106 $10 / $30 per million input / output tokens, Mixtral-8x7B
-  $0.60 / $0.60; input tokens = ceil(characters / {CHARS_PER_TOKEN}), {OUTPUT_TOKENS}
+  $0.60 / $0.60; input tokens = ceil(characters / {CHARS_PER_TOKEN}); {OUTPUT_TOKENS}
   output token. A 50/50 random mix costs {b0 * 1000:.4f} $ per 1,000 questions.
 - Linear policies: `ContextualThompsonSampling(dim={args.dim},
-  variance_scale={args.variance_scale})`, defaults otherwise; spend target paced by
-  `SpendPacer` (gain {DEFAULT_GAIN}); the decision uses each path's learned mean cost per
-  call (per subject for the named context, as the Router keeps it).
+  variance_scale={args.variance_scale})`, other parameters at their defaults. Every
+  paced policy runs under `SpendPacer` (gain {DEFAULT_GAIN}) and chooses by θ - λ·c
+  with c the path's learned mean cost per call (per subject for the named context, as
+  the Router keeps it, unless the row says otherwise).
 
 ## At 50% GPT-4 share
 
@@ -627,7 +647,7 @@ share curve). Source: `benchmarks/mmlu_replay.py`; data: `benchmarks/data/routel
 
 Calibrated targets:
 
-{cal}{curve}
+{cal}{extra}
 """
 
 
