@@ -35,6 +35,7 @@ from adaptive_router.policy import ThompsonSampling
 from benchmarks.common import ROOT, Result, fmt_rate, fmt_us
 
 SECTION = "contextual"
+RESULTS = ROOT / "benchmarks" / "results-contextual.md"
 TARGET_US = 100.0
 TARGET_RATE = 20_000.0
 PATHS = 5
@@ -67,7 +68,9 @@ def _csr(vectors: list[SparseVector], dim: int) -> tuple[np.ndarray, np.ndarray,
     )
 
 
-def kernel_rate(dim: int, vectors: list[SparseVector], steps: int) -> float | None:
+def kernel_rate(
+    dim: int, vectors: list[SparseVector], steps: int, fold_stats: bool = True
+) -> float | None:
     """Decisions per second, learning included, of the contextual policy's loop compiled
     with numba (None without numba): what the phase-2 simulator kernel can reach at
     ``dim``. Same math as ContextualThompsonSampling + LinearModel + SpendPacer, two paths:
@@ -79,7 +82,7 @@ def kernel_rate(dim: int, vectors: list[SparseVector], steps: int) -> float | No
         return None
 
     @numba.njit(cache=False)
-    def loop(indptr, indices, values, rewards, costs, d, steps, seed):  # type: ignore[no-untyped-def]
+    def loop(indptr, indices, values, rewards, costs, d, steps, seed, fold):  # type: ignore[no-untyped-def]
         np.random.seed(seed)
         k_paths = 2
         cov = np.zeros((k_paths, d, d))
@@ -115,9 +118,10 @@ def kernel_rate(dim: int, vectors: list[SparseVector], steps: int) -> float | No
                 best = np.random.randint(0, k_paths)
             chosen += best
             y = rewards[r, best]
-            for a in range(lo, hi):  # the statistics' upper triangle (xx is symmetric)
-                for b in range(a, hi):
-                    xx[best, indices[a], indices[b]] += values[a] * values[b]
+            if fold:  # the statistics' upper triangle (xx is symmetric)
+                for a in range(lo, hi):
+                    for b in range(a, hi):
+                        xx[best, indices[a], indices[b]] += values[a] * values[b]
             for j in range(d):
                 u[j] = 0.0
             for a in range(lo, hi):
@@ -142,21 +146,20 @@ def kernel_rate(dim: int, vectors: list[SparseVector], steps: int) -> float | No
     rng = np.random.default_rng(1)
     rewards = (rng.random((len(vectors), 2)) < np.array([0.8, 0.68])).astype(np.float64)
     costs = np.array([0.0012, 0.00007])
-    loop(indptr, indices, values, rewards, costs, dim + 1, 50, 0)  # compile
+    loop(indptr, indices, values, rewards, costs, dim + 1, 50, 0, fold_stats)  # compile
     best = 0.0
     for seed in range(3):
         t0 = time.perf_counter()
-        loop(indptr, indices, values, rewards, costs, dim + 1, steps, seed)
+        loop(indptr, indices, values, rewards, costs, dim + 1, steps, seed, fold_stats)
         best = max(best, steps / (time.perf_counter() - t0))
     return best
 
 
-def measure(quick: bool) -> dict[str, float]:
-    """The figures, measured in this process."""
-    n_train, n_decide = (600, 600) if quick else (3_000, 4_000)
-    dim = 1024
-    vectors, feature_us, nnz = _vectors(dim, n_train + n_decide)
-    rng = np.random.default_rng(0)
+def _decision_us(
+    dim: int, vectors: list[SparseVector], n_train: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Median µs of a contextual decision (five paths, after ``n_train`` outcomes) and of
+    a feature-less one, interleaved; best of three rounds."""
     policy = ContextualThompsonSampling(dim=dim)
     model = policy.new_model(PATHS)
     for t, v in enumerate(vectors[:n_train]):
@@ -164,11 +167,10 @@ def measure(quick: bool) -> dict[str, float]:
     ts = ThompsonSampling()
     s, f = rng.uniform(50, 500, PATHS), rng.uniform(10, 100, PATHS)
     costs = [0.002, 0.0006, 0.0001, 0.001, 0.00003]
-    decide = vectors[n_train:]
     best_ctx, best_ts = float("inf"), float("inf")
     for _ in range(3):
         ctx_ns, ts_ns = [], []
-        for v in decide:
+        for v in vectors[n_train:]:
             t0 = time.perf_counter_ns()
             policy.rank(model, v, rng, costs, 12.5)
             t1 = time.perf_counter_ns()
@@ -178,31 +180,44 @@ def measure(quick: bool) -> dict[str, float]:
             ts_ns.append(t2 - t1)
         best_ctx = min(best_ctx, float(np.median(ctx_ns)) / 1000.0)
         best_ts = min(best_ts, float(np.median(ts_ns)) / 1000.0)
+    return best_ctx, best_ts
+
+
+def measure(quick: bool) -> dict[str, float]:
+    """The figures, measured in this process."""
+    n_train, n_decide = (600, 600) if quick else (3_000, 4_000)
+    rng = np.random.default_rng(0)
+    vectors, feature_us, nnz = _vectors(1024, n_train + n_decide)
+    default = _vectors(DEFAULT_DIM, n_train + n_decide)[0]
     out = {
-        "decision_us": best_ctx,
-        "ts_us": best_ts,
         "feature_us": feature_us,
         "nnz_median": float(np.median(nnz)),
         "nnz_p90": float(np.percentile(nnz, 90)),
     }
-    # Learning: decide + observe per second (the simulator's loop in Python objects).
-    for d, label in ((DEFAULT_DIM, "learn_default"), (1024, "learn_1024")):
-        vecs = vectors if d == dim else _vectors(d, n_train + n_decide)[0]
-        pol = ContextualThompsonSampling(dim=d)
-        mod = pol.new_model(2)
-        steps = len(vecs)
-        t0 = time.perf_counter()
-        for t, v in enumerate(vecs):
-            k = int(pol.rank(mod, v, rng, [0.001, 0.0001], 10.0).order[0])
-            idx, val = with_bias(v, d)
-            mod.observe(k, idx, val, float(rng.random() < 0.7), float(t))
-        out[label] = steps / (time.perf_counter() - t0)
-    for d, label in ((DEFAULT_DIM, "kernel_default"), (1024, "kernel_1024")):
-        vecs = vectors if d == dim else _vectors(d, n_train + n_decide)[0]
-        rate = kernel_rate(d, vecs, 5_000 if quick else 40_000)
+    out["decision_us"], out["ts_us"] = _decision_us(1024, vectors, n_train, rng)
+    out["decision_default_us"], out["ts_default_us"] = _decision_us(
+        DEFAULT_DIM, default, n_train, rng
+    )
+    # Learning in the Python objects: decide + observe per second, two paths.
+    pol = ContextualThompsonSampling(dim=DEFAULT_DIM)
+    mod = pol.new_model(2)
+    t0 = time.perf_counter()
+    for t, v in enumerate(default):
+        k = int(pol.rank(mod, v, rng, [0.001, 0.0001], 10.0).order[0])
+        idx, val = with_bias(v, DEFAULT_DIM)
+        mod.observe(k, idx, val, float(rng.random() < 0.7), float(t))
+    out["learn_default"] = len(default) / (time.perf_counter() - t0)
+    steps = 5_000 if quick else 40_000
+    for d, vecs, fold, label in (
+        (DEFAULT_DIM, default, True, "kernel_default"),
+        (DEFAULT_DIM, default, False, "kernel_default_nostats"),
+        (128, _vectors(128, n_train + n_decide)[0], True, "kernel_128"),
+    ):
+        rate = kernel_rate(d, vecs, steps, fold)
         if rate is not None:
             out[label] = rate
-    decision = policy.rank(model, decide[0], rng, costs, 12.5)
+    policy = ContextualThompsonSampling(dim=1024)
+    decision = policy.rank(policy.new_model(PATHS), vectors[0], rng, [1e-3] * PATHS, 1.0)
     t0 = time.perf_counter()
     for _ in range(200):
         decision.propensities()
@@ -213,31 +228,36 @@ def measure(quick: bool) -> dict[str, float]:
 def run(quick: bool = False) -> list[Result]:
     """The rows for ``benchmarks.run``, measured in a child with single-threaded BLAS."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "benchmarks.contextual", "--json"] + (
-        ["--quick"] if quick else []
+    args = [sys.executable, "-m", "benchmarks.contextual", "--json"]
+    proc = subprocess.run(
+        args + (["--quick"] if quick else []),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     m = json.loads(proc.stdout.strip().splitlines()[-1])
     note = (
         f"MMLU prompts, text_features(dim=1024): median {m['nnz_median']:.0f} non-zero "
-        f"features (p90 {m['nnz_p90']:.0f}); model trained on 3,000 first; single-threaded BLAS"
+        f"features (p90 {m['nnz_p90']:.0f}); model trained on 3,000 first"
     )
-    return [
+    rows = [
         Result(
             SECTION,
             "decision, 1,024 hashed features, 5 paths (p50)",
             f"≤ {TARGET_US:.0f} µs",
             fmt_us(m["decision_us"]),
             m["decision_us"] <= TARGET_US,
-            note,
+            note + f"; feature-less TS decision in the same run: {fmt_us(m['ts_us'])}",
         ),
         Result(
             SECTION,
-            "feature-less TS decision, 5 paths (p50), same run",
+            f"decision, default dim {DEFAULT_DIM}, 5 paths (p50)",
             "—",
-            fmt_us(m["ts_us"]),
+            fmt_us(m["decision_default_us"]),
             None,
-            "ThompsonSampling.rank over Beta posteriors, interleaved with the row above",
+            f"feature-less TS decision in the same run: {fmt_us(m['ts_default_us'])}",
         ),
         Result(
             SECTION,
@@ -249,20 +269,32 @@ def run(quick: bool = False) -> list[Result]:
         ),
         Result(
             SECTION,
-            f"decide + learn, default dim {DEFAULT_DIM}, 2 paths",
-            f"≥ {fmt_rate(TARGET_RATE)} (simulator kernel, phase 2)",
+            f"decide + learn, default dim {DEFAULT_DIM}, 2 paths, Python objects",
+            "—",
             fmt_rate(m["learn_default"]),
             None,
-            "Python objects, one request at a time (a Sherman–Morrison update per outcome)",
+            "one request at a time: rank, then LinearModel.observe (Sherman–Morrison)",
         ),
-        Result(
-            SECTION,
-            "decide + learn, dim 1,024, 2 paths",
-            "—",
-            fmt_rate(m["learn_1024"]),
-            None,
-            "O(D²) per update: 1,024 is for deciding, not for the simulator",
-        ),
+    ]
+    kernels = (
+        ("kernel_default", DEFAULT_DIM, "statistics folded every step"),
+        ("kernel_default_nostats", DEFAULT_DIM, "without the statistics' fold (no half-life)"),
+        ("kernel_128", 128, "statistics folded every step"),
+    )
+    for label, dim, what in kernels:
+        if label in m:
+            judged = label == "kernel_default"
+            rows.append(
+                Result(
+                    SECTION,
+                    f"decide + learn, dim {dim}, 2 paths, numba loop",
+                    f"≥ {fmt_rate(TARGET_RATE)} (phase-2 simulator)" if judged else "—",
+                    fmt_rate(m[label]),
+                    m[label] >= TARGET_RATE if judged else None,
+                    f"the same math compiled (kernel_rate), {what}; best of 3 x 40,000 steps",
+                )
+            )
+    rows.append(
         Result(
             SECTION,
             "exact propensities of one decision, 5 paths",
@@ -270,18 +302,40 @@ def run(quick: bool = False) -> list[Result]:
             fmt_us(m["propensity_us"]),
             None,
             "computed later (evaluate()), not on the request path",
-        ),
-    ]
+        )
+    )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``--json``: measure here and print JSON (the child's side); otherwise measure in a
+    child, print the table and, unless ``--quick``, write ``benchmarks/results-contextual.md``."""
     args = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in args
     if "--json" in args:
-        print(json.dumps(measure("--quick" in args)))
+        print(json.dumps(measure(quick)))
         return
+    from benchmarks.common import machine
     from benchmarks.run import markdown_table
 
-    print(markdown_table(run("--quick" in args)))
+    before = machine()
+    table = markdown_table(run(quick))
+    print(table)
+    if quick:
+        return
+    after = machine()
+    RESULTS.write_text(
+        f"""# Contextual decisions: cost per decision and learning rate
+
+Rerun: `.venv/bin/python -m benchmarks.contextual` (source: `benchmarks/contextual.py`).
+{before["cpu"]}, {before["cores"]} cores, Python {before["python"]}; load average
+{before["load"]} at the start, {after["load"]} at the end (a shared machine: compare
+rows of one run). Measured in a child process with `OPENBLAS_NUM_THREADS=1`.
+
+{table}
+"""
+    )
+    print(f"wrote {RESULTS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

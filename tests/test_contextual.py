@@ -99,10 +99,16 @@ def test_decay_halves_old_evidence_per_half_life_and_adds_late_observations_deca
     assert st.weight == 1.75 and st.ref_time == 110.0
     assert st.xy[2] == 1.5  # the late failure adds nothing to Σ w y
     # Sums below TINY are snapped to zero before decaying (PostgreSQL raises on underflow).
-    tiny = LinearStats.zeros(1)
-    tiny.xx[:] = 1e-250
+    tiny = LinearStats(np.full((2, 2), 1e-250), np.full(2, 1e-250))
     tiny.fold(np.array([1]), np.array([1.0]), 1.0, 1.0, 1e-3)
-    assert tiny.xx[0, 0] == 0.0 and tiny.xx[1, 1] == 1.0
+    assert tiny.xx[0, 0] == 0.0 and tiny.xx[1, 1] == 1.0 and tiny.xy[0] == 0.0
+    # Old sums decay lazily (one factor), so a fold costs O(nnz²) whatever the dimension;
+    # the factor is folded in before it could underflow.
+    long = LinearStats.zeros(1)
+    for t in range(0, 200_000, 1_000):
+        long.fold(np.array([1]), np.array([1.0]), 1.0, float(t), 1_000.0)
+    assert long.weight == pytest.approx(2.0, rel=1e-9)  # Σ 2^-k, k = 0, 1, ...
+    assert long.xx[1, 1] == pytest.approx(2.0, rel=1e-9) and long.xy[1] == pytest.approx(2.0)
 
 
 def _closed_form(
@@ -341,6 +347,8 @@ def test_validation_names_the_parameter() -> None:
     model = policy.new_model(2)
     with pytest.raises(ValueError, match=r"feature indices must lie in \[0, 16\)"):
         policy.rank(model, hash_features({"a": 1.0}, 1000), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="feature indices must be ascending and unique"):
+        with_bias(SparseVector(np.array([3, 3]), np.array([1.0, 2.0])), DIM)
     idx, val = with_bias(None, DIM)
     with pytest.raises(ValueError, match=r"reward must be in \[0, 1\]"):
         model.observe(0, idx, val, 1.5, 0.0)

@@ -92,30 +92,42 @@ def with_bias(x: SparseVector | None, dim: int) -> tuple[IntArray, FloatArray]:
             f"feature indices must lie in [0, {dim}) for a model of dimension {dim}, got "
             f"{int(idx[0])}..{int(idx[-1])}: hash features with the policy's dim"
         )
+    if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
+        raise ValueError("feature indices must be ascending and unique (see hash_features)")
     return np.append(idx, dim).astype(np.intp, copy=False), np.append(val, 1.0)
 
 
-def _decay_in_place(a: FloatArray, keep: float) -> None:
-    """``a *= keep`` with entries below TINY in magnitude snapped to 0 first (as the SQL
-    upsert must: PostgreSQL raises on float underflow)."""
-    a[np.abs(a) < TINY] = 0.0
-    a *= keep
+#: When the lazy decay factor of :class:`LinearStats` falls below this, it is folded into
+#: the sums (so that the stored sums never grow towards overflow).
+_MIN_SCALE = 1e-100
 
 
-@dataclass(slots=True)
 class LinearStats:
     """One path's additive sufficient statistics, the bias as the last coordinate.
 
     ``xx`` = Σ w_i x_i x_iᵀ (D × D, symmetric), ``xy`` = Σ w_i y_i x_i (D), decayed sums
     relative to ``ref_time`` (the newest observation's time); ``count`` is the plain
-    number of observations. ``xx[-1, -1]`` is the decayed number of observations and
-    ``xy[-1]`` the decayed sum of rewards (the bias is always 1).
+    number of observations. ``weight`` (= ``xx[-1, -1]``) is the decayed number of
+    observations and ``xy[-1]`` the decayed sum of rewards (the bias is always 1).
+
+    Folding an outcome costs O(nnz²) even under decay: the sums are kept as raw arrays
+    times one decay factor (applied when ``xx``/``xy`` are read, O(D²)), and only the
+    upper triangle of ``xx`` is accumulated (it is symmetric).
     """
 
-    xx: FloatArray
-    xy: FloatArray
-    ref_time: float = 0.0
-    count: int = 0
+    __slots__ = ("_scale", "_xx", "_xy", "count", "ref_time")
+
+    def __init__(
+        self, xx: FloatArray, xy: FloatArray, ref_time: float = 0.0, count: int = 0
+    ) -> None:
+        d = xy.shape[0]
+        if xx.shape != (d, d):
+            raise ValueError(f"xx must be {d} x {d} for xy of length {d}, got {xx.shape}")
+        self._xx = np.triu(np.asarray(xx, dtype=np.float64))
+        self._xy = np.array(xy, dtype=np.float64)
+        self._scale = 1.0
+        self.ref_time = float(ref_time)
+        self.count = int(count)
 
     @classmethod
     def zeros(cls, dim: int) -> LinearStats:
@@ -125,15 +137,35 @@ class LinearStats:
     @property
     def dim(self) -> int:
         """The hashed dimension (without the bias)."""
-        return int(self.xy.shape[0]) - 1
+        return int(self._xy.shape[0]) - 1
+
+    @property
+    def xx(self) -> FloatArray:
+        """Σ w x xᵀ, the full symmetric matrix (a new array)."""
+        upper = self._materialised(self._xx)
+        full: FloatArray = upper + upper.T
+        full[np.diag_indices_from(full)] -= np.diagonal(upper)
+        return full
+
+    @property
+    def xy(self) -> FloatArray:
+        """Σ w y x (a new array)."""
+        return self._materialised(self._xy)
 
     @property
     def weight(self) -> float:
         """Decayed number of observations."""
-        return float(self.xx[-1, -1])
+        return float(self._xx[-1, -1] * self._scale)
+
+    def _materialised(self, raw: FloatArray) -> FloatArray:
+        """``raw · scale`` with magnitudes below TINY snapped to 0 (the SQL store must do
+        so: PostgreSQL raises on float underflow)."""
+        out: FloatArray = raw * self._scale
+        out[np.abs(out) < TINY] = 0.0
+        return out
 
     def copy(self) -> LinearStats:
-        return LinearStats(self.xx.copy(), self.xy.copy(), self.ref_time, self.count)
+        return LinearStats(self.xx, self.xy, self.ref_time, self.count)
 
     def fold(
         self,
@@ -153,14 +185,18 @@ class LinearStats:
         keep = decay_factor(at - self.ref_time, half_life)
         add = decay_factor(self.ref_time - at, half_life)
         if keep != 1.0:
-            _decay_in_place(self.xx, keep)
-            _decay_in_place(self.xy, keep)
-        w = weight * add
-        d = self.xy.shape[0]
-        # The observation's block of xx, through the flat view (indices are unique).
-        flat = (idx[:, None] * d + idx[None, :]).ravel()
-        self.xx.reshape(-1)[flat] += w * np.outer(val, val).ravel()
-        self.xy[idx] += (w * reward) * val
+            self._scale *= keep
+            if self._scale < _MIN_SCALE:
+                self._xx = self._materialised(self._xx)
+                self._xy = self._materialised(self._xy)
+                self._scale = 1.0
+        w = weight * add / self._scale
+        d = self._xy.shape[0]
+        rows, cols = _upper(idx.shape[0])
+        # The observation's upper block, through the flat view (pairs are unique).
+        flat = idx[rows] * d + idx[cols]
+        self._xx.reshape(-1)[flat] += w * (val[rows] * val[cols])
+        self._xy[idx] += (w * reward) * val
         self.ref_time = max(self.ref_time, at)
         self.count += 1
         return keep, add
@@ -168,7 +204,7 @@ class LinearStats:
     def merge(self, other: LinearStats, half_life: float | None) -> LinearStats:
         """The statistics of both sets of observations, relative to the newer ``ref_time``:
         merging any partition equals folding every observation into one (to rounding)."""
-        if other.xy.shape != self.xy.shape:
+        if other.dim != self.dim:
             raise ValueError(f"cannot merge dimension {other.dim} into dimension {self.dim}")
         ref = max(self.ref_time, other.ref_time)
         a = decay_factor(ref - self.ref_time, half_life)
