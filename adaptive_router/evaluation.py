@@ -57,7 +57,7 @@ from adaptive_router.propensity import (
     objective_costs,
     propensities,
 )
-from adaptive_router.stores.base import Store
+from adaptive_router.stores.base import OutcomeUpdates, Store
 
 FloatArray = NDArray[np.float64]
 Method = Literal["ips", "snips", "dr"]
@@ -455,8 +455,8 @@ def evaluate(
 def _fill_propensities(
     store: Store, task: str, logged: list[Outcome], decisions: list[LoggedDecision], save: bool
 ) -> int:
-    """Compute the propensities the router deferred (vectorised), store them if ``save``;
-    ``decisions`` are ``logged``'s, decoded."""
+    """Compute the propensities the router deferred (vectorised), store them if ``save``
+    (and the store can: :class:`OutcomeUpdates`); ``decisions`` are ``logged``'s, decoded."""
     todo = [i for i, o in enumerate(logged) if o.propensity is None]
     if not todo:
         return 0
@@ -466,7 +466,7 @@ def _fill_propensities(
         o = logged[i]
         o.propensity = v
         rows.append((o.request_id, o.attempt, v))
-    if save:
+    if save and isinstance(store, OutcomeUpdates):
         store.set_propensities(task, rows)
     return len(todo)
 

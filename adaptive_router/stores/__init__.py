@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 from adaptive_router._imports import lazy_names
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.stores.base import PathState, PendingDecision, Store
+from adaptive_router.stores.base import (
+    HealthSnapshots,
+    InProcess,
+    OutcomeUpdates,
+    PathState,
+    PendingDecision,
+    SharedEvidence,
+    Store,
+)
 from adaptive_router.stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -20,10 +28,14 @@ __getattr__, __dir__ = lazy_names(
 )
 
 __all__ = [
+    "HealthSnapshots",
+    "InProcess",
     "MemoryStore",
+    "OutcomeUpdates",
     "PathState",
     "PendingDecision",
     "SQLStore",
+    "SharedEvidence",
     "Store",
     "mask_url",
     "open_store",

@@ -38,6 +38,8 @@ from adaptive_router.stores.base import (
     AttemptRow,
     CompleteResult,
     HealthSnapshot,
+    HealthSnapshots,
+    OutcomeUpdates,
     PathState,
     PathTotals,
     PendingDecision,
@@ -105,7 +107,7 @@ def _scaled(value: sa.ColumnElement[float], factor: Any) -> Any:
     return sa.case((value < TINY, sa.literal(0.0, sa.Float)), else_=value * factor)
 
 
-class SQLStore(Store):
+class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
     Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an
