@@ -87,11 +87,13 @@ _STARTED, _FINISHED, _GAVE_UP = "started", "finished", "gave up"
 class _Call:
     """One :func:`call_with_timeout` call handed to a worker thread.
 
-    A ``Future`` plus ``concurrent.futures.wait`` cost ~50 µs a call more than the thread
-    hand-off itself (conditions, a waiter, callbacks); this is the hand-off alone: the
-    worker runs the call and releases ``done``. Who did what first is told by the order
-    of the marks in ``marks`` (``list.append`` is atomic), not by locks, which would add
-    their cost to every call for the sake of the rare one that times out: the worker
+    A ``Future`` with ``result(timeout)`` costs three times the instructions per call
+    (conditions, a waiter, callbacks), an ``Event`` per call nearly four, and one shared
+    queue with the state under a lock a third more (``python -m benchmarks.handoff
+    --instructions``); this is the hand-off alone: the worker runs the call and releases
+    ``done``. Who did what first is told by the order of the marks in ``marks``
+    (``list.append`` is atomic), not by locks, which would add their cost to every call
+    for the sake of the rare one that times out: the worker
     marks ``_STARTED`` before the call and ``_FINISHED`` after it, a caller whose time is
     up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
     two: abandoned, counted in :func:`abandoned_calls` until it ends. Given up after
