@@ -93,9 +93,8 @@ class _Call:
     --instructions``); this is the hand-off alone: the worker runs the call and releases
     ``done``. Who did what first is told by the order of the marks in ``marks``
     (``list.append`` is atomic), not by locks, which would add their cost to every call
-    for the sake of the rare one that times out: the worker
-    marks ``_STARTED`` before the call and ``_FINISHED`` after it, a caller whose time is
-    up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
+    for the sake of the rare one that times out: the worker marks ``_STARTED`` before the
+    call and ``_FINISHED`` after it, a caller whose time is up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
     two: abandoned, counted in :func:`abandoned_calls` until it ends. Given up after
     ``_FINISHED``: it had just finished; not counted.
     """
