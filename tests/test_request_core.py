@@ -5,7 +5,9 @@ event loop on a rate limit (its waits, its Redis round trips) or a backpressure 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import gc
 import logging
 import math
 import os
@@ -318,6 +320,34 @@ def test_run_and_arun_share_one_redis_budget(redis_prefix: str) -> None:
     )
     assert not tokens.try_acquire(tokens=10)  # the 995 tokens charged from the loop count
     assert tokens.try_acquire(tokens=5)
+
+
+def _sockets() -> int:
+    """This process's open sockets (Linux: the links in /proc/self/fd)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed by now
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+def test_each_event_loop_gets_its_own_redis_client_closed_with_the_loop(
+    redis_prefix: str,
+) -> None:
+    """redis-py's asyncio connections belong to their loop: a limit used from one
+    ``asyncio.run`` after another takes a slot on each, and leaves no socket behind."""
+    limit = RateLimit(
+        requests_per_minute=20,
+        storage=f"redis://{REDIS_HOST}:{REDIS_PORT}",
+        key="loops",
+        storage_options={"key_prefix": redis_prefix},
+    )
+    before = _sockets()
+    taken = [asyncio.run(limit.atake()) for _ in range(20)]
+    gc.collect()
+    assert taken == [None] * 20
+    assert _sockets() <= before  # each loop's connection closed as its loop shut down
+    assert not limit.try_acquire()  # the 20 slots all came from the one budget
 
 
 def test_a_redis_limit_under_asyncio_fails_open_or_closed_without_its_password(

@@ -10,13 +10,13 @@ round trip never blocks the loop. Both storages hold the same keys: one budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
 import time
 import urllib.parse
-import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from adaptive_router._checks import redact, redact_url
@@ -142,26 +142,55 @@ class _Aio(NamedTuple):
     tokens: aio_strategies.SlidingWindowCounterRateLimiter
 
 
-#: Per event loop, its async storages by URL and options: redis-py's asyncio connections
-#: belong to the loop that opened them, so each loop has its own (gone with the loop).
-_ASYNC_STORAGES: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, tuple[tuple[str, str], ...]], Any]
-] = weakref.WeakKeyDictionary()
+#: Per event loop, its async storages by URL and options, each with the suspended
+#: generator that closes it with the loop (the loop holds those only weakly): redis-py's
+#: asyncio connections belong to the loop that opened them, so each loop has its own.
+#: Entries of closed loops are dropped when another loop opens one.
+_ASYNC_STORAGES: dict[
+    asyncio.AbstractEventLoop,
+    dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, AsyncIterator[None]]],
+] = {}
 
 
-def _open_async_storage(url: str, opts: Mapping[str, Any]) -> aio_storage.Storage:
+async def _open_async_storage(url: str, opts: Mapping[str, Any]) -> aio_storage.Storage:
     """The async twin of ``url``'s storage for the running loop (made without I/O: the
-    client connects on its first command)."""
+    client connects on its first command), closed when the loop shuts down."""
     loop = asyncio.get_running_loop()
     key = _cache_key(url, opts)
     with _STORAGES_LOCK:
-        mine = _ASYNC_STORAGES.setdefault(loop, {})
-        storage = mine.get(key)
-        if storage is None:
-            # redis-py's asyncio client (limits' default for async Redis is coredis, which
-            # is not a dependency of ours).
-            storage = mine[key] = _made(f"async+{url}", {**opts, "implementation": "redispy"})
-        return storage  # type: ignore[no-any-return]
+        found = _ASYNC_STORAGES.get(loop, {}).get(key)
+    if found is not None:
+        return found[0]  # type: ignore[no-any-return]
+    # redis-py's asyncio client (limits' default for async Redis is coredis, which is not
+    # a dependency of ours).
+    storage = _made(f"async+{url}", {**opts, "implementation": "redispy"})
+    closer = _closed_with_loop(storage)
+    await anext(closer)  # runs to its yield at once: no other task can come between
+    with _STORAGES_LOCK:
+        _forget_closed(_ASYNC_STORAGES)
+        _ASYNC_STORAGES.setdefault(loop, {})[key] = (storage, closer)
+    return storage  # type: ignore[no-any-return]
+
+
+async def _closed_with_loop(storage: Any) -> AsyncIterator[None]:
+    """Suspended for the loop's lifetime: the loop's ``shutdown_asyncgens()``, which
+    ``asyncio.run`` calls before it closes the loop, finalizes it, and the storage's
+    connections are closed on their own loop (sockets left open otherwise)."""
+    try:
+        yield
+    finally:
+        # limits' async Redis storage keeps redis-py's client as ``bridge.storage``.
+        client = getattr(getattr(storage, "bridge", None), "storage", None)
+        aclose = getattr(client, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
+def _forget_closed(by_loop: dict[asyncio.AbstractEventLoop, Any]) -> None:
+    """Drop the entries of loops that have closed (under ``_STORAGES_LOCK``)."""
+    for loop in [loop for loop in by_loop if loop.is_closed()]:
+        del by_loop[loop]
 
 
 class RateLimit:
@@ -277,9 +306,7 @@ class RateLimit:
         self._storage_errors = errors
         if isinstance(self.storage, MemoryStorage):
             self._async_way = "inline"
-        self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Aio] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._aio: dict[asyncio.AbstractEventLoop, _Aio] = {}
         self._clock = clock
         self._sleep = sleep
         self._asleep = asleep
@@ -345,7 +372,7 @@ class RateLimit:
         cost = self._check_tokens(tokens)
         if cost is None:
             return math.inf
-        aio = self._aio_for_loop()
+        aio = await self._aio_for_loop()
         if await self._aguarded(lambda: self._atake(aio, cost), "try_acquire"):
             return None
         if self.mode != "wait":
@@ -427,7 +454,7 @@ class RateLimit:
         if self._tokens is None or not count:
             return None
         # Only Redis gets here (see _ASYNC_TWINS): it keeps sliding windows.
-        item, storage = self._tokens, self._aio_for_loop().storage
+        item, storage = self._tokens, (await self._aio_for_loop()).storage
         await self._aguarded(
             lambda: storage.acquire_sliding_window_entry(  # type: ignore[attr-defined]
                 item.key_for(self.key), _UNREACHABLE, item.get_expiry(), count
@@ -520,18 +547,21 @@ class RateLimit:
             return self._storage_failed(exc, what)
 
     # -- the asyncio twins' storage work (limits.aio, on the running loop) ---------------
-    def _aio_for_loop(self) -> _Aio:
+    async def _aio_for_loop(self) -> _Aio:
         loop = asyncio.get_running_loop()
         aio = self._aio.get(loop)
         if aio is None:
             from limits.aio import strategies  # loaded by the first asyncio caller only
 
-            storage = _open_async_storage(self._secret_source or "", self._async_opts)
-            aio = self._aio[loop] = _Aio(
+            storage = await _open_async_storage(self._secret_source or "", self._async_opts)
+            aio = _Aio(
                 storage,
                 strategies.MovingWindowRateLimiter(storage),
                 strategies.SlidingWindowCounterRateLimiter(storage),
             )
+            with _STORAGES_LOCK:  # loops in other threads may be adding theirs
+                _forget_closed(self._aio)
+                self._aio[loop] = aio
         return aio
 
     async def _atake(self, aio: _Aio, tokens: int) -> bool:

@@ -94,9 +94,10 @@ class _Call:
     ``done``. Who did what first is told by the order of the marks in ``marks``
     (``list.append`` is atomic), not by locks, which would add their cost to every call
     for the sake of the rare one that times out: the worker marks ``_STARTED`` before the
-    call and ``_FINISHED`` after it, a caller whose time is up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
-    two: abandoned, counted in :func:`abandoned_calls` until it ends. Given up after
-    ``_FINISHED``: it had just finished; not counted.
+    call and ``_FINISHED`` after it, a caller whose time is up marks ``_GAVE_UP``. Given
+    up first: the call never starts. Given up between the two: abandoned, counted in
+    :func:`abandoned_calls` until it ends. Given up after ``_FINISHED``: it had just
+    finished; not counted.
     """
 
     __slots__ = ("call", "ctx", "done", "error", "marks", "started", "timeout_s", "value")
