@@ -49,7 +49,7 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.ranking import Ranking
 from adaptive_router.router.recorder import Recorder
-from adaptive_router.stores.base import Store
+from adaptive_router.stores.base import OutcomeUpdates, Store
 
 __all__ = ["DecisionLog", "attach"]
 
@@ -134,7 +134,9 @@ class DecisionLog:
         # after the first decision was written, with routing keeping its share of the GIL.
         # Wire in: the ranking logs each decision, the recorder reports committed rows.
         ranking.log_decisions = self.enabled
-        if self.enabled:  # nothing to queue otherwise: no outcome carries a decision
+        # Nothing to queue otherwise: no outcome carries a decision, or no row could
+        # take a propensity (evaluate() computes them from the decisions then).
+        if self.enabled and isinstance(self.store, OutcomeUpdates):
             recorder.on_written = self.written
         forks.follow(self)
 
@@ -226,8 +228,10 @@ class DecisionLog:
         for (rid, attempt, _), p in zip(batch, values.tolist(), strict=True):
             if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for
                 rows.append((rid, attempt, p))
+        store = self.store
         try:
-            self.store.set_propensities(self.task, rows)
+            if isinstance(store, OutcomeUpdates):  # always: only such stores queue rows
+                store.set_propensities(self.task, rows)
         except Exception as exc:  # the store is down: evaluate() computes them later
             logger.warning(
                 "could not store %d propensities of task %s (%s); evaluate() computes them",
