@@ -66,6 +66,7 @@ from adaptive_router.propensity import (
     propensities,
 )
 from adaptive_router.stores import Store, open_store
+from adaptive_router.stores.base import OutcomeUpdates
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -597,8 +598,8 @@ def _check_missing(missing: int, total: int, reward: str, limit: float) -> None:
 def _fill_propensities(
     store: Store, task: str, logged: list[Outcome], decisions: list[LoggedDecision], save: bool
 ) -> int:
-    """Compute the propensities the router deferred (vectorised), store them if ``save``;
-    ``decisions`` are ``logged``'s, decoded."""
+    """Compute the propensities the router deferred (vectorised), store them if ``save``
+    (and the store can: :class:`OutcomeUpdates`); ``decisions`` are ``logged``'s, decoded."""
     todo = [i for i, o in enumerate(logged) if o.propensity is None]
     if not todo:
         return 0
@@ -608,7 +609,7 @@ def _fill_propensities(
         o = logged[i]
         o.propensity = v
         rows.append((o.request_id, o.attempt, v))
-    if save:
+    if save and isinstance(store, OutcomeUpdates):
         store.set_propensities(task, rows)
     return len(todo)
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
 from benchmarks import (
+    contextual,
     dashboard,
     decisions,
     hotpath,
@@ -48,6 +49,7 @@ SECTIONS: dict[str, Callable[[bool], list[Result]]] = {
     "memory": memory.run,
     "peers": peers.run,
     "simulator": simulator.run,
+    "contextual": contextual.run,
 }
 RESULTS_MD = ROOT / "benchmarks" / "results.md"
 HEADERS = ("Section", "Measure", "Target", "Value", "Result", "Notes")

@@ -44,15 +44,20 @@ class CuttableProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._socks.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def before_upstream(self) -> None:
+        """Called before each chunk from a client is forwarded (a subclass may hold it)."""
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if upstream:
+                    self.before_upstream()
                 dst.sendall(data)
         except OSError:
             pass

@@ -16,7 +16,7 @@ from adaptive_router.observe.alerts import Alert
 from adaptive_router.resilience import CircuitBreaker
 from adaptive_router.router.heartbeat import Heartbeat
 from adaptive_router.stores import open_store
-from adaptive_router.stores.base import HealthSnapshot, Store
+from adaptive_router.stores.base import HealthSnapshot, HealthSnapshots, Store
 
 T0 = 1_700_000_000.0
 
@@ -155,7 +155,7 @@ def test_a_store_without_heartbeats_turns_the_heartbeat_off() -> None:
 
 
 def test_a_failing_store_is_logged_once_and_never_raises(caplog: Any) -> None:
-    class Down(Store):
+    class Down(Store, HealthSnapshots):
         def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
             raise OSError("connection refused")
 

@@ -22,7 +22,6 @@ from adaptive_router.outcomes import Result, Usage
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.router import attempts as attempts_module
 from adaptive_router.router import budgets as budgets_module
-from adaptive_router.router import router as router_module
 
 
 def _bernoulli_path(
@@ -110,7 +109,6 @@ def test_latency_objective_prefers_the_fastest_time_to_success(
     tick = [0.0]
     fake = types.SimpleNamespace(perf_counter=lambda: tick[0], time=time.time, time_ns=time.time_ns)
     monkeypatch.setattr(attempts_module, "time", fake)
-    monkeypatch.setattr(router_module, "time", fake)
     monkeypatch.setattr(budgets_module, "time", fake)
 
     def run(objective: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from adaptive_router.reports.summary import json_number, posterior_dict, stats_dict
 from adaptive_router.reports.summary import summary as task_summary
-from adaptive_router.stores.base import HealthSnapshot, Store
+from adaptive_router.stores.base import HealthSnapshot, HealthSnapshots, Store
 
 __all__ = [
     "STALE_AFTER_S",
@@ -135,10 +135,7 @@ def summary(
         raise UnknownTaskError(task, known)
     found = task_summary(store, task, window.since, window.until, now=window.end, prior=prior)
     ts = found.series
-    try:
-        beats = store.health(task)
-    except NotImplementedError:
-        beats = []
+    beats = store.health(task) if isinstance(store, HealthSnapshots) else []
     alerts = sorted(
         ({**a, "host": h.host, "pid": h.pid} for h in beats for a in h.alerts),
         key=lambda a: -float(a.get("at") or 0.0),

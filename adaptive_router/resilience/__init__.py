@@ -2,9 +2,10 @@
 
 Each piece is a small object that works on its own (and is tested alone); the
 router composes them per path as rate limit -> breaker -> timeout -> retry -> call.
-All of them are thread-safe, none blocks an event loop for longer than a storage
-round trip, and each takes an injectable ``clock`` (monotonic seconds) and, where
-it draws random numbers, a seedable :class:`random.Random`, so tests are exact.
+All of them are thread-safe, none blocks an event loop (waits are ``asleep``, and a
+rate limit's async methods reach Redis with its asyncio client), and each takes an
+injectable ``clock`` (monotonic seconds) and, where it draws random numbers, a seedable
+:class:`random.Random`, so tests are exact.
 
 One module per mechanism: :mod:`~adaptive_router.resilience.classify` (error kinds),
 :mod:`~adaptive_router.resilience.retry`, :mod:`~adaptive_router.resilience.timeouts`,

@@ -227,6 +227,8 @@ class RetryPolicy:
 
         On final failure the last exception is re-raised unchanged. ``retry_state`` (reset
         at the start) receives the attempts, retries, waits and stop reason either way.
+        For a policy used on its own: a router's paths (``run``, ``arun``, ``check``) are
+        retried by its request core, which drives the same :class:`RetryRun` decisions.
         """
         start = self._clock()
         try:

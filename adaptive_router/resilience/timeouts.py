@@ -92,15 +92,17 @@ _STARTED, _FINISHED, _GAVE_UP = "started", "finished", "gave up"
 class _Call:
     """One :func:`call_with_timeout` call handed to a worker thread.
 
-    A ``Future`` plus ``concurrent.futures.wait`` cost ~50 µs a call more than the thread
-    hand-off itself (conditions, a waiter, callbacks); this is the hand-off alone: the
-    worker runs the call and releases ``done``. Who did what first is told by the order
-    of the marks in ``marks`` (``list.append`` is atomic), not by locks, which would add
-    their cost to every call for the sake of the rare one that times out: the worker
-    marks ``_STARTED`` before the call and ``_FINISHED`` after it, a caller whose time is
-    up marks ``_GAVE_UP``. Given up first: the call never starts. Given up between the
-    two: abandoned, counted in :func:`abandoned_calls` until it ends. Given up after
-    ``_FINISHED``: it had just finished; not counted.
+    A ``Future`` with ``result(timeout)`` costs three times the instructions per call
+    (conditions, a waiter, callbacks), an ``Event`` per call nearly four, and one shared
+    queue with the state under a lock a third more (``python -m benchmarks.handoff
+    --instructions``); this is the hand-off alone: the worker runs the call and releases
+    ``done``. Who did what first is told by the order of the marks in ``marks``
+    (``list.append`` is atomic), not by locks, which would add their cost to every call
+    for the sake of the rare one that times out: the worker marks ``_STARTED`` before the
+    call and ``_FINISHED`` after it, a caller whose time is up marks ``_GAVE_UP``. Given
+    up first: the call never starts. Given up between the two: abandoned, counted in
+    :func:`abandoned_calls` until it ends. Given up after ``_FINISHED``: it had just
+    finished; not counted.
     """
 
     __slots__ = ("call", "ctx", "done", "error", "marks", "started", "timeout_s", "value")
@@ -236,7 +238,8 @@ class _DaemonThreadPool:
         inbox, idle = me.inbox, self._idle
         while True:
             try:
-                item = inbox.get(timeout=self._idle_timeout_s)
+                # Positional: a keyword argument makes the call build a kwargs dict.
+                item = inbox.get(True, self._idle_timeout_s)
             except queue.Empty:
                 try:
                     idle.remove(me)  # nobody claimed this worker: retire it
@@ -352,7 +355,9 @@ def call_with_timeout(fn: Callable[..., T], timeout_s: float, /, *args: Any, **k
     )
     job = _Call(functools.partial(fn, *args, **kwargs) if args or kwargs else fn)
     _POOL.start(job)
-    if not job.done.acquire(timeout=seconds):
+    # Positional: a keyword argument builds a kwargs dict for the lock to parse, on every
+    # call (~1.8k of the hand-off's ~16.4k instructions with the worker's get above).
+    if not job.done.acquire(True, seconds):
         # Handed over about `seconds` ago (for the log line of an abandoned call's end).
         job.give_up(seconds, time.monotonic() - seconds)
         raise CallTimeoutError(seconds)

@@ -30,6 +30,7 @@ from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage, checked_usage
 from adaptive_router.paths import Path
 from adaptive_router.resilience import (
+    RateLimit,
     RetryState,
     acall_with_timeout,
     auth_advice,
@@ -46,15 +47,19 @@ from adaptive_router.router.settings import PathSettings
 
 __all__ = [
     "DONE",
+    "Acquire",
     "AttemptContext",
     "Attempts",
     "Call",
+    "Charge",
     "Done",
     "Sleep",
     "acall_path",
+    "awalk",
     "build_outcome",
     "call_path",
     "new_request_id",
+    "walk",
 ]
 
 _NO_RETRIES = RetryState()
@@ -101,6 +106,22 @@ class Sleep:
     asleep: Callable[[float], Awaitable[None]]
 
 
+class Acquire(NamedTuple):
+    """Take a slot of ``limit`` (:meth:`RateLimit.take`, or awaited
+    :meth:`RateLimit.atake`: a round trip to its storage, Redis perhaps), then report
+    its answer with :meth:`Attempts.acquired`."""
+
+    limit: RateLimit
+
+
+class Charge(NamedTuple):
+    """Charge ``tokens`` to ``limit``'s token budget (:meth:`RateLimit.record_tokens`, or
+    awaited :meth:`RateLimit.arecord_tokens`), then report :meth:`Attempts.charged`."""
+
+    limit: RateLimit
+    tokens: int
+
+
 class Done:
     """The request is over: :attr:`Attempts.attempts` holds every attempt."""
 
@@ -109,7 +130,7 @@ class Done:
 
 
 DONE = Done()
-Step = Call | Sleep | Done
+Step = Call | Sleep | Acquire | Charge | Done
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +234,9 @@ class Attempts:
 
     Drive it by reading ``step`` until it is :data:`DONE`: a :class:`Call` is answered with
     :meth:`returned` or :meth:`raised` (``started`` is ``time.perf_counter()`` before
-    the call), a :class:`Sleep` with :meth:`slept`. ``value`` is the successful result.
+    the call), a :class:`Sleep` with :meth:`slept`, an :class:`Acquire` with
+    :meth:`acquired`, a :class:`Charge` with :meth:`charged`. ``value`` is the
+    successful result.
     """
 
     __slots__ = (
@@ -319,9 +342,34 @@ class Attempts:
             self._retry_run.slept(seconds)
             self.step = self._call(path, st)
             return
-        # Waiting for the rate limit to free up; skipped when it did not in time.
-        step = self._admit(path, st, waited=True)
-        self.step = step if step is not None else self._advance()
+        # Waited for the rate limit to free up: take again.
+        assert st.rate_limit is not None
+        self.step = Acquire(st.rate_limit)
+
+    def acquired(self, wait: float | None) -> None:
+        """The last :class:`Acquire` is answered (:meth:`RateLimit.take`'s answer): a slot
+        was taken (None), or one frees in ``wait`` seconds: wait for it if that is within
+        the path's wait, else skip the path."""
+        st, path = self._settings, self._path
+        assert st is not None and path is not None and st.rate_limit is not None
+        if wait is None:
+            step = self._open(path, st)
+            self.step = step if step is not None else self._advance()
+            return
+        rl = st.rate_limit
+        delay = rl.wait_for(wait, self._deadline)
+        if delay is not None:
+            self.step = Sleep(delay, rl.sleep, rl.asleep)
+            return
+        error = "application rate limit exhausted"
+        if rl.mode == "wait" and self._wait_cut:
+            error += "; no room before the request's time (request_timeout) runs out"
+        self._skip(path, ErrorKind.RATE_LIMITED.value, error)
+        self.step = self._advance()
+
+    def charged(self) -> None:
+        """The last :class:`Charge` is done: on to the next path, or DONE."""
+        self.step = self._advance()
 
     # -- walking -----------------------------------------------------------------
     def _advance(self) -> Step:
@@ -337,33 +385,26 @@ class Attempts:
                 continue
             st = self.ctx.settings[path.name or ""]
             self._path, self._settings = path, st
-            step = self._admit(path, st, waited=False)
+            # Not retrying yet: a Sleep before this path's first call is a rate-limit wait.
+            self._retry_run = None
+            rl = st.rate_limit
+            if rl is not None:
+                if rl.mode == "wait":
+                    # A wait for room ends by the request's deadline as well as max_wait_s.
+                    left = self._time_left(path)
+                    self._wait_cut = left is not None and left < rl.max_wait_s
+                    self._deadline = rl.wait_deadline(left)
+                return Acquire(rl)
+            step = self._open(path, st)
             if step is not None:
                 return step
         return DONE
 
-    def _admit(self, path: Path, st: PathSettings, *, waited: bool) -> Step | None:
-        """Rate limit, then breaker: the path's call, a wait for the rate limit, or None
-        when the path was skipped (recorded as a skipped attempt)."""
-        kind: str | None = None
-        rl = st.rate_limit
-        if rl is not None:
-            if not waited and rl.mode == "wait":
-                # A wait for room ends by the request's deadline as well as max_wait_s.
-                left = self._time_left(path)
-                self._wait_cut = left is not None and left < rl.max_wait_s
-                self._deadline = rl.wait_deadline(left)
-            if not rl.try_acquire():
-                delay = rl.next_wait(0, self._deadline)
-                if delay is not None:
-                    return Sleep(delay, rl.sleep, rl.asleep)
-                kind, error = ErrorKind.RATE_LIMITED.value, "application rate limit exhausted"
-                if rl.mode == "wait" and self._wait_cut:
-                    error += "; no room before the request's time (request_timeout) runs out"
-        if kind is None and st.breaker is not None and not st.breaker.allow():
-            kind, error = ErrorKind.BREAKER_OPEN.value, "circuit breaker open"
-        if kind is not None:
-            self._skip(path, kind, error)
+    def _open(self, path: Path, st: PathSettings) -> Call | None:
+        """Past the rate limit: the breaker, then the path's first call; None when the
+        breaker is open (the path recorded as skipped)."""
+        if st.breaker is not None and not st.breaker.allow():
+            self._skip(path, ErrorKind.BREAKER_OPEN.value, "circuit breaker open")
             return None
         self.n += 1
         if self.ctx.observers.items:  # the list itself: no __bool__ call per event
@@ -383,7 +424,6 @@ class Attempts:
             if ctx.capture and hooked()
             else None
         )
-        self._retry_run = None
         self._started = None
         return self._call(path, st)
 
@@ -487,8 +527,6 @@ class Attempts:
                 st.breaker.record_failure(outcome.kind)
             else:
                 st.breaker.record_success()
-        if st.rate_limit is not None and (outcome.input_tokens or outcome.output_tokens):
-            st.rate_limit.record_tokens((outcome.input_tokens or 0) + (outcome.output_tokens or 0))
         if self.decision is not None and self.n == 1:
             attach(self.decision, self.attempts, outcome, self._budget)
         self.attempts.append(outcome)
@@ -496,6 +534,11 @@ class Attempts:
             ctx.observers.emit("attempt_finished", outcome)
         if outcome.success:
             self.value = value
+        if st.rate_limit is not None and (outcome.input_tokens or outcome.output_tokens):
+            # The tokens it used, charged by the loop (a storage round trip), then onwards.
+            tokens = (outcome.input_tokens or 0) + (outcome.output_tokens or 0)
+            self.step = Charge(st.rate_limit, tokens)
+            return
         self.step = self._advance()
 
     def _log_failed(self, kind: str, error: str) -> None:
@@ -599,6 +642,63 @@ class Attempts:
                 "reason": failed.kind,
             },
         )
+
+
+def walk(req: Attempts, args: Any, kwargs: Any) -> Any:
+    """Carry out ``req``'s steps in this thread until it is DONE (``Router.run``'s and
+    ``Router.check``'s loop): calls, sleeps and rate-limit round trips all block. Returns
+    what the last call returned (a value or a :class:`Result`), None if none returned."""
+    value = None
+    while True:
+        step = req.step
+        if type(step) is Call:
+            started = time.perf_counter()
+            try:
+                raw = call_path(step.path, step.timeout_s, args, kwargs, step.meter)
+            except Exception as exc:
+                req.raised(exc, started)
+            else:
+                value = raw
+                req.returned(raw, started)
+        elif step is DONE:
+            return value
+        elif type(step) is Sleep:
+            step.sleep(step.seconds)
+            req.slept(step.seconds)
+        elif type(step) is Acquire:
+            req.acquired(step.limit.take())
+        elif type(step) is Charge:
+            step.limit.record_tokens(step.tokens)
+            req.charged()
+        else:
+            raise TypeError(f"unknown step {step!r}")
+
+
+async def awalk(req: Attempts, args: Any, kwargs: Any) -> None:
+    """The asyncio twin of :func:`walk` (``Router.arun``'s loop): calls, sleeps and
+    rate-limit round trips are awaited, so none blocks the event loop."""
+    while True:
+        step = req.step
+        if type(step) is Call:
+            started = time.perf_counter()
+            try:
+                raw = await acall_path(step.path, step.timeout_s, args, kwargs, step.meter)
+            except Exception as exc:
+                req.raised(exc, started)
+            else:
+                req.returned(raw, started)
+        elif step is DONE:
+            return
+        elif type(step) is Sleep:
+            await step.asleep(step.seconds)
+            req.slept(step.seconds)
+        elif type(step) is Acquire:
+            req.acquired(await step.limit.atake())
+        elif type(step) is Charge:
+            await step.limit.arecord_tokens(step.tokens)
+            req.charged()
+        else:
+            raise TypeError(f"unknown step {step!r}")
 
 
 def call_path(

@@ -1,67 +1,73 @@
-"""``Router.check``: every path on sample inputs, without routing or recording."""
+"""``Router.check``: every path on sample inputs, without routing or recording.
+
+Each sample's attempt is walked by the request core (:class:`Attempts`) with ``run``'s
+own loop (:func:`walk`), so timeouts, retries and judging are the ones ``run`` applies,
+decided in one place. Breakers and rate limits are left out of the core's settings, and
+its outcomes go nowhere.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from adaptive_router._checks import error_text, short
+from adaptive_router._checks import short
+from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import Result
 from adaptive_router.paths import Path
-from adaptive_router.resilience import classify
-from adaptive_router.router.attempts import call_path
-from adaptive_router.router.judging import Judge
-from adaptive_router.router.settings import PathSettings
+from adaptive_router.router.attempts import AttemptContext, Attempts, walk
 
 __all__ = ["SAMPLE_ARGS", "SAMPLE_KWARGS", "PathCheck", "as_call", "check_paths"]
 
+#: The request id a check's attempts (and its judge's log lines) carry.
+CHECK_ID = "check"
+
 
 def check_paths(
-    paths: Iterable[Path],
-    settings: Mapping[str, PathSettings],
-    judge: Judge,
-    samples: Iterable[Any],
+    paths: Iterable[Path], core: AttemptContext, samples: Iterable[Any]
 ) -> list[PathCheck]:
-    """Run each path on each sample (see :meth:`Router.check`): timeouts, retries and the
-    judge apply; breakers and rate limits are bypassed and nothing is recorded."""
+    """Run each path on each sample (see :meth:`Router.check`) through the request core of
+    ``core`` (the router's): timeouts, retries and the judge apply; breakers and rate
+    limits are bypassed, nothing is metered, observed or recorded."""
     calls = [as_call(x) for x in samples]
     if not calls:
         raise ValueError("samples is empty; give at least one input to check the paths on")
+    bypass = dataclasses.replace(
+        core,
+        settings={
+            name: dataclasses.replace(st, breaker=None, rate_limit=None)
+            for name, st in core.settings.items()
+        },
+        observers=Observers(()),
+        capture=False,
+        rebill=None,
+    )
     report: list[PathCheck] = []
     for path in paths:
-        st = settings[path.name or ""]
-        timeout = None if path.enforces_timeout else st.timeout
         latencies: list[float] = []
         errors: dict[str, int] = {}
         examples: dict[str, str] = {}
         ok = 0
         for args, kwargs in calls:
-            started = time.perf_counter()
-            try:
-                raw = (
-                    st.retry.call(call_path, path, timeout, args, kwargs)
-                    if st.retry is not None
-                    else call_path(path, timeout, args, kwargs)
-                )
-            except Exception as exc:
-                kind: str | None = classify(exc).value
-                why: str | None = error_text(exc)
-            else:
-                value = raw.value if isinstance(raw, Result) else raw
-                kind, why, _ = judge("check", path, value)
-                if kind is not None and why is None:
-                    why = f"{judge.name} rejected the result {value!r:.80}"
-            latencies.append((time.perf_counter() - started) * 1000.0)
+            req = Attempts(bypass, CHECK_ID, "", [path], args, kwargs)
+            raw = walk(req, args, kwargs)  # what it returned last (for a rejection's message)
+            value = raw.value if isinstance(raw, Result) else raw
+            (outcome,) = req.attempts
+            latencies.append(outcome.latency_ms or 0.0)
+            kind = outcome.kind
             if kind is None:
                 ok += 1
-            else:
-                errors[kind] = errors.get(kind, 0) + 1
-                examples.setdefault(kind, short(why or kind, 200))
+                continue
+            errors[kind] = errors.get(kind, 0) + 1
+            why = outcome.error
+            if why is None:
+                why = f"{core.judge.name} rejected the result {value!r:.80}"
+            examples.setdefault(kind, short(why, 200))
         p50, p95 = (float(x) for x in np.percentile(latencies, [50, 95]))
         report.append(
             PathCheck(

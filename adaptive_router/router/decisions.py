@@ -47,7 +47,7 @@ from adaptive_router import forks
 from adaptive_router.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.outcomes import Outcome
 from adaptive_router.router.budgets import RequestBudget
-from adaptive_router.stores.base import Store
+from adaptive_router.stores.base import OutcomeUpdates, Store
 
 __all__ = ["DecisionLog", "attach"]
 
@@ -130,7 +130,10 @@ class DecisionLog:
         # and the background thread imports it with its first batch (see step), SETTLE_S
         # after the first decision was written, with routing keeping its share of the GIL.
         # The router hands :meth:`written` to its recorder, which calls it with the rows
-        # it committed.
+        # it committed, when the store can take a propensity on a row (else nothing is
+        # queued: evaluate() computes them from the decisions).
+        #: Whether committed rows are worth handing to :meth:`written`.
+        self.takes_rows = isinstance(store, OutcomeUpdates)
         forks.follow(self)
 
     def _after_fork_in_child(self) -> None:
@@ -221,8 +224,10 @@ class DecisionLog:
         for (rid, attempt, _), p in zip(batch, values.tolist(), strict=True):
             if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for
                 rows.append((rid, attempt, p))
+        store = self.store
         try:
-            self.store.set_propensities(self.task, rows)
+            if isinstance(store, OutcomeUpdates):  # always: only such stores queue rows
+                store.set_propensities(self.task, rows)
         except Exception as exc:  # the store is down: evaluate() computes them later
             logger.warning(
                 "could not store %d propensities of task %s (%s); evaluate() computes them",

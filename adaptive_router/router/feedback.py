@@ -24,7 +24,7 @@ from adaptive_router.outcomes import Decision, ErrorKind, Outcome
 from adaptive_router.paths import Path
 from adaptive_router.reporting import Report, Reporter
 from adaptive_router.router.recorder import Recorder
-from adaptive_router.stores.base import PendingDecision, Store
+from adaptive_router.stores.base import InProcess, PendingDecision, Store
 
 __all__ = ["Feedback"]
 
@@ -103,7 +103,7 @@ class Feedback:
         self.expire(now)
         first = order[0]
         held = _Held(PendingDecision(rid, self.task, first.name or "", now, context, first.model))
-        if self.store.in_process:  # never unreachable: nothing to hold
+        if isinstance(self.store, InProcess):  # never unreachable: nothing to hold
             self.store.add_pending(held.decision)
             return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
         with self._lock:

@@ -24,7 +24,7 @@ from adaptive_router import forks
 from adaptive_router._checks import first_line
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.observe.alerts import Alert
-from adaptive_router.stores.base import HealthSnapshot, Store
+from adaptive_router.stores.base import HealthSnapshot, HealthSnapshots, Store
 
 logger = logging.getLogger(__name__)
 
@@ -152,16 +152,16 @@ class Heartbeat:
         A failure never propagates: the first of a run of failures is logged as a
         warning, the rest at debug level, and the next success says it recovered.
         """
-        if not self._supported:
+        store = self.store
+        if not isinstance(store, HealthSnapshots):
+            if self._supported:
+                self._supported = False
+                logger.info("store %r keeps no heartbeats; the heartbeat is off", store)
             return False
         try:
             # Inside the try: the alerts deque may be appended to while it is copied.
             snap = self.snapshot()
-            self.store.put_health(snap, snap.updated_at - self.ttl)
-        except NotImplementedError:
-            self._supported = False
-            logger.info("store %r keeps no heartbeats; the heartbeat is off", self.store)
-            return False
+            store.put_health(snap, snap.updated_at - self.ttl)
         except Exception as exc:
             log = logger.debug if self._failing else logger.warning
             log(
@@ -199,10 +199,11 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(_JOIN_S)
-        if not self._supported:
+        store = self.store
+        if not isinstance(store, HealthSnapshots):
             return
         try:
-            self.store.remove_health(self.identity.router_id)
+            store.remove_health(self.identity.router_id)
         except Exception as exc:
             logger.debug("heartbeat row not removed: %s", first_line(exc))
 

@@ -29,6 +29,8 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
+    InProcess,
+    OutcomeUpdates,
     PathEvidence,
     SharedEvidence,
     Store,
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 #: Buffered outcomes that wake the writer before its interval is up.
 WAKE_AT = 2_000
-#: Buffered outcomes past which, with the store reachable, the recording thread flushes.
+#: Buffered outcomes past which, with the store reachable, the recording caller flushes.
 HIGH_WATER = 20_000
 #: Seconds (of the recorder's clock) during which repeats of a rejection line are counted.
 LOG_WINDOW_S = 60.0
@@ -100,7 +102,7 @@ class Recorder:
         self.store = store
         self.task = task
         self.half_life = half_life
-        self.sync = durability == "sync" or store.in_process
+        self.sync = durability == "sync" or isinstance(store, InProcess)
         self.clock = clock
         self.flush_interval = flush_interval
         self.refresh_interval = refresh_interval
@@ -151,7 +153,7 @@ class Recorder:
         self.on_refresh = on_refresh
         #: Called with each batch of outcomes once the store has committed it.
         self.on_written = on_written
-        if not store.in_process:
+        if not isinstance(store, InProcess):
             self.start()
             # Its own registration (a partial is equal only to itself), undone by close():
             # no exit hook outlives the recorder. A forked child inherits it: it flushes
@@ -164,7 +166,7 @@ class Recorder:
         """Start the writer thread unless it runs (the constructor does; a forked child
         does at its first use of the router). Nothing to start for an in-process store."""
         with self._lock:
-            if self.store.in_process or self._closed or self._thread is not None:
+            if isinstance(self.store, InProcess) or self._closed or self._thread is not None:
                 return
             self._thread = threading.Thread(
                 target=_run_loop,
@@ -273,9 +275,18 @@ class Recorder:
         return known or named < max_contexts
 
     # -- recording ---------------------------------------------------------------
-    def record(self, outcomes: Sequence[Outcome]) -> None:
+    def record(self, outcomes: Sequence[Outcome]) -> bool:
+        """Fold ``outcomes`` into the cache and write them (``sync``) or buffer them.
+
+        Returns True when the caller should :meth:`flush` now, before it goes on:
+        backpressure, the store is up but slower than the traffic (the buffer reached
+        ``high_water``). Writing then slows the callers down instead of letting the buffer
+        (memory, and the crash window) grow until it drops outcomes; drops are for
+        outages only. The flush is the caller's to make, in its own way: ``Router.run``
+        in its thread, ``Router.arun`` in a worker thread, never on the event loop.
+        """
         if not outcomes:
-            return
+            return False
         if self.sync and self.ready:
             with self._io_lock:
                 written, unwritten, exc = self._write(outcomes)
@@ -290,7 +301,7 @@ class Recorder:
                             self._fold(written)
                     if self.on_written is not None:
                         self.on_written(written)
-            return
+            return False
         for o in outcomes:
             if outcome_problem(o) is not None:
                 # Never folded into the cache (a NaN cost would make every mean NaN).
@@ -299,12 +310,7 @@ class Recorder:
         with self._lock:
             self._fold(outcomes)
             self._push(outcomes)
-            backlog = len(self._buffer) >= self.high_water and not self.store_down
-        if backlog:
-            # Backpressure: the store is up but slower than the traffic. Writing here
-            # slows this caller down instead of letting the buffer (memory, and the crash
-            # window) grow until it drops outcomes. Drops are for outages only.
-            self.flush()
+            return len(self._buffer) >= self.high_water and not self.store_down
 
     def _keep_valid(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """``outcomes`` without those no store would hold (those are rejected now)."""
@@ -422,13 +428,18 @@ class Recorder:
 
         Under the I/O lock, after a flush: a write of this outcome has either committed
         (the row is updated here) or not started (it writes the new values, which the
-        caller set on the object first), so the late usage is never lost to a race.
+        caller set on the object first), so the late usage is never lost to a race. A
+        store without :class:`OutcomeUpdates` keeps the row it was given: a buffered row
+        carries the new values, a written one keeps the old.
         """
+        store = self.store
+        if not isinstance(store, OutcomeUpdates):
+            return
         with self._io_lock:
             if not self._flush_locked():
                 return  # the store is down: the buffered row carries the new values
             try:
-                self.store.update_usage(outcome)
+                store.update_usage(outcome)
             except Exception as exc:
                 logger.error(
                     "could not record a late call's usage for request %s attempt %d: %s: %s",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -33,15 +32,7 @@ from adaptive_router.paths import Path
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.resilience import to_daemon_thread
 from adaptive_router.resilience.timeouts import hold_workers
-from adaptive_router.router.attempts import (
-    AttemptContext,
-    Attempts,
-    Call,
-    Done,
-    acall_path,
-    call_path,
-    new_request_id,
-)
+from adaptive_router.router.attempts import AttemptContext, Attempts, awalk, new_request_id, walk
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.decisions import DecisionLog
@@ -59,7 +50,7 @@ from adaptive_router.router.settings import (
     resolve_settings,
     router_config,
 )
-from adaptive_router.stores import Store, open_store
+from adaptive_router.stores import InProcess, Store, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -209,7 +200,8 @@ class Router:
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock, heard.suppressed)
-        self._decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
+        decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
+        self._decisions = decisions
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -223,7 +215,7 @@ class Router:
             log=self._log,
             # Started without its store: the same registration and check, once reached.
             on_connect=None if connected else self._check_half_life,
-            on_written=self._decisions.written if self._decisions else None,
+            on_written=decisions.written if decisions and decisions.takes_rows else None,
             on_drop=heard.dropped,
             on_reject=heard.rejected,
             on_refresh=heard.refreshed,
@@ -305,7 +297,7 @@ class Router:
             self._unsubscribe.append(buffered)
         self._unsubscribe.extend(follow_breakers(self._observers, self.task, self._settings))
         # No heartbeat where nothing can read it: a store only this router holds in-process.
-        beats = None if self._owns_store and self.store.in_process else obs.heartbeat_s
+        beats = None if self._owns_store and isinstance(self.store, InProcess) else obs.heartbeat_s
         alerts = self.alerts
         self._heartbeat = start_heartbeat(
             self.store, self.task, self.health, lambda: list(alerts.recent), self.clock, beats
@@ -335,8 +327,8 @@ class Router:
 
     # -- a forked child (see adaptive_router.forks) ----------------------------------
     def _after_fork_in_child(self) -> None:
-        # Its collaborators renewed their locks and buffers in their own hooks; the
-        # threads start at the first use, so a child that never routes starts nothing.
+        """Its collaborators renewed their locks and buffers in their own hooks; the
+        threads start at the first use, so a child that never routes starts nothing."""
         self._forked, self._resuming = True, threading.Lock()
         if self._entropy:  # unseeded: workers must not all make the parent's next draws
             self.config.rng.bit_generator.state = np.random.default_rng().bit_generator.state
@@ -372,14 +364,23 @@ class Router:
             budget = self.budget.start(self._fallback_name, costs)
         return Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
 
-    def _finish(self, req: Attempts) -> None:
+    def _record(self, req: Attempts) -> bool:
+        """Record the request's attempts; True when the recorder asks its caller to flush
+        now (backpressure: the store is up but behind), which ``run`` does in its thread
+        and ``arun`` in a worker thread."""
         attempts = req.attempts
-        self._recorder.record([a for a in attempts if not a.skipped] if req.skipped else attempts)
+        return self._recorder.record(
+            [a for a in attempts if not a.skipped] if req.skipped else attempts
+        )
+
+    def _result(self, req: Attempts) -> Any:
+        attempts = req.attempts
         ok = bool(attempts) and attempts[-1].success
         if self._observers.items:
             self._observers.emit("request_finished", self.task, req.rid, attempts, ok)
         if not ok:
             raise AllPathsFailed(self.task, req.rid, attempts)
+        return req.value
 
     def run(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """Call paths in sampled order until one succeeds; return its result.
@@ -389,51 +390,28 @@ class Router:
         none succeeds. ``context`` (or ``context_fn``) picks the posteriors to route by.
         """
         req = self._attempts(context, args, kwargs)
-        while True:
-            step = req.step
-            if isinstance(step, Call):
-                started = time.perf_counter()
-                try:
-                    raw = call_path(step.path, step.timeout_s, args, kwargs, step.meter)
-                except Exception as exc:
-                    req.raised(exc, started)
-                else:
-                    req.returned(raw, started)
-            elif isinstance(step, Done):
-                break
-            else:
-                step.sleep(step.seconds)
-                req.slept(step.seconds)
-        self._finish(req)
-        return req.value
+        walk(req, args, kwargs)
+        if self._record(req):
+            self._recorder.flush()
+        return self._result(req)
 
     async def arun(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """The asyncio twin of :meth:`run`: async paths (or a path's ``afn``) are awaited;
-        sync ones run in a worker thread, and waits (retries, rate limits) are asyncio
-        sleeps, so the event loop never blocks."""
+        sync ones run in a worker thread; waits (retries, rate limits) are asyncio sleeps,
+        a Redis rate limit is reached with its asyncio client, and a database write
+        (``durability="sync"``, or a flush when the write buffer is behind) runs in a
+        worker thread, so the event loop never blocks."""
         req = self._attempts(context, args, kwargs)
-        while True:
-            step = req.step
-            if isinstance(step, Call):
-                started = time.perf_counter()
-                try:
-                    raw = await acall_path(step.path, step.timeout_s, args, kwargs, step.meter)
-                except Exception as exc:
-                    req.raised(exc, started)
-                else:
-                    req.returned(raw, started)
-            elif isinstance(step, Done):
-                break
-            else:
-                await step.asleep(step.seconds)
-                req.slept(step.seconds)
-        if self._recorder.sync and not self.store.in_process:
+        await awalk(req, args, kwargs)
+        if self._recorder.sync and not isinstance(self.store, InProcess):
             # A blocking database write must not stall the event loop; a memory store's
             # is a dict update, not worth a thread hop.
-            await to_daemon_thread(self._finish, req)
+            flush = await to_daemon_thread(self._record, req)
         else:
-            self._finish(req)
-        return req.value
+            flush = self._record(req)
+        if flush:
+            await to_daemon_thread(self._recorder.flush)
+        return self._result(req)
 
     def check(self, samples: Iterable[Any]) -> list[PathCheck]:
         """Run every path — the final fallback included — on each sample, without routing.
@@ -442,11 +420,11 @@ class Router:
         positional arguments, anything else as the single argument; a ``dict`` with only
         the keys ``"$args"`` (a list) and ``"$kwargs"`` (a mapping) gives both, which is how
         a JSON Lines file for ``adaptive-router check`` passes several positional
-        arguments. Timeouts, retries and ``success_fn`` apply as in :meth:`run`; breakers
-        and rate limits are bypassed and nothing is recorded or learned, so a fallback is
-        tested on its own.
+        arguments. Timeouts, retries and ``success_fn`` apply as in :meth:`run` (the same
+        request core walks each attempt); breakers and rate limits are bypassed and nothing
+        is recorded, observed or learned, so a fallback is tested on its own.
         """
-        return check_paths(self._by_name.values(), self._settings, self._judge, samples)
+        return check_paths(self._by_name.values(), self._core, samples)
 
     # -- reading and reporting -----------------------------------------------------
     def costs(self, window: timedelta = timedelta(hours=24)) -> CostReport:

@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING
 
 from adaptive_router._imports import lazy_names
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.stores.base import PathEvidence, PathState, PendingDecision, Store
+from adaptive_router.stores.base import (
+    HealthSnapshots,
+    InProcess,
+    OutcomeUpdates,
+    PathEvidence,
+    PathState,
+    PendingDecision,
+    SharedEvidence,
+    Store,
+)
 from adaptive_router.stores.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -20,11 +29,15 @@ __getattr__, __dir__ = lazy_names(
 )
 
 __all__ = [
+    "HealthSnapshots",
+    "InProcess",
     "MemoryStore",
+    "OutcomeUpdates",
     "PathEvidence",
     "PathState",
     "PendingDecision",
     "SQLStore",
+    "SharedEvidence",
     "Store",
     "mask_url",
     "open_store",

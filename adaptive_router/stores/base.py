@@ -329,6 +329,20 @@ class CompleteResult:
     ALREADY_REPORTED = "already_reported"
 
 
+# -- optional capabilities ---------------------------------------------------------------
+# A store has one when it also subclasses the capability's ABC, and callers check with
+# isinstance (the ``limits`` library's style: MovingWindowSupport,
+# SlidingWindowCounterSupport); a store without one is never asked for it. No flags, no
+# NotImplementedError, no defaults that quietly do nothing.
+
+
+class InProcess(abc.ABC):  # noqa: B024 - a marker: what it promises is in the docstring
+    """A store that keeps everything in this process's memory: a write is a dict update
+    that cannot fail for an outage, there is nothing to refresh from and no other process
+    to share with. Routers write to it synchronously, from the caller's thread (no writer
+    thread, no hop to a worker thread under asyncio), and hold no decisions for it."""
+
+
 class SharedEvidence(abc.ABC):
     """An optional capability: a store whose evidence lives in this process, as the very
     :class:`PathEvidence` objects its ``write`` folds into.
@@ -345,6 +359,52 @@ class SharedEvidence(abc.ABC):
         read and fold of it holds."""
 
 
+class HealthSnapshots(abc.ABC):
+    """A store that keeps the routers' health snapshots (their heartbeats, which the
+    dashboard reads). A router on a store without it writes none."""
+
+    @abc.abstractmethod
+    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
+        """Insert or replace ``snapshot`` (keyed by its ``router_id``) and delete the
+        snapshots last updated before ``expire_before`` (routers gone for good)."""
+
+    @abc.abstractmethod
+    def health(self, task: str | None = None) -> list[HealthSnapshot]:
+        """The stored health snapshots (of one task when given), by task, host and pid."""
+
+    @abc.abstractmethod
+    def remove_health(self, router_id: str) -> None:
+        """Forget a router's snapshot (it closed cleanly)."""
+
+
+class OutcomeUpdates(abc.ABC):
+    """A store whose outcome rows can be updated after they were written (a store that
+    keeps rows immutable does without): a late SDK call's usage, and the propensities
+    computed after their rows were written."""
+
+    @abc.abstractmethod
+    def update_usage(self, outcome: Outcome) -> bool:
+        """Rewrite the usage of the stored outcome ``(outcome.request_id, outcome.attempt)``
+        — tokens, cache tokens, model and cost — with ``outcome``'s; True if a row was
+        updated (False: not written yet).
+
+        Used when an SDK call finishes after its attempt timed out: the provider bills
+        it, so the attempt's usage grows. The evidence already folded into ``path_stats``
+        (the decayed cost means) is left as it was. Without this capability the late
+        usage stays in the process (the outcome object), not in the store.
+        """
+
+    @abc.abstractmethod
+    def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
+        """Fill ``outcomes.propensity`` of logged first attempts, given as ``(request_id,
+        attempt, propensity)``; returns the rows updated.
+
+        Propensities are computed after their rows are written (they cost more than a
+        request). Without this capability routers do not compute them, and
+        ``evaluate()`` computes them from ``outcomes.decision`` each time.
+        """
+
+
 class Store(abc.ABC):
     """Where outcomes, per-path evidence and pending decisions live.
 
@@ -354,10 +414,11 @@ class Store(abc.ABC):
     So a batch retried after a lost commit acknowledgment never counts twice.
     An outcome's evidence goes to the position its attempt number says
     (:func:`position_of`): first attempts and attempts after a failure are kept apart.
+
+    Optional capabilities are ABCs a store also subclasses: :class:`InProcess`,
+    :class:`SharedEvidence`, :class:`HealthSnapshots`, :class:`OutcomeUpdates`.
     """
 
-    #: True when the store keeps nothing outside this process (no refresh needed).
-    in_process: bool = False
     #: False for a store built without its database (``SQLStore(start_offline=True)``)
     #: until :meth:`connect` has reached it and created or checked the schema.
     connected: bool = True
@@ -441,27 +502,6 @@ class Store(abc.ABC):
                     return st.half_life_s
         return half_life
 
-    def update_usage(self, outcome: Outcome) -> bool:
-        """Rewrite the usage of the stored outcome ``(outcome.request_id, outcome.attempt)``
-        — tokens, cache tokens, model and cost — with ``outcome``'s; True if a row was
-        updated (False: not written yet, or a store that keeps rows immutable).
-
-        Used when an SDK call finishes after its attempt timed out: the provider bills
-        it, so the attempt's usage grows. The evidence already folded into ``path_stats``
-        (the decayed cost means) is left as it was.
-        """
-        return False
-
-    def set_propensities(self, task: str, values: Sequence[tuple[str, int, float]]) -> int:
-        """Fill ``outcomes.propensity`` of logged first attempts, given as ``(request_id,
-        attempt, propensity)``; returns the rows updated.
-
-        Propensities are computed after their rows are written (they cost more than a
-        request). A store that cannot update rows may keep this default, which updates
-        none: ``evaluate()`` then recomputes them from ``outcomes.decision`` each time.
-        """
-        return 0
-
     def path_totals(
         self, task: str, since: float, until: float | None = None
     ) -> tuple[list[PathTotals], tuple[int, int, int]]:
@@ -482,19 +522,6 @@ class Store(abc.ABC):
             for o in self.outcomes(task, since)
             if until is None or o.created_at < until
         ]
-
-    def put_health(self, snapshot: HealthSnapshot, expire_before: float) -> None:
-        """Insert or replace ``snapshot`` (keyed by its ``router_id``) and delete the
-        snapshots last updated before ``expire_before`` (routers gone for good)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
-
-    def health(self, task: str | None = None) -> list[HealthSnapshot]:
-        """The stored health snapshots (of one task when given), by task, host and pid."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
-
-    def remove_health(self, router_id: str) -> None:
-        """Forget a router's snapshot (it closed cleanly)."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no health snapshots")
 
     def series(
         self, task: str, since: float, until: float | None = None, bucket_s: float | None = None

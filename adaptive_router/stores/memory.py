@@ -12,6 +12,9 @@ from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
     HealthSnapshot,
+    HealthSnapshots,
+    InProcess,
+    OutcomeUpdates,
     PathEvidence,
     PendingDecision,
     SharedEvidence,
@@ -22,7 +25,7 @@ from adaptive_router.stores.base import (
 )
 
 
-class MemoryStore(Store, SharedEvidence):
+class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpdates):
     """Everything in dicts behind one lock. Same semantics as :class:`SQLStore`.
 
     Its evidence is shared with the routers that use it (:class:`SharedEvidence`): a
@@ -32,8 +35,6 @@ class MemoryStore(Store, SharedEvidence):
     ``max_outcomes`` bounds the outcome log kept for ``stats`` (oldest dropped
     first); posteriors are unaffected because evidence lives in ``path_stats``.
     """
-
-    in_process = True
 
     def __init__(self, max_outcomes: int = 20_000) -> None:
         if not isinstance(max_outcomes, int) or max_outcomes < 0:

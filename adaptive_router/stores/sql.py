@@ -38,6 +38,8 @@ from adaptive_router.stores.base import (
     AttemptRow,
     CompleteResult,
     HealthSnapshot,
+    HealthSnapshots,
+    OutcomeUpdates,
     PathEvidence,
     PathTotals,
     PendingDecision,
@@ -88,7 +90,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-class SQLStore(Store):
+class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
     Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an

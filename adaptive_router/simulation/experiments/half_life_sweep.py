@@ -56,7 +56,7 @@ BOOTSTRAP = 1_000
 #: the constant fitted on the ``FIT_ON`` intervals of every world, rounded, i.e. the one
 #: whose prediction the sweep tests on the other intervals (it prints the fits it finds
 #: next to this value). The ``degradation`` experiment evaluates it on worlds it never saw.
-RULE_C = 3.5
+RULE_C = 2.6
 
 
 def recommended_half_life(requests_between_incidents: float) -> float:

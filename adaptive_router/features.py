@@ -1,0 +1,217 @@
+"""Request features: what a contextual policy reads about a request, as a sparse vector.
+
+A feature function ``f(*args, **kwargs)`` gets the request's arguments and returns a
+mapping of feature name to value: numbers as they are, strings and booleans as
+indicators ``name=value`` (value 1.0). :func:`hash_features` turns such a mapping into a
+sparse vector of a fixed dimension (the hashing trick, Weinberger et al. 2009): each name
+goes to bucket ``crc32(name) mod dim`` and the values of names sharing a bucket add up, so
+memory stays bounded by the dimension however many distinct names appear. CRC-32 (zlib) is
+stable across processes, hosts and Python versions, unlike the salted built-in ``hash()``,
+which matters because many processes add to one model.
+
+:func:`text_features` is the built-in feature function: hashed word n-grams of the
+request's text and a length bucket, for ``features=text_features()`` without code of the
+user's.
+
+Bad input (NaN, infinite or non-numeric values, a name that is not a string, something
+that is not a mapping) raises :class:`FeatureError` naming the feature. The Router (from
+the next release) raises it from ``choose()``, where the caller passes the request and can
+fix it; inside ``run()`` the attempt proceeds without features (the path's ordinary
+evidence ranks it, the outcome still counts as evidence) and one warning per window says
+which feature was bad, so a feature bug never takes a feature down.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "DEFAULT_DIM",
+    "FeatureError",
+    "SparseVector",
+    "TextFeatures",
+    "feature_index",
+    "hash_features",
+    "text_features",
+]
+
+#: The hashed dimension when none is given: enough buckets for the words that tell
+#: requests apart in a task, small enough that a full-covariance model per path learns
+#: at simulator speed (see benchmarks/contextual.py for both measured).
+DEFAULT_DIM = 256
+
+#: Words of the text, Unicode-aware (letters, digits and underscores).
+_WORD = re.compile(r"\w+")
+
+
+class FeatureError(ValueError):
+    """A feature function returned something that cannot be a feature vector; the message
+    names the feature and what is expected instead."""
+
+
+class SparseVector(NamedTuple):
+    """A hashed feature vector: ascending unique ``indices`` in ``[0, dim)`` and their
+    non-zero ``values``."""
+
+    indices: NDArray[np.intp]
+    values: NDArray[np.float64]
+
+
+def feature_index(name: str, dim: int) -> int:
+    """The bucket of feature ``name`` in a vector of dimension ``dim`` (stable: CRC-32 of
+    the UTF-8 name, modulo ``dim``)."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % dim
+
+
+def _check_dim(dim: object) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or int(dim) < 1:
+        raise ValueError(f"dim must be a positive integer such as {DEFAULT_DIM}, got {dim!r}")
+    return int(dim)
+
+
+def hash_features(features: object, dim: int) -> SparseVector:
+    """Validate a feature mapping and hash it into a sparse vector of dimension ``dim``.
+
+    ``features``: a mapping of ``str`` names to numbers (int, float, numpy scalars),
+    strings or booleans. A string or boolean value ``v`` becomes the indicator feature
+    ``"name=v"`` with value 1.0; a number is used as it is (scale numbers to about
+    [-1, 1]: the model's prior treats every weight alike). Zero values are left out.
+
+    Raises :class:`FeatureError` naming the feature for a NaN or infinite value, a value
+    of another type (None, a list, ...), a name that is not a string, or ``features`` not
+    being a mapping.
+    """
+    d = _check_dim(dim)
+    if not isinstance(features, Mapping):
+        raise FeatureError(
+            "features must be a mapping of feature name to number (or str/bool "
+            f"indicator), got {type(features).__name__}: return a dict such as "
+            "{'length': 0.3, 'language': 'de'}"
+        )
+    acc: dict[int, float] = {}
+    crc = zlib.crc32
+    for name, value in features.items():
+        if type(name) is not str and not isinstance(name, str):
+            raise FeatureError(
+                f"feature names must be strings, got {name!r} ({type(name).__name__})"
+            )
+        kind = type(value)
+        # Exact types first: the ABC checks below cost ~1 µs per feature.
+        if kind is float or kind is int:
+            v = float(value)
+            key = name
+        elif isinstance(value, (str, bool, np.bool_)):
+            key = f"{name}={bool(value) if isinstance(value, np.bool_) else value}"
+            v = 1.0
+        elif isinstance(value, numbers.Real):
+            v = float(value)
+            key = name
+        else:
+            raise FeatureError(
+                f"feature {name!r} has a {kind.__name__} value ({value!r}): values must be "
+                "numbers, strings or booleans"
+            )
+        if v == 0.0:
+            continue
+        if not math.isfinite(v):
+            raise FeatureError(f"feature {name!r} is {v!r}: values must be finite numbers")
+        i = crc(key.encode("utf-8", "surrogatepass")) % d
+        acc[i] = acc.get(i, 0.0) + v
+    keys = sorted(i for i, v in acc.items() if v != 0.0)
+    return SparseVector(
+        np.array(keys, dtype=np.intp), np.array([acc[i] for i in keys], dtype=np.float64)
+    )
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """The feature function :func:`text_features` returns (see there)."""
+
+    dim: int
+    ngrams: tuple[int, ...]
+    length_buckets: bool
+    lowercase: bool
+    max_chars: int
+
+    def text_of(self, args: Sequence[object], kwargs: Mapping[str, object]) -> str:
+        """The request's text: the first positional ``str`` argument, else ``text=``."""
+        for a in args:
+            if isinstance(a, str):
+                return a
+        text = kwargs.get("text")
+        if isinstance(text, str):
+            return text
+        raise FeatureError(
+            "text_features() found no text: pass the request's text as the first string "
+            "argument or as text=..., or give the Router a feature function of your own"
+        )
+
+    def __call__(self, *args: object, **kwargs: object) -> dict[str, float]:
+        """``{"w:<n-gram>": weight, ..., "len:<bucket>": 1.0}`` for the request's text."""
+        text = self.text_of(args, kwargs)
+        head = text[: self.max_chars]
+        words = _WORD.findall(head.lower() if self.lowercase else head)
+        counts: Counter[str] = Counter()
+        for n in self.ngrams:
+            if n == 1:
+                counts.update(words)
+            else:
+                counts.update(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+        # Sublinear counts, L2-normalised: a word said ten times is not ten times the
+        # evidence, and a long text's words must not outweigh the bias and the prior.
+        weights = {g: 1.0 + math.log(c) for g, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        out = {f"w:{g}": w / norm for g, w in weights.items()}
+        if self.length_buckets:
+            # Characters, not words: the whole text counts (max_chars only bounds the
+            # tokenising), and it is free to measure.
+            out[f"len:{int(math.log2(len(text) + 1))}"] = 1.0
+        return out
+
+
+def text_features(
+    dim: int = DEFAULT_DIM,
+    ngrams: Sequence[int] = (1, 2),
+    length_buckets: bool = True,
+    *,
+    lowercase: bool = True,
+    max_chars: int = 20_000,
+) -> TextFeatures:
+    """A feature function reading the request's text: hashed word n-grams and its length.
+
+    The text is the request's first positional ``str`` argument, else its ``text=``
+    keyword argument (neither: :class:`FeatureError`). Words are runs of letters, digits
+    and underscores, lowercased by default; each n-gram (``ngrams=(1, 2)``: words and
+    word pairs) is the feature ``"w:<n-gram>"`` with weight ``1 + ln(count)``, the weights
+    scaled to unit length. ``length_buckets`` adds ``"len:<k>"`` = 1.0 with
+    ``k = floor(log2(characters + 1))``. Only the first ``max_chars`` characters are
+    tokenised, which bounds the cost per request (with hashing, ~80 µs at the median for
+    the ~300-character MMLU questions in benchmarks/contextual.py).
+
+    ``dim`` is the hashed dimension the router uses with these features (an attribute
+    of the returned function); a larger one separates more words and costs memory and
+    time per update quadratically (a full covariance per path).
+    """
+    d = _check_dim(dim)
+    grams = tuple(ngrams)
+    if not grams or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in grams):
+        raise ValueError(f"ngrams must be positive integers such as (1, 2), got {ngrams!r}")
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
+    return TextFeatures(
+        dim=d,
+        ngrams=tuple(sorted(set(grams))),
+        length_buckets=bool(length_buckets),
+        lowercase=bool(lowercase),
+        max_chars=max_chars,
+    )

@@ -1,0 +1,655 @@
+"""MMLU replay: routing between GPT-4 and Mixtral on real per-question outcomes.
+
+    .venv/bin/python -m benchmarks.mmlu_replay                # everything (~40 min on 2 cores)
+    .venv/bin/python -m benchmarks.mmlu_replay --seeds 3 --quick   # a smoke run
+    .venv/bin/python -m benchmarks.mmlu_replay --only text,subject-context
+
+Data: ``benchmarks/data/routellm-mmlu`` (RouteLLM's MMLU responses, Apache-2.0; see the
+NOTICE there): 14,042 questions, each answered by GPT-4-1106 (80.6% correct) and
+Mixtral-8x7B (68.1%). A replay is a shuffled pass over all of them, one attempt per
+question: the policy picks a model, the reward is that model's stored correctness, the
+cost is the call's price under the cost model below. Policies learn online from scratch.
+
+Cost model: list prices, GPT-4-1106 $10 per million input tokens and $30 per million
+output tokens, Mixtral-8x7B $0.60 and $0.60; input tokens = ceil(characters / 4) of the
+prompt (OpenAI's rule of thumb for English; no tokenizer is a dependency), one output
+token (the answer letter). A GPT-4 call costs $1.2 per thousand questions at the median
+length, ~17x Mixtral's.
+
+Spend target: every learning policy runs under ``target_usd_per_request = B``
+(:class:`~adaptive_router.policies.pacing.SpendPacer`), choosing by ``θ - λ·c`` with c the
+path's learned mean cost per call. Which share of calls goes to GPT-4 at a given B depends
+on the policy (GPT-4's cost varies with the prompt's length, and a policy that knows which
+questions need GPT-4 buys different ones), so B is calibrated per policy, by bisection on
+calibration shuffles that are not among the reported ones, to land at 50% GPT-4 share.
+
+Reported per policy over ``--seeds`` shuffles (mean and 95% t-interval): accuracy, GPT-4
+share, PGR = (accuracy - Mixtral's) / (GPT-4's - Mixtral's), realized spend per question
+over questions 2,001.. / B, and the same over the whole pass. Hindsight oracles (per
+subject and per question, at exactly 50% share) bound what routing can recover.
+
+Phase 1 of issue 27 drives the policy objects directly (a :class:`Chooser` per policy);
+the Router will later be one more :class:`Chooser` (``choose`` → ``Router.choose``,
+``report`` → ``Router.report``) on ``memory://`` with the same loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path as FsPath
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats as sstats
+
+from adaptive_router.features import DEFAULT_DIM, SparseVector, hash_features, text_features
+from adaptive_router.policies.contextual import ContextualThompsonSampling, LinearModel, with_bias
+from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, paced_costs
+from adaptive_router.policy import ThompsonSampling
+from benchmarks.common import ROOT, machine
+
+DATA = ROOT / "benchmarks" / "data" / "routellm-mmlu" / "mmlu_gpt4_mixtral.csv.gz"
+RESULTS = ROOT / "benchmarks" / "results-mmlu.md"
+MODELS = ("gpt-4-1106", "mixtral-8x7b")
+#: USD per token (input, output): list prices per million / 1e6.
+PRICES = ((10e-6, 30e-6), (0.6e-6, 0.6e-6))
+CHARS_PER_TOKEN = 4
+OUTPUT_TOKENS = 1
+#: Questions whose spend is not judged: the price needs a start-up period.
+WARMUP = 2000
+#: Shuffles used to calibrate the spend targets (never reported).
+CALIBRATION_SEEDS = (10_001, 10_002)
+TARGET_SHARE = 0.5
+#: The linear policies' hashed dimension and posterior variance scale in the report.
+DIM = DEFAULT_DIM
+VARIANCE_SCALE = 0.1
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Questions:
+    """The replayed questions: ``correct[i, k]`` and ``cost[i, k]`` for model k (0 = GPT-4,
+    1 = Mixtral)."""
+
+    subject: list[str]
+    prompt: list[str]
+    correct: FloatArray
+    cost: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+    def take(self, rows: Sequence[int]) -> Questions:
+        """A subset (e.g. a slice for a test)."""
+        r = np.asarray(rows, dtype=np.intp)
+        return Questions(
+            [self.subject[i] for i in r], [self.prompt[i] for i in r], self.correct[r], self.cost[r]
+        )
+
+
+def call_cost(prompt: str, model: int) -> float:
+    """One call's price in USD under the stated cost model."""
+    tokens_in = math.ceil(len(prompt) / CHARS_PER_TOKEN)
+    p_in, p_out = PRICES[model]
+    return tokens_in * p_in + OUTPUT_TOKENS * p_out
+
+
+def load_questions(path: FsPath = DATA) -> Questions:
+    """All rows of the data file."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    prompts = [r["prompt"] for r in rows]
+    correct = np.array(
+        [[float(r["gpt_4_1106_correct"]), float(r["mixtral_8x7b_correct"])] for r in rows]
+    )
+    cost = np.array([[call_cost(p, 0), call_cost(p, 1)] for p in prompts])
+    return Questions([r["subject"] for r in rows], prompts, correct, cost)
+
+
+# -- policies ---------------------------------------------------------------------------
+class Chooser(Protocol):
+    """One routing policy under replay: pick a model for question i, learn its outcome."""
+
+    def choose(self, i: int, at: float) -> int: ...
+
+    def report(self, i: int, path: int, reward: float, cost: float, at: float) -> None: ...
+
+
+class RandomMix:
+    """GPT-4 with probability ``share``, else Mixtral: the no-information baseline."""
+
+    def __init__(self, share: float, rng: np.random.Generator) -> None:
+        self.share, self.rng = share, rng
+
+    def choose(self, i: int, at: float) -> int:
+        return 0 if self.rng.random() < self.share else 1
+
+    def report(self, i: int, path: int, reward: float, cost: float, at: float) -> None:
+        return None
+
+
+@dataclass
+class _Evidence:
+    """Beta evidence and mean cost per path for one context, as the Router keeps them."""
+
+    successes: FloatArray = field(default_factory=lambda: np.zeros(2))
+    failures: FloatArray = field(default_factory=lambda: np.zeros(2))
+    cost_sum: FloatArray = field(default_factory=lambda: np.zeros(2))
+
+    def add(self, path: int, reward: float, cost: float) -> None:
+        self.successes[path] += reward
+        self.failures[path] += 1.0 - reward
+        self.cost_sum[path] += cost
+
+    def mean_costs(self) -> list[float | None]:
+        n = self.successes + self.failures
+        return [float(c / m) if m > 0 else None for c, m in zip(self.cost_sum, n, strict=True)]
+
+
+class PacedBeta:
+    """The non-contextual router: :class:`ThompsonSampling` θ draws, ranked by θ - λ·c.
+
+    With ``contexts`` (one name per question) the evidence is per named context, the
+    task-level evidence acting as a prior scaled to at most ``prior_strength``
+    pseudo-observations per path, as the Router does for ``context=``; the cost in the
+    spend term is the context's mean cost per call (the task's until the context has
+    one), or with ``context_costs=False`` the task's.
+    """
+
+    def __init__(
+        self,
+        pacer: SpendPacer,
+        rng: np.random.Generator,
+        contexts: Sequence[str] | None = None,
+        prior_strength: float = 10.0,
+        explore: float = 0.02,
+        context_costs: bool = True,
+    ) -> None:
+        self.ts = ThompsonSampling(explore=explore)
+        self.pacer, self.rng, self.contexts = pacer, rng, contexts
+        self.prior_strength = prior_strength
+        self.context_costs = context_costs
+        self.task = _Evidence()
+        self.by_context: dict[str, _Evidence] = {}
+
+    def _evidence(self, i: int) -> tuple[FloatArray, FloatArray, list[float | None]]:
+        task = self.task
+        if self.contexts is None:
+            return task.successes, task.failures, task.mean_costs()
+        own = self.by_context.setdefault(self.contexts[i], _Evidence())
+        n = task.successes + task.failures
+        scale = np.where(n > self.prior_strength, self.prior_strength / np.maximum(n, 1e-300), 1.0)
+        means = task.mean_costs()
+        if self.context_costs:
+            means = [
+                o if o is not None else t for o, t in zip(own.mean_costs(), means, strict=True)
+            ]
+        return task.successes * scale + own.successes, task.failures * scale + own.failures, means
+
+    def choose(self, i: int, at: float) -> int:
+        s, f, means = self._evidence(i)
+        theta = self.ts.sample(s, f, self.rng) - self.pacer.price * np.array(paced_costs(means))
+        if self.ts.explore > 0.0 and self.rng.random() < self.ts.explore:
+            return int(self.rng.integers(0, 2))
+        return int(np.argmax(theta))
+
+    def report(self, i: int, path: int, reward: float, cost: float, at: float) -> None:
+        self.task.add(path, reward, cost)
+        if self.contexts is not None:
+            self.by_context[self.contexts[i]].add(path, reward, cost)
+        self.pacer.observe(cost, at)
+
+
+class PacedLinear:
+    """Contextual Thompson Sampling on hashed features, ranked by S - λ·c; the bias cold
+    starts from the path's Beta evidence (which sees the same outcomes, so it is counted
+    once), as the Router will keep both."""
+
+    def __init__(
+        self,
+        policy: ContextualThompsonSampling,
+        vectors: Sequence[SparseVector],
+        pacer: SpendPacer,
+        rng: np.random.Generator,
+    ) -> None:
+        self.policy, self.vectors, self.pacer, self.rng = policy, vectors, pacer, rng
+        self.model: LinearModel = policy.new_model(2)
+        self.evidence = _Evidence()
+
+    def choose(self, i: int, at: float) -> int:
+        costs = paced_costs(self.evidence.mean_costs())
+        decision = self.policy.rank(self.model, self.vectors[i], self.rng, costs, self.pacer.price)
+        return int(decision.order[0])
+
+    def report(self, i: int, path: int, reward: float, cost: float, at: float) -> None:
+        idx, val = with_bias(self.vectors[i], self.policy.dim)
+        self.model.observe(path, idx, val, reward, at)
+        ev = self.evidence
+        ev.add(path, reward, cost)
+        self.model.cold_start(path, float(ev.successes[path]), float(ev.failures[path]))
+        self.pacer.observe(cost, at)
+
+
+# -- features ----------------------------------------------------------------------------
+def text_vectors(q: Questions, dim: int, ngrams: Sequence[int] = (1, 2)) -> list[SparseVector]:
+    """``text_features(dim, ngrams)`` of every prompt, hashed."""
+    f = text_features(dim=dim, ngrams=ngrams)
+    return [hash_features(f(p), dim) for p in q.prompt]
+
+
+def subject_vectors(
+    q: Questions, dim: int, text: bool, ngrams: Sequence[int] = (1, 2)
+) -> list[SparseVector]:
+    """The subject as an indicator feature (``{"subject": name}``), with or without the
+    text's features."""
+    f = text_features(dim=dim, ngrams=ngrams)
+    out = []
+    for p, s in zip(q.prompt, q.subject, strict=True):
+        feats: dict[str, float | str] = dict(f(p)) if text else {}
+        feats["subject"] = s
+        out.append(hash_features(feats, dim))
+    return out
+
+
+# -- one replay --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """One shuffle's figures (spend as a ratio to the target) and its choices in order."""
+
+    accuracy: float
+    share: float
+    spend_after_warmup: float
+    spend_total: float
+    picks: NDArray[np.intp] = field(compare=False, repr=False)
+
+
+def replay(q: Questions, order: Sequence[int], chooser: Chooser, target: float) -> Run:
+    """One attempt per question in ``order``; spend figures are ratios to ``target``; the
+    clock is the question's position in the pass."""
+    n = len(order)
+    picks = np.empty(n, dtype=np.intp)
+    for t, i in enumerate(order):
+        k = chooser.choose(int(i), float(t))
+        picks[t] = k
+        chooser.report(int(i), k, float(q.correct[i, k]), float(q.cost[i, k]), float(t))
+    rows = np.asarray(order, dtype=np.intp)
+    reward = q.correct[rows, picks]
+    spend = q.cost[rows, picks]
+    warm = min(WARMUP, n // 2)
+    return Run(
+        accuracy=float(reward.mean()),
+        share=float(np.mean(picks == 0)),
+        spend_after_warmup=float(spend[warm:].mean() / target),
+        spend_total=float(spend.mean() / target),
+        picks=picks,
+    )
+
+
+# -- the policies of the report ----------------------------------------------------------
+@dataclass(frozen=True)
+class PolicySpec:
+    """A reported policy: how to build its chooser for a target and a generator."""
+
+    name: str
+    label: str
+    build: Callable[[Questions, float, np.random.Generator], Chooser]
+    paced: bool = True
+
+
+def _linear(
+    vectors: Callable[[Questions], Sequence[SparseVector]], dim: int, variance_scale: float
+) -> Callable[[Questions, float, np.random.Generator], Chooser]:
+    """A :class:`PacedLinear` builder; the feature vectors are computed once per data set."""
+    cache: dict[int, Sequence[SparseVector]] = {}
+
+    def build(q: Questions, target: float, rng: np.random.Generator) -> Chooser:
+        if id(q) not in cache:
+            cache.clear()
+            cache[id(q)] = vectors(q)
+        policy = ContextualThompsonSampling(dim=dim, variance_scale=variance_scale)
+        return PacedLinear(policy, cache[id(q)], SpendPacer(target), rng)
+
+    return build
+
+
+def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
+    """The reported policies, by short name."""
+
+    def lin(
+        vectors: Callable[[Questions], Sequence[SparseVector]],
+    ) -> Callable[[Questions, float, np.random.Generator], Chooser]:
+        return _linear(vectors, dim, variance_scale)
+
+    return {
+        "random": PolicySpec(
+            "random", "random mix", lambda q, b, rng: RandomMix(TARGET_SHARE, rng), paced=False
+        ),
+        "task": PolicySpec(
+            "task", "non-contextual TS (Beta)", lambda q, b, rng: PacedBeta(SpendPacer(b), rng)
+        ),
+        "subject-context": PolicySpec(
+            "subject-context",
+            "subject as named context (Beta)",
+            lambda q, b, rng: PacedBeta(SpendPacer(b), rng, contexts=q.subject),
+        ),
+        "subject-context-task-cost": PolicySpec(
+            "subject-context-task-cost",
+            "subject as named context (Beta), task-level cost in the spend term",
+            lambda q, b, rng: PacedBeta(
+                SpendPacer(b), rng, contexts=q.subject, context_costs=False
+            ),
+        ),
+        "subject-feature": PolicySpec(
+            "subject-feature",
+            "subject as a feature (Gaussian)",
+            lin(lambda q: subject_vectors(q, dim, text=False)),
+        ),
+        "text": PolicySpec("text", "text_features()", lin(lambda q: text_vectors(q, dim))),
+        "subject+text": PolicySpec(
+            "subject+text",
+            "subject + text_features()",
+            lin(lambda q: subject_vectors(q, dim, text=True)),
+        ),
+    }
+
+
+def shuffle(n: int, seed: int) -> NDArray[np.intp]:
+    """The question order of shuffle ``seed`` (the same for every policy)."""
+    return np.random.default_rng([seed, 0]).permutation(n)
+
+
+def run_one(q: Questions, spec: PolicySpec, target: float, seed: int) -> Run:
+    """Policy ``spec`` under ``target`` on shuffle ``seed`` (its own generator)."""
+    rng = np.random.default_rng([seed, 1])
+    return replay(q, shuffle(len(q), seed), spec.build(q, target, rng), target)
+
+
+# -- hindsight oracles -------------------------------------------------------------------
+def oracle_by_subject(q: Questions, share: float = TARGET_SHARE) -> float:
+    """Accuracy of the best per-subject assignment sending ``share`` of the questions to
+    GPT-4: subjects by GPT-4's advantage, best first, the last one split."""
+    subjects = sorted(set(q.subject))
+    idx = {s: i for i, s in enumerate(subjects)}
+    rows = np.array([idx[s] for s in q.subject])
+    n = np.bincount(rows, minlength=len(subjects)).astype(float)
+    gain = np.bincount(rows, q.correct[:, 0] - q.correct[:, 1], minlength=len(subjects))
+    budget = share * len(q)
+    acc = float(q.correct[:, 1].sum())
+    for s in np.argsort(-gain / n, kind="stable"):
+        if budget <= 0 or gain[s] <= 0:
+            break
+        take = min(1.0, budget / n[s])
+        acc += take * gain[s]
+        budget -= take * n[s]
+    return acc / len(q)
+
+
+def oracle_by_question(q: Questions, share: float = TARGET_SHARE) -> float:
+    """Accuracy of the best per-question assignment with ``share`` of them to GPT-4."""
+    gain = np.sort(q.correct[:, 0] - q.correct[:, 1])[::-1]
+    top = gain[: round(share * len(q))]
+    return float((q.correct[:, 1].sum() + top[top > 0].sum()) / len(q))
+
+
+# -- calibration and report --------------------------------------------------------------
+def mix_budget(q: Questions, share: float = TARGET_SHARE) -> float:
+    """Spend per question of a random mix with ``share`` of calls to GPT-4."""
+    return float(share * q.cost[:, 0].mean() + (1.0 - share) * q.cost[:, 1].mean())
+
+
+def calibrate(
+    q: Questions,
+    spec: PolicySpec,
+    seeds: Sequence[int] = CALIBRATION_SEEDS,
+    tolerance: float = 0.01,
+    max_rounds: int = 8,
+) -> tuple[float, float]:
+    """The target at which ``spec`` sends ``TARGET_SHARE`` of calls to GPT-4 (mean over the
+    calibration ``seeds``), by regula falsi on share against log(target); returns (target,
+    share there)."""
+
+    def share_at(b: float) -> float:
+        return float(np.mean([run_one(q, spec, b, s).share for s in seeds]))
+
+    b0 = mix_budget(q)
+    lo, hi = (0.6 * b0, share_at(0.6 * b0)), (1.4 * b0, share_at(1.4 * b0))
+    while lo[1] > TARGET_SHARE and lo[0] > b0 / 20:
+        lo = (lo[0] / 1.5, share_at(lo[0] / 1.5))
+    while hi[1] < TARGET_SHARE and hi[0] < b0 * 20:
+        hi = (hi[0] * 1.5, share_at(hi[0] * 1.5))
+    best = min(lo, hi, key=lambda p: abs(p[1] - TARGET_SHARE))
+    for _ in range(max_rounds):
+        if abs(best[1] - TARGET_SHARE) <= tolerance or hi[1] == lo[1]:
+            break
+        frac = (TARGET_SHARE - lo[1]) / (hi[1] - lo[1])
+        b = math.exp(math.log(lo[0]) + min(max(frac, 0.1), 0.9) * math.log(hi[0] / lo[0]))
+        point = (b, share_at(b))
+        if point[1] < TARGET_SHARE:
+            lo = point
+        else:
+            hi = point
+        best = min(best, point, key=lambda p: abs(p[1] - TARGET_SHARE))
+    return best
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return float(v.mean()), math.nan
+    half = float(sstats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return float(v.mean()), half
+
+
+def pgr(q: Questions, accuracy: float) -> float:
+    """Performance gap recovered: 0 = Mixtral alone, 1 = GPT-4 alone."""
+    a4, am = (float(x) for x in q.correct.mean(axis=0))
+    return (accuracy - am) / (a4 - am)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One policy's report line."""
+
+    spec: PolicySpec
+    target: float
+    calibration_share: float
+    runs: list[Run]
+
+
+def _fmt(values: Sequence[float], digits: int = 3) -> str:
+    m, h = mean_ci(values)
+    return f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def table(q: Questions, rows: Sequence[Row]) -> str:
+    """The results as markdown."""
+    lines = [
+        "| policy | target $/1k questions | GPT-4 share | accuracy | PGR | spend / target "
+        f"after {WARMUP:,} | spend / target, whole pass |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        pg = [pgr(q, run.accuracy) for run in r.runs]
+        paced = r.spec.paced
+        lines.append(
+            f"| {r.spec.label} | {r.target * 1000:.4f}{'' if paced else ' (mix cost)'} | "
+            f"{_fmt([x.share for x in r.runs])} | {_fmt([x.accuracy for x in r.runs], 4)} | "
+            f"**{_fmt(pg)}** | "
+            + (
+                f"{_fmt([x.spend_after_warmup for x in r.runs])} | "
+                f"{_fmt([x.spend_total for x in r.runs])} |"
+                if paced
+                else "— | — |"
+            )
+        )
+    a4, am = (float(x) for x in q.correct.mean(axis=0))
+    for label, acc in (
+        ("hindsight oracle per subject", oracle_by_subject(q)),
+        ("hindsight oracle per question", oracle_by_question(q)),
+    ):
+        lines.append(f"| {label} | — | 0.500 | {acc:.4f} | **{pgr(q, acc):.3f}** | — | — |")
+    lines.append(f"| GPT-4 alone | — | 1.000 | {a4:.4f} | 1.000 | — | — |")
+    lines.append(f"| Mixtral alone | — | 0.000 | {am:.4f} | 0.000 | — | — |")
+    return "\n".join(lines)
+
+
+def curve_table(q: Questions, points: Mapping[str, Sequence[tuple[float, list[Run]]]]) -> str:
+    """Accuracy against GPT-4 share at several targets, per policy."""
+    lines = [
+        "| policy | target $/1k questions | GPT-4 share | accuracy | PGR |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, pts in points.items():
+        for b, runs in pts:
+            acc = [x.accuracy for x in runs]
+            lines.append(
+                f"| {label} | {b * 1000:.4f} | {_fmt([x.share for x in runs])} | "
+                f"{_fmt(acc, 4)} | {_fmt([pgr(q, a) for a in acc])} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Calibrate, replay, print and write the results."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mmlu_replay", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=20, help="reported shuffles (0..N-1)")
+    parser.add_argument("--only", default="", help="comma-separated policies")
+    parser.add_argument("--quick", action="store_true", help="no curve, 2 curve seeds")
+    parser.add_argument("--curve-seeds", type=int, default=5)
+    parser.add_argument("--dim", type=int, default=DIM)
+    parser.add_argument("--variance-scale", type=float, default=VARIANCE_SCALE)
+    parser.add_argument("--output", type=FsPath, default=None)
+    args = parser.parse_args(argv)
+    specs = policies(args.dim, args.variance_scale)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(specs)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        parser.error(f"unknown policies {unknown}; choose from {', '.join(specs)}")
+    q = load_questions()
+    seeds = list(range(args.seeds))
+    started = time.perf_counter()
+    rows: list[Row] = []
+    curves: dict[str, list[tuple[float, list[Run]]]] = {}
+    same_spend: dict[str, list[Run]] = {}
+    for name in names:
+        spec = specs[name]
+        t0 = time.perf_counter()
+        if spec.paced:
+            target, cal_share = calibrate(q, spec)
+        else:
+            target, cal_share = mix_budget(q), TARGET_SHARE
+        runs = [run_one(q, spec, target, s) for s in seeds]
+        rows.append(Row(spec, target, cal_share, runs))
+        if spec.paced and not args.quick:
+            curves[spec.label] = [
+                (target * f, [run_one(q, spec, target * f, s) for s in range(args.curve_seeds)])
+                for f in (0.6, 1.0, 1.6)
+            ]
+            b0 = mix_budget(q)
+            same_spend[spec.label] = [run_one(q, spec, b0, s) for s in range(args.curve_seeds)]
+        print(
+            f"{spec.label}: target {target * 1000:.4f} $/1k (calibration share "
+            f"{cal_share:.3f}), share {np.mean([r.share for r in runs]):.3f}, PGR "
+            f"{_fmt([pgr(q, r.accuracy) for r in runs])} ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    secs = time.perf_counter() - started
+    text = report(q, rows, curves, same_spend, args, secs)
+    print(text)
+    output = args.output
+    if output is None and not args.only and not args.quick and args.seeds >= 20:
+        output = RESULTS
+    if output is not None:
+        output.write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def report(
+    q: Questions,
+    rows: Sequence[Row],
+    curves: Mapping[str, Sequence[tuple[float, list[Run]]]],
+    same_spend: Mapping[str, list[Run]],
+    args: argparse.Namespace,
+    secs: float,
+) -> str:
+    """The markdown file."""
+    facts = machine()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = " ".join(["python -m benchmarks.mmlu_replay", *sys.argv[1:]])
+    b0 = mix_budget(q)
+    cal = "\n".join(
+        f"- {r.spec.label}: {r.target * 1000:.4f} $/1k questions "
+        f"({r.target / b0:.3f} x the 50/50 mix's cost), share {r.calibration_share:.3f} "
+        "on the calibration shuffles"
+        for r in rows
+        if r.spec.paced
+    )
+    extra = ""
+    if curves:
+        extra += (
+            "\n\n## Accuracy against GPT-4 share\n\nEach policy at 0.6x, 1x and 1.6x "
+            f"its calibrated target, {args.curve_seeds} shuffles each.\n\n" + curve_table(q, curves)
+        )
+    if same_spend:
+        lines = [
+            f"| policy | GPT-4 share | accuracy | PGR | spend / target after {WARMUP:,} |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, runs in same_spend.items():
+            acc = [x.accuracy for x in runs]
+            lines.append(
+                f"| {label} | {_fmt([x.share for x in runs])} | {_fmt(acc, 4)} | "
+                f"{_fmt([pgr(q, a) for a in acc])} | "
+                f"{_fmt([x.spend_after_warmup for x in runs])} |"
+            )
+        extra += (
+            "\n\n## At one spend target\n\nEvery paced policy at the 50/50 random mix's "
+            f"cost ({b0 * 1000:.4f} $ per 1,000 questions), {args.curve_seeds} shuffles "
+            "each: what the same money buys.\n\n" + "\n".join(lines)
+        )
+    return f"""# MMLU replay: GPT-4 vs Mixtral on real per-question outcomes
+
+Rerun: `.venv/bin/python -m benchmarks.mmlu_replay` (all policies, {args.seeds} shuffles,
+calibration included; `--only text,subject-context` for some, `--quick` without the
+extra tables). Source: `benchmarks/mmlu_replay.py`; data: `benchmarks/data/routellm-mmlu`
+(RouteLLM, Apache-2.0, see its NOTICE).
+
+- Date: {date}; `{cmd}` took {secs / 60:.0f} min on {facts["cpu"]},
+  {facts["cores"]} cores (load average {facts["load"]}), Python {facts["python"]}.
+- {len(q):,} questions per shuffle, one attempt each, learning from scratch. Shuffles
+  0..{args.seeds - 1} are reported; {" and ".join(map(str, CALIBRATION_SEEDS))} only
+  calibrate the targets. Intervals are 95% t-intervals over the shuffles.
+- Cost model: GPT-4-1106 $10 / $30 per million input / output tokens, Mixtral-8x7B
+  $0.60 / $0.60; input tokens = ceil(characters / {CHARS_PER_TOKEN}); {OUTPUT_TOKENS}
+  output token. A 50/50 random mix costs {b0 * 1000:.4f} $ per 1,000 questions.
+- Linear policies: `ContextualThompsonSampling(dim={args.dim},
+  variance_scale={args.variance_scale})`, other parameters at their defaults. Every
+  paced policy runs under `SpendPacer` (gain {DEFAULT_GAIN}) and chooses by θ - λ·c
+  with c the path's learned mean cost per call (per subject for the named context, as
+  the Router keeps it, unless the row says otherwise).
+
+## At 50% GPT-4 share
+
+{table(q, rows)}
+
+Calibrated targets:
+
+{cal}{extra}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

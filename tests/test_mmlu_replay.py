@@ -1,0 +1,123 @@
+"""The MMLU replay benchmark's pieces: the data and cost model, the hindsight oracles, and
+every policy run on a 500-question slice (the full replay is a benchmark, not a test)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import mmlu_replay as mr
+
+
+@pytest.fixture(scope="module")
+def questions() -> mr.Questions:
+    return mr.load_questions()
+
+
+def test_the_data_is_the_documented_file(questions: mr.Questions) -> None:
+    digest = hashlib.sha256(mr.DATA.read_bytes()).hexdigest()
+    readme = (mr.DATA.parent / "README.md").read_text()
+    assert digest in readme
+    assert (mr.DATA.parent / "NOTICE").is_file()
+    assert "Apache License" in (mr.DATA.parent / "LICENSE-Apache-2.0").read_text()
+    assert len(questions) == 14_042
+    assert len(set(questions.subject)) == 57
+    a4, am = questions.correct.mean(axis=0)
+    assert round(a4, 3) == 0.806 and round(am, 3) == 0.681  # as the README states
+
+
+def test_cost_model_is_list_price_times_tokens(questions: mr.Questions) -> None:
+    prompt = "x" * 401  # ceil(401 / 4) = 101 input tokens, one output token
+    assert mr.call_cost(prompt, 0) == pytest.approx(101 * 10e-6 + 30e-6)
+    assert mr.call_cost(prompt, 1) == pytest.approx(101 * 0.6e-6 + 0.6e-6)
+    i = 1234
+    assert questions.cost[i, 0] == mr.call_cost(questions.prompt[i], 0)
+    ratio = np.median(questions.cost[:, 0] / questions.cost[:, 1])
+    assert 16 < ratio < 17.5
+
+
+def _toy() -> mr.Questions:
+    # Subject a: only GPT-4 right; b: both right; c: only Mixtral right. 4 questions each.
+    correct = [[1, 0]] * 4 + [[1, 1]] * 4 + [[0, 1]] * 4
+    return mr.Questions(
+        ["a"] * 4 + ["b"] * 4 + ["c"] * 4,
+        [f"q{i}" for i in range(12)],
+        np.array(correct, dtype=float),
+        np.tile([1.0, 0.1], (12, 1)),
+    )
+
+
+def test_hindsight_oracles() -> None:
+    q = _toy()
+    # Mixtral alone: 8/12. Half the questions (6) to GPT-4: subject a (gain +4) and half
+    # of b (gain 0) per subject; per question the same four gains of +1.
+    assert mr.oracle_by_subject(q, 0.5) == pytest.approx(12 / 12)
+    assert mr.oracle_by_subject(q, 0.25) == pytest.approx(11 / 12)  # 3 of a's 4
+    assert mr.oracle_by_question(q, 0.5) == pytest.approx(12 / 12)
+    assert mr.oracle_by_question(q, 1 / 6) == pytest.approx(10 / 12)
+    skewed = q.take([0, 1, 4, 8])  # GPT-4 3/4, Mixtral 2/4
+    assert mr.pgr(skewed, 0.5) == 0.0 and mr.pgr(skewed, 0.75) == 1.0
+    assert mr.pgr(skewed, 0.625) == pytest.approx(0.5)
+
+
+def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
+    questions: mr.Questions,
+) -> None:
+    q = questions.take(range(0, 14_000, 28))  # 500 questions across the subjects
+    target = mr.mix_budget(q)
+    specs = mr.policies(dim=64, variance_scale=0.1)
+    assert set(specs) == {
+        "random",
+        "task",
+        "subject-context",
+        "subject-context-task-cost",
+        "subject-feature",
+        "text",
+        "subject+text",
+    }
+    for name, spec in specs.items():
+        order = mr.shuffle(len(q), 3)
+        run = mr.replay(q, order, spec.build(q, target, np.random.default_rng(4)), target)
+        rows = np.asarray(order)
+        assert run.picks.shape == (500,) and set(run.picks.tolist()) <= {0, 1}
+        assert run.accuracy == pytest.approx(q.correct[rows, run.picks].mean())
+        assert run.share == pytest.approx(np.mean(run.picks == 0))
+        spend = q.cost[rows, run.picks]
+        assert run.spend_total == pytest.approx(spend.mean() / target)
+        assert run.spend_after_warmup == pytest.approx(spend[250:].mean() / target)
+        # Both models are used, and the paced ones keep spend near the target.
+        assert 0.05 < run.share < 0.95, name
+        if spec.paced:
+            assert 0.8 < run.spend_total < 1.25, (name, run.spend_total)
+        # The same seed replays the same choices.
+        again = mr.replay(q, order, spec.build(q, target, np.random.default_rng(4)), target)
+        assert np.array_equal(again.picks, run.picks)
+
+
+@pytest.mark.parametrize("name", ["subject-context", "subject-feature"])
+def test_subject_policies_learn_which_subjects_need_gpt4(name: str) -> None:
+    # 600 questions in three subjects: GPT-4 needed on a, never on b, harmful on c.
+    rng = np.random.default_rng(0)
+    base = _toy()
+    rows = rng.integers(0, 12, 600)
+    q = mr.Questions(
+        [base.subject[i] for i in rows],
+        [f"{base.prompt[i]}-{j}" for j, i in enumerate(rows)],
+        base.correct[rows],
+        base.cost[rows],
+    )
+    target = mr.mix_budget(q, 0.4)
+    spec = mr.policies(dim=64, variance_scale=0.1)[name]
+    order = mr.shuffle(len(q), 1)
+    run = mr.replay(q, order, spec.build(q, target, np.random.default_rng(2)), target)
+    subj = np.array(q.subject)[np.asarray(order)]
+    late = np.arange(600) >= 300
+    share = {s: float(np.mean(run.picks[late & (subj == s)] == 0)) for s in "abc"}
+    assert share["a"] > 0.85
+    assert share["c"] < 0.1
+    assert share["b"] < share["a"]
+    assert run.accuracy > (8 + 0.6 * 4) / 12  # well above Mixtral alone (8/12)
+    assert not math.isnan(run.spend_total)
