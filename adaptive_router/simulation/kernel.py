@@ -50,7 +50,7 @@ import numpy as np
 from numba import njit
 from numba.np.random import _constants as zig
 
-__all__ = ["get_state", "run_thompson", "set_state"]
+__all__ = ["get_state", "run_contextual", "run_thompson", "set_state"]
 
 # -- numpy's SFC64 draws ----------------------------------------------------------------------
 
@@ -589,3 +589,255 @@ def run_thompson(
     unpack(p_st, policy_words)
     unpack(e_st, env_words)
     unpack(a_st, after_words)
+
+
+# -- the contextual policy --------------------------------------------------------------------
+#
+# ContextualThompsonSampling + LinearModel + SpendPacer (adaptive_router.policies), one
+# request at a time, compiled: the same draws from the same SFC64 stream, the same
+# statistics (folded in the same order, so equal bit for bit), the same Sherman–Morrison
+# updates and refactorisations of the cached posterior (equal to rounding: BLAS and LAPACK
+# sum in their own order). See adaptive_router.simulation.contextual for the driver.
+
+_TINY = 1e-200  # adaptive_router.policy.TINY
+_MAX_HALF_LIVES = 60.0  # adaptive_router.policy.MAX_HALF_LIVES
+_MIN_SCALE = 1e-100  # adaptive_router.policies.contextual._MIN_SCALE
+
+
+@_inline
+def _decay(elapsed: float, half_life: float) -> float:
+    """decay_factor (half_life <= 0: none)."""
+    if half_life <= 0.0 or elapsed <= 0.0:
+        return 1.0
+    halvings = elapsed / half_life
+    if halvings > _MAX_HALF_LIVES:
+        return 0.0
+    return math.pow(0.5, halvings)
+
+
+@_inline
+def _snap(value: float, factor: float) -> float:
+    """adaptive_router.policy._scale: a sum below TINY is zeroed before decaying."""
+    return 0.0 if value < _TINY else value * factor
+
+
+@_cold
+def _ctx_refresh(
+    k: int, cov: Any, mean: Any, xx: Any, xy: Any, scale: Any, bias: Any, s2: float, t2: float
+) -> None:
+    """LinearModel.refresh: path k's posterior from its statistics (O(D³))."""
+    d = xy.shape[1]
+    b = d - 1
+    prec = np.empty((d, d))
+    h = np.empty(d)
+    sc = scale[k]
+    for i in range(d):
+        for j in range(i, d):
+            v = xx[k, i, j] * sc
+            if abs(v) < _TINY:
+                v = 0.0
+            prec[i, j] = v / s2
+            prec[j, i] = v / s2
+        prec[i, i] += 1.0 / t2
+        v = xy[k, i] * sc
+        h[i] = (0.0 if abs(v) < _TINY else v) / s2
+    prec[b, b] += bias[k, 1] / s2
+    h[b] += bias[k, 0] * (1.0 / t2 + bias[k, 1] / s2)
+    c = np.linalg.inv(prec)
+    for i in range(d):
+        for j in range(d):
+            cov[k, i, j] = (c[i, j] + c[j, i]) * 0.5
+    for i in range(d):
+        m = 0.0
+        for j in range(d):
+            m += cov[k, i, j] * h[j]
+        mean[k, i] = m
+
+
+@_cold
+def _ctx_materialise(k: int, xx: Any, xy: Any, scale: Any) -> None:
+    """LinearStats: fold the lazy decay factor into the sums before it underflows."""
+    d = xy.shape[1]
+    sc = scale[k]
+    for i in range(d):
+        for j in range(d):
+            v = xx[k, i, j] * sc
+            xx[k, i, j] = 0.0 if abs(v) < _TINY else v
+        v = xy[k, i] * sc
+        xy[k, i] = 0.0 if abs(v) < _TINY else v
+    scale[k] = 1.0
+
+
+@_inline
+def _ctx_rank_one(ck: Any, alpha: float, u: Any) -> None:
+    """``ck += alpha · u uᵀ`` (row by row: the inner loop vectorises)."""
+    d = u.shape[0]
+    for i in range(d):
+        ai = alpha * u[i]
+        row = ck[i]
+        for j in range(d):
+            row[j] += u[j] * ai
+
+
+@njit(cache=True, error_model="numpy")
+def run_contextual(
+    policy_words: Any,  # uint64[6] SFC64 state of the policy's generator (in/out)
+    params: Any,  # float64[9]: see the driver (simulation.contextual._params)
+    indptr: Any,  # (N + 1,) CSR row pointers of the requests' features, the bias included
+    indices: Any,  # (nnz,) feature indices, ascending per row, the bias (= dim) last
+    values: Any,  # (nnz,) feature values
+    rows: Any,  # (T,) the request (CSR row) of each step
+    rewards: Any,  # (N, K) each path's reward for each request
+    costs: Any,  # (N, K) each path's cost for each request
+    t0: float,  # the clock at the first step (one unit per step)
+    cov: Any,  # (K, D, D) cached posterior covariances (in/out)
+    mean: Any,  # (K, D) cached posterior means (in/out)
+    xx: Any,  # (K, D, D) raw upper-triangle sums (in/out)
+    xy: Any,  # (K, D) raw sums (in/out)
+    path_state: Any,  # (K, 9): scale, ref, count, frame, updates, s_w, f_w, cost_w, n_w
+    bias: Any,  # (K, 2): the bias prior's mean and pseudo-observations (in/out)
+    pacer: Any,  # float64[5]: spend_w, requests_w, ref_time, requests, spend_usd (in/out)
+    choices: Any,  # (T,) out: the path attempted
+    prices: Any,  # (T,) out: the price λ at the decision
+) -> None:
+    """Decide, observe and pace for every step; see simulation.contextual.replay."""
+    k_paths = mean.shape[0]
+    d = mean.shape[1]
+    b = d - 1
+    t2, s2, vs, explore = params[0], params[1], params[2], params[3]
+    half_life, tol, target, gain = params[4], params[5], params[6], params[7]
+    pacer_half_life = params[8]
+    refresh_every = 4 * d
+    st = pack(policy_words)
+    score = np.empty(k_paths)
+    cbar = np.empty(k_paths)
+    u = np.empty(d)
+    for t in range(rows.shape[0]):
+        at = t0 + t
+        r = rows[t]
+        lo, hi = indptr[r], indptr[r + 1]
+        # -- SpendPacer.price and paced_costs -------------------------------------------
+        price = 0.0
+        if target > 0.0:
+            over = (pacer[0] - target * pacer[1]) / target
+            price = max(0.0, gain * over / target)
+        fill = 0.0
+        for k in range(k_paths):
+            if path_state[k, 8] > 0.0:
+                cbar[k] = path_state[k, 7] / path_state[k, 8]
+                fill = max(fill, cbar[k])
+            else:
+                cbar[k] = -1.0
+        for k in range(k_paths):
+            if cbar[k] < 0.0:
+                cbar[k] = fill
+        # -- ContextualThompsonSampling.rank ----------------------------------------------
+        for k in range(k_paths):
+            m = 0.0
+            v = 0.0
+            ck = cov[k]
+            for a in range(lo, hi):
+                ia = indices[a]
+                xa = values[a]
+                m += mean[k, ia] * xa
+                row = ck[ia]
+                acc = 0.0
+                for c in range(a + 1, hi):
+                    acc += row[indices[c]] * values[c]
+                v += xa * (2.0 * acc + xa * row[ia])
+            z, st = normal(st)
+            score[k] = np.sqrt(vs * max(v, 1e-18)) * z + m
+            if price != 0.0:
+                score[k] -= price * cbar[k]
+        if explore > 0.0:
+            e, st = next_double(st)
+            if e < explore:
+                pick = 0
+                if k_paths > 1:
+                    pick, st = bounded(st, k_paths - 1)
+                score[pick] = np.inf
+        first = 0
+        for k in range(1, k_paths):
+            if score[k] > score[first]:
+                first = k
+        choices[t] = first
+        prices[t] = price
+        y = rewards[r, first]
+        spend = costs[r, first]
+        ps = path_state[first]
+        # -- LinearStats.fold ---------------------------------------------------------------
+        keep = _decay(at - ps[1], half_life)
+        add = _decay(ps[1] - at, half_life)
+        if keep != 1.0:
+            ps[0] *= keep
+            if ps[0] < _MIN_SCALE:
+                _ctx_materialise(first, xx, xy, path_state[:, 0])
+        w = 1.0 * add / ps[0]
+        for a in range(lo, hi):
+            ia = indices[a]
+            xa = values[a]
+            for c in range(a, hi):
+                xx[first, ia, indices[c]] += (xa * values[c]) * w
+        wy = w * y
+        for a in range(lo, hi):
+            xy[first, indices[a]] += wy * values[a]
+        ps[1] = max(ps[1], at)
+        ps[2] += 1.0
+        # -- LinearModel.observe: refactorise, or a Sherman–Morrison update ------------------
+        ps[3] *= keep
+        ps[4] += 1.0
+        ck = cov[first]
+        if ps[3] < 1.0 - tol or ps[4] >= refresh_every:
+            _ctx_refresh(first, cov, mean, xx, xy, path_state[:, 0], bias, s2, t2)
+            ps[3] = 1.0
+            ps[4] = 0.0
+        else:
+            w2 = 1.0 * add / (ps[3] * s2)
+            for j in range(d):
+                u[j] = 0.0
+            for a in range(lo, hi):
+                xa = values[a]
+                row = ck[indices[a]]
+                for j in range(d):
+                    u[j] += xa * row[j]
+            q = 0.0
+            pred = 0.0
+            for a in range(lo, hi):
+                q += u[indices[a]] * values[a]
+                pred += mean[first, indices[a]] * values[a]
+            g = w2 / (1.0 + w2 * q)
+            _ctx_rank_one(ck, -g, u)
+            ge = g * (y - pred)
+            for j in range(d):
+                mean[first, j] += ge * u[j]
+        # -- the path's Beta and cost evidence (policy.fold), then LinearModel.cold_start -----
+        ps[5] = _snap(ps[5], keep) + y * add
+        ps[6] = _snap(ps[6], keep) + (1.0 - y) * add
+        ps[7] = _snap(ps[7], keep) + spend * add
+        ps[8] = _snap(ps[8], keep) + add
+        total = ps[5] + ps[6]
+        p_hat = (1.0 + ps[5]) / (2.0 + total)
+        extra = max(0.0, total - xx[first, b, b] * ps[0])
+        delta = (extra - bias[first, 1]) / s2
+        eta = p_hat * (1.0 / t2 + extra / s2) - bias[first, 0] * (1.0 / t2 + bias[first, 1] / s2)
+        bias[first, 0] = p_hat
+        bias[first, 1] = extra
+        for j in range(d):
+            u[j] = ck[j, b]
+        g = delta / (1.0 + delta * u[b])
+        mu_b = mean[first, b]
+        if delta != 0.0:
+            _ctx_rank_one(ck, -g, u)
+        coef = eta * (1.0 - g * u[b]) - g * mu_b
+        for j in range(d):
+            mean[first, j] += u[j] * coef
+        # -- SpendStats.fold (with a spend target) ------------------------------------------
+        if target > 0.0:
+            pk = _decay(at - pacer[2], pacer_half_life)
+            pa = _decay(pacer[2] - at, pacer_half_life)
+            pacer[0] = (0.0 if pacer[0] < _TINY else pacer[0] * pk) + spend * pa
+            pacer[1] = (0.0 if pacer[1] < _TINY else pacer[1] * pk) + pa
+            pacer[2] = max(pacer[2], at)
+            pacer[3] += 1.0
+            pacer[4] += spend
+    unpack(st, policy_words)
