@@ -121,3 +121,29 @@ def test_subject_policies_learn_which_subjects_need_gpt4(name: str) -> None:
     assert share["b"] < share["a"]
     assert run.accuracy > (8 + 0.6 * 4) / 12  # well above Mixtral alone (8/12)
     assert not math.isnan(run.spend_total)
+
+
+def test_compiled_passes_make_the_policy_objects_choices(questions: mr.Questions) -> None:
+    pytest.importorskip("numba")
+    q = questions.take(range(0, 14_000, 35))  # 400 questions
+    target = mr.mix_budget(q)
+    spec = mr.policies(dim=64, variance_scale=0.1)["subject+text"]
+    assert spec.compiled is not None
+    compiled = spec.compiled(q, target, 7)
+    order = mr.shuffle(len(q), 7)
+    objects = mr.replay(q, order, spec.build(q, target, mr.compiled_rng(7)), target)
+    np.testing.assert_array_equal(compiled.picks, objects.picks)
+    assert compiled == objects  # the same figures
+
+
+def test_oracle_at_equal_spend_buys_gain_per_dollar() -> None:
+    q = _toy()  # a: GPT-4 +1 per question, b: 0, c: -1; GPT-4 costs 0.9 more per call
+    costs = q.cost.copy()
+    costs[:4, 0] = 1.9  # subject a's GPT-4 calls cost twice as much extra
+    dear = mr.Questions(q.subject, q.prompt, q.correct, costs)
+    mixtral = 0.1
+    # Enough money beyond Mixtral for 2 of a's 4 questions (extra 1.8 each).
+    budget = mixtral + 2 * 1.8 / 12
+    assert mr.oracle_by_subject_spend(dear, budget) == pytest.approx((8 + 2) / 12)
+    assert mr.oracle_by_subject_spend(dear, mixtral) == pytest.approx(8 / 12)
+    assert mr.oracle_by_subject_spend(dear, 10.0) == pytest.approx(12 / 12)
