@@ -168,9 +168,11 @@ ADDED: dict[str, list[str]] = {
     "adaptive_router.resilience": ["MissingCredentialsError", "auth_advice"],
     "adaptive_router.simulation": [
         "BlendedScore",
+        "ContextualReplay",
         "RatioOracle",
         "all_fixed_orders",
         "quality_first",
+        "replay_contextual",
     ],
 }
 OLD_ALIASES = {

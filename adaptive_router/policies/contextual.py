@@ -355,7 +355,7 @@ class LinearModel:
             1.0 / t2 + self._bias_extra[k] / s2
         )
         self._bias_mean[k], self._bias_extra[k] = p_hat, extra
-        u = self.cov[k, :, b].copy()
+        u = self.cov[k, b].copy()  # row b: contiguous (= column b, Σ is symmetric)
         g = delta / (1.0 + delta * u[b])
         mu_b = self.mean[k, b]
         if delta != 0.0:

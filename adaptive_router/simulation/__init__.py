@@ -42,7 +42,9 @@ Example::
 
 The package, one module per part: :mod:`~adaptive_router.simulation.engine`
 (:func:`simulate`, :func:`compare`, :func:`rngs`), :mod:`~adaptive_router.simulation.kernel`
-(the compiled engine, numba), :mod:`~adaptive_router.simulation.environment` (worlds and
+(the compiled engine, numba), :mod:`~adaptive_router.simulation.contextual` (the contextual
+policy's replay over requests with features, :func:`replay_contextual`),
+:mod:`~adaptive_router.simulation.environment` (worlds and
 scenarios), :mod:`~adaptive_router.simulation.baselines` (policies to compare with),
 :mod:`~adaptive_router.simulation.results` and :mod:`~adaptive_router.simulation.bounds`
 (the Lai–Robbins bound). Everything public is importable from this package.
@@ -66,6 +68,8 @@ from adaptive_router.simulation.bounds import (
     lai_robbins_bound,
     lai_robbins_constant,
 )
+from adaptive_router.simulation.contextual import ContextualReplay
+from adaptive_router.simulation.contextual import replay as replay_contextual
 from adaptive_router.simulation.engine import Engine as Engine
 from adaptive_router.simulation.engine import compare, rngs, simulate
 from adaptive_router.simulation.environment import BoolArray as BoolArray
@@ -85,6 +89,7 @@ __all__ = [
     "UCB1",
     "BlendedScore",
     "Change",
+    "ContextualReplay",
     "Environment",
     "EpsilonGreedy",
     "FinalPath",
@@ -107,6 +112,7 @@ __all__ = [
     "policy_label",
     "quality_first",
     "recovery",
+    "replay_contextual",
     "rngs",
     "simulate",
     "stationary",

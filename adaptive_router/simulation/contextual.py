@@ -251,7 +251,17 @@ def _replay_numba(
     pacer: SpendPacer | None,
     rng: np.random.Generator,
 ) -> ContextualReplay:
-    """The same steps compiled (simulation.kernel.run_contextual)."""
+    """The same steps compiled (simulation.kernel.run_contextual), its arguments:
+
+    ``params``: τ², σ², the variance scale, ε, the half-life (0: none), the refresh
+    tolerance, the target (0: none), the gain, the pacer's half-life (0: none); the data:
+    the requests' CSR features with the bias last (indptr, indices, values), the request
+    of each step, rewards and costs (N × K); the model (in/out): cov, mean, the raw
+    statistics xx (upper triangle) and xy, per path (lazy decay factor, ref_time, count,
+    the cache's frame, updates since the refactorisation, and the Beta and cost evidence
+    s_w, f_w, cost_w, attempts_w), the bias prior (mean, pseudo-observations), the pacer
+    (spend_w, requests_w, ref_time, requests, spend_usd); out: each step's path and price.
+    """
     from adaptive_router.simulation import kernel
 
     k_paths = rewards.shape[1]
@@ -287,22 +297,9 @@ def _replay_numba(
     kernel.run_contextual(
         words,
         params,
-        indptr,
-        indices,
-        values,
-        steps,
-        rewards,
-        costs,
-        0.0,
-        cov,
-        mean,
-        xx,
-        xy,
-        path_state,
-        bias,
-        pacer_state,
-        choices,
-        prices,
+        (indptr, indices, values, steps, rewards, costs),
+        (cov, mean, xx, xy, path_state, bias, pacer_state),
+        (choices, prices),
     )
     kernel.set_state(rng, words)
     scale = path_state[:, 0]

@@ -591,13 +591,8 @@ def run_thompson(
     unpack(a_st, after_words)
 
 
-# -- the contextual policy --------------------------------------------------------------------
-#
-# ContextualThompsonSampling + LinearModel + SpendPacer (adaptive_router.policies), one
-# request at a time, compiled: the same draws from the same SFC64 stream, the same
-# statistics (folded in the same order, so equal bit for bit), the same Sherman–Morrison
-# updates and refactorisations of the cached posterior (equal to rounding: BLAS and LAPACK
-# sum in their own order). See adaptive_router.simulation.contextual for the driver.
+# -- the contextual policy: ContextualThompsonSampling + LinearModel + SpendPacer, compiled ---
+# (the same draws, statistics bit for bit, the posterior to rounding: simulation.contextual)
 
 _TINY = 1e-200  # adaptive_router.policy.TINY
 _MAX_HALF_LIVES = 60.0  # adaptive_router.policy.MAX_HALF_LIVES
@@ -627,45 +622,19 @@ def _ctx_refresh(
 ) -> None:
     """LinearModel.refresh: path k's posterior from its statistics (O(D³))."""
     d = xy.shape[1]
-    b = d - 1
-    prec = np.empty((d, d))
-    h = np.empty(d)
-    sc = scale[k]
+    up = xx[k] * scale[k]
+    h = xy[k] * scale[k]
+    for v in (up.reshape(-1), h):
+        v[np.abs(v) < _TINY] = 0.0
+    prec = (up + up.T - np.diag(np.diag(up))) / s2
     for i in range(d):
-        for j in range(i, d):
-            v = xx[k, i, j] * sc
-            if abs(v) < _TINY:
-                v = 0.0
-            prec[i, j] = v / s2
-            prec[j, i] = v / s2
         prec[i, i] += 1.0 / t2
-        v = xy[k, i] * sc
-        h[i] = (0.0 if abs(v) < _TINY else v) / s2
-    prec[b, b] += bias[k, 1] / s2
-    h[b] += bias[k, 0] * (1.0 / t2 + bias[k, 1] / s2)
+    prec[d - 1, d - 1] += bias[k, 1] / s2
+    h /= s2
+    h[d - 1] += bias[k, 0] * (1.0 / t2 + bias[k, 1] / s2)
     c = np.linalg.inv(prec)
-    for i in range(d):
-        for j in range(d):
-            cov[k, i, j] = (c[i, j] + c[j, i]) * 0.5
-    for i in range(d):
-        m = 0.0
-        for j in range(d):
-            m += cov[k, i, j] * h[j]
-        mean[k, i] = m
-
-
-@_cold
-def _ctx_materialise(k: int, xx: Any, xy: Any, scale: Any) -> None:
-    """LinearStats: fold the lazy decay factor into the sums before it underflows."""
-    d = xy.shape[1]
-    sc = scale[k]
-    for i in range(d):
-        for j in range(d):
-            v = xx[k, i, j] * sc
-            xx[k, i, j] = 0.0 if abs(v) < _TINY else v
-        v = xy[k, i] * sc
-        xy[k, i] = 0.0 if abs(v) < _TINY else v
-    scale[k] = 1.0
+    cov[k] = (c + c.T) * 0.5
+    mean[k] = cov[k] @ h
 
 
 @_inline
@@ -680,27 +649,12 @@ def _ctx_rank_one(ck: Any, alpha: float, u: Any) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def run_contextual(
-    policy_words: Any,  # uint64[6] SFC64 state of the policy's generator (in/out)
-    params: Any,  # float64[9]: see the driver (simulation.contextual._params)
-    indptr: Any,  # (N + 1,) CSR row pointers of the requests' features, the bias included
-    indices: Any,  # (nnz,) feature indices, ascending per row, the bias (= dim) last
-    values: Any,  # (nnz,) feature values
-    rows: Any,  # (T,) the request (CSR row) of each step
-    rewards: Any,  # (N, K) each path's reward for each request
-    costs: Any,  # (N, K) each path's cost for each request
-    t0: float,  # the clock at the first step (one unit per step)
-    cov: Any,  # (K, D, D) cached posterior covariances (in/out)
-    mean: Any,  # (K, D) cached posterior means (in/out)
-    xx: Any,  # (K, D, D) raw upper-triangle sums (in/out)
-    xy: Any,  # (K, D) raw sums (in/out)
-    path_state: Any,  # (K, 9): scale, ref, count, frame, updates, s_w, f_w, cost_w, n_w
-    bias: Any,  # (K, 2): the bias prior's mean and pseudo-observations (in/out)
-    pacer: Any,  # float64[5]: spend_w, requests_w, ref_time, requests, spend_usd (in/out)
-    choices: Any,  # (T,) out: the path attempted
-    prices: Any,  # (T,) out: the price λ at the decision
-) -> None:
-    """Decide, observe and pace for every step; see simulation.contextual.replay."""
+def run_contextual(policy_words: Any, params: Any, data: Any, model: Any, out: Any) -> None:
+    """Decide, observe and pace for every step; the arguments are described where
+    simulation.contextual._replay_numba builds them."""
+    indptr, indices, values, rows, rewards, costs = data
+    cov, mean, xx, xy, path_state, bias, pacer = model
+    choices, prices = out
     k_paths = mean.shape[0]
     d = mean.shape[1]
     b = d - 1
@@ -713,7 +667,7 @@ def run_contextual(
     cbar = np.empty(k_paths)
     u = np.empty(d)
     for t in range(rows.shape[0]):
-        at = t0 + t
+        at = float(t)
         r = rows[t]
         lo, hi = indptr[r], indptr[r + 1]
         # -- SpendPacer.price and paced_costs -------------------------------------------
@@ -723,14 +677,10 @@ def run_contextual(
             price = max(0.0, gain * over / target)
         fill = 0.0
         for k in range(k_paths):
-            if path_state[k, 8] > 0.0:
-                cbar[k] = path_state[k, 7] / path_state[k, 8]
-                fill = max(fill, cbar[k])
-            else:
-                cbar[k] = -1.0
+            cbar[k] = path_state[k, 7] / path_state[k, 8] if path_state[k, 8] > 0.0 else -1.0
+            fill = max(fill, cbar[k])
         for k in range(k_paths):
-            if cbar[k] < 0.0:
-                cbar[k] = fill
+            cbar[k] = fill if cbar[k] < 0.0 else cbar[k]
         # -- ContextualThompsonSampling.rank ----------------------------------------------
         for k in range(k_paths):
             m = 0.0
@@ -770,8 +720,12 @@ def run_contextual(
         add = _decay(ps[1] - at, half_life)
         if keep != 1.0:
             ps[0] *= keep
-            if ps[0] < _MIN_SCALE:
-                _ctx_materialise(first, xx, xy, path_state[:, 0])
+            if ps[0] < _MIN_SCALE:  # fold the lazy factor into the sums before it underflows
+                xx[first] *= ps[0]
+                xy[first] *= ps[0]
+                for v in (xx[first].reshape(-1), xy[first]):
+                    v[np.abs(v) < _TINY] = 0.0
+                ps[0] = 1.0
         w = 1.0 * add / ps[0]
         for a in range(lo, hi):
             ia = indices[a]
@@ -793,8 +747,7 @@ def run_contextual(
             ps[4] = 0.0
         else:
             w2 = 1.0 * add / (ps[3] * s2)
-            for j in range(d):
-                u[j] = 0.0
+            u[:] = 0.0
             for a in range(lo, hi):
                 xa = values[a]
                 row = ck[indices[a]]
@@ -807,9 +760,7 @@ def run_contextual(
                 pred += mean[first, indices[a]] * values[a]
             g = w2 / (1.0 + w2 * q)
             _ctx_rank_one(ck, -g, u)
-            ge = g * (y - pred)
-            for j in range(d):
-                mean[first, j] += ge * u[j]
+            mean[first] += (g * (y - pred)) * u
         # -- the path's Beta and cost evidence (policy.fold), then LinearModel.cold_start -----
         ps[5] = _snap(ps[5], keep) + y * add
         ps[6] = _snap(ps[6], keep) + (1.0 - y) * add
@@ -822,15 +773,12 @@ def run_contextual(
         eta = p_hat * (1.0 / t2 + extra / s2) - bias[first, 0] * (1.0 / t2 + bias[first, 1] / s2)
         bias[first, 0] = p_hat
         bias[first, 1] = extra
-        for j in range(d):
-            u[j] = ck[j, b]
+        u[:] = ck[b]  # = column b (Σ is symmetric), read as the policy objects read it
         g = delta / (1.0 + delta * u[b])
         mu_b = mean[first, b]
         if delta != 0.0:
             _ctx_rank_one(ck, -g, u)
-        coef = eta * (1.0 - g * u[b]) - g * mu_b
-        for j in range(d):
-            mean[first, j] += u[j] * coef
+        mean[first] += u * (eta * (1.0 - g * u[b]) - g * mu_b)
         # -- SpendStats.fold (with a spend target) ------------------------------------------
         if target > 0.0:
             pk = _decay(at - pacer[2], pacer_half_life)
