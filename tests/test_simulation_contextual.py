@@ -137,3 +137,23 @@ def test_bad_input_is_named() -> None:
     for engine in ("numba", "numpy"):
         with pytest.raises(ValueError, match=r"feature indices must lie in \[0, 4\)"):
             replay(policy, wide, ok, ok, rng=sfc(0), engine=engine)  # type: ignore[arg-type]
+
+
+def test_requests_laid_out_once_replay_alike() -> None:
+    from adaptive_router.simulation.contextual import Requests
+
+    vectors, rewards, costs = _world(4, 300, 10, 2, empty_every=5)
+    requests = Requests.of(vectors, 10)
+    assert len(requests) == 300
+    assert requests.vector(0) is None  # no features: the bias alone
+    v = requests.vector(1)
+    assert v is not None and vectors[1] is not None
+    np.testing.assert_array_equal(v.indices, vectors[1].indices)
+    np.testing.assert_array_equal(v.values, vectors[1].values)
+    policy = ContextualThompsonSampling(10)
+    for engine in ("numba", "numpy"):
+        a = replay(policy, requests, rewards, costs, rng=sfc(8), engine=engine)  # type: ignore[arg-type]
+        b = replay(policy, vectors, rewards, costs, rng=sfc(8), engine=engine)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(a.choices, b.choices)
+    with pytest.raises(ValueError, match="requests hashed at dim 10 for a policy of dim 12"):
+        replay(ContextualThompsonSampling(12), requests, rewards, costs, rng=sfc(0))

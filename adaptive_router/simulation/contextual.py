@@ -47,7 +47,7 @@ from adaptive_router.policies.contextual import ContextualThompsonSampling, with
 from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, paced_costs
 from adaptive_router.policy import TINY, decay_factor, fold
 
-__all__ = ["ContextualReplay", "replay"]
+__all__ = ["ContextualReplay", "Requests", "replay"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -110,6 +110,33 @@ def _csr(vectors: Sequence[SparseVector | None], dim: int) -> tuple[IntArray, In
     return indptr, indices, values
 
 
+@dataclass(frozen=True)
+class Requests:
+    """Requests' hashed features for :func:`replay`, validated and laid out once (CSR, the
+    bias last in each row): build it with :meth:`of` to replay the same requests many
+    times without re-checking them."""
+
+    dim: int
+    indptr: IntArray
+    indices: IntArray
+    values: FloatArray
+
+    @classmethod
+    def of(cls, vectors: Sequence[SparseVector | None], dim: int) -> Requests:
+        """``vectors[i]``: request i's features hashed at ``dim`` (None: none)."""
+        return cls(dim, *_csr(vectors, dim))
+
+    def __len__(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+    def vector(self, i: int) -> SparseVector | None:
+        """Request i's features as a sparse vector (the bias left out)."""
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1]) - 1
+        if hi == lo:
+            return None
+        return SparseVector(self.indices[lo:hi], self.values[lo:hi])
+
+
 def _check_table(name: str, table: object, n: int) -> FloatArray:
     a = np.asarray(table, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != n or a.shape[1] < 1:
@@ -141,7 +168,7 @@ def _use_numba(engine: str, rng: np.random.Generator) -> bool:
 
 def replay(
     policy: ContextualThompsonSampling,
-    vectors: Sequence[SparseVector | None],
+    vectors: Sequence[SparseVector | None] | Requests,
     rewards: object,
     costs: object,
     *,
@@ -154,7 +181,8 @@ def replay(
 ) -> ContextualReplay:
     """Replay ``policy`` over requests: one decision, one attempt and one outcome each.
 
-    ``vectors[i]``: request i's hashed features (None: none); ``rewards[i, k]`` in [0, 1]
+    ``vectors[i]``: request i's hashed features (None: none), or the same as
+    :class:`Requests` (built once for many replays); ``rewards[i, k]`` in [0, 1]
     and ``costs[i, k]`` ≥ 0 (USD): what path k returns and costs for request i. ``order``:
     the requests in the order they arrive (default: 0..N-1; a request may recur).
     ``target_usd_per_request``: a spend target paced by a :class:`SpendPacer` with
@@ -162,7 +190,15 @@ def replay(
     only by the policy's draws. ``engine``: "numba" (compiled, needs numba and an SFC64
     ``rng``), "numpy" (the policy objects) or "auto" (numba when it can).
     """
-    n = len(vectors)
+    if isinstance(vectors, Requests):
+        if vectors.dim != policy.dim:
+            raise ValueError(
+                f"requests hashed at dim {vectors.dim} for a policy of dim {policy.dim}"
+            )
+        requests = vectors
+    else:
+        requests = Requests.of(vectors, policy.dim)
+    n = len(requests)
     r = _check_table("rewards", rewards, n)
     c = _check_table("costs", costs, n)
     if r.shape != c.shape:
@@ -182,13 +218,13 @@ def replay(
         else SpendPacer(target_usd_per_request, half_life=pacer_half_life, gain=gain)
     )
     if _use_numba(engine, rng):
-        return _replay_numba(policy, vectors, r, c, steps, pacer, rng)
-    return _replay_numpy(policy, vectors, r, c, steps, pacer, rng)
+        return _replay_numba(policy, requests, r, c, steps, pacer, rng)
+    return _replay_numpy(policy, requests, r, c, steps, pacer, rng)
 
 
 def _replay_numpy(
     policy: ContextualThompsonSampling,
-    vectors: Sequence[SparseVector | None],
+    requests: Requests,
     rewards: FloatArray,
     costs: FloatArray,
     steps: IntArray,
@@ -198,6 +234,7 @@ def _replay_numpy(
     """The reference: the policy objects, one request at a time."""
     k_paths = rewards.shape[1]
     model = policy.new_model(k_paths)
+    vectors = [requests.vector(i) for i in range(len(requests))]
     coords = [with_bias(v, policy.dim) for v in vectors]
     beta = [(0.0, 0.0, 0.0)] * k_paths  # (successes_w, failures_w, ref_time)
     spent = [(0.0, 0.0, 0.0)] * k_paths  # (cost_w, attempts_w, ref_time)
@@ -244,7 +281,7 @@ def _replay_numpy(
 
 def _replay_numba(
     policy: ContextualThompsonSampling,
-    vectors: Sequence[SparseVector | None],
+    requests: Requests,
     rewards: FloatArray,
     costs: FloatArray,
     steps: IntArray,
@@ -267,7 +304,7 @@ def _replay_numba(
     k_paths = rewards.shape[1]
     d = policy.dim + 1
     model = policy.new_model(k_paths)  # the prior's posterior, as the numpy engine starts
-    indptr, indices, values = _csr(vectors, policy.dim)
+    indptr, indices, values = requests.indptr, requests.indices, requests.values
     params = np.array(
         [
             policy.prior_variance,
