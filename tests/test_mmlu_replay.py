@@ -147,3 +147,16 @@ def test_oracle_at_equal_spend_buys_gain_per_dollar() -> None:
     assert mr.oracle_by_subject_spend(dear, budget) == pytest.approx((8 + 2) / 12)
     assert mr.oracle_by_subject_spend(dear, mixtral) == pytest.approx(8 / 12)
     assert mr.oracle_by_subject_spend(dear, 10.0) == pytest.approx(12 / 12)
+
+
+def test_oracle_with_estimated_gains_is_the_oracle_when_it_sees_everything() -> None:
+    q = _toy()
+    acc, sd = mr.oracle_by_subject_estimated(q, outcomes=4, draws=3, share=0.5)
+    assert acc == pytest.approx(mr.oracle_by_subject(q, 0.5)) and sd == 0.0
+    # The toy's questions are alike within a subject: one outcome per model tells the gain.
+    rough, _ = mr.oracle_by_subject_estimated(q, outcomes=1, draws=20, share=0.25)
+    assert rough == pytest.approx(mr.oracle_by_subject(q, 0.25))
+    # On MMLU a few outcomes misjudge subjects: worth less than the hindsight oracle.
+    real = mr.load_questions()
+    few, sd = mr.oracle_by_subject_estimated(real, outcomes=10, draws=5)
+    assert few < mr.oracle_by_subject(real) - 0.01 and sd > 0.0
