@@ -373,3 +373,20 @@ def test_influential_features_are_the_largest_weights() -> None:
     weights = {i: w for i, w, _ in top}
     assert weights[3] > 0.3 and weights[11] < -0.3
     assert all(sd > 0 for _, _, sd in top)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_a_decisions_propensities_agree_with_a_million_draws_of_it(k: int) -> None:
+    # A decision of a trained model under a spend target: its logged means, sds, costs,
+    # price and floor, drawn 10⁶ times as rank() draws them.
+    policy = ContextualThompsonSampling(DIM, variance_scale=0.3, explore=0.05)
+    model = policy.new_model(k)
+    rng = np.random.default_rng(200 + k)
+    for idx, val, y, t in _observations(20 + k, 80 * k):
+        model.observe(int(rng.integers(0, k)), idx, val, y, t)
+    costs = rng.uniform(0.0005, 0.003, k)
+    decision = policy.rank(model, _random_x(rng), rng, costs=costs, price=30.0)
+    exact = decision.propensities()
+    mc = _mc_first(decision.means - 30.0 * costs, decision.sds, 0.05, np.zeros(k, bool), rng)
+    assert np.max(np.abs(exact - mc)) <= 3e-3, (exact, mc)
+    assert exact.min() > 0.01  # every path in play: the comparison can fail
