@@ -15,7 +15,7 @@ the live policy objects do, under an optional spend target
    attempted;
 3. :meth:`LinearModel.observe <adaptive_router.policies.contextual.LinearModel.observe>` of
    its reward at the step's time, then the path's Beta evidence (successes, failures, cost,
-   decayed by :func:`~adaptive_router.policy.fold`) and
+   decayed by :func:`~adaptive_router.policies.thompson.fold`) and
    :meth:`LinearModel.cold_start <adaptive_router.policies.contextual.LinearModel.cold_start>`
    from it, as the Router keeps both;
 4. the pacer's :meth:`~adaptive_router.policies.pacing.SpendPacer.observe` of the cost.
@@ -45,7 +45,7 @@ from adaptive_router._imports import install_hint
 from adaptive_router.features import SparseVector
 from adaptive_router.policies.contextual import ContextualThompsonSampling, with_bias
 from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, paced_costs
-from adaptive_router.policy import TINY, decay_factor, fold
+from adaptive_router.policies.thompson import TINY, decay_factor, fold
 
 __all__ = ["ContextualReplay", "Requests", "replay"]
 

@@ -2,7 +2,7 @@
 
 :func:`adaptive_router.simulation.simulate` runs any policy through numpy, one
 ``policy.rank`` call per step for all replications. For
-:class:`~adaptive_router.policy.ThompsonSampling` that loop is bound by numpy's per-call
+:class:`~adaptive_router.policies.thompson.ThompsonSampling` that loop is bound by numpy's per-call
 overhead and by ``Generator.beta`` (~20 M draws/s here), which caps K = 10 at ~1.5 M
 decisions/s. :func:`run_thompson` fuses the same step (rank, outcomes, fallback,
 bookkeeping) into one compiled loop over replications.
@@ -594,8 +594,8 @@ def run_thompson(
 # -- the contextual policy: ContextualThompsonSampling + LinearModel + SpendPacer, compiled ---
 # (the same draws, statistics bit for bit, the posterior to rounding: simulation.contextual)
 
-_TINY = 1e-200  # adaptive_router.policy.TINY
-_MAX_HALF_LIVES = 60.0  # adaptive_router.policy.MAX_HALF_LIVES
+_TINY = 1e-200  # adaptive_router.policies.thompson.TINY
+_MAX_HALF_LIVES = 60.0  # adaptive_router.policies.thompson.MAX_HALF_LIVES
 _MIN_SCALE = 1e-100  # adaptive_router.policies.contextual._MIN_SCALE
 
 
@@ -612,7 +612,7 @@ def _decay(elapsed: float, half_life: float) -> float:
 
 @_inline
 def _snap(value: float, factor: float) -> float:
-    """adaptive_router.policy._scale: a sum below TINY is zeroed before decaying."""
+    """adaptive_router.policies.thompson._scale: a sum below TINY is zeroed before decaying."""
     return 0.0 if value < _TINY else value * factor
 
 
