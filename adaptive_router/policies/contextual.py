@@ -88,8 +88,7 @@ def _upper(n: int) -> tuple[IntArray, FloatArray]:
 
 def _pairs(idx: IntArray, val: FloatArray, d: int) -> tuple[IntArray, FloatArray]:
     """The request's upper block: flat indices into a d × d matrix and ``x_a x_b``, in
-    :func:`_upper` order (outer products, then one ``take`` each: ~2x faster than fancy
-    indexing with the triangle's row and column indices)."""
+    :func:`_upper` order (outer products, then one ``take`` each)."""
     tri, _ = _upper(idx.shape[0])
     flat: IntArray = np.add.outer(idx * d, idx).take(tri)
     prod: FloatArray = np.multiply.outer(val, val).take(tri)
@@ -504,21 +503,18 @@ class ContextualThompsonSampling:
             raise ValueError(f"price must be a finite number >= 0, got {price!r}")
         idx, val = with_bias(x, self.dim)
         means, var = model.predict(idx, val)
-        var *= self.variance_scale
-        sds = np.sqrt(var)
-        scores = sds * rng.standard_normal(means.shape[0])
-        scores += means
+        sds = np.sqrt(self.variance_scale * var)
+        scores = means + sds * rng.standard_normal(means.shape[0])
         c = None
         if costs is not None:
             c = np.asarray(costs, dtype=np.float64)
             if c.shape != means.shape:
                 raise ValueError(f"costs has {c.size} entries for {means.size} paths")
             if price:
-                scores -= price * c
+                scores = scores - price * c
         if self.explore > 0.0 and rng.random() < self.explore:
             scores[int(rng.integers(0, scores.shape[0]))] = math.inf
-        np.negative(scores, out=var)  # var is spent: the order's sort key
-        order: IntArray = np.argsort(var, kind="stable")
+        order: IntArray = np.argsort(-scores, kind="stable")
         return ContextualDecision(order, means, sds, self.explore, c, float(price), scores)
 
     def observe(
