@@ -339,6 +339,9 @@ class Posterior:
     expected_latency_ms: float | None = None
     after_failure: PositionPosterior = _NO_AFTER_FAILURE
     """The posterior of the attempts made after another path of the request failed."""
+    spend_penalty: float | None = None
+    """Under a spend target: λ·c, what the path's cost per attempt c takes off its drawn
+    success probability when paths are ranked by ``θ - λ·c`` (None without a target)."""
 
     @property
     def mean(self) -> float:

@@ -32,6 +32,7 @@ from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
+from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, SpendStatus, paced_costs
 from adaptive_router.policy import (
     FloatArray,
     Policy,
@@ -86,6 +87,12 @@ class Ranking:
             else None
         )
         self._names = tuple(p.name or "" for p in self.paths)
+        #: The spend target's pacer (None without one); its stats are set per decision.
+        self._pacer: SpendPacer | None = None
+        if self._objective is not None:
+            target = self._objective.objective.target_usd_per_request
+            if target is not None:
+                self._pacer = SpendPacer(target, self.half_life)
         #: Read and pass the after-failure evidence: only it orders positions 2.. and only
         #: with three paths or more is there an order among them to choose.
         self._after = len(self.paths) > 2 and takes_after_failure(policy)
@@ -175,7 +182,20 @@ class Ranking:
         first-attempt evidence, which alone decides the first choice."""
         s, f, s2, f2 = self.evidence(now, context, self._after)
         c = lat = None
-        if self._objective is not None:
+        if self._pacer is not None:
+            assert self._objective is not None  # a pacer comes with a paced objective
+            costs, _ = self.expected(now, context)
+            ranked = self._objective.rank(
+                s,
+                f,
+                self.rng,
+                s2,
+                f2,
+                costs=paced_costs(costs, self._cost_priors),
+                after_rng=self.rng_after,
+                price=self.price(now),
+            )
+        elif self._objective is not None:
             obj = self._objective.objective
             costs, latencies = self.expected(now, context)
             c = _filled(costs, self._cost_priors, "expected_cost_usd") if obj.uses_cost else None
@@ -207,12 +227,37 @@ class Ranking:
             order.append(self.fallback)
         return order, draft
 
+    def price(self, now: float) -> float:
+        """λ, the spend target's price per dollar now (0 without a target): from the
+        task's spend sums as this process knows them, decayed to ``now``."""
+        pacer = self._pacer
+        if pacer is None:
+            return 0.0
+        pacer.stats = self.recorder.spend_stats().decayed(now, self.half_life)
+        return pacer.price
+
+    def spend(self, now: float) -> SpendStatus:
+        """The spend target (None without one), the realized spend per request over the
+        window (the task's half-life), λ, and the all-time totals."""
+        pacer = self._pacer
+        return SpendStatus.of(
+            self.recorder.spend_stats(),
+            None if pacer is None else pacer.target,
+            self.half_life,
+            now,
+            DEFAULT_GAIN if pacer is None else pacer.gain,
+        )
+
     @property
     def loggable(self) -> bool:
         """True when the policy is one whose propensities are computable:
         :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
-        subclass may rank differently)."""
-        return type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+        subclass may rank differently), without a spend target (whose ``θ - λ·c`` order
+        the logged decision's layout does not describe)."""
+        return (
+            type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+            and self._pacer is None
+        )
 
     def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> DecisionDraft:
         """The decision's evidence, as a draft that :func:`~adaptive_router.router.
@@ -298,7 +343,9 @@ class Ranking:
         states = self.recorder.snapshot()
         if not context:
             return self._with_priors(
-                posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+                posteriors_from_states(states.get("", {}), names, prior, self.half_life, now),
+                now,
+                context,
             )
         own = states.get(context, {})
         s, f, s2, f2 = self.evidence(now, context, after=True)
@@ -326,11 +373,21 @@ class Ranking:
             [
                 dataclasses.replace(p, expected_cost_usd=c, expected_latency_ms=t)
                 for p, c, t in zip(out, costs, latencies, strict=True)
-            ]
+            ],
+            now,
+            context,
         )
 
-    def _with_priors(self, rows: list[Posterior]) -> list[Posterior]:
-        """Posteriors with each path's prior cost/latency where nothing was measured."""
+    def _with_priors(self, rows: list[Posterior], now: float, context: str) -> list[Posterior]:
+        """Posteriors with each path's prior cost/latency where nothing was measured, and
+        under a spend target each learned path's ``spend_penalty`` (λ times the cost it is
+        charged per attempt)."""
+        penalty: dict[str, float] = {}
+        if self._pacer is not None:
+            lam = self.price(now)
+            costs, _ = self.expected(now, context)
+            charged = paced_costs(costs, self._cost_priors)
+            penalty = {p.name or "": lam * c for p, c in zip(self.paths, charged, strict=True)}
         by_name = {p.name or "": p for p in self.paths}
         if self.fallback is not None:
             by_name[self.fallback.name or ""] = self.fallback
@@ -348,6 +405,8 @@ class Ranking:
                 latency = p.expected_latency_ms
             if (cost, latency) != (r.expected_cost_usd, r.expected_latency_ms):
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
+            if r.path in penalty:
+                r = dataclasses.replace(r, spend_penalty=penalty[r.path])
             out.append(r)
         return out
 

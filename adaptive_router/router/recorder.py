@@ -33,8 +33,11 @@ from adaptive_router.stores.base import (
     OutcomeUpdates,
     PathEvidence,
     SharedEvidence,
+    SpendStats,
+    SpendTotals,
     Store,
     fold_evidence,
+    fold_spend,
     is_data_error,
     outcome_problem,
 )
@@ -98,8 +101,15 @@ class Recorder:
         on_drop: Callable[[int, int], None] | None = None,
         on_reject: Callable[[int, int], None] | None = None,
         on_refresh: Callable[[], None] | None = None,
+        track_spend: bool = False,
     ) -> None:
         self.store = store
+        #: Keep the task's spend sums in this cache (a spend target prices by them): only
+        #: for a store with :class:`SpendTotals`.
+        self.track_spend = track_spend and isinstance(store, SpendTotals)
+        #: The task's realized spend (what the store holds plus what this process recorded
+        #: since it last read it); read in place from a :class:`SharedEvidence` store.
+        self.spend = SpendStats()
         self.task = task
         self.half_life = half_life
         self.sync = durability == "sync" or isinstance(store, InProcess)
@@ -141,6 +151,8 @@ class Recorder:
         else:
             self.states = store.load_contexts(task) if connected else {}
             self._lock = threading.Lock()
+            if connected and self.track_spend:
+                self.spend = self._load_spend()
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the buffer is worth a flush right away
@@ -254,6 +266,24 @@ class Recorder:
             task = {n: cost_row(ev, half_life) for n, ev in self.states.get("", {}).items()}
             own = {n: cost_row(ev, half_life) for n, ev in self.states.get(context, {}).items()}
         return task, own
+
+    def spend_stats(self) -> SpendStats:
+        """A copy of the task's spend sums as this process knows them (relative to their
+        ``ref_time``; see :meth:`SpendStats.decayed`): the store's at the last refresh plus
+        the outcomes recorded here since; a shared in-process store's own. Zeros when
+        spend is not tracked (:attr:`track_spend`)."""
+        if not self.track_spend:
+            return SpendStats()
+        if not self.own_cache:
+            return self._load_spend()
+        with self._lock:
+            st = self.spend
+            return SpendStats(st.spend_w, st.requests_w, st.ref_time, st.requests, st.spend_usd)
+
+    def _load_spend(self) -> SpendStats:
+        store = self.store
+        assert isinstance(store, SpendTotals)  # track_spend
+        return store.load_spend(self.task)
 
     def snapshot(self) -> dict[str, dict[str, PathEvidence]]:
         """A copy of every context's path evidence (``""`` is the task level)."""
@@ -453,6 +483,10 @@ class Recorder:
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
         if not self.own_cache:
             return  # the store folds what it writes: an unwritten outcome waits its turn
+        if self.track_spend:
+            spend, half_life = self.spend, self.half_life
+            for o in outcomes:
+                fold_spend(spend, o, half_life)
         for o in outcomes:
             for ctx in o.evidence_keys():
                 paths = self.states.get(ctx)
@@ -547,6 +581,7 @@ class Recorder:
         try:
             self.store.connect()
             stored = self.store.load_contexts(self.task) if self.own_cache else self.snapshot()
+            spend = self._load_spend() if self.track_spend and self.own_cache else None
             if self.on_connect is not None:
                 self.on_connect(stored)
         except ConfigurationError as exc:
@@ -567,6 +602,8 @@ class Recorder:
         if self.own_cache:
             with self._lock:
                 self.states = stored
+                if spend is not None:
+                    self.spend = spend
                 # What was routed on during the outage, on top of the stored evidence.
                 self._fold(self._buffer)
         self.ready = True
@@ -586,12 +623,15 @@ class Recorder:
             if self.own_cache:
                 try:
                     snapshot = self.store.load_contexts(self.task)
+                    spend = self._load_spend() if self.track_spend else None
                 except Exception as exc:
                     self._on_write_error(exc, 0)
                     return
                 self._reachable_again(0)
                 with self._lock:
                     self.states = snapshot
+                    if spend is not None:
+                        self.spend = spend
                     # Outcomes recorded while we wrote and read are not in the snapshot.
                     self._fold(self._buffer)
         self._last_refresh = time.monotonic()

@@ -18,7 +18,7 @@ import numpy as np
 
 from adaptive_router import forks
 from adaptive_router._checks import seconds
-from adaptive_router.errors import AllPathsFailed
+from adaptive_router.errors import AllPathsFailed, ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft
 from adaptive_router.objectives import Objective
@@ -29,6 +29,7 @@ from adaptive_router.outcomes import (
     Posterior,
 )
 from adaptive_router.paths import Path
+from adaptive_router.policies.pacing import SpendStatus
 from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.resilience import to_daemon_thread
 from adaptive_router.resilience.timeouts import hold_workers
@@ -50,7 +51,7 @@ from adaptive_router.router.settings import (
     resolve_settings,
     router_config,
 )
-from adaptive_router.stores import InProcess, Store, open_store
+from adaptive_router.stores import InProcess, SpendTotals, Store, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -75,16 +76,41 @@ def _open(store: str | Store | Engine | None, cfg: RouterConfig) -> tuple[Store,
     offline = cfg.persistence.start_without_store
     opened = open_store(store, start_offline=offline)
     owns = not isinstance(store, Store)
-    if not (opened.connected or offline):
-        opened.connect()  # a Store given unconnected: reach it now, or raise
-    if opened.connected:
-        try:
-            check_half_life(opened, cfg.task, cfg.half_life, "Router")
-        except Exception:
-            if owns:
-                opened.close()
-            raise
+    try:
+        if cfg.objective.paced and not isinstance(opened, SpendTotals):
+            raise ConfigurationError(
+                f"objective: a spend target needs a store that keeps spend totals "
+                f"(SpendTotals: the memory and SQL stores do); {opened!r} does not"
+            )
+        if not (opened.connected or offline):
+            opened.connect()  # a Store given unconnected: reach it now, or raise
+        if opened.connected:
+            _start_checks(opened, cfg)
+    except Exception:
+        if owns:
+            opened.close()
+        raise
     return opened, owns, opened.connected
+
+
+def _start_checks(store: Store, cfg: RouterConfig) -> None:
+    """What a router does once its store is reached: register or check the task's
+    half-life, and record its spend target (the CLI and dashboard read it there)."""
+    check_half_life(store, cfg.task, cfg.half_life, "Router")
+    target = cfg.objective.target_usd_per_request
+    if target is not None and isinstance(store, SpendTotals):
+        stored = store.spend_target(cfg.task)
+        if stored is not None and stored != target:
+            logger.warning(
+                "task %s: spend target changed from %g to %g USD per request (routers still "
+                "running with the old one price by it until they restart)",
+                cfg.task,
+                stored,
+                target,
+                extra={"task": cfg.task, "old_target": stored, "target": target},
+            )
+        if stored != target:
+            store.set_spend_target(cfg.task, target)
 
 
 class Router:
@@ -219,6 +245,7 @@ class Router:
             on_drop=heard.dropped,
             on_reject=heard.rejected,
             on_refresh=heard.refreshed,
+            track_spend=self.objective.paced,
         )
         # Undone by close(): breakers outlive routers; the hooks, threads and exit hook
         # must not.
@@ -307,7 +334,7 @@ class Router:
         forks.follow(self)
 
     def _check_half_life(self, _stored: object) -> None:
-        check_half_life(self.store, self.task, self.half_life, "Router")
+        _start_checks(self.store, self.config)
 
     def __repr__(self) -> str:
         return (
@@ -519,6 +546,22 @@ class Router:
         if self._forked:
             self._resume()
         return self.ranking.posteriors(self.clock(), context or "")
+
+    def spend(self) -> SpendStatus:
+        """The task's spend against the spend target (``Objective(target_usd_per_request=
+        ...)``; ``target_usd_per_request`` None without one): realized spend per request
+        over the window, the price per dollar λ the order is ranked by now, and the
+        all-time requests and spend. Every process of the task adds to the same sums in the
+        store; this router sees the others' at its refresh (``refresh_interval``). Without
+        a target only a store's own totals are read (this process keeps none)."""
+        if self._forked:
+            self._resume()
+        status = self.ranking.spend(self.clock())
+        store = self.store
+        if status.target_usd_per_request is None and isinstance(store, SpendTotals):
+            self.flush()
+            status = SpendStatus.of(store.load_spend(self.task), None, self.half_life, self.clock())
+        return status
 
     def contexts(self) -> list[str]:
         """The named contexts this task has evidence for."""

@@ -14,6 +14,7 @@ from adaptive_router.stores.base import (
     PathState,
     PendingDecision,
     SharedEvidence,
+    SpendTotals,
     Store,
 )
 from adaptive_router.stores.memory import MemoryStore
@@ -38,6 +39,7 @@ __all__ = [
     "PendingDecision",
     "SQLStore",
     "SharedEvidence",
+    "SpendTotals",
     "Store",
     "mask_url",
     "open_store",

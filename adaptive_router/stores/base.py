@@ -19,6 +19,7 @@ from adaptive_router.outcomes import (
     Outcome,
     PathWindowStats,
 )
+from adaptive_router.policies.pacing import SpendStats as SpendStats
 from adaptive_router.policy import TINY, decay_factor
 from adaptive_router.stores.series import AttemptRow as AttemptRow
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
@@ -157,6 +158,19 @@ def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
         st.successes += 1
     else:
         st.failures += 1
+
+
+def fold_spend(st: SpendStats, o: Outcome, half_life: float | None) -> None:
+    """Add one attempt to its task's spend sums: its cost (None, not metered: 0) at its
+    time, and one request when it is the request's first executed attempt (a report
+    of a ``choose`` is one). So a request's spend is every attempt it made, fallbacks
+    and later paths included, whatever kind of outcome each was. The memory store, the
+    SQL upsert (:mod:`adaptive_router.stores.sql_spend`) and the Router's cache fold the
+    same way."""
+    cost = o.cost_usd
+    st.add(
+        0.0 if cost is None else float(cost), 1 if o.attempt == 1 else 0, o.created_at, half_life
+    )
 
 
 #: The Outcome fields that :meth:`Store.update_usage` rewrites.
@@ -403,6 +417,28 @@ class OutcomeUpdates(abc.ABC):
         request). Without this capability routers do not compute them, and
         ``evaluate()`` computes them from ``outcomes.decision`` each time.
         """
+
+
+class SpendTotals(abc.ABC):
+    """A store that keeps each task's realized spend as decayed sums (one
+    :class:`~adaptive_router.policies.pacing.SpendStats` per task, folded by
+    :func:`fold_spend` from every outcome its ``write`` records, in the same transaction),
+    and the spend target last set for the task. A router with a spend target
+    (``Objective(target_usd_per_request=...)``) needs it: the price per dollar is computed
+    from these sums, which every process of the task adds to and reads."""
+
+    @abc.abstractmethod
+    def load_spend(self, task: str) -> SpendStats:
+        """``task``'s spend sums (zeros before its first outcome)."""
+
+    @abc.abstractmethod
+    def spend_target(self, task: str) -> float | None:
+        """The spend target (dollars per request) last set for ``task``, None if none."""
+
+    @abc.abstractmethod
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        """Record the spend target a router of ``task`` routes with (for the CLI and the
+        dashboard, which have no router to ask); None clears it."""
 
 
 class Store(abc.ABC):

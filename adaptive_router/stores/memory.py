@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -18,14 +19,17 @@ from adaptive_router.stores.base import (
     PathEvidence,
     PendingDecision,
     SharedEvidence,
+    SpendStats,
+    SpendTotals,
     Store,
     copy_usage,
     fold_evidence,
+    fold_spend,
     refuse_invalid,
 )
 
 
-class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpdates):
+class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpdates, SpendTotals):
     """Everything in dicts behind one lock. Same semantics as :class:`SQLStore`.
 
     Its evidence is shared with the routers that use it (:class:`SharedEvidence`): a
@@ -46,6 +50,8 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
         self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
+        self._spend: dict[str, SpendStats] = {}  # task -> its realized spend sums
+        self._targets: dict[str, float] = {}  # task -> the spend target last set
         self._max_outcomes = max_outcomes
         forks.follow(self)
 
@@ -73,6 +79,10 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
             if len(self._outcomes) > self._max_outcomes:
                 # O(1): a plain dict's next(iter()) rescans deleted slots after many pops.
                 self._outcomes.popitem(last=False)
+            spend = self._spend.get(o.task)
+            if spend is None:
+                spend = self._spend[o.task] = SpendStats()
+            fold_spend(spend, o, half_life)
             keys = o.evidence_keys()
             if not keys:
                 continue
@@ -110,6 +120,22 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
                 ]
                 self._half_lives[task] = learned[0] if learned else half_life
             return self._half_lives[task]
+
+    def load_spend(self, task: str) -> SpendStats:
+        with self._lock:
+            st = self._spend.get(task)
+            return SpendStats() if st is None else dataclasses.replace(st)
+
+    def spend_target(self, task: str) -> float | None:
+        with self._lock:
+            return self._targets.get(task)
+
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        with self._lock:
+            if target_usd_per_request is None:
+                self._targets.pop(task, None)
+            else:
+                self._targets[task] = float(target_usd_per_request)
 
     def update_usage(self, outcome: Outcome) -> bool:
         refuse_invalid([outcome])

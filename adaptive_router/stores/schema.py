@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0009_evidence_positions"
+HEAD_REVISION = "0010_spend_stats"
 
 metadata = sa.MetaData()
 
@@ -177,4 +177,26 @@ router_health = sa.Table(
     sa.Column("started_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.Index("ix_router_health_updated", "updated_at"),
+)
+
+# Each task's realized spend as decayed sums (adaptive_router.policies.pacing.SpendStats):
+# the spend of every attempt and the number of requests (first attempts), relative to the
+# newest one's time ``ref_time``, folded by the same atomic upsert as path_stats from the
+# outcome rows a write inserts, so every process of the task reads one price per dollar.
+# ``target_usd_per_request``: the spend target last set by a router of the task (for the
+# CLI and the dashboard; NULL: none). Migration 0010 adds it and fills it from the
+# outcome rows.
+spend_stats = sa.Table(
+    "spend_stats",
+    metadata,
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("spend_w", sa.Float(precision=53), nullable=False),
+    sa.Column("requests_w", sa.Float(precision=53), nullable=False),
+    sa.Column("ref_time", Time, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("spend_usd", sa.Float(precision=53), nullable=False),
+    sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
+    sa.Column("target_usd_per_request", sa.Float(precision=53), nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.PrimaryKeyConstraint("task", name="spend_stats_pkey"),
 )

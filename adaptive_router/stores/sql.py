@@ -29,6 +29,7 @@ import adaptive_router.stores.sql_evidence as sql_evidence
 import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
+import adaptive_router.stores.sql_spend as sql_spend
 import adaptive_router.stores.sql_tasks as sql_tasks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
@@ -43,6 +44,8 @@ from adaptive_router.stores.base import (
     PathEvidence,
     PathTotals,
     PendingDecision,
+    SpendStats,
+    SpendTotals,
     Store,
     refuse_invalid,
 )
@@ -52,6 +55,7 @@ from adaptive_router.stores.schema import (
     outcomes,
     path_stats,
     pending,
+    spend_stats,
 )
 from adaptive_router.stores.schema import rollups as rollups_table
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
@@ -90,7 +94,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
+class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
     Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an
@@ -148,6 +152,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
             f"{self._fast_insert} ON CONFLICT (request_id, attempt) DO NOTHING RETURNING attempt"
         )
         self._upserts: dict[float | None, Any] = {}
+        self._spend_upserts: dict[float | None, Any] = {}
         self._rollup_upsert = rollups.build_upsert(self._insert)
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
@@ -307,13 +312,17 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
     def _fold_in(
         self, conn: sa.Connection, new: Sequence[Outcome], half_life: float | None
     ) -> None:
-        """Add newly inserted outcomes to the rollups and their evidence to path_stats (one
-        upsert per key)."""
+        """Add newly inserted outcomes to the rollups, their evidence to path_stats and
+        their spend to spend_stats (one upsert per key)."""
         if not new:
             return
         # The hourly rollups get exactly the same rows, in the same transaction.
         conn.execute(self._rollup_upsert, rollups.increments(new))
         conn.execute(self._upsert(half_life), sql_evidence.increments(new, half_life))
+        spend = self._spend_upserts.get(half_life)
+        if spend is None:
+            spend = self._spend_upserts[half_life] = sql_spend.build_upsert(self._insert, half_life)
+        conn.execute(spend, sql_spend.increments(new, half_life))
 
     def _upsert(self, half_life: float | None) -> Any:
         """The path_stats upsert for a half-life, built once: compiling it costs ~0.6 ms."""
@@ -326,6 +335,20 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
         return self._retrying(
             sql_tasks.register_half_life, self.engine, self._insert, task, half_life
         )
+
+    def load_spend(self, task: str) -> SpendStats:
+        with self._reachable():
+            return sql_spend.load(self.engine, task)
+
+    def spend_target(self, task: str) -> float | None:
+        with self._reachable():
+            return sql_spend.target(self.engine, task)
+
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        with self._reachable():
+            self._retrying(
+                sql_spend.set_target, self.engine, self._insert, task, target_usd_per_request
+            )
 
     def update_usage(self, outcome: Outcome) -> bool:
         refuse_invalid([outcome])
@@ -629,8 +652,12 @@ def _check_schema(conn: sa.Connection) -> None:
     """
     inspector = sa.inspect(conn)
     missing = []
-    if inspector.has_table(outcomes.name) and not inspector.has_table(rollups_table.name):
-        missing.append(f"table {rollups_table.name}")
+    if inspector.has_table(outcomes.name):
+        missing += [
+            f"table {t.name}"
+            for t in (rollups_table, spend_stats)
+            if not inspector.has_table(t.name)
+        ]
     for table in (path_stats, outcomes, pending):
         if not inspector.has_table(table.name):
             continue
