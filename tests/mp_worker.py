@@ -5,6 +5,7 @@ Run as ``python tests/mp_worker.py MODE URL TASK ...``; prints one JSON line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -117,8 +118,62 @@ def rate_limited(url: str, task: str, key: str, requests: int) -> dict[str, int]
     return {"calls": calls["limited"], "fallbacks": served.count("fallback")}
 
 
+def spend(
+    url: str, task: str, seed: int, requests: int, barrier: str, workers: int
+) -> dict[str, object]:
+    """Route ``requests`` single-attempt requests under a spend target on a clock of its
+    own (one second a request), then wait until ``workers`` files ``barrier.*`` exist
+    (every worker done), refresh and print the spend status priced at one shared time."""
+    import os
+
+    from adaptive_router import Budget, Objective
+
+    rng = random.Random(seed)
+    prices = {"dear": (0.9, 0.01), "cheap": (0.6, 0.001)}
+
+    def make(name: str) -> Path:
+        p, c = prices[name]
+        return Path(lambda: Result(rng.random() < p, Usage(cost_usd=c)), name=name)
+
+    clock = {"t": 1_700_000_000.0 + seed * 0.25}
+    with Router(
+        [make(n) for n in prices],
+        bool,
+        task,
+        store=url,
+        objective=Objective(target_usd_per_request=0.004),
+        budget=Budget(max_attempts=1),
+        half_life=timedelta(hours=1),
+        learning=Learning(seed=seed, clock=lambda: clock["t"]),
+        persistence=Persistence(durability="batch", refresh_interval=0.05),
+    ) as router:
+        for _ in range(requests):
+            clock["t"] += 1.0
+            with contextlib.suppress(AllPathsFailed):
+                router.run()
+        router.flush()
+        with open(f"{barrier}.{seed}", "w") as fh:
+            fh.write("done")
+        while (
+            sum(
+                1
+                for f in os.listdir(os.path.dirname(barrier))
+                if f.startswith(os.path.basename(barrier) + ".")
+            )
+            < workers
+        ):
+            time.sleep(0.02)
+        clock["t"] = 1_700_000_000.0 + requests + 100.0
+        router.refresh()
+        return router.spend().to_dict()
+
+
 def main() -> None:
     mode, url, task = sys.argv[1:4]
+    if mode == "spend":
+        seed, requests = int(sys.argv[4]), int(sys.argv[5])
+        print(json.dumps(spend(url, task, seed, requests, sys.argv[6], int(sys.argv[7]))))
+        return
     if mode == "route":
         seed, requests, threads = (int(x) for x in sys.argv[4:7])
         print(json.dumps(route(url, task, seed, requests, threads)))
