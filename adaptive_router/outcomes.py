@@ -108,6 +108,11 @@ class Outcome:
     ``propensity`` is always None. Read it as :attr:`decision`. Kept encoded: a plain
     ``bytes`` costs the writer nothing to store and the garbage collector nothing to
     track while rows wait in the write buffer."""
+    features: bytes | None = None
+    """The request's hashed feature vector a contextual router decided on
+    (:func:`adaptive_router.features.encode_features`), on its first attempt; stored in
+    ``outcomes.features`` and folded into the path's linear statistics
+    (``feature_stats``). None without features."""
 
     @property
     def decision(self) -> LoggedDecision | None:

@@ -168,8 +168,63 @@ def spend(
         return router.spend().to_dict()
 
 
+def feature_evidence(url: str, task: str, seed: int, requests: int) -> dict[str, object]:
+    """Write ``requests`` requests' outcomes with feature vectors straight to the store,
+    in batches of 1 to 40, some batches written twice (a retried commit), times jittered
+    so batches arrive out of order across workers."""
+    import numpy as np
+
+    from adaptive_router.features import SparseVector, encode_features
+    from adaptive_router.outcomes import Outcome
+    from adaptive_router.stores.sql import SQLStore
+
+    rng = np.random.default_rng(seed)
+    dim = 64
+    store = SQLStore(url)
+    rows: list[Outcome] = []
+    for i in range(requests):
+        nnz = int(rng.integers(1, 9))
+        idx = np.sort(rng.choice(dim, size=nnz, replace=False))
+        x = SparseVector(idx.astype(np.intp), rng.normal(size=nnz))
+        at = 1_700_000_000.0 + i * 0.5 + rng.uniform(-20.0, 20.0)
+        rid = f"w{seed}-{i}"
+        path = f"p{int(rng.integers(0, 3))}"
+        ctx = "" if i % 3 == 0 else f"c{i % 2}"
+        rows.append(
+            Outcome(
+                rid,
+                task,
+                path,
+                1,
+                bool(rng.random() < 0.6),
+                created_at=at,
+                context=ctx,
+                features=encode_features(x, dim),
+                score=None,
+            )
+        )
+        if rng.random() < 0.3:  # a later attempt: Beta evidence only
+            rows.append(Outcome(rid, task, "p2", 2, True, created_at=at + 0.1, context=ctx))
+    written = 0
+    try:
+        i = 0
+        while i < len(rows):
+            n = int(rng.integers(1, 41))
+            batch = rows[i : i + n]
+            written += store.write(batch, 50.0)
+            if rng.random() < 0.2:
+                written += store.write(batch, 50.0)  # a retry: nothing new
+            i += n
+    finally:
+        store.close()
+    return {"written": written, "rows": len(rows)}
+
+
 def main() -> None:
     mode, url, task = sys.argv[1:4]
+    if mode == "features":
+        print(json.dumps(feature_evidence(url, task, int(sys.argv[4]), int(sys.argv[5]))))
+        return
     if mode == "spend":
         seed, requests = int(sys.argv[4]), int(sys.argv[5])
         print(json.dumps(spend(url, task, seed, requests, sys.argv[6], int(sys.argv[7]))))

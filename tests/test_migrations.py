@@ -150,6 +150,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
         "pending_decisions",
         "router_health",
         "spend_stats",
+        "feature_stats",
     }
 
 

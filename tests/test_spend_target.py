@@ -33,6 +33,7 @@ from adaptive_router.policies.pacing import SpendStats, SpendStatus
 from adaptive_router.policy import ThompsonSampling
 from adaptive_router.stores import SpendTotals
 from adaptive_router.stores.base import fold_spend
+from adaptive_router.stores.schema import HEAD_REVISION
 from adaptive_router.stores.sql import SQLStore
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
@@ -285,7 +286,7 @@ def test_migration_0010_backfills_the_spend_from_the_outcome_rows(sqlite_url: st
     live = store.load_spend("paced")
     store.close()
     command.downgrade(alembic_config(sqlite_url), "0009_evidence_positions")
-    assert upgrade(sqlite_url).after == "0010_spend_stats"
+    assert upgrade(sqlite_url).after == HEAD_REVISION
     store = SQLStore(sqlite_url)
     try:
         back = store.load_spend("paced")

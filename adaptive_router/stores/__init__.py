@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from adaptive_router._imports import lazy_names
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.stores.base import (
+    FeatureEvidence,
     HealthSnapshots,
     InProcess,
     OutcomeUpdates,
@@ -30,6 +31,7 @@ __getattr__, __dir__ = lazy_names(
 )
 
 __all__ = [
+    "FeatureEvidence",
     "HealthSnapshots",
     "InProcess",
     "MemoryStore",

@@ -8,7 +8,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from adaptive_router.errors import OutcomesRejected
 from adaptive_router.outcomes import (
@@ -23,6 +23,9 @@ from adaptive_router.policies.pacing import SpendStats as SpendStats
 from adaptive_router.policy import TINY, decay_factor
 from adaptive_router.stores.series import AttemptRow as AttemptRow
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
+
+if TYPE_CHECKING:
+    from adaptive_router.policies.contextual import LinearStats
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
@@ -314,6 +317,9 @@ class PendingDecision:
     context: str = ""
     model: str | None = None
     """The model the chosen path calls (prices the report's tokens); None if unknown."""
+    features: bytes | None = None
+    """The request's encoded feature vector (a contextual router's ``choose``): the report
+    folds its outcome into the linear statistics with it. None without features."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +445,18 @@ class SpendTotals(abc.ABC):
     def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
         """Record the spend target a router of ``task`` routes with (for the CLI and the
         dashboard, which have no router to ask); None clears it."""
+
+
+class FeatureEvidence(abc.ABC):
+    """A store that keeps each path's linear statistics of request features per (task,
+    context) (:mod:`adaptive_router.stores.feature_stats`), folded from every written
+    first attempt that carries a feature vector, in the same transaction and exactly once,
+    and that keeps a ``choose``'s feature vector with its pending decision. A router with
+    ``features=`` needs it."""
+
+    @abc.abstractmethod
+    def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
+        """``task``'s statistics: context ("" = task level) -> path -> statistics."""
 
 
 class Store(abc.ABC):

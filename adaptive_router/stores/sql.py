@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -26,6 +26,7 @@ from tenacity import (
 import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_evidence as sql_evidence
+import adaptive_router.stores.sql_features as sql_features
 import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
@@ -38,6 +39,7 @@ from adaptive_router.stores.base import (
     USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
+    FeatureEvidence,
     HealthSnapshot,
     HealthSnapshots,
     OutcomeUpdates,
@@ -51,6 +53,7 @@ from adaptive_router.stores.base import (
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
+    feature_stats,
     metadata,
     outcomes,
     path_stats,
@@ -74,6 +77,9 @@ mask_url = redact_url
 #: Batches up to this size are inserted row by row (sync durability's common case).
 _SMALL_BATCH = 8
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from adaptive_router.policies.contextual import LinearStats
 # Serialises first-use table creation between processes on PostgreSQL.
 _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 #: Time series of windows up to this long (seconds) are bucketed from rows: spans under
@@ -94,7 +100,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
+class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvidence):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
     Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an
@@ -323,6 +329,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
         if spend is None:
             spend = self._spend_upserts[half_life] = sql_spend.build_upsert(self._insert, half_life)
         conn.execute(spend, sql_spend.increments(new, half_life))
+        sql_features.fold(conn, self._insert, new, half_life)
 
     def _upsert(self, half_life: float | None) -> Any:
         """The path_stats upsert for a half-life, built once: compiling it costs ~0.6 ms."""
@@ -335,6 +342,10 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
         return self._retrying(
             sql_tasks.register_half_life, self.engine, self._insert, task, half_life
         )
+
+    def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
+        with self._reachable():
+            return sql_features.load(self.engine, task)
 
     def load_spend(self, task: str) -> SpendStats:
         with self._reachable():
@@ -452,6 +463,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
                     cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
                     decision_data=sql_queries.decision_data(r.decision),
+                    features=None if r.features is None else bytes(r.features),
                 )
                 for r in conn.execute(q)
             ]
@@ -490,6 +502,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
                 created_at=p.created_at,
                 context=p.context,
                 model=p.model,
+                features=p.features,
             )
             .on_conflict_do_nothing(index_elements=["request_id"])
         )
@@ -523,11 +536,11 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
         stmt = (
             pending.delete()
             .where(p.request_id == request_id)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model, p.features)
         )
         row = conn.execute(stmt).first()
         if row is not None:
-            found = PendingDecision(row[0], row[1], row[2], float(row[3]), row[4], row[5])
+            found = _pending(row)
             self._write_in(conn, [build(found)], half_life)
             return found
         seen = conn.execute(
@@ -560,11 +573,9 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals):
         stmt = (
             pending.delete()
             .where(p.task == task, p.created_at < older_than)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model, p.features)
         )
-        gone = [
-            PendingDecision(r[0], r[1], r[2], float(r[3]), r[4], r[5]) for r in conn.execute(stmt)
-        ]
+        gone = [_pending(r) for r in conn.execute(stmt)]
         done = [(d, build(d) if build else None) for d in gone]
         self._write_in(conn, [o for _, o in done if o is not None], half_life)
         return done
@@ -606,6 +617,7 @@ _COLUMNS = (
     "cache_write_tokens",
     "propensity",
     "decision",
+    "features",
 )
 
 
@@ -635,7 +647,15 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.cache_write_tokens,
         o.propensity,
         o.decision_data,
+        o.features,
     )
+
+
+def _pending(r: Any) -> PendingDecision:
+    """A pending decision from a row of (request_id, task, path, created_at, context,
+    model, features)."""
+    feats = None if r[6] is None else bytes(r[6])
+    return PendingDecision(r[0], r[1], r[2], float(r[3]), r[4], r[5], feats)
 
 
 def _row(o: Outcome) -> dict[str, Any]:
@@ -655,7 +675,7 @@ def _check_schema(conn: sa.Connection) -> None:
     if inspector.has_table(outcomes.name):
         missing += [
             f"table {t.name}"
-            for t in (rollups_table, spend_stats)
+            for t in (rollups_table, spend_stats, feature_stats)
             if not inspector.has_table(t.name)
         ]
     for table in (path_stats, outcomes, pending):
