@@ -347,6 +347,11 @@ class Posterior:
     spend_penalty: float | None = None
     """Under a spend target: λ·c, what the path's cost per attempt c takes off its drawn
     success probability when paths are ranked by ``θ - λ·c`` (None without a target)."""
+    features: tuple[tuple[str, float], ...] = ()
+    """A feature router's most influential features for this path: ``(name, weight)`` by
+    |posterior mean weight|, largest first (the weight adds to the path's predicted
+    success when the feature is 1). A hashed bucket is named by a feature seen in it
+    (``"#<index>"`` before one was); empty without features."""
 
     @property
     def mean(self) -> float:

@@ -22,11 +22,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adaptive_router._checks import error_text
+from adaptive_router.errors import ConfigurationError
+from adaptive_router.features import FeatureError, SparseVector
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.logged_decision import DecisionDraft, DecisionEncoder
 from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.observe.costs import Pricer
@@ -44,8 +47,12 @@ from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.cost_priors import cost_priors
 from adaptive_router.router.recorder import Recorder, Weights
 from adaptive_router.router.settings import PathSettings
-from adaptive_router.stores.base import PathEvidence, PathState
+from adaptive_router.stores.base import PathEvidence, PathState, SpendTotals
 from adaptive_router.stores.evidence import posteriors_from_states
+
+if TYPE_CHECKING:
+    # A feature router's collaborators: their module loads scipy, only for such a router.
+    from adaptive_router.router.features import FeatureRanking
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -68,6 +75,7 @@ class Ranking:
         max_contexts: int = 1000,
         pricer: Pricer | None = None,
         log_decisions: bool = False,
+        features: FeatureRanking | None = None,
     ) -> None:
         self.paths = list(paths)
         self.fallback = fallback
@@ -87,6 +95,8 @@ class Ranking:
             else None
         )
         self._names = tuple(p.name or "" for p in self.paths)
+        #: A feature router's feature function and contextual models (None: none).
+        self.features = features
         #: The spend target's pacer (None without one); its stats are set per decision.
         self._pacer: SpendPacer | None = None
         if self._objective is not None:
@@ -176,13 +186,26 @@ class Ranking:
         )
         return s * scale + own_s, f * scale + own_f
 
-    def rank(self, now: float, context: str = "") -> tuple[list[Path], DecisionDraft | None]:
+    def rank(
+        self, now: float, context: str = "", x: SparseVector | None = None
+    ) -> tuple[list[Path], DecisionDraft | None]:
         """The request's order (sampled, open breakers to the back, the fallback last) and,
         with :attr:`log_decisions` on, the evidence of the decision (else None): the
-        first-attempt evidence, which alone decides the first choice."""
+        first-attempt evidence, which alone decides the first choice. A feature router
+        ranks the whole order by its contextual draw for the request's features ``x``
+        (None: the models' bias alone, each path's success rate)."""
         s, f, s2, f2 = self.evidence(now, context, self._after)
         c = lat = None
-        if self._pacer is not None:
+        if self.features is not None:
+            paced = None
+            if self._pacer is not None:
+                costs, _ = self.expected(now, context)
+                paced = paced_costs(costs, self._cost_priors)
+            decision = self.features.models.rank(
+                context, x, self.rng, s, f, paced, self.price(now) if paced else 0.0
+            )
+            ranked = decision.order
+        elif self._pacer is not None:
             assert self._objective is not None  # a pacer comes with a paced objective
             costs, _ = self.expected(now, context)
             ranked = self._objective.rank(
@@ -238,8 +261,13 @@ class Ranking:
 
     def spend(self, now: float) -> SpendStatus:
         """The spend target (None without one), the realized spend per request over the
-        window (the task's half-life), λ, and the all-time totals."""
+        window (the task's half-life), λ, and the all-time totals: without a target, of
+        the store's sums (this process keeps none), after a flush."""
         pacer = self._pacer
+        store = self.recorder.store
+        if pacer is None and isinstance(store, SpendTotals):
+            self.recorder.flush()
+            return SpendStatus.of(store.load_spend(self.recorder.task), None, self.half_life, now)
         return SpendStatus.of(
             self.recorder.spend_stats(),
             None if pacer is None else pacer.target,
@@ -247,6 +275,49 @@ class Ranking:
             now,
             DEFAULT_GAIN if pacer is None else pacer.gain,
         )
+
+    def run_features(self, args: Any, kwargs: Any, log: ThrottledLog) -> SparseVector | None:
+        """A feature router's vector for a :meth:`Router.run` request; bad features (or a
+        feature function that raises) rank it without features, and ``log`` says so once
+        per window: a feature bug must not take the requests down."""
+        fr = self.features
+        if fr is None:
+            return None
+        try:
+            return fr.features.vector(args, kwargs)
+        except FeatureError as exc:
+            task = self.recorder.task
+            log.log(
+                ("features",),
+                "task %s: request ranked without features: %s",
+                (task, exc),
+                "task %s: %d more requests ranked without features in the last %g s",
+                (task,),
+                {"task": task, "error": str(exc)},
+            )
+            return None
+
+    def choose_features(
+        self, args: Any, kwargs: Any, given: Mapping[str, Any] | None
+    ) -> SparseVector | None:
+        """A :meth:`Router.choose` request's vector: ``given`` (a mapping), else the feature
+        function of its arguments, else None; bad features raise :class:`FeatureError`."""
+        fr = self.features
+        if fr is None:
+            if given is not None:
+                raise ConfigurationError(
+                    "choose(features=...): this router has no feature function; build it "
+                    "with Router(..., features=...)"
+                )
+            return None
+        if given is not None:
+            return fr.features.given(given)
+        return fr.features.vector(args, kwargs) if args or kwargs else None
+
+    def encode(self, x: SparseVector | None) -> bytes | None:
+        """``x`` as an outcome carries it (None: no features)."""
+        fr = self.features
+        return None if x is None or fr is None else fr.features.encode(x)
 
     @property
     def loggable(self) -> bool:
@@ -257,6 +328,7 @@ class Ranking:
         return (
             type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
             and self._pacer is None
+            and self.features is None
         )
 
     def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> DecisionDraft:
@@ -382,6 +454,14 @@ class Ranking:
         """Posteriors with each path's prior cost/latency where nothing was measured, and
         under a spend target each learned path's ``spend_penalty`` (λ times the cost it is
         charged per attempt)."""
+        named: dict[str, tuple[tuple[str, float], ...]] = {}
+        fr = self.features
+        if fr is not None:
+            names = fr.features.names
+            named = {
+                path: tuple((names.get(i, f"#{i}"), w) for i, w in top)
+                for path, top in fr.models.influential(context).items()
+            }
         penalty: dict[str, float] = {}
         if self._pacer is not None:
             lam = self.price(now)
@@ -407,6 +487,8 @@ class Ranking:
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
             if r.path in penalty:
                 r = dataclasses.replace(r, spend_penalty=penalty[r.path])
+            if named.get(r.path):
+                r = dataclasses.replace(r, features=named[r.path])
             out.append(r)
         return out
 

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policy import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
+    FeatureEvidence,
     InProcess,
     OutcomeUpdates,
     PathEvidence,
@@ -42,6 +43,9 @@ from adaptive_router.stores.base import (
     outcome_problem,
 )
 from adaptive_router.stores.evidence import pooled_means
+
+if TYPE_CHECKING:
+    from adaptive_router.router.features import FeatureModels
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +114,8 @@ class Recorder:
         #: The task's realized spend (what the store holds plus what this process recorded
         #: since it last read it); read in place from a :class:`SharedEvidence` store.
         self.spend = SpendStats()
+        #: A feature router's contextual models (see :meth:`attach_features`), else None.
+        self.features: FeatureModels | None = None
         self.task = task
         self.half_life = half_life
         self.sync = durability == "sync" or isinstance(store, InProcess)
@@ -267,6 +273,28 @@ class Recorder:
             own = {n: cost_row(ev, half_life) for n, ev in self.states.get(context, {}).items()}
         return task, own
 
+    def attach_features(self, models: FeatureModels) -> None:
+        """Keep ``models`` (a feature router's) up to date: the store's feature statistics
+        now and at each refresh, plus every outcome this process records or reports."""
+        self.features = models
+        store = self.store
+        if self.ready and isinstance(store, FeatureEvidence):
+            models.reload(store.load_features(self.task))
+
+    def _fold_features(self, outcomes: Sequence[Outcome]) -> None:
+        if self.features is not None:
+            self.features.fold(outcomes)
+
+    def _reload_features(self) -> None:
+        """Under the I/O lock, after a flush: the store's statistics plus the buffer's."""
+        store, models = self.store, self.features
+        if models is None or not isinstance(store, FeatureEvidence):
+            return
+        stored = store.load_features(self.task)
+        with self._lock:  # record() folds and buffers under it: nothing in between
+            models.reload(stored)
+            models.fold(self._buffer)
+
     def spend_stats(self) -> SpendStats:
         """A copy of the task's spend sums as this process knows them (relative to their
         ``ref_time``; see :meth:`SpendStats.decayed`): the store's at the last refresh plus
@@ -319,6 +347,8 @@ class Recorder:
             return False
         if self.sync and self.ready:
             with self._io_lock:
+                # Under the I/O lock: a refresh (which reloads the models) cannot interleave.
+                self._fold_features([o for o in outcomes if outcome_problem(o) is None])
                 written, unwritten, exc = self._write(outcomes)
                 if unwritten:  # the store is down: keep routing, retry later
                     self._on_write_error(exc, len(unwritten))
@@ -339,6 +369,7 @@ class Recorder:
                 break
         with self._lock:
             self._fold(outcomes)
+            self._fold_features(outcomes)
             self._push(outcomes)
             return len(self._buffer) >= self.high_water and not self.store_down
 
@@ -434,6 +465,7 @@ class Recorder:
                     "started without it"
                 )
             written = write()
+            self._fold_features(written)
             if self.own_cache:
                 with self._lock:
                     self._fold(written)
@@ -557,6 +589,8 @@ class Recorder:
             except Exception as exc:
                 self._on_write_error(exc, 0)
                 return False
+            if written_reports:
+                self._fold_features(written_reports)
             if written_reports and self.own_cache:
                 with self._lock:
                     self._fold(written_reports)
@@ -606,6 +640,11 @@ class Recorder:
                     self.spend = spend
                 # What was routed on during the outage, on top of the stored evidence.
                 self._fold(self._buffer)
+            try:
+                self._reload_features()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return False
         self.ready = True
         logger.warning(
             "store of task %s reached, start-up checks passed: writing %d buffered outcomes",
@@ -634,6 +673,11 @@ class Recorder:
                         self.spend = spend
                     # Outcomes recorded while we wrote and read are not in the snapshot.
                     self._fold(self._buffer)
+            try:
+                self._reload_features()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return
         self._last_refresh = time.monotonic()
         if self.on_refresh is not None:
             self.on_refresh()
