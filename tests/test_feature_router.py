@@ -24,7 +24,7 @@ from adaptive_router import AllPathsFailed, Budget, Learning, Objective, Path, R
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.features import FeatureError, decode_features, text_features
 from adaptive_router.outcomes import Result, Usage
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.stores import FeatureEvidence
 
 DIM = 32

@@ -27,10 +27,10 @@ from adaptive_router import AllPathsFailed, Budget, Learning, Objective, Path, R
 from adaptive_router.cli import app
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.migrations import alembic_config, upgrade
-from adaptive_router.objectives import ObjectiveThompsonSampling
 from adaptive_router.outcomes import Result, Usage
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling
 from adaptive_router.policies.pacing import SpendStats, SpendStatus
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.stores import SpendTotals
 from adaptive_router.stores.base import fold_spend
 from adaptive_router.stores.schema import HEAD_REVISION

@@ -37,7 +37,7 @@ from adaptive_router.policies.contextual import (
 )
 
 if TYPE_CHECKING:
-    from adaptive_router.policy import FloatArray
+    from adaptive_router.policies.thompson import FloatArray
 
 __all__ = ["FeatureModels", "FeatureRanking", "Features", "feature_ranking"]
 
