@@ -333,3 +333,22 @@ def test_cli_and_dashboard_show_the_target_realized_spend_and_price(sqlite_url: 
     assert by_path["dear"]["spend_penalty"] == pytest.approx(
         want.price_per_usd * by_path["dear"]["expected_cost_usd"], rel=1e-6
     )
+
+
+def test_the_stores_fold_is_spend_stats_add_bit_for_bit() -> None:
+    """fold_spend (inlined for the write path) equals SpendStats.add exactly, in any
+    arrival order, with and without a half-life."""
+    from adaptive_router.outcomes import Outcome
+
+    rng = random.Random(1)
+    for half_life in (None, 300.0):
+        a, b = SpendStats(), SpendStats()
+        for _ in range(3000):
+            at = 1.7e9 + rng.uniform(0, 5000)
+            cost = rng.choice([None, 0.001, 0.02])
+            attempt = rng.choice([1, 1, 2])
+            fold_spend(
+                a, Outcome("r", "t", "p", attempt, True, cost_usd=cost, created_at=at), half_life
+            )
+            b.add(0.0 if cost is None else cost, 1 if attempt == 1 else 0, at, half_life)
+        assert a == b

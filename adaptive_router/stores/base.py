@@ -169,11 +169,24 @@ def fold_spend(st: SpendStats, o: Outcome, half_life: float | None) -> None:
     of a ``choose`` is one). So a request's spend is every attempt it made, fallbacks
     and later paths included, whatever kind of outcome each was. The memory store, the
     SQL upsert (:mod:`adaptive_router.stores.sql_spend`) and the Router's cache fold the
-    same way."""
+    same way: :meth:`SpendStats.add`, inlined (every write of every router runs it)."""
     cost = o.cost_usd
-    st.add(
-        0.0 if cost is None else float(cost), 1 if o.attempt == 1 else 0, o.created_at, half_life
-    )
+    c = 0.0 if cost is None else cost
+    r = 1 if o.attempt == 1 else 0
+    at, ref = o.created_at, st.ref_time
+    if half_life is None:
+        keep = add = 1.0
+    elif at >= ref:
+        keep, add = decay_factor(at - ref, half_life), 1.0
+    else:
+        keep, add = 1.0, decay_factor(ref - at, half_life)
+    sw, rw = st.spend_w, st.requests_w
+    st.spend_w = (sw * keep if sw >= TINY else 0.0) + c * add
+    st.requests_w = (rw * keep if rw >= TINY else 0.0) + r * add
+    if at > ref:
+        st.ref_time = at
+    st.requests += r
+    st.spend_usd += c
 
 
 #: The Outcome fields that :meth:`Store.update_usage` rewrites.
