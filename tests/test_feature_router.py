@@ -220,3 +220,47 @@ def test_a_restarted_router_resumes_the_feature_statistics(sql_url: str) -> None
         # Routed from the resumed statistics at once: history to the large path.
         _run(second, 0, 60)
     assert _share(seen, "large", maths=False) >= 0.8
+
+
+def test_arun_ranks_by_features_and_records_them() -> None:
+    import asyncio
+
+    paths, seen = _world(8)
+
+    async def main(router: Router) -> None:
+        for i in range(400):
+            with contextlib.suppress(AllPathsFailed):
+                await router.arun(_question(i))
+
+    with _router("memory://", StepClock(step=1.0), paths) as router:
+        asyncio.run(main(router))
+        rows = router.store.outcomes("feat")
+    assert all(o.features is not None for o in rows if o.attempt == 1)
+    assert _share(seen[-150:], "large", maths=False) >= 0.8
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_routes_by_features_and_writes_its_evidence(sqlite_url: str) -> None:
+    """The models' lock is renewed in the child; the child's outcomes reach the store."""
+    import os
+
+    paths, _ = _world(9)
+    with _router(sqlite_url, StepClock(step=1.0), paths) as router:
+        _run(router, 0, 50)
+        router.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: route, flush, and leave without running atexit hooks
+            code = 1
+            try:
+                _run(router, 50, 50)
+                router.flush()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        router.refresh()
+        store = router.store
+        assert isinstance(store, FeatureEvidence)
+        stats = store.load_features("feat")[""]
+    assert sum(st.count for st in stats.values()) == 100

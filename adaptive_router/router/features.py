@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 import adaptive_router.stores.feature_stats as feature_stats
+from adaptive_router import forks
 from adaptive_router.features import (
     FeatureError,
     SparseVector,
@@ -102,6 +103,11 @@ class FeatureModels:
         self._models: dict[str, LinearModel] = {}
         #: Per (context, path): the Beta weights of the last cold start.
         self._started: dict[tuple[str, int], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        forks.follow(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A parent's thread may have held the lock at the fork: the child's own."""
         self._lock = threading.Lock()
 
     def _model(self, context: str) -> LinearModel:
