@@ -375,9 +375,10 @@ class LinearModel:
         """Every path's posterior mean ``xᵀμ_k`` and variance ``xᵀΣ_k x`` of the score.
 
         Reads the upper triangle of each Σ_k's block at the request's features only:
-        O(K · nnz²) however large the dimension. At 1,024 features that read is most of a
-        decision's cost: the K covariances (K · 8.4 MB) outgrow the cache, and each entry
-        is a separate memory access (benchmarks/contextual.py)."""
+        O(K · nnz²) however large the dimension. At 1,024 features and five paths that read
+        is about half of a decision's cost (the K covariances, K · 8.4 MB, outgrow the
+        cache: each entry is a separate memory access), the per-call overhead of some thirty
+        numpy operations the other half (benchmarks/contextual.py)."""
         k, d = self.mean.shape
         means: FloatArray = self.mean.take(idx, axis=1) @ val
         flat, prod = _pairs(idx, val, d)
