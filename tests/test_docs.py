@@ -208,6 +208,41 @@ def test_every_block_of_the_page_runs_in_order_as_one_script(
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+# The pages whose examples build on the quick start's names (paths, ok, extract_regex,
+# text) and on each other's (Order, prompt, openai_path), in the order the README held
+# them before it became a landing page: they run as one script after Getting started, so
+# an example moved out of the README is still run.
+CHAINED_PAGES = (
+    "docs/getting-started.md",
+    "docs/guides/providers.md",
+    "docs/concepts/success-and-scores.md",
+    "docs/concepts/contexts.md",
+    "docs/concepts/paths.md",
+    "docs/reference/error-kinds.md",
+    "docs/concepts/objectives-budgets-spend.md",
+    "docs/guides/evaluation.md",
+)
+
+
+def test_the_guides_blocks_run_in_order_after_getting_started(tmp_path: pathlib.Path) -> None:
+    blocks = [(page, b) for page in CHAINED_PAGES for b in page_blocks(page)]
+    runnable = [(page, b) for page, b in blocks if b.no_run is None]
+    assert len(runnable) >= 12 and all(b.no_run.strip() for _, b in blocks if b.no_run)
+    parts = [f"# --- {page}, block at line {b.line} ---\n{b.code}" for page, b in runnable]
+    result = run_script("\n".join(parts), tmp_path, "guides.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_python_block_of_the_site_runs_or_says_why_not() -> None:
+    """A page outside the runs above holds only blocks marked no-run, with a reason."""
+    pages = [str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")]
+    for page in pages:
+        if page in CHAINED_PAGES or page in RUN_PAGES:
+            continue
+        unmarked = [b.line for b in page_blocks(page) if not (b.no_run or "").strip()]
+        assert not unmarked, f"{page}: blocks at lines {unmarked} are neither run nor marked"
+
+
 # -- the site ------------------------------------------------------------------------------
 
 
