@@ -27,10 +27,11 @@ from adaptive_router.outcomes import (
 from adaptive_router.version import __version__
 
 if TYPE_CHECKING:
-    from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
+    from adaptive_router.feedback.reporter import Reporter
+    from adaptive_router.ope.evaluation import evaluate
     from adaptive_router.paths import Path
-    from adaptive_router.policy import Policy, ThompsonSampling
-    from adaptive_router.reporting import Reporter
+    from adaptive_router.policies.objectives import Objective, ObjectiveThompsonSampling
+    from adaptive_router.policies.thompson import Policy, ThompsonSampling
     from adaptive_router.router import Router
     from adaptive_router.router.budgets import Budget
     from adaptive_router.router.options import Learning, Observability, Persistence, Resilience
@@ -39,10 +40,11 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_names(
     __name__,
     {
-        "adaptive_router.objectives": ("Objective", "ObjectiveThompsonSampling"),
+        "adaptive_router.policies.objectives": ("Objective", "ObjectiveThompsonSampling"),
+        "adaptive_router.ope.evaluation": ("evaluate",),
         "adaptive_router.paths": ("Path",),
-        "adaptive_router.policy": ("Policy", "ThompsonSampling"),
-        "adaptive_router.reporting": ("Reporter",),
+        "adaptive_router.policies.thompson": ("Policy", "ThompsonSampling"),
+        "adaptive_router.feedback.reporter": ("Reporter",),
         "adaptive_router.router": ("Router",),
         "adaptive_router.router.budgets": ("Budget",),
         "adaptive_router.router.options": (
@@ -85,4 +87,5 @@ __all__ = [
     "UnknownRequestError",
     "Usage",
     "__version__",
+    "evaluate",
 ]

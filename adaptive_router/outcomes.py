@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.policies.logged_decision import LoggedDecision
 
 
 class ErrorKind(str, Enum):
@@ -98,7 +98,7 @@ class Outcome:
     """Of ``input_tokens``, those written to the prompt cache (None: not reported)."""
     propensity: float | None = None
     """Probability that the router attempted this path first, given the evidence it routed
-    on (see :mod:`adaptive_router.propensity`). Set on the first attempt of a routed
+    on (see :mod:`adaptive_router.policies.propensity`). Set on the first attempt of a routed
     request only, and filled in after the fact (computed in batches, or by ``evaluate()``);
     None for later attempts, the final fallback, ``choose()``/``report()`` decisions and
     policies other than Thompson Sampling."""

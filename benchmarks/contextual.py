@@ -31,7 +31,7 @@ import numpy as np
 
 from adaptive_router.features import DEFAULT_DIM, SparseVector, hash_features, text_features
 from adaptive_router.policies.contextual import ContextualThompsonSampling, with_bias
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 from benchmarks.common import ROOT, Result, fmt_rate, fmt_us
 
 SECTION = "contextual"

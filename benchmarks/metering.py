@@ -1,4 +1,5 @@
-"""What usage capture (``adaptive_router.capture``) adds to an SDK call and a streamed chunk.
+"""What usage capture (:mod:`adaptive_router.metering.capture`) adds to an SDK call and a
+streamed chunk.
 
 The real ``openai`` and ``anthropic`` clients talk to an ``httpx.MockTransport`` that
 answers from prepared bytes, so the figures are the SDK's own work plus capture's, with
@@ -41,7 +42,7 @@ try:  # the SDKs moved to httpx2 (the same API) and refuse httpx objects
 except ImportError:  # older SDKs take httpx itself
     import httpx  # type: ignore[no-redef]
 
-from adaptive_router import capture
+from adaptive_router.metering import capture
 from benchmarks.common import Result, fmt_us
 
 CALL_TARGET_US = 15.0
@@ -229,8 +230,8 @@ def _isolated_attempt_ns(n: int = 5_000) -> float:
     after its first call of a model."""
     import wrapt
 
-    from adaptive_router.observe.costs import Pricer
-    from adaptive_router.router.metering import Bill
+    from adaptive_router.metering.bill import Bill
+    from adaptive_router.metering.prices import Pricer
 
     parsed = openai.types.chat.ChatCompletion.model_validate_json(_CHAT)
     options = openai._models.FinalRequestOptions.construct(

@@ -54,7 +54,7 @@ from scipy import stats as sstats
 from adaptive_router.features import DEFAULT_DIM, SparseVector, hash_features, text_features
 from adaptive_router.policies.contextual import ContextualThompsonSampling, LinearModel, with_bias
 from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, paced_costs
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 from benchmarks.common import ROOT, machine
 
 DATA = ROOT / "benchmarks" / "data" / "routellm-mmlu" / "mmlu_gpt4_mixtral.csv.gz"

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
+from adaptive_router.policies.thompson import ThompsonSampling
 
 
 def measure(k: int, n: int) -> dict[str, float]:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.policies.propensity import first_choice_probabilities
 
 
 def decisions(n: int, k: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from adaptive_router import Learning, Router
-from adaptive_router.policy import MAX_HALF_LIVES
+from adaptive_router.policies.thompson import MAX_HALF_LIVES
 from adaptive_router.router import posteriors_from_states
 from adaptive_router.stores import SQLStore
 from adaptive_router.stores.rollups import backfill_sql

@@ -31,7 +31,7 @@ from typing import Any
 
 import adaptive_router.stores.memory as memory_module
 from adaptive_router import AllPathsFailed, Learning, Path, Router, ThompsonSampling
-from adaptive_router.policy import FloatArray, IntArray
+from adaptive_router.policies.thompson import FloatArray, IntArray
 from adaptive_router.stores.base import fold_outcome
 
 SEEDS = range(6)

@@ -17,7 +17,7 @@ import pathlib
 from datetime import timedelta
 
 from adaptive_router.demo import CLAUDE, DEFAULT_DB, DEFAULT_REQUESTS, GPT, TASK, run_demo
-from adaptive_router.evaluation import evaluate
+from adaptive_router.ope.evaluation import evaluate
 
 
 def main() -> None:

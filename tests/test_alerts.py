@@ -21,7 +21,7 @@ from adaptive_router import (
     Persistence,
     Router,
 )
-from adaptive_router.alerts import Alert, Alerts, RollingWindow
+from adaptive_router.observe.alerts import Alert, Alerts, RollingWindow
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker
 

@@ -16,9 +16,9 @@ FACADE = f"{PACKAGE}.router.router"
 KNOWN_CYCLES: list[set[str]] = []
 
 #: Apps and adapters on top: nothing below them may import them.
-HIGHER = ("providers", "integrations", "judges", "cli", "cli_reports", "demo", "testing")
+HIGHER = ("providers", "integrations", "judges", "cli", "demo", "testing")
 HIGHER += ("dashboard",)
-LOWER = ("router", "policy", "stores")
+LOWER = ("router", "policies", "ope", "metering", "feedback", "stores", "observe", "resilience")
 
 KNOWN_LARGE: set[str] = set()
 MAX_MODULE_LINES = 800
@@ -32,6 +32,49 @@ def _under(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+#: The layers, bottom up (the README's design diagram). A module may import its own layer
+#: and the ones below, never one above. A unit is a top-level module or package, except
+#: the decision record, which the outcome records embed: it is vocabulary, not policy.
+LAYERS: list[set[str]] = [
+    # vocabulary: records, errors, validators, fork hooks, feature hashing
+    {"version", "errors", "outcomes", "_checks", "_imports", "forks", "log_throttle"}
+    | {"features", "policies.logged_decision"},
+    # mechanisms without I/O, and the things a path is made of
+    {"policies", "resilience", "observe", "metering", "paths", "validation"},
+    # persistence and what reads or completes it
+    {"stores", "migrations", "ope", "feedback", "reports"},
+    # the router
+    {"router"},
+    # apps and adapters on top, and the package face
+    {"providers", "integrations", "judges", "dashboard", "simulation", "demo", "testing"}
+    | {"cli", ""},
+]
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")[1:]
+    if parts[:2] == ["policies", "logged_decision"]:
+        return "policies.logged_decision"
+    return parts[0] if parts else ""
+
+
+def _layer(module: str) -> int:
+    unit = _unit(module)
+    found = [i for i, layer in enumerate(LAYERS) if unit in layer]
+    assert found, f"{module} ({unit!r}) is in no layer: add it to LAYERS and the README"
+    return found[0]
+
+
+def test_every_import_points_down_the_layers() -> None:
+    up = sorted(
+        f"{m} -> {dep}"
+        for m, deps in GRAPH.items()
+        for dep in deps
+        if dep.startswith(PACKAGE) and _layer(dep) > _layer(m)
+    )
+    assert up == []
 
 
 def test_no_import_circles_beyond_the_known_ones() -> None:
@@ -104,4 +147,6 @@ def test_the_rules_can_fail() -> None:
     # providers.models imports the router inside a function: the walk sees that edge too.
     assert any(d.startswith(f"{PACKAGE}.router") for d in GRAPH[f"{PACKAGE}.providers.models"])
     assert _under(f"{PACKAGE}.router.attempts", LOWER)
+    assert _layer(f"{PACKAGE}.policies.logged_decision") < _layer(f"{PACKAGE}.policies.thompson")
+    assert _layer(f"{PACKAGE}.router.attempts") > _layer(f"{PACKAGE}.feedback.pending")
     assert not _under(f"{PACKAGE}.routerx", LOWER)

@@ -26,9 +26,9 @@ from adaptive_router import (
     Router,
     Usage,
 )
+from adaptive_router.feedback.reporter import Reporter
 from adaptive_router.observe.metrics import default_registry
 from adaptive_router.outcomes import check_amount, check_count
-from adaptive_router.reporting import Reporter
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.stores import SQLStore, open_store
 
@@ -85,7 +85,7 @@ def test_usage_keeps_valid_values_and_makes_numpy_ones_plain() -> None:
 
 
 def test_report_and_usage_share_one_validator() -> None:
-    import adaptive_router.reporting as reporting
+    import adaptive_router.feedback.reporter as reporting
 
     assert reporting.check_amount is check_amount and reporting.check_count is check_count
     with Router([Path(lambda: "x", name="main")], bool, "one-validator", store="memory://") as r:

@@ -1,4 +1,4 @@
-"""Usage capture (adaptive_router.capture) with the real SDKs against FakeProvider."""
+"""Usage capture (adaptive_router.metering.capture) with the real SDKs against FakeProvider."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import anthropic
 import openai
 import pytest
 
-from adaptive_router import capture
-from adaptive_router.capture import CallUsage
+from adaptive_router.metering import capture
+from adaptive_router.metering.capture import CallUsage
 from adaptive_router.resilience import call_with_timeout, to_daemon_thread
 from adaptive_router.testing import FakeProvider, delay, error, reply, respond
 
@@ -457,7 +457,7 @@ def test_an_unknown_sdk_layout_leaves_that_sdk_unmetered_with_one_warning(
     monkeypatch.setattr(anthropic_base, "AsyncAPIClient", None)
     monkeypatch.setattr(capture, "_unsupported", set())  # the real SDK is fine
     original = vars(AnthropicSync)["request"]
-    caplog.set_level("WARNING", logger="adaptive_router.capture")
+    caplog.set_level("WARNING", logger="adaptive_router.metering.capture")
     capture.install()  # never raises: an SDK upgrade must not take the application down
     capture.uninstall()
     capture.install()  # the second time: no second warning

@@ -24,9 +24,9 @@ from adaptive_router import (
     Result,
     Router,
     Usage,
-    capture,
 )
-from adaptive_router.costs import Pricer
+from adaptive_router.metering import capture
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.providers import openai_path
 from adaptive_router.resilience import RetryPolicy
 from adaptive_router.stores import open_store
@@ -410,7 +410,8 @@ def test_a_router_works_when_an_sdk_cannot_be_imported() -> None:
         """
         import sys
         sys.modules["openai"] = None  # makes `import openai` fail
-        from adaptive_router import Router, capture
+        from adaptive_router import Router
+        from adaptive_router.metering import capture
         r = Router([lambda: 1], bool, task="t", store="memory://")
         assert r.run() == 1 and capture.installed()
         import anthropic._base_client as base
@@ -431,7 +432,8 @@ def test_no_scope_before_an_sdk_is_imported_then_metered_from_the_next_attempt()
     hooked on import and metered from the next attempt on (the first stays unknown)."""
     code = f"""
 import sys
-from adaptive_router import Observability, Resilience, Router, capture
+from adaptive_router import Observability, Resilience, Router
+from adaptive_router.metering import capture
 from adaptive_router.testing import FakeProvider, reply
 seen = []
 with FakeProvider() as fake:

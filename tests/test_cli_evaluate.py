@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from adaptive_router import Learning, Path, Resilience, Result, Router, Usage
 from adaptive_router.cli.app import app
-from adaptive_router.evaluation import MIN_ESS, evaluate
+from adaptive_router.ope.evaluation import MIN_ESS, evaluate
 from adaptive_router.stores import SQLStore
 
 PROBS = {"fast": 0.85, "slow": 0.55, "flaky": 0.3}

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from adaptive_router import SQLStore
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 from adaptive_router.stores.base import PathEvidence, PathState, totals_from_outcomes
 from adaptive_router.stores.rollups import backfill_sql
 from adaptive_router.stores.schema import rollups

@@ -24,7 +24,7 @@ from adaptive_router import (
     Router,
 )
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.providers import anthropic_path, openai_path, router_from_models
 from adaptive_router.testing import FakeProvider, reply
 
@@ -32,7 +32,7 @@ GPT = "gpt-4o"
 MINI = "gpt-4o-mini"
 CLAUDE = "claude-sonnet-4-6"
 TOKENS = (1234, 567)
-PRIORS_LOGGER = "adaptive_router.router.cost_priors"
+PRIORS_LOGGER = "adaptive_router.metering.cost_priors"
 
 
 def _ok() -> str:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from adaptive_router import AllPathsFailed, Learning, Outcome, Path, Persistence, Router
 from adaptive_router.cli import app
-from adaptive_router.cli_reports import register
-from adaptive_router.costs import Pricer
+from adaptive_router.cli.reports import register
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.reports import PathSpec, cost_report, cost_reports, estimate_cost_per_1000
 from adaptive_router.resilience import RetryPolicy

@@ -25,11 +25,11 @@ from adaptive_router import (
     Resilience,
     Router,
 )
-from adaptive_router.evaluation import LowEffectiveSampleSize, estimate, evaluate
-from adaptive_router.logged_decision import DecisionEncoder, LoggedDecision
-from adaptive_router.objectives import ObjectiveThompsonSampling
-from adaptive_router.policy import ThompsonSampling
-from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.ope.evaluation import LowEffectiveSampleSize, estimate, evaluate
+from adaptive_router.policies.logged_decision import DecisionEncoder, LoggedDecision
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling
+from adaptive_router.policies.propensity import first_choice_probabilities
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.resilience import CircuitBreaker
 from adaptive_router.stores import MemoryStore, open_store
 

@@ -22,12 +22,12 @@ from adaptive_router import (
     Reporter,
     Resilience,
     Router,
-    capture,
 )
 from adaptive_router.cli import app
-from adaptive_router.cli_reports import register
-from adaptive_router.costs import Pricer
+from adaptive_router.cli.reports import register
 from adaptive_router.dashboard.data import parse_window, summary
+from adaptive_router.metering import capture
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome, Result, Usage
 from adaptive_router.stores import open_store
 from adaptive_router.testing import FakeProvider, delay, reply

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from adaptive_router import AllPathsFailed, Learning, Path, Persistence, Router
-from adaptive_router.confidence import ess_interval, wilson_interval
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
-from adaptive_router.evaluation import (
+from adaptive_router.ope.confidence import ess_interval, wilson_interval
+from adaptive_router.ope.evaluation import (
     MIN_ESS,
     Estimate,
     LowEffectiveSampleSize,
@@ -27,8 +27,8 @@ from adaptive_router.evaluation import (
     estimate,
     evaluate,
 )
-from adaptive_router.policy import ThompsonSampling
-from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.policies.propensity import first_choice_probabilities
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.simulation.experiments import ope_coverage
 from adaptive_router.stores import SQLStore
 
@@ -455,7 +455,7 @@ def test_the_readme_evaluation_snippet_runs(
 ) -> None:
     readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
     blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.DOTALL)
-    (snippet,) = [b for b in blocks if "from adaptive_router.evaluation import evaluate" in b]
+    (snippet,) = [b for b in blocks if "from adaptive_router.ope.evaluation import evaluate" in b]
     monkeypatch.chdir(tmp_path)  # its SQLite file lands here
     exec(compile(snippet, "README.md", "exec"), {})
     value, low, high, ess, logged = (float(x) for x in capsys.readouterr().out.split())

@@ -26,8 +26,8 @@ from adaptive_router import (
     Router,
     SQLStore,
 )
-from adaptive_router.objectives import ObjectiveThompsonSampling
-from adaptive_router.policy import ThompsonSampling, takes_after_failure
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling, takes_after_failure
 from adaptive_router.simulation import UCB1, EpsilonGreedy
 from adaptive_router.stores import open_store
 from adaptive_router.stores.evidence import posteriors_from_states

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.prices import Pricer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -22,9 +22,9 @@ from adaptive_router import (
     Persistence,
     Resilience,
     Router,
-    capture,
 )
-from adaptive_router.costs import Pricer
+from adaptive_router.metering import capture
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy, classify
 from adaptive_router.testing import (

@@ -21,9 +21,9 @@ from adaptive_router import (
     Persistence,
     Resilience,
     Router,
-    capture,
 )
-from adaptive_router.costs import Pricer
+from adaptive_router.metering import capture
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.stores import open_store
 from adaptive_router.stores.base import totals_from_outcomes
@@ -310,7 +310,8 @@ def test_include_usage_must_be_a_bool() -> None:
 def test_a_router_imports_no_sdk_and_hooks_one_when_it_is_imported() -> None:
     code = (
         "import sys\n"
-        "from adaptive_router import Router, capture\n"
+        "from adaptive_router import Router\n"
+        "from adaptive_router.metering import capture\n"
         "Router([lambda: 1], bool, task='t', store='memory://')\n"
         "assert capture.installed()\n"
         "assert 'openai' not in sys.modules and 'anthropic' not in sys.modules\n"

@@ -26,7 +26,7 @@ from adaptive_router import (
     Resilience,
     Router,
 )
-from adaptive_router.metrics import PrometheusMetrics, serve_metrics
+from adaptive_router.observe.metrics import PrometheusMetrics, serve_metrics
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy
 
@@ -231,7 +231,12 @@ def test_without_prometheus_client_everything_is_a_no_op() -> None:
         import sys
         sys.modules["prometheus_client"] = None  # makes `import prometheus_client` fail
         from adaptive_router import Observability, Path, Router
-        from adaptive_router.metrics import AVAILABLE, PrometheusMetrics, count_alert, serve_metrics
+        from adaptive_router.observe.metrics import (
+            AVAILABLE,
+            PrometheusMetrics,
+            count_alert,
+            serve_metrics,
+        )
         assert not AVAILABLE
         m = PrometheusMetrics()
         assert not m.enabled

@@ -17,9 +17,9 @@ import pytest
 import adaptive_router
 from adaptive_router import AllPathsFailed, Budget, Learning, Path, Router
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.objectives import Objective, ObjectiveThompsonSampling
 from adaptive_router.outcomes import Result, Usage
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.objectives import Objective, ObjectiveThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.router import attempts as attempts_module
 from adaptive_router.router import budgets as budgets_module
 

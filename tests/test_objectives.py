@@ -13,15 +13,15 @@ import pytest
 from adaptive_router import ThompsonSampling
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.migrations import upgrade
-from adaptive_router.objectives import (
+from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.objectives import (
     Objective,
     ObjectiveThompsonSampling,
     expected_costs,
     resolve_objective,
 )
-from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import decay_factor
-from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.policies.propensity import first_choice_probabilities
+from adaptive_router.policies.thompson import decay_factor
 from adaptive_router.simulation import (
     BlendedScore,
     Environment,

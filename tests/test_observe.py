@@ -11,8 +11,8 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from adaptive_router import AllPathsFailed, Observability, Outcome, Path, Router
-from adaptive_router.costs import Pricer
-from adaptive_router.observers import Observer
+from adaptive_router.metering.prices import Pricer
+from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker
 

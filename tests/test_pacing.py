@@ -16,7 +16,7 @@ from adaptive_router.policies.pacing import (
     check_target_usd_per_request,
     paced_costs,
 )
-from adaptive_router.policy import ThompsonSampling
+from adaptive_router.policies.thompson import ThompsonSampling
 
 
 def _world(

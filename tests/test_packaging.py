@@ -166,22 +166,6 @@ def test_installed_wheel_runs_simulate_from_another_directory(
     assert (work / "here" / "chapelle_li-quick.md").read_text() in mod.stdout
 
 
-def test_checkout_shims_run_the_packaged_experiments(tmp_path: pathlib.Path) -> None:
-    import simulations.half_life_sweep as via_shim
-    from adaptive_router.simulation.experiments import half_life_sweep
-
-    assert via_shim is half_life_sweep  # one module, not a copy with its own state
-    run = subprocess.run(
-        [sys.executable, "-m", "simulations.chapelle_li", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    assert (tmp_path / "chapelle_li-quick.md").read_text() in run.stdout
-
-
 def test_results_go_to_the_checkout_folder_else_to_results(tmp_path: pathlib.Path) -> None:
     from adaptive_router.simulation.experiments._common import default_results_dir
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from adaptive_router import Learning, Outcome, Path, Router
 from adaptive_router.cli import app
-from adaptive_router.cli_reports import register
+from adaptive_router.cli.reports import register
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.reports import plot_report, time_series
 from adaptive_router.stores import open_store

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot, types
 
-from adaptive_router import costs
-from adaptive_router.costs import Pricer
+from adaptive_router.metering import prices as costs
+from adaptive_router.metering.prices import Pricer
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -273,7 +273,7 @@ def test_cached_rates_price_without_calc_price(monkeypatch: pytest.MonkeyPatch) 
     def boom(*args: object, **kwargs: object) -> object:
         raise AssertionError("calc_price called on a cached model")
 
-    monkeypatch.setattr("adaptive_router.costs.calc_price", boom)
+    monkeypatch.setattr("adaptive_router.metering.prices.calc_price", boom)
     assert pricer.cost("gpt-4o", 1_234, 567, cache_read_tokens=200, at=NOW) == first
     assert pricer.cost("gpt-4o", 10, 0, at=NOW + timedelta(seconds=1)) == pytest.approx(
         _expected("gpt-4o", 10, 0, 0, 0, NOW), rel=1e-12
@@ -295,7 +295,8 @@ def test_a_new_snapshot_drops_the_cached_rates(monkeypatch: pytest.MonkeyPatch) 
         calls.append("x")
         return real(*args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr("adaptive_router.costs.calc_price", counting)  # the name costs.py calls
+    # the name prices.py calls
+    monkeypatch.setattr("adaptive_router.metering.prices.calc_price", counting)
     data_snapshot.set_custom_snapshot(doubled)
     try:
         pricer.cost("gpt-4o", 1_000, 1_000, at=NOW)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from adaptive_router.policy import ThompsonSampling
-from adaptive_router.propensity import (
+from adaptive_router.policies.propensity import (
     EvidenceSnapshot,
     SnapshotBatch,
     first_choice_probabilities,
     logged_propensities,
     propensities,
 )
+from adaptive_router.policies.thompson import ThompsonSampling
 
 DRAWS = 1_000_000
 #: Six standard errors of a 10⁶-draw frequency at p = 1/2.

@@ -33,7 +33,7 @@ from adaptive_router import (
     Router,
     SQLStore,
 )
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
 

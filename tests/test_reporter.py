@@ -15,7 +15,7 @@ from adaptive_router import (
     Router,
     UnknownRequestError,
 )
-from adaptive_router.reporting import Report
+from adaptive_router.feedback.reporter import Report
 from adaptive_router.stores import open_store
 from adaptive_router.stores.schema import pending
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import StepClock
 
 from adaptive_router import AllPathsFailed, ConfigurationError, Learning, Path, Router
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 
 
 def scored_paths(means: dict[str, float], seed: int) -> list[Path]:

@@ -20,7 +20,8 @@ from anthropic._base_client import SyncAPIClient as AnthropicSync
 from openai._base_client import AsyncAPIClient as OpenAIAsync
 from openai._base_client import SyncAPIClient as OpenAISync
 
-from adaptive_router import Observability, Outcome, Path, Persistence, Router, capture
+from adaptive_router import Observability, Outcome, Path, Persistence, Router
+from adaptive_router.metering import capture
 from adaptive_router.observe.metrics import default_registry
 from adaptive_router.stores import open_store
 from adaptive_router.testing import FakeProvider, reply
@@ -176,7 +177,7 @@ def test_a_changed_sdk_internal_turns_metering_off_with_one_warning(
     monkeypatch.setattr(anthropic_base, "AsyncAPIClient", None)  # a future SDK moved it
     monkeypatch.setattr(capture, "_unsupported", set())  # this process's SDK is fine
     original = vars(AnthropicSync)["request"]
-    caplog.set_level(logging.WARNING, logger="adaptive_router.capture")
+    caplog.set_level(logging.WARNING, logger="adaptive_router.metering.capture")
     routers = [Router([lambda: 1], bool, task=f"sdk-{i}", store="memory://") for i in range(2)]
     assert [r.run() for r in routers] == [1, 1]  # built and routing: nothing raised
     assert vars(AnthropicSync)["request"] is original  # anthropic left alone, all of it

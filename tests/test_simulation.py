@@ -21,7 +21,7 @@ from adaptive_router import (
     ThompsonSampling,
 )
 from adaptive_router import Path as RoutePath
-from adaptive_router.policy import Policy
+from adaptive_router.policies.thompson import Policy
 from adaptive_router.simulation import (
     UCB1,
     Change,

@@ -17,7 +17,7 @@ from adaptive_router import (
     SQLStore,
     ThompsonSampling,
 )
-from adaptive_router.policy import decay_factor, fold
+from adaptive_router.policies.thompson import decay_factor, fold
 from adaptive_router.stores import Store, open_store
 
 

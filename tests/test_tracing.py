@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from adaptive_router import AllPathsFailed, Observability, Path, Router
+from adaptive_router.observe.tracing import ATTEMPT_SPAN, REQUEST_SPAN, Tracing
 from adaptive_router.outcomes import Result, Usage
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy
-from adaptive_router.tracing import ATTEMPT_SPAN, REQUEST_SPAN, Tracing
 
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
 export = pytest.importorskip("opentelemetry.sdk.trace.export")
@@ -175,7 +175,7 @@ def test_without_opentelemetry_tracing_is_a_no_op() -> None:
         import sys
         sys.modules["opentelemetry"] = None  # makes `import opentelemetry` fail
         from adaptive_router import Observability, Path, Router
-        from adaptive_router.tracing import AVAILABLE, Tracing
+        from adaptive_router.observe.tracing import AVAILABLE, Tracing
         assert not AVAILABLE
         t = Tracing()
         assert not t.enabled

@@ -1,6 +1,6 @@
 """``evaluate``: what another policy would have scored on a task's logged traffic.
 
-Every number comes from :func:`adaptive_router.evaluation.evaluate`. Below the minimum
+Every number comes from :func:`adaptive_router.ope.evaluation.evaluate`. Below the minimum
 effective sample size there is no estimate: the reason goes to stderr and the exit code is
 2, unless ``--allow-low-ess`` (then the estimate is printed with a warning). Requests
 skipped for an unknown reward are counted on stderr; more than ``--max-missing-reward``
@@ -33,13 +33,13 @@ from adaptive_router.cli.common import (
     resolve_url,
     unknown_task,
 )
-from adaptive_router.evaluation import (
+from adaptive_router.ope.evaluation import (
     MAX_MISSING_REWARD,
     METHODS,
     REWARDS,
     Evaluation,
 )
-from adaptive_router.evaluation import (
+from adaptive_router.ope.evaluation import (
     evaluate as evaluate_store,
 )
 

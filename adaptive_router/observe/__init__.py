@@ -1,11 +1,10 @@
-"""Watching a router: observers, Prometheus metrics, OpenTelemetry tracing, alerts and
-costs (the :class:`~adaptive_router.observe.costs.Pricer`), one module each.
+"""Watching a router: observers, Prometheus metrics, OpenTelemetry tracing and alerts,
+one module each (prices and usage live in :mod:`adaptive_router.metering`).
 
 Every module here sits below the router: it reads outcomes and never imports the router.
 """
 
 from adaptive_router.observe.alerts import Alert, AlertKind, Alerts
-from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.metrics import MetricsServer, PrometheusMetrics, serve_metrics
 from adaptive_router.observe.observers import CallbackObserver, Observer, Observers
 from adaptive_router.observe.tracing import Tracing
@@ -18,7 +17,6 @@ __all__ = [
     "MetricsServer",
     "Observer",
     "Observers",
-    "Pricer",
     "PrometheusMetrics",
     "Tracing",
     "serve_metrics",

@@ -11,7 +11,7 @@ Bernoulli reward's variance is at most 0.25, the default σ²). The posterior is
 where ``A_k = Σ_i w_i x_i x_iᵀ`` and ``b_k = Σ_i w_i y_i x_i`` are **additive sufficient
 statistics** (:class:`LinearStats`), with w_i the observation's decay weight relative to
 the newest observation, exactly as the Beta evidence decays
-(:func:`~adaptive_router.policy.fold`). Adding any partition of the outcomes in any order
+(:func:`~adaptive_router.policies.thompson.fold`). Adding any partition of the outcomes in any order
 and merging gives the same A and b (to rounding), which is what lets a store persist them
 under one upsert and many processes add to them.
 
@@ -19,7 +19,8 @@ A decision draws each path's score ``S_k ~ N(xᵀμ_k, v · xᵀΣ_k x)`` — a 
 per path: only the request's non-zero features enter, so a decision costs O(K · nnz²)
 whatever the dimension — ranks by ``S_k - λ·c_k`` under a spend target (see
 :mod:`~adaptive_router.policies.pacing`), and with probability ε puts a uniformly chosen
-path first (the exploration floor, as in :class:`~adaptive_router.policy.ThompsonSampling`).
+path first (the exploration floor, as in
+:class:`~adaptive_router.policies.thompson.ThompsonSampling`).
 ``v`` (``variance_scale``) shrinks the posterior's spread for the draw: full-variance
 Thompson Sampling over a few hundred weights explores longer than a few thousand requests
 can repay (measured on MMLU, benchmarks/mmlu_replay.py). Because every score is an
@@ -56,7 +57,7 @@ from scipy.linalg.blas import dger as _dger
 
 from adaptive_router.features import DEFAULT_DIM, SparseVector
 from adaptive_router.policies.gaussian import first_choice_probabilities
-from adaptive_router.policy import TINY, decay_factor
+from adaptive_router.policies.thompson import TINY, decay_factor
 
 __all__ = [
     "ContextualDecision",
@@ -180,7 +181,7 @@ class LinearStats:
 
         Returns ``(keep, add)``: the factor the old sums were decayed by and the weight
         the new observation entered with (one of them is 1: the older side is decayed to
-        the newer, as in :func:`~adaptive_router.policy.fold`).
+        the newer, as in :func:`~adaptive_router.policies.thompson.fold`).
         """
         keep = decay_factor(at - self.ref_time, half_life)
         add = decay_factor(self.ref_time - at, half_life)

@@ -9,7 +9,7 @@ needs the probability of each first choice, which is a one-dimensional integral:
     T_k = P(S_k > S_j for all j ≠ k) = ∫ φ_k(y) Π_{j≠k} Φ_j(y) dy
 
 with φ_k, Φ_j the Gaussian densities and distribution functions. As in
-:mod:`adaptive_router.propensity` (the Beta case), paths skipped at attempt time (open
+:mod:`adaptive_router.policies.propensity` (the Beta case), paths skipped at attempt time (open
 breaker, exhausted rate limit) are passed over, so with S the non-skipped paths and
 m = |skipped|, ``P(first = i) = (1 - ε) T_i + ε (1/K + (m/K) T_i)`` for i in S (T over S
 only), and 0 for a skipped path.

@@ -18,7 +18,7 @@ the router never pays for nothing. ``gain`` is the change in the dimensionless p
 
 Why the sum rather than the usual step ``λ ← max(0, λ + η (c - B))``: the state is then
 two decayed sums, ``spend_w`` and ``requests_w``, which add up across processes and
-arrive in any order exactly like the evidence (:func:`~adaptive_router.policy.fold`), so
+arrive in any order exactly like the evidence (:func:`~adaptive_router.policies.thompson.fold`), so
 every process of a task sharing them through the store computes one price, and a restart
 resumes it. The projected step instead depends on the order of requests. With a
 half-life the sums forget, which bounds how much unspent budget can be banked (E ≥
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.policy import TINY, decay_factor
+from adaptive_router.policies.thompson import TINY, decay_factor
 
 __all__ = [
     "DEFAULT_GAIN",

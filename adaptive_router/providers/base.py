@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from adaptive_router import forks
 from adaptive_router._checks import reported_count
-from adaptive_router.capture import suppress as suppress_capture
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.metering.capture import suppress as suppress_capture
 from adaptive_router.outcomes import ErrorKind, Result, Usage
 from adaptive_router.paths import Path, _Inherit
 from adaptive_router.resilience import (

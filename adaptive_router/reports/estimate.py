@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.prices import Pricer
 
 __all__ = ["CostEstimate", "PathEstimate", "PathSpec", "estimate_cost_per_1000"]
 

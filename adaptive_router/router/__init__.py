@@ -9,7 +9,7 @@ own module import the facade.
 
 from __future__ import annotations
 
-from adaptive_router.reporting import MAX_METADATA_BYTES
+from adaptive_router.feedback.reporter import MAX_METADATA_BYTES
 from adaptive_router.router.attempts import new_request_id
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import SAMPLE_ARGS, SAMPLE_KWARGS, PathCheck, as_call

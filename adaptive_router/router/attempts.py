@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from adaptive_router._checks import error_text, short
-from adaptive_router.capture import Scope, hooked
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.logged_decision import DecisionDraft
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.bill import Bill, CaptureMode
+from adaptive_router.metering.capture import Scope, hooked
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import UNBILLED, ErrorKind, Outcome, Result, Usage, checked_usage
 from adaptive_router.paths import Path
+from adaptive_router.policies.logged_decision import DecisionDraft
 from adaptive_router.resilience import (
     RateLimit,
     RetryState,
@@ -42,7 +43,6 @@ from adaptive_router.resilience.retry import RetryRun
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.decisions import attach
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import Bill, CaptureMode
 from adaptive_router.router.settings import PathSettings
 
 __all__ = [

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 from adaptive_router.stores.base import PathEvidence
 from adaptive_router.stores.evidence import pooled_costs
 

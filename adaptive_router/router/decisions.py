@@ -4,7 +4,7 @@ decision used, and its propensity is computed later, off the hot path.
 On the request's thread (:func:`attach`: the skip flags, then ~0.5 µs of encoding) the
 ranking's draft of the decision gets the paths that were skipped before the first
 attempt and is encoded onto that attempt's outcome (``Outcome.decision_data``, the layout
-of :meth:`~adaptive_router.logged_decision.LoggedDecision.to_bytes`); the store writes
+of :meth:`~adaptive_router.policies.logged_decision.LoggedDecision.to_bytes`); the store writes
 those bytes in ``outcomes.decision``. Once
 the row is committed the recorder hands it to :meth:`DecisionLog.written`, which queues it
 for a background thread that computes propensities in vectorised batches and writes
@@ -19,8 +19,8 @@ propensity, counted in :attr:`DecisionLog.deferred` (and logged once), and ``eva
 computes it when it reads the rows. Nothing is dropped: the snapshot is the record.
 
 Which outcomes get a propensity: the first attempt of a ``run()``/``arun()`` request
-routed by :class:`~adaptive_router.policy.ThompsonSampling` or
-:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`, when it went to a
+routed by :class:`~adaptive_router.policies.thompson.ThompsonSampling` or
+:class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling`, when it went to a
 learned path. NULL (no decision logged): later attempts (fallbacks: their probability
 depends on the whole order), the final fallback (never ranked), ``choose()``/
 ``report()`` decisions (the caller decides what to attempt, possibly another entry of
@@ -44,8 +44,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from adaptive_router import forks
-from adaptive_router.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.logged_decision import DecisionDraft, LoggedDecision
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.stores.base import OutcomeUpdates, Store
 
@@ -216,7 +216,7 @@ class DecisionLog:
             return 0
         # Imported here, not at module level: importing the package must not import
         # scipy (the CLI and routers without decision logging never need it).
-        from adaptive_router.propensity import decision_propensities
+        from adaptive_router.policies.propensity import decision_propensities
 
         # Decoded here, off the request's thread.
         values = decision_propensities([LoggedDecision.from_bytes(d) for _, _, d in batch])

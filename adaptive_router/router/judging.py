@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from adaptive_router._checks import error_text, short
+from adaptive_router.feedback.reporter import as_score, as_verdict
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.paths import Path
-from adaptive_router.reporting import as_score, as_verdict
 
 __all__ = ["Judge", "Verdict", "is_empty"]
 

@@ -29,12 +29,12 @@ import numpy as np
 
 from adaptive_router._checks import seconds
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.observe.alerts import Alert, Alerts
-from adaptive_router.observe.costs import Pricer
 from adaptive_router.observe.observers import Observer
 from adaptive_router.outcomes import Outcome
 from adaptive_router.paths import INHERIT, Inherit
-from adaptive_router.policy import Policy, check_explore, check_prior
+from adaptive_router.policies.thompson import Policy, check_explore, check_prior
 from adaptive_router.resilience import CircuitBreaker, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
 from adaptive_router.router.heartbeat import DEFAULT_INTERVAL_S
@@ -113,7 +113,7 @@ class Learning:
 
     ``prior``: the Beta prior ``(alpha, beta)`` of every path. ``explore``: probability in
     [0, 1) that a uniformly chosen path goes first (the exploration floor). ``policy``: a
-    :class:`~adaptive_router.policy.Policy` instead of ``ThompsonSampling(prior,
+    :class:`~adaptive_router.policies.thompson.Policy` instead of ``ThompsonSampling(prior,
     half_life, explore)`` (then leave ``prior`` and ``explore`` alone). ``seed``: an int
     >= 0 or a ``numpy.random.Generator`` for the draws (reproducible routing; an int also
     seeds the default retry jitter). ``clock``: epoch seconds (default ``time.time``): the
@@ -300,7 +300,7 @@ class Observability:
     every ``Outcome``. ``capture_usage``: meter the ``openai`` and ``anthropic`` SDK calls
     each attempt makes (``"include_usage"`` also asks chat streams for their usage).
     ``prices``: ``{"model": (input_usd_per_mtok, output_usd_per_mtok)}`` overrides or a
-    :class:`~adaptive_router.observe.costs.Pricer`. ``heartbeat``: seconds between the
+    :class:`~adaptive_router.metering.prices.Pricer`. ``heartbeat``: seconds between the
     router's health snapshots in its store, for the dashboard (``None``: off; a router
     that owns an in-process store writes none: nothing else could read them).
     """

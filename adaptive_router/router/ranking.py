@@ -5,10 +5,10 @@ recorder's in-process cache.
 The first choice is ranked by each path's first-attempt evidence (unconditioned: every
 input the task gets), the later positions by its after-failure evidence (attempts made
 after another path of the request failed), when the policy takes it
-(:func:`~adaptive_router.policy.takes_after_failure`) and there are more than two learned
+(:func:`~adaptive_router.policies.thompson.takes_after_failure`) and there are more than two learned
 paths (with two, the second is the other one whatever the evidence says).
 
-With an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`), each
+With an objective (:class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling`), each
 learned path's expected cost and latency per attempt are its decayed means, else its
 ``Path(expected_cost_usd=..., expected_latency_ms=...)`` prior (a cost prior may also be
 the path's model priced for its ``expected_tokens``, :mod:`.cost_priors`, computed once
@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from adaptive_router._checks import error_text
-from adaptive_router.logged_decision import DecisionDraft, DecisionEncoder
-from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.cost_priors import cost_priors
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policy import (
+from adaptive_router.policies.logged_decision import DecisionDraft, DecisionEncoder
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
+from adaptive_router.policies.thompson import (
     FloatArray,
     Policy,
     ThompsonSampling,
@@ -40,7 +41,6 @@ from adaptive_router.policy import (
     takes_after_failure,
 )
 from adaptive_router.router.context_costs import cost_row, mixed_means
-from adaptive_router.router.cost_priors import cost_priors
 from adaptive_router.router.recorder import Recorder, Weights
 from adaptive_router.router.settings import PathSettings
 from adaptive_router.stores.base import PathEvidence, PathState

@@ -26,7 +26,7 @@ from adaptive_router._checks import first_line, redact, short
 from adaptive_router.errors import ConfigurationError, OutcomesRejected, StoreUnavailableError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import FloatArray, decay_factor
+from adaptive_router.policies.thompson import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
     InProcess,
@@ -98,6 +98,7 @@ class Recorder:
         on_drop: Callable[[int, int], None] | None = None,
         on_reject: Callable[[int, int], None] | None = None,
         on_refresh: Callable[[], None] | None = None,
+        after_flush: Callable[[], Sequence[Outcome]] | None = None,
     ) -> None:
         self.store = store
         self.task = task
@@ -128,7 +129,7 @@ class Recorder:
         #: Store work deferred during an outage (decisions, reports), run after each
         #: successful flush under the I/O lock; returns the outcomes it wrote, raises
         #: when the store fails again (the rest waits for the next flush).
-        self.after_flush: Callable[[], Sequence[Outcome]] | None = None
+        self.after_flush = after_flush
         # context -> path -> evidence; "" is the task level that every outcome updates.
         self.states: dict[str, dict[str, PathEvidence]]
         #: A copy of the store's evidence that this recorder folds into (False: the

@@ -19,9 +19,10 @@ import numpy as np
 from adaptive_router import forks
 from adaptive_router._checks import seconds
 from adaptive_router.errors import AllPathsFailed
+from adaptive_router.feedback.pending import Feedback
+from adaptive_router.feedback.reporter import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.logged_decision import DecisionDraft
-from adaptive_router.objectives import Objective
+from adaptive_router.metering.bill import start_capture
 from adaptive_router.observe.metrics import MetricsServer, PrometheusMetrics, serve_metrics
 from adaptive_router.outcomes import (
     Decision,
@@ -29,17 +30,16 @@ from adaptive_router.outcomes import (
     Posterior,
 )
 from adaptive_router.paths import Path
-from adaptive_router.reporting import MAX_METADATA_BYTES, Reporter, check_half_life
+from adaptive_router.policies.logged_decision import DecisionDraft
+from adaptive_router.policies.objectives import Objective
 from adaptive_router.resilience import to_daemon_thread
 from adaptive_router.resilience.timeouts import hold_workers
 from adaptive_router.router.attempts import AttemptContext, Attempts, awalk, new_request_id, walk
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.decisions import DecisionLog
-from adaptive_router.router.feedback import Feedback
 from adaptive_router.router.heartbeat import start_heartbeat
 from adaptive_router.router.judging import Judge
-from adaptive_router.router.metering import start_capture
 from adaptive_router.router.observing import build_observers, events, follow_breakers
 from adaptive_router.router.options import Learning, Observability, Persistence, Resilience
 from adaptive_router.router.ranking import Ranking
@@ -111,7 +111,7 @@ class Router:
         What the order of learned paths minimizes on the way to a success: ``"success"``
         (default: plain Thompson Sampling on success), ``"cost"`` (expected dollars to a
         success, ascending ``cost / θ``), ``"latency"`` (expected time to a success) or an
-        :class:`~adaptive_router.objectives.Objective` (dollars plus a stated price of a
+        :class:`~adaptive_router.policies.objectives.Objective` (dollars plus a stated price of a
         second). θ is still drawn from each path's Beta posterior. Costs and latencies per
         attempt are the paths' measured decayed means (in a context, its own on the task
         level's, mixed like success), else their ``Path(expected_cost_usd=...,
@@ -202,6 +202,33 @@ class Router:
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock, heard.suppressed)
         decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
         self._decisions = decisions
+        self._pricer = obs.pricer
+        self._reporter = Reporter(
+            self.task,
+            self.store,
+            half_life=self.half_life,
+            prices=self._pricer,
+            models={p.name or "": p.model for p in self._by_name.values() if p.model},
+            costs={
+                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
+            },
+            clock=self.clock,
+            check=False,  # the router registers and checks its own (above, or on connect)
+        )
+        self._feedback = Feedback(
+            self.task,
+            self.store,
+            self._reporter,
+            self._observers,
+            pending_ttl=pers.pending_ttl_s,
+            on_expired=pers.on_expired,
+            half_life=self.half_life,
+            clock=self.clock,
+            log=logger,
+            max_held=pers.max_buffer,
+        )
+        # The recorder's flush does the feedback's deferred store work; the feedback is
+        # handed the recorder (its store gate) with each call.
         self._recorder = Recorder(
             self.store,
             self.task,
@@ -219,23 +246,11 @@ class Router:
             on_drop=heard.dropped,
             on_reject=heard.rejected,
             on_refresh=heard.refreshed,
+            after_flush=self._feedback.sync,
         )
         # Undone by close(): breakers outlive routers; the hooks, threads and exit hook
         # must not.
         self._unsubscribe: list[Callable[[], None]] = [hold_workers()]
-        self._pricer = obs.pricer
-        self._reporter = Reporter(
-            self.task,
-            self.store,
-            half_life=self.half_life,
-            prices=self._pricer,
-            models={p.name or "": p.model for p in self._by_name.values() if p.model},
-            costs={
-                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
-            },
-            clock=self.clock,
-            check=False,  # the router registers and checks its own (above, or on connect)
-        )
         self._settings = resolve_settings(
             self._by_name.values(), self.fallback, cfg.resilience, learn.seed
         )
@@ -264,22 +279,6 @@ class Router:
             lambda path, ctx, attempt: self.ranking.mean(path, self.clock(), ctx, attempt),
             self._log,
         )
-        self._feedback = Feedback(
-            self.task,
-            self.store,
-            self._recorder,
-            self._reporter,
-            self._observers,
-            pending_ttl=pers.pending_ttl_s,
-            on_expired=pers.on_expired,
-            half_life=self.half_life,
-            clock=self.clock,
-            log=logger,
-            max_held=pers.max_buffer,
-        )
-        # The one link made after construction: the feedback needs the recorder, and the
-        # recorder's flush does the feedback's deferred store work.
-        self._recorder.after_flush = self._feedback.sync
         self._core = AttemptContext(
             self.task,
             self._settings,
@@ -463,7 +462,7 @@ class Router:
         """
         ctx = self.ranking.context(context, (), {})
         rid, order, _ = self._begin(ctx)
-        return self._feedback.choose(rid, order, ctx)
+        return self._feedback.choose(rid, order, ctx, self._recorder)
 
     def report(
         self,
@@ -495,6 +494,7 @@ class Router:
         return self._feedback.report(
             request_id,
             success,
+            self._recorder,
             latency_ms=latency_ms,
             input_tokens=input_tokens,
             output_tokens=output_tokens,

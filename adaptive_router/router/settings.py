@@ -14,9 +14,13 @@ import numpy as np
 
 from adaptive_router._checks import seconds
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.objectives import Objective, ObjectiveThompsonSampling, resolve_objective
 from adaptive_router.paths import Inherit, Path, as_path, check_name
-from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.policies.objectives import (
+    Objective,
+    ObjectiveThompsonSampling,
+    resolve_objective,
+)
+from adaptive_router.policies.thompson import Policy, ThompsonSampling
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.options import (

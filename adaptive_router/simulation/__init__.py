@@ -4,7 +4,7 @@ The simulator runs ``R`` independent replications of a routing problem at once
 with numpy and asks the policy for a ranking through the very same call the
 live :class:`~adaptive_router.Router` makes, ``policy.rank(successes, failures,
 rng)``, with arrays of shape ``(R, K)``. Pass it a
-:class:`~adaptive_router.policy.ThompsonSampling` (or ``router.policy`` itself)
+:class:`~adaptive_router.policies.thompson.ThompsonSampling` (or ``router.policy`` itself)
 and the result describes the code users run; there is no second Thompson
 Sampling implementation here.
 
@@ -32,7 +32,7 @@ therefore face the same outcomes (common random numbers), and
 Example::
 
     import numpy as np
-    from adaptive_router.policy import ThompsonSampling
+    from adaptive_router.policies.thompson import ThompsonSampling
     from adaptive_router.simulation import abrupt, rngs, simulate
 
     env = abrupt([0.95, 0.85, 0.6], path=0, at=3_000, to=0.3)

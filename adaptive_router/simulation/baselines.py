@@ -1,7 +1,7 @@
 """Baseline policies to compare Thompson Sampling with: a fixed fallback chain, random
 order, ε-greedy, UCB1 and an oracle that knows the true rates.
 
-Each has the :class:`~adaptive_router.policy.Policy` interface the Router calls,
+Each has the :class:`~adaptive_router.policies.thompson.Policy` interface the Router calls,
 ``rank(successes, failures, rng)`` with a ``half_life``, so it runs in the simulator
 and behind a live Router alike.
 """
@@ -14,8 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from adaptive_router.objectives import MIN_COST, Objective, resolve_objective
-from adaptive_router.policy import FloatArray, IntArray, Policy, check_prior
+from adaptive_router.policies.objectives import MIN_COST, Objective, resolve_objective
+from adaptive_router.policies.thompson import FloatArray, IntArray, Policy, check_prior
 
 __all__ = [
     "UCB1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from adaptive_router.policy import FloatArray
+from adaptive_router.policies.thompson import FloatArray
 
 __all__ = ["bernoulli_kl", "lai_robbins_bound", "lai_robbins_constant"]
 

@@ -3,7 +3,7 @@ hands the arrays of one run to it; :func:`compare` runs several policies on one 
 
 Two engines fill the same arrays: :func:`_run_numpy` runs any policy with numpy, and
 the compiled kernel (:mod:`adaptive_router.simulation.kernel`, needs numba) runs
-:class:`~adaptive_router.policy.ThompsonSampling` ~3.5x faster with the same choices,
+:class:`~adaptive_router.policies.thompson.ThompsonSampling` ~3.5x faster with the same choices,
 outcomes and counts, bit for bit.
 """
 
@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from adaptive_router._imports import install_hint
-from adaptive_router.objectives import ObjectiveThompsonSampling, expected_costs
-from adaptive_router.policy import (
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
+from adaptive_router.policies.thompson import (
     FloatArray,
     IntArray,
     Policy,
@@ -224,7 +224,7 @@ def simulate(
     outcome is evidence (the Router records every attempt too), kept as the Router
     keeps it: the first attempt's as first-attempt evidence (what ``rank`` gets as
     ``successes``/``failures``), the later attempts' as after-failure evidence (what a
-    policy that takes it, :func:`~adaptive_router.policy.takes_after_failure`, gets as
+    policy that takes it, :func:`~adaptive_router.policies.thompson.takes_after_failure`, gets as
     ``after_successes``/``after_failures``), visible to the
     policy ``env.delay`` requests later and added with full weight then, as
     ``Router.report`` stamps an outcome with the report time. After each step
@@ -243,12 +243,12 @@ def simulate(
 
     ``progress(done, total)`` is called every ~1% of the steps (for progress bars).
 
-    A policy with an objective (:class:`~adaptive_router.objectives.ObjectiveThompsonSampling`)
-    also learns each path's cost and latency per attempt as the stores do: decayed sums
-    over the attempts it has seen (visible after the same delay, decayed with the same
-    half-life), whose means it gets as ``rank(..., costs=, latencies=)``; before a path's
-    first attempt, the mean of the paths seen (else all equal). Only the numpy engine runs
-    it.
+    A policy with an objective
+    (:class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling`) also learns
+    each path's cost and latency per attempt as the stores do: decayed sums over the
+    attempts it has seen (visible after the same delay, decayed with the same half-life),
+    whose means it gets as ``rank(..., costs=, latencies=)``; before a path's first attempt,
+    the mean of the paths seen (else all equal). Only the numpy engine runs it.
 
     ``engine``: ``"numpy"`` runs the loop above for any policy; ``"numba"`` runs the
     same step compiled (:mod:`adaptive_router.simulation.kernel`, ~3.5x faster), for a

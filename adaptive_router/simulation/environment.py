@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_router.policy import FloatArray
+from adaptive_router.policies.thompson import FloatArray
 
 BoolArray = NDArray[np.bool_]
 

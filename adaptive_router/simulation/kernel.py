@@ -2,7 +2,7 @@
 
 :func:`adaptive_router.simulation.simulate` runs any policy through numpy, one
 ``policy.rank`` call per step for all replications. For
-:class:`~adaptive_router.policy.ThompsonSampling` that loop is bound by numpy's per-call
+:class:`~adaptive_router.policies.thompson.ThompsonSampling` that loop is bound by numpy's per-call
 overhead and by ``Generator.beta`` (~20 M draws/s here), which caps K = 10 at ~1.5 M
 decisions/s. :func:`run_thompson` fuses the same step (rank, outcomes, fallback,
 bookkeeping) into one compiled loop over replications.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptive_router.policy import FloatArray, IntArray
+from adaptive_router.policies.thompson import FloatArray, IntArray
 from adaptive_router.simulation.environment import BoolArray
 
 __all__ = [

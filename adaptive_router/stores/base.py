@@ -19,7 +19,7 @@ from adaptive_router.outcomes import (
     Outcome,
     PathWindowStats,
 )
-from adaptive_router.policy import TINY, decay_factor
+from adaptive_router.policies.thompson import TINY, decay_factor
 from adaptive_router.stores.series import AttemptRow as AttemptRow
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
 
@@ -118,7 +118,7 @@ def fold_evidence(ev: PathEvidence, o: Outcome, half_life: float | None) -> None
 def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
     """Add one outcome to a path's durable state, exactly as the SQL store's one atomic
     upsert does: the decayed success/failure, cost and latency sums (relative to
-    ``ref_time``, the newest observation's time; see :func:`~adaptive_router.policy.fold`
+    ``ref_time``, the newest observation's time; see :func:`~adaptive_router.policies.thompson.fold`
     for why an older observation is added already decayed), the plain counts and the
     half-life. The memory store and the Router's in-process cache both fold with this.
     """

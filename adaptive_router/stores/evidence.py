@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from adaptive_router.outcomes import PositionPosterior, Posterior
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 from adaptive_router.stores.base import PathEvidence, PathState
 
 logger = logging.getLogger(__name__)

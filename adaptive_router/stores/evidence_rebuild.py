@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import decay_factor
+from adaptive_router.policies.thompson import decay_factor
 from adaptive_router.stores.base import (
     AFTER_FAILURE,
     FIRST,

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import MAX_HALF_LIVES, TINY, decay_factor
+from adaptive_router.policies.thompson import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.base import FIRST, PathEvidence, PathState, position_of
 from adaptive_router.stores.schema import path_stats
 from adaptive_router.stores.sql_tasks import TASK_ROW
@@ -24,7 +24,7 @@ __all__ = ["build_upsert", "increments", "load"]
 
 
 def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
-    """SQL twin of :func:`adaptive_router.policy.decay_factor`."""
+    """SQL twin of :func:`adaptive_router.policies.thompson.decay_factor`."""
     if half_life is None:
         return sa.literal(1.0, sa.Float)
     halvings = elapsed / sa.literal(half_life, sa.Float)

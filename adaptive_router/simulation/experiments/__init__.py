@@ -8,7 +8,7 @@ checkout of the project), else to ``./results/`` (see :func:`._common.default_re
 ``quick=True`` is a CI-sized run of a few seconds, written as ``<name>-quick.*`` so it
 never overwrites the committed results. ``progress(stage, done, total)`` feeds a progress
 bar. Each also runs alone: ``python -m adaptive_router.simulation.experiments.<name>
-[--quick] [--out DIR]`` (from a checkout, ``python -m simulations.<name>`` too).
+[--quick] [--out DIR]`` (from a checkout, results go to ``simulations/results``).
 """
 
 from __future__ import annotations

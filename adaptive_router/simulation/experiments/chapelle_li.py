@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from adaptive_router.policy import Policy, ThompsonSampling
+from adaptive_router.policies.thompson import Policy, ThompsonSampling
 from adaptive_router.simulation import (
     UCB1,
     EpsilonGreedy,
@@ -195,7 +195,7 @@ K = {K} Bernoulli paths, the best succeeds with p = {BEST}, the nine others with
 p = {BEST} − ε; one attempt per request (no fallback), {runs} independent runs of
 {horizon:,} requests, seed {seed}, every policy facing the same outcomes. Regret is
 the expected first-attempt successes lost to an oracle, at T = {horizon:,}
-(mean ± 95% CI over runs). "TS" is `adaptive_router.policy.ThompsonSampling`, the
+(mean ± 95% CI over runs). "TS" is `adaptive_router.policies.thompson.ThompsonSampling`, the
 class the Router runs; it ran on the simulator's compiled engine, the baselines on the
 numpy engine (two engines, the same choices: `tests/test_simulation_kernel.py`). Two
 runs shared the machine's two cores, so speeds are per process. The Lai–Robbins bound

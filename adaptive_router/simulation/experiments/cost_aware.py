@@ -5,7 +5,7 @@ depend on the order; the order decides the money and the time it takes. Ascendin
 ``c/p`` (cost per attempt over success probability) minimizes the expected cost to a
 success (Simon & Kadane 1975). The Router's policy with an objective draws θ from each
 Beta posterior as Thompson Sampling does and ranks by ``c/θ``
-(:class:`adaptive_router.objectives.ObjectiveThompsonSampling`); here it runs against
+(:class:`adaptive_router.policies.objectives.ObjectiveThompsonSampling`); here it runs against
 the oracle that knows the true ``c/p`` (and ``t/p``) order, every fixed order (the best
 picked in hindsight), the quality-first chain teams hand-write, LiteLLM's blend
 ``0.7·θ + 0.3·(1 − normalized price)`` and the success objective (today's default), in
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_router.objectives import ObjectiveThompsonSampling
-from adaptive_router.policy import FloatArray, Policy
+from adaptive_router.policies.objectives import ObjectiveThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, Policy
 from adaptive_router.simulation import (
     BlendedScore,
     Environment,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.policy import FloatArray, Policy, ThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, Policy, ThompsonSampling
 from adaptive_router.simulation import (
     Change,
     Environment,

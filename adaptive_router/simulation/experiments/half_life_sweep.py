@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive_router.policy import FloatArray, ThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, ThompsonSampling
 from adaptive_router.simulation import (
     Environment,
     FinalPath,

@@ -2,13 +2,13 @@
 cover the target: effective sample sizes of 5 to 100.
 
 Worlds of three paths with known success rates are routed by the real
-:class:`~adaptive_router.policy.ThompsonSampling` policy, each decision logged with its
-exact propensity (:func:`~adaptive_router.propensity.first_choice_probabilities`), as the
+:class:`~adaptive_router.policies.thompson.ThompsonSampling` policy, each decision logged with its
+exact propensity (:func:`~adaptive_router.policies.propensity.first_choice_probabilities`), as the
 router logs them. Every run's first 20, 50, 120, 300 and 1,000 requests are evaluated for
 four targets — "always path j" for each path and the uniform mix — whose true success
 rate is known. A case is one (world, run, prefix, target); the table pools the cases by
 effective sample size (ESS) and gives, per estimator, how often the interval of
-:func:`~adaptive_router.evaluation.estimate` held the truth, how often the normal
+:func:`~adaptive_router.ope.evaluation.estimate` held the truth, how often the normal
 approximation value ± 1.96 standard errors (what the intervals were before) did, the
 median width, and how far the point estimate was from the truth.
 
@@ -18,7 +18,7 @@ successes, and two contexts whose best paths differ (each context learned on its
 weights and rewards correlate).
 
 Run: ``python -m adaptive_router.simulation.experiments.ope_coverage [--runs N]
-[--seed S] [--out DIR]`` (from a checkout, ``python -m simulations.ope_coverage``).
+[--seed S] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_router.evaluation import METHODS, Z95, Estimate, LowEffectiveSampleSize, estimate
-from adaptive_router.policy import ThompsonSampling
-from adaptive_router.propensity import first_choice_probabilities
+from adaptive_router.ope.evaluation import METHODS, Z95, Estimate, LowEffectiveSampleSize, estimate
+from adaptive_router.policies.propensity import first_choice_probabilities
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.simulation.experiments._common import default_results_dir
 
 NAME = "ope_coverage"
@@ -265,7 +265,7 @@ def render(rows: Sequence[Row], runs: int, seed: int, seconds: float) -> str:
     lines += [
         "",
         f"Seed {seed}; {seconds:.0f} s. Reproduce: "
-        f"`python -m simulations.ope_coverage --runs {runs} "
+        f"`python -m adaptive_router.simulation.experiments.ope_coverage --runs {runs} "
         f"--seed {seed}`.",
         "",
     ]

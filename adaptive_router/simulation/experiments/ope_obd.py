@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from adaptive_router.evaluation import Estimate, LowEffectiveSampleSize, estimate
+from adaptive_router.ope.evaluation import Estimate, LowEffectiveSampleSize, estimate
 from adaptive_router.simulation.experiments._common import default_results_dir
 
 NAME = "ope_obd"
@@ -265,7 +265,7 @@ def render(c: Comparison, digests: dict[str, str]) -> str:
         "",
     ]
     lines += [f"- `{k}`: `{v}`" for k, v in digests.items()]
-    lines += ["", "Reproduce: `python -m simulations.ope_obd`.", ""]
+    lines += ["", "Reproduce: `python -m adaptive_router.simulation.experiments.ope_obd`.", ""]
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptive_router.policy import FloatArray, ThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, ThompsonSampling
 from adaptive_router.simulation import (
     SimulationResult,
     lai_robbins_bound,

@@ -11,7 +11,7 @@ learned path adds ``c_final Π(1 - p_i)``, the same for every order.
 
 :class:`ObjectiveThompsonSampling` keeps Thompson Sampling's exploration: θ_i is drawn
 from each Beta posterior (the *same* draws, from the same generator, in the same order as
-:class:`~adaptive_router.policy.ThompsonSampling`), and paths are ranked by ascending
+:class:`~adaptive_router.policies.thompson.ThompsonSampling`), and paths are ranked by ascending
 ``key_i = c_i / θ_i``; given the after-failure evidence, the paths after the first by
 ``c_i / θ'_i`` with θ' drawn from it (each position by the success probability that applies
 there: a path tried second only sees the inputs the first one failed on). The first choice
@@ -25,7 +25,7 @@ Why point estimates of c_i (decayed means of the evidence) rather than drawing t
 a posterior too, as Budgeted Thompson Sampling (Xia et al. 2015) does: per-attempt cost
 and latency of an LLM call vary little around their mean compared with the uncertainty
 about success, and with a point estimate the probability of each decision stays a
-one-dimensional integral that :mod:`adaptive_router.propensity` computes exactly from
+one-dimensional integral that :mod:`adaptive_router.policies.propensity` computes exactly from
 the logged ``(α, β, c)`` (it handles ``key = c / θ``); a second random draw per path
 would make off-policy evaluation need the cost posteriors too.
 
@@ -45,7 +45,7 @@ from typing import Literal
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.policy import FloatArray, IntArray, ThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, IntArray, ThompsonSampling
 
 __all__ = [
     "OBJECTIVE_NAMES",

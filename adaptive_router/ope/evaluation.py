@@ -2,7 +2,7 @@
 
 Every logged decision i carries the reward r_i of the action the router took, the
 probability p_i with which the router took it (its propensity, see
-``adaptive_router.propensity``), and the probability π_i that the *target* policy would
+``adaptive_router.policies.propensity``), and the probability π_i that the *target* policy would
 take that same action. With importance weights w_i = π_i / p_i:
 
 * **IPS** (inverse propensity scoring): V = (1/n) Σ w_i r_i. Unbiased whenever p_i > 0
@@ -22,7 +22,7 @@ one collapses to a point when the few rows that carry the weight agree (one row,
 ESS = (Σ w)² / Σ w² is between 5 and 100. Each estimate's interval is the union of its
 own (with a Student-t quantile on ESS − 1 degrees of freedom) and a floor: the Wilson
 score interval of a rate measured on ESS independent requests
-(:mod:`adaptive_router.confidence`, which says what it assumes). Rewards lie in known
+(:mod:`adaptive_router.ope.confidence`, which says what it assumes). Rewards lie in known
 ``bounds``: [0, 1] for success; for costs and latencies the caller states them. In the
 seeded coverage simulation
 (:mod:`adaptive_router.simulation.experiments.ope_coverage`) the intervals of all three
@@ -48,23 +48,23 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from adaptive_router._checks import seconds
-from adaptive_router.confidence import ess_interval, reward_bounds
-from adaptive_router.logged_decision import LoggedDecision
-from adaptive_router.objectives import (
+from adaptive_router.ope.confidence import ess_interval, reward_bounds
+from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.logged_decision import LoggedDecision
+from adaptive_router.policies.objectives import (
     OBJECTIVE_NAMES,
     Objective,
     ObjectiveThompsonSampling,
     expected_costs,
 )
-from adaptive_router.outcomes import Outcome
-from adaptive_router.policy import IntArray, Policy, ThompsonSampling
-from adaptive_router.propensity import (
+from adaptive_router.policies.propensity import (
     EvidenceSnapshot,
     decision_propensities,
     decision_snapshot,
     objective_costs,
     propensities,
 )
+from adaptive_router.policies.thompson import IntArray, Policy, ThompsonSampling
 from adaptive_router.stores import Store, open_store
 from adaptive_router.stores.base import OutcomeUpdates
 
@@ -426,10 +426,11 @@ def evaluate(
         target: a path name (always attempted first when available), a mapping
             ``{path: probability}`` (first choice drawn from it), an objective
             (``"success"``, ``"cost"``, ``"latency"`` or an
-            :class:`~adaptive_router.objectives.Objective`: the logged router's prior and
+            :class:`~adaptive_router.policies.objectives.Objective`: the logged router's prior and
             exploration, ranking by that objective), or a
-            :class:`~adaptive_router.policy.ThompsonSampling` /
-            :class:`~adaptive_router.objectives.ObjectiveThompsonSampling` — evaluated on the
+            :class:`~adaptive_router.policies.thompson.ThompsonSampling` /
+            :class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling` —
+            evaluated on the
             evidence each decision logged. A string naming a path is the path. Where the
             target's path was unavailable (breaker open, rate limited, over budget) it
             could not have been attempted either: the logged choice stands (weight 1).

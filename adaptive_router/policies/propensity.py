@@ -1,8 +1,8 @@
 """Propensities: the exact probability that Thompson Sampling attempted each path first.
 
-Decision math without I/O. Off-policy evaluation (``adaptive_router.evaluation``)
+Decision math without I/O. Off-policy evaluation (``adaptive_router.ope.evaluation``)
 needs, for every logged decision, the probability with which the router made it.
-For :class:`~adaptive_router.policy.ThompsonSampling` that probability has no closed
+For :class:`~adaptive_router.policies.thompson.ThompsonSampling` that probability has no closed
 form but is a one-dimensional integral, computed here exactly up to quadrature error
 (< 2e-4 against ``scipy.integrate.quad`` in the tests, well inside the 3e-3 they
 allow against 10⁶-draw Monte Carlo of the policy itself).
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_router.logged_decision import LoggedDecision
+from adaptive_router.policies.logged_decision import LoggedDecision
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

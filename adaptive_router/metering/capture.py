@@ -3,7 +3,7 @@
 While a *capture scope* is active (a contextvar), the token usage and the model of every
 SDK call are added to that scope, per call (a path may call several models)::
 
-    from adaptive_router import capture
+    from adaptive_router.metering import capture
 
     capture.install()                       # idempotent, thread-safe; uninstall() undoes it
                                             # (a Router holds them itself while it meters)

@@ -1,5 +1,5 @@
 """Decisions reported later: ``choose`` persists a pending decision, ``report`` completes
-it (through :class:`~adaptive_router.reporting.Reporter`, shared with processes that
+it (through :class:`~adaptive_router.feedback.reporter.Reporter`, shared with processes that
 have no Router), and decisions never reported expire.
 
 A store outage does not lose them: the router holds the decisions it made (bounded) until
@@ -15,18 +15,41 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from adaptive_router import forks
 from adaptive_router.errors import StoreUnavailableError, UnknownRequestError
+from adaptive_router.feedback.reporter import Report, Reporter
 from adaptive_router.observe.observers import Observers
 from adaptive_router.outcomes import Decision, ErrorKind, Outcome
 from adaptive_router.paths import Path
-from adaptive_router.reporting import Report, Reporter
-from adaptive_router.router.recorder import Recorder
 from adaptive_router.stores.base import InProcess, PendingDecision, Store
 
-__all__ = ["Feedback"]
+__all__ = ["Feedback", "StoreGate"]
+
+
+class StoreGate(Protocol):
+    """What feedback needs of the router's outcome writer
+    (:class:`~adaptive_router.router.recorder.Recorder`): whether the store is reachable,
+    and a way to write through it that keeps its cache exact. A protocol, so that the
+    feedback package sits below the router and never imports it."""
+
+    @property
+    def store_down(self) -> bool:
+        """True while the store is unreachable (or not reached yet)."""
+        ...
+
+    def check_started(self) -> None:
+        """Raise the start-up check's error if it failed."""
+        ...
+
+    def store_failed(self, exc: Exception) -> None:
+        """Note a store call that failed for an outage."""
+        ...
+
+    def write_through(self, write: Callable[[], Sequence[Outcome]]) -> None:
+        """Run a store transaction that records outcomes, then fold them into the cache."""
+        ...
 
 
 @dataclass(slots=True)
@@ -49,7 +72,6 @@ class Feedback:
         self,
         task: str,
         store: Store,
-        recorder: Recorder,
         reporter: Reporter,
         observers: Observers,
         *,
@@ -62,7 +84,6 @@ class Feedback:
     ) -> None:
         self.task = task
         self.store = store
-        self.recorder = recorder
         self.reporter = reporter
         self.observers = observers
         self.pending_ttl = pending_ttl
@@ -95,12 +116,12 @@ class Feedback:
         with self._lock:
             return self._unclaimed
 
-    def choose(self, rid: str, order: list[Path], context: str) -> Decision:
+    def choose(self, rid: str, order: list[Path], context: str, gate: StoreGate) -> Decision:
         """Persist the decision to take ``order[0]`` for request ``rid`` (later, if the
         store is down now)."""
-        self.recorder.check_started()
+        gate.check_started()
         now = self.clock()
-        self.expire(now)
+        self.expire(now, gate)
         first = order[0]
         held = _Held(PendingDecision(rid, self.task, first.name or "", now, context, first.model))
         if isinstance(self.store, InProcess):  # never unreachable: nothing to hold
@@ -108,11 +129,11 @@ class Feedback:
             return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
         with self._lock:
             self._hold(rid, held, now)
-        if not self.recorder.store_down:
+        if not gate.store_down:
             try:
                 self.store.add_pending(held.decision)
             except StoreUnavailableError as exc:
-                self.recorder.store_failed(exc)
+                gate.store_failed(exc)
             else:
                 held.stored = True
         if not held.stored:
@@ -144,25 +165,23 @@ class Feedback:
                 break
             self._held.popitem(last=False)
 
-    def report(self, request_id: str, success: bool, **fields: Any) -> bool:
+    def report(self, request_id: str, success: bool, gate: StoreGate, **fields: Any) -> bool:
         """Complete a decision (see :meth:`Router.report`); True if recorded now, or
         accepted during an outage (a decision this router holds)."""
-        self.recorder.check_started()
+        gate.check_started()
         report = self.reporter.validate(request_id, success, **fields)
-        self.expire(report.created_at)
+        self.expire(report.created_at, gate)
         with self._lock:
             held = self._held.get(request_id)
-            accepted = (
-                None if held is None else self._accept(held, report, self.recorder.store_down)
-            )
+            accepted = None if held is None else self._accept(held, report, gate.store_down)
         if held is not None and accepted is not None:
             return self._accepted(held, report, accepted)
         try:
-            done = self.reporter.claim(report, self.recorder.write_through)
+            done = self.reporter.claim(report, gate.write_through)
         except StoreUnavailableError as exc:
             if held is None:
                 raise  # not ours to hold: the caller must report it again later
-            self.recorder.store_failed(exc)
+            gate.store_failed(exc)
             with self._lock:
                 accepted = self._accept(held, report, True)
             return self._accepted(held, report, bool(accepted))
@@ -283,11 +302,11 @@ class Feedback:
             return ()
         return done.outcomes
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float, gate: StoreGate) -> None:
         """Count (or drop) decisions older than ``pending_ttl``; at most every tenth of it."""
         if now - self._last_expiry < min(self.pending_ttl / 10, 60.0):
             return
-        if self.recorder.store_down:
+        if gate.store_down:
             return  # the next call after the store returns does it
         last, self._last_expiry = self._last_expiry, now
 
@@ -316,9 +335,9 @@ class Feedback:
             return [o for _, o in done if o is not None]
 
         try:
-            self.recorder.write_through(write)
+            gate.write_through(write)
         except StoreUnavailableError as exc:
-            self.recorder.store_failed(exc)
+            gate.store_failed(exc)
             self._last_expiry = last
             return
         if expired:

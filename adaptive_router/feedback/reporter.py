@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome, check_amount, check_count
 from adaptive_router.paths import check_name
 from adaptive_router.stores import Store, open_store
@@ -140,7 +140,7 @@ class Reporter:
         The task's half-life, the same as its routers' (``timedelta`` or seconds; ``None``
         = never forget). Checked against the evidence already stored.
     prices:
-        Price overrides or a :class:`~adaptive_router.costs.Pricer`, as for the Router.
+        Price overrides or a :class:`~adaptive_router.metering.prices.Pricer`, as for the Router.
     models:
         ``{path name: model}`` for pricing decisions that recorded no model (those made
         before the store was upgraded). A decision's own recorded model wins.

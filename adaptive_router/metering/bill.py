@@ -2,7 +2,7 @@
 (``Observability(capture_usage=...)``).
 
 The request loops enter the attempt's :class:`Bill` — a capture
-:class:`~adaptive_router.capture.Scope` that spans the whole attempt — around each call
+:class:`~adaptive_router.metering.capture.Scope` that spans the whole attempt — around each call
 of a path (``Call.meter``); the calls an attempt made (a retried attempt makes several,
 each billed) become one :class:`Usage` by :func:`captured_usage`, used only when the
 path reported no usage of its own (a :class:`~adaptive_router.Result`, a provider path,
@@ -21,8 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from adaptive_router.capture import CallUsage, Scope, acquire
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.capture import CallUsage, Scope, acquire
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Outcome, Usage
 
 __all__ = ["Bill", "CaptureMode", "captured_usage", "start_capture"]

@@ -1,7 +1,7 @@
 """What one routing decision used, as logged with its first attempt.
 
 Off-policy evaluation needs, for every logged decision, the probability with which the
-router made it (:mod:`adaptive_router.propensity`). That probability costs tens of µs to
+router made it (:mod:`adaptive_router.policies.propensity`). That probability costs tens of µs to
 compute, more than routing a request, so the router logs the evidence instead — this
 record — and propensities are computed later, in vectorised batches. The record is
 stored in ``outcomes.decision`` in a compact fixed layout of float64s (:meth:`to_bytes`),

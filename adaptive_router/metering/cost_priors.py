@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from adaptive_router.observe.costs import Pricer
+from adaptive_router.metering.prices import Pricer
 from adaptive_router.paths import Path
 
 logger = logging.getLogger(__name__)

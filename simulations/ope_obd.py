@@ -1,5 +1,0 @@
-"""`python -m simulations.ope_obd`: runs the packaged experiment (see __init__)."""
-
-from simulations._shim import forward
-
-forward(__name__, "ope_obd")
