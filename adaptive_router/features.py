@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import struct
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,8 @@ __all__ = [
     "FeatureError",
     "SparseVector",
     "TextFeatures",
+    "decode_features",
+    "encode_features",
     "feature_index",
     "hash_features",
     "text_features",
@@ -65,6 +68,38 @@ class SparseVector(NamedTuple):
 
     indices: NDArray[np.intp]
     values: NDArray[np.float64]
+
+
+#: Head of an encoded feature vector: format version, dimension, number of non-zeros.
+_HEAD = struct.Struct("<BII")
+_ENCODING = 1
+
+
+def encode_features(x: SparseVector, dim: int) -> bytes:
+    """``x`` (of dimension ``dim``) as bytes: what an outcome and a pending decision carry
+    and the stores keep (``outcomes.features``, ``pending_decisions.features``): a
+    version byte, the dimension and the count (little-endian u32), then the indices
+    (u32) and the values (float64)."""
+    n = int(x.indices.shape[0])
+    return b"".join(
+        (
+            _HEAD.pack(_ENCODING, dim, n),
+            np.asarray(x.indices, dtype="<u4").tobytes(),
+            np.asarray(x.values, dtype="<f8").tobytes(),
+        )
+    )
+
+
+def decode_features(data: bytes) -> tuple[int, SparseVector]:
+    """``(dim, vector)`` of :func:`encode_features`' bytes; ValueError if malformed."""
+    if len(data) < _HEAD.size:
+        raise ValueError("an encoded feature vector is at least 9 bytes")
+    version, dim, n = _HEAD.unpack_from(data)
+    if version != _ENCODING or len(data) != _HEAD.size + 12 * n:
+        raise ValueError(f"not an encoded feature vector (version {version}, {len(data)} bytes)")
+    idx = np.frombuffer(data, dtype="<u4", count=n, offset=_HEAD.size).astype(np.intp)
+    val = np.frombuffer(data, dtype="<f8", count=n, offset=_HEAD.size + 4 * n).astype(np.float64)
+    return int(dim), SparseVector(idx, val)
 
 
 def feature_index(name: str, dim: int) -> int:

@@ -108,6 +108,11 @@ class Outcome:
     ``propensity`` is always None. Read it as :attr:`decision`. Kept encoded: a plain
     ``bytes`` costs the writer nothing to store and the garbage collector nothing to
     track while rows wait in the write buffer."""
+    features: bytes | None = None
+    """The request's hashed feature vector a contextual router decided on
+    (:func:`adaptive_router.features.encode_features`), on its first attempt; stored in
+    ``outcomes.features`` and folded into the path's linear statistics
+    (``feature_stats``). None without features."""
 
     @property
     def decision(self) -> LoggedDecision | None:
@@ -339,6 +344,14 @@ class Posterior:
     expected_latency_ms: float | None = None
     after_failure: PositionPosterior = _NO_AFTER_FAILURE
     """The posterior of the attempts made after another path of the request failed."""
+    spend_penalty: float | None = None
+    """Under a spend target: λ·c, what the path's cost per attempt c takes off its drawn
+    success probability when paths are ranked by ``θ - λ·c`` (None without a target)."""
+    features: tuple[tuple[str, float], ...] = ()
+    """A feature router's most influential features for this path: ``(name, weight)`` by
+    |posterior mean weight|, largest first (the weight adds to the path's predicted
+    success when the feature is 1). A hashed bucket is named by a feature seen in it
+    (``"#<index>"`` before one was); empty without features."""
 
     @property
     def mean(self) -> float:

@@ -28,9 +28,10 @@ share, PGR = (accuracy - Mixtral's) / (GPT-4's - Mixtral's), realized spend per 
 over questions 2,001.. / B, and the same over the whole pass. Hindsight oracles (per
 subject and per question, at exactly 50% share) bound what routing can recover.
 
-Phase 1 of issue 27 drives the policy objects directly (a :class:`Chooser` per policy);
-the Router will later be one more :class:`Chooser` (``choose`` → ``Router.choose``,
-``report`` → ``Router.report``) on ``memory://`` with the same loop.
+The policies are policy objects driven directly (a :class:`Chooser` each) and, for the
+``router-*`` ones, the live Router (:class:`RouterChooser`: ``choose`` →
+``Router.choose``, ``report`` → ``Router.report`` on ``memory://``) with the same loop,
+so the two can be compared: ``--only task,router-task,subject-context,...``.
 """
 
 from __future__ import annotations
@@ -240,6 +241,55 @@ class PacedLinear:
         self.pacer.observe(cost, at)
 
 
+class RouterChooser:
+    """The live :class:`~adaptive_router.Router` as a :class:`Chooser`: ``choose`` is
+    ``Router.choose`` (with the subject as ``context=``, or the question's text for a
+    ``features=text_features(dim)`` router), ``report`` is ``Router.report`` with the
+    stored correctness and the call's cost; on ``memory://`` under
+    ``Objective(target_usd_per_request=target)``, its clock the question's position. The
+    paths are never called (``choose``/``report`` only)."""
+
+    def __init__(
+        self,
+        q: Questions,
+        target: float,
+        rng: np.random.Generator,
+        mode: str,
+        dim: int = DIM,
+    ) -> None:
+        from adaptive_router import Learning, Objective, Observability, Path, Router
+        from adaptive_router.features import text_features
+
+        self.q, self.mode, self.now = q, mode, 0.0
+        self.router = Router(
+            [Path(lambda: None, name=m) for m in MODELS],
+            bool,
+            "mmlu",
+            store="memory://",
+            objective=Objective(target_usd_per_request=target),
+            features=text_features(dim) if mode == "text" else None,
+            learning=Learning(seed=rng, clock=lambda: self.now),
+            observability=Observability(metrics=False, capture_usage=False, heartbeat=None),
+        )
+        self.index = {m: k for k, m in enumerate(MODELS)}
+        self.pending = ""
+
+    def choose(self, i: int, at: float) -> int:
+        self.now = at
+        if self.mode == "subject-context":
+            d = self.router.choose(context=self.q.subject[i])
+        elif self.mode == "text":
+            d = self.router.choose(self.q.prompt[i])
+        else:
+            d = self.router.choose()
+        self.pending = d.request_id
+        return self.index[d.path]
+
+    def report(self, i: int, path: int, reward: float, cost: float, at: float) -> None:
+        self.now = at
+        self.router.report(self.pending, reward == 1.0, cost_usd=cost)
+
+
 # -- features ----------------------------------------------------------------------------
 def text_vectors(q: Questions, dim: int, ngrams: Sequence[int] = (1, 2)) -> list[SparseVector]:
     """``text_features(dim, ngrams)`` of every prompt, hashed."""
@@ -355,6 +405,21 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
             lin(lambda q: subject_vectors(q, dim, text=False)),
         ),
         "text": PolicySpec("text", "text_features()", lin(lambda q: text_vectors(q, dim))),
+        "router-task": PolicySpec(
+            "router-task",
+            "live Router, no context (choose/report on memory://)",
+            lambda q, b, rng: RouterChooser(q, b, rng, "task", dim),
+        ),
+        "router-subject-context": PolicySpec(
+            "router-subject-context",
+            "live Router, subject as context= (choose/report on memory://)",
+            lambda q, b, rng: RouterChooser(q, b, rng, "subject-context", dim),
+        ),
+        "router-text": PolicySpec(
+            "router-text",
+            "live Router, features=text_features() (choose/report on memory://)",
+            lambda q, b, rng: RouterChooser(q, b, rng, "text", dim),
+        ),
         "subject+text": PolicySpec(
             "subject+text",
             "subject + text_features()",

@@ -149,6 +149,8 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
         "path_stats",
         "pending_decisions",
         "router_health",
+        "spend_stats",
+        "feature_stats",
     }
 
 

@@ -77,6 +77,9 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         "subject-feature",
         "text",
         "subject+text",
+        "router-task",
+        "router-subject-context",
+        "router-text",
     }
     for name, spec in specs.items():
         order = mr.shuffle(len(q), 3)
@@ -97,7 +100,7 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         assert np.array_equal(again.picks, run.picks)
 
 
-@pytest.mark.parametrize("name", ["subject-context", "subject-feature"])
+@pytest.mark.parametrize("name", ["subject-context", "subject-feature", "router-subject-context"])
 def test_subject_policies_learn_which_subjects_need_gpt4(name: str) -> None:
     # 600 questions in three subjects: GPT-4 needed on a, never on b, harmful on c.
     rng = np.random.default_rng(0)

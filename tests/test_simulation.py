@@ -326,8 +326,8 @@ def live_and_simulated(case: Case) -> tuple[list[list[int]], list[list[int]]]:
     live: list[list[int]] = []
     rank = router.ranking.rank
 
-    def recording_rank(now: float, context: str = "") -> tuple[list[RoutePath], Any]:
-        order, draft = rank(now, context)
+    def recording_rank(now: float, context: str = "", x: Any = None) -> tuple[list[RoutePath], Any]:
+        order, draft = rank(now, context, x)
         live.append(["ABC".index(p.name) for p in order if p.name in ("A", "B", "C")])
         return order, draft
 

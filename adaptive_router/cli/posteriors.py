@@ -35,6 +35,7 @@ from adaptive_router.cli.common import (
 from adaptive_router.outcomes import Posterior
 
 if TYPE_CHECKING:
+    from adaptive_router.policies.pacing import SpendStatus
     from adaptive_router.stores.sql import SQLStore
 
 
@@ -50,6 +51,17 @@ def read_posteriors(
     half_life = stored_half_life(states)
     names = sorted(states)
     return posteriors_from_states(states, names, prior, half_life, now), half_life
+
+
+def _spend_line(spend: SpendStatus) -> str:
+    realized = spend.realized_usd_per_request
+    return (
+        f"spend target {spend.target_usd_per_request:.6g} USD per request; realized "
+        f"{'—' if realized is None else format(realized, '.6g')} USD per request over the "
+        f"window ({spend.window_requests:,.0f} requests, decayed; every attempt of a request "
+        f"counts); price λ = {spend.price_per_usd:.6g} per USD (0: spending under the "
+        f"target); all time {spend.requests:,} requests, {spend.spend_usd:.6g} USD"
+    )
 
 
 def _half_life_text(half_life: float | None) -> str:
@@ -81,9 +93,19 @@ def posteriors(
                 if context and task in store.tasks():
                     raise CLIError(f"task {task!r} has no evidence in context {context!r}", 1)
                 raise unknown_task(store, task, url)
+            from adaptive_router.reports.summary import read_spend, with_spend_penalties
+
+            spend = read_spend(store, task, half_life, now)
+            if spend is not None and spend.target_usd_per_request is None:
+                spend = None  # no target: nothing is paced
+            if not context:
+                posts = with_spend_penalties(posts, spend)
     if json_out:
         from adaptive_router.reports.summary import posterior_dict
 
+        # A list of paths, as before (each row with its spend_penalty under a target);
+        # the target's own figures are in the table's caption and the dashboard's
+        # /api/summary ("spend").
         print_json([posterior_dict(p) for p in posts])
         return
     rows = []
@@ -106,6 +128,7 @@ def posteriors(
                 f"{p.traffic_share:.1%}",
                 fmt_number(p.expected_cost_usd, ".6g"),
                 fmt_ms(p.expected_latency_ms),
+                *([fmt_number(p.spend_penalty, ".4g")] if spend is not None else []),
             ]
         )
     table = make_table(
@@ -125,6 +148,7 @@ def posteriors(
             "traffic\nshare",
             "expected\ncost USD",
             "expected\nlatency ms",
+            *(["spend\npenalty\nλ·cost"] if spend is not None else []),
         ),
         rows,
         caption=(
@@ -137,7 +161,7 @@ def posteriors(
             "the success and failure counts are all-time; traffic share is of recent "
             "attempts, both kinds; expected cost and latency are decayed means per attempt, "
             "— where none was measured; a final fallback's row is its record only: it is "
-            "always tried last, never ranked"
+            "always tried last, never ranked" + ("" if spend is None else ". " + _spend_line(spend))
         ),
     )
     console_out().print(table)

@@ -164,6 +164,7 @@ def summary(
             "cost_usd": {p: [json_number(x) for x in v] for p, v in ts.cost_usd.items()},
             "unknown_cost_attempts": ts.unknown_cost_attempts,
         },
+        "spend": None if found.spend is None else found.spend.to_dict(),
         "health": [health_dict(h, window.now) for h in beats],
         "alerts": alerts,
     }

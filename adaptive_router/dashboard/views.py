@@ -134,6 +134,30 @@ def _kpis(s: dict[str, Any]) -> str:
     return f'<section class="wide"><div class="kpis">{cells}</div>{note}</section>'
 
 
+def _spend(s: dict[str, Any]) -> str:
+    """The spend target's line: target, realized spend per request over the window, λ
+    (nothing for a task without a target)."""
+    sp = s.get("spend")
+    if not sp or sp["target_usd_per_request"] is None:
+        return ""
+    items = [
+        ("spend-target", "spend target / request", _usd(sp["target_usd_per_request"])),
+        ("spend-realized", "realized / request (window)", _usd(sp["realized_usd_per_request"])),
+        ("spend-price", "price λ per $", _fmt(sp["price_per_usd"], ".4g")),
+    ]
+    cells = "".join(
+        f'<div class="kpi"><b id="kpi-{key}">{_e(value)}</b>{_e(text)}</div>'
+        for key, text, value in items
+    )
+    note = (
+        "<p class='muted'>Paths are ranked by drawn success probability minus λ × expected "
+        f"cost per attempt; the window holds {sp['window_requests']:,.0f} requests (decayed), "
+        "every attempt of a request counted in its spend. λ is 0 while the window spends "
+        "under the target.</p>"
+    )
+    return f'<section class="wide"><div class="kpis">{cells}</div>{note}</section>'
+
+
 def _posterior_rows(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, float]]:
     return [(p["path"], p["mean"], p["interval"][0], p["interval"][1]) for p in rows]
 
@@ -374,6 +398,7 @@ def fragment(s: dict[str, Any]) -> str:
     colors = svg.color_of(names)
     return (
         _kpis(s)
+        + _spend(s)
         + _over_time(s, colors)
         + _posteriors(s, colors)
         + _cost_and_latency(s, colors)

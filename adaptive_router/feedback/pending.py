@@ -116,14 +116,23 @@ class Feedback:
         with self._lock:
             return self._unclaimed
 
-    def choose(self, rid: str, order: list[Path], context: str, gate: StoreGate) -> Decision:
+    def choose(
+        self,
+        rid: str,
+        order: list[Path],
+        context: str,
+        gate: StoreGate,
+        features: bytes | None = None,
+    ) -> Decision:
         """Persist the decision to take ``order[0]`` for request ``rid`` (later, if the
-        store is down now)."""
+        store is down now), with the request's encoded feature vector (None: none)."""
         gate.check_started()
         now = self.clock()
         self.expire(now, gate)
         first = order[0]
-        held = _Held(PendingDecision(rid, self.task, first.name or "", now, context, first.model))
+        held = _Held(
+            PendingDecision(rid, self.task, first.name or "", now, context, first.model, features)
+        )
         if isinstance(self.store, InProcess):  # never unreachable: nothing to hold
             self.store.add_pending(held.decision)
             return Decision(rid, first.name or "", tuple(p.name or "" for p in order), now)
@@ -320,6 +329,7 @@ class Feedback:
                 kind=ErrorKind.EXPIRED.value,
                 error=f"no report within {self.pending_ttl:g} s",
                 created_at=now,
+                features=p.features,
             )
 
         expired: list[PendingDecision] = []

@@ -313,6 +313,7 @@ class Reporter:
             score=report.score,
             context=found.context,
             model=model,
+            features=found.features,
         )
 
     def claim(

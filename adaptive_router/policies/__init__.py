@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from adaptive_router.policies.pacing import (
         SpendPacer,
         SpendStats,
+        SpendStatus,
         check_target_usd_per_request,
         paced_costs,
     )
@@ -53,6 +54,7 @@ __getattr__, __dir__ = lazy_names(
         "adaptive_router.policies.pacing": (
             "SpendPacer",
             "SpendStats",
+            "SpendStatus",
             "check_target_usd_per_request",
             "paced_costs",
         ),
@@ -70,6 +72,7 @@ __all__ = [
     "Policy",
     "SpendPacer",
     "SpendStats",
+    "SpendStatus",
     "ThompsonSampling",
     "check_target_usd_per_request",
     "first_choice_probabilities",

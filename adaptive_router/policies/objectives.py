@@ -45,6 +45,7 @@ from typing import Literal
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.policies.pacing import check_target_usd_per_request
 from adaptive_router.policies.thompson import FloatArray, IntArray, ThompsonSampling
 
 __all__ = [
@@ -87,12 +88,27 @@ class Objective:
     ``success_value_usd``: what one success is worth; a path whose expected cost to a
     success exceeds it is tried only after every other learned path (a fallback only).
     None: no such cut.
+
+    ``target_usd_per_request``: a spend target B (dollars, > 0): the most successes
+    subject to an average spend per request of at most B over the recent window (the
+    task's half-life). Paths are then ranked by ``θ - λ·c`` (θ drawn from the path's
+    posterior, c its expected cost of one attempt in dollars, λ >= 0 the price per dollar
+    the router learns from realized spend; see :mod:`adaptive_router.policies.pacing`),
+    every position of the order alike, each by the θ of its position's evidence. Every
+    attempt of a request counts toward its spend, retries of other paths and the final
+    fallback included: to keep one attempt per request, use ``Budget(max_attempts=1)``.
+    When B exceeds what the best path costs, λ stays 0 and the choice is by θ alone.
+    Paths of unknown cost count as the dearest known one
+    (:func:`~adaptive_router.policies.pacing.paced_costs`). It prices dollars only:
+    leave ``cost_weight``, ``usd_per_second`` and ``success_value_usd`` at their
+    defaults. ``Objective(target_usd_per_request=0.002)`` is its usual form.
     """
 
     cost_weight: float = 1.0
     usd_per_second: float = 0.0
     success_value_usd: float | None = None
     name: str = "custom"
+    target_usd_per_request: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cost_weight", _non_negative("cost_weight", self.cost_weight))
@@ -102,6 +118,26 @@ class Objective:
         if self.success_value_usd is not None:
             v = _non_negative("success_value_usd", self.success_value_usd)
             object.__setattr__(self, "success_value_usd", v)
+        if self.target_usd_per_request is not None:
+            b = check_target_usd_per_request(self.target_usd_per_request)
+            object.__setattr__(self, "target_usd_per_request", b)
+            if (
+                self.cost_weight != 1.0
+                or self.usd_per_second != 0.0
+                or self.success_value_usd is not None
+            ):
+                raise ConfigurationError(
+                    "target_usd_per_request prices dollars of spend only: leave cost_weight "
+                    "(1), usd_per_second (0) and success_value_usd (None) at their defaults, "
+                    "or drop the target"
+                )
+            if self.name == "custom":
+                object.__setattr__(self, "name", "spend target")
+
+    @property
+    def paced(self) -> bool:
+        """True with a spend target: ranking by ``θ - λ·c``."""
+        return self.target_usd_per_request is not None
 
     @property
     def ranks_by_success(self) -> bool:
@@ -275,16 +311,23 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         after_rng: np.random.Generator | None = None,
         costs: FloatArray | Sequence[float] | None = None,
         latencies: FloatArray | Sequence[float] | None = None,
+        price: float = 0.0,
     ) -> IntArray:
         """Path indices best-first: the first by ascending c_i / θ_i (θ from the
         first-attempt evidence; the explored path first with probability ε), the others,
         given ``after_successes``/``after_failures``, by ascending c_i / θ'_i with θ' drawn
         from their after-failure posteriors (see :meth:`ThompsonSampling.rank`), else by
-        c_i / θ_i. Each position is ranked by the success probability that applies there."""
+        c_i / θ_i. Each position is ranked by the success probability that applies there.
+
+        With a spend target (:attr:`Objective.paced`) the key is ``-(θ_i - price · c_i)``
+        instead, ``price`` being λ (dollars⁻¹, from
+        :class:`~adaptive_router.policies.pacing.SpendPacer`): descending θ − λ·c, and at
+        ``price=0`` the order of :meth:`ThompsonSampling.rank` (same draws)."""
         if self.objective.ranks_by_success:
             return super().rank(
                 successes, failures, rng, after_successes, after_failures, after_rng
             )
+        paced = self.objective.paced
         if successes.ndim == 1:
             return self._rank_one_cost(
                 successes,
@@ -295,6 +338,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                 after_successes,
                 after_failures,
                 after_rng,
+                price,
             )
         c = self.attempt_costs(
             None if costs is None else np.asarray(costs, dtype=np.float64),
@@ -302,9 +346,12 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         )
         assert c is not None  # not ranking by success
         theta = self.sample(successes, failures, rng)
-        with np.errstate(divide="ignore"):
-            key = np.broadcast_to(c, theta.shape) / theta
-        key = np.array(key, dtype=np.float64)
+        if paced:
+            key = np.array(price * np.broadcast_to(c, theta.shape) - theta, dtype=np.float64)
+        else:
+            with np.errstate(divide="ignore"):
+                key = np.broadcast_to(c, theta.shape) / theta
+            key = np.array(key, dtype=np.float64)
         if self.explore > 0.0:
             k = theta.shape[-1]
             batch = theta.shape[:-1]
@@ -312,9 +359,12 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             if np.any(exploring):
                 pick = rng.integers(0, k, size=batch)
                 current = np.take_along_axis(key, pick[..., None], -1)[..., 0]
-                # -1 is below every key (keys are >= 0): the explored path goes first.
+                # Below every key: the explored path goes first.
                 np.put_along_axis(
-                    key, pick[..., None], np.where(exploring, -1.0, current)[..., None], axis=-1
+                    key,
+                    pick[..., None],
+                    np.where(exploring, -np.inf, current)[..., None],
+                    axis=-1,
                 )
         order = self._by_key(key)
         if after_successes is None or after_failures is None or key.shape[-1] < 3:
@@ -322,8 +372,11 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         first = order[..., 0]
         rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
         c_rest = np.take_along_axis(np.broadcast_to(c, key.shape), rest, -1)
-        with np.errstate(divide="ignore"):
-            key2 = np.array(c_rest / theta2, dtype=np.float64)
+        if paced:
+            key2 = np.array(price * c_rest - theta2, dtype=np.float64)
+        else:
+            with np.errstate(divide="ignore"):
+                key2 = np.array(c_rest / theta2, dtype=np.float64)
         later = np.take_along_axis(rest, self._by_key(key2), axis=-1)
         return np.concatenate([first[..., None], later], axis=-1)
 
@@ -348,11 +401,13 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         after_successes: FloatArray | None = None,
         after_failures: FloatArray | None = None,
         after_rng: np.random.Generator | None = None,
+        price: float = 0.0,
     ) -> IntArray:
         """The Router's case, in plain Python floats: scalar draws consume the generator as
         ThompsonSampling's do, and the per-attempt costs are computed without numpy's
         per-call overhead (a few µs per request instead of tens)."""
         obj = self.objective
+        paced = obj.paced
         k = successes.shape[0]
         w, rate = obj.cost_weight, obj.usd_per_second
         cs = _floats(costs, k, "costs") if w else None
@@ -372,9 +427,12 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                 )
             c = max(c, MIN_COST)
             per_attempt.append(c)
-            key.append(c / theta if theta > 0.0 else math.inf)
+            if paced:
+                key.append(price * c - theta)
+            else:
+                key.append(c / theta if theta > 0.0 else math.inf)
         if self.explore > 0.0 and rng.random() < self.explore:
-            key[int(rng.integers(0, len(key)))] = -1.0
+            key[int(rng.integers(0, len(key)))] = -math.inf
         v = obj.success_value_usd
         if v is None:
             order = sorted(range(len(key)), key=key.__getitem__)
@@ -388,7 +446,10 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             for j in range(k):
                 if j != first:
                     theta = draw2(a0 + s2[j], b0 + f2[j])
-                    key2[j] = per_attempt[j] / theta if theta > 0.0 else math.inf
+                    if paced:
+                        key2[j] = price * per_attempt[j] - theta
+                    else:
+                        key2[j] = per_attempt[j] / theta if theta > 0.0 else math.inf
             if v is None:
                 later = sorted(key2, key=key2.__getitem__)
             else:

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_GAIN",
     "SpendPacer",
     "SpendStats",
+    "SpendStatus",
     "check_target_usd_per_request",
     "paced_costs",
 ]
@@ -81,14 +82,33 @@ class SpendStats:
 
     def fold(self, cost_usd: float | None, at: float, half_life: float | None) -> None:
         """Add one request's realized spend (all its attempts; None = not metered, 0)."""
-        c = _check_cost(cost_usd)
+        self.add(_check_cost(cost_usd), 1, at, half_life)
+
+    def add(self, spend_usd: float, requests: int, at: float, half_life: float | None) -> None:
+        """Add ``spend_usd`` spent at ``at`` by ``requests`` requests (0 for a later
+        attempt of a request already counted: a store folds attempt by attempt, each
+        request counted at its first attempt). ``spend_usd`` is a checked cost >= 0."""
         keep = decay_factor(at - self.ref_time, half_life)
         add = decay_factor(self.ref_time - at, half_life)
-        self.spend_w = (0.0 if self.spend_w < TINY else self.spend_w * keep) + c * add
-        self.requests_w = (0.0 if self.requests_w < TINY else self.requests_w * keep) + add
+        self.spend_w = (0.0 if self.spend_w < TINY else self.spend_w * keep) + spend_usd * add
+        self.requests_w = (0.0 if self.requests_w < TINY else self.requests_w * keep) + (
+            requests * add
+        )
         self.ref_time = max(self.ref_time, at)
-        self.requests += 1
-        self.spend_usd += c
+        self.requests += requests
+        self.spend_usd += spend_usd
+
+    def decayed(self, now: float, half_life: float | None) -> SpendStats:
+        """A copy with both decayed sums decayed on to ``now`` (the window as of now;
+        ``now`` before ``ref_time`` leaves them as they are)."""
+        f = decay_factor(now - self.ref_time, half_life)
+        return SpendStats(
+            self.spend_w * f,
+            self.requests_w * f,
+            max(now, self.ref_time),
+            self.requests,
+            self.spend_usd,
+        )
 
     def merge(self, other: SpendStats, half_life: float | None) -> SpendStats:
         """The sums of both, relative to the newer ``ref_time``."""
@@ -167,6 +187,60 @@ class SpendPacer:
     def price(self) -> float:
         """λ, dollars⁻¹ in units of success probability: ``max(0, gain · E / B)``."""
         return max(0.0, self.gain * self.overspend / self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendStatus:
+    """A task's spend against its target, as priced at one moment.
+
+    ``realized_usd_per_request`` is the average spend per request over the recent window
+    (decayed with the task's half-life; every attempt of a request counts; None before
+    any request), ``window_requests`` the decayed number of requests it averages over,
+    ``price_per_usd`` the price λ per dollar that ranks paths by ``θ - λ·c`` (0 when the
+    window spends under the target, or without a target), ``requests`` and
+    ``spend_usd`` all-time totals (attempts whose cost was not metered count as $0).
+    """
+
+    target_usd_per_request: float | None
+    realized_usd_per_request: float | None
+    price_per_usd: float
+    window_requests: float
+    requests: int
+    spend_usd: float
+
+    @classmethod
+    def of(
+        cls,
+        stats: SpendStats,
+        target_usd_per_request: float | None,
+        half_life: float | None,
+        now: float,
+        gain: float = DEFAULT_GAIN,
+    ) -> SpendStatus:
+        """The status of ``stats`` (a task's sums) decayed to ``now``."""
+        st = stats.decayed(now, half_life)
+        price = 0.0
+        if target_usd_per_request is not None:
+            price = SpendPacer(target_usd_per_request, half_life, gain, st).price
+        return cls(
+            target_usd_per_request,
+            st.mean_spend_usd,
+            price,
+            st.requests_w,
+            st.requests,
+            st.spend_usd,
+        )
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready (the CLI's and the dashboard's ``spend``)."""
+        return {
+            "target_usd_per_request": self.target_usd_per_request,
+            "realized_usd_per_request": self.realized_usd_per_request,
+            "price_per_usd": self.price_per_usd,
+            "window_requests": self.window_requests,
+            "requests": self.requests,
+            "spend_usd": self.spend_usd,
+        }
 
 
 def paced_costs(

@@ -10,18 +10,28 @@ tens of milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from adaptive_router.outcomes import PathWindowStats, PositionPosterior, Posterior
+from adaptive_router.policies.pacing import SpendStatus, paced_costs
 from adaptive_router.reports.costs import CostReport, cost_report
 from adaptive_router.reports.timeseries import TimeSeries, time_series
-from adaptive_router.stores.base import Store
+from adaptive_router.stores.base import SpendTotals, Store
 from adaptive_router.stores.evidence import posteriors_from_states, stored_half_life
 
-__all__ = ["Summary", "json_number", "posterior_dict", "stats_dict", "summary"]
+__all__ = [
+    "Summary",
+    "json_number",
+    "posterior_dict",
+    "read_spend",
+    "stats_dict",
+    "summary",
+    "with_spend_penalties",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,8 @@ class Summary:
     """Task-level posteriors decayed to ``now``."""
     context_posteriors: dict[str, list[Posterior]]
     """Each named context's own evidence, decayed to ``now``."""
+    spend: SpendStatus | None = None
+    """The task's spend against its spend target (None: the store keeps no spend sums)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: NaN (no attempts in a bucket) and missing figures are None."""
@@ -59,7 +71,32 @@ class Summary:
             "context_posteriors": {
                 ctx: [posterior_dict(p) for p in ps] for ctx, ps in self.context_posteriors.items()
             },
+            "spend": None if self.spend is None else self.spend.to_dict(),
         }
+
+
+def read_spend(store: Store, task: str, half_life: float | None, now: float) -> SpendStatus | None:
+    """``task``'s spend status from the store: its spend sums decayed to ``now``, the
+    spend target a router of the task last set and the price λ it gives (what the routers
+    compute from the same sums); None for a store without :class:`SpendTotals`."""
+    if not isinstance(store, SpendTotals):
+        return None
+    return SpendStatus.of(store.load_spend(task), store.spend_target(task), half_life, now)
+
+
+def with_spend_penalties(posteriors: list[Posterior], spend: SpendStatus | None) -> list[Posterior]:
+    """``posteriors`` with each path's ``spend_penalty`` (λ times its expected cost per
+    attempt, a path of unknown cost charged the dearest known one, as the router does)
+    when a spend target is set; unchanged otherwise. The router charges a cost prior
+    where nothing was measured: the store does not know the priors."""
+    if spend is None or spend.target_usd_per_request is None or not posteriors:
+        return posteriors
+    charged = paced_costs([p.expected_cost_usd for p in posteriors])
+    lam = spend.price_per_usd
+    return [
+        dataclasses.replace(p, spend_penalty=lam * c)
+        for p, c in zip(posteriors, charged, strict=True)
+    ]
 
 
 def json_number(value: float | None) -> float | None:
@@ -96,6 +133,7 @@ def posterior_dict(p: Posterior) -> dict[str, Any]:
         "traffic_share": p.traffic_share,
         "expected_cost_usd": json_number(p.expected_cost_usd),
         "expected_latency_ms": json_number(p.expected_latency_ms),
+        "spend_penalty": json_number(p.spend_penalty),
     }
 
 
@@ -162,9 +200,12 @@ def summary(
     task_states = contexts.get("", {})
     half_life = stored_half_life(task_states)
 
+    spend = read_spend(store, task, half_life, at)
+
     def decayed(ctx: str) -> list[Posterior]:
         states = contexts.get(ctx, {})
-        return posteriors_from_states(states, sorted(states), prior, half_life, at)
+        posts = posteriors_from_states(states, sorted(states), prior, half_life, at)
+        return with_spend_penalties(posts, spend) if not ctx else posts
 
     return Summary(
         task=task,
@@ -177,4 +218,5 @@ def summary(
         half_life=half_life,
         posteriors=decayed(""),
         context_posteriors={ctx: decayed(ctx) for ctx in sorted(contexts) if ctx},
+        spend=spend,
     )

@@ -257,6 +257,7 @@ class Attempts:
         "context",
         "ctx",
         "decision",
+        "features",
         "n",
         "rid",
         "skipped",
@@ -278,6 +279,8 @@ class Attempts:
         self.ctx = ctx
         #: The evidence the order was drawn from (None: not logged), see router.decisions.
         self.decision = decision
+        #: The request's encoded feature vector (a feature router's), for its first attempt.
+        self.features: bytes | None = None
         self.rid = rid
         self.context = context
         self.attempts: list[Outcome] = []

@@ -22,17 +22,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adaptive_router._checks import error_text
+from adaptive_router.errors import ConfigurationError
+from adaptive_router.features import FeatureError, SparseVector
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.metering.cost_priors import cost_priors
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
 from adaptive_router.policies.logged_decision import DecisionDraft, DecisionEncoder
 from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
+from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, SpendStatus, paced_costs
 from adaptive_router.policies.thompson import (
     FloatArray,
     Policy,
@@ -43,8 +47,12 @@ from adaptive_router.policies.thompson import (
 from adaptive_router.router.context_costs import cost_row, mixed_means
 from adaptive_router.router.recorder import Recorder, Weights
 from adaptive_router.router.settings import PathSettings
-from adaptive_router.stores.base import PathEvidence, PathState
+from adaptive_router.stores.base import PathEvidence, PathState, SpendTotals
 from adaptive_router.stores.evidence import posteriors_from_states
+
+if TYPE_CHECKING:
+    # A feature router's collaborators: their module loads scipy, only for such a router.
+    from adaptive_router.router.features import FeatureRanking
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -67,6 +75,7 @@ class Ranking:
         max_contexts: int = 1000,
         pricer: Pricer | None = None,
         log_decisions: bool = False,
+        features: FeatureRanking | None = None,
     ) -> None:
         self.paths = list(paths)
         self.fallback = fallback
@@ -86,6 +95,14 @@ class Ranking:
             else None
         )
         self._names = tuple(p.name or "" for p in self.paths)
+        #: A feature router's feature function and contextual models (None: none).
+        self.features = features
+        #: The spend target's pacer (None without one); its stats are set per decision.
+        self._pacer: SpendPacer | None = None
+        if self._objective is not None:
+            target = self._objective.objective.target_usd_per_request
+            if target is not None:
+                self._pacer = SpendPacer(target, self.half_life)
         #: Read and pass the after-failure evidence: only it orders positions 2.. and only
         #: with three paths or more is there an order among them to choose.
         self._after = len(self.paths) > 2 and takes_after_failure(policy)
@@ -169,13 +186,39 @@ class Ranking:
         )
         return s * scale + own_s, f * scale + own_f
 
-    def rank(self, now: float, context: str = "") -> tuple[list[Path], DecisionDraft | None]:
+    def rank(
+        self, now: float, context: str = "", x: SparseVector | None = None
+    ) -> tuple[list[Path], DecisionDraft | None]:
         """The request's order (sampled, open breakers to the back, the fallback last) and,
         with :attr:`log_decisions` on, the evidence of the decision (else None): the
-        first-attempt evidence, which alone decides the first choice."""
+        first-attempt evidence, which alone decides the first choice. A feature router
+        ranks the whole order by its contextual draw for the request's features ``x``
+        (None: the models' bias alone, each path's success rate)."""
         s, f, s2, f2 = self.evidence(now, context, self._after)
         c = lat = None
-        if self._objective is not None:
+        if self.features is not None:
+            paced = None
+            if self._pacer is not None:
+                costs, _ = self.expected(now, context)
+                paced = paced_costs(costs, self._cost_priors)
+            decision = self.features.models.rank(
+                context, x, self.rng, s, f, paced, self.price(now) if paced else 0.0
+            )
+            ranked = decision.order
+        elif self._pacer is not None:
+            assert self._objective is not None  # a pacer comes with a paced objective
+            costs, _ = self.expected(now, context)
+            ranked = self._objective.rank(
+                s,
+                f,
+                self.rng,
+                s2,
+                f2,
+                costs=paced_costs(costs, self._cost_priors),
+                after_rng=self.rng_after,
+                price=self.price(now),
+            )
+        elif self._objective is not None:
             obj = self._objective.objective
             costs, latencies = self.expected(now, context)
             c = _filled(costs, self._cost_priors, "expected_cost_usd") if obj.uses_cost else None
@@ -207,12 +250,86 @@ class Ranking:
             order.append(self.fallback)
         return order, draft
 
+    def price(self, now: float) -> float:
+        """λ, the spend target's price per dollar now (0 without a target): from the
+        task's spend sums as this process knows them, decayed to ``now``."""
+        pacer = self._pacer
+        if pacer is None:
+            return 0.0
+        pacer.stats = self.recorder.spend_stats().decayed(now, self.half_life)
+        return pacer.price
+
+    def spend(self, now: float) -> SpendStatus:
+        """The spend target (None without one), the realized spend per request over the
+        window (the task's half-life), λ, and the all-time totals: without a target, of
+        the store's sums (this process keeps none), after a flush."""
+        pacer = self._pacer
+        store = self.recorder.store
+        if pacer is None and isinstance(store, SpendTotals):
+            self.recorder.flush()
+            return SpendStatus.of(store.load_spend(self.recorder.task), None, self.half_life, now)
+        return SpendStatus.of(
+            self.recorder.spend_stats(),
+            None if pacer is None else pacer.target,
+            self.half_life,
+            now,
+            DEFAULT_GAIN if pacer is None else pacer.gain,
+        )
+
+    def run_features(self, args: Any, kwargs: Any, log: ThrottledLog) -> SparseVector | None:
+        """A feature router's vector for a :meth:`Router.run` request; bad features (or a
+        feature function that raises) rank it without features, and ``log`` says so once
+        per window: a feature bug must not take the requests down."""
+        fr = self.features
+        if fr is None:
+            return None
+        try:
+            return fr.features.vector(args, kwargs)
+        except FeatureError as exc:
+            task = self.recorder.task
+            log.log(
+                ("features",),
+                "task %s: request ranked without features: %s",
+                (task, exc),
+                "task %s: %d more requests ranked without features in the last %g s",
+                (task,),
+                {"task": task, "error": str(exc)},
+            )
+            return None
+
+    def choose_features(
+        self, args: Any, kwargs: Any, given: Mapping[str, Any] | None
+    ) -> SparseVector | None:
+        """A :meth:`Router.choose` request's vector: ``given`` (a mapping), else the feature
+        function of its arguments, else None; bad features raise :class:`FeatureError`."""
+        fr = self.features
+        if fr is None:
+            if given is not None:
+                raise ConfigurationError(
+                    "choose(features=...): this router has no feature function; build it "
+                    "with Router(..., features=...)"
+                )
+            return None
+        if given is not None:
+            return fr.features.given(given)
+        return fr.features.vector(args, kwargs) if args or kwargs else None
+
+    def encode(self, x: SparseVector | None) -> bytes | None:
+        """``x`` as an outcome carries it (None: no features)."""
+        fr = self.features
+        return None if x is None or fr is None else fr.features.encode(x)
+
     @property
     def loggable(self) -> bool:
         """True when the policy is one whose propensities are computable:
         :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
-        subclass may rank differently)."""
-        return type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+        subclass may rank differently), without a spend target (whose ``θ - λ·c`` order
+        the logged decision's layout does not describe)."""
+        return (
+            type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
+            and self._pacer is None
+            and self.features is None
+        )
 
     def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> DecisionDraft:
         """The decision's evidence, as a draft that :func:`~adaptive_router.router.
@@ -298,7 +415,9 @@ class Ranking:
         states = self.recorder.snapshot()
         if not context:
             return self._with_priors(
-                posteriors_from_states(states.get("", {}), names, prior, self.half_life, now)
+                posteriors_from_states(states.get("", {}), names, prior, self.half_life, now),
+                now,
+                context,
             )
         own = states.get(context, {})
         s, f, s2, f2 = self.evidence(now, context, after=True)
@@ -326,11 +445,29 @@ class Ranking:
             [
                 dataclasses.replace(p, expected_cost_usd=c, expected_latency_ms=t)
                 for p, c, t in zip(out, costs, latencies, strict=True)
-            ]
+            ],
+            now,
+            context,
         )
 
-    def _with_priors(self, rows: list[Posterior]) -> list[Posterior]:
-        """Posteriors with each path's prior cost/latency where nothing was measured."""
+    def _with_priors(self, rows: list[Posterior], now: float, context: str) -> list[Posterior]:
+        """Posteriors with each path's prior cost/latency where nothing was measured, and
+        under a spend target each learned path's ``spend_penalty`` (λ times the cost it is
+        charged per attempt)."""
+        named: dict[str, tuple[tuple[str, float], ...]] = {}
+        fr = self.features
+        if fr is not None:
+            names = fr.features.names
+            named = {
+                path: tuple((names.get(i, f"#{i}"), w) for i, w in top)
+                for path, top in fr.models.influential(context).items()
+            }
+        penalty: dict[str, float] = {}
+        if self._pacer is not None:
+            lam = self.price(now)
+            costs, _ = self.expected(now, context)
+            charged = paced_costs(costs, self._cost_priors)
+            penalty = {p.name or "": lam * c for p, c in zip(self.paths, charged, strict=True)}
         by_name = {p.name or "": p for p in self.paths}
         if self.fallback is not None:
             by_name[self.fallback.name or ""] = self.fallback
@@ -348,6 +485,10 @@ class Ranking:
                 latency = p.expected_latency_ms
             if (cost, latency) != (r.expected_cost_usd, r.expected_latency_ms):
                 r = dataclasses.replace(r, expected_cost_usd=cost, expected_latency_ms=latency)
+            if r.path in penalty:
+                r = dataclasses.replace(r, spend_penalty=penalty[r.path])
+            if named.get(r.path):
+                r = dataclasses.replace(r, features=named[r.path])
             out.append(r)
         return out
 

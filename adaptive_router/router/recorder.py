@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -29,16 +29,23 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policies.thompson import FloatArray, decay_factor
 from adaptive_router.router.context_costs import CostRow, cost_row
 from adaptive_router.stores.base import (
+    FeatureEvidence,
     InProcess,
     OutcomeUpdates,
     PathEvidence,
     SharedEvidence,
+    SpendStats,
+    SpendTotals,
     Store,
     fold_evidence,
+    fold_spend,
     is_data_error,
     outcome_problem,
 )
 from adaptive_router.stores.evidence import pooled_means
+
+if TYPE_CHECKING:
+    from adaptive_router.router.features import FeatureModels
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +105,18 @@ class Recorder:
         on_drop: Callable[[int, int], None] | None = None,
         on_reject: Callable[[int, int], None] | None = None,
         on_refresh: Callable[[], None] | None = None,
+        track_spend: bool = False,
         after_flush: Callable[[], Sequence[Outcome]] | None = None,
     ) -> None:
         self.store = store
+        #: Keep the task's spend sums in this cache (a spend target prices by them): only
+        #: for a store with :class:`SpendTotals`.
+        self.track_spend = track_spend and isinstance(store, SpendTotals)
+        #: The task's realized spend (what the store holds plus what this process recorded
+        #: since it last read it); read in place from a :class:`SharedEvidence` store.
+        self.spend = SpendStats()
+        #: A feature router's contextual models (see :meth:`attach_features`), else None.
+        self.features: FeatureModels | None = None
         self.task = task
         self.half_life = half_life
         self.sync = durability == "sync" or isinstance(store, InProcess)
@@ -142,6 +158,8 @@ class Recorder:
         else:
             self.states = store.load_contexts(task) if connected else {}
             self._lock = threading.Lock()
+            if connected and self.track_spend:
+                self.spend = self._load_spend()
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the buffer is worth a flush right away
@@ -256,6 +274,46 @@ class Recorder:
             own = {n: cost_row(ev, half_life) for n, ev in self.states.get(context, {}).items()}
         return task, own
 
+    def attach_features(self, models: FeatureModels) -> None:
+        """Keep ``models`` (a feature router's) up to date: the store's feature statistics
+        now and at each refresh, plus every outcome this process records or reports."""
+        self.features = models
+        store = self.store
+        if self.ready and isinstance(store, FeatureEvidence):
+            models.reload(store.load_features(self.task))
+
+    def _fold_features(self, outcomes: Sequence[Outcome]) -> None:
+        if self.features is not None:
+            self.features.fold(outcomes)
+
+    def _reload_features(self) -> None:
+        """Under the I/O lock, after a flush: the store's statistics plus the buffer's."""
+        store, models = self.store, self.features
+        if models is None or not isinstance(store, FeatureEvidence):
+            return
+        stored = store.load_features(self.task)
+        with self._lock:  # record() folds and buffers under it: nothing in between
+            models.reload(stored)
+            models.fold(self._buffer)
+
+    def spend_stats(self) -> SpendStats:
+        """A copy of the task's spend sums as this process knows them (relative to their
+        ``ref_time``; see :meth:`SpendStats.decayed`): the store's at the last refresh plus
+        the outcomes recorded here since; a shared in-process store's own. Zeros when
+        spend is not tracked (:attr:`track_spend`)."""
+        if not self.track_spend:
+            return SpendStats()
+        if not self.own_cache:
+            return self._load_spend()
+        with self._lock:
+            st = self.spend
+            return SpendStats(st.spend_w, st.requests_w, st.ref_time, st.requests, st.spend_usd)
+
+    def _load_spend(self) -> SpendStats:
+        store = self.store
+        assert isinstance(store, SpendTotals)  # track_spend
+        return store.load_spend(self.task)
+
     def snapshot(self) -> dict[str, dict[str, PathEvidence]]:
         """A copy of every context's path evidence (``""`` is the task level)."""
         with self._lock:
@@ -290,6 +348,8 @@ class Recorder:
             return False
         if self.sync and self.ready:
             with self._io_lock:
+                # Under the I/O lock: a refresh (which reloads the models) cannot interleave.
+                self._fold_features([o for o in outcomes if outcome_problem(o) is None])
                 written, unwritten, exc = self._write(outcomes)
                 if unwritten:  # the store is down: keep routing, retry later
                     self._on_write_error(exc, len(unwritten))
@@ -310,6 +370,7 @@ class Recorder:
                 break
         with self._lock:
             self._fold(outcomes)
+            self._fold_features(outcomes)
             self._push(outcomes)
             return len(self._buffer) >= self.high_water and not self.store_down
 
@@ -405,6 +466,7 @@ class Recorder:
                     "started without it"
                 )
             written = write()
+            self._fold_features(written)
             if self.own_cache:
                 with self._lock:
                     self._fold(written)
@@ -454,6 +516,10 @@ class Recorder:
     def _fold(self, outcomes: Sequence[Outcome]) -> None:
         if not self.own_cache:
             return  # the store folds what it writes: an unwritten outcome waits its turn
+        if self.track_spend:
+            spend, half_life = self.spend, self.half_life
+            for o in outcomes:
+                fold_spend(spend, o, half_life)
         for o in outcomes:
             for ctx in o.evidence_keys():
                 paths = self.states.get(ctx)
@@ -524,6 +590,8 @@ class Recorder:
             except Exception as exc:
                 self._on_write_error(exc, 0)
                 return False
+            if written_reports:
+                self._fold_features(written_reports)
             if written_reports and self.own_cache:
                 with self._lock:
                     self._fold(written_reports)
@@ -548,6 +616,7 @@ class Recorder:
         try:
             self.store.connect()
             stored = self.store.load_contexts(self.task) if self.own_cache else self.snapshot()
+            spend = self._load_spend() if self.track_spend and self.own_cache else None
             if self.on_connect is not None:
                 self.on_connect(stored)
         except ConfigurationError as exc:
@@ -568,8 +637,15 @@ class Recorder:
         if self.own_cache:
             with self._lock:
                 self.states = stored
+                if spend is not None:
+                    self.spend = spend
                 # What was routed on during the outage, on top of the stored evidence.
                 self._fold(self._buffer)
+            try:
+                self._reload_features()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return False
         self.ready = True
         logger.warning(
             "store of task %s reached, start-up checks passed: writing %d buffered outcomes",
@@ -587,14 +663,22 @@ class Recorder:
             if self.own_cache:
                 try:
                     snapshot = self.store.load_contexts(self.task)
+                    spend = self._load_spend() if self.track_spend else None
                 except Exception as exc:
                     self._on_write_error(exc, 0)
                     return
                 self._reachable_again(0)
                 with self._lock:
                     self.states = snapshot
+                    if spend is not None:
+                        self.spend = spend
                     # Outcomes recorded while we wrote and read are not in the snapshot.
                     self._fold(self._buffer)
+            try:
+                self._reload_features()
+            except Exception as exc:
+                self._on_write_error(exc, 0)
+                return
         self._last_refresh = time.monotonic()
         if self.on_refresh is not None:
             self.on_refresh()

@@ -18,7 +18,8 @@ import numpy as np
 
 from adaptive_router import forks
 from adaptive_router._checks import seconds
-from adaptive_router.errors import AllPathsFailed
+from adaptive_router.errors import AllPathsFailed, ConfigurationError
+from adaptive_router.features import SparseVector
 from adaptive_router.feedback.pending import Feedback
 from adaptive_router.feedback.reporter import MAX_METADATA_BYTES, Reporter, check_half_life
 from adaptive_router.log_throttle import ThrottledLog
@@ -32,6 +33,7 @@ from adaptive_router.outcomes import (
 from adaptive_router.paths import Path
 from adaptive_router.policies.logged_decision import DecisionDraft
 from adaptive_router.policies.objectives import Objective
+from adaptive_router.policies.pacing import SpendStatus
 from adaptive_router.resilience import to_daemon_thread
 from adaptive_router.resilience.timeouts import hold_workers
 from adaptive_router.router.attempts import AttemptContext, Attempts, awalk, new_request_id, walk
@@ -50,7 +52,7 @@ from adaptive_router.router.settings import (
     resolve_settings,
     router_config,
 )
-from adaptive_router.stores import InProcess, Store, open_store
+from adaptive_router.stores import FeatureEvidence, InProcess, SpendTotals, Store, open_store
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -75,16 +77,46 @@ def _open(store: str | Store | Engine | None, cfg: RouterConfig) -> tuple[Store,
     offline = cfg.persistence.start_without_store
     opened = open_store(store, start_offline=offline)
     owns = not isinstance(store, Store)
-    if not (opened.connected or offline):
-        opened.connect()  # a Store given unconnected: reach it now, or raise
-    if opened.connected:
-        try:
-            check_half_life(opened, cfg.task, cfg.half_life, "Router")
-        except Exception:
-            if owns:
-                opened.close()
-            raise
+    try:
+        if cfg.objective.paced and not isinstance(opened, SpendTotals):
+            raise ConfigurationError(
+                f"objective: a spend target needs a store that keeps spend totals "
+                f"(SpendTotals: the memory and SQL stores do); {opened!r} does not"
+            )
+        if cfg.features is not None and not isinstance(opened, FeatureEvidence):
+            raise ConfigurationError(
+                f"features: a feature router needs a store that keeps feature statistics "
+                f"(FeatureEvidence: the memory and SQL stores do); {opened!r} does not"
+            )
+        if not (opened.connected or offline):
+            opened.connect()  # a Store given unconnected: reach it now, or raise
+        if opened.connected:
+            _start_checks(opened, cfg)
+    except Exception:
+        if owns:
+            opened.close()
+        raise
     return opened, owns, opened.connected
+
+
+def _start_checks(store: Store, cfg: RouterConfig) -> None:
+    """What a router does once its store is reached: register or check the task's
+    half-life, and record its spend target (the CLI and dashboard read it there)."""
+    check_half_life(store, cfg.task, cfg.half_life, "Router")
+    target = cfg.objective.target_usd_per_request
+    if target is not None and isinstance(store, SpendTotals):
+        stored = store.spend_target(cfg.task)
+        if stored is not None and stored != target:
+            logger.warning(
+                "task %s: spend target changed from %g to %g USD per request (routers still "
+                "running with the old one price by it until they restart)",
+                cfg.task,
+                stored,
+                target,
+                extra={"task": cfg.task, "old_target": stored, "target": target},
+            )
+        if stored != target:
+            store.set_spend_target(cfg.task, target)
 
 
 class Router:
@@ -123,7 +155,15 @@ class Router:
         ``None`` = unknown); fractional evidence, success when ``score >=
         Learning.min_score``.
     features:
-        Reserved for per-request features (not supported yet: leave it None).
+        ``features(*args, **kwargs) -> {name: number | str | bool}`` (strings and booleans
+        as indicators), e.g. :func:`adaptive_router.features.text_features` ``()``: rank
+        each request by a contextual policy on its hashed features (per path a Bayesian
+        linear model, its bias started from the path's Beta evidence, the same half-life;
+        ``objective`` "success" or a spend target). The dimension is ``features.dim``
+        when it has one, else 256. Inside :meth:`run` a feature function that raises or
+        returns bad features does not fail the request: it is ranked without features
+        (each path's success rate) and one warning per minute names the problem;
+        :meth:`choose` raises :class:`~adaptive_router.features.FeatureError` instead.
     half_life:
         ``timedelta`` (or seconds): evidence that old counts half. ``None`` = never forget.
         Every router of a task must use the same half-life.
@@ -164,7 +204,7 @@ class Router:
         objective: str | Objective = "success",
         *,
         score_fn: Callable[[Any], Any] | None = None,
-        features: None = None,
+        features: Callable[..., Any] | None = None,
         half_life: timedelta | float | None = None,
         budget: Budget | None = None,
         learning: Learning | None = None,
@@ -246,6 +286,7 @@ class Router:
             on_drop=heard.dropped,
             on_reject=heard.rejected,
             on_refresh=heard.refreshed,
+            track_spend=self.objective.paced,
             after_flush=self._feedback.sync,
         )
         # Undone by close(): breakers outlive routers; the hooks, threads and exit hook
@@ -254,6 +295,14 @@ class Router:
         self._settings = resolve_settings(
             self._by_name.values(), self.fallback, cfg.resilience, learn.seed
         )
+        by_features = None
+        if cfg.contextual is not None and cfg.features is not None:
+            # Loaded only for a feature router: the contextual policy needs scipy.
+            from adaptive_router.router.features import feature_ranking
+
+            names = [p.name or "" for p in self.paths]
+            by_features = feature_ranking(cfg.features, cfg.contextual, names, learn.prior)
+            self._recorder.attach_features(by_features.models)
         #: The request's order of paths (read-only collaborator: evidence and the draw).
         self.ranking = Ranking(
             self.paths,
@@ -267,6 +316,7 @@ class Router:
             learn.max_contexts,
             pricer=self._pricer,
             log_decisions=self._decisions is not None,
+            features=by_features,
         )
         self._unsubscribe.extend(self.ranking.track_breakers())
         if self._decisions is not None:
@@ -306,7 +356,7 @@ class Router:
         forks.follow(self)
 
     def _check_half_life(self, _stored: object) -> None:
-        check_half_life(self.store, self.task, self.half_life, "Router")
+        _start_checks(self.store, self.config)
 
     def __repr__(self) -> str:
         return (
@@ -342,7 +392,9 @@ class Router:
             self._forked = False
 
     # -- the request core shared by run and arun ---------------------------------
-    def _begin(self, context: str = "") -> tuple[str, list[Path], DecisionDraft | None]:
+    def _begin(
+        self, context: str = "", x: SparseVector | None = None
+    ) -> tuple[str, list[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         if self._forked:
@@ -350,24 +402,32 @@ class Router:
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
-        return rid, *self.ranking.rank(self.clock(), context)
+        return rid, *self.ranking.rank(self.clock(), context, x)
 
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
         ctx = self.ranking.context(context, args, kwargs)
-        rid, order, decision = self._begin(ctx)
+        x = self.ranking.run_features(args, kwargs, self._log) if self.ranking.features else None
+        rid, order, decision = self._begin(ctx, x)
         budget = None
         if self.budget.active:
             priced = self.budget.max_cost_usd is not None
             costs = self.ranking.known_costs(self.clock(), ctx) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
-        return Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
+        req = Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
+        req.features = self.ranking.encode(x)
+        return req
 
     def _record(self, req: Attempts) -> bool:
         """Record the request's attempts; True when the recorder asks its caller to flush
         now (backpressure: the store is up but behind), which ``run`` does in its thread
         and ``arun`` in a worker thread."""
         attempts = req.attempts
+        if req.features is not None:
+            for a in attempts:
+                if a.attempt == 1:  # the first executed path: what the features ranked
+                    a.features = req.features
+                    break
         return self._recorder.record(
             [a for a in attempts if not a.skipped] if req.skipped else attempts
         )
@@ -453,16 +513,28 @@ class Router:
             for name, st in self._settings.items()
         }
 
-    def choose(self, context: str | None = None) -> Decision:
+    def choose(
+        self,
+        *args: Any,
+        context: str | None = None,
+        features: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Decision:
         """Pick a path for a request whose outcome will be reported later.
 
         The decision is persisted, so :meth:`report` may come from another process. During
         a store outage it is held in this process (at most ``max_buffer`` decisions) and
-        persisted when the store returns.
+        persisted when the store returns. A feature router ranks by the request's
+        features: ``features=`` (a mapping, as the feature function returns), else the
+        feature function of the request's arguments (``choose(*args, **kwargs)``, as
+        :meth:`run` takes them), else none (each path's success rate); the vector is kept
+        with the pending decision, so the report updates the right statistics. Bad
+        features raise :class:`~adaptive_router.features.FeatureError` naming the feature.
         """
-        ctx = self.ranking.context(context, (), {})
-        rid, order, _ = self._begin(ctx)
-        return self._feedback.choose(rid, order, ctx, self._recorder)
+        x = self.ranking.choose_features(args, kwargs, features)
+        ctx = self.ranking.context(context, args, kwargs)
+        rid, order, _ = self._begin(ctx, x)
+        return self._feedback.choose(rid, order, ctx, self._recorder, self.ranking.encode(x))
 
     def report(
         self,
@@ -519,6 +591,17 @@ class Router:
         if self._forked:
             self._resume()
         return self.ranking.posteriors(self.clock(), context or "")
+
+    def spend(self) -> SpendStatus:
+        """The task's spend against the spend target (``Objective(target_usd_per_request=
+        ...)``; ``target_usd_per_request`` None without one): realized spend per request
+        over the window, the price per dollar λ the order is ranked by now, and the
+        all-time requests and spend. Every process of the task adds to the same sums in the
+        store; this router sees the others' at its refresh (``refresh_interval``). Without
+        a target only a store's own totals are read (this process keeps none)."""
+        if self._forked:
+            self._resume()
+        return self.ranking.spend(self.clock())
 
     def contexts(self) -> list[str]:
         """The named contexts this task has evidence for."""

@@ -116,6 +116,9 @@ class RouterConfig:
     resilience: Resilience
     persistence: Persistence
     observability: Observability
+    features: Callable[..., Any] | None = None
+    #: The contextual policy (ContextualThompsonSampling) of a feature router, else None.
+    contextual: Any = None
 
     @property
     def half_life(self) -> float | None:
@@ -179,9 +182,11 @@ def router_config(
     for what, fn in (("success_fn", success_fn), ("score_fn", score_fn)):
         if fn is not None and not callable(fn):
             raise ConfigurationError(f"{what} must be callable, got {fn!r}")
-    if features is not None:
+    if features is not None and not callable(features):
         raise ConfigurationError(
-            "features is reserved for per-request features and not supported yet; leave it None"
+            "features must be a function (*args, **kwargs) -> {name: number | str | bool}, "
+            "such as adaptive_router.features.text_features(), or None; "
+            f"got {type(features).__name__}"
         )
     task = check_name("task", task)
     half_life_s = seconds(half_life, "half_life", allow_none=True)
@@ -215,6 +220,9 @@ def router_config(
         chosen = ObjectiveThompsonSampling(learning.prior, half_life_s, learning.explore, goal)
     if isinstance(chosen, ObjectiveThompsonSampling):
         goal = chosen.objective
+    contextual = None
+    if features is not None:
+        contextual = _contextual(features, goal, policy, learning, half_life_s)
     return RouterConfig(
         paths=path_list,
         fallback=final,
@@ -230,4 +238,36 @@ def router_config(
         resilience=resilience,
         persistence=persistence,
         observability=observability,
+        features=cast("Callable[..., Any] | None", features),
+        contextual=contextual,
     )
+
+
+def _contextual(
+    features: object,
+    goal: Objective,
+    policy: Policy | None,
+    learning: Learning,
+    half_life_s: float | None,
+) -> Any:
+    """The contextual policy of ``Router(features=...)``: its dimension is ``features.dim``
+    (``text_features(dim=...)`` has one), else the default."""
+    if policy is not None:
+        raise ConfigurationError(
+            "features: a feature router ranks with its own contextual policy; give "
+            "learning.prior/explore, not learning.policy"
+        )
+    if not (goal.ranks_by_success or goal.paced):
+        raise ConfigurationError(
+            "features: rank by success (objective='success') or under a spend target "
+            "(Objective(target_usd_per_request=...)); the cost and latency objectives "
+            "(c / θ) have no contextual form yet"
+        )
+    # Imported only for a feature router: the contextual policy needs scipy.
+    from adaptive_router.features import DEFAULT_DIM
+    from adaptive_router.policies.contextual import ContextualThompsonSampling
+
+    dim = getattr(features, "dim", DEFAULT_DIM)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigurationError(f"features.dim must be an int >= 1, got {dim!r}")
+    return ContextualThompsonSampling(dim, explore=learning.explore, half_life=half_life_s)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from adaptive_router._imports import lazy_names
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.stores.base import (
+    FeatureEvidence,
     HealthSnapshots,
     InProcess,
     OutcomeUpdates,
@@ -14,6 +15,7 @@ from adaptive_router.stores.base import (
     PathState,
     PendingDecision,
     SharedEvidence,
+    SpendTotals,
     Store,
 )
 from adaptive_router.stores.memory import MemoryStore
@@ -29,6 +31,7 @@ __getattr__, __dir__ = lazy_names(
 )
 
 __all__ = [
+    "FeatureEvidence",
     "HealthSnapshots",
     "InProcess",
     "MemoryStore",
@@ -38,6 +41,7 @@ __all__ = [
     "PendingDecision",
     "SQLStore",
     "SharedEvidence",
+    "SpendTotals",
     "Store",
     "mask_url",
     "open_store",

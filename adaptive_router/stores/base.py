@@ -8,7 +8,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from adaptive_router.errors import OutcomesRejected
 from adaptive_router.outcomes import (
@@ -19,9 +19,13 @@ from adaptive_router.outcomes import (
     Outcome,
     PathWindowStats,
 )
+from adaptive_router.policies.pacing import SpendStats as SpendStats
 from adaptive_router.policies.thompson import TINY, decay_factor
 from adaptive_router.stores.series import AttemptRow as AttemptRow
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
+
+if TYPE_CHECKING:
+    from adaptive_router.policies.contextual import LinearStats
 
 _TIMEOUT = ErrorKind.TIMEOUT.value
 
@@ -157,6 +161,32 @@ def fold_outcome(st: PathState, o: Outcome, half_life: float | None) -> None:
         st.successes += 1
     else:
         st.failures += 1
+
+
+def fold_spend(st: SpendStats, o: Outcome, half_life: float | None) -> None:
+    """Add one attempt to its task's spend sums: its cost (None, not metered: 0) at its
+    time, and one request when it is the request's first executed attempt (a report
+    of a ``choose`` is one). So a request's spend is every attempt it made, fallbacks
+    and later paths included, whatever kind of outcome each was. The memory store, the
+    SQL upsert (:mod:`adaptive_router.stores.sql_spend`) and the Router's cache fold the
+    same way: :meth:`SpendStats.add`, inlined (every write of every router runs it)."""
+    cost = o.cost_usd
+    c = 0.0 if cost is None else cost
+    r = 1 if o.attempt == 1 else 0
+    at, ref = o.created_at, st.ref_time
+    if half_life is None:
+        keep = add = 1.0
+    elif at >= ref:
+        keep, add = decay_factor(at - ref, half_life), 1.0
+    else:
+        keep, add = 1.0, decay_factor(ref - at, half_life)
+    sw, rw = st.spend_w, st.requests_w
+    st.spend_w = (sw * keep if sw >= TINY else 0.0) + c * add
+    st.requests_w = (rw * keep if rw >= TINY else 0.0) + r * add
+    if at > ref:
+        st.ref_time = at
+    st.requests += r
+    st.spend_usd += c
 
 
 #: The Outcome fields that :meth:`Store.update_usage` rewrites.
@@ -300,6 +330,9 @@ class PendingDecision:
     context: str = ""
     model: str | None = None
     """The model the chosen path calls (prices the report's tokens); None if unknown."""
+    features: bytes | None = None
+    """The request's encoded feature vector (a contextual router's ``choose``): the report
+    folds its outcome into the linear statistics with it. None without features."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +436,40 @@ class OutcomeUpdates(abc.ABC):
         request). Without this capability routers do not compute them, and
         ``evaluate()`` computes them from ``outcomes.decision`` each time.
         """
+
+
+class SpendTotals(abc.ABC):
+    """A store that keeps each task's realized spend as decayed sums (one
+    :class:`~adaptive_router.policies.pacing.SpendStats` per task, folded by
+    :func:`fold_spend` from every outcome its ``write`` records, in the same transaction),
+    and the spend target last set for the task. A router with a spend target
+    (``Objective(target_usd_per_request=...)``) needs it: the price per dollar is computed
+    from these sums, which every process of the task adds to and reads."""
+
+    @abc.abstractmethod
+    def load_spend(self, task: str) -> SpendStats:
+        """``task``'s spend sums (zeros before its first outcome)."""
+
+    @abc.abstractmethod
+    def spend_target(self, task: str) -> float | None:
+        """The spend target (dollars per request) last set for ``task``, None if none."""
+
+    @abc.abstractmethod
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        """Record the spend target a router of ``task`` routes with (for the CLI and the
+        dashboard, which have no router to ask); None clears it."""
+
+
+class FeatureEvidence(abc.ABC):
+    """A store that keeps each path's linear statistics of request features per (task,
+    context) (:mod:`adaptive_router.stores.feature_stats`), folded from every written
+    first attempt that carries a feature vector, in the same transaction and exactly once,
+    and that keeps a ``choose``'s feature vector with its pending decision. A router with
+    ``features=`` needs it."""
+
+    @abc.abstractmethod
+    def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
+        """``task``'s statistics: context ("" = task level) -> path -> statistics."""
 
 
 class Store(abc.ABC):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+import adaptive_router.stores.feature_stats as feature_stats
 from adaptive_router import forks
 from adaptive_router.outcomes import Outcome, PathWindowStats
 from adaptive_router.stores.aggregate import aggregate
 from adaptive_router.stores.base import (
     CompleteResult,
+    FeatureEvidence,
     HealthSnapshot,
     HealthSnapshots,
     InProcess,
@@ -18,14 +22,22 @@ from adaptive_router.stores.base import (
     PathEvidence,
     PendingDecision,
     SharedEvidence,
+    SpendStats,
+    SpendTotals,
     Store,
     copy_usage,
     fold_evidence,
+    fold_spend,
     refuse_invalid,
 )
 
+if TYPE_CHECKING:
+    from adaptive_router.policies.contextual import LinearStats
 
-class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpdates):
+
+class MemoryStore(
+    Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvidence
+):
     """Everything in dicts behind one lock. Same semantics as :class:`SQLStore`.
 
     Its evidence is shared with the routers that use it (:class:`SharedEvidence`): a
@@ -46,6 +58,10 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
         self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
+        self._spend: dict[str, SpendStats] = {}  # task -> its realized spend sums
+        self._targets: dict[str, float] = {}  # task -> the spend target last set
+        # (task, context, path) -> linear statistics of request features
+        self._features: dict[feature_stats.Key, LinearStats] = {}
         self._max_outcomes = max_outcomes
         forks.follow(self)
 
@@ -73,6 +89,16 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
             if len(self._outcomes) > self._max_outcomes:
                 # O(1): a plain dict's next(iter()) rescans deleted slots after many pops.
                 self._outcomes.popitem(last=False)
+            spend = self._spend.get(o.task)
+            if spend is None:
+                spend = self._spend[o.task] = SpendStats()
+            fold_spend(spend, o, half_life)
+            if o.features is not None and feature_stats.counts(o):
+                for ctx in o.evidence_keys():
+                    fkey = (o.task, ctx, o.path)
+                    self._features[fkey] = feature_stats.fold_group(
+                        self._features.get(fkey), [o], half_life
+                    )
             keys = o.evidence_keys()
             if not keys:
                 continue
@@ -110,6 +136,30 @@ class MemoryStore(Store, InProcess, SharedEvidence, HealthSnapshots, OutcomeUpda
                 ]
                 self._half_lives[task] = learned[0] if learned else half_life
             return self._half_lives[task]
+
+    def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
+        out: dict[str, dict[str, LinearStats]] = {}
+        with self._lock:
+            for (t, ctx, path), st in self._features.items():
+                if t == task:
+                    out.setdefault(ctx, {})[path] = st.copy()
+        return out
+
+    def load_spend(self, task: str) -> SpendStats:
+        with self._lock:
+            st = self._spend.get(task)
+            return SpendStats() if st is None else dataclasses.replace(st)
+
+    def spend_target(self, task: str) -> float | None:
+        with self._lock:
+            return self._targets.get(task)
+
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        with self._lock:
+            if target_usd_per_request is None:
+                self._targets.pop(task, None)
+            else:
+                self._targets[task] = float(target_usd_per_request)
 
     def update_usage(self, outcome: Outcome) -> bool:
         refuse_invalid([outcome])

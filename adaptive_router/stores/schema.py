@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0009_evidence_positions"
+HEAD_REVISION = "0011_feature_stats"
 
 metadata = sa.MetaData()
 
@@ -82,6 +82,9 @@ outcomes = sa.Table(
     # adds them last; the propensity may be filled in after the row is written.
     sa.Column("propensity", sa.Float(precision=53), nullable=True),
     sa.Column("decision", sa.LargeBinary, nullable=True),
+    # The first attempt's encoded feature vector under Router(features=...) (0011): the
+    # outcome rows can rebuild feature_stats.
+    sa.Column("features", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("request_id", "attempt", name="uq_outcomes_request_attempt"),
     sa.Index("ix_outcomes_task_created", "task", "created_at"),
     # The attempts other than a request's first: how reads find the few requests whose rows do
@@ -160,6 +163,9 @@ pending = sa.Table(
     # The chosen path's model, so a report can be priced without the Router's paths.
     sa.Column("model", sa.String(255), nullable=True),
     sa.Index("ix_pending_task_created", "task", "created_at"),
+    # A contextual router's decision: the request's encoded feature vector, so that a
+    # report from any process folds its outcome into the right statistics (0011).
+    sa.Column("features", sa.LargeBinary, nullable=True),
 )
 
 # One row per live router process: its heartbeat. Small and rewritten every few
@@ -177,4 +183,48 @@ router_health = sa.Table(
     sa.Column("started_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.Index("ix_router_health_updated", "updated_at"),
+)
+
+# Each task's realized spend as decayed sums (adaptive_router.policies.pacing.SpendStats):
+# the spend of every attempt and the number of requests (first attempts), relative to the
+# newest one's time ``ref_time``, folded by the same atomic upsert as path_stats from the
+# outcome rows a write inserts, so every process of the task reads one price per dollar.
+# ``target_usd_per_request``: the spend target last set by a router of the task (for the
+# CLI and the dashboard; NULL: none). Migration 0010 adds it and fills it from the
+# outcome rows.
+spend_stats = sa.Table(
+    "spend_stats",
+    metadata,
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("spend_w", sa.Float(precision=53), nullable=False),
+    sa.Column("requests_w", sa.Float(precision=53), nullable=False),
+    sa.Column("ref_time", Time, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("spend_usd", sa.Float(precision=53), nullable=False),
+    sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
+    sa.Column("target_usd_per_request", sa.Float(precision=53), nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.PrimaryKeyConstraint("task", name="spend_stats_pkey"),
+)
+
+# Each path's linear statistics of request features per (task, context): the upper
+# triangle of Σ w x xᵀ (row by row) and Σ w y x as little-endian float64s over the hashed
+# dimension ``dim`` plus the bias, decayed relative to ``ref_time`` like path_stats, and
+# the plain count. Folded in the transaction of the outcomes that carry them, one row at
+# a time under a row lock (PostgreSQL's FOR UPDATE; SQLite's write lock): blobs cannot
+# be added by an upsert. NULL sums (a row just created) are zeros. Migration 0011.
+feature_stats = sa.Table(
+    "feature_stats",
+    metadata,
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("context", sa.String(255), nullable=False),
+    sa.Column("path", sa.String(255), nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("xx", sa.LargeBinary, nullable=True),
+    sa.Column("xy", sa.LargeBinary, nullable=True),
+    sa.Column("ref_time", Time, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.PrimaryKeyConstraint("task", "context", "path", name="feature_stats_pkey"),
 )

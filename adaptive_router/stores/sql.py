@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -26,9 +26,11 @@ from tenacity import (
 import adaptive_router.stores.rollup_reads as rollup_reads
 import adaptive_router.stores.rollups as rollups
 import adaptive_router.stores.sql_evidence as sql_evidence
+import adaptive_router.stores.sql_features as sql_features
 import adaptive_router.stores.sql_fork as sql_fork
 import adaptive_router.stores.sql_health as sql_health
 import adaptive_router.stores.sql_queries as sql_queries
+import adaptive_router.stores.sql_spend as sql_spend
 import adaptive_router.stores.sql_tasks as sql_tasks
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
@@ -37,21 +39,26 @@ from adaptive_router.stores.base import (
     USAGE_FIELDS,
     AttemptRow,
     CompleteResult,
+    FeatureEvidence,
     HealthSnapshot,
     HealthSnapshots,
     OutcomeUpdates,
     PathEvidence,
     PathTotals,
     PendingDecision,
+    SpendStats,
+    SpendTotals,
     Store,
     refuse_invalid,
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
+    feature_stats,
     metadata,
     outcomes,
     path_stats,
     pending,
+    spend_stats,
 )
 from adaptive_router.stores.schema import rollups as rollups_table
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
@@ -70,6 +77,9 @@ mask_url = redact_url
 #: Batches up to this size are inserted row by row (sync durability's common case).
 _SMALL_BATCH = 8
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from adaptive_router.policies.contextual import LinearStats
 # Serialises first-use table creation between processes on PostgreSQL.
 _CREATE_LOCK_KEY = 0x61725F7363686D  # "ar_schm"
 #: Time series of windows up to this long (seconds) are bucketed from rows: spans under
@@ -90,7 +100,7 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
+class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvidence):
     """Outcomes, evidence and pending decisions in SQLite or PostgreSQL.
 
     Pass a URL (``sqlite:///file.db``, ``postgresql://user@host/db``) or an
@@ -148,6 +158,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
             f"{self._fast_insert} ON CONFLICT (request_id, attempt) DO NOTHING RETURNING attempt"
         )
         self._upserts: dict[float | None, Any] = {}
+        self._spend_upserts: dict[float | None, Any] = {}
         self._rollup_upsert = rollups.build_upsert(self._insert)
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
@@ -307,13 +318,18 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
     def _fold_in(
         self, conn: sa.Connection, new: Sequence[Outcome], half_life: float | None
     ) -> None:
-        """Add newly inserted outcomes to the rollups and their evidence to path_stats (one
-        upsert per key)."""
+        """Add newly inserted outcomes to the rollups, their evidence to path_stats and
+        their spend to spend_stats (one upsert per key)."""
         if not new:
             return
         # The hourly rollups get exactly the same rows, in the same transaction.
         conn.execute(self._rollup_upsert, rollups.increments(new))
         conn.execute(self._upsert(half_life), sql_evidence.increments(new, half_life))
+        spend = self._spend_upserts.get(half_life)
+        if spend is None:
+            spend = self._spend_upserts[half_life] = sql_spend.build_upsert(self._insert, half_life)
+        conn.execute(spend, sql_spend.increments(new, half_life))
+        sql_features.fold(conn, self._insert, new, half_life)
 
     def _upsert(self, half_life: float | None) -> Any:
         """The path_stats upsert for a half-life, built once: compiling it costs ~0.6 ms."""
@@ -326,6 +342,24 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
         return self._retrying(
             sql_tasks.register_half_life, self.engine, self._insert, task, half_life
         )
+
+    def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
+        with self._reachable():
+            return sql_features.load(self.engine, task)
+
+    def load_spend(self, task: str) -> SpendStats:
+        with self._reachable():
+            return sql_spend.load(self.engine, task)
+
+    def spend_target(self, task: str) -> float | None:
+        with self._reachable():
+            return sql_spend.target(self.engine, task)
+
+    def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
+        with self._reachable():
+            self._retrying(
+                sql_spend.set_target, self.engine, self._insert, task, target_usd_per_request
+            )
 
     def update_usage(self, outcome: Outcome) -> bool:
         refuse_invalid([outcome])
@@ -429,6 +463,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
                     cache_write_tokens=r.cache_write_tokens,
                     propensity=r.propensity,
                     decision_data=sql_queries.decision_data(r.decision),
+                    features=None if r.features is None else bytes(r.features),
                 )
                 for r in conn.execute(q)
             ]
@@ -467,6 +502,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
                 created_at=p.created_at,
                 context=p.context,
                 model=p.model,
+                features=p.features,
             )
             .on_conflict_do_nothing(index_elements=["request_id"])
         )
@@ -500,11 +536,11 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
         stmt = (
             pending.delete()
             .where(p.request_id == request_id)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model, p.features)
         )
         row = conn.execute(stmt).first()
         if row is not None:
-            found = PendingDecision(row[0], row[1], row[2], float(row[3]), row[4], row[5])
+            found = _pending(row)
             self._write_in(conn, [build(found)], half_life)
             return found
         seen = conn.execute(
@@ -537,11 +573,9 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates):
         stmt = (
             pending.delete()
             .where(p.task == task, p.created_at < older_than)
-            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model)
+            .returning(p.request_id, p.task, p.path, p.created_at, p.context, p.model, p.features)
         )
-        gone = [
-            PendingDecision(r[0], r[1], r[2], float(r[3]), r[4], r[5]) for r in conn.execute(stmt)
-        ]
+        gone = [_pending(r) for r in conn.execute(stmt)]
         done = [(d, build(d) if build else None) for d in gone]
         self._write_in(conn, [o for _, o in done if o is not None], half_life)
         return done
@@ -583,6 +617,7 @@ _COLUMNS = (
     "cache_write_tokens",
     "propensity",
     "decision",
+    "features",
 )
 
 
@@ -612,7 +647,15 @@ def _tuple(o: Outcome) -> tuple[Any, ...]:
         o.cache_write_tokens,
         o.propensity,
         o.decision_data,
+        o.features,
     )
+
+
+def _pending(r: Any) -> PendingDecision:
+    """A pending decision from a row of (request_id, task, path, created_at, context,
+    model, features)."""
+    feats = None if r[6] is None else bytes(r[6])
+    return PendingDecision(r[0], r[1], r[2], float(r[3]), r[4], r[5], feats)
 
 
 def _row(o: Outcome) -> dict[str, Any]:
@@ -629,8 +672,12 @@ def _check_schema(conn: sa.Connection) -> None:
     """
     inspector = sa.inspect(conn)
     missing = []
-    if inspector.has_table(outcomes.name) and not inspector.has_table(rollups_table.name):
-        missing.append(f"table {rollups_table.name}")
+    if inspector.has_table(outcomes.name):
+        missing += [
+            f"table {t.name}"
+            for t in (rollups_table, spend_stats, feature_stats)
+            if not inspector.has_table(t.name)
+        ]
     for table in (path_stats, outcomes, pending):
         if not inspector.has_table(table.name):
             continue

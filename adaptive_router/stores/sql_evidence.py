@@ -20,10 +20,10 @@ from adaptive_router.stores.base import FIRST, PathEvidence, PathState, position
 from adaptive_router.stores.schema import path_stats
 from adaptive_router.stores.sql_tasks import TASK_ROW
 
-__all__ = ["build_upsert", "increments", "load"]
+__all__ = ["build_upsert", "decay_expr", "increments", "load", "scaled"]
 
 
-def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
+def decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> Any:
     """SQL twin of :func:`adaptive_router.policies.thompson.decay_factor`."""
     if half_life is None:
         return sa.literal(1.0, sa.Float)
@@ -35,7 +35,7 @@ def _decay_expr(elapsed: sa.ColumnElement[float], half_life: float | None) -> An
     )
 
 
-def _scaled(value: sa.ColumnElement[float], factor: Any) -> Any:
+def scaled(value: sa.ColumnElement[float], factor: Any) -> Any:
     """SQL twin of ``policy._scale``: snap tiny sums to 0 so PostgreSQL never underflows."""
     return sa.case((value < TINY, sa.literal(0.0, sa.Float)), else_=value * factor)
 
@@ -46,22 +46,22 @@ def build_upsert(insert: Callable[[sa.Table], Any], half_life: float | None) -> 
     the store builds it once per half-life."""
     stmt = insert(path_stats)
     ps, ex = path_stats.c, stmt.excluded
-    keep = _decay_expr(ex.ref_time - ps.ref_time, half_life)
-    add = _decay_expr(ps.ref_time - ex.ref_time, half_life)
+    keep = decay_expr(ex.ref_time - ps.ref_time, half_life)
+    add = decay_expr(ps.ref_time - ex.ref_time, half_life)
     newer = ex.ref_time > ps.ref_time
     return stmt.on_conflict_do_update(
         index_elements=["task", "context", "path", "position"],
         set_={
-            "success_w": _scaled(ps.success_w, keep) + _scaled(ex.success_w, add),
-            "failure_w": _scaled(ps.failure_w, keep) + _scaled(ex.failure_w, add),
+            "success_w": scaled(ps.success_w, keep) + scaled(ex.success_w, add),
+            "failure_w": scaled(ps.failure_w, keep) + scaled(ex.failure_w, add),
             "ref_time": sa.case((newer, ex.ref_time), else_=ps.ref_time),
             "successes": ps.successes + ex.successes,
             "failures": ps.failures + ex.failures,
             "half_life_s": ex.half_life_s,
-            "cost_sum": _scaled(ps.cost_sum, keep) + _scaled(ex.cost_sum, add),
-            "cost_weight": _scaled(ps.cost_weight, keep) + _scaled(ex.cost_weight, add),
-            "latency_sum": _scaled(ps.latency_sum, keep) + _scaled(ex.latency_sum, add),
-            "latency_weight": _scaled(ps.latency_weight, keep) + _scaled(ex.latency_weight, add),
+            "cost_sum": scaled(ps.cost_sum, keep) + scaled(ex.cost_sum, add),
+            "cost_weight": scaled(ps.cost_weight, keep) + scaled(ex.cost_weight, add),
+            "latency_sum": scaled(ps.latency_sum, keep) + scaled(ex.latency_sum, add),
+            "latency_weight": scaled(ps.latency_weight, keep) + scaled(ex.latency_weight, add),
             "updated_at": sa.case((newer, ex.updated_at), else_=ps.updated_at),
         },
     )
