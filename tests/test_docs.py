@@ -90,6 +90,65 @@ def test_readme_stands_alone() -> None:
     assert "DESIGN.md" not in text
 
 
+README_MAX_LINES = 250
+
+
+def test_the_readme_is_a_landing_page_of_at_most_250_lines() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines; at most {README_MAX_LINES}: move detail to docs/"
+    )
+    # It starts with the two commands.
+    first_block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
+    assert [line.split()[:2] for line in first_block] == [["make", "demo"], ["make", "test"]]
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """The anchor Python-Markdown's toc extension gives a heading (its default slugify)."""
+    explicit = re.search(r"\{#([\w-]+)\}\s*$", heading)
+    if explicit:
+        return explicit.group(1)
+    text = re.sub(r"[^\w\s-]", "", heading.replace("`", "")).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def headings(text: str) -> list[str]:
+    """The Markdown headings of a page, outside code fences, without their #s."""
+    found: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"^#{1,6} ", line):
+            found.append(line.lstrip("#").strip())
+    return found
+
+
+def test_the_slug_is_the_one_mkdocs_makes() -> None:
+    assert _slug("`evaluate()` and `adaptive-router evaluate`") == (
+        "evaluate-and-adaptive-router-evaluate"
+    )
+    assert _slug("Tables and migrations {#migrations}") == "migrations"
+    assert _slug("Spend target") == "spend-target"
+
+
+def test_every_relative_link_of_the_readme_reaches_a_file_and_its_anchor() -> None:
+    """The README's links into the site are relative links to docs/*.md (they work on
+    GitHub); mkdocs --strict does not read the README, so this checks them."""
+    links = [m for m in _LINK.findall(README.read_text()) if "://" not in m]
+    assert sum(link.startswith("docs/") for link in links) >= 15
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.is_file(), f"README links to {link}: no such file"
+        if anchor:
+            slugs = {_slug(h) for h in headings(target.read_text())}
+            assert anchor in slugs, f"README links to {link}: no such heading in {path}"
+
+
 def test_the_parser_reads_marks_and_indented_blocks() -> None:
     text = (
         "<!-- quick-start -->\n```python\nx = 1\n```\n"
@@ -149,6 +208,41 @@ def test_every_block_of_the_page_runs_in_order_as_one_script(
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+# The pages whose examples build on the quick start's names (paths, ok, extract_regex,
+# text) and on each other's (Order, prompt, openai_path), in the order the README held
+# them before it became a landing page: they run as one script after Getting started, so
+# an example moved out of the README is still run.
+CHAINED_PAGES = (
+    "docs/getting-started.md",
+    "docs/guides/providers.md",
+    "docs/concepts/success-and-scores.md",
+    "docs/concepts/contexts.md",
+    "docs/concepts/paths.md",
+    "docs/reference/error-kinds.md",
+    "docs/concepts/objectives-budgets-spend.md",
+    "docs/guides/evaluation.md",
+)
+
+
+def test_the_guides_blocks_run_in_order_after_getting_started(tmp_path: pathlib.Path) -> None:
+    blocks = [(page, b) for page in CHAINED_PAGES for b in page_blocks(page)]
+    runnable = [(page, b) for page, b in blocks if b.no_run is None]
+    assert len(runnable) >= 12 and all(b.no_run.strip() for _, b in blocks if b.no_run)
+    parts = [f"# --- {page}, block at line {b.line} ---\n{b.code}" for page, b in runnable]
+    result = run_script("\n".join(parts), tmp_path, "guides.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_python_block_of_the_site_runs_or_says_why_not() -> None:
+    """A page outside the runs above holds only blocks marked no-run, with a reason."""
+    pages = [str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")]
+    for page in pages:
+        if page in CHAINED_PAGES or page in RUN_PAGES:
+            continue
+        unmarked = [b.line for b in page_blocks(page) if not (b.no_run or "").strip()]
+        assert not unmarked, f"{page}: blocks at lines {unmarked} are neither run nor marked"
+
+
 # -- the site ------------------------------------------------------------------------------
 
 
@@ -176,46 +270,83 @@ def test_the_site_builds_with_strict_and_no_warning(tmp_path: pathlib.Path) -> N
     assert "half_life" in config and "max_buffer" in config
 
 
-def _nav_titles(items: list[object]) -> list[str]:
-    titles: list[str] = []
+def _nav_pages(items: list[object], titles: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(titles on the way to the page, joined; the page's path) for every page of the nav."""
+    pages: list[tuple[str, str]] = []
     for item in items:
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            pages.append((" / ".join(titles), item))
+        elif isinstance(item, dict):
             for title, value in item.items():
-                titles.append(str(title))
                 if isinstance(value, list):
-                    titles += _nav_titles(value)
-    return titles
+                    pages += _nav_pages(value, (*titles, str(title)))
+                else:
+                    pages.append((" / ".join((*titles, str(title))), str(value)))
+    return pages
 
 
-@pytest.mark.parametrize(
-    "needle",
-    [
-        "spend",
-        "fork safety",
-        "fault table",
-        "evaluating a policy",
-        "dashboard",
-        "litellm",
-        "error kinds",
-        "command line",
-        "changelog",
-        "benchmarks",
-    ],
-)
-def test_the_navigation_names_the_page_for(needle: str) -> None:
+def _page_text(page: str) -> str:
+    path = ROOT / "docs" / page
+    if not path.exists():  # the simulation write-ups the hooks add to the site
+        path = ROOT / page
+    return path.read_text()
+
+
+# What a reader must find from the site's navigation alone: a page whose nav title or
+# one of whose headings names it.
+NAV_NEEDLES = [
+    "spend target",
+    "fork safety",
+    "fault table",
+    "evaluate",
+    "dashboard",
+    "litellm_path",
+    "error kinds",
+    "command line",
+    "changelog",
+    "benchmarks",
+]
+
+
+def _names(text: str, needle: str) -> bool:
+    return needle in text.replace("`", "").lower()
+
+
+@pytest.mark.parametrize("needle", NAV_NEEDLES)
+def test_the_navigation_leads_to_the_page_for(needle: str) -> None:
     nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
-    assert any(needle in title.lower() for title in _nav_titles(nav)), needle
+    pages = _nav_pages(nav)
+    assert len(pages) > 30
+    found = [
+        page
+        for title, page in pages
+        if _names(title, needle) or any(_names(h, needle) for h in headings(_page_text(page)))
+    ]
+    assert found, f"no page in mkdocs.yml's nav names {needle!r} in its title or headings"
 
 
-def test_every_test_the_readme_names_exists() -> None:
+def test_the_nav_search_fails_for_what_no_page_names() -> None:
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    assert not any(
+        _names(title, "no such topic")
+        or any(_names(h, "no such topic") for h in headings(_page_text(p)))
+        for title, p in _nav_pages(nav)
+    )
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/guarantees.md"])
+def test_every_test_the_page_names_exists(page: str) -> None:
     """The fault table and the Guarantees name the tests that prove each row: a renamed or
     deleted test must not leave a row proved by nothing. Every ``test_x.py::test_y`` in
-    the README (and every bare ``test_y`` in the same table cell, which refers to the
+    the page (and every bare ``test_y`` in the same table cell, which refers to the
     file named before it) is a test function of that file."""
-    tests_dir = README.parent / "tests"
-    text = README.read_text()
+    tests_dir = ROOT / "tests"
+    text = (ROOT / page).read_text()
     named = re.findall(r"`(test_\w+\.py)::(test_\w+)", text)
-    assert len(named) >= 20
+    if page == "docs/guarantees.md":
+        assert len(named) >= 20
+    for file_, name in named:
+        assert f"def {name}(" in (tests_dir / file_).read_text(), f"{file_}::{name}"
     for row in (line for line in text.splitlines() if line.startswith("|")):
         current = None
         for file_, name in re.findall(r"`(test_\w+\.py)?(?:::)?(test_\w+\b(?!\.py))?", row):
