@@ -15,8 +15,8 @@ Feature extraction (text to hashed vector) is timed separately: it is the caller
 feature function, paid once per request.
 
 Threads: OpenBLAS splits a level-2 operation of more than ~8k entries over its thread
-pool, which on busy cores costs 10-100x (a rank-one update of a 257 × 257 covariance: 7-20
-ms instead of ~25 µs). The policy keeps its updates and decisions off the pool
+pool, which on busy cores cost a rank-one update of a 257 × 257 covariance milliseconds
+instead of tens of µs. The policy keeps its updates and decisions off the pool
 (``adaptive_router.policies.contextual._GER_SERIAL``), so the benchmark measures as users
 run it, BLAS threading left at its default; the decision and update rows are repeated with
 ``OPENBLAS_NUM_THREADS=1`` and with every core kept busy by CPU burners (``python -c

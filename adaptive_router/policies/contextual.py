@@ -389,9 +389,9 @@ class LinearModel:
     def _rank_one(self, k: int, alpha: float, u: FloatArray) -> None:
         """``cov[k] += alpha · u uᵀ`` in place, by BLAS dger on the Fortran-ordered view of
         the (symmetric, C-ordered) matrix, in column blocks small enough that OpenBLAS runs
-        each on the calling thread (:data:`_GER_SERIAL`): split over threads, the update at
-        D = 257 took 7-20 ms instead of ~25 µs on a busy two-core machine
-        (benchmarks/contextual.py). One pass, no D × D temporary."""
+        each on the calling thread (:data:`_GER_SERIAL`): split over threads on a busy
+        two-core machine, the update at D = 257 took milliseconds instead of tens of µs
+        (benchmarks/contextual.py: the rows on busy cores). One pass, no D × D temporary."""
         view = self.cov[k].T
         d = u.shape[0]
         step = max(1, _GER_SERIAL // d)
