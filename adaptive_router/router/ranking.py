@@ -241,7 +241,8 @@ class Ranking:
             )
         else:
             ranked = self.policy.rank(s, f, self.rng)
-        order = [self.paths[int(i)] for i in ranked]
+        paths = self.paths
+        order = [paths[i] for i in ranked.tolist()]  # plain ints: no numpy scalar per path
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)

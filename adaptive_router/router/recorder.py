@@ -348,8 +348,10 @@ class Recorder:
             return False
         if self.sync and self.ready:
             with self._io_lock:
-                # Under the I/O lock: a refresh (which reloads the models) cannot interleave.
-                self._fold_features([o for o in outcomes if outcome_problem(o) is None])
+                if self.features is not None:
+                    # Under the I/O lock: a refresh (which reloads the models) cannot
+                    # interleave. Only valid outcomes: the store refuses the others.
+                    self.features.fold([o for o in outcomes if outcome_problem(o) is None])
                 written, unwritten, exc = self._write(outcomes)
                 if unwritten:  # the store is down: keep routing, retry later
                     self._on_write_error(exc, len(unwritten))

@@ -406,16 +406,18 @@ class Router:
 
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
-        ctx = self.ranking.context(context, args, kwargs)
-        x = self.ranking.run_features(args, kwargs, self._log) if self.ranking.features else None
+        ranking = self.ranking
+        ctx = ranking.context(context, args, kwargs)
+        x = ranking.run_features(args, kwargs, self._log) if ranking.features else None
         rid, order, decision = self._begin(ctx, x)
         budget = None
         if self.budget.active:
             priced = self.budget.max_cost_usd is not None
-            costs = self.ranking.known_costs(self.clock(), ctx) if priced else None
+            costs = ranking.known_costs(self.clock(), ctx) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
         req = Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
-        req.features = self.ranking.encode(x)
+        if x is not None:
+            req.features = ranking.encode(x)
         return req
 
     def _record(self, req: Attempts) -> bool:
