@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from adaptive_router._checks import seconds
 from adaptive_router.ope.confidence import ess_interval, reward_bounds
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policies.logged_decision import LoggedDecision
+from adaptive_router.policies.logged_decision import AnyDecision, LoggedDecision
 from adaptive_router.policies.objectives import (
     OBJECTIVE_NAMES,
     Objective,
@@ -59,8 +59,8 @@ from adaptive_router.policies.objectives import (
 )
 from adaptive_router.policies.propensity import (
     EvidenceSnapshot,
+    decision_probabilities,
     decision_propensities,
-    decision_snapshot,
     objective_costs,
     propensities,
 )
@@ -597,7 +597,7 @@ def _check_missing(missing: int, total: int, reward: str, limit: float) -> None:
 
 
 def _fill_propensities(
-    store: Store, task: str, logged: list[Outcome], decisions: list[LoggedDecision], save: bool
+    store: Store, task: str, logged: list[Outcome], decisions: list[AnyDecision], save: bool
 ) -> int:
     """Compute the propensities the router deferred (vectorised), store them if ``save``
     (and the store can: :class:`OutcomeUpdates`); ``decisions`` are ``logged``'s, decoded."""
@@ -638,7 +638,7 @@ def _rewards(
 
 
 def _target_matrix(
-    target: Target, decisions: list[LoggedDecision], rows: list[Outcome]
+    target: Target, decisions: list[AnyDecision], rows: list[Outcome]
 ) -> tuple[str, FloatArray]:
     """A label for the target and its first-choice probabilities, shape (n, K max)."""
     width = max(d.k for d in decisions)
@@ -662,14 +662,24 @@ def _target_matrix(
                 out[r, : d.k] = row / row.sum()
             else:  # the target's paths were all unavailable: the logged choice stands
                 if logging_rows is None:
-                    logging_rows = propensities([decision_snapshot(x) for x in decisions])
+                    logging_rows = decision_probabilities(decisions)
                 out[r, : d.k] = logging_rows[r]
         return label, out
     policy, inherit = _target_policy(target, known)
+    contextual = sum(not isinstance(d, LoggedDecision) for d in decisions)
+    if contextual:
+        raise ValueError(
+            f"target: {contextual} of the {len(decisions)} logged decisions are a feature "
+            "router's (contextual scores, not Beta evidence), which an objective or a "
+            "Thompson Sampling policy cannot be replayed on; evaluate a path name or a "
+            "{path: probability} mapping there (or narrow the window or context to the "
+            "decisions of a router without features)"
+        )
+    betas = [d for d in decisions if isinstance(d, LoggedDecision)]
     if not label:
         label = f"objective {policy.objective.name}" if inherit else repr(policy)  # type: ignore[attr-defined]
     costs = _window_costs(rows)
-    snaps = [_target_snapshot(policy, inherit, d, costs) for d in decisions]
+    snaps = [_target_snapshot(policy, inherit, d, costs) for d in betas]
     for r, row in enumerate(propensities(snaps)):
         out[r, : row.shape[0]] = row
     return label, out
@@ -752,7 +762,7 @@ def _window_costs(rows: list[Outcome]) -> dict[str, tuple[float, float]]:
 
 
 def _reward_matrix(
-    decisions: list[LoggedDecision], first: IntArray, r: FloatArray, width: int
+    decisions: list[AnyDecision], first: IntArray, r: FloatArray, width: int
 ) -> FloatArray:
     """Cross-fitted reward model: each path's mean reward over the other half of the rows
     (by position: even and odd rows), the half's mean for a path it never saw."""
