@@ -434,6 +434,8 @@ def evaluate(
             evidence each decision logged. A string naming a path is the path. Where the
             target's path was unavailable (breaker open, rate limited, over budget) it
             could not have been attempted either: the logged choice stands (weight 1).
+            A feature router's decisions (contextual scores, not Beta evidence) take a
+            path name or a mapping; an objective or a policy there is a ValueError.
         window: only requests at most this old (timedelta or seconds; None = all).
         context: only this routing context ("" = requests without one; None = all).
         method: ``"snips"``, ``"ips"`` or ``"dr"`` (reward model: each path's mean reward
