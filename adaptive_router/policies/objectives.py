@@ -46,7 +46,7 @@ import numpy as np
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.policies.pacing import check_target_usd_per_request
-from adaptive_router.policies.thompson import FloatArray, IntArray, ThompsonSampling
+from adaptive_router.policies.thompson import FloatArray, IntArray, ThompsonSampling, explore_first
 
 __all__ = [
     "OBJECTIVE_NAMES",
@@ -352,20 +352,8 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             with np.errstate(divide="ignore"):
                 key = np.broadcast_to(c, theta.shape) / theta
             key = np.array(key, dtype=np.float64)
-        if self.explore > 0.0:
-            k = theta.shape[-1]
-            batch = theta.shape[:-1]
-            exploring = rng.random(batch) < self.explore
-            if np.any(exploring):
-                pick = rng.integers(0, k, size=batch)
-                current = np.take_along_axis(key, pick[..., None], -1)[..., 0]
-                # Below every key: the explored path goes first.
-                np.put_along_axis(
-                    key,
-                    pick[..., None],
-                    np.where(exploring, -np.inf, current)[..., None],
-                    axis=-1,
-                )
+        # Below every key: the explored path goes first.
+        explore_first(key, rng, self.explore, -np.inf)
         order = self._by_key(key)
         if after_successes is None or after_failures is None or key.shape[-1] < 3:
             return order

@@ -81,6 +81,21 @@ MAX_HALF_LIVES = 60.0
 TINY = 1e-200
 
 
+def explore_first(key: FloatArray, rng: np.random.Generator, explore: float, first: float) -> None:
+    """The exploration floor, in place: in each row of ``key`` (batch dimensions first, paths
+    last), with probability ``explore``, set a uniformly chosen path's key to ``first`` —
+    a value the ranking puts before every other. One draw per row, then one pick per row
+    only when some row explores (the random stream the simulator's kernel reproduces)."""
+    if explore <= 0.0:
+        return
+    batch = key.shape[:-1]
+    exploring = rng.random(batch) < explore
+    if np.any(exploring):
+        pick = rng.integers(0, key.shape[-1], size=batch)
+        current = np.take_along_axis(key, pick[..., None], -1)[..., 0]
+        np.put_along_axis(key, pick[..., None], np.where(exploring, first, current)[..., None], -1)
+
+
 def decay_factor(elapsed: float, half_life: float | None) -> float:
     """Weight left to evidence ``elapsed`` seconds old (1.0 without a half-life).
 
@@ -220,17 +235,8 @@ class ThompsonSampling:
                 successes, failures, rng, after_successes, after_failures, after_rng
             )
         theta = self.sample(successes, failures, rng)
-        if self.explore > 0.0:
-            k = theta.shape[-1]
-            batch = theta.shape[:-1]
-            exploring = rng.random(batch) < self.explore
-            if np.any(exploring):
-                pick = rng.integers(0, k, size=batch)
-                # θ <= 1 always, so 2.0 puts the explored path first.
-                current = np.take_along_axis(theta, pick[..., None], -1)[..., 0]
-                np.put_along_axis(
-                    theta, pick[..., None], np.where(exploring, 2.0, current)[..., None], axis=-1
-                )
+        # θ <= 1 always, so 2.0 puts the explored path first.
+        explore_first(theta, rng, self.explore, 2.0)
         if after_successes is None or after_failures is None or theta.shape[-1] < 3:
             return np.argsort(-theta, axis=-1, kind="stable")
         # The first maximum, as the stable descending sort would put first.
