@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from adaptive_router.policies.logged_decision import AnyDecision, decode
+from adaptive_router.policies.contextual_decision import AnyDecision, decode
 
 
 class ErrorKind(str, Enum):
@@ -119,7 +119,7 @@ class Outcome:
         """The evidence the first attempt's routing decision used (decoded from
         :attr:`decision_data` on each access): a
         :class:`~adaptive_router.policies.logged_decision.LoggedDecision` (Beta
-        posteriors), or a :class:`~adaptive_router.policies.logged_decision.GaussianDecision`
+        posteriors), or a :class:`~adaptive_router.policies.contextual_decision.GaussianDecision`
         for a feature router; None where ``propensity`` is always None."""
         data = self.decision_data
         return None if data is None else decode(data)

@@ -23,13 +23,12 @@ from adaptive_router.features import hash_features
 from adaptive_router.ope.evaluation import evaluate
 from adaptive_router.outcomes import Outcome, Result, Usage
 from adaptive_router.policies.contextual import ContextualThompsonSampling
-from adaptive_router.policies.logged_decision import (
+from adaptive_router.policies.contextual_decision import (
     GaussianDecision,
     GaussianDecisionEncoder,
-    LoggedDecision,
-    PricedDecisionEncoder,
     decode,
 )
+from adaptive_router.policies.logged_decision import LoggedDecision, PricedDecisionEncoder
 from adaptive_router.policies.propensity import (
     decision_probabilities,
     decision_propensities,

@@ -50,7 +50,8 @@ from numpy.typing import ArrayLike, NDArray
 from adaptive_router._checks import seconds
 from adaptive_router.ope.confidence import ess_interval, reward_bounds
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policies.logged_decision import AnyDecision, LoggedDecision
+from adaptive_router.policies.contextual_decision import AnyDecision
+from adaptive_router.policies.logged_decision import LoggedDecision
 from adaptive_router.policies.objectives import (
     OBJECTIVE_NAMES,
     Objective,

@@ -51,7 +51,7 @@ substitute y = θ_j − d_j instead, so g_j(y) = f_j(y + d_j) and G_j(y) = F_j(y
 the shifted supports [−d_j, 1 − d_j]; the grid's breakpoints move with them.
 
 Decisions of a feature router
-(:class:`~adaptive_router.policies.logged_decision.GaussianDecision`) have Gaussian
+(:class:`~adaptive_router.policies.contextual_decision.GaussianDecision`) have Gaussian
 scores: :func:`decision_propensities` computes theirs with
 :func:`adaptive_router.policies.gaussian.batch_first_choice_probabilities`.
 """
@@ -66,7 +66,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_router.policies.logged_decision import AnyDecision, GaussianDecision, LoggedDecision
+from adaptive_router.policies.contextual_decision import AnyDecision, GaussianDecision
+from adaptive_router.policies.logged_decision import LoggedDecision
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -508,5 +509,3 @@ def decision_propensities(decisions: Sequence[AnyDecision]) -> FloatArray:
     for r, d, row in zip(rows, picked, probs, strict=True):
         out[r] = row[int(d.index(d.first or "") or 0)]
     return out
-
-

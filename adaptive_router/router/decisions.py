@@ -46,7 +46,8 @@ from collections.abc import Sequence
 
 from adaptive_router import forks
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policies.logged_decision import DecisionDraft, decode
+from adaptive_router.policies.contextual_decision import decode
+from adaptive_router.policies.logged_decision import DecisionDraft
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.stores.base import OutcomeUpdates, Store
 

@@ -34,10 +34,10 @@ from adaptive_router.metering.cost_priors import cost_priors
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
+from adaptive_router.policies.contextual_decision import GaussianDecisionEncoder
 from adaptive_router.policies.logged_decision import (
     DecisionDraft,
     DecisionEncoder,
-    GaussianDecisionEncoder,
     PricedDecisionEncoder,
 )
 from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
@@ -348,7 +348,7 @@ class Ranking:
         :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
         subclass may rank differently; under a spend target, by θ - λ·c: a version-3
         record), or a feature router's contextual policy (Gaussian scores: a version-4
-        record, :class:`~adaptive_router.policies.logged_decision.GaussianDecision`)."""
+        record, :class:`~adaptive_router.policies.contextual_decision.GaussianDecision`)."""
         return self.features is not None or type(self.policy) in (
             ThompsonSampling,
             ObjectiveThompsonSampling,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from adaptive_router.policies.logged_decision import decode
+from adaptive_router.policies.contextual_decision import decode
 from adaptive_router.stores.base import AttemptRow
 from adaptive_router.stores.schema import outcomes as outcomes_table
 
