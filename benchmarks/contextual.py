@@ -14,9 +14,14 @@ Beta posteriors) so both see the same machine; median of each, best of three rou
 Feature extraction (text to hashed vector) is timed separately: it is the caller's
 feature function, paid once per request.
 
-OpenBLAS splits even a 257 × 257 rank-one update over threads, which on a shared
-two-core machine costs 20-50x; this benchmark (like mmlu_replay) runs its measurements in
-a child process with ``OPENBLAS_NUM_THREADS=1``.
+Threads: OpenBLAS splits a level-2 operation of more than ~8k entries over its thread
+pool, which on busy cores cost a rank-one update of a 257 × 257 covariance milliseconds
+instead of tens of µs. The policy keeps its updates and decisions off the pool
+(``adaptive_router.policies.contextual._GER_SERIAL``), so the benchmark measures as users
+run it, BLAS threading left at its default; the decision and update rows are repeated with
+``OPENBLAS_NUM_THREADS=1`` and with every core kept busy by CPU burners (``python -c
+"while True: pass"``, one per core, started and stopped by the benchmark) to show that the
+threading no longer matters. Each condition runs in its own child process.
 """
 
 from __future__ import annotations
@@ -143,8 +148,24 @@ def _decision_us(
     return best_ctx, best_ts, float(np.median(read_ns)) / 1000.0
 
 
-def measure(quick: bool) -> dict[str, float]:
-    """The figures, measured in this process."""
+def _update_us(dim: int, vectors: list[SparseVector], rng: np.random.Generator) -> float:
+    """Median µs of ``observe`` (one outcome: the statistics' fold and the cached
+    posterior's Sherman–Morrison update, whose rank-one update of the (dim + 1)² covariance
+    dominates), five paths; the median leaves out the refactorisation every 4 · (dim + 1)
+    updates."""
+    policy = ContextualThompsonSampling(dim=dim)
+    model = policy.new_model(PATHS)
+    times = []
+    for t, v in enumerate(vectors):
+        k, y = int(rng.integers(0, PATHS)), float(rng.random() < 0.7)
+        t0 = time.perf_counter_ns()
+        policy.observe(model, k, v, y, t)
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times)) / 1000.0
+
+
+def measure_core(quick: bool) -> dict[str, float]:
+    """Decisions and updates at both dimensions, the rows repeated per condition."""
     n_train, n_decide = (600, 600) if quick else (3_000, 4_000)
     rng = np.random.default_rng(0)
     vectors, feature_us, nnz = _vectors(1024, n_train + n_decide)
@@ -158,6 +179,19 @@ def measure(quick: bool) -> dict[str, float]:
     out["decision_default_us"], out["ts_default_us"], out["read_default_us"] = _decision_us(
         DEFAULT_DIM, default, n_train, rng
     )
+    n_update = 600 if quick else 2_000
+    out["update_us"] = _update_us(1024, vectors[:n_update], rng)
+    out["update_default_us"] = _update_us(DEFAULT_DIM, default[:n_update], rng)
+    return out
+
+
+def measure(quick: bool) -> dict[str, float]:
+    """The figures, measured in this process."""
+    rng = np.random.default_rng(1)
+    out = measure_core(quick)
+    n = 1_200 if quick else 7_000
+    vectors = _vectors(1024, 1)[0]
+    default = _vectors(DEFAULT_DIM, n)[0]
     # Learning: the simulator's replay, compiled and through the policy objects.
     full = _vectors(DEFAULT_DIM, 14_042)[0]
     out["learn_default"] = simulator_rate(DEFAULT_DIM, default, 1, engine="numpy") or 0.0
@@ -173,19 +207,71 @@ def measure(quick: bool) -> dict[str, float]:
     return out
 
 
+def _child(quick: bool, mode: str, single_thread: bool, busy: bool) -> dict[str, float]:
+    """Measure in a child process: BLAS threading at its default unless ``single_thread``
+    (``OPENBLAS_NUM_THREADS=1``); with ``busy``, one CPU burner per core meanwhile."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    if single_thread:
+        env["OPENBLAS_NUM_THREADS"] = "1"
+    args = [sys.executable, "-m", "benchmarks.contextual", mode]
+    burners = []
+    if busy:
+        burn = [sys.executable, "-c", "while True: pass"]
+        burners = [subprocess.Popen(burn) for _ in range(os.cpu_count() or 1)]
+    try:
+        proc = subprocess.run(
+            args + (["--quick"] if quick else []),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    out: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _condition_rows(label: str, m: dict[str, float]) -> list[Result]:
+    """Decision and update rows of one condition (threads pinned, or cores busy)."""
+    return [
+        Result(
+            SECTION,
+            f"decision, 1,024 features / default dim {DEFAULT_DIM}, 5 paths (p50), {label}",
+            "—",
+            f"{fmt_us(m['decision_us'])} / {fmt_us(m['decision_default_us'])}",
+            None,
+            f"feature-less TS decision: {fmt_us(m['ts_us'])}; covariance read at 1,024: "
+            f"{fmt_us(m['read_us'])}",
+        ),
+        Result(
+            SECTION,
+            f"update (observe), 1,024 features / default dim {DEFAULT_DIM} (p50), {label}",
+            "—",
+            f"{fmt_us(m['update_us'])} / {fmt_us(m['update_default_us'])}",
+            None,
+            "Sherman–Morrison: a rank-one update of the (dim + 1)² covariance",
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[Result]:
-    """The rows for ``benchmarks.run``, measured in a child with single-threaded BLAS."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "benchmarks.contextual", "--json"]
-    proc = subprocess.run(
-        args + (["--quick"] if quick else []),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    """The rows for ``benchmarks.run``: measured in a child as users run it (BLAS threading
+    at its default), then the decision and update rows in children with single-threaded
+    BLAS and with every core busy."""
+    m = _child(quick, "--json", single_thread=False, busy=False)
+    conditions = [
+        ("OPENBLAS_NUM_THREADS=1", _child(quick, "--core", single_thread=True, busy=False)),
+        ("cores busy", _child(quick, "--core", single_thread=False, busy=True)),
+        (
+            "cores busy, OPENBLAS_NUM_THREADS=1",
+            _child(quick, "--core", single_thread=True, busy=True),
+        ),
+    ]
     note = (
         f"MMLU prompts, text_features(dim=1024): median {m['nnz_median']:.0f} non-zero "
         f"features (p90 {m['nnz_p90']:.0f}); model trained on 3,000 first"
@@ -219,6 +305,15 @@ def run(quick: bool = False) -> list[Result]:
         ),
         Result(
             SECTION,
+            f"update (observe), 1,024 features / default dim {DEFAULT_DIM}, 5 paths (p50)",
+            "—",
+            f"{fmt_us(m['update_us'])} / {fmt_us(m['update_default_us'])}",
+            None,
+            "one outcome folded: the statistics, and the cached posterior's Sherman–Morrison "
+            "update (a rank-one update of the (dim + 1)² covariance, off BLAS's thread pool)",
+        ),
+        Result(
+            SECTION,
             "text_features + hash_features per request (p50)",
             "—",
             fmt_us(m["feature_us"]),
@@ -249,6 +344,8 @@ def run(quick: bool = False) -> list[Result]:
                 "passes; the policy objects' decisions (tests/test_simulation_contextual.py)",
             )
         )
+    for label, cm in conditions:
+        rows.extend(_condition_rows(label, cm))
     rows.append(
         Result(
             SECTION,
@@ -270,6 +367,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--json" in args:
         print(json.dumps(measure(quick)))
         return
+    if "--core" in args:
+        print(json.dumps(measure_core(quick)))
+        return
     from benchmarks.common import machine
     from benchmarks.run import markdown_table
 
@@ -285,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
 Rerun: `.venv/bin/python -m benchmarks.contextual` (source: `benchmarks/contextual.py`).
 {before["cpu"]}, {before["cores"]} cores, Python {before["python"]}; load average
 {before["load"]} at the start, {after["load"]} at the end (a shared machine: compare
-rows of one run). Measured in a child process with `OPENBLAS_NUM_THREADS=1`.
+rows of one run). Measured in child processes, BLAS threading at its default unless a row
+says `OPENBLAS_NUM_THREADS=1`; "cores busy": one CPU burner per core during the measure.
 
 {table}
 """

@@ -98,6 +98,30 @@ def _pairs(idx: IntArray, val: FloatArray, d: int) -> tuple[IntArray, FloatArray
 _BIAS_VALUE = np.ones(1)
 
 
+#: The largest GER (m · n entries) OpenBLAS runs on the calling thread: above
+#: ``2048 · GEMM_MULTITHREAD_THRESHOLD`` (4 unless built otherwise) it splits the update
+#: over its thread pool (interface/ger.c). A rank-one update of a (D + 1)² covariance is
+#: far above it at any useful D, and threads competing for busy cores made each update
+#: 10-100x slower; :meth:`LinearModel._rank_one` stays below it in column blocks. Other
+#: BLAS builds may thread differently: then the blocks only cost their call overhead.
+_GER_SERIAL = 8192
+
+
+def _vec_mat(x: FloatArray, m: FloatArray) -> FloatArray:
+    """``x @ m`` by numpy's own loops (einsum without optimisation never calls BLAS): on
+    the decision and update path a BLAS gemv of this size (nnz × D, K × nnz²/2) would be
+    split over threads, which on busy cores costs milliseconds, and a library must not
+    change the process's BLAS threading."""
+    out: FloatArray = np.einsum("i,ij->j", x, m)
+    return out
+
+
+def _mat_vec(m: FloatArray, x: FloatArray) -> FloatArray:
+    """``m @ x`` without BLAS (see :func:`_vec_mat`)."""
+    out: FloatArray = np.einsum("ij,j->i", m, x)
+    return out
+
+
 def with_bias(x: SparseVector | None, dim: int) -> tuple[IntArray, FloatArray]:
     """The request in the model's coordinates: the hashed features (indices in
     ``[0, dim)``) and the bias, index ``dim``, value 1.0. ``x=None``: the bias alone."""
@@ -328,7 +352,7 @@ class LinearModel:
             self.refresh(k)
             return
         w = weight * add / (self._frame[k] * self.noise_variance)
-        u = val @ self.cov[k, idx, :]
+        u = _vec_mat(val, self.cov[k, idx, :])
         q = float(u[idx] @ val)
         g = w / (1.0 + w * q)
         err = reward - float(self.mean[k, idx] @ val)
@@ -363,13 +387,19 @@ class LinearModel:
         self.mean[k] += u * (eta * (1.0 - g * u[b]) - g * mu_b)
 
     def _rank_one(self, k: int, alpha: float, u: FloatArray) -> None:
-        """``cov[k] += alpha · u uᵀ`` in place: BLAS dger on the Fortran-ordered view of the
-        (symmetric, C-ordered) matrix, one pass and no D × D temporary (~6x faster than
-        numpy's outer product and subtraction at D = 257)."""
+        """``cov[k] += alpha · u uᵀ`` in place, by BLAS dger on the Fortran-ordered view of
+        the (symmetric, C-ordered) matrix, in column blocks small enough that OpenBLAS runs
+        each on the calling thread (:data:`_GER_SERIAL`): split over threads on a busy
+        two-core machine, the update at D = 257 took milliseconds instead of tens of µs
+        (benchmarks/contextual.py: the rows on busy cores). One pass, no D × D temporary."""
         view = self.cov[k].T
-        out = _dger(alpha, u, u, a=view, overwrite_a=True)
-        if out.ctypes.data != view.ctypes.data:  # BLAS had to copy: write it back
-            self.cov[k] = out.T
+        d = u.shape[0]
+        step = max(1, _GER_SERIAL // d)
+        for j in range(0, d, step):
+            block = view[:, j : j + step]  # columns of the view: Fortran-contiguous
+            out = _dger(alpha, u, u[j : j + step], a=block, overwrite_a=True)
+            if out.ctypes.data != block.ctypes.data:  # BLAS had to copy: write it back
+                block[...] = out
 
     def predict(self, idx: IntArray, val: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Every path's posterior mean ``xᵀμ_k`` and variance ``xᵀΣ_k x`` of the score.
@@ -380,10 +410,10 @@ class LinearModel:
         cache: each entry is a separate memory access), the per-call overhead of some thirty
         numpy operations the other half (benchmarks/contextual.py)."""
         k, d = self.mean.shape
-        means: FloatArray = self.mean.take(idx, axis=1) @ val
+        means: FloatArray = _mat_vec(self.mean.take(idx, axis=1), val)
         flat, prod = _pairs(idx, val, d)
         prod *= _upper(idx.shape[0])[1]
-        var: FloatArray = self.cov.reshape(k, d * d).take(flat, axis=1) @ prod
+        var: FloatArray = _mat_vec(self.cov.reshape(k, d * d).take(flat, axis=1), prod)
         np.maximum(var, _VAR_FLOOR, out=var)
         return means, var
 
