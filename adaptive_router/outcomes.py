@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from adaptive_router.policies.logged_decision import LoggedDecision
+from adaptive_router.policies.contextual_decision import AnyDecision, decode
 
 
 class ErrorKind(str, Enum):
@@ -115,14 +115,17 @@ class Outcome:
     (``feature_stats``). None without features."""
 
     @property
-    def decision(self) -> LoggedDecision | None:
+    def decision(self) -> AnyDecision | None:
         """The evidence the first attempt's routing decision used (decoded from
-        :attr:`decision_data` on each access); None where ``propensity`` is always None."""
+        :attr:`decision_data` on each access): a
+        :class:`~adaptive_router.policies.logged_decision.LoggedDecision` (Beta
+        posteriors), or a :class:`~adaptive_router.policies.contextual_decision.GaussianDecision`
+        for a feature router; None where ``propensity`` is always None."""
         data = self.decision_data
-        return None if data is None else LoggedDecision.from_bytes(data)
+        return None if data is None else decode(data)
 
     @decision.setter
-    def decision(self, value: LoggedDecision | None) -> None:
+    def decision(self, value: AnyDecision | None) -> None:
         self.decision_data = None if value is None else value.to_bytes()
 
     @property

@@ -36,11 +36,12 @@ GRAPH = {m: imports_of(m) for m in MODULES}
 
 #: The layers, bottom up (the README's design diagram). A module may import its own layer
 #: and the ones below, never one above. A unit is a top-level module or package, except
-#: the decision record, which the outcome records embed: it is vocabulary, not policy.
+#: the decision records (Beta and contextual), which the outcome records embed: they are
+#: vocabulary, not policy.
 LAYERS: list[set[str]] = [
     # vocabulary: records, errors, validators, fork hooks, feature hashing
     {"version", "errors", "outcomes", "_checks", "_imports", "forks", "log_throttle"}
-    | {"features", "policies.logged_decision"},
+    | {"features", "policies.logged_decision", "policies.contextual_decision"},
     # mechanisms without I/O, and the things a path is made of
     {"policies", "resilience", "observe", "metering", "paths", "validation"},
     # persistence and what reads or completes it
@@ -55,8 +56,8 @@ LAYERS: list[set[str]] = [
 
 def _unit(module: str) -> str:
     parts = module.split(".")[1:]
-    if parts[:2] == ["policies", "logged_decision"]:
-        return "policies.logged_decision"
+    if parts[:1] == ["policies"] and parts[1:2] in (["logged_decision"], ["contextual_decision"]):
+        return f"policies.{parts[1]}"
     return parts[0] if parts else ""
 
 

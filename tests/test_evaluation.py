@@ -450,14 +450,15 @@ def test_below_min_ess_evaluate_gives_no_value_but_the_reason(sqlite_url: str) -
         evaluate(sqlite_url, "t", "poor", max_missing_reward=1.5)
 
 
-def test_the_readme_evaluation_snippet_runs(
+def test_the_guides_evaluation_snippet_runs(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
-    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.DOTALL)
+    # The snippet moved from the README (now a landing page) to the evaluation guide.
+    guide = pathlib.Path(__file__).resolve().parent.parent / "docs" / "guides" / "evaluation.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.DOTALL)
     (snippet,) = [b for b in blocks if "from adaptive_router.ope.evaluation import evaluate" in b]
     monkeypatch.chdir(tmp_path)  # its SQLite file lands here
-    exec(compile(snippet, "README.md", "exec"), {})
+    exec(compile(snippet, "docs/guides/evaluation.md", "exec"), {})
     value, low, high, ess, logged = (float(x) for x in capsys.readouterr().out.split())
     assert low <= 0.8 <= high and low <= value <= high  # claude succeeds 80% of the time
     assert ess >= MIN_ESS and 0.8 < logged < 1.0

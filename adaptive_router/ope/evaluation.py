@@ -50,6 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from adaptive_router._checks import seconds
 from adaptive_router.ope.confidence import ess_interval, reward_bounds
 from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.contextual_decision import AnyDecision
 from adaptive_router.policies.logged_decision import LoggedDecision
 from adaptive_router.policies.objectives import (
     OBJECTIVE_NAMES,
@@ -59,8 +60,8 @@ from adaptive_router.policies.objectives import (
 )
 from adaptive_router.policies.propensity import (
     EvidenceSnapshot,
+    decision_probabilities,
     decision_propensities,
-    decision_snapshot,
     objective_costs,
     propensities,
 )
@@ -434,6 +435,8 @@ def evaluate(
             evidence each decision logged. A string naming a path is the path. Where the
             target's path was unavailable (breaker open, rate limited, over budget) it
             could not have been attempted either: the logged choice stands (weight 1).
+            A feature router's decisions (contextual scores, not Beta evidence) take a
+            path name or a mapping; an objective or a policy there is a ValueError.
         window: only requests at most this old (timedelta or seconds; None = all).
         context: only this routing context ("" = requests without one; None = all).
         method: ``"snips"``, ``"ips"`` or ``"dr"`` (reward model: each path's mean reward
@@ -597,7 +600,7 @@ def _check_missing(missing: int, total: int, reward: str, limit: float) -> None:
 
 
 def _fill_propensities(
-    store: Store, task: str, logged: list[Outcome], decisions: list[LoggedDecision], save: bool
+    store: Store, task: str, logged: list[Outcome], decisions: list[AnyDecision], save: bool
 ) -> int:
     """Compute the propensities the router deferred (vectorised), store them if ``save``
     (and the store can: :class:`OutcomeUpdates`); ``decisions`` are ``logged``'s, decoded."""
@@ -638,7 +641,7 @@ def _rewards(
 
 
 def _target_matrix(
-    target: Target, decisions: list[LoggedDecision], rows: list[Outcome]
+    target: Target, decisions: list[AnyDecision], rows: list[Outcome]
 ) -> tuple[str, FloatArray]:
     """A label for the target and its first-choice probabilities, shape (n, K max)."""
     width = max(d.k for d in decisions)
@@ -662,14 +665,24 @@ def _target_matrix(
                 out[r, : d.k] = row / row.sum()
             else:  # the target's paths were all unavailable: the logged choice stands
                 if logging_rows is None:
-                    logging_rows = propensities([decision_snapshot(x) for x in decisions])
+                    logging_rows = decision_probabilities(decisions)
                 out[r, : d.k] = logging_rows[r]
         return label, out
     policy, inherit = _target_policy(target, known)
+    contextual = sum(not isinstance(d, LoggedDecision) for d in decisions)
+    if contextual:
+        raise ValueError(
+            f"target: {contextual} of the {len(decisions)} logged decisions are a feature "
+            "router's (contextual scores, not Beta evidence), which an objective or a "
+            "Thompson Sampling policy cannot be replayed on; evaluate a path name or a "
+            "{path: probability} mapping there (or narrow the window or context to the "
+            "decisions of a router without features)"
+        )
+    betas = [d for d in decisions if isinstance(d, LoggedDecision)]
     if not label:
         label = f"objective {policy.objective.name}" if inherit else repr(policy)  # type: ignore[attr-defined]
     costs = _window_costs(rows)
-    snaps = [_target_snapshot(policy, inherit, d, costs) for d in decisions]
+    snaps = [_target_snapshot(policy, inherit, d, costs) for d in betas]
     for r, row in enumerate(propensities(snaps)):
         out[r, : row.shape[0]] = row
     return label, out
@@ -752,7 +765,7 @@ def _window_costs(rows: list[Outcome]) -> dict[str, tuple[float, float]]:
 
 
 def _reward_matrix(
-    decisions: list[LoggedDecision], first: IntArray, r: FloatArray, width: int
+    decisions: list[AnyDecision], first: IntArray, r: FloatArray, width: int
 ) -> FloatArray:
     """Cross-fitted reward model: each path's mean reward over the other half of the rows
     (by position: even and odd rows), the half's mean for a path it never saw."""

@@ -33,7 +33,7 @@ from scipy import special
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["first_choice_probabilities"]
+__all__ = ["batch_first_choice_probabilities", "first_choice_probabilities"]
 
 #: Breakpoints per path, in standard deviations from its mean. Beyond 9 sd a Gaussian's
 #: tail mass is < 2e-19: the integral over the outer panels is already negligible.
@@ -115,3 +115,80 @@ def first_choice_probabilities(
     n_skipped = k - live.size
     out[live] = (1.0 - explore) * t + explore * (1.0 / k + (n_skipped / k) * t)
     return out
+
+
+#: Decisions per vectorised chunk of :func:`batch_first_choice_probabilities` (bounds the
+#: (chunk, K, nodes) temporaries).
+CHUNK = 64
+
+
+def batch_first_choice_probabilities(
+    means: object,
+    sds: object,
+    *,
+    shifts: object = None,
+    explore: object = 0.0,
+    skipped: object = None,
+) -> FloatArray:
+    """:func:`first_choice_probabilities` of many decisions over K paths at once: ``means``,
+    ``sds`` (and ``shifts`` = price · costs, ``skipped``) of shape ``(n, K)``, ``explore``
+    a scalar or shape ``(n,)``. Returns shape ``(n, K)``. The same panels per decision as
+    the single-decision function (duplicate breakpoints give empty panels), computed for
+    a chunk of decisions in one pass: what the background thread and ``evaluate()`` use.
+    """
+    m = np.atleast_2d(np.asarray(means, dtype=np.float64))
+    s = np.atleast_2d(np.asarray(sds, dtype=np.float64))
+    if m.ndim != 2 or m.shape != s.shape or m.shape[1] == 0:
+        raise ValueError(f"means and sds must both have shape (n, K), got {m.shape} and {s.shape}")
+    n, k = m.shape
+    if not np.all(np.isfinite(m)):
+        raise ValueError("means must be finite")
+    if not (np.all(np.isfinite(s)) and np.all(s > 0.0)):
+        raise ValueError("sds must be finite and > 0 (a posterior's spread)")
+    if shifts is not None:
+        d = np.broadcast_to(np.asarray(shifts, dtype=np.float64), (n, k))
+        if not np.all(np.isfinite(d)):
+            raise ValueError("shifts (price · costs) must be finite")
+        m = m - d
+    eps = np.broadcast_to(np.asarray(explore, dtype=np.float64), (n,))
+    if not np.all((eps >= 0.0) & (eps < 1.0)):
+        raise ValueError("explore must be a probability in [0, 1)")
+    if skipped is None:
+        skip = np.zeros((n, k), dtype=bool)
+    else:
+        skip = np.broadcast_to(np.asarray(skipped, dtype=bool), (n, k))
+    out = np.empty((n, k))
+    for start in range(0, n, CHUNK):
+        sl = slice(start, start + CHUNK)
+        out[sl] = _batch_chunk(m[sl], s[sl], eps[sl], skip[sl])
+    return out
+
+
+def _batch_chunk(
+    m: FloatArray, s: FloatArray, eps: FloatArray, skip: NDArray[np.bool_]
+) -> FloatArray:
+    n, k = m.shape
+    if k == 1:
+        t = np.ones((n, 1))
+    else:
+        edges = np.sort((m[..., None] + s[..., None] * _OFFSETS).reshape(n, -1), axis=1)
+        lo, hi = edges[:, :-1], edges[:, 1:]
+        half = (hi - lo) / 2.0
+        y = (((lo + hi) / 2.0)[..., None] + half[..., None] * _GL_X).reshape(n, 1, -1)
+        w = (half[..., None] * _GL_W).reshape(n, -1)
+        z = (y - m[..., None]) / s[..., None]  # (n, K, N)
+        pdf = np.exp(-0.5 * z * z) / (s[..., None] * math.sqrt(2.0 * math.pi))
+        cdf = special.ndtr(z)
+        # A skipped path never beats anyone: its distribution function is 1, density 0.
+        pdf = np.where(skip[..., None], 0.0, pdf)
+        cdf = np.where(skip[..., None], 1.0, cdf)
+        ones = np.ones((n, 1, z.shape[2]))
+        before = np.cumprod(np.concatenate([ones, cdf[:, :-1]], axis=1), axis=1)
+        after = np.cumprod(np.concatenate([ones, cdf[:, :0:-1]], axis=1), axis=1)[:, ::-1]
+        t = np.einsum("nkm,nm->nk", pdf * before * after, w)
+    any_open = ~skip.all(axis=1, keepdims=True)
+    e = eps[:, None]
+    n_skipped = skip.sum(axis=1, keepdims=True)
+    p = (1.0 - e) * t + e * (1.0 / k + (n_skipped / k) * t)
+    result: FloatArray = np.where(skip | ~any_open, 0.0, p)
+    return result

@@ -20,9 +20,9 @@ import json
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
-__all__ = ["DecisionDraft", "DecisionEncoder", "LoggedDecision"]
+__all__ = ["DecisionDraft", "DecisionEncoder", "Encoder", "LoggedDecision", "PricedDecisionEncoder"]
 
 #: Format version written in every JSON record (``"v"``); readers refuse unknown versions.
 VERSION = 1
@@ -30,12 +30,29 @@ VERSION = 1
 #: with ``{``, so one column can hold both (rows that development builds wrote as JSON
 #: stay readable).
 BINARY_VERSION = 2
+#: First byte of a Beta record under a spend target (ranking by θ − λ·c): version 2's
+#: fields plus λ, the costs always present. A new version rather than a new flag, so that
+#: a reader that predates it refuses such a row instead of misreading it.
+PRICED_VERSION = 3
+#: First byte of a contextual (Gaussian score) record
+#: (:class:`~adaptive_router.policies.contextual_decision.GaussianDecision`).
+GAUSSIAN_VERSION = 4
 # Flag bits of a binary record's second byte.
 _SKIPPED, _OBJECTIVE, _COSTS, _LATENCIES = 1, 2, 4, 8
 _NO_FIRST = 0xFFFF
 _LITTLE = sys.byteorder == "little"
 _U16 = struct.Struct("<H")
 _HEAD = struct.Struct("<BBH")
+_F8 = struct.Struct("<d")
+_F8X2 = struct.Struct("<dd")
+
+
+def _names_bytes(paths: tuple[str, ...]) -> bytes:
+    parts = []
+    for name in paths:
+        raw = name.encode()
+        parts += [_U16.pack(len(raw)), raw]
+    return b"".join(parts)
 
 
 @functools.lru_cache(maxsize=256)
@@ -64,13 +81,11 @@ def _binary_head(
     prior: tuple[float, float],
     explore: float,
     objective: tuple[float, float] | None,
+    version: int = BINARY_VERSION,
 ) -> bytes:
     """A binary record's start, the same for every decision of one router: version,
     flags, k, each name (u16 length + UTF-8), then prior, explore [, objective]."""
-    parts = [_HEAD.pack(BINARY_VERSION, flags, len(paths))]
-    for name in paths:
-        raw = name.encode()
-        parts += [_U16.pack(len(raw)), raw]
+    parts = [_HEAD.pack(version, flags, len(paths)), _names_bytes(paths)]
     head = [float(prior[0]), float(prior[1]), float(explore)]
     if objective is not None:
         head += [float(objective[0]), float(objective[1])]
@@ -150,11 +165,65 @@ class DecisionEncoder:
         return b"".join(parts)
 
 
+class PricedDecisionEncoder:
+    """Encodes the decisions of a router with a spend target (Beta posteriors ranked by
+    θ − λ·c) into :meth:`LoggedDecision.to_bytes`'s version-3 layout: :meth:`encode`
+    takes the decision's successes, failures, first, skipped, the per-attempt costs the
+    ranking charged and λ, in :class:`DecisionEncoder`'s argument order."""
+
+    __slots__ = ("_firsts", "_heads", "explore", "index", "paths", "prior")
+
+    def __init__(self, paths: tuple[str, ...], prior: tuple[float, float], explore: float) -> None:
+        self.paths = paths
+        self.prior = prior
+        self.explore = explore
+        self.index: dict[str, int] = {}
+        for i, name in enumerate(paths):
+            self.index.setdefault(name, i)
+        self._heads: dict[int, bytes] = {}
+        self._firsts = [_U16.pack(i) for i in range(len(paths))]
+
+    def encode(
+        self,
+        successes: Any,
+        failures: Any,
+        first: int,
+        skipped: tuple[bool, ...] | None,
+        costs_usd: Any,
+        price: float,
+    ) -> bytes:
+        """The record of a decision whose first attempt went to ``paths[first]``."""
+        flags = 0 if skipped is None or not any(skipped) else _SKIPPED
+        head = self._heads.get(flags)
+        if head is None:
+            head = self._heads[flags] = _binary_head(
+                self.paths, flags, self.prior, self.explore, None, PRICED_VERSION
+            )
+        parts = [head, _F8.pack(float(price)), _f8(successes), _f8(failures), _f8(costs_usd)]
+        if flags:
+            parts.append(bytes(skipped or ()))
+        parts.append(self._firsts[first])
+        return b"".join(parts)
+
+
+class Encoder(Protocol):
+    """What :func:`adaptive_router.router.decisions.attach` needs of an encoder."""
+
+    paths: tuple[str, ...]
+    index: dict[str, int]
+
+    def encode(self, a: Any, b: Any, first: int, skipped: Any, c: Any, d: Any, /) -> bytes: ...
+
+
 #: What the ranking keeps of a decision until its first attempt is known (a plain tuple,
-#: ~0.1 µs to build): the router's encoder, successes, failures, per-attempt costs and
-#: latencies (None unless the objective used them), and the paths skipped at ranking
-#: time (None: none).
-DecisionDraft: TypeAlias = tuple[DecisionEncoder, Any, Any, Any, Any, "tuple[bool, ...] | None"]
+#: ~0.1 µs to build): the router's encoder and four per-decision fields in the encoder's
+#: :meth:`~DecisionEncoder.encode` order — successes, failures, per-attempt costs and
+#: latencies (None unless the objective used them) for :class:`DecisionEncoder`;
+#: successes, failures, costs and λ for :class:`PricedDecisionEncoder`; score means,
+#: standard deviations, costs and λ for
+#: :class:`~adaptive_router.policies.contextual_decision.GaussianDecisionEncoder` — and the paths
+#: skipped at ranking time (None: none).
+DecisionDraft: TypeAlias = tuple[Encoder, Any, Any, Any, Any, "tuple[bool, ...] | None"]
 
 
 class LoggedDecision:
@@ -168,8 +237,10 @@ class LoggedDecision:
     time, skipped at attempt time before the first attempt, or refused by the request's
     cost budget). ``objective``: ``(cost_weight, usd_per_second)`` when the order was by
     expected cost or time to a success, with the per-attempt ``costs_usd`` and
-    ``latencies_ms`` it used; None when the order was by success. ``first``: the path
-    attempted first.
+    ``latencies_ms`` it used; None when the order was by success. ``price``: under a
+    spend target, λ, the order being by θ − λ·c with ``costs_usd`` the per-attempt costs
+    c it charged (``objective`` is then None; binary version 3); None otherwise.
+    ``first``: the path attempted first.
     """
 
     __slots__ = (
@@ -180,6 +251,7 @@ class LoggedDecision:
         "latencies_ms",
         "objective",
         "paths",
+        "price",
         "prior",
         "skipped",
         "successes",
@@ -197,6 +269,7 @@ class LoggedDecision:
         costs_usd: Sequence[float] | Any | None = None,
         latencies_ms: Sequence[float] | Any | None = None,
         first: str | None = None,
+        price: float | None = None,
     ) -> None:
         # No validation here: this runs once per request on the hot path, with values the
         # router computed itself. from_json validates what comes back from a database.
@@ -210,6 +283,7 @@ class LoggedDecision:
         self.costs_usd = costs_usd
         self.latencies_ms = latencies_ms
         self.first = first
+        self.price = price
 
     @property
     def k(self) -> int:
@@ -257,6 +331,10 @@ class LoggedDecision:
             out["objective"] = list(self.objective)
             out["costs_usd"] = None if self.costs_usd is None else _floats(self.costs_usd)
             out["latencies_ms"] = None if self.latencies_ms is None else _floats(self.latencies_ms)
+        if self.price is not None:
+            out["v"] = PRICED_VERSION
+            out["price"] = self.price
+            out["costs_usd"] = _floats(self.costs_usd)
         return out
 
     def to_json(self) -> str:
@@ -266,7 +344,11 @@ class LoggedDecision:
         ``json.dumps`` of the dict costs ~3x as much, taken from routing under the GIL.
         Floats are finite here (decayed sums, a probability, costs), so ``repr`` is JSON.
         """
-        if self.objective is not None or (self.skipped is not None and any(self.skipped)):
+        if (
+            self.objective is not None
+            or self.price is not None
+            or (self.skipped is not None and any(self.skipped))
+        ):
             return json.dumps(self.to_dict(), separators=(",", ":"))
         # A list of finite floats prints as a JSON array ("[1.0, 2.5]"), in C.
         first = "null" if self.first is None else _names_json((self.first,))[1:-1]
@@ -285,10 +367,23 @@ class LoggedDecision:
         first path (0xFFFF: none). Floats are stored bit for bit, so a propensity
         recomputed from the record is the one computed at logging time. ~1 µs: it runs on
         the request's thread, once per routed request.
+
+        Under a spend target (``price`` set), version 3: the same up to explore, then λ,
+        successes[k], failures[k], costs_usd[k], [skipped], first (flags: 1 skipped only).
         """
         skipped = self.skipped
         if skipped is not None and not any(skipped):
             skipped = None
+        if self.price is not None:
+            enc = PricedDecisionEncoder(self.paths, self.prior, self.explore)
+            return enc.encode(
+                self.successes,
+                self.failures,
+                self._first_index(),
+                skipped,
+                self.costs_usd,
+                self.price,
+            )
         obj = self.objective
         flags = 0 if skipped is None else _SKIPPED
         if obj is not None:
@@ -297,13 +392,7 @@ class LoggedDecision:
                 flags |= _COSTS
             if self.latencies_ms is not None:
                 flags |= _LATENCIES
-        if self.first is None:
-            first = _NO_FIRST
-        else:
-            i = self.index(self.first)
-            if i is None:
-                raise ValueError(f"decision: first {self.first!r} is not one of {self.paths}")
-            first = i
+        first = self._first_index()
         head = _binary_head(self.paths, flags, self.prior, self.explore, obj)
         if not flags:  # the common case, in one join
             return b"".join((head, _f8(self.successes), _f8(self.failures), _U16.pack(first)))
@@ -317,6 +406,14 @@ class LoggedDecision:
         parts.append(_U16.pack(first))
         return b"".join(parts)
 
+    def _first_index(self) -> int:
+        if self.first is None:
+            return _NO_FIRST
+        i = self.index(self.first)
+        if i is None:
+            raise ValueError(f"decision: first {self.first!r} is not one of {self.paths}")
+        return i
+
     @classmethod
     def from_bytes(cls, data: bytes | str) -> LoggedDecision:
         """Parse :meth:`to_bytes`'s output (or :meth:`to_json`'s, which development builds
@@ -326,10 +423,18 @@ class LoggedDecision:
         data = bytes(data)  # a driver may hand back a memoryview
         if data[:1] == b"{":
             return cls.from_json(data.decode())
+        if data[:1] == bytes((PRICED_VERSION,)):
+            return cls._from_priced(data)
+        if data[:1] == bytes((GAUSSIAN_VERSION,)):
+            raise ValueError(
+                "decision: a contextual (Gaussian) record, not a Beta one: read it with "
+                "adaptive_router.policies.contextual_decision.decode()"
+            )
         if len(data) < _HEAD.size or data[0] != BINARY_VERSION:
             raise ValueError(
                 f"decision: unknown format version {data[:1]!r} (this version reads "
-                f"{BINARY_VERSION} and JSON); upgrade adaptive-router"
+                f"{BINARY_VERSION}, {PRICED_VERSION}, {GAUSSIAN_VERSION} and JSON); "
+                "upgrade adaptive-router"
             )
         try:
             _, flags, k = _HEAD.unpack_from(data, 0)
@@ -374,16 +479,43 @@ class LoggedDecision:
         )
 
     @classmethod
+    def _from_priced(cls, data: bytes) -> LoggedDecision:
+        """A version-3 record (see :meth:`to_bytes`)."""
+        try:
+            _, flags, k = _HEAD.unpack_from(data, 0)
+            names, off = _read_names(data, _HEAD.size, k)
+            count = 4 + 3 * k
+            vals = struct.unpack_from(f"<{count}d", data, off)
+            off += 8 * count
+            skipped, off = _read_skipped(data, off, k, flags)
+            (first,) = _U16.unpack_from(data, off)
+            off += 2
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise ValueError(f"decision: truncated or malformed binary record ({exc})") from None
+        _check_end(data, off, first, k)
+        return cls(
+            tuple(names),
+            list(vals[4 : 4 + k]),
+            list(vals[4 + k : 4 + 2 * k]),
+            (vals[0], vals[1]),
+            vals[2],
+            skipped=skipped,
+            costs_usd=list(vals[4 + 2 * k : 4 + 3 * k]),
+            first=None if first == _NO_FIRST else names[first],
+            price=vals[3],
+        )
+
+    @classmethod
     def from_json(cls, text: str) -> LoggedDecision:
         """Parse :meth:`to_json`'s output; ValueError naming the field when malformed."""
         try:
             d = json.loads(text)
         except (TypeError, ValueError):
             raise ValueError("decision: not a JSON object (outcomes.decision)") from None
-        if not isinstance(d, dict) or d.get("v") != VERSION:
+        if not isinstance(d, dict) or d.get("v") not in (VERSION, PRICED_VERSION):
             raise ValueError(
                 f"decision: unknown format version {d.get('v') if isinstance(d, dict) else d!r}"
-                f" (this version reads {VERSION}); upgrade adaptive-router"
+                f" (this version reads {VERSION} and {PRICED_VERSION}); upgrade adaptive-router"
             )
         try:
             paths = tuple(str(p) for p in d["paths"])
@@ -396,6 +528,9 @@ class LoggedDecision:
             objective = d.get("objective")
             costs = d.get("costs_usd")
             lats = d.get("latencies_ms")
+            price = None if d["v"] == VERSION else float(d["price"])
+            if price is not None and costs is None:
+                raise ValueError("costs_usd is required with a price")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"decision: missing or malformed field ({exc})") from None
         if len(s) != k or len(f) != k or any(not 0 <= i < k for i in skipped_idx):
@@ -413,6 +548,7 @@ class LoggedDecision:
             costs_usd=None if costs is None else [float(x) for x in costs],
             latencies_ms=None if lats is None else [float(x) for x in lats],
             first=None if first is None else str(first),
+            price=price,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -422,3 +558,29 @@ class LoggedDecision:
 
     def __repr__(self) -> str:
         return f"LoggedDecision({self.to_json()})"
+
+
+def _read_names(data: bytes, off: int, k: int) -> tuple[list[str], int]:
+    names = []
+    for _ in range(k):
+        (n,) = _U16.unpack_from(data, off)
+        if off + 2 + n > len(data):
+            raise struct.error("path name runs past the record's end")
+        names.append(data[off + 2 : off + 2 + n].decode())
+        off += 2 + n
+    return names, off
+
+
+def _read_skipped(data: bytes, off: int, k: int, flags: int) -> tuple[tuple[bool, ...] | None, int]:
+    if not flags & _SKIPPED:
+        return None, off
+    if off + k > len(data):
+        raise struct.error("skipped flags run past the record's end")
+    return tuple(b != 0 for b in data[off : off + k]), off + k
+
+
+def _check_end(data: bytes, off: int, first: int, k: int) -> None:
+    if off != len(data):
+        raise ValueError(f"decision: binary record of {len(data)} bytes, expected {off}")
+    if first != _NO_FIRST and first >= k:
+        raise ValueError(f"decision: first path index {first} out of range for {k} paths")

@@ -45,6 +45,15 @@ sized to it. The CDFs are integrated from the densities on the same panels (spec
 integration), as accurate and ~10x cheaper than the incomplete beta function, which
 costs ~1.6 µs per call near the mean of a sharp posterior.
 If every learned path was skipped, the fallback went first and every row entry is 0.
+
+Under a spend target the order is by descending θ_i − λ·c_i (``shifts`` d_i = λ·c_i):
+substitute y = θ_j − d_j instead, so g_j(y) = f_j(y + d_j) and G_j(y) = F_j(y + d_j) on
+the shifted supports [−d_j, 1 − d_j]; the grid's breakpoints move with them.
+
+Decisions of a feature router
+(:class:`~adaptive_router.policies.contextual_decision.GaussianDecision`) have Gaussian
+scores: :func:`decision_propensities` computes theirs with
+:func:`adaptive_router.policies.gaussian.batch_first_choice_probabilities`.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from adaptive_router.policies.contextual_decision import AnyDecision, GaussianDecision
 from adaptive_router.policies.logged_decision import LoggedDecision
 
 FloatArray = NDArray[np.float64]
@@ -92,6 +102,7 @@ class EvidenceSnapshot:
     explore: float = 0.0
     skipped: tuple[bool, ...] | None = None
     costs: tuple[float, ...] | None = None
+    shifts: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         k = len(self.alpha)
@@ -103,6 +114,8 @@ class EvidenceSnapshot:
             raise ValueError(f"skipped has {len(self.skipped)} entries, alpha has {k}")
         if self.costs is not None and len(self.costs) != k:
             raise ValueError(f"costs has {len(self.costs)} entries, alpha has {k}")
+        if self.shifts is not None and len(self.shifts) != k:
+            raise ValueError(f"shifts has {len(self.shifts)} entries, alpha has {k}")
 
     @property
     def k(self) -> int:
@@ -114,13 +127,15 @@ class EvidenceSnapshot:
 class SnapshotBatch:
     """Many decisions over the same K paths, as arrays: ``alpha``, ``beta``, ``skipped``
     and ``costs`` of shape ``(n, K)``, ``explore`` of shape ``(n,)``. ``costs`` all 1.0
-    ranks by θ (Thompson Sampling's default objective)."""
+    ranks by θ (Thompson Sampling's default objective). ``shifts`` (n, K) or None: rank by
+    θ − shift (a spend target's λ·c; ``costs`` then all 1.0)."""
 
     alpha: FloatArray
     beta: FloatArray
     explore: FloatArray
     skipped: BoolArray
     costs: FloatArray
+    shifts: FloatArray | None = None
 
     @classmethod
     def from_arrays(
@@ -131,6 +146,7 @@ class SnapshotBatch:
         explore: object = 0.0,
         skipped: object = None,
         costs: object = None,
+        shifts: object = None,
     ) -> SnapshotBatch:
         """Validate and broadcast arrays into a batch; a 1-D ``alpha`` is one decision."""
         a = np.atleast_2d(np.asarray(alpha, dtype=np.float64))
@@ -162,7 +178,14 @@ class SnapshotBatch:
                     "costs must be finite and > 0 (a point estimate of cost or latency per "
                     "attempt); pass costs=None to rank by success probability"
                 )
-        return cls(a, b, eps, skip, c)
+        d = None
+        if shifts is not None:
+            d = np.broadcast_to(np.asarray(shifts, dtype=np.float64), (n, k)).copy()
+            if not (np.all(np.isfinite(d)) and np.all(d >= 0)):
+                raise ValueError("shifts must be finite and >= 0 (a spend target's λ·c)")
+            if not np.all(c == 1.0):
+                raise ValueError("shifts rank by θ - shift: leave costs=None with them")
+        return cls(a, b, eps, skip, c, d)
 
     def __len__(self) -> int:
         return int(self.alpha.shape[0])
@@ -198,29 +221,47 @@ def _log_pdf(x: FloatArray, a: FloatArray, b: FloatArray, log_beta: FloatArray) 
     return result
 
 
-def _best_probabilities(a: FloatArray, b: FloatArray, c: FloatArray, skip: BoolArray) -> FloatArray:
-    """T_i: probability that path i is best among the non-skipped paths, shape (n, K)."""
+def _best_probabilities(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    skip: BoolArray,
+    shift: FloatArray | None = None,
+) -> FloatArray:
+    """T_i: probability that path i is best among the non-skipped paths, shape (n, K);
+    ``shift`` (with c all 1): by θ − shift rather than θ / c."""
     # scipy takes ~0.4 s to import: it comes with the first propensity, not the package.
     from scipy import special
 
     n, k = a.shape
     mean, sd = _beta_moments(a, b)
-    # Breakpoints in y = θ / c, clipped to each path's support [0, 1/c]; plus the ends.
-    lo = np.zeros((n, 1))
-    hi = (1.0 / c).max(axis=1, keepdims=True)
-    pts = (mean[..., None] + sd[..., None] * _OFFSETS).clip(0.0, 1.0) / c[..., None]
-    near0 = _ENDS / c.max(axis=1, keepdims=True)
-    near1 = ((1.0 - _ENDS) / c[..., None]).reshape(n, -1)
+    if shift is None:
+        # Breakpoints in y = θ / c, clipped to each path's support [0, 1/c]; plus the ends.
+        lo = np.zeros((n, 1))
+        hi = (1.0 / c).max(axis=1, keepdims=True)
+        pts = (mean[..., None] + sd[..., None] * _OFFSETS).clip(0.0, 1.0) / c[..., None]
+        near0 = _ENDS / c.max(axis=1, keepdims=True)
+        near1 = ((1.0 - _ENDS) / c[..., None]).reshape(n, -1)
+    else:
+        # y = θ - d: each path's support is [-d, 1 - d], both ends graded for each path.
+        d3 = shift[..., None]
+        lo = (-shift).min(axis=1, keepdims=True)
+        hi = (1.0 - shift).max(axis=1, keepdims=True)
+        pts = (mean[..., None] + sd[..., None] * _OFFSETS).clip(0.0, 1.0) - d3
+        near0 = (_ENDS - d3).reshape(n, -1)
+        near1 = ((1.0 - _ENDS) - d3).reshape(n, -1)
     bps = np.concatenate([lo, near0, pts.reshape(n, -1), near1, hi], axis=1)
     bps = np.sort(bps, axis=1)
     panels = bps.shape[1] - 1
-    per_panel = max(4, math.ceil(NODES / panels))
+    # Shifted supports end inside the grid, where a density with α or β < 1 is singular:
+    # at least 8 nodes a panel there (4 left errors of ~1e-3 against adaptive quadrature).
+    per_panel = max(4 if shift is None else 8, math.ceil(NODES / panels))
     t, w, q = _rule(per_panel)
     left, width = bps[:, :-1], np.diff(bps, axis=1)
     y = (left[..., None] + width[..., None] * (t + 1.0) / 2.0).reshape(n, 1, -1)
     wy = (width[..., None] * w / 2.0).reshape(n, -1)
-    # x_j = c_j · y: each path's θ at the common abscissa, shape (n, K, nodes).
-    x = c[..., None] * y
+    # x_j = c_j · y (or y + d_j): each path's θ at the common abscissa, shape (n, K, nodes).
+    x = c[..., None] * y if shift is None else y + shift[..., None]
     # Beyond ±12 sd of its mean a path's density is negligible: evaluate it only where it
     # is not (for a sharp posterior, a few panels out of many).
     m3, s3 = mean[..., None], sd[..., None]
@@ -255,7 +296,7 @@ def _best_probabilities(a: FloatArray, b: FloatArray, c: FloatArray, skip: BoolA
 def _first_probabilities(batch: SnapshotBatch) -> FloatArray:
     k = batch.alpha.shape[1]
     skip = batch.skipped
-    ts = _best_probabilities(batch.alpha, batch.beta, batch.costs, skip)
+    ts = _best_probabilities(batch.alpha, batch.beta, batch.costs, skip, batch.shifts)
     # Quadrature error leaves sums within ~1e-6 of 1; renormalise so that the logged
     # propensities of a decision are a distribution.
     total = ts.sum(axis=1, keepdims=True)
@@ -276,15 +317,19 @@ def first_choice_probabilities(
     explore: object = 0.0,
     skipped: object = None,
     costs: object = None,
+    shifts: object = None,
 ) -> FloatArray:
     """P(path i was attempted first) for a batch of decisions over the same K paths.
 
-    ``alpha``, ``beta`` (and ``skipped``, ``costs`` if given) have shape ``(n, K)`` or
-    ``(K,)`` for one decision; ``explore`` is a scalar or shape ``(n,)``. Returns shape
-    ``(n, K)``; each row sums to 1 unless every path was skipped (then it is all 0: the
-    fallback went first).
+    ``alpha``, ``beta`` (and ``skipped``, ``costs``, ``shifts`` if given) have shape
+    ``(n, K)`` or ``(K,)`` for one decision; ``explore`` is a scalar or shape ``(n,)``.
+    ``costs`` rank by c / θ; ``shifts`` (a spend target's λ·c, >= 0) by θ − shift.
+    Returns shape ``(n, K)``; each row sums to 1 unless every path was skipped (then it
+    is all 0: the fallback went first).
     """
-    batch = SnapshotBatch.from_arrays(alpha, beta, explore=explore, skipped=skipped, costs=costs)
+    batch = SnapshotBatch.from_arrays(
+        alpha, beta, explore=explore, skipped=skipped, costs=costs, shifts=shifts
+    )
     return _batched(batch)
 
 
@@ -300,6 +345,7 @@ def _batched(batch: SnapshotBatch) -> FloatArray:
                 batch.explore[sl],
                 batch.skipped[sl],
                 batch.costs[sl],
+                None if batch.shifts is None else batch.shifts[sl],
             )
         )
     return out
@@ -314,16 +360,16 @@ def propensities(snapshots: Sequence[EvidenceSnapshot] | SnapshotBatch) -> list[
     """
     if isinstance(snapshots, SnapshotBatch):
         return list(_batched(snapshots))
-    groups: dict[int, list[int]] = {}
+    groups: dict[tuple[int, bool], list[int]] = {}
     for r, snap in enumerate(snapshots):
         if not isinstance(snap, EvidenceSnapshot):
             raise TypeError(
                 f"snapshots[{r}] is {type(snap).__name__}; pass EvidenceSnapshot objects "
                 "or one SnapshotBatch"
             )
-        groups.setdefault(snap.k, []).append(r)
+        groups.setdefault((snap.k, snap.shifts is not None), []).append(r)
     result: list[FloatArray] = [np.empty(0)] * len(snapshots)
-    for k, rows in groups.items():
+    for (k, shifted), rows in groups.items():
         snaps = [snapshots[r] for r in rows]
         batch = SnapshotBatch.from_arrays(
             [s.alpha for s in snaps],
@@ -331,6 +377,7 @@ def propensities(snapshots: Sequence[EvidenceSnapshot] | SnapshotBatch) -> list[
             explore=[s.explore for s in snaps],
             skipped=[s.skipped or (False,) * k for s in snaps],
             costs=[s.costs or (1.0,) * k for s in snaps],
+            shifts=[s.shifts or (0.0,) * k for s in snaps] if shifted else None,
         )
         for r, row in zip(rows, _batched(batch), strict=True):
             result[r] = row
@@ -382,9 +429,13 @@ def objective_costs(
 
 
 def decision_snapshot(decision: LoggedDecision) -> EvidenceSnapshot:
-    """The :class:`EvidenceSnapshot` of a logged decision (for its propensities)."""
-    costs = None
-    if decision.objective is not None and any(decision.objective):
+    """The :class:`EvidenceSnapshot` of a logged Beta decision (for its propensities)."""
+    costs = shifts = None
+    if decision.price is not None:
+        # As ObjectiveThompsonSampling charges them: λ · max(c, MIN_COST).
+        lam = decision.price
+        shifts = tuple(lam * max(float(c), _MIN_COST) for c in _as_list(decision.costs_usd))
+    elif decision.objective is not None and any(decision.objective):
         costs = objective_costs(decision.objective, decision.costs_usd, decision.latencies_ms)
     return EvidenceSnapshot(
         decision.alpha,
@@ -392,12 +443,61 @@ def decision_snapshot(decision: LoggedDecision) -> EvidenceSnapshot:
         explore=decision.explore,
         skipped=decision.skipped,
         costs=costs,
+        shifts=shifts,
     )
 
 
-def decision_propensities(decisions: Sequence[LoggedDecision]) -> FloatArray:
-    """P(the logged first attempt) of each logged decision, in vectorised batches; NaN
-    where the record does not name a learned path as attempted first."""
+def _as_list(values: object) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def _gaussian_rows(decisions: Sequence[GaussianDecision]) -> list[FloatArray]:
+    """First-choice probabilities of contextual decisions, batched by K."""
+    from adaptive_router.policies.gaussian import batch_first_choice_probabilities
+
+    groups: dict[int, list[int]] = {}
+    for r, d in enumerate(decisions):
+        groups.setdefault(d.k, []).append(r)
+    out: list[FloatArray] = [np.empty(0)] * len(decisions)
+    for k, rows in groups.items():
+        ds = [decisions[r] for r in rows]
+        shifts = [
+            [d.price * c for c in _as_list(d.costs_usd)] if d.costs_usd is not None else [0.0] * k
+            for d in ds
+        ]
+        probs = batch_first_choice_probabilities(
+            [_as_list(d.means) for d in ds],
+            [_as_list(d.sds) for d in ds],
+            shifts=shifts,
+            explore=[d.explore for d in ds],
+            skipped=[d.skipped_flags for d in ds],
+        )
+        for r, row in zip(rows, probs, strict=True):
+            out[r] = row
+    return out
+
+
+def decision_probabilities(decisions: Sequence[AnyDecision]) -> list[FloatArray]:
+    """Each logged decision's probability of every first choice (entry r has its K
+    entries), Beta and contextual records alike, in vectorised batches."""
+    out: list[FloatArray] = [np.empty(0)] * len(decisions)
+    beta = [r for r, d in enumerate(decisions) if isinstance(d, LoggedDecision)]
+    gauss = [r for r, d in enumerate(decisions) if isinstance(d, GaussianDecision)]
+    if beta:
+        rows = propensities([decision_snapshot(decisions[r]) for r in beta])  # type: ignore[arg-type]
+        for r, row in zip(beta, rows, strict=True):
+            out[r] = row
+    if gauss:
+        rows = _gaussian_rows([decisions[r] for r in gauss])  # type: ignore[misc]
+        for r, row in zip(gauss, rows, strict=True):
+            out[r] = row
+    return out
+
+
+def decision_propensities(decisions: Sequence[AnyDecision]) -> FloatArray:
+    """P(the logged first attempt) of each logged decision (Beta or contextual), in
+    vectorised batches; NaN where the record does not name a learned path as attempted
+    first."""
     out = np.full(len(decisions), np.nan)
     rows = [
         r for r, d in enumerate(decisions) if d.first is not None and d.index(d.first) is not None
@@ -405,9 +505,7 @@ def decision_propensities(decisions: Sequence[LoggedDecision]) -> FloatArray:
     if not rows:
         return out
     picked = [decisions[r] for r in rows]
-    values = logged_propensities(
-        [decision_snapshot(d) for d in picked],
-        [int(d.index(d.first or "") or 0) for d in picked],
-    )
-    out[rows] = values
+    probs = decision_probabilities(picked)
+    for r, d, row in zip(rows, picked, probs, strict=True):
+        out[r] = row[int(d.index(d.first or "") or 0)]
     return out

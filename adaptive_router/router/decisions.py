@@ -20,9 +20,10 @@ computes it when it reads the rows. Nothing is dropped: the snapshot is the reco
 
 Which outcomes get a propensity: the first attempt of a ``run()``/``arun()`` request
 routed by :class:`~adaptive_router.policies.thompson.ThompsonSampling` or
-:class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling`, when it went to a
-learned path. NULL (no decision logged): later attempts (fallbacks: their probability
-depends on the whole order), the final fallback (never ranked), ``choose()``/
+:class:`~adaptive_router.policies.objectives.ObjectiveThompsonSampling` (with or without a
+spend target), or by a feature router's contextual policy, when it went to a learned
+path. NULL (no decision logged): later attempts (fallbacks: their probability depends on
+the whole order), the final fallback (never ranked), ``choose()``/
 ``report()`` decisions (the caller decides what to attempt, possibly another entry of
 ``Decision.order``, and may report from another process) and other policies.
 
@@ -45,7 +46,8 @@ from collections.abc import Sequence
 
 from adaptive_router import forks
 from adaptive_router.outcomes import Outcome
-from adaptive_router.policies.logged_decision import DecisionDraft, LoggedDecision
+from adaptive_router.policies.contextual_decision import decode
+from adaptive_router.policies.logged_decision import DecisionDraft
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.stores.base import OutcomeUpdates, Store
 
@@ -219,7 +221,7 @@ class DecisionLog:
         from adaptive_router.policies.propensity import decision_propensities
 
         # Decoded here, off the request's thread.
-        values = decision_propensities([LoggedDecision.from_bytes(d) for _, _, d in batch])
+        values = decision_propensities([decode(d) for _, _, d in batch])
         rows = []
         for (rid, attempt, _), p in zip(batch, values.tolist(), strict=True):
             if p == p and 0.0 < p <= 1.0:  # NaN or 0: not a first attempt it can vouch for

@@ -34,7 +34,12 @@ from adaptive_router.metering.cost_priors import cost_priors
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior
 from adaptive_router.paths import Path, check_name
-from adaptive_router.policies.logged_decision import DecisionDraft, DecisionEncoder
+from adaptive_router.policies.contextual_decision import GaussianDecisionEncoder
+from adaptive_router.policies.logged_decision import (
+    DecisionDraft,
+    DecisionEncoder,
+    PricedDecisionEncoder,
+)
 from adaptive_router.policies.objectives import ObjectiveThompsonSampling, expected_costs
 from adaptive_router.policies.pacing import DEFAULT_GAIN, SpendPacer, SpendStatus, paced_costs
 from adaptive_router.policies.thompson import (
@@ -116,6 +121,8 @@ class Ranking:
         self._cost_priors = priors[: len(self.paths)]
         self._cost_prior_of = {p.name or "": c for p, c in zip(every, priors, strict=True)}
         self._enc: DecisionEncoder | None = None
+        self._priced_enc: PricedDecisionEncoder | None = None
+        self._gauss_enc: GaussianDecisionEncoder | None = None
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
 
     @property
@@ -196,6 +203,7 @@ class Ranking:
         (None: the models' bias alone, each path's success rate)."""
         s, f, s2, f2 = self.evidence(now, context, self._after)
         c = lat = None
+        draft: DecisionDraft | None = None
         if self.features is not None:
             paced = None
             if self._pacer is not None:
@@ -205,19 +213,33 @@ class Ranking:
                 context, x, self.rng, s, f, paced, self.price(now) if paced else 0.0
             )
             ranked = decision.order
+            if self.log_decisions:
+                # The scores' distributions, not the Beta evidence: they decided.
+                draft = (
+                    self._gaussian_encoder(decision.explore),
+                    decision.means,
+                    decision.sds,
+                    decision.costs,
+                    decision.price,
+                    self._skipped(),
+                )
         elif self._pacer is not None:
             assert self._objective is not None  # a pacer comes with a paced objective
             costs, _ = self.expected(now, context)
+            charged = paced_costs(costs, self._cost_priors)
+            lam = self.price(now)
             ranked = self._objective.rank(
                 s,
                 f,
                 self.rng,
                 s2,
                 f2,
-                costs=paced_costs(costs, self._cost_priors),
+                costs=charged,
                 after_rng=self.rng_after,
-                price=self.price(now),
+                price=lam,
             )
+            if self.log_decisions:
+                draft = (self._priced_encoder(), s, f, charged, lam, self._skipped())
         elif self._objective is not None:
             obj = self._objective.objective
             costs, latencies = self.expected(now, context)
@@ -246,7 +268,8 @@ class Ranking:
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
-        draft = self._logged(s, f, c, lat) if self.log_decisions else None
+        if self.log_decisions and draft is None and self.features is None and self._pacer is None:
+            draft = self._logged(s, f, c, lat)
         if self.fallback is not None:
             order.append(self.fallback)
         return order, draft
@@ -324,22 +347,42 @@ class Ranking:
     def loggable(self) -> bool:
         """True when the policy is one whose propensities are computable:
         :class:`ThompsonSampling` or :class:`ObjectiveThompsonSampling` themselves (a
-        subclass may rank differently), without a spend target (whose ``θ - λ·c`` order
-        the logged decision's layout does not describe)."""
-        return (
-            type(self.policy) in (ThompsonSampling, ObjectiveThompsonSampling)
-            and self._pacer is None
-            and self.features is None
+        subclass may rank differently; under a spend target, by θ - λ·c: a version-3
+        record), or a feature router's contextual policy (Gaussian scores: a version-4
+        record, :class:`~adaptive_router.policies.contextual_decision.GaussianDecision`)."""
+        return self.features is not None or type(self.policy) in (
+            ThompsonSampling,
+            ObjectiveThompsonSampling,
         )
+
+    def _skipped(self) -> tuple[bool, ...] | None:
+        """Paths whose breaker is not available (ranked to the back, passed over when
+        reached); None: none."""
+        if not self._unclosed:
+            return None
+        return tuple(self._breaker_closed_first(p) == 1 for p in self.paths)
 
     def _logged(self, s: Any, f: Any, c: Any, lat: Any) -> DecisionDraft:
         """The decision's evidence, as a draft that :func:`~adaptive_router.router.
         decisions.attach` encodes; paths whose breaker is not available are marked skipped
         (they were ranked to the back and are passed over when reached)."""
-        skipped = None
-        if self._unclosed:
-            skipped = tuple(self._breaker_closed_first(p) == 1 for p in self.paths)
-        return (self._encoder(), s, f, c, lat, skipped)
+        return (self._encoder(), s, f, c, lat, self._skipped())
+
+    def _priced_encoder(self) -> PricedDecisionEncoder:
+        """The encoder of a spend-target router's decisions (rebuilt if the prior or
+        floor changed, as :meth:`_encoder`)."""
+        pol: ThompsonSampling = self.policy  # type: ignore[assignment]  # loggable
+        enc = self._priced_enc
+        if enc is None or enc.prior != pol.prior or enc.explore != pol.explore:
+            enc = self._priced_enc = PricedDecisionEncoder(self._names, pol.prior, pol.explore)
+        return enc
+
+    def _gaussian_encoder(self, explore: float) -> GaussianDecisionEncoder:
+        """The encoder of a feature router's decisions."""
+        enc = self._gauss_enc
+        if enc is None or enc.explore != explore:
+            enc = self._gauss_enc = GaussianDecisionEncoder(self._names, explore)
+        return enc
 
     def _encoder(self) -> DecisionEncoder:
         """The encoder of this router's decisions, rebuilt if the policy's parameters

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from adaptive_router.policies.logged_decision import LoggedDecision
+from adaptive_router.policies.contextual_decision import decode
 from adaptive_router.stores.base import AttemptRow
 from adaptive_router.stores.schema import outcomes as outcomes_table
 
@@ -37,7 +37,7 @@ def decision_data(stored: bytes | str | None) -> bytes | None:
     that development builds wrote is re-encoded."""
     if stored is None:
         return None
-    decision = LoggedDecision.from_bytes(stored)
+    decision = decode(stored)
     if isinstance(stored, bytes) and stored[:1] != b"{":
         return stored
     return decision.to_bytes()
