@@ -299,7 +299,7 @@ def _replay_numba(
     s_w, f_w, cost_w, attempts_w), the bias prior (mean, pseudo-observations), the pacer
     (spend_w, requests_w, ref_time, requests, spend_usd); out: each step's path and price.
     """
-    from adaptive_router.simulation import kernel
+    import adaptive_router.simulation.kernel as kernel
 
     k_paths = rewards.shape[1]
     d = policy.dim + 1

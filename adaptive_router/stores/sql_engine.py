@@ -14,10 +14,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.pool import StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+import adaptive_router.stores.sql_fork as sql_fork
 from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router._imports import needs_extra
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
-from adaptive_router.stores import sql_fork
 
 __all__ = ["SUPPORTED", "connection_lost", "create_engine", "refused", "unavailable_error"]
 
