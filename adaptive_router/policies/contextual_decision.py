@@ -22,6 +22,7 @@ from adaptive_router.policies.logged_decision import (
     _SKIPPED,
     _U16,
     GAUSSIAN_VERSION,
+    EncoderBase,
     LoggedDecision,
     _check_end,
     _f8,
@@ -34,22 +35,13 @@ from adaptive_router.policies.logged_decision import (
 __all__ = ["AnyDecision", "GaussianDecision", "GaussianDecisionEncoder", "decode"]
 
 
-class GaussianDecisionEncoder:
+class GaussianDecisionEncoder(EncoderBase):
     """Encodes a feature router's decisions (:class:`GaussianDecision`'s layout):
     :meth:`encode` takes each path's score mean and standard deviation, first, skipped,
     the spend target's per-attempt costs (None without one) and λ, in
     :class:`~adaptive_router.policies.logged_decision.DecisionEncoder`'s argument order."""
 
-    __slots__ = ("_firsts", "_heads", "explore", "index", "paths")
-
-    def __init__(self, paths: tuple[str, ...], explore: float) -> None:
-        self.paths = paths
-        self.explore = explore
-        self.index: dict[str, int] = {}
-        for i, name in enumerate(paths):
-            self.index.setdefault(name, i)
-        self._heads: dict[int, bytes] = {}
-        self._firsts = [_U16.pack(i) for i in range(len(paths))]
+    __slots__ = ()
 
     def encode(
         self,

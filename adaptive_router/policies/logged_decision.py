@@ -103,12 +103,30 @@ def _f8(values: Any) -> bytes:
     return struct.pack(f"<{len(floats)}d", *floats)
 
 
-class DecisionEncoder:
+class EncoderBase:
+    """What every record encoder keeps for one router: its paths, ε, each path's position
+    (the first, should a name repeat), the record heads built so far (one per flag set)
+    and each first choice's packed index."""
+
+    __slots__ = ("_firsts", "_heads", "explore", "index", "paths")
+
+    def __init__(self, paths: tuple[str, ...], explore: float) -> None:
+        self.paths = paths
+        self.explore = explore
+        #: Position of each path name (the first, should a name repeat, as ``index``).
+        self.index: dict[str, int] = {}
+        for i, name in enumerate(paths):
+            self.index.setdefault(name, i)
+        self._heads: dict[int, bytes] = {}
+        self._firsts = [_U16.pack(i) for i in range(len(paths))]
+
+
+class DecisionEncoder(EncoderBase):
     """Encodes the decisions of one router (fixed paths, prior, ε and objective) straight
     into :meth:`LoggedDecision.to_bytes`'s layout, without building a LoggedDecision: the
     request's thread pays ~0.5 µs a decision. The bytes are exactly ``to_bytes()``'s."""
 
-    __slots__ = ("_firsts", "_heads", "explore", "index", "objective", "paths", "prior")
+    __slots__ = ("objective", "prior")
 
     def __init__(
         self,
@@ -117,16 +135,9 @@ class DecisionEncoder:
         explore: float,
         objective: tuple[float, float] | None = None,
     ) -> None:
-        self.paths = paths
+        super().__init__(paths, explore)
         self.prior = prior
-        self.explore = explore
         self.objective = objective
-        #: Position of each path name (the first, should a name repeat, as ``index``).
-        self.index: dict[str, int] = {}
-        for i, name in enumerate(paths):
-            self.index.setdefault(name, i)
-        self._heads: dict[int, bytes] = {}
-        self._firsts = [_U16.pack(i) for i in range(len(paths))]
 
     def encode(
         self,
@@ -165,23 +176,17 @@ class DecisionEncoder:
         return b"".join(parts)
 
 
-class PricedDecisionEncoder:
+class PricedDecisionEncoder(EncoderBase):
     """Encodes the decisions of a router with a spend target (Beta posteriors ranked by
     θ − λ·c) into :meth:`LoggedDecision.to_bytes`'s version-3 layout: :meth:`encode`
     takes the decision's successes, failures, first, skipped, the per-attempt costs the
     ranking charged and λ, in :class:`DecisionEncoder`'s argument order."""
 
-    __slots__ = ("_firsts", "_heads", "explore", "index", "paths", "prior")
+    __slots__ = ("prior",)
 
     def __init__(self, paths: tuple[str, ...], prior: tuple[float, float], explore: float) -> None:
-        self.paths = paths
+        super().__init__(paths, explore)
         self.prior = prior
-        self.explore = explore
-        self.index: dict[str, int] = {}
-        for i, name in enumerate(paths):
-            self.index.setdefault(name, i)
-        self._heads: dict[int, bytes] = {}
-        self._firsts = [_U16.pack(i) for i in range(len(paths))]
 
     def encode(
         self,
