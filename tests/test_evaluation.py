@@ -463,3 +463,19 @@ def test_the_guides_evaluation_snippet_runs(
     assert low <= 0.8 <= high and low <= value <= high  # claude succeeds 80% of the time
     assert ess >= MIN_ESS and 0.8 < logged < 1.0
     assert (tmp_path / "evaluate_example.db").is_file()
+
+
+def test_a_spend_target_is_refused_not_scored_as_another_objective(sqlite_url: str) -> None:
+    """A spend target's price depends on its own counterfactual spend: evaluate() says so
+    instead of ranking it as cost per success (what Objective(cost_weight=1) would be)."""
+    from adaptive_router import Objective
+    from adaptive_router.policies.objectives import ObjectiveThompsonSampling
+
+    _route(sqlite_url, explore=0.2, requests=60)
+    paced = Objective(target_usd_per_request=0.002)
+    for target in (paced, ObjectiveThompsonSampling(objective=paced)):
+        with pytest.raises(ValueError, match=r"target: a spend target .* cannot be evaluated"):
+            evaluate(sqlite_url, "t", target)
+    # The objectives it is not stay evaluable on the same logs.
+    assert evaluate(sqlite_url, "t", "success", min_ess=0).value is not None
+    assert evaluate(sqlite_url, "t", Objective(cost_weight=0.0), min_ess=0).value is not None

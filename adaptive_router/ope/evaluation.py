@@ -436,7 +436,10 @@ def evaluate(
             target's path was unavailable (breaker open, rate limited, over budget) it
             could not have been attempted either: the logged choice stands (weight 1).
             A feature router's decisions (contextual scores, not Beta evidence) take a
-            path name or a mapping; an objective or a policy there is a ValueError.
+            path name or a mapping; an objective or a policy there is a ValueError. A
+            spend target (``Objective(target_usd_per_request=...)``) is a ValueError
+            anywhere: the price it ranks by depends on its own spend, which the logs do not
+            show.
         window: only requests at most this old (timedelta or seconds; None = all).
         context: only this routing context ("" = requests without one; None = all).
         method: ``"snips"``, ``"ips"`` or ``"dr"`` (reward model: each path's mean reward
@@ -710,13 +713,32 @@ def _target_policy(target: Target, known: list[str]) -> tuple[ThompsonSampling, 
             )
         return ObjectiveThompsonSampling(objective=target), True
     if isinstance(target, Objective):
+        _refuse_spend_target(target)
         return ObjectiveThompsonSampling(objective=target), True
     if type(target) in (ThompsonSampling, ObjectiveThompsonSampling):
+        if isinstance(target, ObjectiveThompsonSampling):
+            _refuse_spend_target(target.objective)
         return cast(ThompsonSampling, target), False
     raise ValueError(
         "target must be a path name, a {path: probability} mapping, an objective or a "
         f"ThompsonSampling/ObjectiveThompsonSampling policy; got {type(target).__name__}"
     )
+
+
+def _refuse_spend_target(objective: Objective) -> None:
+    """A spend target ranks by ``θ - λ·c`` with λ learned from the target policy's own
+    spend, which the logs do not show (they hold the logging router's): no per-decision
+    probability of it exists to reweight by, and scoring it as another objective would be
+    a silent wrong answer."""
+    if objective.paced:
+        raise ValueError(
+            "target: a spend target (Objective(target_usd_per_request=...)) cannot be "
+            "evaluated on logged decisions: its price per dollar depends on what it would "
+            "have spent, which the logs do not show. Evaluate a path, a {path: probability} "
+            "mapping (e.g. the share of requests each path would get under the target), "
+            "or the 'success' / 'cost' objectives; replay the target in the simulator "
+            "(adaptive_router.simulation) to see its spend"
+        )
 
 
 def _target_snapshot(
