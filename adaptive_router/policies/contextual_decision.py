@@ -22,6 +22,7 @@ from adaptive_router.policies.logged_decision import (
     _SKIPPED,
     _U16,
     GAUSSIAN_VERSION,
+    DecisionRecord,
     EncoderBase,
     LoggedDecision,
     _check_end,
@@ -70,7 +71,7 @@ class GaussianDecisionEncoder(EncoderBase):
         return b"".join(parts)
 
 
-class GaussianDecision:
+class GaussianDecision(DecisionRecord):
     """The evidence a feature router's (contextual Thompson Sampling) decision was made on.
 
     ``paths``: the learned paths in the router's order. ``means``/``sds``: each path's
@@ -88,7 +89,7 @@ class GaussianDecision:
     :func:`adaptive_router.policies.gaussian.first_choice_probabilities` of these fields.
     """
 
-    __slots__ = ("costs_usd", "explore", "first", "means", "paths", "price", "sds", "skipped")
+    __slots__ = ("costs_usd", "means", "price", "sds")
 
     def __init__(
         self,
@@ -109,23 +110,6 @@ class GaussianDecision:
         self.costs_usd = costs_usd
         self.price = price
         self.first = first
-
-    @property
-    def k(self) -> int:
-        """Number of learned paths."""
-        return len(self.paths)
-
-    @property
-    def skipped_flags(self) -> tuple[bool, ...]:
-        """``skipped`` with None read as nothing skipped."""
-        return self.skipped if self.skipped is not None else (False,) * self.k
-
-    def index(self, path: str) -> int | None:
-        """Position of ``path`` among the learned paths (None: not one of them)."""
-        try:
-            return self.paths.index(path)
-        except ValueError:
-            return None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON types."""
@@ -240,11 +224,6 @@ class GaussianDecision:
             price=price,
             first=None if first is None else str(first),
         )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, GaussianDecision) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
         return f"GaussianDecision({self.to_json()})"

@@ -22,7 +22,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias
 
-__all__ = ["DecisionDraft", "DecisionEncoder", "Encoder", "LoggedDecision", "PricedDecisionEncoder"]
+__all__ = [
+    "DecisionDraft",
+    "DecisionEncoder",
+    "DecisionRecord",
+    "Encoder",
+    "LoggedDecision",
+    "PricedDecisionEncoder",
+]
 
 #: Format version written in every JSON record (``"v"``); readers refuse unknown versions.
 VERSION = 1
@@ -231,7 +238,52 @@ class Encoder(Protocol):
 DecisionDraft: TypeAlias = tuple[Encoder, Any, Any, Any, Any, "tuple[bool, ...] | None"]
 
 
-class LoggedDecision:
+class DecisionRecord:
+    """What every logged decision record holds about its paths and their lookup: the
+    learned paths in the router's order, which were skipped, the exploration floor and
+    the path attempted first (:class:`LoggedDecision` and
+    :class:`~adaptive_router.policies.contextual_decision.GaussianDecision` add the
+    evidence of their kind). Equal when their :meth:`to_dict` are."""
+
+    __slots__ = ("explore", "first", "paths", "skipped")
+
+    paths: tuple[str, ...]
+    skipped: tuple[bool, ...] | None
+    explore: float
+    first: str | None
+
+    @property
+    def k(self) -> int:
+        """Number of learned paths."""
+        return len(self.paths)
+
+    @property
+    def skipped_flags(self) -> tuple[bool, ...]:
+        """``skipped`` with None read as nothing skipped."""
+        return self.skipped if self.skipped is not None else (False,) * self.k
+
+    def index(self, path: str) -> int | None:
+        """Position of ``path`` among the learned paths (None: not one of them)."""
+        try:
+            return self.paths.index(path)
+        except ValueError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON types."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, DecisionRecord)
+            and type(other) is type(self)
+            and self.to_dict() == other.to_dict()
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (first, skipped are set later)
+
+
+class LoggedDecision(DecisionRecord):
     """The evidence a Thompson Sampling decision was made on.
 
     ``paths``: the learned paths in the router's order (the final fallback is not ranked).
@@ -250,15 +302,11 @@ class LoggedDecision:
 
     __slots__ = (
         "costs_usd",
-        "explore",
         "failures",
-        "first",
         "latencies_ms",
         "objective",
-        "paths",
         "price",
         "prior",
-        "skipped",
         "successes",
     )
 
@@ -291,11 +339,6 @@ class LoggedDecision:
         self.price = price
 
     @property
-    def k(self) -> int:
-        """Number of learned paths."""
-        return len(self.paths)
-
-    @property
     def alpha(self) -> tuple[float, ...]:
         """Beta α per path: the prior plus the decayed successes."""
         a0 = self.prior[0]
@@ -306,18 +349,6 @@ class LoggedDecision:
         """Beta β per path: the prior plus the decayed failures."""
         b0 = self.prior[1]
         return tuple(b0 + f for f in _floats(self.failures))
-
-    @property
-    def skipped_flags(self) -> tuple[bool, ...]:
-        """``skipped`` with None read as nothing skipped."""
-        return self.skipped if self.skipped is not None else (False,) * self.k
-
-    def index(self, path: str) -> int | None:
-        """Position of ``path`` among the learned paths (None: not one of them)."""
-        try:
-            return self.paths.index(path)
-        except ValueError:
-            return None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON types."""
@@ -555,11 +586,6 @@ class LoggedDecision:
             first=None if first is None else str(first),
             price=price,
         )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LoggedDecision) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable (first, skipped are set later)
 
     def __repr__(self) -> str:
         return f"LoggedDecision({self.to_json()})"
