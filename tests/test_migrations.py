@@ -151,6 +151,7 @@ def test_migrated_schema_equals_the_one_a_store_creates(new_url: Callable[[], st
         "router_health",
         "spend_stats",
         "feature_stats",
+        "tasks",
     }
 
 
@@ -567,3 +568,57 @@ def test_0009_rebuilds_each_position_from_the_outcome_rows(
         assert r.success_w == pytest.approx(st.success_w, rel=1e-9)
         assert r.failure_w == pytest.approx(st.failure_w, rel=1e-9)
         assert r.latency_sum == pytest.approx(st.latency_sum, rel=1e-9)
+
+
+def test_0012_moves_each_registered_half_life_to_the_tasks_table(
+    new_url: Callable[[], str],
+) -> None:
+    """A database at 0011 whose task "hl" registered 300 s (the blank-named settings row of
+    path_stats then) and holds evidence: after 0012 the half-life is in ``tasks``, no
+    settings row is left, the evidence is untouched, and a router of "hl" asking for
+    another half-life is still refused naming both; the downgrade puts the row back."""
+    url = new_url()
+    upgrade(url, revision="0011_feature_stats")
+    insert = (
+        "INSERT INTO path_stats (task, context, path, position, success_w, failure_w, "
+        "ref_time, successes, failures, half_life_s, updated_at) VALUES "
+        "(:t, :c, :p, 'first', :s, :f, 100.0, :n, :m, :hl, :at)"
+    )
+    rows = [
+        {"t": "hl", "c": " ", "p": " ", "s": 0, "f": 0, "n": 0, "m": 0, "hl": 300.0, "at": 7.0},
+        {"t": "hl", "c": "", "p": "a", "s": 3.5, "f": 1.5, "n": 4, "m": 2, "hl": 300.0, "at": 9.0},
+        {"t": "plain", "c": "", "p": "a", "s": 2, "f": 1, "n": 2, "m": 1, "hl": None, "at": 9.0},
+    ]
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for r in rows:
+                conn.execute(sa.text(insert), r)
+        evidence = "SELECT task, context, path, success_w, failure_w FROM path_stats ORDER BY task"
+        with engine.connect() as conn:
+            before = conn.execute(sa.text(evidence + "")).all()
+        assert upgrade(url).after == HEAD_REVISION
+        with engine.connect() as conn:
+            assert conn.execute(
+                sa.text("SELECT task, half_life_s, registered_at FROM tasks")
+            ).all() == [("hl", 300.0, 7.0)]
+            after = conn.execute(sa.text(evidence)).all()
+        assert after == [r for r in before if r[1] != " "] and len(after) == 2
+        store = SQLStore(url, create=False)
+        try:
+            assert store.tasks() == ["hl", "plain"]
+            assert store.register_half_life("hl", 60.0) == 300.0  # the registered one wins
+            assert store.register_half_life("plain", 60.0) is None  # its evidence's
+        finally:
+            store.close()
+        with pytest.raises(ConfigurationError, match="300"):
+            Router([Path(lambda: "x", name="a")], bool, task="hl", store=url, half_life=60.0)
+        command.downgrade(alembic_config(url), "0011_feature_stats")
+        with engine.connect() as conn:
+            assert sorted(conn.execute(sa.text(evidence)).all()) == sorted(
+                # "plain" registered its evidence's half-life (None) above: its row too.
+                [*after, ("hl", " ", " ", 0.0, 0.0), ("plain", " ", " ", 0.0, 0.0)]
+            )
+            assert "tasks" not in sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
-HEAD_REVISION = "0011_feature_stats"
+HEAD_REVISION = "0012_tasks"
 
 metadata = sa.MetaData()
 
@@ -227,4 +227,17 @@ feature_stats = sa.Table(
     sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
     sa.Column("updated_at", Time, nullable=False),
     sa.PrimaryKeyConstraint("task", "context", "path", name="feature_stats_pkey"),
+)
+
+# A task's own settings: the half-life its evidence is decayed with, registered once,
+# atomically, by its first router or Reporter (an insert-if-absent; the one that loses a
+# race reads the winner's). Migration 0012 moves it here from the blank-named row
+# ``path_stats`` held per task before.
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("half_life_s", sa.Float(precision=53), nullable=True),
+    sa.Column("registered_at", Time, nullable=False),
+    sa.PrimaryKeyConstraint("task", name="tasks_pkey"),
 )

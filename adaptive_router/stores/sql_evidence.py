@@ -18,7 +18,6 @@ from adaptive_router.outcomes import Outcome
 from adaptive_router.policies.thompson import MAX_HALF_LIVES, TINY, decay_factor
 from adaptive_router.stores.base import FIRST, PathEvidence, PathState, position_of
 from adaptive_router.stores.schema import path_stats
-from adaptive_router.stores.sql_tasks import TASK_ROW
 
 __all__ = ["build_upsert", "decay_expr", "increments", "load", "scaled"]
 
@@ -139,7 +138,7 @@ def load(engine: sa.Engine, task: str, context: str | None) -> dict[str, dict[st
         c.cost_weight,
         c.latency_sum,
         c.latency_weight,
-    ).where(c.task == task, c.path != TASK_ROW)  # a task's settings row is no evidence
+    ).where(c.task == task)
     if context is not None:
         q = q.where(c.context == context)
     out: dict[str, dict[str, PathEvidence]] = {}
