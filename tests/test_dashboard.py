@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from conftest import StepClock
 from netproxy import CuttableProxy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -227,6 +229,30 @@ def test_database_down_at_start_up_recovers(pg_url: str) -> None:
         assert client.get("/api/summary", params={"since": "1d"}).json()["costs"]["requests"] == 120
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", "pg_url"])
+def test_the_dashboard_only_reads(url_fixture: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(url_fixture)
+    _fill(url, StepClock(T0)).close()
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)  # every engine, the dashboard's too
+    try:
+        with TestClient(create_app(url, clock=lambda: T0 + 600)) as client:
+            for path in ("/", "/fragment", "/api/summary"):
+                assert client.get(path, params={"since": "1d"}).status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert len(statements) > 5
+    # No INSERT, UPDATE, DELETE or DDL. (The SQLite store begins every transaction,
+    # reads included, with BEGIN IMMEDIATE: a lock, not a write.)
+    words = {s.split(None, 1)[0].upper() for s in statements}
+    assert words <= {"SELECT", "WITH", "SET", "SHOW", "PRAGMA", "BEGIN"}, words
+    assert "SELECT" in words
 
 
 def test_window_parsing() -> None:

@@ -334,6 +334,22 @@ def test_the_nav_search_fails_for_what_no_page_names() -> None:
     )
 
 
+def test_every_row_of_the_fault_table_names_a_test() -> None:
+    """A row of the fault table is proved by at least one named ``test_x.py::test_y``
+    (whether those exist is the test below)."""
+    text = (ROOT / "docs/guarantees.md").read_text()
+    lines = text.split("## The fault table", 1)[1].split("\n## ", 1)[0].splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header == ["fault", "what the router does", "what you lose", "proved by"]
+    rows = table[2:]
+    assert len(rows) >= 15
+    for row in rows:
+        cells = row.strip("|").split(" | ")
+        assert len(cells) == 4, row
+        assert re.search(r"`test_\w+\.py::test_\w+`", cells[3]), f"no test named: {cells[0]}"
+
+
 @pytest.mark.parametrize("page", ["README.md", "docs/guarantees.md"])
 def test_every_test_the_page_names_exists(page: str) -> None:
     """The fault table and the Guarantees name the tests that prove each row: a renamed or

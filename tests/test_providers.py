@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import numpy as np
 import openai
 import pytest
 from genai_prices import Usage as PriceUsage
@@ -35,6 +36,7 @@ from adaptive_router import (
     Router,
 )
 from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.thompson import ThompsonSampling
 from adaptive_router.providers import (
     MissingCredentialsError,
     PromptError,
@@ -593,6 +595,93 @@ def test_open_breaker_falls_back(fake: FakeProvider) -> None:
         assert [router.run(text="x") for _ in range(5)] == ["claude"] * 5
         assert router.health()[GPT] == "open"
     assert fake.calls(GPT) == 3 and fake.calls(CLAUDE) == 5
+
+
+class ListedOrder(ThompsonSampling):
+    """Ranks the paths in the order they were listed: what the breaker does to the order
+    shows, not what the posteriors do."""
+
+    def rank(self, successes: Any, failures: Any, rng: Any, **_: Any) -> Any:
+        return np.arange(len(successes))
+
+
+def listed_router(paths: list[Path], success_fn: Any = None, **kw: Any) -> Router:
+    """Default breaker, no retries, no decay, no exploration: the first listed path first."""
+    return Router(
+        paths,
+        success_fn=success_fn or (lambda v: v is not None),
+        task="t",
+        store="memory://",
+        learning=Learning(policy=ListedOrder(), clock=lambda: 1_700_000_000.0),
+        resilience=Resilience(retry=None),
+        persistence=Persistence(durability="sync"),
+        **kw,
+    )
+
+
+def test_the_default_breaker_opens_after_5_failures_and_moves_the_path_back(
+    fake: FakeProvider,
+) -> None:
+    fake.script(GPT, [error(500), error(529), error(429), disconnect(), error(503)])
+    fake.default(GPT, reply("never reached"))
+    fake.default(CLAUDE, reply("claude"))
+    with listed_router([make_path(fake, "openai"), make_path(fake, "anthropic")]) as router:
+        for i in range(5):
+            assert router.health()[GPT] == "closed", i
+            assert router.run(text="x") == "claude"  # GPT failed first, Claude answered
+        assert router.health() == {GPT: "open", CLAUDE: "closed"}
+        assert [r.kind for r in rows(router) if r.path == GPT] == [
+            "server_error",
+            "server_error",
+            "rate_limited",
+            "connection",
+            "server_error",
+        ]
+        (gpt,) = [p for p in router.posteriors() if p.path == GPT]
+        assert (gpt.successes, gpt.failures) == (0, 5)  # evidence against the path
+        # Open: GPT, listed first, now goes after Claude and is skipped without a call.
+        assert [router.run(text="x") for _ in range(3)] == ["claude"] * 3
+        fake.default(CLAUDE, error(500))
+        (claude, skipped) = fail_once(router, text="x").attempts
+    assert (claude.path, claude.kind) == (CLAUDE, "server_error")
+    assert (skipped.path, skipped.kind, skipped.skipped) == (GPT, "breaker_open", True)
+    assert fake.calls(GPT) == 5 and fake.calls(CLAUDE) == 9
+
+
+def test_the_default_breaker_opens_at_half_of_the_last_20_calls(fake: FakeProvider) -> None:
+    # Failures alternate with answers: never 5 in a row, but 5 of the last 10 calls.
+    fake.script(GPT, [reply("gpt"), error(500)] * 5)
+    fake.default(CLAUDE, reply("claude"))
+    with listed_router([make_path(fake, "openai"), make_path(fake, "anthropic")]) as router:
+        served = []
+        for _ in range(9):
+            served.append(router.run(text="x"))
+            assert router.health()[GPT] == "closed"
+        served.append(router.run(text="x"))  # the 10th call, the 5th failure
+        assert router.health()[GPT] == "open"
+        assert router.run(text="x") == "claude"
+    assert served == ["gpt", "claude"] * 5
+    assert fake.calls(GPT) == 10
+
+
+def test_useless_answers_are_evidence_against_the_path_not_its_breaker(
+    fake: FakeProvider,
+) -> None:
+    paris = json_reply({**ORDER, "city": "Paris"})  # valid, but success_fn rejects it
+    fake.script(GPT, [malformed_json(), empty(), paris] * 2)
+    fake.default(CLAUDE, json_reply(ORDER))
+    gpt = make_path(fake, "openai", schema=Order)
+    claude = make_path(fake, "anthropic", schema=Order)
+    with listed_router([gpt, claude], success_fn=lambda o: o.city == "Berlin") as router:
+        # Six useless answers in a row: more than the 5 failures that open the breaker.
+        assert [router.run(text="x") for _ in range(6)] == [Order(**ORDER)] * 6
+        kinds = [r.kind for r in rows(router) if r.path == GPT]
+        (post,) = [p for p in router.posteriors() if p.path == GPT]
+        health = router.health()
+    assert kinds == ["invalid_output", "empty", "rejected"] * 2
+    assert (post.successes, post.failures) == (0, 6)
+    assert health[GPT] == "closed"  # it answered: the breaker is for paths that cannot
+    assert fake.calls(GPT) == 6  # none retried
 
 
 # -- async -------------------------------------------------------------------------------------

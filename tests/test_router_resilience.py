@@ -147,6 +147,38 @@ def test_open_breaker_skips_the_path_without_recording_it() -> None:
     assert (skip.kind, skip.skipped, skip.attempt) == ("breaker_open", True, 0)
 
 
+def test_when_the_fallback_fails_too_every_attempt_is_listed_skips_included() -> None:
+    def down() -> None:
+        raise ConnectionError("down")
+
+    def refused() -> None:
+        raise ValueError("fallback broken too")
+
+    with Router(
+        [
+            Path(down, name="open", breaker=CircuitBreaker(failure_threshold=1), retry=None),
+            Path(down, name="down", retry=None),
+        ],
+        bool,
+        "all-fail",
+        store="memory://",
+        fallback=Path(refused, name="fb", retry=None),
+        learning=Learning(seed=0),
+    ) as r:
+        with pytest.raises(AllPathsFailed):
+            r.run()  # every path is tried and fails: "open"'s breaker opens
+        assert r.health()["open"] == "open"
+        with pytest.raises(AllPathsFailed) as info:
+            r.run()
+    got = [(a.path, a.kind, a.skipped) for a in info.value.attempts]
+    assert got == [
+        ("down", "connection", False),
+        ("open", "breaker_open", True),
+        ("fb", "exception", False),
+    ]
+    assert "fallback broken too" in str(info.value)
+
+
 def test_breaker_recovers_through_half_open() -> None:
     clock = StepClock()
     state = {"up": False}
