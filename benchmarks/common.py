@@ -1,4 +1,5 @@
-"""Shared pieces: result rows, timing, no-op paths, PostgreSQL schemas, RSS, machine facts."""
+"""Shared pieces: result rows, paired timing, the bare thread hand-off, no-op paths, PostgreSQL
+schemas, RSS, machine facts."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import logging
 import os
 import platform
+import queue
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -247,3 +250,46 @@ def machine() -> dict[str, str]:
 def now_s() -> float:
     """Monotonic seconds (section timing)."""
     return time.perf_counter()
+
+
+class HandOff:
+    """The floor of an enforceable timeout: a call sent to a worker thread through a
+    ``SimpleQueue``, its result handed back by releasing a ``Lock``."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Lock]]
+        self._work = queue.SimpleQueue()
+        threading.Thread(target=self._worker, daemon=True).start()
+
+    def _worker(self) -> None:
+        while True:
+            fn, box, done = self._work.get()
+            box.append(fn())
+            done.release()
+
+    def __call__(self, fn: Callable[[], Any]) -> Any:
+        done = threading.Lock()
+        done.acquire()
+        box: list[Any] = []
+        self._work.put((fn, box, done))
+        done.acquire()
+        return box[0]
+
+
+def paired(calls: list[Callable[[], Any]], n: int, warm: int) -> np.ndarray:
+    """``(n, len(calls))`` nanoseconds: each row times every call once, back to back,
+    rotating which goes first."""
+    pc = time.perf_counter_ns
+    k = len(calls)
+    for _ in range(warm):
+        for call in calls:
+            call()
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        shift = i % k
+        for j in range(k):
+            c = (j + shift) % k
+            t0 = pc()
+            calls[c]()
+            out[i, c] = pc() - t0
+    return out

@@ -47,35 +47,13 @@ from collections.abc import Callable
 from typing import Any
 
 from adaptive_router.resilience.timeouts import _POOL, CallTimeoutError, call_with_timeout
+from benchmarks.common import HandOff, paired
 
 TIMEOUT_S = 30.0
 
 
 def noop() -> bool:
     return True
-
-
-class Bare:
-    """One worker; a ``SimpleQueue`` to it and a ``Lock`` back (no timeout)."""
-
-    def __init__(self) -> None:
-        self._work: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Lock]]
-        self._work = queue.SimpleQueue()
-        threading.Thread(target=self._worker, daemon=True).start()
-
-    def _worker(self) -> None:
-        while True:
-            fn, box, done = self._work.get()
-            box.append(fn())
-            done.release()
-
-    def __call__(self, fn: Callable[[], Any]) -> Any:
-        done = threading.Lock()
-        done.acquire()
-        box: list[Any] = []
-        self._work.put((fn, box, done))
-        done.acquire()
-        return box[0]
 
 
 def future(fn: Callable[[], Any]) -> Any:
@@ -200,7 +178,7 @@ def variants() -> dict[str, Callable[[], Callable[[], Any]]]:
     """Each variant's name -> a factory of its no-op call (built only when measured)."""
 
     def bare() -> Callable[[], Any]:
-        hand = Bare()
+        hand = HandOff()
         return lambda: hand(noop)
 
     def executor() -> Callable[[], Any]:
@@ -226,8 +204,6 @@ def variants() -> dict[str, Callable[[], Callable[[], Any]]]:
 
 def timing(n: int, rounds: int) -> None:
     import numpy as np
-
-    from benchmarks.hotpath import paired
 
     made = {name: make() for name, make in variants().items()}
     names = list(made)

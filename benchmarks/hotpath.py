@@ -35,19 +35,25 @@ from __future__ import annotations
 
 import json
 import pathlib
-import queue
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from adaptive_router import Learning, Path, Resilience, Router
-from benchmarks.common import PATH_NAMES, Result, always_ok, fmt_us, noop, quiet_library_logs
+from benchmarks.common import (
+    PATH_NAMES,
+    HandOff,
+    Result,
+    always_ok,
+    fmt_us,
+    noop,
+    paired,
+    quiet_library_logs,
+)
 
 SECTION = "hotpath"
 ROUNDS = 3
@@ -99,49 +105,6 @@ def mock_client() -> Any:
     return openai.OpenAI(
         api_key="bench-key", base_url="http://bench.invalid/v1", http_client=client
     )
-
-
-class HandOff:
-    """The floor of an enforceable timeout: a call sent to a worker thread through a
-    ``SimpleQueue``, its result handed back by releasing a ``Lock``."""
-
-    def __init__(self) -> None:
-        self._work: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Lock]]
-        self._work = queue.SimpleQueue()
-        threading.Thread(target=self._worker, daemon=True).start()
-
-    def _worker(self) -> None:
-        while True:
-            fn, box, done = self._work.get()
-            box.append(fn())
-            done.release()
-
-    def __call__(self, fn: Callable[[], Any]) -> Any:
-        done = threading.Lock()
-        done.acquire()
-        box: list[Any] = []
-        self._work.put((fn, box, done))
-        done.acquire()
-        return box[0]
-
-
-def paired(calls: list[Callable[[], Any]], n: int, warm: int) -> np.ndarray:
-    """``(n, len(calls))`` nanoseconds: each row times every call once, back to back,
-    rotating which goes first."""
-    pc = time.perf_counter_ns
-    k = len(calls)
-    for _ in range(warm):
-        for call in calls:
-            call()
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        shift = i % k
-        for j in range(k):
-            c = (j + shift) % k
-            t0 = pc()
-            calls[c]()
-            out[i, c] = pc() - t0
-    return out
 
 
 def _med_us(x: np.ndarray) -> float:

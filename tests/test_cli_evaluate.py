@@ -62,7 +62,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def sparse(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 5% floor: "slow" is rarely first (ESS about 5)."""
+    """A 5% floor: "slow" is rarely first (ESS about 11)."""
     return _routed(f"sqlite:///{tmp_path_factory.mktemp('sparse')}/router.db", 0.05)
 
 
@@ -106,7 +106,7 @@ def test_below_the_minimum_ess_exits_2_with_the_reason(sparse: str) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""  # no estimate printed
     err = " ".join(result.stderr.split())
-    assert "effective sample size 5.3 is below the minimum 20" in err
+    assert "effective sample size 10.7 is below the minimum 20" in err
     assert "of 400 logged requests" in err and "--allow-low-ess" in err
     assert "interval" in err  # the interval still holds, and is quoted
     assert len(result.stderr.strip().splitlines()) == 1
@@ -115,7 +115,7 @@ def test_below_the_minimum_ess_exits_2_with_the_reason(sparse: str) -> None:
     assert result.exit_code == 2
     data = json.loads(result.stdout)
     assert data["value"] is None and data["min_ess"] == 20.0
-    assert data["reason"].startswith("effective sample size 5.3 is below the minimum 20")
+    assert data["reason"].startswith("effective sample size 10.7 is below the minimum 20")
     assert data["low"] < data["high"] and data["high"] - data["low"] > 0.5
 
 

@@ -348,7 +348,10 @@ def test_the_backlog_is_bounded_under_load() -> None:
 
 def test_evaluate_targets_rewards_and_bad_input() -> None:
     store = MemoryStore()
-    _router(store, 400, seed=7, explore=0.3).close()
+    # Seed 8: seed 7's run changed when the later positions came to be drawn only after a
+    # failed first attempt, and its 95% interval for c now just misses (0.209 > 0.2);
+    # over seeds 1-20, 58 of the 60 intervals cover the truth.
+    _router(store, 400, seed=8, explore=0.3).close()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LowEffectiveSampleSize)
         results = {t: evaluate(store, "t", t) for t in ("a", "b", "c")}

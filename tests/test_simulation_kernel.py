@@ -217,12 +217,13 @@ def test_progress_ticks_do_not_change_the_run() -> None:
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
 def test_after_failure_draws_never_touch_the_first_choices(engine: str) -> None:
-    # The later positions' θ' come from a generator spawned from rng: with fallback off, a
-    # traced run (which draws them, to record the whole order) and an untraced one (which
-    # need not) make the same first choices and leave rng in the same state.
+    # The later positions' θ' come from a generator spawned from rng, drawn for the
+    # requests whose first attempt failed: a run with fallback (which draws them) and one
+    # without (which never walks on) make the same first choices (first-attempt evidence
+    # alone ranks them) and leave rng in the same state.
     env = stationary([0.5, 0.45, 0.4, 0.45])
     runs, tails = [], []
-    for trace in (True, False):
+    for fallback in (True, False):
         rng, env_rng = rngs(8)
         runs.append(
             simulate(
@@ -232,17 +233,24 @@ def test_after_failure_draws_never_touch_the_first_choices(engine: str) -> None:
                 7,
                 rng=rng,
                 env_rng=env_rng,
-                fallback=False,
-                trace=trace,
+                fallback=fallback,
+                trace=True,
                 engine=engine,  # type: ignore[arg-type]
             )
         )
         tails.append(rng.random())
-    traced, plain = runs
-    np.testing.assert_array_equal(traced.share, plain.share)
-    np.testing.assert_array_equal(traced.regret, plain.regret)
+    walked, plain = runs
+    np.testing.assert_array_equal(walked.share, plain.share)
+    np.testing.assert_array_equal(walked.regret, plain.regret)
     assert tails[0] == tails[1]
-    assert traced.trace_order is not None and traced.engine == plain.engine == engine
+    assert walked.trace_order is not None and plain.trace_order is not None
+    assert walked.engine == plain.engine == engine
+    # Only the walks past a failed first attempt were reordered by the after-failure draws.
+    assert walked.trace_outcomes is not None
+    first = walked.trace_order[..., :1]
+    first_ok = np.take_along_axis(walked.trace_outcomes, first, -1)[..., 0]
+    np.testing.assert_array_equal(walked.trace_order[first_ok], plain.trace_order[first_ok])
+    assert not np.array_equal(walked.trace_order[~first_ok], plain.trace_order[~first_ok])
 
 
 def test_later_positions_follow_the_after_failure_evidence() -> None:
@@ -253,8 +261,11 @@ def test_later_positions_follow_the_after_failure_evidence() -> None:
     rng, env_rng = rngs(12)
     res = simulate(ThompsonSampling(), env, 3_000, 20, rng=rng, env_rng=env_rng, trace=True)
     assert res.engine == "numba" and res.trace_order is not None
+    assert res.trace_outcomes is not None
     late = res.trace_order[1_000:]
-    first_is_0 = late[:, :, 0] == 0
+    # Walked on: the first attempt failed (elsewhere the later positions were never drawn).
+    failed = ~np.take_along_axis(res.trace_outcomes[1_000:], late[..., :1], -1)[..., 0]
+    first_is_0 = (late[:, :, 0] == 0) & failed
     second = late[:, :, 1][first_is_0]
     assert (second == 1).mean() > 0.9
 

@@ -327,46 +327,87 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             return super().rank(
                 successes, failures, rng, after_successes, after_failures, after_rng
             )
-        paced = self.objective.paced
+        after = after_successes is not None and after_failures is not None
         if successes.ndim == 1:
-            return self._rank_one_cost(
-                successes,
-                failures,
-                rng,
-                costs,
-                latencies,
-                after_successes,
-                after_failures,
-                after_rng,
-                price,
-            )
+            one = self._rank_one_cost(successes, failures, rng, costs, latencies, price)
+            if after and len(one) > 2:
+                assert after_successes is not None and after_failures is not None
+                rest = self.rank_later(
+                    one[0],
+                    after_successes,
+                    after_failures,
+                    after_rng or rng,
+                    costs=costs,
+                    latencies=latencies,
+                    price=price,
+                )
+                one = [one[0], *rest.tolist()]
+            return np.array(one, dtype=np.intp)
         c = self.attempt_costs(
             None if costs is None else np.asarray(costs, dtype=np.float64),
             None if latencies is None else np.asarray(latencies, dtype=np.float64),
         )
         assert c is not None  # not ranking by success
         theta = self.sample(successes, failures, rng)
-        if paced:
-            key = np.array(price * np.broadcast_to(c, theta.shape) - theta, dtype=np.float64)
-        else:
-            with np.errstate(divide="ignore"):
-                key = np.broadcast_to(c, theta.shape) / theta
-            key = np.array(key, dtype=np.float64)
+        key = self._keys(np.broadcast_to(c, theta.shape), theta, price)
         # Below every key: the explored path goes first.
         explore_first(key, rng, self.explore, -np.inf)
         order = self._by_key(key)
-        if after_successes is None or after_failures is None or key.shape[-1] < 3:
+        if not after or key.shape[-1] < 3:
             return order
+        assert after_successes is not None and after_failures is not None
         first = order[..., 0]
-        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
-        c_rest = np.take_along_axis(np.broadcast_to(c, key.shape), rest, -1)
-        if paced:
-            key2 = np.array(price * c_rest - theta2, dtype=np.float64)
-        else:
-            with np.errstate(divide="ignore"):
-                key2 = np.array(c_rest / theta2, dtype=np.float64)
-        later = np.take_along_axis(rest, self._by_key(key2), axis=-1)
+        later = self.rank_later(
+            first,
+            after_successes,
+            after_failures,
+            after_rng or rng,
+            costs=costs,
+            latencies=latencies,
+            price=price,
+        )
         return np.concatenate([first[..., None], later], axis=-1)
+
+    def rank_later(
+        self,
+        first: IntArray | int,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+        costs: FloatArray | Sequence[float] | None = None,
+        latencies: FloatArray | Sequence[float] | None = None,
+        price: float = 0.0,
+    ) -> IntArray:
+        """The paths other than ``first`` best-first (see
+        :meth:`ThompsonSampling.rank_later`): by ascending c_i / θ'_i (under a spend target
+        descending θ'_i − λ·c_i), θ' drawn from the after-failure posteriors; ``costs``,
+        ``latencies`` and ``price`` as :meth:`rank` took them for the first choice."""
+        if self.objective.ranks_by_success:
+            return super().rank_later(first, after_successes, after_failures, rng)
+        if after_successes.ndim == 1:
+            return np.array(
+                self._later_one_cost(
+                    int(first), after_successes, after_failures, rng, costs, latencies, price
+                ),
+                dtype=np.intp,
+            )
+        c = self.attempt_costs(
+            None if costs is None else np.asarray(costs, dtype=np.float64),
+            None if latencies is None else np.asarray(latencies, dtype=np.float64),
+        )
+        assert c is not None  # not ranking by success
+        first = np.asarray(first)
+        rest, theta2 = self.sample_rest(first, after_successes, after_failures, rng)
+        k = after_successes.shape[-1]
+        c_rest = np.take_along_axis(np.broadcast_to(c, (*first.shape, k)), rest, -1)
+        return np.take_along_axis(rest, self._by_key(self._keys(c_rest, theta2, price)), axis=-1)
+
+    def _keys(self, c: FloatArray, theta: FloatArray, price: float) -> FloatArray:
+        """The sort keys of per-attempt costs ``c`` at draws ``theta`` (ascending is best)."""
+        if self.objective.paced:
+            return np.array(price * c - theta, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            return np.array(c / theta, dtype=np.float64)
 
     def _by_key(self, key: FloatArray) -> IntArray:
         """Indices by ascending ``key`` (last axis); with ``success_value_usd``, those whose
@@ -379,33 +420,19 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             order = np.take_along_axis(order, np.argsort(over, axis=-1, kind="stable"), -1)
         return order
 
-    def _rank_one_cost(
+    def _per_attempt_one(
         self,
-        successes: FloatArray,
-        failures: FloatArray,
-        rng: np.random.Generator,
         costs: FloatArray | Sequence[float] | None,
         latencies: FloatArray | Sequence[float] | None,
-        after_successes: FloatArray | None = None,
-        after_failures: FloatArray | None = None,
-        after_rng: np.random.Generator | None = None,
-        price: float = 0.0,
-    ) -> IntArray:
-        """The Router's case, in plain Python floats: scalar draws consume the generator as
-        ThompsonSampling's do, and the per-attempt costs are computed without numpy's
-        per-call overhead (a few µs per request instead of tens)."""
+        k: int,
+    ) -> list[float]:
+        """Each path's per-attempt objective cost c_i, in plain floats."""
         obj = self.objective
-        paced = obj.paced
-        k = successes.shape[0]
         w, rate = obj.cost_weight, obj.usd_per_second
         cs = _floats(costs, k, "costs") if w else None
         ls = _floats(latencies, k, "latencies") if rate else None
-        a0, b0 = self.prior
-        draw = rng.beta
-        key = []
-        per_attempt = []
-        for i, (s, f) in enumerate(zip(successes.tolist(), failures.tolist(), strict=True)):
-            theta = draw(a0 + s, b0 + f)
+        out = []
+        for i in range(k):
             c = (w * cs[i] if cs is not None else 0.0) + (
                 rate * (ls[i] / 1000.0) if ls is not None else 0.0
             )
@@ -413,37 +440,66 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                 raise ValueError(
                     f"costs and latencies must be >= 0 and not NaN, got {c!r} for path {i}"
                 )
-            c = max(c, MIN_COST)
-            per_attempt.append(c)
-            if paced:
-                key.append(price * c - theta)
-            else:
-                key.append(c / theta if theta > 0.0 else math.inf)
-        if self.explore > 0.0 and rng.random() < self.explore:
-            key[int(rng.integers(0, len(key)))] = -math.inf
-        v = obj.success_value_usd
+            out.append(max(c, MIN_COST))
+        return out
+
+    def _key_one(self, c: float, theta: float, price: float) -> float:
+        if self.objective.paced:
+            return price * c - theta
+        return c / theta if theta > 0.0 else math.inf
+
+    def _sorted_one(self, key: dict[int, float]) -> list[int]:
+        """The keys' paths by ascending key (those over ``success_value_usd`` last)."""
+        v = self.objective.success_value_usd
         if v is None:
-            order = sorted(range(len(key)), key=key.__getitem__)
-        else:
-            order = sorted(range(len(key)), key=lambda i: (key[i] > v, key[i]))
-        if after_successes is not None and after_failures is not None and k > 2:
-            first = order[0]
-            s2, f2 = after_successes.tolist(), after_failures.tolist()
-            key2 = {}
-            draw2 = (after_rng or rng).beta
-            for j in range(k):
-                if j != first:
-                    theta = draw2(a0 + s2[j], b0 + f2[j])
-                    if paced:
-                        key2[j] = price * per_attempt[j] - theta
-                    else:
-                        key2[j] = per_attempt[j] / theta if theta > 0.0 else math.inf
-            if v is None:
-                later = sorted(key2, key=key2.__getitem__)
-            else:
-                later = sorted(key2, key=lambda j: (key2[j] > v, key2[j]))
-            order = [first, *later]
-        return np.array(order, dtype=np.intp)
+            return sorted(key, key=key.__getitem__)
+        return sorted(key, key=lambda i: (key[i] > v, key[i]))
+
+    def _rank_one_cost(
+        self,
+        successes: FloatArray,
+        failures: FloatArray,
+        rng: np.random.Generator,
+        costs: FloatArray | Sequence[float] | None,
+        latencies: FloatArray | Sequence[float] | None,
+        price: float = 0.0,
+    ) -> list[int]:
+        """The Router's case, in plain Python floats: scalar draws consume the generator as
+        ThompsonSampling's do, and the per-attempt costs are computed without numpy's
+        per-call overhead (a few µs per request instead of tens)."""
+        k = successes.shape[0]
+        per_attempt = self._per_attempt_one(costs, latencies, k)
+        a0, b0 = self.prior
+        draw = rng.beta
+        key = {
+            i: self._key_one(per_attempt[i], draw(a0 + s, b0 + f), price)
+            for i, (s, f) in enumerate(zip(successes.tolist(), failures.tolist(), strict=True))
+        }
+        if self.explore > 0.0 and rng.random() < self.explore:
+            key[int(rng.integers(0, k))] = -math.inf
+        return self._sorted_one(key)
+
+    def _later_one_cost(
+        self,
+        first: int,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+        costs: FloatArray | Sequence[float] | None,
+        latencies: FloatArray | Sequence[float] | None,
+        price: float,
+    ) -> list[int]:
+        """:meth:`rank_later` for one request, in plain floats."""
+        s2, f2 = after_successes.tolist(), after_failures.tolist()
+        per_attempt = self._per_attempt_one(costs, latencies, len(s2))
+        a0, b0 = self.prior
+        draw = rng.beta
+        key = {
+            j: self._key_one(per_attempt[j], draw(a0 + s2[j], b0 + f2[j]), price)
+            for j in range(len(s2))
+            if j != first
+        }
+        return self._sorted_one(key)
 
 
 def _floats(values: FloatArray | Sequence[float] | None, k: int, name: str) -> list[float]:

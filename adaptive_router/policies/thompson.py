@@ -16,7 +16,6 @@ orders the paths after the first one by it.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Protocol, runtime_checkable
 
@@ -59,18 +58,11 @@ def after_failure_generator(rng: np.random.Generator) -> np.random.Generator:
 
 
 def takes_after_failure(policy: object) -> bool:
-    """Whether ``policy.rank`` takes the after-failure evidence and its generator (the
-    keywords ``after_successes``, ``after_failures`` and ``after_rng``, as
-    :meth:`ThompsonSampling.rank` does). Other policies get the first-attempt evidence
-    alone, which orders every position."""
-    rank = getattr(policy, "rank", None)
-    if rank is None:
-        return False
-    try:
-        params = inspect.signature(rank).parameters
-    except (TypeError, ValueError):  # a builtin or C callable without a signature
-        return False
-    return all(name in params for name in ("after_successes", "after_failures", "after_rng"))
+    """Whether ``policy`` ranks the positions after the first by the after-failure
+    evidence: it has :meth:`~ThompsonSampling.rank_later` (the Router and the simulator
+    call it when a request's first attempt failed), as :class:`ThompsonSampling` does.
+    Other policies get the first-attempt evidence alone, which orders every position."""
+    return callable(getattr(policy, "rank_later", None))
 
 
 #: Evidence older than this many half-lives weighs < 1e-18 and is treated as 0. The SQL
@@ -222,28 +214,52 @@ class ThompsonSampling:
         path's Beta posterior of it and the first path is the largest θ (or, with
         probability ``explore``, a uniformly chosen one). With ``after_successes`` and
         ``after_failures`` (the evidence of attempts made after another path failed), the
-        other paths follow in descending θ'_k drawn from their after-failure posteriors
-        with ``after_rng`` (default ``rng``): K - 1 more draws, made only when K > 2 (with
-        two paths the second is the other one). Without them, in descending θ_k.
+        other paths follow as :meth:`rank_later` orders them, drawing with ``after_rng``
+        (default ``rng``): K - 1 more draws, made only when K > 2 (with two paths the
+        second is the other one). Without them, in descending θ_k.
 
         The Router and the simulator draw θ' from a generator of their own
-        (:func:`after_failure_generator`), so the first choices consume ``rng`` exactly as
-        without after-failure evidence.
+        (:func:`after_failure_generator`), and only when a request's first attempt failed
+        (they call :meth:`rank_later` then), so the first choices consume ``rng`` exactly
+        as without after-failure evidence.
         """
+        after = after_successes is not None and after_failures is not None
         if successes.ndim == 1:
-            return self._rank_one(
-                successes, failures, rng, after_successes, after_failures, after_rng
-            )
+            one = self._rank_one(successes, failures, rng)
+            if after and len(one) > 2:
+                assert after_successes is not None and after_failures is not None
+                rest = self._later_one(one[0], after_successes, after_failures, after_rng or rng)
+                one = [one[0], *rest]
+            return np.array(one, dtype=np.intp)
         theta = self.sample(successes, failures, rng)
         # θ <= 1 always, so 2.0 puts the explored path first.
         explore_first(theta, rng, self.explore, 2.0)
-        if after_successes is None or after_failures is None or theta.shape[-1] < 3:
-            return np.argsort(-theta, axis=-1, kind="stable")
-        # The first maximum, as the stable descending sort would put first.
-        first = np.argmax(theta, axis=-1)
-        rest, theta2 = self.sample_rest(first, after_successes, after_failures, after_rng or rng)
-        later = np.take_along_axis(rest, np.argsort(-theta2, axis=-1, kind="stable"), axis=-1)
+        order: IntArray = np.argsort(-theta, axis=-1, kind="stable")
+        if not after or theta.shape[-1] < 3:
+            return order
+        assert after_successes is not None and after_failures is not None
+        first = order[..., 0]
+        later = self.rank_later(first, after_successes, after_failures, after_rng or rng)
         return np.concatenate([first[..., None], later], axis=-1)
+
+    def rank_later(
+        self,
+        first: IntArray | int,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+    ) -> IntArray:
+        """The paths other than ``first`` best-first, shape ``(..., K - 1)`` (``first``
+        shaped ``(...)``; an int for the Router's one request): in descending θ'_k drawn
+        from their after-failure posteriors, one draw per path by index, row by row.
+
+        The Router and the simulator call it only when a request's first attempt failed:
+        a request that succeeds at once draws nothing here."""
+        if after_successes.ndim == 1:
+            later = self._later_one(int(first), after_successes, after_failures, rng)
+            return np.array(later, dtype=np.intp)
+        rest, theta2 = self.sample_rest(np.asarray(first), after_successes, after_failures, rng)
+        return np.take_along_axis(rest, np.argsort(-theta2, axis=-1, kind="stable"), axis=-1)
 
     def sample_rest(
         self,
@@ -254,7 +270,7 @@ class ThompsonSampling:
     ) -> tuple[IntArray, FloatArray]:
         """The paths other than ``first`` (shape ``(...)``) in index order, shape
         ``(..., K - 1)``, and one θ' per path drawn from its after-failure posterior (in C
-        order: row by row, each row's paths by index, as :meth:`_rank_one` draws them)."""
+        order: row by row, each row's paths by index, as :meth:`_later_one` draws them)."""
         k = after_successes.shape[-1]
         j = np.arange(k - 1)
         rest = np.where(j < first[..., None], j, j + 1)
@@ -264,14 +280,8 @@ class ThompsonSampling:
         return rest, theta2
 
     def _rank_one(
-        self,
-        successes: FloatArray,
-        failures: FloatArray,
-        rng: np.random.Generator,
-        after_successes: FloatArray | None,
-        after_failures: FloatArray | None,
-        after_rng: np.random.Generator | None,
-    ) -> IntArray:
+        self, successes: FloatArray, failures: FloatArray, rng: np.random.Generator
+    ) -> list[int]:
         """The live Router's case (one request, K paths), without numpy's per-call array
         overhead: scalar draws consume the Generator exactly as the batched path does for
         a single row, so a one-replication simulation reproduces the Router's choices."""
@@ -283,17 +293,25 @@ class ThompsonSampling:
         if self.explore > 0.0 and rng.random() < self.explore:
             theta[int(rng.integers(0, len(theta)))] = 2.0
         # reverse=True keeps equal θs in index order, as the stable argsort does.
-        order = sorted(range(len(theta)), key=theta.__getitem__, reverse=True)
-        if after_successes is not None and after_failures is not None and len(order) > 2:
-            first = order[0]
-            s2, f2 = after_successes.tolist(), after_failures.tolist()
-            draw2 = (after_rng or rng).beta
-            if len(order) == 3:  # the common case, without a sort: two draws, one test
-                a, b = (1, 2) if first == 0 else ((0, 2) if first == 1 else (0, 1))
-                ta, tb = draw2(a0 + s2[a], b0 + f2[a]), draw2(a0 + s2[b], b0 + f2[b])
-                order = [first, a, b] if ta >= tb else [first, b, a]
-            else:
-                rest = [j for j in range(len(order)) if j != first]
-                theta2 = {j: draw2(a0 + s2[j], b0 + f2[j]) for j in rest}
-                order = [first, *sorted(rest, key=theta2.__getitem__, reverse=True)]
-        return np.array(order, dtype=np.intp)
+        return sorted(range(len(theta)), key=theta.__getitem__, reverse=True)
+
+    def _later_one(
+        self,
+        first: int,
+        after_successes: FloatArray,
+        after_failures: FloatArray,
+        rng: np.random.Generator,
+    ) -> list[int]:
+        """:meth:`rank_later` for one request, in plain floats (scalar draws consume the
+        generator as a batch row does)."""
+        a0, b0 = self.prior
+        s2, f2 = after_successes.tolist(), after_failures.tolist()
+        draw = rng.beta
+        if len(s2) == 3:  # the common case, without a sort: two draws, one test
+            a, b = (1, 2) if first == 0 else ((0, 2) if first == 1 else (0, 1))
+            ta, tb = draw(a0 + s2[a], b0 + f2[a]), draw(a0 + s2[b], b0 + f2[b])
+            return [a, b] if ta >= tb else [b, a]
+        rest = [j for j in range(len(s2)) if j != first]
+        theta2 = {j: draw(a0 + s2[j], b0 + f2[j]) for j in rest}
+        # reverse=True keeps equal θ's in index order, as the stable argsort does.
+        return sorted(rest, key=theta2.__getitem__, reverse=True)

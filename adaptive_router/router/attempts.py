@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -270,7 +270,7 @@ class Attempts:
         ctx: AttemptContext,
         rid: str,
         context: str,
-        order: list[Path],
+        order: Iterable[Path],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         budget: RequestBudget | None = None,
@@ -377,10 +377,11 @@ class Attempts:
     # -- walking -----------------------------------------------------------------
     def _advance(self) -> Step:
         """The next path's first step: gates, then its call; DONE after a success."""
+        # Done before the next path is asked for: the order may draw it only then.
+        if self.attempts and self.attempts[-1].success:
+            return DONE
         for path in self._order:
             if self.attempts:
-                if self.attempts[-1].success:
-                    return DONE
                 self._log_fallback(self.attempts[-1], path)
             refused = self._budget.refuse(path.name or "", self.attempts) if self._budget else None
             if refused is not None:

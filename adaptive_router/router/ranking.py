@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -195,15 +195,20 @@ class Ranking:
 
     def rank(
         self, now: float, context: str = "", x: SparseVector | None = None
-    ) -> tuple[list[Path], DecisionDraft | None]:
+    ) -> tuple[Iterable[Path], DecisionDraft | None]:
         """The request's order (sampled, open breakers to the back, the fallback last) and,
         with :attr:`log_decisions` on, the evidence of the decision (else None): the
         first-attempt evidence, which alone decides the first choice. A feature router
         ranks the whole order by its contextual draw for the request's features ``x``
-        (None: the models' bias alone, each path's success rate)."""
-        s, f, s2, f2 = self.evidence(now, context, self._after)
+        (None: the models' bias alone, each path's success rate).
+
+        When the after-failure evidence orders the positions after the first, the order
+        is an iterator that draws them (:meth:`later`) only when the walk gets past the
+        first path: most requests succeed at once and need no such draws."""
+        s, f, _, _ = self.evidence(now, context)
         c = lat = None
         draft: DecisionDraft | None = None
+        later_kw: dict[str, Any] = {}  # what the policy's rank_later needs beside evidence
         if self.features is not None:
             paced = None
             if self._pacer is not None:
@@ -228,16 +233,8 @@ class Ranking:
             costs, _ = self.expected(now, context)
             charged = paced_costs(costs, self._cost_priors)
             lam = self.price(now)
-            ranked = self._objective.rank(
-                s,
-                f,
-                self.rng,
-                s2,
-                f2,
-                costs=charged,
-                after_rng=self.rng_after,
-                price=lam,
-            )
+            ranked = self._objective.rank(s, f, self.rng, costs=charged, price=lam)
+            later_kw = {"costs": charged, "price": lam}
             if self.log_decisions:
                 draft = (self._priced_encoder(), s, f, charged, lam, self._skipped())
         elif self._objective is not None:
@@ -249,30 +246,45 @@ class Ranking:
                 if obj.uses_latency
                 else None
             )
-            ranked = self._objective.rank(
-                s, f, self.rng, s2, f2, costs=c, latencies=lat, after_rng=self.rng_after
-            )
-        elif s2 is not None:
-            ranked = self.policy.rank(  # type: ignore[call-arg]
-                s,
-                f,
-                self.rng,
-                after_successes=s2,
-                after_failures=f2,
-                after_rng=self.rng_after,
-            )
+            ranked = self._objective.rank(s, f, self.rng, costs=c, latencies=lat)
+            later_kw = {"costs": c, "latencies": lat}
         else:
             ranked = self.policy.rank(s, f, self.rng)
+        if self.log_decisions and draft is None and self.features is None and self._pacer is None:
+            draft = self._logged(s, f, c, lat)
+        indices = ranked.tolist()  # plain ints: no numpy scalar per path
+        after = self._after and self.features is None
+        if after and not self._unclosed:
+            return self._walk(indices[0], now, context, later_kw), draft
+        if after:  # the whole order now: the breakers' sort below needs it
+            indices = [indices[0], *self.later(indices[0], now, context, later_kw)]
         paths = self.paths
-        order = [paths[i] for i in ranked.tolist()]  # plain ints: no numpy scalar per path
+        order = [paths[i] for i in indices]
         if self._unclosed:
             # Open breakers move to the back (still tried, as skipped, if all else fails).
             order.sort(key=self._breaker_closed_first)
-        if self.log_decisions and draft is None and self.features is None and self._pacer is None:
-            draft = self._logged(s, f, c, lat)
         if self.fallback is not None:
             order.append(self.fallback)
         return order, draft
+
+    def _walk(
+        self, first: int, now: float, context: str, later_kw: dict[str, Any]
+    ) -> Iterator[Path]:
+        """A request's order, the positions after the first drawn when first asked for."""
+        paths = self.paths
+        yield paths[first]
+        for i in self.later(first, now, context, later_kw):
+            yield paths[i]
+        if self.fallback is not None:
+            yield self.fallback
+
+    def later(self, first: int, now: float, context: str, later_kw: dict[str, Any]) -> list[int]:
+        """The learned paths after ``first``, by the policy's draws from their after-failure
+        evidence as of ``now`` (the request's ranking time) with :attr:`rng_after`."""
+        _, _, s2, f2 = self.evidence(now, context, after=True)
+        policy: Any = self.policy  # has rank_later: self._after says so
+        ranked: list[int] = policy.rank_later(first, s2, f2, self.rng_after, **later_kw).tolist()
+        return ranked
 
     def price(self, now: float) -> float:
         """λ, the spend target's price per dollar now (0 without a target): from the

@@ -394,7 +394,7 @@ class Router:
     # -- the request core shared by run and arun ---------------------------------
     def _begin(
         self, context: str = "", x: SparseVector | None = None
-    ) -> tuple[str, list[Path], DecisionDraft | None]:
+    ) -> tuple[str, Iterable[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
         if self._forked:
@@ -536,7 +536,9 @@ class Router:
         x = self.ranking.choose_features(args, kwargs, features)
         ctx = self.ranking.context(context, args, kwargs)
         rid, order, _ = self._begin(ctx, x)
-        return self._feedback.choose(rid, order, ctx, self._recorder, self.ranking.encode(x))
+        # Decision.order lists every position, so the later ones are drawn now.
+        whole = list(order)
+        return self._feedback.choose(rid, whole, ctx, self._recorder, self.ranking.encode(x))
 
     def report(
         self,

@@ -224,15 +224,17 @@ def simulate(
     outcome is evidence (the Router records every attempt too), kept as the Router
     keeps it: the first attempt's as first-attempt evidence (what ``rank`` gets as
     ``successes``/``failures``), the later attempts' as after-failure evidence (what a
-    policy that takes it, :func:`~adaptive_router.policies.thompson.takes_after_failure`, gets as
-    ``after_successes``/``after_failures``), visible to the
+    policy that takes it, :func:`~adaptive_router.policies.thompson.takes_after_failure`,
+    ranks the later positions by in ``rank_later``, called as the Router calls it: only
+    for a request whose first attempt failed), visible to the
     policy ``env.delay`` requests later and added with full weight then, as
     ``Router.report`` stamps an outcome with the report time. After each step
     the sums are multiplied by ``0.5 ** (1 / half_life)`` (see
     :mod:`adaptive_router.simulation`). With ``fallback=False`` only the first path
-    is tried, as with ``choose``/``report`` (the after-failure evidence then stays empty,
-    and the later positions of the traced order are drawn from the prior, as ``choose``
-    draws ``Decision.order``).
+    is tried, as with ``choose``/``report`` (the after-failure evidence then stays empty).
+    The traced order's positions after the first are those walked when the first attempt
+    failed; where it succeeded (or without fallback), nothing walked on and they are in
+    the order of the first-attempt draws.
 
     With ``replications=1``, ``rank`` gets 1-D arrays of length K, exactly the
     call ``Router`` makes; nothing else consumes ``rng``, so a Router built with
@@ -276,9 +278,9 @@ def simulate(
     run = _Run.allocate(env, horizon, replications, checkpoints, trace)
     every = max(horizon // 100, 1)
     # As the Router: with more than two paths, a policy that takes the after-failure
-    # evidence ranks the later positions by it, drawing from a generator spawned from rng.
-    # Those draws are made only when the later positions can matter (fallback) or are
-    # recorded (trace); they never touch rng, so nothing else changes without them.
+    # evidence ranks the later positions by it, drawing from a generator spawned from rng,
+    # only for the requests whose first attempt failed (with fallback: else none walks on);
+    # they never touch rng, so nothing else changes without them.
     after_rng = None
     if env.n_paths > 2 and takes_after_failure(policy):
         after_rng = after_failure_generator(rng)
@@ -287,7 +289,7 @@ def simulate(
         _warm_up_kernel()
     start = time.perf_counter()
     rank_s: float | None = None  # the compiled engine fuses rank with the rest of the step
-    later = after_rng if fallback or trace else None
+    later = after_rng if fallback else None
     if compiled:
         _run_compiled(
             policy,
@@ -347,28 +349,16 @@ def _run_numpy(
         # With one replication, the Router's exact call: 1-D arrays. Keeps single runs
         # step-for-step comparable.
         rows = 0 if r == 1 else slice(None)
-        s2 = run.succ2[rows] if after else None
-        f2 = run.fail2[rows] if after else None
+        later_kw: dict[str, Any] = {}
         if objective is not None:
             costs, lats = step.estimates()
+            later_kw = {"costs": costs, "latencies": lats}
             order = objective.rank(
                 run.succ[rows],
                 run.fail[rows],
                 rng,
-                s2,
-                f2,
                 costs=None if costs is None else costs[rows],
                 latencies=None if lats is None else lats[rows],
-                after_rng=after_rng,
-            )
-        elif after:
-            order = generic.rank(
-                run.succ[rows],
-                run.fail[rows],
-                rng,
-                after_successes=s2,
-                after_failures=f2,
-                after_rng=after_rng,
             )
         else:
             order = policy.rank(run.succ[rows], run.fail[rows], rng)
@@ -376,6 +366,19 @@ def _run_numpy(
             order = order[None, :]
         rank_s += time.perf_counter() - t0
         ok = env_rng.random((r, k)) < p
+        if after:
+            # As the Router: the positions after the first are drawn (with after_rng) only
+            # for the requests whose first attempt failed, which walk on to them.
+            failed = ~ok[step.rows, order[:, 0]]
+            if failed.any():
+                t0 = time.perf_counter()
+                # One replication: the Router's exact call (1-D arrays, an int first).
+                sel = 0 if r == 1 else failed
+                kw = {n: None if v is None else v[sel] for n, v in later_kw.items()}
+                first = int(order[0, 0]) if r == 1 else order[failed, 0]
+                later = generic.rank_later(first, run.succ2[sel], run.fail2[sel], after_rng, **kw)
+                order[failed, 1:] = later
+                rank_s += time.perf_counter() - t0
         tried = step.attempt(t, order, ok)
         step.learn(t, order[:, 0], tried, ok, keep)
         if mark_i < run.marks.size and t + 1 == run.marks[mark_i]:

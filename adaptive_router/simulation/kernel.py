@@ -13,11 +13,11 @@ the same order, with numpy's own algorithms: per step, one Beta draw for each
 (replication, path) in C order from the first-attempt evidence, then (``explore > 0``)
 ``rng.random(R)`` and, if any replication explores, ``rng.integers(0, K, size=R)``: exactly
 what ``ThompsonSampling.rank`` consumes for an ``(R, K)`` batch; when the later positions
-are ranked by the after-failure evidence (``split``), one Beta draw per replication for
-each path but its first, row by row and by path index, from the after-failure draws' own
-generator (as ``rank(..., after_rng=)``); and the environment's ``env_rng.random((R,
-K))``. Like the numpy engine, it keeps the first attempt's outcome as first-attempt
-evidence and the later attempts' as after-failure evidence. Given the same SFC64
+are ranked by the after-failure evidence (``split``), one Beta draw for each path but
+its first of each replication whose first attempt failed, row by row and by path index,
+from the after-failure draws' own generator (as ``rank_later``); and the environment's
+``env_rng.random((R, K))``. Like the numpy engine, it keeps the first attempt's outcome as
+first-attempt evidence and the later attempts' as after-failure evidence. Given the same SFC64
 generators it returns the numpy engine's results: the same choices, outcomes and counts,
 bit for bit (``tests/test_simulation_kernel.py``).
 
@@ -371,8 +371,7 @@ def run_thompson(
     a_st = pack(after_words)
 
     theta = np.empty((n_rep, k))
-    theta2 = np.empty((n_rep, k))  # θ' of every path but the row's first (its slot unused)
-    firsts = np.zeros(n_rep, dtype=np.int64)
+    theta2 = np.empty(k)  # a row's θ' of every path but its first (that slot unused)
     outcomes = np.empty((n_rep, k), dtype=np.bool_)
     below = np.empty(k, dtype=np.int64)
     exploring = np.zeros(n_rep, dtype=np.bool_)
@@ -409,20 +408,6 @@ def run_thompson(
                         pick, p_st = bounded(p_st, k - 1)
                     if exploring[r]:
                         theta[r, pick] = 2.0  # θ <= 1, so the explored path goes first
-        if split:
-            # The later positions' θ', after every row's first θ and exploration draws: row
-            # by row, each row's paths but its first by index (ThompsonSampling.sample_rest).
-            for r in range(n_rep):
-                first = 0
-                top = theta[r, 0]
-                for j in range(1, k):
-                    if theta[r, j] > top:
-                        first = j
-                        top = theta[r, j]
-                firsts[r] = first
-                for j in range(k):
-                    if j != first:
-                        theta2[r, j], a_st = _draw(a_st, setup2[r, j])
         # The environment: every path's outcome, tried or not (env_rng.random((R, K))). A
         # loop of its own: interleaved with the θ draws, two generators' states compete for
         # registers and each outcome costs ~3x more.
@@ -439,20 +424,7 @@ def run_thompson(
         for r in range(n_rep):
             ok = outcomes[r]
             # argsort(-theta, kind="stable"): descending, ties by index.
-            if split and full:
-                # The first, then the others by descending θ', ties by index.
-                order[0] = firsts[r]
-                m_len = 1
-                for cur in range(k):
-                    if cur == firsts[r]:
-                        continue
-                    m = m_len
-                    while m > 1 and theta2[r, order[m - 1]] < theta2[r, cur]:
-                        order[m] = order[m - 1]
-                        m -= 1
-                    order[m] = cur
-                    m_len += 1
-            elif full:
+            if full:
                 for i in range(k):
                     cur = i
                     m = i
@@ -473,6 +445,21 @@ def run_thompson(
                 order[0] = first
             first = order[0]
             first_ok = ok[first]
+            if split and ranked and not first_ok:
+                # The first attempt failed: the others by descending θ' (ties by index),
+                # drawn now, each path but the first by index (ThompsonSampling.rank_later).
+                # A request whose first attempt succeeds draws none, as in the Router.
+                m_len = 1
+                for cur in range(k):
+                    if cur == first:
+                        continue
+                    theta2[cur], a_st = _draw(a_st, setup2[r, cur])
+                    m = m_len
+                    while m > 1 and theta2[order[m - 1]] < theta2[cur]:
+                        order[m] = order[m - 1]
+                        m -= 1
+                    order[m] = cur
+                    m_len += 1
             cum[r] += best[t] - p[first]
             share[t, first] += 1.0
             n_first_ok += first_ok

@@ -165,7 +165,9 @@ class SimulationResult:
     """With ``trace=True``: every path's drawn outcome, shape ``(T, R, K)``."""
     trace_order: IntArray | None = field(default=None, repr=False)
     """With ``trace=True``: the whole ranked order of every request, shape ``(T, R, K)``
-    (the fallback chain ``Router.run`` walks; ``[..., 0]`` is ``trace_first``)."""
+    (the fallback chain ``Router.run`` walks; ``[..., 0]`` is ``trace_first``). Where the
+    first attempt succeeded the positions after it were never walked nor drawn from the
+    after-failure evidence: they follow the first-attempt draws (see ``simulate``)."""
     engine: str = "numpy"
     """Which step loop ran: ``"numpy"`` or ``"numba"`` (see :func:`simulate`)."""
 
