@@ -780,11 +780,21 @@ def report(
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cmd = " ".join(["python -m benchmarks.mmlu_replay", *sys.argv[1:]])
     b0 = mix_budget(q)
-    engine = (
-        "The linear policies' passes run compiled (`simulation.contextual.replay`, the "
-        "policy objects' decisions for the same generator; SFC64 seeded by the shuffle)."
-        if USE_COMPILED
-        else "Every pass runs through the policy objects."
+    compiled = any(r.spec.compiled is not None for r in rows)
+    live = any(r.spec.name.startswith("router-") for r in rows)
+    engine = " ".join(
+        part
+        for part in (
+            "The linear policies' passes run compiled (`simulation.contextual.replay`, the "
+            "policy objects' decisions for the same generator; SFC64 seeded by the shuffle)."
+            if compiled and USE_COMPILED
+            else "",
+            "The live-Router rows run `Router.choose`/`Router.report` on `memory://` for "
+            "every question, the Router keeping its own evidence, costs and price."
+            if live
+            else "",
+        )
+        if part
     )
     cal = "\n".join(
         f"- {r.spec.label}: {r.target * 1000:.4f} $/1k questions "
