@@ -122,15 +122,15 @@ class DecisionLog:
         # (request_id, attempt, decision_data): tuples of str, int and bytes, which the
         # garbage collector untracks, rather than the outcomes, whose thousands of queued
         # objects would be promoted to the oldest generation and make full collections
-        # (~70 ms each with scipy loaded) come twice as often.
+        # come twice as often.
         self._queue: deque[tuple[str, int, bytes]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # scipy (~0.5 s of CPU to import) is not imported here: a router starts without it,
-        # and the background thread imports it with its first batch (see step), SETTLE_S
-        # after the first decision was written, with routing keeping its share of the GIL.
+        # The propensity module is not imported here: a router starts without it, and the
+        # background thread imports it with its first batch (see step), SETTLE_S after the
+        # first decision was written, with routing keeping its share of the GIL.
         # The router hands :meth:`written` to its recorder, which calls it with the rows
         # it committed, when the store can take a propensity on a row (else nothing is
         # queued: evaluate() computes them from the decisions).
@@ -216,8 +216,9 @@ class DecisionLog:
             batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
         if not batch:
             return 0
-        # Imported here, not at module level: importing the package must not import
-        # scipy (the CLI and routers without decision logging never need it).
+        # Imported here, not at module level: the CLI and routers without decision
+        # logging never need it. It needs numpy only (scipy, for a feature router's
+        # Gaussian decisions, loads with those).
         from adaptive_router.policies.propensity import decision_propensities
 
         # Decoded here, off the request's thread.
