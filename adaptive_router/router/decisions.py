@@ -60,6 +60,12 @@ BATCH = 64
 #: Seconds the thread waits after being woken before it computes: work arrives in the
 #: writer's batches, and a burst right at start-up would not be paced by max_share yet.
 SETTLE_S = 1.0
+#: Decisions queued at most. Once its row is written an entry owns its request id and
+#: record (~280 bytes). The thread computes a few thousand a second within its share
+#: (benchmarks/decisions.py), so 2,000 are about a second of its work: a process routing
+#: faster than that for longer defers the rest to evaluate() with any bound, and a
+#: larger one only held more memory (10,000: ~2.8 MB).
+MAX_BACKLOG = 2_000
 
 
 def attach(
@@ -102,7 +108,7 @@ class DecisionLog:
         store: Store,
         task: str,
         *,
-        max_backlog: int = 10_000,
+        max_backlog: int = MAX_BACKLOG,
         max_share: float = 0.02,
     ) -> None:
         if not (isinstance(max_backlog, int) and max_backlog >= 0):
