@@ -3,8 +3,9 @@ first access, and the error for an optional dependency that is not installed.
 
 ``import adaptive_router`` must stay cheap (an application pays it at every start, a
 command line at every ``--help``), so the heavy libraries — numpy for routing, SQLAlchemy
-and psycopg for SQL stores, scipy for propensities, genai-prices for prices, Prometheus,
-OpenTelemetry, Typer and rich — are imported by the code that needs them, when it runs.
+and psycopg for SQL stores, scipy for feature routers and confidence intervals,
+genai-prices for prices, Prometheus, OpenTelemetry, Typer and rich — are imported by the
+code that needs them, when it runs.
 """
 
 from __future__ import annotations

@@ -60,6 +60,12 @@ BATCH = 64
 #: Seconds the thread waits after being woken before it computes: work arrives in the
 #: writer's batches, and a burst right at start-up would not be paced by max_share yet.
 SETTLE_S = 1.0
+#: Decisions queued at most. Once its row is written an entry owns its request id and
+#: record (~280 bytes). The thread computes a few thousand a second within its share
+#: (benchmarks/decisions.py), so 2,000 are about a second of its work: a process routing
+#: faster than that for longer defers the rest to evaluate() with any bound, and a
+#: larger one only held more memory (10,000: ~2.8 MB).
+MAX_BACKLOG = 2_000
 
 
 def attach(
@@ -102,7 +108,7 @@ class DecisionLog:
         store: Store,
         task: str,
         *,
-        max_backlog: int = 10_000,
+        max_backlog: int = MAX_BACKLOG,
         max_share: float = 0.02,
     ) -> None:
         if not (isinstance(max_backlog, int) and max_backlog >= 0):
@@ -122,15 +128,15 @@ class DecisionLog:
         # (request_id, attempt, decision_data): tuples of str, int and bytes, which the
         # garbage collector untracks, rather than the outcomes, whose thousands of queued
         # objects would be promoted to the oldest generation and make full collections
-        # (~70 ms each with scipy loaded) come twice as often.
+        # come twice as often.
         self._queue: deque[tuple[str, int, bytes]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # scipy (~0.5 s of CPU to import) is not imported here: a router starts without it,
-        # and the background thread imports it with its first batch (see step), SETTLE_S
-        # after the first decision was written, with routing keeping its share of the GIL.
+        # The propensity module is not imported here: a router starts without it, and the
+        # background thread imports it with its first batch (see step), SETTLE_S after the
+        # first decision was written, with routing keeping its share of the GIL.
         # The router hands :meth:`written` to its recorder, which calls it with the rows
         # it committed, when the store can take a propensity on a row (else nothing is
         # queued: evaluate() computes them from the decisions).
@@ -216,8 +222,9 @@ class DecisionLog:
             batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
         if not batch:
             return 0
-        # Imported here, not at module level: importing the package must not import
-        # scipy (the CLI and routers without decision logging never need it).
+        # Imported here, not at module level: the CLI and routers without decision
+        # logging never need it. It needs numpy only (scipy, for a feature router's
+        # Gaussian decisions, loads with those).
         from adaptive_router.policies.propensity import decision_propensities
 
         # Decoded here, off the request's thread.

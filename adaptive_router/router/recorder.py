@@ -52,7 +52,11 @@ logger = logging.getLogger(__name__)
 #: Buffered outcomes that wake the writer before its interval is up.
 WAKE_AT = 2_000
 #: Buffered outcomes past which, with the store reachable, the recording caller flushes.
-HIGH_WATER = 20_000
+#: Twice WAKE_AT: the woken writer gets that long before callers write themselves. A
+#: buffered outcome holds ~500 bytes and its row tuple ~250 more while it is written, and
+#: freed memory stays with the process: at 20,000, a loop that outran the writer kept
+#: ~15 MB more resident than at 4,000, for no more throughput (benchmarks/memory.py).
+HIGH_WATER = 4_000
 #: Seconds (of the recorder's clock) during which repeats of a rejection line are counted.
 LOG_WINDOW_S = 60.0
 
