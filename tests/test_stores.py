@@ -218,3 +218,30 @@ def test_routers_on_one_memory_store_share_its_evidence_counted_once() -> None:
     finally:
         for r in (a, b, other):
             r.close()
+
+
+def test_sqlite_reads_take_no_write_lock(tmp_path: object) -> None:
+    """A read in progress (a dashboard's, another process's refresh) leaves writers free:
+    the store's reads begin deferred. A transaction begun IMMEDIATE, as writes are, does
+    hold writers off: the same write then fails after the busy timeout."""
+    import sqlalchemy as sa
+
+    from adaptive_router.errors import StoreUnavailableError
+    from adaptive_router.stores import SQLStore
+
+    url = f"sqlite:///{tmp_path}/reads.db"
+    reading, writing = SQLStore(url), SQLStore(url, busy_timeout_s=0.2)
+    try:
+        writing.write([outcome("r0", "a", True, 1.0)], None)
+        with reading.reader.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM outcomes")).scalar() == 1
+            # The read transaction is still open here.
+            assert writing.write([outcome("r1", "a", False, 2.0)], None) == 1
+        assert [o.success for o in reading.outcomes("t")] == [True, False]
+        with reading.engine.connect() as conn:
+            conn.execute(sa.text("SELECT count(*) FROM outcomes"))
+            with pytest.raises((StoreUnavailableError, sa.exc.OperationalError)):
+                writing.write([outcome("r2", "a", True, 3.0)], None)
+    finally:
+        reading.close()
+        writing.close()

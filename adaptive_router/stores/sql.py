@@ -65,6 +65,7 @@ from adaptive_router.stores.series import SeriesCounts, bucket_rows
 from adaptive_router.stores.sql_engine import (
     SUPPORTED,
     connection_lost,
+    reader,
     refused,
     unavailable_error,
 )
@@ -142,6 +143,8 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
                 f"store must be a URL string, an Engine or a Store, got {type(url).__name__}"
             )
         sql_fork.follow(self.engine)  # a forked child gets a pool of its own
+        #: The engine for transactions that only read (no write lock on SQLite).
+        self.reader = reader(self.engine)
         self.dialect = self.engine.dialect.name
         if self.dialect not in SUPPORTED:
             raise ConfigurationError(
@@ -345,15 +348,15 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
 
     def load_features(self, task: str) -> dict[str, dict[str, LinearStats]]:
         with self._reachable():
-            return sql_features.load(self.engine, task)
+            return sql_features.load(self.reader, task)
 
     def load_spend(self, task: str) -> SpendStats:
         with self._reachable():
-            return sql_spend.load(self.engine, task)
+            return sql_spend.load(self.reader, task)
 
     def spend_target(self, task: str) -> float | None:
         with self._reachable():
-            return sql_spend.target(self.engine, task)
+            return sql_spend.target(self.reader, task)
 
     def set_spend_target(self, task: str, target_usd_per_request: float | None) -> None:
         with self._reachable():
@@ -395,16 +398,16 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
     def _load(self, task: str, context: str | None) -> dict[str, dict[str, PathEvidence]]:
         """context -> path -> evidence for the task (one context only when given)."""
         with self._reachable():
-            return sql_evidence.load(self.engine, task, context)
+            return sql_evidence.load(self.reader, task, context)
 
     def window_stats(
         self, task: str, since: float, until: float | None = None, context: str | None = None
     ) -> list[PathWindowStats]:
         """From the hourly rollups plus the window's edge rows (see ``stores.rollup_reads``)."""
-        return rollup_reads.window_stats(self.engine, task, since, until, context)
+        return rollup_reads.window_stats(self.reader, task, since, until, context)
 
     def tasks(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return sorted(r[0] for r in conn.execute(sql_tasks.TASK_NAMES))
 
     def path_totals(
@@ -412,10 +415,10 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
     ) -> tuple[list[PathTotals], tuple[int, int, int]]:
         """Per-path sums from the hourly rollups: a week of traffic is a few thousand rollup
         rows, not a million outcome rows."""
-        return rollup_reads.path_totals(self.engine, task, since, until)
+        return rollup_reads.path_totals(self.reader, task, since, until)
 
     def attempt_rows(self, task: str, since: float, until: float | None = None) -> list[AttemptRow]:
-        return sql_queries.attempt_rows(self.engine, task, since, until)
+        return sql_queries.attempt_rows(self.reader, task, since, until)
 
     def series(
         self, task: str, since: float, until: float | None = None, bucket_s: float | None = None
@@ -426,7 +429,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
             # read them straight away rather than the rollups first (both ways are exact).
             return bucket_rows(self.attempt_rows(task, since, until), bucket_s)
         return rollup_reads.series(
-            self.engine,
+            self.reader,
             task,
             since,
             until,
@@ -439,7 +442,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
         q = sa.select(outcomes).where(c.task == task).order_by(c.created_at, c.id)
         if since is not None:
             q = q.where(c.created_at >= since)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [
                 Outcome(
                     request_id=r.request_id,
@@ -585,7 +588,7 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
         self._retrying(sql_health.put, self.engine, snapshot, expire_before)
 
     def health(self, task: str | None = None) -> list[HealthSnapshot]:
-        return sql_health.read(self.engine, task)
+        return sql_health.read(self.reader, task)
 
     def remove_health(self, router_id: str) -> None:
         self._retrying(sql_health.remove, self.engine, router_id)

@@ -19,7 +19,17 @@ from adaptive_router._checks import first_line, redact, redact_url
 from adaptive_router._imports import needs_extra
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError
 
-__all__ = ["SUPPORTED", "connection_lost", "create_engine", "refused", "unavailable_error"]
+__all__ = [
+    "SUPPORTED",
+    "connection_lost",
+    "create_engine",
+    "reader",
+    "refused",
+    "unavailable_error",
+]
+
+#: The execution option that marks an engine's transactions as reads (see :func:`reader`).
+READ_ONLY = "adaptive_router_read_only"
 
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -161,7 +171,20 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read takes no write lock: under WAL a deferred read never blocks a writer,
+        # while BEGIN IMMEDIATE on every refresh or dashboard read made the writers of
+        # every other process wait for it.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read: on SQLite (configured by
+    :func:`create_engine`) they begin deferred instead of IMMEDIATE; elsewhere, and on an
+    engine configured by its owner, the same as ``engine``. Shares its pool."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _sqlite_locked(exc: BaseException) -> bool:
