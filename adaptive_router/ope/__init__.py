@@ -1,7 +1,7 @@
 """Off-policy evaluation: what another policy would have achieved on a router's logs.
 
-- :mod:`~adaptive_router.ope.logged_decision`: a logged decision (the evidence and
-  draws a first choice used) and the probabilities it implies.
+- :mod:`~adaptive_router.ope.targets`: what a target means on logged decisions (the
+  records themselves are :mod:`adaptive_router.policies.logged_decision`'s).
 - :mod:`~adaptive_router.ope.evaluation`: :func:`~adaptive_router.ope.evaluation.evaluate`,
   inverse-propensity and self-normalised estimates from a store's outcomes.
 - :mod:`~adaptive_router.ope.confidence`: honest intervals on an effective sample size.
