@@ -327,35 +327,22 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             return super().rank(
                 successes, failures, rng, after_successes, after_failures, after_rng
             )
-        after = after_successes is not None and after_failures is not None
         if successes.ndim == 1:
             one = self._rank_one_cost(successes, failures, rng, costs, latencies, price)
-            if after and len(one) > 2:
-                assert after_successes is not None and after_failures is not None
-                rest = self.rank_later(
-                    one[0],
-                    after_successes,
-                    after_failures,
-                    after_rng or rng,
-                    costs=costs,
-                    latencies=latencies,
-                    price=price,
-                )
-                one = [one[0], *rest.tolist()]
-            return np.array(one, dtype=np.intp)
-        c = self.attempt_costs(
-            None if costs is None else np.asarray(costs, dtype=np.float64),
-            None if latencies is None else np.asarray(latencies, dtype=np.float64),
-        )
-        assert c is not None  # not ranking by success
-        theta = self.sample(successes, failures, rng)
-        key = self._keys(np.broadcast_to(c, theta.shape), theta, price)
-        # Below every key: the explored path goes first.
-        explore_first(key, rng, self.explore, -np.inf)
-        order = self._by_key(key)
-        if not after or key.shape[-1] < 3:
+            order: IntArray = np.array(one, dtype=np.intp)
+        else:
+            c = self.attempt_costs(
+                None if costs is None else np.asarray(costs, dtype=np.float64),
+                None if latencies is None else np.asarray(latencies, dtype=np.float64),
+            )
+            assert c is not None  # not ranking by success
+            theta = self.sample(successes, failures, rng)
+            key = self._keys(np.broadcast_to(c, theta.shape), theta, price)
+            # Below every key: the explored path goes first.
+            explore_first(key, rng, self.explore, -np.inf)
+            order = self._by_key(key)
+        if after_successes is None or after_failures is None or order.shape[-1] < 3:
             return order
-        assert after_successes is not None and after_failures is not None
         first = order[..., 0]
         later = self.rank_later(
             first,

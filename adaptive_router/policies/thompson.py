@@ -223,21 +223,15 @@ class ThompsonSampling:
         (they call :meth:`rank_later` then), so the first choices consume ``rng`` exactly
         as without after-failure evidence.
         """
-        after = after_successes is not None and after_failures is not None
         if successes.ndim == 1:
-            one = self._rank_one(successes, failures, rng)
-            if after and len(one) > 2:
-                assert after_successes is not None and after_failures is not None
-                rest = self._later_one(one[0], after_successes, after_failures, after_rng or rng)
-                one = [one[0], *rest]
-            return np.array(one, dtype=np.intp)
-        theta = self.sample(successes, failures, rng)
-        # θ <= 1 always, so 2.0 puts the explored path first.
-        explore_first(theta, rng, self.explore, 2.0)
-        order: IntArray = np.argsort(-theta, axis=-1, kind="stable")
-        if not after or theta.shape[-1] < 3:
+            order: IntArray = np.array(self._rank_one(successes, failures, rng), dtype=np.intp)
+        else:
+            theta = self.sample(successes, failures, rng)
+            # θ <= 1 always, so 2.0 puts the explored path first.
+            explore_first(theta, rng, self.explore, 2.0)
+            order = np.argsort(-theta, axis=-1, kind="stable")
+        if after_successes is None or after_failures is None or order.shape[-1] < 3:
             return order
-        assert after_successes is not None and after_failures is not None
         first = order[..., 0]
         later = self.rank_later(first, after_successes, after_failures, after_rng or rng)
         return np.concatenate([first[..., None], later], axis=-1)
