@@ -408,3 +408,48 @@ def test_an_unseeded_router_draws_its_own_numbers_in_each_forked_child(sqlite_ur
     assert children[0]["seeded"] == children[1]["seeded"] == parent["seeded"]
     unseeded.close()
     seeded.close()
+
+
+def test_a_forked_child_computes_the_propensities_of_its_own_decisions(sql_url: str) -> None:
+    """The propensity thread is the child's own: started by the child's first committed
+    decision (the parent's is not inherited), it fills in the propensity of every first
+    attempt the child routed, and the parent's rows keep theirs."""
+    seen: list[str] = []
+    router = _router(url=sql_url, seen=seen, flush_interval=0.1, heartbeat=None)
+    for i in range(5):
+        router.run(i)
+    router.flush()
+    name = f"adaptive-router-propensity[{router.task}]"
+
+    def child(conn: Connection) -> None:
+        before = {t.name for t in threading.enumerate() if t.is_alive()}
+        mine = []
+        for i in range(20):
+            router.run(100 + i)
+            mine.append(seen[-1])
+        router.flush()
+        log = router._decisions
+        assert log is not None
+        deadline = time.monotonic() + DEADLINE_S / 2
+        while log.computed < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = {t.name for t in threading.enumerate() if t.is_alive()}
+        conn.send(
+            {
+                "before": name in before,
+                "after": name in after,
+                "computed": log.computed,
+                "mine": mine,
+            }
+        )
+
+    got = _in_child(child)
+    assert "error" not in got, got
+    assert got["before"] is False and got["after"] is True
+    assert got["computed"] == 20
+    rows = [o for o in router.store.outcomes(router.task) if o.attempt == 1]
+    by_id = {o.request_id: o for o in rows}
+    assert len(by_id) == len(rows) == 25  # every first attempt stored once
+    assert all(by_id[rid].propensity is not None for rid in got["mine"])
+    assert all(0.0 < by_id[rid].propensity <= 1.0 for rid in got["mine"])  # type: ignore[operator]
+    router.close()
