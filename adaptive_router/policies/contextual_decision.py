@@ -10,7 +10,6 @@ No heavy imports (json and struct only), like the Beta record's module.
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -25,12 +24,10 @@ from adaptive_router.policies.logged_decision import (
     DecisionRecord,
     EncoderBase,
     LoggedDecision,
-    _check_end,
     _f8,
     _floats,
     _names_bytes,
-    _read_names,
-    _read_skipped,
+    _read_frame,
 )
 
 __all__ = ["AnyDecision", "GaussianDecision", "GaussianDecisionEncoder", "decode"]
@@ -167,19 +164,10 @@ class GaussianDecision(DecisionRecord):
                 f"decision: not a contextual record (version {data[:1]!r}, expected "
                 f"{GAUSSIAN_VERSION})"
             )
-        try:
-            _, flags, k = _HEAD.unpack_from(data, 0)
-            names, off = _read_names(data, _HEAD.size, k)
-            costs = bool(flags & _COSTS)
-            count = 2 + k * (2 + costs)
-            vals = struct.unpack_from(f"<{count}d", data, off)
-            off += 8 * count
-            skipped, off = _read_skipped(data, off, k, flags)
-            (first,) = _U16.unpack_from(data, off)
-            off += 2
-        except (struct.error, UnicodeDecodeError) as exc:
-            raise ValueError(f"decision: truncated or malformed binary record ({exc})") from None
-        _check_end(data, off, first, k)
+        flags, names, vals, skipped, first = _read_frame(
+            data, lambda flags, k: 2 + k * (2 + bool(flags & _COSTS))
+        )
+        k, costs = len(names), bool(flags & _COSTS)
         return cls(
             tuple(names),
             list(vals[2 : 2 + k]),

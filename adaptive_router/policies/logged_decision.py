@@ -19,8 +19,8 @@ import functools
 import json
 import struct
 import sys
-from collections.abc import Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 __all__ = [
     "DecisionDraft",
@@ -472,31 +472,10 @@ class LoggedDecision(DecisionRecord):
                 f"{BINARY_VERSION}, {PRICED_VERSION}, {GAUSSIAN_VERSION} and JSON); "
                 "upgrade adaptive-router"
             )
-        try:
-            _, flags, k = _HEAD.unpack_from(data, 0)
-            off = _HEAD.size
-            names = []
-            for _ in range(k):
-                (n,) = _U16.unpack_from(data, off)
-                names.append(data[off + 2 : off + 2 + n].decode())
-                off += 2 + n
-            obj = bool(flags & _OBJECTIVE)
-            per_path = 2 + bool(flags & _COSTS) + bool(flags & _LATENCIES)
-            count = 3 + 2 * obj + k * per_path
-            vals = struct.unpack_from(f"<{count}d", data, off)
-            off += 8 * count
-            skipped = None
-            if flags & _SKIPPED:
-                skipped = tuple(b != 0 for b in data[off : off + k])
-                off += k
-            (first,) = _U16.unpack_from(data, off)
-            off += 2
-        except (struct.error, UnicodeDecodeError) as exc:
-            raise ValueError(f"decision: truncated or malformed binary record ({exc})") from None
-        if off != len(data) or (skipped is not None and len(skipped) != k):
-            raise ValueError(f"decision: binary record of {len(data)} bytes, expected {off}")
-        if first != _NO_FIRST and first >= k:
-            raise ValueError(f"decision: first path index {first} out of range for {k} paths")
+        flags, names, vals, skipped, first = _read_frame(data, _v2_doubles)
+        k = len(names)
+        obj = bool(flags & _OBJECTIVE)
+        per_path = 2 + bool(flags & _COSTS) + bool(flags & _LATENCIES)
         at = 5 if obj else 3
         arrays = [list(vals[at + j * k : at + (j + 1) * k]) for j in range(per_path)]
         costs = arrays[2] if flags & _COSTS else None
@@ -517,18 +496,8 @@ class LoggedDecision(DecisionRecord):
     @classmethod
     def _from_priced(cls, data: bytes) -> LoggedDecision:
         """A version-3 record (see :meth:`to_bytes`)."""
-        try:
-            _, flags, k = _HEAD.unpack_from(data, 0)
-            names, off = _read_names(data, _HEAD.size, k)
-            count = 4 + 3 * k
-            vals = struct.unpack_from(f"<{count}d", data, off)
-            off += 8 * count
-            skipped, off = _read_skipped(data, off, k, flags)
-            (first,) = _U16.unpack_from(data, off)
-            off += 2
-        except (struct.error, UnicodeDecodeError) as exc:
-            raise ValueError(f"decision: truncated or malformed binary record ({exc})") from None
-        _check_end(data, off, first, k)
+        _, names, vals, skipped, first = _read_frame(data, lambda flags, k: 4 + 3 * k)
+        k = len(names)
         return cls(
             tuple(names),
             list(vals[4 : 4 + k]),
@@ -591,27 +560,53 @@ class LoggedDecision(DecisionRecord):
         return f"LoggedDecision({self.to_json()})"
 
 
-def _read_names(data: bytes, off: int, k: int) -> tuple[list[str], int]:
-    names = []
-    for _ in range(k):
-        (n,) = _U16.unpack_from(data, off)
-        if off + 2 + n > len(data):
-            raise struct.error("path name runs past the record's end")
-        names.append(data[off + 2 : off + 2 + n].decode())
-        off += 2 + n
-    return names, off
+class _Frame(NamedTuple):
+    """A binary record's fields in the layout every version shares: the flags, the path
+    names, the float64s, the skipped flags (None: none) and the first path's index."""
+
+    flags: int
+    names: list[str]
+    vals: tuple[float, ...]
+    skipped: tuple[bool, ...] | None
+    first: int
 
 
-def _read_skipped(data: bytes, off: int, k: int, flags: int) -> tuple[tuple[bool, ...] | None, int]:
-    if not flags & _SKIPPED:
-        return None, off
-    if off + k > len(data):
-        raise struct.error("skipped flags run past the record's end")
-    return tuple(b != 0 for b in data[off : off + k]), off + k
+def _v2_doubles(flags: int, k: int) -> int:
+    """A version-2 record's float64s: prior and ε, the objective's two weights when
+    flagged, and per path the evidence plus the costs and latencies when flagged."""
+    per_path = 2 + bool(flags & _COSTS) + bool(flags & _LATENCIES)
+    return 3 + 2 * bool(flags & _OBJECTIVE) + k * per_path
 
 
-def _check_end(data: bytes, off: int, first: int, k: int) -> None:
+def _read_frame(data: bytes, doubles: Callable[[int, int], int]) -> _Frame:
+    """Parse the header (version, flags, k), k path names, ``doubles(flags, k)`` float64s,
+    the skipped flags when ``flags`` has them and the u16 first-path index, which must end
+    the record; ValueError naming the problem when it is malformed."""
+    try:
+        _, flags, k = _HEAD.unpack_from(data, 0)
+        off = _HEAD.size
+        names = []
+        for _ in range(k):
+            (n,) = _U16.unpack_from(data, off)
+            if off + 2 + n > len(data):
+                raise struct.error("path name runs past the record's end")
+            names.append(data[off + 2 : off + 2 + n].decode())
+            off += 2 + n
+        count = doubles(flags, k)
+        vals = struct.unpack_from(f"<{count}d", data, off)
+        off += 8 * count
+        skipped = None
+        if flags & _SKIPPED:
+            if off + k > len(data):
+                raise struct.error("skipped flags run past the record's end")
+            skipped = tuple(b != 0 for b in data[off : off + k])
+            off += k
+        (first,) = _U16.unpack_from(data, off)
+        off += 2
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"decision: truncated or malformed binary record ({exc})") from None
     if off != len(data):
         raise ValueError(f"decision: binary record of {len(data)} bytes, expected {off}")
     if first != _NO_FIRST and first >= k:
         raise ValueError(f"decision: first path index {first} out of range for {k} paths")
+    return _Frame(flags, names, vals, skipped, first)
