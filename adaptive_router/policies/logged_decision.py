@@ -15,6 +15,7 @@ No heavy imports (json and struct only): every store and the Outcome type depend
 
 from __future__ import annotations
 
+import abc
 import functools
 import json
 import struct
@@ -238,7 +239,7 @@ class Encoder(Protocol):
 DecisionDraft: TypeAlias = tuple[Encoder, Any, Any, Any, Any, "tuple[bool, ...] | None"]
 
 
-class DecisionRecord:
+class DecisionRecord(abc.ABC):
     """What every logged decision record holds about its paths and their lookup: the
     learned paths in the router's order, which were skipped, the exploration floor and
     the path attempted first (:class:`LoggedDecision` and
@@ -269,9 +270,9 @@ class DecisionRecord:
         except ValueError:
             return None
 
+    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON types."""
-        raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
         return (
