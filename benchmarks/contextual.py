@@ -5,8 +5,9 @@ feature-less Thompson Sampling decision, and decisions with learning per second.
     .venv/bin/python -m benchmarks.run --only contextual # the same rows in the table
 
 Workload: the MMLU prompts of ``benchmarks/data/routellm-mmlu`` through
-``text_features(dim)`` (words and word pairs, a length bucket): real text, so the number
-of non-zero features per request is what text gives (median ~80 at 1,024 buckets). The
+``text_features(dim)`` (words, a length bucket): real text, so the number of non-zero
+features per request is what text gives (median ~30 at 1,024 buckets; a row repeats the
+decision with word pairs added, ``ngrams=(1, 2)``, median ~64). The
 model of five paths first learns from 3,000 of them (so every covariance is dense), then
 each decision ranks a different prompt. Timed per call with ``perf_counter_ns`` after a
 warm-up, interleaved with the feature-less decision (``ThompsonSampling.rank`` over five
@@ -46,12 +47,14 @@ TARGET_RATE = 20_000.0
 PATHS = 5
 
 
-def _vectors(dim: int, n: int) -> tuple[list[SparseVector], float, list[int]]:
+def _vectors(
+    dim: int, n: int, ngrams: tuple[int, ...] = (1,)
+) -> tuple[list[SparseVector], float, list[int]]:
     """``n`` MMLU prompts hashed at ``dim``, the median µs of features + hashing, nnz."""
     from benchmarks.mmlu_replay import load_questions
 
     prompts = load_questions().prompt[:n]
-    f = text_features(dim=dim)
+    f = text_features(dim=dim, ngrams=ngrams)
     out, times = [], []
     for p in prompts:
         t0 = time.perf_counter_ns()
@@ -176,6 +179,11 @@ def measure_core(quick: bool) -> dict[str, float]:
         "nnz_p90": float(np.percentile(nnz, 90)),
     }
     out["decision_us"], out["ts_us"], out["read_us"] = _decision_us(1024, vectors, n_train, rng)
+    pairs, _, nnz_pairs = _vectors(1024, n_train + n_decide, ngrams=(1, 2))
+    out["nnz_pairs_median"] = float(np.median(nnz_pairs))
+    out["decision_pairs_us"], out["ts_pairs_us"], out["read_pairs_us"] = _decision_us(
+        1024, pairs, n_train, rng
+    )
     out["decision_default_us"], out["ts_default_us"], out["read_default_us"] = _decision_us(
         DEFAULT_DIM, default, n_train, rng
     )
@@ -293,6 +301,16 @@ def run(quick: bool = False) -> list[Result]:
             None,
             "one numpy take of the K · nnz(nnz+1)/2 entries a decision needs, indices "
             "prepared: the K covariances (5 x 8.4 MB) outgrow the cache",
+        ),
+        Result(
+            SECTION,
+            "decision, 1,024 hashed features, words and word pairs, 5 paths (p50)",
+            "—",
+            fmt_us(m["decision_pairs_us"]),
+            None,
+            "text_features(dim=1024, ngrams=(1, 2)), the default before 2026-12-07: median "
+            f"{m['nnz_pairs_median']:.0f} non-zero features; covariance read "
+            f"{fmt_us(m['read_pairs_us'])}; feature-less TS decision: {fmt_us(m['ts_pairs_us'])}",
         ),
         Result(
             SECTION,

@@ -296,14 +296,14 @@ class RouterChooser:
 
 
 # -- features ----------------------------------------------------------------------------
-def text_vectors(q: Questions, dim: int, ngrams: Sequence[int] = (1, 2)) -> list[SparseVector]:
+def text_vectors(q: Questions, dim: int, ngrams: Sequence[int] = (1,)) -> list[SparseVector]:
     """``text_features(dim, ngrams)`` of every prompt, hashed."""
     f = text_features(dim=dim, ngrams=ngrams)
     return [hash_features(f(p), dim) for p in q.prompt]
 
 
 def subject_vectors(
-    q: Questions, dim: int, text: bool, ngrams: Sequence[int] = (1, 2)
+    q: Questions, dim: int, text: bool, ngrams: Sequence[int] = (1,)
 ) -> list[SparseVector]:
     """The subject as an indicator feature (``{"subject": name}``), with or without the
     text's features."""
@@ -452,6 +452,11 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
             lambda q: subject_vectors(q, dim, text=False),
         ),
         "text": lin("text", "text_features()", lambda q: text_vectors(q, dim)),
+        "text-pairs": lin(
+            "text-pairs",
+            "text_features(ngrams=(1, 2)): words and word pairs",
+            lambda q: text_vectors(q, dim, ngrams=(1, 2)),
+        ),
         "router-task": PolicySpec(
             "router-task",
             "live Router, no context (choose/report on memory://)",

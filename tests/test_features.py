@@ -121,7 +121,7 @@ def test_dim_must_be_a_positive_integer() -> None:
 
 
 def test_text_features_words_pairs_and_length_bucket() -> None:
-    f = text_features()
+    f = text_features(ngrams=(1, 2))
     assert f.dim == DEFAULT_DIM
     out = f("The cat saw the CAT.")
     words = {"the": 2, "cat": 2, "saw": 1}
@@ -132,6 +132,14 @@ def test_text_features_words_pairs_and_length_bucket() -> None:
     assert out == pytest.approx({**{k: v / norm for k, v in raw.items()}, f"len:{bucket}": 1.0})
     text_part = [v for k, v in out.items() if k.startswith("w:")]
     assert math.isclose(sum(v * v for v in text_part), 1.0)
+
+
+def test_text_features_default_is_words_and_a_length_bucket() -> None:
+    out = text_features()("The cat saw the CAT.")
+    raw = {"w:the": 1.0 + math.log(2), "w:cat": 1.0 + math.log(2), "w:saw": 1.0}
+    norm = math.sqrt(sum(v * v for v in raw.values()))
+    bucket = int(math.log2(len("The cat saw the CAT.") + 1))
+    assert out == pytest.approx({**{k: v / norm for k, v in raw.items()}, f"len:{bucket}": 1.0})
 
 
 def test_text_features_reads_the_first_string_argument_or_text() -> None:
@@ -159,3 +167,15 @@ def test_text_features_options() -> None:
         text_features(ngrams=())
     with pytest.raises(ValueError, match="max_chars must be a positive integer"):
         text_features(max_chars=0)
+
+
+def test_hash_features_names_the_buckets_it_uses() -> None:
+    names: dict[int, str] = {}
+    x = hash_features({"tier": "pro", "length": 0.5, "beta": True}, 64, names=names)
+    assert sorted(names) == sorted(int(i) for i in x.indices)
+    assert set(names.values()) == {"tier=pro", "length", "beta=True"}
+    assert names[feature_index("tier=pro", 64)] == "tier=pro"
+    plain = hash_features({"tier": "pro", "length": 0.5}, 64)
+    named = hash_features({"tier": "pro", "length": 0.5}, 64, names={})
+    np.testing.assert_array_equal(plain.indices, named.indices)
+    np.testing.assert_array_equal(plain.values, named.values)

@@ -76,6 +76,7 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         "subject-context-task-cost",
         "subject-feature",
         "text",
+        "text-pairs",
         "subject+text",
         "router-task",
         "router-subject-context",

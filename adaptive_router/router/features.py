@@ -25,7 +25,6 @@ from adaptive_router.features import (
     SparseVector,
     decode_features,
     encode_features,
-    feature_index,
     hash_features,
 )
 from adaptive_router.outcomes import Outcome
@@ -42,9 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureModels", "FeatureRanking", "Features", "feature_ranking"]
 
-#: Every this many requests, the names of a request's features are noted.
-_NAME_EVERY = 16
-
 #: A path's bias is re-started from its Beta evidence when that evidence moved by this
 #: share of its weight (or by one observation) since the last start: a cold start is
 #: O(D²), too dear for every request, and a small drift changes nothing a draw can tell.
@@ -58,10 +54,9 @@ class Features:
     def __init__(self, fn: Callable[..., Any], dim: int) -> None:
         self.fn = fn
         self.dim = dim
-        #: A name seen for each hashed index (the latest of a sample of requests; bounded
-        #: by the dimension): how posteriors() names a path's influential features.
+        #: The latest name seen for each hashed index (bounded by the dimension): how
+        #: posteriors() names a path's influential features.
         self.names: dict[int, str] = {}
-        self._seen = 0
 
     def vector(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> SparseVector:
         """The request's feature vector; :class:`FeatureError` naming the problem (a
@@ -76,15 +71,10 @@ class Features:
 
     def given(self, mapping: object) -> SparseVector:
         """A mapping of feature name to value, hashed and checked (:class:`FeatureError`)."""
-        x = hash_features(mapping, self.dim)
-        self._seen += 1
-        if self._seen % _NAME_EVERY == 1 and isinstance(mapping, Mapping):
-            # A sample of requests names the buckets: naming every request's features
-            # would cost as much as hashing them.
-            for name, value in mapping.items():
-                key = f"{name}={value}" if isinstance(value, (str, bool)) else str(name)
-                self.names[feature_index(key, self.dim)] = key
-        return x
+        # Every request names its buckets (one dict store per feature, while hashing): a
+        # sample of every n-th request missed whole kinds of request whenever traffic had
+        # a period dividing n (requests alternating between two kinds, n = 16).
+        return hash_features(mapping, self.dim, names=self.names)
 
     def encode(self, x: SparseVector) -> bytes:
         return encode_features(x, self.dim)
