@@ -164,3 +164,19 @@ def test_oracle_with_estimated_gains_is_the_oracle_when_it_sees_everything() -> 
     real = mr.load_questions()
     few, sd = mr.oracle_by_subject_estimated(real, outcomes=10, draws=5)
     assert few < mr.oracle_by_subject(real) - 0.01 and sd > 0.0
+
+
+def test_figures_at_half_share_interpolate_between_the_two_targets() -> None:
+    def run(share: float, accuracy: float) -> mr.Run:
+        return mr.Run(accuracy, share, 1.0, 1.0, np.zeros(0, dtype=np.intp))
+
+    spec = mr.policies(dim=64, variance_scale=0.1)["task"]
+    low = [run(0.46, 0.70), run(0.48, 0.72)]  # mean share 0.47
+    high = [run(0.56, 0.76), run(0.58, 0.80)]  # mean share 0.57
+    row = mr.Row(spec, 1.0, 0.5, low, (1.2, high))
+    # 0.47 w + 0.57 (1 - w) = 0.5  =>  w = 0.7, per shuffle
+    assert row.weight() == pytest.approx(0.7)
+    assert row.at_share(lambda r: r.accuracy) == pytest.approx(
+        [0.7 * 0.70 + 0.3 * 0.76, 0.7 * 0.72 + 0.3 * 0.80]
+    )
+    assert mr.Row(spec, 1.0, 0.5, low).at_share(lambda r: r.share) == [0.46, 0.48]
