@@ -240,10 +240,11 @@ def text_features(
     ``max_chars`` characters are tokenised, which bounds the cost per request.
 
     Words alone by default: on the MMLU replay (benchmarks/mmlu_replay.py, 20 shuffles,
-    dimension 256) word pairs routed no better (PGR 0.568 ± 0.015 with pairs, 0.580 ±
-    0.011 without) while doubling a request's non-zero features (median 30 → 64 on
-    those questions at 1,024 buckets), and a decision reads O(non-zeros²) of each path's
-    covariance: about three times the µs per decision (benchmarks/contextual.py).
+    dimension 256, at 50% GPT-4 share) word pairs routed no better (PGR 0.590 ± 0.013
+    with pairs, 0.599 ± 0.010 without) while doubling a request's non-zero features
+    (median 33 → 71 on those questions at 1,024 buckets), and a decision reads
+    O(non-zeros²) of each path's covariance: 195 µs per decision at 1,024 buckets and
+    five paths instead of 80 (benchmarks/contextual.py).
 
     ``dim`` is the hashed dimension the router uses with these features (an attribute
     of the returned function); a larger one separates more words and costs memory and
