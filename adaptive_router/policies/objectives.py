@@ -286,14 +286,17 @@ class ObjectiveThompsonSampling(ThompsonSampling):
         return f"TS, objective {self.objective.name} ({hl})"
 
     def attempt_costs(
-        self, costs: FloatArray | None, latencies_ms: FloatArray | None
+        self,
+        costs: FloatArray | Sequence[float] | None,
+        latencies_ms: FloatArray | Sequence[float] | None,
     ) -> FloatArray | None:
         """The per-attempt objective cost c_i (None for the success objective)."""
         obj = self.objective
         if obj.ranks_by_success:
             return None
+        usd = None if costs is None else np.asarray(costs, np.float64)
         lat_s = None if latencies_ms is None else np.asarray(latencies_ms, np.float64) / 1000.0
-        c = obj.per_attempt(costs, lat_s)
+        c = obj.per_attempt(usd, lat_s)
         if np.any(np.isnan(c)) or np.any(c < 0.0):
             raise ValueError(
                 "costs and latencies must be >= 0 and not NaN (fill paths without data "
@@ -331,21 +334,15 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             one = self._rank_one_cost(successes, failures, rng, costs, latencies, price)
             order: IntArray = np.array(one, dtype=np.intp)
         else:
-            c = self.attempt_costs(
-                None if costs is None else np.asarray(costs, dtype=np.float64),
-                None if latencies is None else np.asarray(latencies, dtype=np.float64),
-            )
+            c = self.attempt_costs(costs, latencies)
             assert c is not None  # not ranking by success
             theta = self.sample(successes, failures, rng)
             key = self._keys(np.broadcast_to(c, theta.shape), theta, price)
             # Below every key: the explored path goes first.
             explore_first(key, rng, self.explore, -np.inf)
             order = self._by_key(key)
-        if after_successes is None or after_failures is None or order.shape[-1] < 3:
-            return order
-        first = order[..., 0]
-        later = self.rank_later(
-            first,
+        return self._then_later(
+            order,
             after_successes,
             after_failures,
             after_rng or rng,
@@ -353,7 +350,6 @@ class ObjectiveThompsonSampling(ThompsonSampling):
             latencies=latencies,
             price=price,
         )
-        return np.concatenate([first[..., None], later], axis=-1)
 
     def rank_later(
         self,
@@ -378,10 +374,7 @@ class ObjectiveThompsonSampling(ThompsonSampling):
                 ),
                 dtype=np.intp,
             )
-        c = self.attempt_costs(
-            None if costs is None else np.asarray(costs, dtype=np.float64),
-            None if latencies is None else np.asarray(latencies, dtype=np.float64),
-        )
+        c = self.attempt_costs(costs, latencies)
         assert c is not None  # not ranking by success
         first = np.asarray(first)
         rest, theta2 = self.sample_rest(first, after_successes, after_failures, rng)

@@ -17,7 +17,7 @@ orders the paths after the first one by it.
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -230,11 +230,24 @@ class ThompsonSampling:
             # θ <= 1 always, so 2.0 puts the explored path first.
             explore_first(theta, rng, self.explore, 2.0)
             order = np.argsort(-theta, axis=-1, kind="stable")
+        return self._then_later(order, after_successes, after_failures, after_rng or rng)
+
+    def _then_later(
+        self,
+        order: IntArray,
+        after_successes: FloatArray | None,
+        after_failures: FloatArray | None,
+        rng: np.random.Generator,
+        **later: Any,
+    ) -> IntArray:
+        """``order``'s first path, then :meth:`rank_later`'s order of the others (``later``:
+        its extra keywords in a subclass); ``order`` as it is without after-failure
+        evidence or with two paths (the second is the other one)."""
         if after_successes is None or after_failures is None or order.shape[-1] < 3:
             return order
         first = order[..., 0]
-        later = self.rank_later(first, after_successes, after_failures, after_rng or rng)
-        return np.concatenate([first[..., None], later], axis=-1)
+        rest = self.rank_later(first, after_successes, after_failures, rng, **later)
+        return np.concatenate([first[..., None], rest], axis=-1)
 
     def rank_later(
         self,
