@@ -114,8 +114,18 @@ def call_cost(prompt: str, model: int) -> float:
     return tokens_in * p_in + OUTPUT_TOKENS * p_out
 
 
-def load_questions(path: FsPath = DATA) -> Questions:
-    """All rows of the data file."""
+#: ``tokens``: each call priced by its own prompt (the report's cost model). ``flat``:
+#: every call of a model costs that model's mean over the data set, so GPT-4's share of
+#: calls and spend move together and "PGR at 50% share" reads routing quality alone (a
+#: router that prices each subject's calls by their own length buys GPT-4 where it is
+#: cheap, which a share cannot credit).
+COST_MODELS = ("tokens", "flat")
+
+
+def load_questions(path: FsPath = DATA, cost_model: str = "tokens") -> Questions:
+    """All rows of the data file, calls priced under ``cost_model`` (:data:`COST_MODELS`)."""
+    if cost_model not in COST_MODELS:
+        raise ValueError(f"cost_model must be one of {COST_MODELS}, got {cost_model!r}")
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     prompts = [r["prompt"] for r in rows]
@@ -123,6 +133,8 @@ def load_questions(path: FsPath = DATA) -> Questions:
         [[float(r["gpt_4_1106_correct"]), float(r["mixtral_8x7b_correct"])] for r in rows]
     )
     cost = np.array([[call_cost(p, 0), call_cost(p, 1)] for p in prompts])
+    if cost_model == "flat":
+        cost = np.broadcast_to(cost.mean(axis=0), cost.shape).copy()
     return Questions([r["subject"] for r in rows], prompts, correct, cost)
 
 
@@ -777,13 +789,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=DIM)
     parser.add_argument("--variance-scale", type=float, default=VARIANCE_SCALE)
     parser.add_argument("--output", type=FsPath, default=None)
+    parser.add_argument(
+        "--cost-model",
+        choices=COST_MODELS,
+        default="tokens",
+        help="tokens: each call priced by its prompt; flat: a model's mean price per call",
+    )
     args = parser.parse_args(argv)
     specs = policies(args.dim, args.variance_scale)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(specs)
     unknown = [n for n in names if n not in specs]
     if unknown:
         parser.error(f"unknown policies {unknown}; choose from {', '.join(specs)}")
-    q = load_questions()
+    q = load_questions(cost_model=args.cost_model)
     seeds = list(range(args.seeds))
     started = time.perf_counter()
     rows: list[Row] = []
@@ -819,12 +837,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(q, rows, curves, same_spend, args, secs)
     print(text)
     output = args.output
-    if output is None and not args.only and not args.quick and args.seeds >= 20:
+    full = not args.only and not args.quick and args.cost_model == "tokens"
+    if output is None and full and args.seeds >= 20:
         output = RESULTS
     if output is not None:
         output.write_text(text)
         print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def _flat_note(q: Questions) -> str:
+    g, m = (float(c) * 1000 for c in q.cost[0])
+    return (
+        f"; **flat** (`--cost-model flat`): every call of a model costs that model's mean "
+        f"over the data set, GPT-4 {g:.4f} $ and Mixtral {m:.4f} $ per 1,000 calls, so "
+        "GPT-4's share of calls and spend move together"
+    )
 
 
 def report(
@@ -906,7 +934,8 @@ extra tables). Source: `benchmarks/mmlu_replay.py`; data: `benchmarks/data/route
   calibrate the targets. Intervals are 95% t-intervals over the shuffles.
 - Cost model: GPT-4-1106 $10 / $30 per million input / output tokens, Mixtral-8x7B
   $0.60 / $0.60; input tokens = ceil(characters / {CHARS_PER_TOKEN}); {OUTPUT_TOKENS}
-  output token. A 50/50 random mix costs {b0 * 1000:.4f} $ per 1,000 questions.
+  output token{_flat_note(q) if args.cost_model == "flat" else ""}. A 50/50 random mix
+  costs {b0 * 1000:.4f} $ per 1,000 questions.
 - Linear policies: `ContextualThompsonSampling(dim={args.dim},
   variance_scale={args.variance_scale})`, other parameters at their defaults. Every
   paced policy runs under `SpendPacer` (gain {DEFAULT_GAIN}) and chooses by θ - λ·c

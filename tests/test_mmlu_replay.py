@@ -39,6 +39,17 @@ def test_cost_model_is_list_price_times_tokens(questions: mr.Questions) -> None:
     assert 16 < ratio < 17.5
 
 
+def test_flat_cost_model_charges_each_model_its_mean_call(questions: mr.Questions) -> None:
+    flat = mr.load_questions(cost_model="flat")
+    assert flat.correct is not questions.correct and np.array_equal(flat.correct, questions.correct)
+    means = questions.cost.mean(axis=0)
+    assert np.allclose(flat.cost, means[None, :], rtol=0, atol=0)
+    # Same money per question overall, so the 50/50 mix costs the same under both models.
+    assert mr.mix_budget(flat) == pytest.approx(mr.mix_budget(questions), rel=1e-12)
+    with pytest.raises(ValueError, match="cost_model must be one of"):
+        mr.load_questions(cost_model="per-token")
+
+
 def _toy() -> mr.Questions:
     # Subject a: only GPT-4 right; b: both right; c: only Mixtral right. 4 questions each.
     correct = [[1, 0]] * 4 + [[1, 1]] * 4 + [[0, 1]] * 4
