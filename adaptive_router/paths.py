@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
@@ -64,6 +65,13 @@ class Path:
     a refused connection) stays $0. With it, ``costs()`` is complete (not a lower bound)
     once every path's cost is known; it is also the path's cost prior when
     ``expected_cost_usd`` is not given.
+    ``estimate_cost_usd``: a function of the request's arguments (called as the path would
+    be, ``estimate_cost_usd(*args, **kwargs)``) returning what calling this path on this
+    request is expected to cost in USD, or None for no estimate. Where the router weighs
+    cost (a spend target's ``θ - λ·c``, ``objective="cost"``, ``max_cost_usd``), it
+    replaces the path's learned mean cost for that request: calls whose price grows with
+    the input (tokens) are then bought where they gain most per dollar, not at the mean.
+    Bad estimates: see :meth:`Router.run` and :meth:`Router.choose`.
     ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
     it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.
@@ -83,6 +91,7 @@ class Path:
     expected_latency_ms: float | None = None
     expected_tokens: tuple[int, int] | None = None
     cost_usd: float | None = None
+    estimate_cost_usd: Callable[..., float | None] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -143,6 +152,12 @@ class Path:
                     f"cost of one attempt, e.g. cost_usd=0.0 for a regex) or None, got {cost!r}"
                 )
             self.cost_usd = float(cost)
+        if self.estimate_cost_usd is not None and not callable(self.estimate_cost_usd):
+            raise ConfigurationError(
+                f"path {self.name!r}: estimate_cost_usd must be a function of the request's "
+                "arguments returning USD (e.g. lambda prompt: len(prompt) / 4 * 10e-6) or "
+                f"None, got {self.estimate_cost_usd!r}"
+            )
         if self.expected_tokens is not None:
             self.expected_tokens = _check_tokens(self.name, self.model, self.expected_tokens)
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
@@ -204,3 +219,28 @@ def as_path(p: Path | Callable[..., Any]) -> Path:
     if isinstance(p, Path):
         return p
     return Path(p)
+
+
+def estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
+    """``path.estimate_cost_usd(*args, **kwargs)`` checked: None, or a finite float >= 0;
+    anything else (or an exception) is a ValueError naming the path."""
+    fn = path.estimate_cost_usd
+    if fn is None:
+        return None
+    try:
+        value = fn(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"path {path.name!r}: estimate_cost_usd returned {value!r}; it must return a "
+            "finite number of USD >= 0, or None for no estimate"
+        )
+    return float(value)

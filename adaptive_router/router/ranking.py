@@ -33,7 +33,7 @@ from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.metering.cost_priors import cost_priors
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior
-from adaptive_router.paths import Path, check_name
+from adaptive_router.paths import Path, check_name, estimated_cost
 from adaptive_router.policies.contextual_decision import GaussianDecisionEncoder
 from adaptive_router.policies.logged_decision import (
     DecisionDraft,
@@ -124,6 +124,8 @@ class Ranking:
         self._priced_enc: PricedDecisionEncoder | None = None
         self._gauss_enc: GaussianDecisionEncoder | None = None
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
+        #: Whether any learned path estimates each request's cost (else none is asked).
+        self._estimates = any(p.estimate_cost_usd is not None for p in self.paths)
 
     @property
     def half_life(self) -> float | None:
@@ -194,7 +196,11 @@ class Ranking:
         return s * scale + own_s, f * scale + own_f
 
     def rank(
-        self, now: float, context: str = "", x: SparseVector | None = None
+        self,
+        now: float,
+        context: str = "",
+        x: SparseVector | None = None,
+        estimates: Sequence[float | None] | None = None,
     ) -> tuple[Iterable[Path], DecisionDraft | None]:
         """The request's order (sampled, open breakers to the back, the fallback last) and,
         with :attr:`log_decisions` on, the evidence of the decision (else None): the
@@ -204,7 +210,8 @@ class Ranking:
 
         When the after-failure evidence orders the positions after the first, the order
         is an iterator that draws them (:meth:`later`) only when the walk gets past the
-        first path: most requests succeed at once and need no such draws."""
+        first path: most requests succeed at once and need no such draws. ``estimates``
+        (:meth:`request_costs`) replace the learned costs of the paths that have one."""
         s, f, _, _ = self.evidence(now, context)
         c = lat = None
         draft: DecisionDraft | None = None
@@ -212,7 +219,7 @@ class Ranking:
         if self.features is not None:
             paced = None
             if self._pacer is not None:
-                costs, _ = self.expected(now, context)
+                costs, _ = self._costs(now, context, estimates)
                 paced = paced_costs(costs, self._cost_priors)
             decision = self.features.models.rank(
                 context, x, self.rng, s, f, paced, self.price(now) if paced else 0.0
@@ -230,7 +237,7 @@ class Ranking:
                 )
         elif self._pacer is not None:
             assert self._objective is not None  # a pacer comes with a paced objective
-            costs, _ = self.expected(now, context)
+            costs, _ = self._costs(now, context, estimates)
             charged = paced_costs(costs, self._cost_priors)
             lam = self.price(now)
             ranked = self._objective.rank(s, f, self.rng, costs=charged, price=lam)
@@ -239,7 +246,7 @@ class Ranking:
                 draft = (self._priced_encoder(), s, f, charged, lam, self._skipped())
         elif self._objective is not None:
             obj = self._objective.objective
-            costs, latencies = self.expected(now, context)
+            costs, latencies = self._costs(now, context, estimates)
             c = _filled(costs, self._cost_priors, "expected_cost_usd") if obj.uses_cost else None
             lat = (
                 _filled(latencies, self._latency_priors, "expected_latency_ms")
@@ -328,6 +335,33 @@ class Ranking:
                 "task %s: request ranked without features: %s",
                 (task, exc),
                 "task %s: %d more requests ranked without features in the last %g s",
+                (task,),
+                {"task": task, "error": str(exc)},
+            )
+            return None
+
+    def request_costs(
+        self, args: Any, kwargs: Any, log: ThrottledLog | None = None
+    ) -> list[float | None] | None:
+        """Each learned path's cost estimate for a request (``Path.estimate_cost_usd`` of
+        its arguments, None where a path has none or returns None), or None when no path
+        estimates or the request has no arguments. A bad estimate raises ValueError naming
+        the path; with ``log`` (:meth:`Router.run`) the request is instead ranked by the
+        learned costs and ``log`` says so once per window: an estimator's bug must not
+        take the requests down."""
+        if not self._estimates or not (args or kwargs):
+            return None
+        try:
+            return [estimated_cost(p, args, kwargs) for p in self.paths]
+        except ValueError as exc:
+            if log is None:
+                raise
+            task = self.recorder.task
+            log.log(
+                ("cost_estimate",),
+                "task %s: request ranked by learned costs: %s",
+                (task, exc),
+                "task %s: %d more requests ranked by learned costs in the last %g s",
                 (task,),
                 {"task": task, "error": str(exc)},
             )
@@ -429,11 +463,26 @@ class Ranking:
         rows = [means.get(p.name or "", none) for p in self.paths]
         return [r[0] for r in rows], [r[1] for r in rows]
 
-    def known_costs(self, now: float = 0.0, context: str = "") -> dict[str, float]:
+    def _costs(
+        self, now: float, context: str, estimates: Sequence[float | None] | None
+    ) -> tuple[list[float | None], list[float | None]]:
+        """:meth:`expected`, each path's cost replaced by its estimate for the request
+        where it has one."""
+        costs, latencies = self.expected(now, context)
+        if estimates is not None:
+            costs = [c if e is None else e for c, e in zip(costs, estimates, strict=True)]
+        return costs, latencies
+
+    def known_costs(
+        self,
+        now: float = 0.0,
+        context: str = "",
+        estimates: Sequence[float | None] | None = None,
+    ) -> dict[str, float]:
         """Expected cost per attempt by learned path (in ``context``, as :meth:`expected`):
-        measured, else the path's prior; paths with neither are left out (a budget
-        cannot judge them)."""
-        costs, _ = self.expected(now, context)
+        the request's estimate (:meth:`request_costs`), else measured, else the path's
+        prior; paths with none are left out (a budget cannot judge them)."""
+        costs, _ = self._costs(now, context, estimates)
         out: dict[str, float] = {}
         for p, c, prior in zip(self.paths, costs, self._cost_priors, strict=True):
             v = c if c is not None else prior

@@ -393,7 +393,10 @@ class Router:
 
     # -- the request core shared by run and arun ---------------------------------
     def _begin(
-        self, context: str = "", x: SparseVector | None = None
+        self,
+        context: str = "",
+        x: SparseVector | None = None,
+        estimates: list[float | None] | None = None,
     ) -> tuple[str, Iterable[Path], DecisionDraft | None]:
         if self._closed:
             raise RuntimeError("this Router is closed; create a new one")
@@ -402,18 +405,19 @@ class Router:
         rid = new_request_id()
         if self._observers.items:  # the list itself: no __bool__ call per request
             self._observers.emit("request_started", self.task, rid)
-        return rid, *self.ranking.rank(self.clock(), context, x)
+        return rid, *self.ranking.rank(self.clock(), context, x, estimates)
 
     # -- requests ----------------------------------------------------------------
     def _attempts(self, context: str | None, args: Any, kwargs: Any) -> Attempts:
         ranking = self.ranking
         ctx = ranking.context(context, args, kwargs)
         x = ranking.run_features(args, kwargs, self._log) if ranking.features else None
-        rid, order, decision = self._begin(ctx, x)
+        est = ranking.request_costs(args, kwargs, self._log)
+        rid, order, decision = self._begin(ctx, x, est)
         budget = None
         if self.budget.active:
             priced = self.budget.max_cost_usd is not None
-            costs = ranking.known_costs(self.clock(), ctx) if priced else None
+            costs = ranking.known_costs(self.clock(), ctx, est) if priced else None
             budget = self.budget.start(self._fallback_name, costs)
         req = Attempts(self._core, rid, ctx, order, args, kwargs, budget, decision)
         if x is not None:
@@ -449,6 +453,8 @@ class Router:
         Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
         Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
         none succeeds. ``context`` (or ``context_fn``) picks the posteriors to route by.
+        A path's ``estimate_cost_usd`` that raises or returns a bad value does not fail
+        the request: it is ranked by the learned costs, with one warning per window.
         """
         req = self._attempts(context, args, kwargs)
         walk(req, args, kwargs)
@@ -532,10 +538,13 @@ class Router:
         :meth:`run` takes them), else none (each path's success rate); the vector is kept
         with the pending decision, so the report updates the right statistics. Bad
         features raise :class:`~adaptive_router.features.FeatureError` naming the feature.
+        Paths with ``estimate_cost_usd`` are priced for the request's arguments (none
+        given: by their learned costs); an estimator that raises or returns anything but
+        a finite number >= 0 or None raises ValueError naming the path.
         """
         x = self.ranking.choose_features(args, kwargs, features)
         ctx = self.ranking.context(context, args, kwargs)
-        rid, order, _ = self._begin(ctx, x)
+        rid, order, _ = self._begin(ctx, x, self.ranking.request_costs(args, kwargs))
         # Decision.order lists every position, so the later ones are drawn now.
         whole = list(order)
         return self._feedback.choose(rid, whole, ctx, self._recorder, self.ranking.encode(x))
