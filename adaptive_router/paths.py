@@ -71,7 +71,8 @@ class Path:
     cost (a spend target's ``θ - λ·c``, ``objective="cost"``, ``max_cost_usd``), it
     replaces the path's learned mean cost for that request: calls whose price grows with
     the input (tokens) are then bought where they gain most per dollar, not at the mean.
-    Bad estimates: see :meth:`Router.run` and :meth:`Router.choose`.
+    It is not called when nothing weighs cost. Bad estimates: see :meth:`Router.run` and
+    :meth:`Router.choose`.
     ``enforces_timeout`` marks a path that applies ``timeout`` itself (provider paths pass
     it to the SDK), so the router does not wrap it in a watchdog thread.
     A bare callable given to :class:`Router` becomes ``Path(fn)``.

@@ -178,21 +178,30 @@ def test_an_estimator_that_is_not_a_function_is_a_configuration_error() -> None:
         Path(lambda: 1, name="p", estimate_cost_usd=0.01)  # type: ignore[arg-type]
 
 
-def test_an_estimator_with_no_cost_weighing_objective_is_never_needed_to_route() -> None:
-    # Without a cost objective the estimate is not asked for the order... but it is still
-    # checked, so a broken estimator shows up before a cost objective is switched on.
+def test_an_estimator_is_not_called_when_nothing_weighs_cost() -> None:
     calls: list[str] = []
 
     def estimate(text: str) -> float:
         calls.append(text)
         return 0.001
 
-    with Router(
-        [Path(lambda t: t, name="a", estimate_cost_usd=estimate), Path(lambda t: t, name="b")],
-        bool,
-        "plain",
-        store="memory://",
-        learning=Learning(seed=0),
-    ) as router:
-        assert router.run("hello") == "hello"
-    assert calls == ["hello"]
+    def router(**kw: Any) -> Router:
+        paths = [
+            Path(lambda t: t, name="a", estimate_cost_usd=estimate),
+            Path(lambda t: t, name="b"),
+        ]
+        return Router(paths, bool, "plain", store="memory://", learning=Learning(seed=0), **kw)
+
+    for kw in ({}, {"objective": "latency"}, {"budget": Budget(max_attempts=1)}):
+        with router(**kw) as r:
+            assert r.run("hello") == "hello" and r.choose("hello").path in ("a", "b")
+    assert calls == []
+    for kw in (
+        {"objective": "cost"},
+        {"budget": Budget(max_cost_usd=1.0)},
+        {"objective": Objective(target_usd_per_request=0.01)},
+    ):
+        with router(**kw) as r:
+            r.run("hello")
+        assert calls == ["hello"], kw
+        calls.clear()

@@ -81,6 +81,7 @@ class Ranking:
         pricer: Pricer | None = None,
         log_decisions: bool = False,
         features: FeatureRanking | None = None,
+        budget_prices: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.fallback = fallback
@@ -124,8 +125,15 @@ class Ranking:
         self._priced_enc: PricedDecisionEncoder | None = None
         self._gauss_enc: GaussianDecisionEncoder | None = None
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
-        #: Whether any learned path estimates each request's cost (else none is asked).
-        self._estimates = any(p.estimate_cost_usd is not None for p in self.paths)
+        #: Ask the paths' estimates of each request's cost: only when a path has one and
+        #: something weighs cost (the spend target, objective="cost", or ``budget_prices``:
+        #: a ``max_cost_usd`` budget), so an unused estimator costs nothing per request.
+        weighs = (
+            self._pacer is not None
+            or budget_prices
+            or (self._objective is not None and self._objective.objective.uses_cost)
+        )
+        self._estimates = weighs and any(p.estimate_cost_usd is not None for p in self.paths)
 
     @property
     def half_life(self) -> float | None:
@@ -345,10 +353,10 @@ class Ranking:
     ) -> list[float | None] | None:
         """Each learned path's cost estimate for a request (``Path.estimate_cost_usd`` of
         its arguments, None where a path has none or returns None), or None when no path
-        estimates or the request has no arguments. A bad estimate raises ValueError naming
-        the path; with ``log`` (:meth:`Router.run`) the request is instead ranked by the
-        learned costs and ``log`` says so once per window: an estimator's bug must not
-        take the requests down."""
+        estimates, nothing weighs cost, or the request has no arguments. A bad estimate
+        raises ValueError naming the path; with ``log`` (:meth:`Router.run`) the request
+        is instead ranked by the learned costs and ``log`` says so once per window: an
+        estimator's bug must not take the requests down."""
         if not self._estimates or not (args or kwargs):
             return None
         try:

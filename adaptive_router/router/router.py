@@ -317,6 +317,7 @@ class Router:
             pricer=self._pricer,
             log_decisions=self._decisions is not None,
             features=by_features,
+            budget_prices=self.budget.max_cost_usd is not None,
         )
         self._unsubscribe.extend(self.ranking.track_breakers())
         if self._decisions is not None:
