@@ -268,7 +268,9 @@ class RouterChooser:
     ``features=text_features(dim)`` router), ``report`` is ``Router.report`` with the
     stored correctness and the call's cost; on ``memory://`` under
     ``Objective(target_usd_per_request=target)``, its clock the question's position. The
-    paths are never called (``choose``/``report`` only)."""
+    paths are never called (``choose``/``report`` only). A ``*-priced`` mode gives each
+    path ``estimate_cost_usd``, the question's price under the cost model, so the spend
+    term prices each call instead of the path's mean."""
 
     def __init__(
         self,
@@ -282,13 +284,23 @@ class RouterChooser:
         from adaptive_router.features import text_features
 
         self.q, self.mode, self.now = q, mode, 0.0
+        self.priced = mode.endswith("-priced")
+        self.mode = mode.removesuffix("-priced")
+        row = {p: i for i, p in enumerate(q.prompt)}  # a prompt's price is its row's
+
+        def estimate(k: int) -> Callable[[str], float]:
+            return lambda prompt: float(q.cost[row[prompt], k])
+
         self.router = Router(
-            [Path(lambda: None, name=m) for m in MODELS],
+            [
+                Path(lambda: None, name=m, estimate_cost_usd=estimate(k) if self.priced else None)
+                for k, m in enumerate(MODELS)
+            ],
             bool,
             "mmlu",
             store="memory://",
             objective=Objective(target_usd_per_request=target),
-            features=text_features(dim) if mode == "text" else None,
+            features=text_features(dim) if self.mode == "text" else None,
             learning=Learning(seed=rng, clock=lambda: self.now),
             observability=Observability(metrics=False, capture_usage=False, heartbeat=None),
         )
@@ -297,12 +309,12 @@ class RouterChooser:
 
     def choose(self, i: int, at: float) -> int:
         self.now = at
+        # A priced router gets the prompt as the request's argument, whatever it ranks by.
+        args = (self.q.prompt[i],) if self.mode == "text" or self.priced else ()
         if self.mode == "subject-context":
-            d = self.router.choose(context=self.q.subject[i])
-        elif self.mode == "text":
-            d = self.router.choose(self.q.prompt[i])
+            d = self.router.choose(*args, context=self.q.subject[i])
         else:
-            d = self.router.choose()
+            d = self.router.choose(*args)
         self.pending = d.request_id
         return self.index[d.path]
 
@@ -487,6 +499,18 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
             "router-text",
             "live Router, features=text_features() (choose/report on memory://)",
             lambda q, b, rng: RouterChooser(q, b, rng, "text", dim),
+        ),
+        "router-subject-context-priced": PolicySpec(
+            "router-subject-context-priced",
+            "live Router, subject as context=, each call priced by its prompt "
+            "(Path(estimate_cost_usd=...))",
+            lambda q, b, rng: RouterChooser(q, b, rng, "subject-context-priced", dim),
+        ),
+        "router-text-priced": PolicySpec(
+            "router-text-priced",
+            "live Router, features=text_features(), each call priced by its prompt "
+            "(Path(estimate_cost_usd=...))",
+            lambda q, b, rng: RouterChooser(q, b, rng, "text-priced", dim),
         ),
         "subject+text": lin(
             "subject+text",

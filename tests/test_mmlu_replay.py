@@ -92,6 +92,8 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         "router-task",
         "router-subject-context",
         "router-text",
+        "router-subject-context-priced",
+        "router-text-priced",
     }
     for name, spec in specs.items():
         order = mr.shuffle(len(q), 3)
@@ -110,6 +112,18 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         # The same seed replays the same choices.
         again = mr.replay(q, order, spec.build(q, target, np.random.default_rng(4)), target)
         assert np.array_equal(again.picks, run.picks)
+
+
+@pytest.mark.parametrize("mode", ["subject-context-priced", "text-priced"])
+def test_a_priced_router_prices_each_question_by_its_prompt(
+    questions: mr.Questions, mode: str
+) -> None:
+    q = questions.take(range(0, 14_000, 700))
+    chooser = mr.RouterChooser(q, mr.mix_budget(q), np.random.default_rng(0), mode, dim=64)
+    for i in (0, 7, 19):
+        assert chooser.router.ranking.request_costs((q.prompt[i],), {}) == list(q.cost[i])
+    plain = mr.RouterChooser(q, mr.mix_budget(q), np.random.default_rng(0), "text", dim=64)
+    assert plain.router.ranking.request_costs((q.prompt[0],), {}) is None
 
 
 @pytest.mark.parametrize("name", ["subject-context", "subject-feature", "router-subject-context"])
