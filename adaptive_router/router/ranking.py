@@ -125,15 +125,16 @@ class Ranking:
         self._priced_enc: PricedDecisionEncoder | None = None
         self._gauss_enc: GaussianDecisionEncoder | None = None
         self._latency_priors = [p.expected_latency_ms for p in self.paths]
-        #: Ask the paths' estimates of each request's cost: only when a path has one and
-        #: something weighs cost (the spend target, objective="cost", or ``budget_prices``:
-        #: a ``max_cost_usd`` budget), so an unused estimator costs nothing per request.
+        #: Whether :meth:`request_costs` asks the paths' estimates of a request's cost:
+        #: only when a path has one and something weighs cost (the spend target,
+        #: objective="cost", or ``budget_prices``: a ``max_cost_usd`` budget). The router
+        #: reads it before calling, so routers without estimates pay no call per request.
         weighs = (
             self._pacer is not None
             or budget_prices
             or (self._objective is not None and self._objective.objective.uses_cost)
         )
-        self._estimates = weighs and any(p.estimate_cost_usd is not None for p in self.paths)
+        self.prices_requests = weighs and any(p.estimate_cost_usd is not None for p in self.paths)
 
     @property
     def half_life(self) -> float | None:
@@ -357,7 +358,7 @@ class Ranking:
         raises ValueError naming the path; with ``log`` (:meth:`Router.run`) the request
         is instead ranked by the learned costs and ``log`` says so once per window: an
         estimator's bug must not take the requests down."""
-        if not self._estimates or not (args or kwargs):
+        if not self.prices_requests or not (args or kwargs):
             return None
         try:
             return [estimated_cost(p, args, kwargs) for p in self.paths]

@@ -413,7 +413,7 @@ class Router:
         ranking = self.ranking
         ctx = ranking.context(context, args, kwargs)
         x = ranking.run_features(args, kwargs, self._log) if ranking.features else None
-        est = ranking.request_costs(args, kwargs, self._log)
+        est = ranking.request_costs(args, kwargs, self._log) if ranking.prices_requests else None
         rid, order, decision = self._begin(ctx, x, est)
         budget = None
         if self.budget.active:
