@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -234,9 +235,10 @@ def estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
         raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
     if value is None:
         return None
+    # numbers.Real: an estimate computed with numpy (float32 too) is a number as well.
     if (
         isinstance(value, bool)
-        or not isinstance(value, (int, float))
+        or not isinstance(value, numbers.Real)
         or not math.isfinite(value)
         or value < 0
     ):

@@ -173,6 +173,18 @@ def test_a_bad_estimate_raises_in_choose_and_is_logged_once_in_run(
         assert sum(s.attempts for s in router.stats()) == 5
 
 
+def test_numpy_estimates_are_numbers() -> None:
+    import numpy as np
+
+    paths = [
+        Path(lambda t: t, name="a", estimate_cost_usd=lambda t: np.float32(0.25)),
+        Path(lambda t: t, name="b", estimate_cost_usd=lambda t: np.int64(0)),
+        Path(lambda t: t, name="c"),
+    ]
+    with Router(paths, bool, "np", store="memory://", objective="cost") as router:
+        assert router.ranking.request_costs(("q",), {}) == [0.25, 0.0, None]
+
+
 def test_an_estimator_that_is_not_a_function_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="estimate_cost_usd must be a function"):
         Path(lambda: 1, name="p", estimate_cost_usd=0.01)  # type: ignore[arg-type]
