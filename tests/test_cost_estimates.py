@@ -73,13 +73,6 @@ def _serve(estimate: bool, n: int, seed: int = 3) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Any:
-    logging.getLogger("adaptive_router").setLevel(logging.ERROR)
-    yield
-    logging.getLogger("adaptive_router").setLevel(logging.NOTSET)
-
-
 def test_a_spend_target_buys_the_dear_path_where_the_request_makes_it_cheap() -> None:
     a, b = _serve(estimate=True, n=3000), _serve(estimate=False, n=3000)
     # Per request: the dear path for nearly every short request (it costs 0.001 there),

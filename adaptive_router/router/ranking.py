@@ -338,15 +338,7 @@ class Ranking:
         try:
             return fr.features.vector(args, kwargs)
         except FeatureError as exc:
-            task = self.recorder.task
-            log.log(
-                ("features",),
-                "task %s: request ranked without features: %s",
-                (task, exc),
-                "task %s: %d more requests ranked without features in the last %g s",
-                (task,),
-                {"task": task, "error": str(exc)},
-            )
+            self._ranked_anyway(log, "features", "without features", exc)
             return None
 
     def request_costs(
@@ -365,16 +357,21 @@ class Ranking:
         except ValueError as exc:
             if log is None:
                 raise
-            task = self.recorder.task
-            log.log(
-                ("cost_estimate",),
-                "task %s: request ranked by learned costs: %s",
-                (task, exc),
-                "task %s: %d more requests ranked by learned costs in the last %g s",
-                (task,),
-                {"task": task, "error": str(exc)},
-            )
+            self._ranked_anyway(log, "cost_estimate", "by learned costs", exc)
             return None
+
+    def _ranked_anyway(self, log: ThrottledLog, key: str, how: str, exc: Exception) -> None:
+        """Say once per window (``key``) that a request was ranked ``how`` because of a
+        bad input ``exc`` from the user's function, and count the rest."""
+        task = self.recorder.task
+        log.log(
+            (key,),
+            f"task %s: request ranked {how}: %s",
+            (task, exc),
+            f"task %s: %d more requests ranked {how} in the last %g s",
+            (task,),
+            {"task": task, "error": str(exc)},
+        )
 
     def choose_features(
         self, args: Any, kwargs: Any, given: Mapping[str, Any] | None
