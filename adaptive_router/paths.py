@@ -5,13 +5,11 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import numbers
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
@@ -221,29 +219,3 @@ def as_path(p: Path | Callable[..., Any]) -> Path:
     if isinstance(p, Path):
         return p
     return Path(p)
-
-
-def estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
-    """``path.estimate_cost_usd(*args, **kwargs)`` checked: None, or a finite float >= 0;
-    anything else (or an exception) is a ValueError naming the path."""
-    fn = path.estimate_cost_usd
-    if fn is None:
-        return None
-    try:
-        value = fn(*args, **kwargs)
-    except Exception as exc:
-        raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
-    if value is None:
-        return None
-    # numbers.Real: an estimate computed with numpy (float32 too) is a number as well.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"path {path.name!r}: estimate_cost_usd returned {value!r}; it must return a "
-            "finite number of USD >= 0, or None for no estimate"
-        )
-    return float(value)

@@ -130,11 +130,11 @@ def test_objective_cost_and_max_cost_usd_judge_the_request_estimate() -> None:
 @pytest.mark.parametrize(
     ("estimate", "says"),
     [
-        (lambda text: math.nan, "returned nan"),
-        (lambda text: -0.01, "returned -0.01"),
-        (lambda text: math.inf, "returned inf"),
-        (lambda text: "0.01", "returned '0.01'"),
-        (lambda text: True, "returned True"),
+        (lambda text: math.nan, "got nan"),
+        (lambda text: -0.01, "got -0.01"),
+        (lambda text: math.inf, "got inf"),
+        (lambda text: "0.01", "got '0.01'"),
+        (lambda text: True, "got True"),
         (lambda text: 1 / 0, "raised ZeroDivisionError"),
     ],
 )

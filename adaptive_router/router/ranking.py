@@ -32,8 +32,8 @@ from adaptive_router.features import FeatureError, SparseVector
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.metering.cost_priors import cost_priors
 from adaptive_router.metering.prices import Pricer
-from adaptive_router.outcomes import Posterior
-from adaptive_router.paths import Path, check_name, estimated_cost
+from adaptive_router.outcomes import Posterior, check_amount
+from adaptive_router.paths import Path, check_name
 from adaptive_router.policies.contextual_decision import GaussianDecisionEncoder
 from adaptive_router.policies.logged_decision import (
     DecisionDraft,
@@ -353,7 +353,7 @@ class Ranking:
         if not self.prices_requests or not (args or kwargs):
             return None
         try:
-            return [estimated_cost(p, args, kwargs) for p in self.paths]
+            return [_estimated_cost(p, args, kwargs) for p in self.paths]
         except ValueError as exc:
             if log is None:
                 raise
@@ -618,3 +618,17 @@ def _filled(
     # Every path measured (the steady state): nothing to fill, and no per-request
     # re-check of priors that Path already validated.
     return means  # type: ignore[return-value]  # no None left
+
+
+def _estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
+    """``path.estimate_cost_usd(*args, **kwargs)`` checked as an amount (None, or a finite
+    number >= 0, numpy's too, as a float); an exception or another value is a ValueError
+    naming the path."""
+    fn = path.estimate_cost_usd
+    if fn is None:
+        return None
+    try:
+        value = fn(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
+    return check_amount(f"path {path.name!r}: estimate_cost_usd (its return value)", value)
