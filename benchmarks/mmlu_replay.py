@@ -283,17 +283,19 @@ class RouterChooser:
         from adaptive_router import Learning, Objective, Observability, Path, Router
         from adaptive_router.features import text_features
 
-        self.q, self.mode, self.now = q, mode, 0.0
+        self.q, self.now = q, 0.0
         self.priced = mode.endswith("-priced")
         self.mode = mode.removesuffix("-priced")
-        row = {p: i for i, p in enumerate(q.prompt)}  # a prompt's price is its row's
+        row = {p: i for i, p in enumerate(q.prompt)} if self.priced else {}
 
-        def estimate(k: int) -> Callable[[str], float]:
-            return lambda prompt: float(q.cost[row[prompt], k])
+        def estimate(k: int) -> Callable[[str], float] | None:
+            if not self.priced:
+                return None
+            return lambda prompt: float(q.cost[row[prompt], k])  # a prompt's price is its row's
 
         self.router = Router(
             [
-                Path(lambda: None, name=m, estimate_cost_usd=estimate(k) if self.priced else None)
+                Path(lambda: None, name=m, estimate_cost_usd=estimate(k))
                 for k, m in enumerate(MODELS)
             ],
             bool,
