@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -56,7 +57,11 @@ class Path:
     ``expected_tokens=(input, output)``: the tokens one attempt is expected to use; a path
     with a ``model`` and no ``expected_cost_usd`` then gets the model's price for them
     (priced by the router's ``prices``/genai-prices, once, when the router is built) as
-    its cost prior. ``expected_cost_usd`` wins when both are given.
+    its cost prior. ``expected_cost_usd`` wins when both are given. It may instead be a
+    function of the request's arguments (``expected_tokens(*args, **kwargs)``) returning
+    ``(input, output)`` for that request: the router prices it at the model's price per
+    request, as it would ``estimate_cost_usd`` (which wins when both are given), and the
+    path then has no cost prior (provider paths build one with ``price_each_request=True``).
     ``cost_usd``: what one attempt costs, declared, for a path whose calls report no
     usage (a regex, a local model, a flat-priced API). It is the cost of every attempt
     whose cost is otherwise unknown: usage the path returns (a :class:`Result`) or its
@@ -89,7 +94,7 @@ class Path:
     metadata: dict[str, Any] = field(default_factory=dict)
     expected_cost_usd: float | None = None
     expected_latency_ms: float | None = None
-    expected_tokens: tuple[int, int] | None = None
+    expected_tokens: tuple[int, int] | Callable[..., tuple[int, int]] | None = None
     cost_usd: float | None = None
     estimate_cost_usd: Callable[..., float | None] | None = None
 
@@ -158,7 +163,14 @@ class Path:
                 "arguments returning USD (e.g. lambda prompt: len(prompt) / 4 * 10e-6) or "
                 f"None, got {self.estimate_cost_usd!r}"
             )
-        if self.expected_tokens is not None:
+        if callable(self.expected_tokens):
+            if self.model is None:
+                raise ConfigurationError(
+                    f"path {self.name!r}: expected_tokens is priced at the path's model, and it "
+                    "has none; give model=... or estimate the cost itself with "
+                    "estimate_cost_usd=..."
+                )
+        elif self.expected_tokens is not None:
             self.expected_tokens = _check_tokens(self.name, self.model, self.expected_tokens)
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
             raise ConfigurationError(
@@ -173,18 +185,27 @@ class Path:
 def _check_tokens(name: str, model: str | None, value: object) -> tuple[int, int]:
     """``expected_tokens`` as ``(input, output)``: two ints >= 0, on a path with a model
     (the tokens are priced at the model's price; without one they would say nothing)."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    counts = [n for n in pair if isinstance(n, int) and not isinstance(n, bool) and n >= 0]
-    if len(pair) != 2 or len(counts) != 2:
+    counts = token_pair(value)
+    if counts is None:
         raise ConfigurationError(
             f"path {name!r}: expected_tokens must be (input_tokens, output_tokens), two "
-            f"ints >= 0 per attempt (e.g. expected_tokens=(1200, 300)), or None; got {value!r}"
+            f"ints >= 0 per attempt (e.g. expected_tokens=(1200, 300)), a function of the "
+            f"request returning them, or None; got {value!r}"
         )
     if model is None:
         raise ConfigurationError(
             f"path {name!r}: expected_tokens is priced at the path's model, and it has none; "
             "give model=... or state the cost itself with expected_cost_usd=..."
         )
+    return counts
+
+
+def token_pair(value: object) -> tuple[int, int] | None:
+    """``value`` as ``(input, output)`` tokens, two ints >= 0 (numpy's too), else None."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    counts = [int(n) for n in pair if isinstance(n, numbers.Integral) and not isinstance(n, bool)]
+    if len(pair) != 2 or len(counts) != 2 or min(counts) < 0:
+        return None
     return (counts[0], counts[1])
 
 

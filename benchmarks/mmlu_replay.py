@@ -269,8 +269,10 @@ class RouterChooser:
     stored correctness and the call's cost; on ``memory://`` under
     ``Objective(target_usd_per_request=target)``, its clock the question's position. The
     paths are never called (``choose``/``report`` only). A ``*-priced`` mode gives each
-    path ``estimate_cost_usd``, the question's price under the cost model, so the spend
-    term prices each call instead of the path's mean."""
+    path its model, the model's list price (``Observability(prices=...)``) and
+    ``expected_tokens`` counted from the question's prompt as ``price_each_request=True``
+    counts a provider path's (:func:`request_input_tokens`: the cost model's tokens plus 4
+    for the message), so the spend term prices each call instead of the path's mean."""
 
     def __init__(
         self,
@@ -282,21 +284,20 @@ class RouterChooser:
     ) -> None:
         from adaptive_router import Learning, Objective, Observability, Path, Router
         from adaptive_router.features import text_features
+        from adaptive_router.providers.request_tokens import request_input_tokens
 
         self.q, self.now = q, 0.0
         self.priced = mode.endswith("-priced")
         self.mode = mode.removesuffix("-priced")
-        row = {p: i for i, p in enumerate(q.prompt)} if self.priced else {}
 
-        def estimate(k: int) -> Callable[[str], float] | None:
-            if not self.priced:
-                return None
-            return lambda prompt: float(q.cost[row[prompt], k])  # a prompt's price is its row's
+        def tokens(prompt: str) -> tuple[int, int]:
+            request = {"messages": [{"role": "user", "content": prompt}]}
+            return (request_input_tokens(request), OUTPUT_TOKENS)
 
         self.router = Router(
             [
-                Path(lambda: None, name=m, estimate_cost_usd=estimate(k))
-                for k, m in enumerate(MODELS)
+                Path(lambda: None, name=m, model=m, expected_tokens=tokens if self.priced else None)
+                for m in MODELS
             ],
             bool,
             "mmlu",
@@ -304,7 +305,16 @@ class RouterChooser:
             objective=Objective(target_usd_per_request=target),
             features=text_features(dim) if self.mode == "text" else None,
             learning=Learning(seed=rng, clock=lambda: self.now),
-            observability=Observability(metrics=False, capture_usage=False, heartbeat=None),
+            observability=Observability(
+                metrics=False,
+                capture_usage=False,
+                heartbeat=None,
+                # USD per million tokens, as the cost model charges.
+                prices={
+                    m: (p_in * 1e6, p_out * 1e6)
+                    for m, (p_in, p_out) in zip(MODELS, PRICES, strict=True)
+                },
+            ),
         )
         self.index = {m: k for k, m in enumerate(MODELS)}
         self.pending = ""
@@ -505,13 +515,13 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
         "router-subject-context-priced": PolicySpec(
             "router-subject-context-priced",
             "live Router, subject as context=, each call priced by its prompt "
-            "(Path(estimate_cost_usd=...))",
+            "(Path(expected_tokens=fn), as price_each_request=True)",
             lambda q, b, rng: RouterChooser(q, b, rng, "subject-context-priced", dim),
         ),
         "router-text-priced": PolicySpec(
             "router-text-priced",
             "live Router, features=text_features(), each call priced by its prompt "
-            "(Path(estimate_cost_usd=...))",
+            "(Path(expected_tokens=fn), as price_each_request=True)",
             lambda q, b, rng: RouterChooser(q, b, rng, "text-priced", dim),
         ),
         "subject+text": lin(

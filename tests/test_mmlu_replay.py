@@ -121,7 +121,11 @@ def test_a_priced_router_prices_each_question_by_its_prompt(
     q = questions.take(range(0, 14_000, 700))
     chooser = mr.RouterChooser(q, mr.mix_budget(q), np.random.default_rng(0), mode, dim=64)
     for i in (0, 7, 19):
-        assert chooser.router.ranking.request_costs((q.prompt[i],), {}) == list(q.cost[i])
+        # The cost model's price plus the 4 tokens a message adds in the estimate.
+        expected = [q.cost[i, k] + 4 * mr.PRICES[k][0] for k in range(2)]
+        assert chooser.router.ranking.request_costs((q.prompt[i],), {}) == pytest.approx(
+            expected, rel=1e-12
+        )
     plain = mr.RouterChooser(q, mr.mix_budget(q), np.random.default_rng(0), "text", dim=64)
     assert plain.router.ranking.request_costs((q.prompt[0],), {}) is None
 

@@ -18,7 +18,19 @@ from adaptive_router.paths import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cost_priors"]
+__all__ = ["cost_priors", "quote_model"]
+
+
+def quote_model(pricer: Pricer, model: str, inp: int, out: int) -> tuple[str, float] | None:
+    """``model``'s price for these tokens and the name it was priced by: the model
+    itself, else for LiteLLM's ``"provider/model"`` the ``"model"`` part (as a litellm
+    path prices a call whose response does not name the model it served); else None."""
+    names = [model, model.split("/", 1)[1]] if "/" in model else [model]
+    for name in names:
+        price = pricer.quote(name, inp, out)
+        if price is not None:
+            return name, price
+    return None
 
 
 def cost_priors(paths: Sequence[Path], pricer: Pricer | None) -> list[float | None]:
@@ -31,16 +43,14 @@ def cost_priors(paths: Sequence[Path], pricer: Pricer | None) -> list[float | No
     out: list[float | None] = []
     for p in paths:
         prior = p.expected_cost_usd if p.expected_cost_usd is not None else p.cost_usd
-        if prior is None and p.expected_tokens is not None and p.model is not None:
+        # A function of the request gives no prior: it is priced per request instead.
+        if prior is None and isinstance(p.expected_tokens, tuple) and p.model is not None:
             if pricer is None:
                 pricer = Pricer()
-            inp, outp = p.expected_tokens
-            prior = pricer.quote(p.model, inp, outp)
-            if prior is None and "/" in p.model:
-                # LiteLLM's "provider/model": priced as "model", as a litellm path prices
-                # a call whose response does not name the model it served.
-                prior = pricer.quote(p.model.split("/", 1)[1], inp, outp)
-            if prior is None:
+            quoted = quote_model(pricer, p.model, *p.expected_tokens)
+            if quoted is not None:
+                prior = quoted[1]
+            else:
                 logger.warning(
                     "path %r: no price known for model %r, so expected_tokens gives it no "
                     "cost prior (give Path(expected_cost_usd=...) or Observability(prices={model: "

@@ -122,6 +122,7 @@ def anthropic_path(
     max_tokens: int = 1024,
     repair: bool | int = False,
     expected_tokens: tuple[int, int] | None = None,
+    price_each_request: bool = False,
     **params: Any,
 ) -> Path:
     """A path that asks an Anthropic model (``POST /v1/messages``).
@@ -175,4 +176,5 @@ def anthropic_path(
         breaker=breaker,
         rate_limit=rate_limit,
         expected_tokens=expected_tokens,
+        price_each_request=price_each_request,
     )

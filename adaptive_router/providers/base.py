@@ -16,14 +16,16 @@ import string
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adaptive_router import forks
 from adaptive_router._checks import reported_count
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.metering.capture import suppress as suppress_capture
 from adaptive_router.outcomes import ErrorKind, Result, Usage
-from adaptive_router.paths import Path, _Inherit
+from adaptive_router.paths import Path, _Inherit, token_pair
+from adaptive_router.providers.repair import REPAIR_PROMPT, RepairCounter, schema_sentence
+from adaptive_router.providers.request_tokens import PromptTokens
 from adaptive_router.resilience import (
     CircuitBreaker,
     MissingCredentialsError,
@@ -32,11 +34,6 @@ from adaptive_router.resilience import (
     classify,
 )
 from adaptive_router.validation import OutputValidationError, parse_output
-
-if TYPE_CHECKING:
-    pass
-
-from adaptive_router.providers.repair import REPAIR_PROMPT, RepairCounter, schema_sentence
 
 logger = logging.getLogger(__name__)
 
@@ -543,8 +540,12 @@ def build_path(
     breaker: CircuitBreaker | _Inherit | None,
     rate_limit: RateLimit | None,
     expected_tokens: tuple[int, int] | None = None,
+    price_each_request: bool = False,
 ) -> Path:
     path_name = call.model if name is None else name.replace("{model}", call.model)
+    tokens: tuple[int, int] | PromptTokens | None = expected_tokens
+    if price_each_request is not False:
+        tokens = _prompt_tokens(call, path_name, expected_tokens, price_each_request)
     # With only a sync client there is no async one to await; arun() then runs the sync
     # call in a worker thread rather than create a client pointed somewhere else.
     # With only an async client, the async call is the path's function (use arun()).
@@ -565,10 +566,31 @@ def build_path(
         rate_limit=rate_limit,
         afn=afn,
         enforces_timeout=True,
-        expected_tokens=expected_tokens,
+        expected_tokens=tokens,
         metadata=(
             {"provider": call.provider, "repairs": call.repairs}
             if call.repair
             else {"provider": call.provider}
         ),
     )
+
+
+def _prompt_tokens(
+    call: ProviderCall, name: str, expected_tokens: object, price_each_request: object
+) -> PromptTokens:
+    """``price_each_request=True``'s per-request tokens: each request's prompt counted,
+    with ``expected_tokens``' output count (required: a reply's length is not in the
+    request)."""
+    if price_each_request is not True:
+        raise ConfigurationError(
+            f"path {name!r}: price_each_request must be True or False, got {price_each_request!r}"
+        )
+    pair = token_pair(expected_tokens)
+    if pair is None:
+        raise ConfigurationError(
+            f"path {name!r}: price_each_request=True counts each request's input tokens from "
+            "its prompt and needs the output tokens a reply is expected to use: give "
+            "expected_tokens=(input, output), e.g. (0, 300); got "
+            f"expected_tokens={expected_tokens!r}"
+        )
+    return PromptTokens(call.request, pair[1])

@@ -262,6 +262,7 @@ def litellm_path(
     rate_limit: RateLimit | None = None,
     repair: bool | int = False,
     expected_tokens: tuple[int, int] | None = None,
+    price_each_request: bool = False,
     **litellm_kwargs: Any,
 ) -> Path:
     """A path that asks any of LiteLLM's providers (``litellm.completion``).
@@ -272,9 +273,12 @@ def litellm_path(
         LiteLLM's model name, ``"provider/model"``: ``"bedrock/anthropic.claude-3-haiku-
         20240307-v1:0"``, ``"gemini/gemini-2.0-flash"``, ``"ollama/llama3"``,
         ``"openai/gpt-4o"``… Also the path name unless ``name`` is given.
-    prompt, schema, name, system, retry, breaker, rate_limit, repair, expected_tokens:
+    prompt, schema, name, system, retry, breaker, rate_limit, repair:
         As for :func:`~adaptive_router.providers.openai_path`: the same prompt
         templates, JSON extraction, validation and repair.
+    expected_tokens, price_each_request:
+        As for :func:`~adaptive_router.providers.openai_path`; the model is priced as
+        ``"model"`` when genai-prices does not know ``"provider/model"``.
     timeout:
         Seconds for the request, passed to LiteLLM (and, under ``arun``, also a cap on
         the whole await). ``None`` disables it (not recommended).
@@ -331,4 +335,5 @@ def litellm_path(
         breaker=breaker,
         rate_limit=rate_limit,
         expected_tokens=expected_tokens,
+        price_each_request=price_each_request,
     )

@@ -99,6 +99,7 @@ def router_from_models(
     timeout: float | None = 30.0,
     repair: bool | int = False,
     expected_tokens: tuple[int, int] | None = None,
+    price_each_request: bool = False,
     path_options: Mapping[str, Mapping[str, Any]] | None = None,
     **router_kwargs: Any,
 ) -> Router:
@@ -117,8 +118,9 @@ def router_from_models(
     Each name becomes :func:`openai_path` or :func:`anthropic_path` (chosen by
     :func:`provider_of`; ``"openai:<model>"`` / ``"anthropic:<model>"`` name the provider
     of any other model) with the same ``prompt``, ``schema``, ``system``, ``timeout``,
-    ``repair`` and ``expected_tokens`` (the tokens a request is expected to use, which
-    each path's model is priced for as its cost prior before it has data; see
+    ``repair``, ``expected_tokens`` (the tokens a request is expected to use, which
+    each path's model is priced for as its cost prior before it has data) and
+    ``price_each_request`` (price each request by its own prompt; both: see
     :func:`openai_path`); ``path_options`` adds keyword arguments per model name (``{"gpt-4o":
     {"temperature": 0.2}, "claude-sonnet-4-6": {"max_tokens": 2000}}``). A
     :class:`~adaptive_router.paths.Path` in ``models`` is used as it is.
@@ -155,6 +157,7 @@ def router_from_models(
             "timeout": timeout,
             "repair": repair,
             "expected_tokens": expected_tokens,
+            "price_each_request": price_each_request,
             **options.get(model, {}),
         }
         paths.append(

@@ -85,6 +85,7 @@ def openai_path(
     rate_limit: RateLimit | None = None,
     repair: bool | int = False,
     expected_tokens: tuple[int, int] | None = None,
+    price_each_request: bool = False,
     **params: Any,
 ) -> Path:
     """A path that asks an OpenAI chat model (``POST /v1/chat/completions``).
@@ -133,6 +134,14 @@ def openai_path(
         (:class:`~adaptive_router.paths.Path` ``expected_tokens``): the prior of
         ``objective="cost"`` and of ``max_cost_usd``. ``None`` (default): no price-based
         prior, because no token count is guessed.
+    price_each_request:
+        ``True``: where the router weighs cost (a spend target, ``objective="cost"``,
+        ``max_cost_usd``), it prices each request by its own size instead of the path's
+        mean cost: the input tokens counted from the prompt this request renders (about
+        4 characters per token, the system prompt included), the output tokens
+        ``expected_tokens``' second number (required; its first is then unused), at the
+        model's price. Long requests then go where they gain most per dollar. Default
+        ``False``. See :class:`~adaptive_router.paths.Path` ``expected_tokens``.
     **params:
         Extra request parameters (``temperature=0.2``, ``max_tokens=300``,
         ``response_format={"type": "json_object"}``…). Paths over one model with
@@ -167,4 +176,5 @@ def openai_path(
         breaker=breaker,
         rate_limit=rate_limit,
         expected_tokens=expected_tokens,
+        price_each_request=price_each_request,
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,10 @@ from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.features import FeatureError, SparseVector
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.metering.cost_priors import cost_priors
+from adaptive_router.metering.cost_priors import cost_priors, quote_model
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Posterior, check_amount
-from adaptive_router.paths import Path, check_name
+from adaptive_router.paths import Path, check_name, token_pair
 from adaptive_router.policies.contextual_decision import GaussianDecisionEncoder
 from adaptive_router.policies.logged_decision import (
     DecisionDraft,
@@ -58,6 +59,8 @@ from adaptive_router.stores.evidence import posteriors_from_states
 if TYPE_CHECKING:
     # A feature router's collaborators: their module loads scipy, only for such a router.
     from adaptive_router.router.features import FeatureRanking
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Ranking", "posteriors_from_states"]
 
@@ -134,7 +137,44 @@ class Ranking:
             or budget_prices
             or (self._objective is not None and self._objective.objective.uses_cost)
         )
-        self.prices_requests = weighs and any(p.estimate_cost_usd is not None for p in self.paths)
+        self._pricer = pricer
+        if fallback is not None and (
+            fallback.estimate_cost_usd is not None or callable(fallback.expected_tokens)
+        ):
+            # Said, not refused: one Path may serve as a ranked path in another router.
+            logger.warning(
+                "fallback path %r: its per-request cost estimate is not used (the fallback "
+                "is tried last, never ranked, so no cost is weighed for it)",
+                fallback.name,
+                extra={"path": fallback.name},
+            )
+        #: Per learned path, the model name its per-request ``expected_tokens`` are priced
+        #: at (None: it has no such function, or no price is known for its model).
+        self._token_models = [self._token_model(p) if weighs else None for p in self.paths]
+        self.prices_requests = weighs and any(
+            p.estimate_cost_usd is not None or m is not None
+            for p, m in zip(self.paths, self._token_models, strict=True)
+        )
+
+    def _token_model(self, p: Path) -> str | None:
+        """The model name ``p``'s per-request ``expected_tokens`` are priced at, resolved
+        once here (an unknown price is said once, and requests then use learned costs)."""
+        if p.estimate_cost_usd is not None or not callable(p.expected_tokens) or not p.model:
+            return None
+        if self._pricer is None:
+            self._pricer = Pricer()
+        quoted = quote_model(self._pricer, p.model, 0, 0)
+        if quoted is None:
+            logger.warning(
+                "path %r: no price known for model %r, so its expected_tokens function prices "
+                "no request and the router weighs its learned cost (give "
+                "Observability(prices={model: (input, output USD per million tokens)}))",
+                p.name,
+                p.model,
+                extra={"path": p.name, "model": p.model},
+            )
+            return None
+        return quoted[0]
 
     @property
     def half_life(self) -> float | None:
@@ -345,15 +385,21 @@ class Ranking:
         self, args: Any, kwargs: Any, log: ThrottledLog | None = None
     ) -> list[float | None] | None:
         """Each learned path's cost estimate for a request (``Path.estimate_cost_usd`` of
-        its arguments, None where a path has none or returns None), or None when no path
-        estimates, nothing weighs cost, or the request has no arguments. A bad estimate
-        raises ValueError naming the path; with ``log`` (:meth:`Router.run`) the request
-        is instead ranked by the learned costs and ``log`` says so once per window: an
+        its arguments, else its ``expected_tokens`` function's tokens at its model's price;
+        None where a path has neither or returns None), or None when no path estimates,
+        nothing weighs cost, or the request has no arguments. A bad estimate raises
+        ValueError naming the path; with ``log`` (:meth:`Router.run`) the request is
+        instead ranked by the learned costs and ``log`` says so once per window: an
         estimator's bug must not take the requests down."""
         if not self.prices_requests or not (args or kwargs):
             return None
         try:
-            return [_estimated_cost(p, args, kwargs) for p in self.paths]
+            return [
+                _estimated_cost(p, args, kwargs)
+                if m is None
+                else _priced_tokens(p, args, kwargs, self._pricer, m)
+                for p, m in zip(self.paths, self._token_models, strict=True)
+            ]
         except ValueError as exc:
             if log is None:
                 raise
@@ -632,3 +678,24 @@ def _estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
     except Exception as exc:
         raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
     return check_amount(f"path {path.name!r}: estimate_cost_usd (its return value)", value)
+
+
+def _priced_tokens(
+    path: Path, args: Any, kwargs: Any, pricer: Pricer | None, model: str
+) -> float | None:
+    """``path.expected_tokens(*args, **kwargs)`` priced at ``model`` by ``pricer``; an
+    exception, or anything but two ints >= 0, is a ValueError naming the path."""
+    fn = path.expected_tokens
+    if not callable(fn) or pricer is None:  # _token_model resolves ``model`` only for both
+        return None
+    try:
+        value = fn(*args, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"path {path.name!r}: expected_tokens raised {error_text(exc)}") from exc
+    counts = token_pair(value)
+    if counts is None:
+        raise ValueError(
+            f"path {path.name!r}: expected_tokens (its return value) must be "
+            f"(input_tokens, output_tokens), two ints >= 0, got {value!r}"
+        )
+    return pricer.cost(model, counts[0], counts[1])
