@@ -127,22 +127,36 @@ def test_objective_cost_and_max_cost_usd_judge_the_request_estimate() -> None:
         assert [router.choose(LONG).path for _ in range(50)].count("cheap") > 40
 
 
+def _usd(fn: Any) -> dict[str, Any]:
+    return {"estimate_cost_usd": fn}
+
+
+def _tokens(fn: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "expected_tokens": fn}
+
+
 @pytest.mark.parametrize(
-    ("estimate", "says"),
+    ("bad", "says"),
     [
-        (lambda text: math.nan, "got nan"),
-        (lambda text: -0.01, "got -0.01"),
-        (lambda text: math.inf, "got inf"),
-        (lambda text: "0.01", "got '0.01'"),
-        (lambda text: True, "got True"),
-        (lambda text: 1 / 0, "raised ZeroDivisionError"),
+        (_usd(lambda text: math.nan), "got nan"),
+        (_usd(lambda text: -0.01), "got -0.01"),
+        (_usd(lambda text: math.inf), "got inf"),
+        (_usd(lambda text: "0.01"), "got '0.01'"),
+        (_usd(lambda text: True), "got True"),
+        (_usd(lambda text: 1 / 0), "estimate_cost_usd raised ZeroDivisionError"),
+        # Tokens per request (priced at the model's price) are checked the same way.
+        (_tokens(lambda text: (1, -1)), "got (1, -1)"),
+        (_tokens(lambda text: (1.5, 2)), "got (1.5, 2)"),
+        (_tokens(lambda text: 12), "got 12"),
+        (_tokens(lambda text: (True, 1)), "got (True, 1)"),
+        (_tokens(lambda text: 1 / 0), "expected_tokens raised ZeroDivisionError"),
     ],
 )
 def test_a_bad_estimate_raises_in_choose_and_is_logged_once_in_run(
-    estimate: Any, says: str, caplog: pytest.LogCaptureFixture
+    bad: dict[str, Any], says: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     paths = [
-        Path(lambda text: text, name="bad", estimate_cost_usd=estimate),
+        Path(lambda text: text, name="bad", **bad),
         Path(lambda text: text, name="fine", estimate_cost_usd=lambda text: 0.001),
     ]
     with Router(
@@ -153,9 +167,11 @@ def test_a_bad_estimate_raises_in_choose_and_is_logged_once_in_run(
         objective=Objective(target_usd_per_request=0.01),
         learning=Learning(seed=0),
     ) as router:
-        with pytest.raises(ValueError, match=r"path 'bad': estimate_cost_usd ") as err:
+        with pytest.raises(ValueError, match=r"path 'bad': ") as err:
             router.choose("x")
         assert says in str(err.value)
+        named = "expected_tokens" if "expected_tokens" in bad else "estimate_cost_usd"
+        assert f"path 'bad': {named} " in str(err.value)
         # A decision without the request's arguments is priced by the learned costs.
         assert router.choose().path in ("bad", "fine")
         with caplog.at_level(logging.WARNING, logger="adaptive_router"):
