@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from adaptive_router.features import DEFAULT_DIM, SparseVector, hash_features, t
 from adaptive_router.policies.contextual import ContextualThompsonSampling
 from adaptive_router.policies.thompson import ThompsonSampling
 from benchmarks.common import ROOT, Result, fmt_rate, fmt_us
+
+if TYPE_CHECKING:  # the simulator is imported in the child process that times it
+    from adaptive_router.simulation.contextual import ContextualEngine
 
 SECTION = "contextual"
 RESULTS = ROOT / "benchmarks" / "results-contextual.md"
@@ -65,7 +69,7 @@ def _vectors(
 
 
 def simulator_rate(
-    dim: int, vectors: list[SparseVector], passes: int, engine: str = "numba"
+    dim: int, vectors: list[SparseVector], passes: int, engine: ContextualEngine = "numba"
 ) -> float | None:
     """Decisions per second, learning included, of the simulator's contextual replay
     (:func:`adaptive_router.simulation.contextual.replay`; None without numba for the
@@ -103,7 +107,7 @@ def simulator_rate(
             rng=sfc(seed),
             order=order,
             target_usd_per_request=target,
-            engine=engine,  # type: ignore[arg-type]
+            engine=engine,
         )
         best = max(best, n / (time.perf_counter() - t0))
     return best

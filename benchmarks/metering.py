@@ -32,7 +32,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 import openai
@@ -48,7 +48,8 @@ from benchmarks.common import Result, fmt_us
 CALL_TARGET_US = 15.0
 CHUNK_TARGET_US = 0.5
 CHUNKS = 400
-MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
+#: Typed Any: the SDKs' create() wants their TypedDict message params, a plain dict here.
+MESSAGES: Any = [{"role": "user", "content": "Extract: order 7"}]
 
 _CHAT = json.dumps(
     {
@@ -116,7 +117,8 @@ def _handler(request: httpx.Request) -> httpx.Response:
 def _clients(bare: bool) -> tuple[openai.OpenAI, anthropic.Anthropic]:
     """Clients on the mock transport; ``bare=True``: their ``request`` bypasses capture."""
     transport = httpx.MockTransport(_handler)
-    oai_cls, ant_cls = openai.OpenAI, anthropic.Anthropic
+    oai_cls: Any = openai.OpenAI
+    ant_cls: Any = anthropic.Anthropic
     if bare:
         # The SDK's own method, taken from under capture's wrapper: the "off" mode without
         # uninstalling, whose class-attribute churn would slow every mode alike.
@@ -189,7 +191,9 @@ def _modes(
     return statistics.median(offs), diffs
 
 
-def _isolated_call_ns(sdk_name: str, url: str, parsed: Any, n: int = 20_000) -> float:
+def _isolated_call_ns(
+    sdk_name: Literal["openai", "anthropic"], url: str, parsed: Any, n: int = 20_000
+) -> float:
     """Capture's hook alone around a stub ``request`` that returns a parsed response: the
     work metering adds to a non-streamed call, without the SDK's and the machine's noise.
     Median over 7 repeats of (hooked - bare) per call."""
@@ -376,7 +380,7 @@ def run(quick: bool = False) -> list[Result]:
             "(includes the per-call cost)",
         )
     )
-    for label, sdk_name, url, parsed in (
+    cases: tuple[tuple[str, Literal["openai", "anthropic"], str, Any], ...] = (
         (
             "openai chat",
             "openai",
@@ -389,7 +393,8 @@ def run(quick: bool = False) -> list[Result]:
             "/v1/messages",
             anthropic.types.Message.model_validate_json(_MESSAGE),
         ),
-    ):
+    )
+    for label, sdk_name, url, parsed in cases:
         hook_us = _isolated_call_ns(sdk_name, url, parsed) / 1000
         results.append(
             Result(

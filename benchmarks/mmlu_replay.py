@@ -84,6 +84,8 @@ DIM = DEFAULT_DIM
 VARIANCE_SCALE = 0.1
 
 FloatArray = NDArray[np.float64]
+#: The questions' order in one pass: a shuffle's index array, or a list in the tests.
+Order = Sequence[int] | NDArray[np.intp]
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,7 @@ class Run:
     picks: NDArray[np.intp] = field(compare=False, repr=False)
 
 
-def replay(q: Questions, order: Sequence[int], chooser: Chooser, target: float) -> Run:
+def replay(q: Questions, order: Order, chooser: Chooser, target: float) -> Run:
     """One attempt per question in ``order``; spend figures are ratios to ``target``; the
     clock is the question's position in the pass."""
     n = len(order)
@@ -380,7 +382,7 @@ def replay(q: Questions, order: Sequence[int], chooser: Chooser, target: float) 
     return summarise(q, order, picks, target)
 
 
-def summarise(q: Questions, order: Sequence[int], picks: NDArray[np.intp], target: float) -> Run:
+def summarise(q: Questions, order: Order, picks: NDArray[np.intp], target: float) -> Run:
     """A pass's figures from its choices (``picks[t]`` for question ``order[t]``)."""
     n = len(order)
     rows = np.asarray(order, dtype=np.intp)
@@ -945,10 +947,10 @@ def report(
                 f"{_fmt([pgr(q, a) for a in acc])} | "
                 f"{_fmt([x.spend_after_warmup for x in runs])} |"
             )
-        acc = oracle_by_subject_spend(q, b0)
+        oracle = oracle_by_subject_spend(q, b0)
         lines.append(
-            f"| hindsight oracle per subject, same spend | — | {acc:.4f} | "
-            f"{pgr(q, acc):.3f} | 1.000 |"
+            f"| hindsight oracle per subject, same spend | — | {oracle:.4f} | "
+            f"{pgr(q, oracle):.3f} | 1.000 |"
         )
         extra += (
             "\n\n## At one spend target\n\nEvery paced policy at the 50/50 random mix's "

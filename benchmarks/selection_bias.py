@@ -50,16 +50,19 @@ class MixedThompsonSampling(ThompsonSampling):
 @contextlib.contextmanager
 def mixed_evidence() -> Iterator[None]:
     """Fold every attempt into the first-attempt state: the earlier versions' evidence."""
-    split = memory_module.fold_evidence
+    # The memory store's module global, swapped through its namespace: the store looks
+    # it up at each call, and it is not part of that module's exports.
+    namespace = vars(memory_module)
+    split = namespace["fold_evidence"]
 
     def mixed(ev: Any, o: Any, half_life: float | None) -> None:
         fold_outcome(ev.first, o, half_life)
 
-    memory_module.fold_evidence = mixed  # type: ignore[assignment]
+    namespace["fold_evidence"] = mixed
     try:
         yield
     finally:
-        memory_module.fold_evidence = split
+        namespace["fold_evidence"] = split
 
 
 def world(
