@@ -34,7 +34,7 @@ $(DEMO_STAMP): $(BIN)/python pyproject.toml
 demo: $(DEMO_STAMP)
 	$(BIN)/adaptive-router demo --db adaptive_router_demo.db
 
-LINT_DIRS := $(wildcard adaptive_router tests simulations benchmarks storage examples scripts)
+LINT_DIRS := $(wildcard adaptive_router tests simulations benchmarks storage examples scripts notebooks)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
