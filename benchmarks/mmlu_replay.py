@@ -761,8 +761,9 @@ def table(q: Questions, rows: Sequence[Row]) -> str:
     """The results as markdown."""
     lines = [
         "| policy | targets $/1k questions | GPT-4 share there | accuracy at 50% share | "
-        f"PGR at 50% share | spend / target after {WARMUP:,} | spend / target, whole pass |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "PGR at 50% share | PGR at the calibrated target (share above) | "
+        f"spend / target after {WARMUP:,} | spend / target, whole pass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         pg = r.at_share(lambda run: pgr(q, run.accuracy))
@@ -777,6 +778,7 @@ def table(q: Questions, rows: Sequence[Row]) -> str:
         lines.append(
             f"| {r.spec.label} | {targets} | {shares} | "
             f"{_fmt(r.at_share(lambda run: run.accuracy), 4)} | **{_fmt(pg)}** | "
+            f"{_fmt([pgr(q, x.accuracy) for x in r.runs])} | "
             + (
                 f"{_fmt([x.spend_after_warmup for x in every])} | "
                 f"{_fmt([x.spend_total for x in every])} |"
@@ -789,15 +791,15 @@ def table(q: Questions, rows: Sequence[Row]) -> str:
         ("hindsight oracle per subject", oracle_by_subject(q)),
         ("hindsight oracle per question", oracle_by_question(q)),
     ):
-        lines.append(f"| {label} | — | 0.500 | {acc:.4f} | **{pgr(q, acc):.3f}** | — | — |")
+        lines.append(f"| {label} | — | 0.500 | {acc:.4f} | **{pgr(q, acc):.3f}** | — | — | — |")
     for m in (30, 60):
         acc, sd = oracle_by_subject_estimated(q, m)
         lines.append(
             f"| per-subject oracle, gains known from {m} outcomes per model and subject "
-            f"(free) | — | 0.500 | {acc:.4f} (sd {sd:.4f}) | **{pgr(q, acc):.3f}** | — | — |"
+            f"(free) | — | 0.500 | {acc:.4f} (sd {sd:.4f}) | **{pgr(q, acc):.3f}** | — | — | — |"
         )
-    lines.append(f"| GPT-4 alone | — | 1.000 | {a4:.4f} | 1.000 | — | — |")
-    lines.append(f"| Mixtral alone | — | 0.000 | {am:.4f} | 0.000 | — | — |")
+    lines.append(f"| GPT-4 alone | — | 1.000 | {a4:.4f} | 1.000 | — | — | — |")
+    lines.append(f"| Mixtral alone | — | 0.000 | {am:.4f} | 0.000 | — | — | — |")
     return "\n".join(lines)
 
 
@@ -988,7 +990,8 @@ Each paced policy ran every shuffle at its calibrated target and at a second one
 mean share is on the other side of 50% (both shares in the table); accuracy and PGR at
 50% weight each shuffle's two runs so that the mean shares meet exactly 50%. Reading at
 the calibrated target alone would credit a policy for every point of share the four
-calibration shuffles missed by (PGR rises with the share).
+calibration shuffles missed by (PGR rises with the share): that reading, the operating
+point a user's target gives, is the column after the bold one, beside the share it landed at.
 
 Reading it. The hindsight oracles know both models' outcome on every question; an online
 policy sees one model's outcome per question, and a subject has ~250 questions. The rows
