@@ -163,14 +163,7 @@ class Path:
                 "arguments returning USD (e.g. lambda prompt: len(prompt) / 4 * 10e-6) or "
                 f"None, got {self.estimate_cost_usd!r}"
             )
-        if callable(self.expected_tokens):
-            if self.model is None:
-                raise ConfigurationError(
-                    f"path {self.name!r}: expected_tokens is priced at the path's model, and it "
-                    "has none; give model=... or estimate the cost itself with "
-                    "estimate_cost_usd=..."
-                )
-        elif self.expected_tokens is not None:
+        if self.expected_tokens is not None:
             self.expected_tokens = _check_tokens(self.name, self.model, self.expected_tokens)
         if not (self.rate_limit is None or isinstance(self.rate_limit, RateLimit)):
             raise ConfigurationError(
@@ -182,10 +175,13 @@ class Path:
         return f"Path(name={self.name!r}, model={self.model!r})"
 
 
-def _check_tokens(name: str, model: str | None, value: object) -> tuple[int, int]:
-    """``expected_tokens`` as ``(input, output)``: two ints >= 0, on a path with a model
-    (the tokens are priced at the model's price; without one they would say nothing)."""
-    counts = token_pair(value)
+def _check_tokens(
+    name: str, model: str | None, value: object
+) -> tuple[int, int] | Callable[..., tuple[int, int]]:
+    """``expected_tokens`` as ``(input, output)``, two ints >= 0, or a function of the
+    request returning them (checked per request), on a path with a model (the tokens are
+    priced at the model's price; without one they would say nothing)."""
+    counts = value if callable(value) else token_pair(value)
     if counts is None:
         raise ConfigurationError(
             f"path {name!r}: expected_tokens must be (input_tokens, output_tokens), two "
@@ -195,7 +191,8 @@ def _check_tokens(name: str, model: str | None, value: object) -> tuple[int, int
     if model is None:
         raise ConfigurationError(
             f"path {name!r}: expected_tokens is priced at the path's model, and it has none; "
-            "give model=... or state the cost itself with expected_cost_usd=..."
+            "give model=... or state the cost itself with expected_cost_usd=... (per "
+            "request: estimate_cost_usd=...)"
         )
     return counts
 

@@ -148,18 +148,19 @@ class Ranking:
                 fallback.name,
                 extra={"path": fallback.name},
             )
-        #: Per learned path, the model name its per-request ``expected_tokens`` are priced
-        #: at (None: it has no such function, or no price is known for its model).
-        self._token_models = [self._token_model(p) if weighs else None for p in self.paths]
-        self.prices_requests = weighs and any(
-            p.estimate_cost_usd is not None or m is not None
-            for p, m in zip(self.paths, self._token_models, strict=True)
-        )
+        #: Per learned path, ``(args, kwargs) -> USD or None``, how it prices a request
+        #: (None: it does not, or nothing weighs cost).
+        self._estimators = [self._estimator(p) if weighs else None for p in self.paths]
+        self.prices_requests = any(e is not None for e in self._estimators)
 
-    def _token_model(self, p: Path) -> str | None:
-        """The model name ``p``'s per-request ``expected_tokens`` are priced at, resolved
-        once here (an unknown price is said once, and requests then use learned costs)."""
-        if p.estimate_cost_usd is not None or not callable(p.expected_tokens) or not p.model:
+    def _estimator(self, p: Path) -> Callable[[Any, Any], float | None] | None:
+        """How ``p`` prices a request: its ``estimate_cost_usd``, else its ``expected_tokens``
+        function at its model's price (the model's priced name resolved once here; an
+        unknown price is said once, and requests then use learned costs), else None."""
+        if p.estimate_cost_usd is not None:
+            return functools.partial(_estimated_cost, p.name, p.estimate_cost_usd)
+        fn = p.expected_tokens
+        if not callable(fn) or not p.model:
             return None
         if self._pricer is None:
             self._pricer = Pricer()
@@ -174,7 +175,7 @@ class Ranking:
                 extra={"path": p.name, "model": p.model},
             )
             return None
-        return quoted[0]
+        return functools.partial(_priced_tokens, p.name, fn, self._pricer, quoted[0])
 
     @property
     def half_life(self) -> float | None:
@@ -394,12 +395,7 @@ class Ranking:
         if not self.prices_requests or not (args or kwargs):
             return None
         try:
-            return [
-                _estimated_cost(p, args, kwargs)
-                if m is None
-                else _priced_tokens(p, args, kwargs, self._pricer, m)
-                for p, m in zip(self.paths, self._token_models, strict=True)
-            ]
+            return [None if e is None else e(args, kwargs) for e in self._estimators]
         except ValueError as exc:
             if log is None:
                 raise
@@ -666,36 +662,38 @@ def _filled(
     return means  # type: ignore[return-value]  # no None left
 
 
-def _estimated_cost(path: Path, args: Any, kwargs: Any) -> float | None:
-    """``path.estimate_cost_usd(*args, **kwargs)`` checked as an amount (None, or a finite
-    number >= 0, numpy's too, as a float); an exception or another value is a ValueError
-    naming the path."""
-    fn = path.estimate_cost_usd
-    if fn is None:
-        return None
+def _estimated_cost(
+    name: str | None, fn: Callable[..., object], args: Any, kwargs: Any
+) -> float | None:
+    """Path ``name``'s ``estimate_cost_usd`` function ``fn(*args, **kwargs)`` checked as
+    an amount (None, or a finite number >= 0, numpy's too, as a float); an exception or
+    another value is a ValueError naming the path."""
     try:
         value = fn(*args, **kwargs)
     except Exception as exc:
-        raise ValueError(f"path {path.name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
-    return check_amount(f"path {path.name!r}: estimate_cost_usd (its return value)", value)
+        raise ValueError(f"path {name!r}: estimate_cost_usd raised {error_text(exc)}") from exc
+    return check_amount(f"path {name!r}: estimate_cost_usd (its return value)", value)
 
 
 def _priced_tokens(
-    path: Path, args: Any, kwargs: Any, pricer: Pricer | None, model: str
+    name: str | None,
+    fn: Callable[..., object],
+    pricer: Pricer,
+    model: str,
+    args: Any,
+    kwargs: Any,
 ) -> float | None:
-    """``path.expected_tokens(*args, **kwargs)`` priced at ``model`` by ``pricer``; an
-    exception, or anything but two ints >= 0, is a ValueError naming the path."""
-    fn = path.expected_tokens
-    if not callable(fn) or pricer is None:  # _token_model resolves ``model`` only for both
-        return None
+    """Path ``name``'s ``expected_tokens`` function ``fn(*args, **kwargs)`` priced at
+    ``model`` by ``pricer``; an exception, or anything but two ints >= 0, is a ValueError
+    naming the path."""
     try:
         value = fn(*args, **kwargs)
     except Exception as exc:
-        raise ValueError(f"path {path.name!r}: expected_tokens raised {error_text(exc)}") from exc
+        raise ValueError(f"path {name!r}: expected_tokens raised {error_text(exc)}") from exc
     counts = token_pair(value)
     if counts is None:
         raise ValueError(
-            f"path {path.name!r}: expected_tokens (its return value) must be "
+            f"path {name!r}: expected_tokens (its return value) must be "
             f"(input_tokens, output_tokens), two ints >= 0, got {value!r}"
         )
     return pricer.cost(model, counts[0], counts[1])
