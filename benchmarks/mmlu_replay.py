@@ -273,7 +273,7 @@ class RouterChooser:
     paths are never called (``choose``/``report`` only). A ``*-priced`` mode gives each
     path its model, the model's list price (``Observability(prices=...)``) and
     ``expected_tokens`` counted from the question's prompt as ``price_each_request=True``
-    counts a provider path's (:func:`request_input_tokens`: the cost model's tokens plus 4
+    counts a provider path's (:class:`PromptTokens`: the cost model's tokens plus 4
     for the message), so the spend term prices each call instead of the path's mean."""
 
     def __init__(
@@ -286,15 +286,17 @@ class RouterChooser:
     ) -> None:
         from adaptive_router import Learning, Objective, Observability, Path, Router
         from adaptive_router.features import text_features
-        from adaptive_router.providers.request_tokens import request_input_tokens
+        from adaptive_router.providers.request_tokens import PromptTokens
 
         self.q, self.now = q, 0.0
         self.priced = mode.endswith("-priced")
         self.mode = mode.removesuffix("-priced")
 
-        def tokens(prompt: str) -> tuple[int, int]:
-            request = {"messages": [{"role": "user", "content": prompt}]}
-            return (request_input_tokens(request), OUTPUT_TOKENS)
+        # The request an openai_path with the template "{0}" sends for a question.
+        tokens = PromptTokens(
+            lambda args, kwargs: {"messages": [{"role": "user", "content": args[0]}]},
+            OUTPUT_TOKENS,
+        )
 
         self.router = Router(
             [
