@@ -14,6 +14,7 @@ import math
 import random
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -88,10 +89,37 @@ def _replay(store: Any, task: str, half_life: float | None) -> SpendStats:
 # -- configuration -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [0, 0.0, -0.01, math.nan, math.inf, -math.inf, True, "0.01"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        0,
+        0.0,
+        -0.01,
+        math.nan,
+        math.inf,
+        -math.inf,
+        True,
+        np.bool_(True),
+        "0.01",
+        Decimal("NaN"),
+        10**400,  # beyond any float
+        1e-200,  # λ divides by B²: an infinite price
+        5e-324,
+    ],
+)
 def test_a_bad_target_is_a_configuration_error_naming_it(bad: object) -> None:
-    with pytest.raises(ConfigurationError, match="target_usd_per_request"):
+    with pytest.raises(ConfigurationError, match="target_usd_per_request must be") as err:
         Objective(target_usd_per_request=bad)  # type: ignore[arg-type]
+    assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [(np.float32(0.5), 0.5), (np.int64(2), 2.0), (Decimal("0.002"), 0.002), (1e-9, 1e-9)],
+)
+def test_a_target_of_any_real_number_type_is_taken_as_a_float(value: object, want: float) -> None:
+    got = Objective(target_usd_per_request=value).target_usd_per_request  # type: ignore[arg-type]
+    assert type(got) is float and got == want
 
 
 def test_a_target_prices_dollars_only() -> None:
@@ -333,6 +361,45 @@ def test_cli_and_dashboard_show_the_target_realized_spend_and_price(sqlite_url: 
     assert by_path["dear"]["spend_penalty"] == pytest.approx(
         want.price_per_usd * by_path["dear"]["expected_cost_usd"], rel=1e-6
     )
+
+
+def test_cli_and_dashboard_penalties_match_the_routers_with_a_fallback(sqlite_url: str) -> None:
+    """The fallback is never ranked or charged, so it neither gets a penalty nor sets the
+    charge of a path of unknown cost; the CLI and the dashboard, which read only the store,
+    show what the router shows."""
+    import time
+
+    from adaptive_router.dashboard.data import Window, summary
+
+    clock = StepClock(start=time.time() - 5000.0, step=1.0)
+    spec: dict[str, tuple[float, float | None]] = {
+        "dear": (0.9, 0.01),
+        "cheap": (0.0, 0.001),  # always fails: the fallback runs
+        "unmetered": (0.9, None),
+    }
+    fallback = Path(lambda: Result(True, Usage(cost_usd=0.05)), name="fb")
+    with _router(sqlite_url, clock, target=0.002, paths=_paths(2, spec), fallback=fallback) as r:
+        _run(r, 1000)  # the exploration floor tries the unmetered path now and then
+        r.flush()
+        mine = {p.path: p.spend_penalty for p in r.posteriors()}
+    assert mine["fb"] is None and mine["unmetered"] is not None and mine["unmetered"] > 0
+    rows = json.loads(
+        CliRunner()
+        .invoke(app, ["posteriors", "--db", sqlite_url, "--task", "paced", "--json"])
+        .output
+    )
+    store = SQLStore(sqlite_url)
+    try:
+        now = time.time()
+        board = summary(store, "paced", Window(now - 7200.0, None, now))["posteriors"]
+    finally:
+        store.close()
+    for shown in (rows, board):
+        got = {row["path"]: row["spend_penalty"] for row in shown}
+        assert got.keys() == mine.keys()
+        assert got["fb"] is None
+        for path in ("dear", "cheap", "unmetered"):
+            assert got[path] == pytest.approx(mine[path], rel=1e-3), path
 
 
 def test_the_stores_fold_is_spend_stats_add_bit_for_bit() -> None:

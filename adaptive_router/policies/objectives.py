@@ -89,7 +89,7 @@ class Objective:
     success exceeds it is tried only after every other learned path (a fallback only).
     None: no such cut.
 
-    ``target_usd_per_request``: a spend target B (dollars, > 0): the most successes
+    ``target_usd_per_request``: a spend target B (dollars, at least 1e-9): the most successes
     subject to an average spend per request of at most B over the recent window (the
     task's half-life). Paths are then ranked by ``θ - λ·c`` (θ drawn from the path's
     posterior, c its expected cost of one attempt in dollars, λ >= 0 the price per dollar

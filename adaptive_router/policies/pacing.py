@@ -33,14 +33,18 @@ Paths whose cost is unknown (no attempt with a measured cost, no prior): see
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.policies.thompson import TINY, decay_factor
 
 __all__ = [
     "DEFAULT_GAIN",
+    "MIN_TARGET_USD",
     "SpendPacer",
     "SpendStats",
     "SpendStatus",
@@ -48,22 +52,32 @@ __all__ = [
     "paced_costs",
 ]
 
+#: The smallest target: λ divides by B², which underflows to 0 for B below ~1e-154 (an
+#: infinite price); a billionth of a dollar is far below any metered call's cost.
+MIN_TARGET_USD = 1e-9
+
 #: The change in ``λ·B`` per request that overspends by B. Large enough that the price
 #: settles within tens of requests, small enough that one dear request moves it little.
 DEFAULT_GAIN = 0.005
 
 
 def check_target_usd_per_request(value: object, parameter: str = "target_usd_per_request") -> float:
-    """``value`` as a float if it is a finite number > 0, else :class:`ConfigurationError`
-    naming ``parameter``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as a float if it is a finite number of at least :data:`MIN_TARGET_USD`
+    dollars (any real number type: int, float, numpy scalars, Decimal), else
+    :class:`ConfigurationError` naming ``parameter``."""
+    # numpy's bool is no numbers.Real; the built-in bool is one, and no amount.
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         raise ConfigurationError(
-            f"{parameter} must be a number of dollars > 0 such as 0.002, got {value!r}"
+            f"{parameter} must be a number of dollars > 0 such as 0.002, got {reprlib.repr(value)}"
         )
-    v = float(value)
-    if not (math.isfinite(v) and v > 0.0):
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond any float
+        v = math.inf
+    if not (math.isfinite(v) and v >= MIN_TARGET_USD):
         raise ConfigurationError(
-            f"{parameter} must be a finite number of dollars > 0 such as 0.002, got {value!r}"
+            f"{parameter} must be a finite number of dollars of at least {MIN_TARGET_USD:g} "
+            f"such as 0.002, got {reprlib.repr(value)}"
         )
     return v
 

@@ -85,17 +85,24 @@ def read_spend(store: Store, task: str, half_life: float | None, now: float) -> 
 
 
 def with_spend_penalties(posteriors: list[Posterior], spend: SpendStatus | None) -> list[Posterior]:
-    """``posteriors`` with each path's ``spend_penalty`` (λ times its expected cost per
-    attempt, a path of unknown cost charged the dearest known one, as the router does)
-    when a spend target is set; unchanged otherwise. The router charges a cost prior
-    where nothing was measured: the store does not know the priors."""
+    """``posteriors`` with each ranked path's ``spend_penalty`` (λ times its expected cost
+    per attempt, a path of unknown cost charged the dearest known one, as the router does)
+    when a spend target is set; unchanged otherwise.
+
+    The store does not say which path is a router's final fallback, which the router
+    never ranks or charges: a path never tried first (no first-attempt evidence: the
+    fallback, or a path not chosen yet) gets no penalty and sets no one's charge. The
+    router charges a cost prior where nothing was measured, which the store does not know
+    either."""
     if spend is None or spend.target_usd_per_request is None or not posteriors:
         return posteriors
-    charged = paced_costs([p.expected_cost_usd for p in posteriors])
+    ranked = [p for p in posteriors if p.n > 0]
+    charged = paced_costs([p.expected_cost_usd for p in ranked])
     lam = spend.price_per_usd
+    penalty = {p.path: lam * c for p, c in zip(ranked, charged, strict=True)}
     return [
-        dataclasses.replace(p, spend_penalty=lam * c)
-        for p, c in zip(posteriors, charged, strict=True)
+        dataclasses.replace(p, spend_penalty=penalty[p.path]) if p.path in penalty else p
+        for p in posteriors
     ]
 
 
