@@ -13,12 +13,13 @@ which matters because many processes add to one model.
 request's text and a length bucket, for ``features=text_features()`` without code of the
 user's.
 
-Bad input (NaN, infinite or non-numeric values, a name that is not a string, something
-that is not a mapping) raises :class:`FeatureError` naming the feature. The Router (from
-the next release) raises it from ``choose()``, where the caller passes the request and can
-fix it; inside ``run()`` the attempt proceeds without features (the path's ordinary
-evidence ranks it, the outcome still counts as evidence) and one warning per window says
-which feature was bad, so a feature bug never takes a feature down.
+Bad input (NaN, infinite, huge (above :data:`MAX_FEATURE_MAGNITUDE`) or non-numeric
+values, a name that is not a string, something that is not a mapping) raises
+:class:`FeatureError` naming the feature. The Router raises it from ``choose()``, where
+the caller passes the request and can fix it; inside ``run()`` the attempt proceeds
+without features (the path's ordinary evidence ranks it, the outcome still counts as
+evidence) and one warning per window says which feature was bad, so a feature bug never
+takes a feature down.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "DEFAULT_DIM",
+    "MAX_FEATURE_MAGNITUDE",
     "FeatureError",
     "SparseVector",
     "TextFeatures",
@@ -52,6 +54,12 @@ __all__ = [
 #: requests apart in a task, small enough that a full-covariance model per path learns
 #: at simulator speed (see benchmarks/contextual.py for both measured).
 DEFAULT_DIM = 256
+
+#: The largest magnitude a numeric feature may have. A model's statistics sum squares of
+#: values, which overflow to infinity near 1e154 and lose every other feature's precision
+#: long before; stored once, a non-finite statistic would break the path for every
+#: process. Well-scaled features (about [-1, 1]) are far below it.
+MAX_FEATURE_MAGNITUDE = 1e12
 
 #: Words of the text, Unicode-aware (letters, digits and underscores).
 _WORD = re.compile(r"\w+")
@@ -124,9 +132,9 @@ def hash_features(
     ``"name=v"`` with value 1.0; a number is used as it is (scale numbers to about
     [-1, 1]: the model's prior treats every weight alike). Zero values are left out.
 
-    Raises :class:`FeatureError` naming the feature for a NaN or infinite value, a value
-    of another type (None, a list, ...), a name that is not a string, or ``features`` not
-    being a mapping.
+    Raises :class:`FeatureError` naming the feature for a NaN or infinite value, a number
+    of magnitude above :data:`MAX_FEATURE_MAGNITUDE`, a value of another type (None, a
+    list, ...), a name that is not a string, or ``features`` not being a mapping.
 
     ``names``: if given, each bucket this request uses is mapped to its (latest) feature
     name, ``"name=v"`` for indicators: how a router names a path's influential buckets.
@@ -146,25 +154,34 @@ def hash_features(
                 f"feature names must be strings, got {name!r} ({type(name).__name__})"
             )
         kind = type(value)
-        # Exact types first: the ABC checks below cost ~1 µs per feature.
-        if kind is float or kind is int:
-            v = float(value)
+        try:
+            # Exact types first: the ABC checks below cost ~1 µs per feature.
+            if kind is float or kind is int:
+                v = float(value)
+                key = name
+            elif isinstance(value, (str, bool, np.bool_)):
+                key = f"{name}={bool(value) if isinstance(value, np.bool_) else value}"
+                v = 1.0
+            elif isinstance(value, numbers.Real):
+                v = float(value)
+                key = name
+            else:
+                raise FeatureError(
+                    f"feature {name!r} has a {kind.__name__} value ({value!r}): values must "
+                    "be numbers, strings or booleans"
+                )
+        except OverflowError:  # an int or Fraction beyond any float
+            v = math.inf
             key = name
-        elif isinstance(value, (str, bool, np.bool_)):
-            key = f"{name}={bool(value) if isinstance(value, np.bool_) else value}"
-            v = 1.0
-        elif isinstance(value, numbers.Real):
-            v = float(value)
-            key = name
-        else:
-            raise FeatureError(
-                f"feature {name!r} has a {kind.__name__} value ({value!r}): values must be "
-                "numbers, strings or booleans"
-            )
         if v == 0.0:
             continue
-        if not math.isfinite(v):
-            raise FeatureError(f"feature {name!r} is {v!r}: values must be finite numbers")
+        if not -MAX_FEATURE_MAGNITUDE <= v <= MAX_FEATURE_MAGNITUDE:  # NaN fails it too
+            shown = "too large for a float" if v == math.inf and kind is not float else repr(v)
+            raise FeatureError(
+                f"feature {name!r} is {shown}: values must be finite numbers of magnitude "
+                f"at most {MAX_FEATURE_MAGNITUDE:g} (scale it to about [-1, 1], e.g. "
+                "divide by a typical value or take a log)"
+            )
         i = crc(key.encode("utf-8", "surrogatepass")) % d
         acc[i] = acc.get(i, 0.0) + v
         if names is not None:
@@ -251,9 +268,11 @@ def text_features(
     time per update quadratically (a full covariance per path).
     """
     d = _check_dim(dim)
-    grams = tuple(ngrams)
+    grams = tuple(ngrams) if isinstance(ngrams, Sequence) and not isinstance(ngrams, str) else ()
     if not grams or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in grams):
-        raise ValueError(f"ngrams must be positive integers such as (1, 2), got {ngrams!r}")
+        raise ValueError(
+            f"ngrams must be a sequence of positive integers such as (1,) or (1, 2), got {ngrams!r}"
+        )
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
         raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
     return TextFeatures(

@@ -20,7 +20,16 @@ import pytest
 from conftest import StepClock
 
 import adaptive_router.stores.feature_stats as fs
-from adaptive_router import AllPathsFailed, Budget, Learning, Objective, Path, Router
+from adaptive_router import (
+    AllPathsFailed,
+    Budget,
+    Learning,
+    Objective,
+    Path,
+    Persistence,
+    Reporter,
+    Router,
+)
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.features import FeatureError, decode_features, text_features
 from adaptive_router.outcomes import Result, Usage
@@ -105,6 +114,9 @@ def test_bad_feature_configuration_names_the_parameter() -> None:
     no_dim.dim = 0  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match=r"features\.dim"):
         Router(paths, bool, "t", store="memory://", features=no_dim)
+    # Refused at construction, not by a MemoryError at the first request.
+    with pytest.raises(ConfigurationError, match=r"features\.dim must be an int in \[1, 4096\]"):
+        Router(paths, bool, "t", store="memory://", features=text_features(dim=2**20))
 
 
 def test_each_request_goes_to_the_path_its_features_favour(store_url: str) -> None:
@@ -163,6 +175,86 @@ def test_bad_features_inside_run_rank_without_them_with_one_warning(
     assert "'length' is nan" in lines[0]
     assert "9 more requests ranked without features" in lines[1]
     assert len(rows) == 10 and all(o.features is None for o in rows)
+
+
+def test_a_huge_feature_value_never_reaches_the_stored_statistics(sql_url: str) -> None:
+    # Its square would overflow: stored once, the path's model would be NaN for every process.
+    def scaled(q: str, v: float) -> dict[str, float]:
+        return {"v": v}
+
+    scaled.dim = DIM  # type: ignore[attr-defined]
+    paths = [Path(lambda q, v: True, name=n, cost_usd=0.001) for n in ("a", "b")]
+    with _router(sql_url, StepClock(step=1.0), paths, features=scaled) as router:
+        for v in (0.5, 1e200, 10**400, -0.5):
+            with contextlib.suppress(AllPathsFailed):
+                router.run("q", v)
+        with pytest.raises(FeatureError, match="feature 'v' is 1e\\+200"):
+            router.choose("q", 1e200)
+        router.flush()
+        store = router.store
+        assert isinstance(store, FeatureEvidence)
+        stats = store.load_features("feat")[""]
+        rows = store.outcomes("feat")
+    assert sum(st.count for st in stats.values()) == 2
+    assert all(np.isfinite(st.xx).all() and np.isfinite(st.xy).all() for st in stats.values())
+    # All four requests are recorded; the two huge ones without features.
+    assert [o.features is None for o in sorted(rows, key=lambda o: o.created_at)] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_a_decision_from_before_a_dimension_change_is_path_evidence_only(
+    sql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Folding its old-dimension vector would restart the task's statistics at the old
+    # dimension and discard what the routers learned since the change.
+    clock = StepClock(step=1.0)
+    paths, _ = _world(8)
+    with _router(sql_url, clock, paths, features=text_features(dim=16)) as old:
+        pending = [old.choose(_question(i)) for i in range(3)]
+    with (
+        caplog.at_level(logging.WARNING, logger="adaptive_router"),
+        _router(
+            sql_url,
+            clock,
+            paths,
+            persistence=Persistence(pending_ttl=500.0),
+        ) as new,
+    ):
+        _run(new, 0, 40)
+        new.flush()
+        store = new.store
+        assert isinstance(store, FeatureEvidence)
+
+        def stats() -> dict[str, tuple[int, int]]:
+            return {p: (st.dim, st.count) for p, st in store.load_features("feat")[""].items()}
+
+        before = stats()
+        assert {d for d, _ in before.values()} == {DIM} and sum(n for _, n in before.values()) == 40
+        assert new.report(pending[0].request_id, True, cost_usd=0.001)
+        with Reporter("feat", sql_url, features_dim=DIM) as reporter:
+            assert reporter.report(pending[1].request_id, False, cost_usd=0.001)
+        clock.advance(1_000.0)  # the third expires (a failure) at the next decision
+        new.choose(_question(1))
+        new.flush()
+        assert stats() == before
+        by_rid = {o.request_id: o for o in store.outcomes("feat")}
+    got = [by_rid[d.request_id] for d in pending]
+    assert [(o.success, o.kind, o.features) for o in got] == [
+        (True, None, None),
+        (False, "rejected", None),
+        (False, "expired", None),
+    ]
+    warned = [
+        r.getMessage() for r in caplog.records if "features of dimension 16" in r.getMessage()
+    ]
+    assert len(warned) == 3 and all(f"now use {DIM}" in m for m in warned)
+    # Without features_dim a Reporter folds whatever dimension the decision had.
+    with pytest.raises(ConfigurationError, match="features_dim must be"):
+        Reporter("feat", sql_url, features_dim=0)
 
 
 def test_choose_raises_for_bad_features_and_needs_a_feature_router() -> None:
@@ -264,3 +356,24 @@ def test_a_forked_child_routes_by_features_and_writes_its_evidence(sqlite_url: s
         assert isinstance(store, FeatureEvidence)
         stats = store.load_features("feat")[""]
     assert sum(st.count for st in stats.values()) == 100
+
+
+def test_the_cli_says_a_feature_router_ranks_by_its_features(sqlite_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from adaptive_router.cli import app
+
+    paths, _ = _world(10)
+    with _router(sqlite_url, StepClock(step=1.0), paths) as router:
+        _run(router, 0, 20)
+    with Router(paths, bool, "plain", store=sqlite_url) as plain:
+        _run(plain, 0, 5)
+    said = {}
+    for task in ("feat", "plain"):
+        out = CliRunner().invoke(app, ["posteriors", "--db", sqlite_url, "--task", task])
+        assert out.exit_code == 0, out.output
+        said[task] = " ".join(out.output.split())
+    assert "a feature router ranks the first choice by its per-path linear models" in said["feat"]
+    assert "the first choice is ranked by them" not in said["feat"]
+    assert "the first choice is ranked by them" in said["plain"]
+    assert "feature router" not in said["plain"]

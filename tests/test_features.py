@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -85,6 +86,11 @@ _MAPPING = "features must be a mapping of feature name to number (or str/bool in
         ({"length": math.nan}, "feature 'length' is nan"),
         ({"score": math.inf}, "feature 'score' is inf"),
         ({"score": -math.inf}, "feature 'score' is -inf"),
+        # Finite but huge: its square would overflow the stored statistics.
+        ({"bytes": 1e200}, "feature 'bytes' is 1e+200: values must be finite numbers of magnitude"),
+        ({"delta": -2e12}, "feature 'delta' is -2000000000000.0: values must be finite"),
+        ({"count": 10**400}, "feature 'count' is too large for a float"),
+        ({"ratio": Fraction(10**400, 3)}, "feature 'ratio' is too large for a float"),
         ({"tier": None}, "feature 'tier' has a NoneType value"),
         ({"tags": ["a", "b"]}, "feature 'tags' has a list value"),
         ({"z": 1 + 2j}, "feature 'z' has a complex value"),
@@ -161,10 +167,9 @@ def test_text_features_options() -> None:
     short = text_features(max_chars=5, ngrams=(1,))("alpha beta gamma")
     # Only the first 5 characters are tokenised; the length bucket sees the whole text.
     assert set(short) == {"w:alpha", f"len:{int(math.log2(17))}"}
-    with pytest.raises(ValueError, match="ngrams must be positive integers"):
-        text_features(ngrams=(0,))
-    with pytest.raises(ValueError, match="ngrams must be positive integers"):
-        text_features(ngrams=())
+    for bad in ((0,), (), 3, "12", (1.5,)):
+        with pytest.raises(ValueError, match="ngrams must be a sequence of positive integers"):
+            text_features(ngrams=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_chars must be a positive integer"):
         text_features(max_chars=0)
 
@@ -179,3 +184,16 @@ def test_hash_features_names_the_buckets_it_uses() -> None:
     named = hash_features({"tier": "pro", "length": 0.5}, 64, names={})
     np.testing.assert_array_equal(plain.indices, named.indices)
     np.testing.assert_array_equal(plain.values, named.values)
+
+
+def test_the_largest_magnitude_is_accepted_and_sums_stay_finite() -> None:
+    from adaptive_router.features import MAX_FEATURE_MAGNITUDE
+
+    top = MAX_FEATURE_MAGNITUDE
+    assert hash_features({"a": top, "b": -top}, 4096).values.tolist() == [
+        v
+        for _, v in sorted({feature_index("a", 4096): top, feature_index("b", 4096): -top}.items())
+    ]
+    # Names sharing one bucket add up, and stay finite however many there are.
+    summed = hash_features({f"f{i}": top for i in range(50)}, 1)
+    assert summed.values.tolist() == [50 * top]

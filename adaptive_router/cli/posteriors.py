@@ -33,6 +33,7 @@ from adaptive_router.cli.common import (
     utc_time,
 )
 from adaptive_router.outcomes import Posterior
+from adaptive_router.stores import FeatureEvidence
 
 if TYPE_CHECKING:
     from adaptive_router.policies.pacing import SpendStatus
@@ -100,6 +101,8 @@ def posteriors(
                 spend = None  # no target: nothing is paced
             if not context:
                 posts = with_spend_penalties(posts, spend)
+            # A feature router ranks the first choice by its linear models instead.
+            by_features = isinstance(store, FeatureEvidence) and bool(store.load_features(task))
     if json_out:
         from adaptive_router.reports.summary import posterior_dict
 
@@ -155,8 +158,15 @@ def posteriors(
             f"decayed to {utc_time(now)} ({_half_life_text(half_life)}, "
             f"prior {prior_ab[0]:g},{prior_ab[1]:g}). alpha, beta, mean, interval, n, "
             "successes, failures: first attempts (requests this path was tried first on: "
-            "every kind of input, its success rate; the first choice is ranked by them); "
-            "after a failure: its attempts after another path of the request failed (only "
+            "every kind of input, its success rate; "
+            + (
+                "a feature router ranks the first choice by its per-path linear models of "
+                "the request's features, whose bias starts from them (Router.posteriors() "
+                "shows each path's most influential features); "
+                if by_features
+                else "the first choice is ranked by them); "
+            )
+            + "after a failure: its attempts after another path of the request failed (only "
             "the inputs that path failed on; the later positions are ranked by them). n and "
             "the success and failure counts are all-time; traffic share is of recent "
             "attempts, both kinds; expected cost and latency are decayed means per attempt, "

@@ -329,7 +329,7 @@ class Feedback:
                 kind=ErrorKind.EXPIRED.value,
                 error=f"no report within {self.pending_ttl:g} s",
                 created_at=now,
-                features=p.features,
+                features=self.reporter.decision_features(p),
             )
 
         expired: list[PendingDecision] = []

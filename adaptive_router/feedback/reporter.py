@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adaptive_router.errors import ConfigurationError, StoreUnavailableError, UnknownRequestError
+from adaptive_router.features import decode_features
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import ErrorKind, Outcome, check_amount, check_count
 from adaptive_router.paths import check_name
@@ -150,6 +151,14 @@ class Reporter:
         passes its paths'.
     clock:
         Epoch seconds for the outcomes' timestamps (default ``time.time``).
+    features_dim:
+        The hashed dimension of the task's feature routers (``features.dim``; a Router
+        passes its own). A decision whose features have another dimension was made
+        before the routers changed it: its outcome counts as the path's evidence but
+        not as feature evidence, since folding it would restart the task's linear
+        statistics at the old dimension, discarding what the new one learned. ``None``
+        (default): every decision's features are folded, and the statistics follow the
+        dimension of the latest outcome.
     check:
         Check ``half_life`` against the stored evidence now (a Router passes False: it
         checks its own, when its store is reachable).
@@ -165,9 +174,18 @@ class Reporter:
         models: Mapping[str, str] | None = None,
         costs: Mapping[str, float] | None = None,
         clock: Callable[[], float] | None = None,
+        features_dim: int | None = None,
         check: bool = True,
     ) -> None:
         self.task = check_name("task", task)
+        if features_dim is not None and (
+            isinstance(features_dim, bool) or not isinstance(features_dim, int) or features_dim < 1
+        ):
+            raise ConfigurationError(
+                f"features_dim must be the routers' feature dimension (an int >= 1) or None, "
+                f"got {features_dim!r}"
+            )
+        self.features_dim = features_dim
         if isinstance(half_life, timedelta):
             half_life = half_life.total_seconds()
         if half_life is not None and (
@@ -313,8 +331,28 @@ class Reporter:
             score=report.score,
             context=found.context,
             model=model,
-            features=found.features,
+            features=self.decision_features(found),
         )
+
+    def decision_features(self, found: PendingDecision) -> bytes | None:
+        """The encoded features ``found``'s outcome carries: none when they have another
+        dimension than ``features_dim`` (see the class), with a warning."""
+        data = found.features
+        if data is None or self.features_dim is None:
+            return data
+        dim, _ = decode_features(data)
+        if dim == self.features_dim:
+            return data
+        logger.warning(
+            "request %s of task %s was chosen with features of dimension %d, the routers now "
+            "use %d: its outcome counts as path evidence, not feature evidence",
+            found.request_id,
+            self.task,
+            dim,
+            self.features_dim,
+            extra={"request_id": found.request_id, "task": self.task, "dim": dim},
+        )
+        return None
 
     def claim(
         self,

@@ -60,6 +60,7 @@ from adaptive_router.policies.gaussian import first_choice_probabilities
 from adaptive_router.policies.thompson import TINY, decay_factor
 
 __all__ = [
+    "MAX_DIM",
     "ContextualDecision",
     "ContextualThompsonSampling",
     "LinearModel",
@@ -69,6 +70,10 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+
+#: The largest hashed dimension: a path's covariance holds (dim+1)² floats (128 MiB at
+#: 4,096) and a refresh refactorises it, so a larger one stalls requests for seconds.
+MAX_DIM = 4096
 
 #: Variance of a score below this is treated as this (a sd of 1e-9): rounding in the
 #: rank-one updates must not make a quadratic form of a positive definite matrix ≤ 0.
@@ -485,6 +490,12 @@ class ContextualThompsonSampling:
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer such as {DEFAULT_DIM}, got {dim!r}")
+        if dim > MAX_DIM:
+            raise ValueError(
+                f"dim={dim} is too large: each path keeps a full (dim+1)² covariance "
+                f"({8 * (dim + 1) ** 2 / 2**20:,.0f} MiB per path) and refactorises it; use at "
+                f"most {MAX_DIM} (the default {DEFAULT_DIM} suits most tasks)"
+            )
         self.dim = dim
         self.prior_variance = _check_positive("prior_variance", prior_variance)
         self.noise_variance = _check_positive("noise_variance", noise_variance)

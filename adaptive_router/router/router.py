@@ -253,6 +253,7 @@ class Router:
                 p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
             },
             clock=self.clock,
+            features_dim=None if cfg.contextual is None else cfg.contextual.dim,
             check=False,  # the router registers and checks its own (above, or on connect)
         )
         self._feedback = Feedback(

@@ -265,9 +265,12 @@ def _contextual(
         )
     # Imported only for a feature router: the contextual policy needs scipy.
     from adaptive_router.features import DEFAULT_DIM
-    from adaptive_router.policies.contextual import ContextualThompsonSampling
+    from adaptive_router.policies.contextual import MAX_DIM, ContextualThompsonSampling
 
     dim = getattr(features, "dim", DEFAULT_DIM)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ConfigurationError(f"features.dim must be an int >= 1, got {dim!r}")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+        raise ConfigurationError(
+            f"features.dim must be an int in [1, {MAX_DIM}] (each path keeps a full "
+            f"(dim+1)² covariance), got {dim!r}"
+        )
     return ContextualThompsonSampling(dim, explore=learning.explore, half_life=half_life_s)

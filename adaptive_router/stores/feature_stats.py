@@ -60,7 +60,9 @@ def fold_group(
     """``stats`` (None: none yet) with ``group``'s outcomes folded in. An outcome of
     another dimension than the statistics' starts them afresh at its dimension: a router
     of the task changed its feature dimension, and statistics of different hashings
-    cannot be added (every router of a task must use one dimension)."""
+    cannot be added (every router of a task must use one dimension). A router keeps a
+    decision of the old dimension reported after such a change out of this (the
+    Reporter's ``features_dim``), so it cannot restart the statistics backwards."""
     from adaptive_router.policies.contextual import LinearStats, with_bias
 
     for o in group:
