@@ -16,6 +16,9 @@ from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
 
 MAX_NAME_LENGTH = 255
+#: The most tokens one attempt may be expected to use: far above any model's context,
+#: low enough that a count times a price stays a finite float.
+MAX_TOKENS = 10**12
 
 
 class Inherit:
@@ -178,15 +181,15 @@ class Path:
 def _check_tokens(
     name: str, model: str | None, value: object
 ) -> tuple[int, int] | Callable[..., tuple[int, int]]:
-    """``expected_tokens`` as ``(input, output)``, two ints >= 0, or a function of the
+    """``expected_tokens`` as ``(input, output)``, two ints in [0, 10¹²], or a function of the
     request returning them (checked per request), on a path with a model (the tokens are
     priced at the model's price; without one they would say nothing)."""
     counts = value if callable(value) else token_pair(value)
     if counts is None:
         raise ConfigurationError(
             f"path {name!r}: expected_tokens must be (input_tokens, output_tokens), two "
-            f"ints >= 0 per attempt (e.g. expected_tokens=(1200, 300)), a function of the "
-            f"request returning them, or None; got {value!r}"
+            f"ints in [0, 10**12] per attempt (e.g. expected_tokens=(1200, 300)), a function "
+            f"of the request returning them, or None; got {value!r}"
         )
     if model is None:
         raise ConfigurationError(
@@ -198,10 +201,11 @@ def _check_tokens(
 
 
 def token_pair(value: object) -> tuple[int, int] | None:
-    """``value`` as ``(input, output)`` tokens, two ints >= 0 (numpy's too), else None."""
+    """``value`` as ``(input, output)`` tokens, two ints in [0, :data:`MAX_TOKENS`] (numpy's
+    too), else None."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else ()
     counts = [int(n) for n in pair if isinstance(n, numbers.Integral) and not isinstance(n, bool)]
-    if len(pair) != 2 or len(counts) != 2 or min(counts) < 0:
+    if len(pair) != 2 or len(counts) != 2 or min(counts) < 0 or max(counts) > MAX_TOKENS:
         return None
     return (counts[0], counts[1])
 

@@ -149,6 +149,8 @@ def _tokens(fn: Any) -> dict[str, Any]:
         (_tokens(lambda text: (1.5, 2)), "got (1.5, 2)"),
         (_tokens(lambda text: 12), "got 12"),
         (_tokens(lambda text: (True, 1)), "got (True, 1)"),
+        # Beyond any context window; priced, it would overflow a float.
+        (_tokens(lambda text: (10**400, 1)), "two ints in [0, 10**12], got (1000"),
         (_tokens(lambda text: 1 / 0), "expected_tokens raised ZeroDivisionError"),
     ],
 )

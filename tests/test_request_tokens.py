@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from adaptive_router import Budget, Learning, Observability, Path, Router
+from adaptive_router import Budget, Learning, Objective, Observability, Path, Router
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.metering.prices import Pricer
+from adaptive_router.outcomes import Result, Usage
 from adaptive_router.providers import (
     anthropic_path,
     litellm_path,
@@ -278,3 +279,80 @@ def test_an_estimate_on_the_fallback_is_said_to_be_unused(
         assert router.run("x") == "x"
     warned = [m for m in caplog.messages if "per-request cost estimate is not used" in m]
     assert len(warned) == 1 and "fallback path 'safe'" in warned[0]
+
+
+# -- one name rule for what is estimated and what is recorded ----------------------------
+
+
+def test_resolve_prefers_an_override_under_any_name_then_the_list_price() -> None:
+    pricer = Pricer({"openai/my-private-model": (1.0, 2.0), "gpt-4o": (1.0, 1.0)})
+    # The response names the bare model; the path's configured name holds the override.
+    assert pricer.resolve("my-private-model", "openai/my-private-model") == (
+        "openai/my-private-model"
+    )
+    # An override on the bare name beats genai-prices' price for the prefixed one.
+    assert Pricer().resolve("gemini/gemini-2.0-flash") == "gemini/gemini-2.0-flash"
+    overridden = Pricer({"gemini-2.0-flash": (1.0, 1.0)})
+    assert overridden.resolve("gemini/gemini-2.0-flash") == "gemini-2.0-flash"
+    assert pricer.resolve("openai/gpt-4o") == Pricer().resolve("openai/gpt-4o") == "gpt-4o"
+    assert Pricer().resolve("litellm_proxy/gpt-4o-mini") == "gpt-4o-mini"
+    assert Pricer().resolve(None, "no-such-model-xyz") is None
+    assert Pricer().resolve() is None
+
+
+def test_a_litellm_override_under_the_paths_name_prices_the_recorded_calls() -> None:
+    # litellm strips "openai/" before calling, so the response names "my-private-model";
+    # the user's override is keyed by the path's model. Estimate and record must agree.
+    with FakeProvider() as f:
+        f.default(None, reply("ok", input_tokens=1000, output_tokens=100))
+        p = litellm_path(
+            "openai/my-private-model",
+            "{text}",
+            api_base=f.openai_base_url,
+            api_key="sk-fake",
+            expected_tokens=(0, 100),
+            price_each_request=True,
+        )
+        with Router(
+            [p],
+            bool,
+            "ll-override",
+            store="memory://",
+            objective=Objective(target_usd_per_request=0.001),
+            budget=Budget(max_attempts=1),
+            observability=Observability(prices={"openai/my-private-model": (1.0, 2.0)}),
+        ) as r:
+            estimate = r.ranking.request_costs((), {"text": "x" * 3996})
+            for _ in range(5):
+                r.run(text="x" * 3996)
+            cost = r.costs().paths[0]
+            spend = r.spend()
+    assert estimate == [pytest.approx((1003 * 1.0 + 100 * 2.0) / 1e6, rel=1e-12)]
+    # Each call: the provider's 1,000 input and 100 output tokens at the override.
+    assert cost.unknown_cost_attempts == 0
+    assert cost.cost_usd == pytest.approx(5 * (1000 * 1.0 + 100 * 2.0) / 1e6, rel=1e-12)
+    assert spend.spend_usd == pytest.approx(cost.cost_usd, rel=1e-12)
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "anthropic/claude-sonnet-4-6"])
+def test_reported_tokens_of_a_prefixed_model_are_priced_as_its_requests_are(model: str) -> None:
+    p = litellm_path(model, "{text}", expected_tokens=(0, 100), price_each_request=True)
+    with Router([p], bool, "rep", store="memory://", objective="cost") as r:
+        d = r.choose(text="x" * 3984)
+        assert r.report(d.request_id, True, input_tokens=1000, output_tokens=100)
+        cost = r.costs().paths[0]
+    bare = model.split("/", 1)[1]
+    assert cost.unknown_cost_attempts == 0
+    assert cost.cost_usd == pytest.approx(Pricer().quote(bare, 1000, 100), rel=1e-12)
+
+
+def test_a_path_reporting_tokens_of_a_prefixed_model_is_priced() -> None:
+    p = Path(
+        lambda: Result(True, Usage(input_tokens=1000, output_tokens=100)),
+        name="p",
+        model="litellm_proxy/gpt-4o-mini",
+    )
+    with Router([p], bool, "tok", store="memory://") as r:
+        r.run()
+        cost = r.costs().paths[0]
+    assert cost.cost_usd == pytest.approx(Pricer().quote(MINI, 1000, 100), rel=1e-12)

@@ -256,7 +256,9 @@ class Reporter:
 
         Returns True if recorded, False if the id was already reported (by any process).
         Tokens without ``cost_usd`` are priced from the model recorded with the decision
-        (else ``models``); a cost still unknown is the path's declared one (``costs``).
+        and the path's in ``models`` (an override for either first; a ``"provider/model"``
+        also as ``"model"``, as the router prices its requests); a cost still unknown is
+        the path's declared one (``costs``).
         Raises :class:`UnknownRequestError` for an id no ``choose`` issued, ValueError for
         bad arguments or an id of another task, and :class:`StoreUnavailableError`
         (nothing recorded: report it again later) while the database is unreachable —
@@ -312,7 +314,11 @@ class Reporter:
         in_tok, out_tok = report.input_tokens, report.output_tokens
         model = found.model or self.models.get(found.path)
         if price is None and (in_tok or out_tok):
-            price = self._pricer.cost(model, in_tok, out_tok)
+            price = self._pricer.cost(
+                self._pricer.resolve(found.model, self.models.get(found.path)) or model,
+                in_tok,
+                out_tok,
+            )
         if price is None:
             price = self.costs.get(found.path)
         return Outcome(

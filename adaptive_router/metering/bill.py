@@ -141,9 +141,10 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
     """The usage of an attempt's captured ``calls``, or None when it made none.
 
     Tokens are summed over the calls that reported them (``None`` when none did); the
-    cost is each call priced at its own model (``model``, the path's, when the call's is
-    unknown), and unknown as soon as one call's usage or price is unknown, so a
-    partial sum is never shown as the attempt's cost.
+    cost is each call priced at its own model, else at ``model`` (the path's), by
+    :meth:`Pricer.resolve` (an override for either name first), and unknown as soon as
+    one call's usage or price is unknown, so a partial sum is never shown as the
+    attempt's cost.
     """
     if not calls:
         return None
@@ -153,7 +154,7 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
             c.input_tokens,
             c.output_tokens,
             pricer.cost(
-                c.model or model,
+                pricer.resolve(c.model, model) or c.model or model,
                 c.input_tokens,
                 c.output_tokens,
                 cache_read_tokens=c.cache_read_tokens,
@@ -169,7 +170,7 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
     for c in calls:
         price = (
             pricer.cost(
-                c.model or model,
+                pricer.resolve(c.model, model) or c.model or model,
                 c.input_tokens,
                 c.output_tokens,
                 cache_read_tokens=c.cache_read_tokens,

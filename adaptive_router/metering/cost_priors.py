@@ -22,15 +22,14 @@ __all__ = ["cost_priors", "quote_model"]
 
 
 def quote_model(pricer: Pricer, model: str, inp: int, out: int) -> tuple[str, float] | None:
-    """``model``'s price for these tokens and the name it was priced by: the model
-    itself, else for LiteLLM's ``"provider/model"`` the ``"model"`` part (as a litellm
-    path prices a call whose response does not name the model it served); else None."""
-    names = [model, model.split("/", 1)[1]] if "/" in model else [model]
-    for name in names:
-        price = pricer.quote(name, inp, out)
-        if price is not None:
-            return name, price
-    return None
+    """``model``'s price for these tokens and the name it was priced by
+    (:meth:`Pricer.resolve`: an override first, for LiteLLM's ``"provider/model"`` also
+    the ``"model"`` part, as the calls' recorded costs are priced); else None."""
+    name = pricer.resolve(model)
+    if name is None:
+        return None
+    price = pricer.quote(name, inp, out)
+    return None if price is None else (name, price)
 
 
 def cost_priors(paths: Sequence[Path], pricer: Pricer | None) -> list[float | None]:

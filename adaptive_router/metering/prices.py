@@ -230,6 +230,15 @@ def _compile(snapshot: object, price: types.ModelPrice, start: int, end: int) ->
     )
 
 
+#: resolve()'s cache miss (None is a cached answer: no price known).
+_UNRESOLVED = object()
+
+
+def _with_bare(name: str) -> tuple[str, ...]:
+    """``name``, and for LiteLLM's ``"provider/model"`` the ``"model"`` part."""
+    return (name, name.split("/", 1)[1]) if "/" in name else (name,)
+
+
 class Pricer:
     """Turns (model, input tokens, output tokens, cached tokens) into US dollars.
 
@@ -253,6 +262,8 @@ class Pricer:
                 raise ValueError(f"prices[{model!r}] must be two finite numbers >= 0")
             self.overrides[model] = (inp, out)
         self._unknown: set[str] = set()
+        # names given to resolve() -> the name they are priced by (None: none known).
+        self._resolved: dict[tuple[str | None, ...], str | None] = {}
         self._lock = threading.Lock()
         # model name -> its rates in the price window last asked about. Replaced whole
         # (one dict store), so readers on other threads never see half an entry.
@@ -303,6 +314,26 @@ class Pricer:
             if cost is not None:
                 return cost
         return self._calc_price(model, inp, out, cache_read_tokens, cache_write_tokens, now_us)
+
+    def resolve(self, *names: str | None) -> str | None:
+        """The name to price a call by, given every name it goes by, most specific first
+        (the model a response names, then the path's configured model): an override for
+        any of them first (the user's price wins over the list price), else the first
+        genai-prices knows; a LiteLLM ``"provider/model"`` is also tried as ``"model"``.
+        None when no price is known for any (:meth:`cost` then warns about the first).
+        The answer is cached per tuple of names (a dict lookup on the hot path)."""
+        got = self._resolved.get(names, _UNRESOLVED)
+        if got is not _UNRESOLVED:
+            return got  # type: ignore[return-value]
+        candidates: list[str] = []
+        for name in names:
+            if name:
+                candidates.extend(n for n in _with_bare(name) if n not in candidates)
+        found = next((n for n in candidates if n in self.overrides), None)
+        if found is None:
+            found = next((n for n in candidates if self.quote(n, 0, 0) is not None), None)
+        self._resolved[names] = found
+        return found
 
     def quote(
         self, model: str, input_tokens: int, output_tokens: int, *, at: datetime | None = None

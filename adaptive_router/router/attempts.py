@@ -198,7 +198,7 @@ def build_outcome(
         cost = 0.0
     elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
         cost = ctx.pricer.cost(
-            u.model or path.model,
+            ctx.pricer.resolve(u.model, path.model) or u.model or path.model,
             u.input_tokens,
             u.output_tokens,
             cache_read_tokens=u.cache_read_tokens,

@@ -684,7 +684,7 @@ def _priced_tokens(
     kwargs: Any,
 ) -> float | None:
     """Path ``name``'s ``expected_tokens`` function ``fn(*args, **kwargs)`` priced at
-    ``model`` by ``pricer``; an exception, or anything but two ints >= 0, is a ValueError
+    ``model`` by ``pricer``; an exception, or anything but two ints in [0, 10¹²], is a ValueError
     naming the path."""
     try:
         value = fn(*args, **kwargs)
@@ -694,6 +694,6 @@ def _priced_tokens(
     if counts is None:
         raise ValueError(
             f"path {name!r}: expected_tokens (its return value) must be "
-            f"(input_tokens, output_tokens), two ints >= 0, got {value!r}"
+            f"(input_tokens, output_tokens), two ints in [0, 10**12], got {value!r}"
         )
     return pricer.cost(model, counts[0], counts[1])
