@@ -411,3 +411,36 @@ def test_breaker_trip_opens_now_and_keeps_an_open_timer() -> None:
     breaker.trip("probe refused")
     assert breaker.state == "open"
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "open")]
+
+
+def test_a_batch_of_outcomes_that_are_no_evidence_is_still_written(
+    sql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every attempt refused (no evidence, so no path_stats increments, no spend of a
+    # first attempt): the batch's upserts have no parameters. The store wrote nothing and
+    # kept failing, so the outcomes were lost at close.
+    def misconfigured(text: str) -> str:
+        raise ConfigError("LOCAL_MODEL_URL is not set")
+
+    caplog.set_level(logging.WARNING)
+    with Router(
+        [Path(misconfigured, name="a", breaker=None), Path(misconfigured, name="b", breaker=None)],
+        success_fn=bool,
+        task="t",
+        store=sql_url,
+        learning=Learning(seed=1),
+    ) as router:
+        for _ in range(3):
+            with contextlib.suppress(AllPathsFailed):
+                router.run(text="x")
+        written = rows(router)
+    assert (
+        sorted((o.path, o.kind) for o in written)
+        == [("a", "auth_error")] * 3 + [("b", "auth_error")] * 3
+    )
+    assert not [m for m in caplog.messages if "store write failed" in m or "unwritten" in m]
+    store = open_store(sql_url)
+    try:
+        assert len(store.outcomes("t")) == 6
+    finally:
+        store.close()

@@ -326,12 +326,23 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
         if not new:
             return
         # The hourly rollups get exactly the same rows, in the same transaction.
-        conn.execute(self._rollup_upsert, rollups.increments(new))
-        conn.execute(self._upsert(half_life), sql_evidence.increments(new, half_life))
-        spend = self._spend_upserts.get(half_life)
-        if spend is None:
-            spend = self._spend_upserts[half_life] = sql_spend.build_upsert(self._insert, half_life)
-        conn.execute(spend, sql_spend.increments(new, half_life))
+        # Each upsert runs only with parameters: executed with an empty list, a statement
+        # runs once with none and fails, and with it the batch (outcomes that are no
+        # evidence, e.g. all auth errors, have no path_stats increments).
+        roll = rollups.increments(new)
+        if roll:
+            conn.execute(self._rollup_upsert, roll)
+        evidence = sql_evidence.increments(new, half_life)
+        if evidence:
+            conn.execute(self._upsert(half_life), evidence)
+        spent = sql_spend.increments(new, half_life)
+        if spent:
+            spend = self._spend_upserts.get(half_life)
+            if spend is None:
+                spend = self._spend_upserts[half_life] = sql_spend.build_upsert(
+                    self._insert, half_life
+                )
+            conn.execute(spend, spent)
         sql_features.fold(conn, self._insert, new, half_life)
 
     def _upsert(self, half_life: float | None) -> Any:
