@@ -138,12 +138,30 @@ def test_contexts_learn_opposite_preferences(store_url: str) -> None:
         }
         long_post = {p.path: p.mean for p in r.posteriors(context="long")}
         short_post = {p.path: p.mean for p in r.posteriors(context="short")}
+        shares = {
+            c: {
+                p.path: (p.traffic_share, p.updated_at, p.after_failure.updated_at)
+                for p in r.posteriors(context=c)
+            }
+            for c in ("long", "short")
+        }
         assert r.contexts() == ["long", "short"]
         by_ctx = {s.path: s for s in r.stats(context="short")}
     assert firsts["long"][-200:].count("a") / 200 >= 0.85
     assert firsts["short"][-200:].count("b") / 200 >= 0.85
     assert long_post["a"] > long_post["b"] and short_post["b"] > short_post["a"]
     assert by_ctx["b"].successes / by_ctx["b"].attempts == pytest.approx(0.9, abs=0.06)
+    # A context's traffic share and update times are its own attempts', not the borrowed
+    # task-level prior's (which would lift a path the context rarely sends traffic to).
+    for ctx, shown in shares.items():
+        mine = [o for o in rows if o.context == ctx]
+        for path, (share, updated, after_updated) in shown.items():
+            by_path = [o for o in mine if o.path == path]
+            assert share == pytest.approx(len(by_path) / len(mine), rel=1e-12), (ctx, path)
+            first = [o.created_at for o in by_path if o.attempt == 1]
+            later = [o.created_at for o in by_path if o.attempt > 1]
+            assert updated == (max(first) if first else None)
+            assert after_updated == (max(later) if later else None)
 
 
 def test_new_context_starts_from_the_task_level(store_url: str) -> None:

@@ -584,7 +584,22 @@ class Ranking:
             )
         if self.fallback is not None and (self.fallback.name or "") in own:
             mixed[self.fallback.name or ""] = own[self.fallback.name or ""]
-        out = posteriors_from_states(mixed, names, prior, self.half_life, now)
+        # Traffic share and update times are the context's own: the borrowed task-level
+        # weights are prior, not traffic, and the mixed weights are stamped ``now``.
+        plain = posteriors_from_states(own, names, prior, self.half_life, now)
+        out = [
+            dataclasses.replace(
+                m,
+                traffic_share=o.traffic_share,
+                updated_at=o.updated_at,
+                after_failure=dataclasses.replace(
+                    m.after_failure, updated_at=o.after_failure.updated_at
+                ),
+            )
+            for m, o in zip(
+                posteriors_from_states(mixed, names, prior, self.half_life, now), plain, strict=True
+            )
+        ]
         hl = self.half_life
         costs, latencies = mixed_means(
             names,
