@@ -282,3 +282,19 @@ def test_command_refuses_a_public_bind_without_a_token(tmp_path: Any) -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
     assert not is_loopback("example.com")
+
+
+def test_small_dollar_amounts_keep_four_significant_digits() -> None:
+    # A request's spend is often below $0.0001: fixed places showed target and realized
+    # spend alike as $0.0000, hiding a 10% overrun.
+    from adaptive_router.dashboard.views import _usd
+
+    assert [_usd(v) for v in (4e-5, 4.41e-5, 0.00024, 0.0002, 0.5, 1.23456)] == [
+        "$0.00004000",
+        "$0.00004410",
+        "$0.0002400",
+        "$0.0002000",
+        "$0.5000",
+        "$1.2346",
+    ]
+    assert [_usd(v) for v in (None, 0.0, 12.345, 1234.5)] == ["—", "$0", "$12.35", "$1,234.50"]

@@ -84,9 +84,16 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _usd(value: float | None) -> str:
+    """Dollars, cents from $10; below that four significant digits (at least four
+    places): a request's spend is often below $0.0001, which fixed places showed as $0."""
     if value is None:
         return "—"
-    return f"${value:,.4f}" if abs(value) < 10 else f"${value:,.2f}"
+    if abs(value) >= 10:
+        return f"${value:,.2f}"
+    if value == 0:
+        return "$0"
+    places = max(4, 3 - math.floor(math.log10(abs(value))))
+    return f"${value:,.{places}f}"
 
 
 def _ms(value: float | None) -> str:
