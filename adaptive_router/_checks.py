@@ -12,6 +12,7 @@ import urllib.parse
 from datetime import timedelta
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.outcomes import MAX_TOKENS
 
 __all__ = [
     "MASK",
@@ -211,10 +212,11 @@ def seconds(value: timedelta | float | int | None, name: str, *, allow_none: boo
 
 
 def reported_count(value: object) -> int | None:
-    """A token count read from an SDK response: an int >= 0, else None (unknown). A
-    missing, negative, fractional or non-numeric count from a provider (or a server that
-    only looks like one) is never recorded as given, and never raises."""
-    return value if type(value) is int and value >= 0 else None
+    """A token count read from an SDK response: an int in [0, :data:`MAX_TOKENS`], else
+    None (unknown). A missing, negative, fractional, absurdly large or non-numeric count
+    from a provider (or a server that only looks like one) is never recorded as given,
+    and never raises."""
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else None
 
 
 # API keys as providers quote them in errors: OpenAI's 401 says "Incorrect API key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -146,28 +147,43 @@ class Outcome:
         return ("", self.context) if self.context else ("",)
 
 
+#: The most tokens one attempt can report or be expected to use: far above any model's
+#: context, and low enough that sums of them stay within a database's 64-bit integers
+#: (an hourly rollup adds millions) and a count times a price stays a finite float.
+MAX_TOKENS = 10**12
+#: The largest amount (dollars, milliseconds) one attempt or report can carry: sums of
+#: such amounts stay finite.
+MAX_AMOUNT = 1e12
+
+
 def check_count(name: str, value: object) -> int | None:
-    """A token count: an int >= 0 (numpy's too, as a plain int) or None; a ValueError
-    naming ``name`` and what it accepts otherwise (bools, floats, strings refused)."""
+    """A token count: an int in [0, :data:`MAX_TOKENS`] (numpy's too, as a plain int) or
+    None; a ValueError naming ``name`` and what it accepts otherwise (bools, floats,
+    strings refused)."""
     if value is None:
         return None
     n = -1 if isinstance(value, bool) or not isinstance(value, numbers.Integral) else int(value)
-    if n < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    if not 0 <= n <= MAX_TOKENS:
+        raise ValueError(f"{name} must be an int in [0, 10**12] or None, got {reprlib.repr(value)}")
     return n
 
 
 def check_amount(name: str, value: object) -> float | None:
-    """An amount (dollars, milliseconds): a finite number >= 0 (as a float) or None; a
-    ValueError naming ``name`` and what it accepts otherwise (NaN, infinities, bools and
-    numeric strings refused)."""
+    """An amount (dollars, milliseconds): a finite number in [0, :data:`MAX_AMOUNT`] (as a
+    float) or None; a ValueError naming ``name`` and what it accepts otherwise (NaN,
+    infinities, bools and numeric strings refused)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+        raise ValueError(f"{name} must be a finite number in [0, 1e12] or None, got {value!r}")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond any float
+        v = math.inf
+    if not (math.isfinite(v) and 0 <= v <= MAX_AMOUNT):
+        raise ValueError(
+            f"{name} must be a finite number in [0, 1e12] or None, got {reprlib.repr(value)}"
+        )
     return v
 
 
@@ -220,19 +236,19 @@ def _usage_ok(u: Usage) -> bool:
     """Whether ``u``'s fields are plain valid values (every provider's case): one type
     check per field, unrolled, so building a Usage costs next to nothing."""
     n = u.input_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = u.output_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = u.cache_read_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = u.cache_write_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     c, m = u.cost_usd, u.model
-    if c is not None and not (type(c) is float and 0.0 <= c < math.inf):
+    if c is not None and not (type(c) is float and 0.0 <= c <= MAX_AMOUNT):
         return False
     return m is None or (type(m) is str and len(m) <= MAX_MODEL_LENGTH)
 

@@ -12,13 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from adaptive_router.errors import ConfigurationError
+from adaptive_router.outcomes import MAX_TOKENS
 from adaptive_router.resilience import CircuitBreaker, RateLimit, RetryPolicy
 from adaptive_router.resilience.timeouts import check_timeout
 
 MAX_NAME_LENGTH = 255
-#: The most tokens one attempt may be expected to use: far above any model's context,
-#: low enough that a count times a price stays a finite float.
-MAX_TOKENS = 10**12
 
 
 class Inherit:

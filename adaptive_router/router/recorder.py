@@ -441,7 +441,8 @@ class Recorder:
                 "outcome not stored: the store rejected request %s attempt %d of path %s "
                 "(task %s): %s",
                 (o.request_id, o.attempt, o.path, self.task, why),
-                "the store rejected %d more outcomes of path %s (task %s) for %s in the last %g s",
+                # The count and the window follow the arguments (ThrottledLog appends them).
+                "the store rejected outcomes of path %s (task %s) for %s: %d more in the last %g s",
                 (o.path, self.task, reason),
                 {
                     "task": self.task,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import math
+import reprlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from adaptive_router.errors import OutcomesRejected
 from adaptive_router.outcomes import (
+    MAX_AMOUNT,
     MAX_MODEL_LENGTH,
+    MAX_TOKENS,
     TOKEN_FIELDS,
     UNBILLED,
     ErrorKind,
@@ -217,22 +220,22 @@ def _row_ok(o: Outcome) -> bool:
     type check per field, unrolled (this runs for every outcome, on the request's thread
     for memory stores). False sends :func:`outcome_problem` to its slower, exact rules."""
     n = o.input_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = o.output_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = o.cache_read_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     n = o.cache_write_tokens
-    if n is not None and (type(n) is not int or n < 0):
+    if n is not None and (type(n) is not int or not 0 <= n <= MAX_TOKENS):
         return False
     v = o.cost_usd
-    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+    if v is not None and not (type(v) is float and 0.0 <= v <= MAX_AMOUNT):
         return False
     v = o.latency_ms
-    if v is not None and not (type(v) is float and 0.0 <= v < _INF):
+    if v is not None and not (type(v) is float and 0.0 <= v <= MAX_AMOUNT):
         return False
     v = o.score
     if v is not None and not (type(v) is float and 0.0 <= v <= 1.0):
@@ -277,12 +280,17 @@ def outcome_problem(o: Outcome) -> str | None:
     for name in (*TOKEN_FIELDS, "attempt", "retries"):
         v = getattr(o, name)
         optional = name in TOKEN_FIELDS
-        if (v is not None or not optional) and not (_real(v) and isinstance(v, int) and v >= 0):
-            return f"{name} must be an int >= 0{' or None' if optional else ''}, got {v!r}"
+        if (v is not None or not optional) and not (
+            _real(v) and isinstance(v, int) and 0 <= v <= MAX_TOKENS
+        ):
+            return (
+                f"{name} must be an int in [0, 10**12]{' or None' if optional else ''}, "
+                f"got {reprlib.repr(v)}"
+            )
     for name in ("cost_usd", "latency_ms"):
         v = getattr(o, name)
-        if v is not None and not (_real(v) and 0.0 <= v < _INF):
-            return f"{name} must be a finite number >= 0 or None, got {v!r}"
+        if v is not None and not (_real(v) and 0.0 <= v <= MAX_AMOUNT):
+            return f"{name} must be a finite number in [0, 1e12] or None, got {reprlib.repr(v)}"
     for name in ("score", "propensity"):
         v = getattr(o, name)
         if v is not None and not (_real(v) and 0.0 <= v <= 1.0):
