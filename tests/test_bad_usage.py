@@ -592,3 +592,23 @@ def test_rejections_past_the_first_are_summed_up_in_one_line(
         "the store rejected outcomes of path a (task one-bad-row) for cost_usd: "
         "2 more in the last 60 s"
     )
+
+
+def test_a_value_the_driver_cannot_bind_is_the_rows_fault_not_an_outage(sqlite_url: str) -> None:
+    # Taken for an outage, it was retried with every later batch, which it blocked.
+    from sqlalchemy.exc import OperationalError, StatementError
+
+    from adaptive_router.stores.base import is_data_error
+
+    store = open_store(sqlite_url)
+    try:
+        row = outcome(0, task="bind")
+        row.retries = 2**63  # past the row check, as a subclass or a late rewrite could
+        with pytest.raises(OverflowError) as raised:
+            store.write([row], None)
+    finally:
+        store.close()
+    assert is_data_error(raised.value)
+    assert is_data_error(StatementError("bind", "INSERT", {}, OverflowError("too large")))
+    assert not is_data_error(OperationalError("INSERT", {}, Exception("database is locked")))
+    assert not is_data_error(TimeoutError())

@@ -321,10 +321,15 @@ def is_data_error(exc: BaseException) -> bool:
     often it is retried), not for the connection: :class:`OutcomesRejected`, or a DB-API
     ``IntegrityError``/``DataError`` (SQLAlchemy's wrappers and the drivers' own,
     psycopg's from ``COPY`` included). Anything else — operational errors, timeouts, a
-    lost connection — is an outage: the rows wait in the buffer."""
-    return isinstance(exc, OutcomesRejected) or any(
-        c.__name__ in _DATA_ERRORS for c in type(exc).__mro__
-    )
+    lost connection — is an outage: the rows wait in the buffer. A value the driver
+    cannot bind (sqlite3's ``OverflowError`` for an int beyond 64 bits, raw or wrapped in
+    SQLAlchemy's ``StatementError``) is the row's too: retried, it would block every
+    later batch."""
+    if isinstance(exc, (OutcomesRejected, OverflowError)):
+        return True
+    if isinstance(getattr(exc, "orig", None), OverflowError):
+        return True
+    return any(c.__name__ in _DATA_ERRORS for c in type(exc).__mro__)
 
 
 @dataclass(frozen=True, slots=True)
