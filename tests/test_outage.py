@@ -467,3 +467,39 @@ def test_sqlite_report_while_the_file_is_read_only(tmp_path: FsPath) -> None:
         assert [o.request_id for o in router.store.outcomes("ro")] == [decision.request_id]
     finally:
         router.close()
+
+
+# -- a store that hangs rather than refuses ----------------------------------------------
+
+
+def test_a_hanging_store_slows_a_request_by_the_backpressure_bound_at_most(pg_url: str) -> None:
+    """A table lock (a migration, a long transaction) makes writes wait instead of fail.
+    Requests that outran the writer queued behind its write and then each repeated it:
+    a run() took as long as the lock was held. Now a caller waits for a write in progress
+    at most BACKPRESSURE_WAIT_S from its start, then routes on; nothing is lost."""
+    from adaptive_router.router.recorder import BACKPRESSURE_WAIT_S, HIGH_WATER
+
+    hold_s = BACKPRESSURE_WAIT_S + 4.0
+    with router_via(pg_url, "hang") as router:
+        router.run()
+        router.flush()  # the schema exists; the lock below blocks the outcomes table
+        with router.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+        locker = psycopg.connect(PG_DSN, autocommit=False)
+        try:
+            locker.execute(f'LOCK TABLE "{schema}".outcomes IN ACCESS EXCLUSIVE MODE')
+            locked_at = time.monotonic()
+            slowest = 0.0
+            n = 0
+            while time.monotonic() - locked_at < hold_s - 1.0:
+                t0 = time.monotonic()
+                router.run()
+                slowest = max(slowest, time.monotonic() - t0)
+                n += 1
+            assert n > 2 * HIGH_WATER  # the buffer passed the high-water mark
+        finally:
+            locker.rollback()
+            locker.close()
+        router.flush()
+        assert len(router.store.outcomes("hang")) == n + 1
+    assert slowest < BACKPRESSURE_WAIT_S + 1.0, slowest

@@ -57,6 +57,11 @@ WAKE_AT = 2_000
 #: freed memory stays with the process: at 20,000, a loop that outran the writer kept
 #: ~15 MB more resident than at 4,000, for no more throughput (benchmarks/memory.py).
 HIGH_WATER = 4_000
+#: Seconds a recording caller waits, at most, for a write already in progress before it
+#: goes on (backpressure): a store that hangs instead of refusing (a held lock, a
+#: migration, a black-holed connection) must slow requests by this much, not by the
+#: database's timeouts per queued caller. A batch of HIGH_WATER rows takes well under it.
+BACKPRESSURE_WAIT_S = 2.0
 #: Seconds (of the recorder's clock) during which repeats of a rejection line are counted.
 LOG_WINDOW_S = 60.0
 
@@ -167,6 +172,8 @@ class Recorder:
         self._last_refresh = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when the buffer is worth a flush right away
+        #: time.monotonic() when the write in progress began (None: none), for relieve().
+        self._write_started: float | None = None
         self._thread: threading.Thread | None = None
         self._at_exit: Callable[[], None] | None = None
         self._closed = False
@@ -341,7 +348,7 @@ class Recorder:
     def record(self, outcomes: Sequence[Outcome]) -> bool:
         """Fold ``outcomes`` into the cache and write them (``sync``) or buffer them.
 
-        Returns True when the caller should :meth:`flush` now, before it goes on:
+        Returns True when the caller should :meth:`relieve` now, before it goes on:
         backpressure, the store is up but slower than the traffic (the buffer reached
         ``high_water``). Writing then slows the callers down instead of letting the buffer
         (memory, and the crash window) grow until it drops outcomes; drops are for
@@ -350,7 +357,9 @@ class Recorder:
         """
         if not outcomes:
             return False
-        if self.sync and self.ready:
+        # In an outage a sync write would wait out the database's timeouts on every
+        # request: the outcomes are buffered instead and the writer retries on its schedule.
+        if self.sync and self.ready and not self._outage_logged:
             with self._io_lock:
                 if self.features is not None:
                     # Under the I/O lock: a refresh (which reloads the models) cannot
@@ -571,6 +580,29 @@ class Recorder:
         with self._io_lock:
             return self._flush_locked()
 
+    def relieve(self) -> None:
+        """Backpressure (:meth:`record` returned True): write the buffer on the caller's
+        thread, so callers slow down to the store's pace instead of growing the buffer.
+        A write already in progress is waited for up to :data:`BACKPRESSURE_WAIT_S` from
+        its start, then the caller goes on (the store hangs: the writer's own timeouts
+        will mark it down); once it is down, or the writer has drained the buffer, the
+        caller writes nothing."""
+        started = self._write_started
+        wait = BACKPRESSURE_WAIT_S
+        if started is not None:
+            wait -= time.monotonic() - started
+            if wait <= 0.0:
+                return
+        if not self._io_lock.acquire(timeout=wait):
+            return
+        try:
+            with self._lock:
+                behind = len(self._buffer) >= self.high_water
+            if behind and not self.store_down:
+                self._flush_locked()
+        finally:
+            self._io_lock.release()
+
     def _flush_locked(self) -> bool:
         if not self.ready and not self._connect_locked():
             return False
@@ -578,7 +610,11 @@ class Recorder:
             batch, self._buffer = self._buffer, []
             self._inflight = len(batch)
         if batch:
-            written, unwritten, exc = self._write(batch)
+            self._write_started = time.monotonic()
+            try:
+                written, unwritten, exc = self._write(batch)
+            finally:
+                self._write_started = None
             with self._lock:
                 self._inflight = 0
                 if unwritten:

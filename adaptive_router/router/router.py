@@ -461,7 +461,7 @@ class Router:
         req = self._attempts(context, args, kwargs)
         walk(req, args, kwargs)
         if self._record(req):
-            self._recorder.flush()
+            self._recorder.relieve()
         return self._result(req)
 
     async def arun(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
@@ -479,7 +479,7 @@ class Router:
         else:
             flush = self._record(req)
         if flush:
-            await to_daemon_thread(self._recorder.flush)
+            await to_daemon_thread(self._recorder.relieve)
         return self._result(req)
 
     def check(self, samples: Iterable[Any]) -> list[PathCheck]:
