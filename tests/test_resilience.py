@@ -523,6 +523,10 @@ def test_retry_none_and_validation() -> None:
     for kwargs in ({"attempts": 0}, {"budget_s": -1.0}, {"initial": 0.0}, {"max_wait": math.nan}):
         with pytest.raises(ValueError):
             RetryPolicy(**kwargs, clock=clock)
+    # Accepted once, they raised out of run() at the first retryable failure.
+    for name, bad in (("stop", 5), ("wait", 5), ("honor_retry_after", "no"), ("sleep", 1)):
+        with pytest.raises(ConfigurationError, match=f"^{name} must be"):
+            RetryPolicy(**{name: bad})
 
 
 def test_retry_passes_arguments_and_state_is_reset() -> None:
@@ -971,6 +975,8 @@ def test_breaker_validation() -> None:
         CircuitBreaker(reset_timeout_s=0)
     with pytest.raises(ValueError, match="half_open_max_calls"):
         CircuitBreaker(half_open_max_calls=0)
+    with pytest.raises(ValueError, match="clock must be a callable"):
+        CircuitBreaker(clock=5)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------
@@ -1103,6 +1109,11 @@ def test_rate_limit_validation_and_password_redaction(caplog: pytest.LogCaptureF
     assert "user:***@host" in str(info.value)
     with pytest.raises(ValueError, match="sync scheme"):
         RateLimit(requests_per_minute=1, storage="async+memory://")
+    # "no" was taken as true: with Redis down, the opposite of what was asked.
+    with pytest.raises(ValueError, match="fail_open must be True or False"):
+        RateLimit(requests_per_minute=1, fail_open="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="storage_options must be a mapping"):
+        RateLimit(requests_per_minute=1, storage_options=5)  # type: ignore[arg-type]
 
     assert redact_url("redis://:s3cret@localhost:6379/0") == "redis://:***@localhost:6379/0"
     assert (
@@ -1148,6 +1159,35 @@ def redis_prefix() -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.mark.parametrize(
+    "options", [{"bogus_option": 1}, {"socket_timeout": -1.0}], ids=["unknown", "refused"]
+)
+def test_redis_options_redis_py_refuses_fail_open_with_the_warning_naming_them(
+    redis_prefix: str, options: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # redis-py makes its connection at first use, so such options raised TypeError or
+    # ValueError out of every run() (no fallback, nothing recorded).
+    key = f"{redis_prefix}:opts"
+    with caplog.at_level(logging.WARNING, logger="adaptive_router.resilience"):
+        open_limit = RateLimit(
+            requests_per_minute=1, storage=REDIS_URL, key=key, storage_options=options
+        )
+        assert [open_limit.try_acquire() for _ in range(3)] == [True] * 3
+        shut = RateLimit(
+            requests_per_minute=1,
+            storage=REDIS_URL,
+            key=key,
+            storage_options=options,
+            fail_open=False,
+        )
+        assert not shut.try_acquire()
+    said = [r.getMessage() for r in caplog.records]
+    assert said and all("rate-limit storage failed" in m for m in said)
+    assert any(
+        "TypeError" in repr(r.__dict__) or "ValueError" in repr(r.__dict__) for r in caplog.records
+    )
 
 
 def test_redis_budget_is_shared_between_storage_instances(redis_prefix: str) -> None:

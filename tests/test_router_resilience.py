@@ -206,6 +206,73 @@ def test_breaker_recovers_through_half_open() -> None:
         assert r.health()["s"] == "closed"
 
 
+def test_a_path_its_breaker_keeps_from_being_called_takes_no_rate_limit_slot() -> None:
+    # The limit is shared (one key, as across processes on Redis); the breakers are not.
+    clock = StepClock()
+    limit = RateLimit(requests_per_minute=10, key="rl-breaker-first")
+    limit.clear()
+    calls = {"down": 0, "up": 0}
+
+    def down() -> str:
+        calls["down"] += 1
+        raise ConnectionError("down")
+
+    def up() -> str:
+        calls["up"] += 1
+        return "ok"
+
+    def router(fn: Any, task: str) -> Router:
+        breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=60.0, clock=clock, name="x")
+        return Router(
+            [Path(fn, name="x", rate_limit=limit, breaker=breaker, retry=None, timeout=None)],
+            bool,
+            task,
+            store="memory://",
+            fallback=Path(lambda: "fb", name="fb", timeout=None),
+            learning=Learning(clock=clock),
+        )
+
+    with router(down, "a") as a, router(up, "b") as b:
+        assert [a.run() for _ in range(10)] == ["fb"] * 10
+        assert [b.run() for _ in range(5)] == ["ok"] * 5
+    assert calls == {"down": 1, "up": 5}  # a's 9 skipped requests spent no slot
+
+
+def test_a_judge_that_raises_gives_back_a_half_open_probe_slot() -> None:
+    clock = StepClock()
+    state = {"up": False, "judge_ok": False}
+
+    def sometimes() -> str:
+        if not state["up"]:
+            raise ConnectionError("down")
+        return "ok"
+
+    def judge(value: str) -> bool:
+        if value == "ok" and not state["judge_ok"]:
+            raise RuntimeError("judge down")  # on the path's answer only
+        return bool(value)
+
+    b = CircuitBreaker(failure_threshold=2, reset_timeout_s=5.0, clock=clock, name="s")
+    with Router(
+        [Path(sometimes, name="s", breaker=b, retry=None, timeout=None)],
+        judge,
+        "probe-slot",
+        store="memory://",
+        fallback=Path(lambda: "fb", name="fb", timeout=None),
+        learning=Learning(clock=clock),
+    ) as r:
+        r.run()
+        r.run()
+        assert r.health()["s"] == "open"
+        state["up"] = True
+        clock.advance(6)
+        assert r.run() == "fb"  # the probe: called, its judge raises (no verdict)
+        assert r.health()["s"] == "half_open"
+        state["judge_ok"] = True
+        assert r.run() == "ok"  # the next request probes at once, and closes it
+        assert r.health()["s"] == "closed"
+
+
 def test_rejected_output_does_not_trip_the_breaker() -> None:
     b = CircuitBreaker(failure_threshold=2)
     with Router(

@@ -1,7 +1,7 @@
 """Resilience components: error classification, retries, timeouts, breakers and rate limits.
 
 Each piece is a small object that works on its own (and is tested alone); the
-router composes them per path as rate limit -> breaker -> timeout -> retry -> call.
+router composes them per path as breaker -> rate limit -> timeout -> retry -> call.
 All of them are thread-safe, none blocks an event loop (waits are ``asleep``, and a
 rate limit's async methods reach Redis with its asyncio client), and each takes an
 injectable ``clock`` (monotonic seconds) and, where it draws random numbers, a seedable

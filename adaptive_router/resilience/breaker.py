@@ -115,6 +115,8 @@ class CircuitBreaker:
             raise ConfigurationError(
                 f"half_open_max_calls must be an int >= 1, got {half_open_max_calls!r}"
             )
+        if not callable(clock):
+            raise ConfigurationError(f"clock must be a callable, got {clock!r}")
         self.name = name
         self.failure_threshold = failure_threshold
         self.failure_rate = None if failure_rate is None else float(failure_rate)

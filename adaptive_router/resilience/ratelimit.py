@@ -280,6 +280,16 @@ class RateLimit:
             raise ConfigurationError(f"mode must be 'skip' or 'wait', got {mode!r}")
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
+        if not isinstance(fail_open, bool):
+            raise ConfigurationError(f"fail_open must be True or False, got {fail_open!r}")
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise ConfigurationError(
+                "storage_options must be a mapping of the storage's options "
+                f"(e.g. {{'socket_timeout': 2.0}}), got {storage_options!r}"
+            )
+        for label, fn in (("clock", clock), ("sleep", sleep), ("asleep", asleep)):
+            if not callable(fn):
+                raise ConfigurationError(f"{label} must be a callable, got {fn!r}")
         _load_limits()
         self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
         self.mode = mode
@@ -324,6 +334,11 @@ class RateLimit:
                 "use 'memory://' or 'redis://'"
             ) from None
         errors: tuple[type[Exception], ...] = (StorageError,)
+        if isinstance(storage, str):
+            # redis-py builds its connection at first use: an option it does not take, or
+            # a value it refuses, raises TypeError/ValueError there. Like an outage, that
+            # fails open (or closed) with the warning naming it, not out of the request.
+            errors += (TypeError, ValueError)
         if not self.storage.wrap_exceptions:  # a Storage object the caller built
             try:
                 base = self.storage.base_exceptions

@@ -157,6 +157,20 @@ class RetryPolicy:
                     f"retry_on must not contain {never.value}: it fails the same way every "
                     "time (a 4xx, refused or missing credentials)"
                 )
+        for label, strategy in (("stop", stop), ("wait", wait)):
+            if strategy is not None and not callable(strategy):
+                raise ConfigurationError(
+                    f"{label} must be a tenacity {label} strategy (e.g. "
+                    f"tenacity.{'stop_after_attempt(3)' if label == 'stop' else 'wait_fixed(1)'})"
+                    f" or None, got {strategy!r}"
+                )
+        if not isinstance(honor_retry_after, bool):
+            raise ConfigurationError(
+                f"honor_retry_after must be True or False, got {honor_retry_after!r}"
+            )
+        for label, fn in (("clock", clock), ("sleep", sleep), ("asleep", asleep)):
+            if not callable(fn):
+                raise ConfigurationError(f"{label} must be a callable, got {fn!r}")
         if isinstance(rng, bool):
             raise ConfigurationError(
                 f"rng must be a random.Random, an int seed or None, got {rng!r}"

@@ -356,8 +356,7 @@ class Attempts:
         st, path = self._settings, self._path
         assert st is not None and path is not None and st.rate_limit is not None
         if wait is None:
-            step = self._open(path, st)
-            self.step = step if step is not None else self._advance()
+            self.step = self._open(path, st)
             return
         rl = st.rate_limit
         delay = rl.wait_for(wait, self._deadline)
@@ -367,6 +366,8 @@ class Attempts:
         error = "application rate limit exhausted"
         if rl.mode == "wait" and self._wait_cut:
             error += "; no room before the request's time (request_timeout) runs out"
+        if st.breaker is not None:
+            st.breaker.release()  # a half-open probe slot it reserved goes unused
         self._skip(path, ErrorKind.RATE_LIMITED.value, error)
         self.step = self._advance()
 
@@ -388,6 +389,11 @@ class Attempts:
                 self._skip(path, *refused)
                 continue
             st = self.ctx.settings[path.name or ""]
+            # The breaker before the rate limit: a path it keeps from being called must
+            # not spend a slot of a limit other processes share (their breakers are theirs).
+            if st.breaker is not None and not st.breaker.allow():
+                self._skip(path, ErrorKind.BREAKER_OPEN.value, "circuit breaker open")
+                continue
             self._path, self._settings = path, st
             # Not retrying yet: a Sleep before this path's first call is a rate-limit wait.
             self._retry_run = None
@@ -399,17 +405,11 @@ class Attempts:
                     self._wait_cut = left is not None and left < rl.max_wait_s
                     self._deadline = rl.wait_deadline(left)
                 return Acquire(rl)
-            step = self._open(path, st)
-            if step is not None:
-                return step
+            return self._open(path, st)
         return DONE
 
-    def _open(self, path: Path, st: PathSettings) -> Call | None:
-        """Past the rate limit: the breaker, then the path's first call; None when the
-        breaker is open (the path recorded as skipped)."""
-        if st.breaker is not None and not st.breaker.allow():
-            self._skip(path, ErrorKind.BREAKER_OPEN.value, "circuit breaker open")
-            return None
+    def _open(self, path: Path, st: PathSettings) -> Call:
+        """Past the breaker and the rate limit: the path's first call."""
         self.n += 1
         if self.ctx.observers.items:  # the list itself: no __bool__ call per event
             self.ctx.observers.emit("attempt_started", self.ctx.task, self.rid, path.name, self.n)
@@ -526,8 +526,12 @@ class Attempts:
             )
         if bill is not None and usage is None:
             bill.settled(outcome)  # metered: a call ending late still reaches this outcome
-        if st.breaker is not None and outcome.kind not in _BREAKER_SILENT:
-            if outcome.kind in _BREAKER_FAILURES:
+        if st.breaker is not None:
+            if outcome.kind in _BREAKER_SILENT:
+                # Neither a success nor a failure: a half-open probe's slot is given back,
+                # else the path waits out another reset timeout for nothing.
+                st.breaker.release()
+            elif outcome.kind in _BREAKER_FAILURES:
                 st.breaker.record_failure(outcome.kind)
             else:
                 st.breaker.record_success()

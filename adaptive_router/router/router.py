@@ -452,7 +452,7 @@ class Router:
     def run(self, *args: Any, context: str | None = None, **kwargs: Any) -> Any:
         """Call paths in sampled order until one succeeds; return its result.
 
-        Each attempt goes rate limit -> breaker -> retry(timeout(call)) -> success_fn.
+        Each attempt goes breaker -> rate limit -> retry(timeout(call)) -> success_fn.
         Raises :class:`AllPathsFailed` (with every attempt, skipped ones included) when
         none succeeds. ``context`` (or ``context_fn``) picks the posteriors to route by.
         A path's ``estimate_cost_usd`` that raises or returns a bad value does not fail
