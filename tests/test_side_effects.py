@@ -254,3 +254,64 @@ def test_a_router_in_a_fresh_process_leaves_it_as_it_found_it(tmp_path: Any) -> 
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def wrapped_on_top(tmp: str) -> None:
+    """A tracing agent wraps the SDK after a router hooked it: closing the router keeps
+    the agent's wrapper (restoring the SDK's own method took it out), and a later router
+    meters each call once through the layer it left in place."""
+    import wrapt
+
+    with FakeProvider() as fake:
+        fake.default(GPT, reply("gpt", input_tokens=11, output_tokens=3))
+        oai = fake.openai_client()
+
+        def gpt(text: str) -> str | None:
+            return (
+                oai.chat.completions.create(model=GPT, messages=MESSAGES).choices[0].message.content
+            )
+
+        def router(task: str, seen: list[Outcome]) -> Router:
+            return Router(
+                [Path(gpt, name="gpt")],
+                lambda r: r is not None,
+                task=task,
+                store="memory://",
+                observability=Observability(on_outcome=seen.append),
+            )
+
+        traced: list[str] = []
+
+        def tracer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            traced.append("call")
+            return wrapped(*args, **kwargs)
+
+        first: list[Outcome] = []
+        with router("first", first) as a:
+            wrapt.wrap_function_wrapper(OpenAISync, "request", tracer)
+            agent = vars(OpenAISync)["request"]
+            assert a.run("x") == "gpt"
+        assert vars(OpenAISync)["request"] is agent  # the agent's wrapper survived close
+        assert not capture.hooked()
+        gpt("x")
+        assert traced == ["call", "call"]
+        second: list[Outcome] = []
+        with router("second", second) as b:
+            assert b.run("x") == "gpt"
+        assert traced == ["call"] * 3
+        assert [(o.input_tokens, o.output_tokens) for o in first + second] == [(11, 3), (11, 3)]
+        assert vars(OpenAISync)["request"] is agent
+
+
+def test_closing_keeps_a_wrapper_another_library_put_on_top(tmp_path: Any) -> None:
+    code = f"import test_side_effects as t; t.wrapped_on_top({str(tmp_path)!r}); print('ok')"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=pathlib.Path(__file__).parent,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "ok"

@@ -587,7 +587,11 @@ def _wrapper(hook: Callable[..., Any], sdk: _Sdk) -> Callable[..., Any]:
 
 _SDKS = ("openai", "anthropic")
 _install_lock = threading.RLock()
-_patched: list[tuple[type[Any], str, Any]] = []
+#: (class, attribute, the SDK's own method, our wrapper) per hooked method.
+_patched: list[tuple[type[Any], str, Any, Any]] = []
+#: Methods whose wrapper stayed when the hooks were removed: another library wrapped on
+#: top of it (see _restore). Never wrapped twice; inert outside a capture scope.
+_left_in_place: set[tuple[type[Any], str]] = set()
 _hooked: set[str] = set()  # SDKs whose client classes are wrapped now
 _wanted = False  # hooks are wanted now (a deferred hook checks it when it fires)
 _deferred: set[str] = set()  # SDKs with a post-import hook registered (wrapt keeps it)
@@ -696,9 +700,11 @@ def _hook(name: str) -> None:
     # per logical call (the SDK's retries run inside).
     for (_, hook), cls in zip(hooks, classes, strict=True):
         assert cls is not None  # checked above
+        if (cls, "request") in _left_in_place:
+            continue  # ours is still in the chain, under another library's wrapper
         original = vars(cls)["request"]
-        wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
-        _patched.append((cls, "request", original))
+        mine = wrapt.wrap_function_wrapper(cls, "request", _wrapper(hook, sdk))
+        _patched.append((cls, "request", original, mine))
     _hooked.add(name)
 
 
@@ -719,7 +725,8 @@ def _unsupported_sdk(name: str, why: str) -> None:
 
 def uninstall() -> None:
     """Restore the SDKs' own methods now, whoever holds the hooks (routers that still
-    meter then meter nothing); a no-op when not installed."""
+    meter then meter nothing); a no-op when not installed. A method another library
+    wrapped after us keeps its wrapper, ours inert beneath it."""
     global _manual, _holders, _generation
     with _install_lock:
         _manual = False
@@ -731,8 +738,14 @@ def uninstall() -> None:
 def _restore() -> None:
     # Called with _install_lock held.
     while _patched:
-        cls, attr, original = _patched.pop()
-        setattr(cls, attr, original)
+        cls, attr, original, mine = _patched.pop()
+        if vars(cls).get(attr) is mine:
+            setattr(cls, attr, original)
+        else:
+            # Another library (a tracing agent) wrapped the method after us: putting the
+            # SDK's own back would take its wrapper out too. Ours stays, passing calls
+            # through outside a capture scope (one contextvar read).
+            _left_in_place.add((cls, attr))
     _hooked.clear()
 
 
