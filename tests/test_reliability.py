@@ -33,6 +33,7 @@ from adaptive_router import (
     Router,
     SQLStore,
 )
+from adaptive_router.outcomes import MAX_AMOUNT, MAX_TOKENS
 from adaptive_router.policies.thompson import decay_factor
 
 WORKER = str(FsPath(__file__).with_name("mp_worker.py"))
@@ -348,9 +349,9 @@ report_args = st.fixed_dictionaries(
             st.text(max_size=3),
         ),
         "input_tokens": st.one_of(
-            st.none(), st.integers(-3, 10**9), st.floats(-1, 1), st.booleans()
+            st.none(), st.integers(-3, 10**13), st.floats(-1, 1), st.booleans()
         ),
-        "output_tokens": st.one_of(st.none(), st.integers(-3, 10**9), st.text(max_size=2)),
+        "output_tokens": st.one_of(st.none(), st.integers(-3, 10**13), st.text(max_size=2)),
         "cost_usd": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
         "metadata": st.one_of(
             st.none(),
@@ -365,11 +366,16 @@ report_args = st.fixed_dictionaries(
 def _valid(kwargs: dict[str, Any]) -> bool:
     def amount(v: Any) -> bool:
         return v is None or (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and 0 <= v <= MAX_AMOUNT
         )
 
     def count(v: Any) -> bool:
-        return v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        return v is None or (
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_TOKENS
+        )
 
     meta = kwargs.get("metadata")
     return (

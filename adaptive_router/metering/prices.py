@@ -230,6 +230,18 @@ def _compile(snapshot: object, price: types.ModelPrice, start: int, end: int) ->
     )
 
 
+def _list_price(model: str, inp: int, out: int, at: datetime | None) -> float | None:
+    """genai-prices' price of a call of ``model`` at ``at`` (default: now), None if unknown."""
+    _load_prices()
+    usage = PriceUsage(input_tokens=inp, output_tokens=out)
+    moment = datetime.now(UTC) if at is None else at
+    try:
+        price = calc_price(usage, model_ref=model, genai_request_timestamp=moment)
+    except LookupError:
+        return None
+    return float(price.total_price)
+
+
 #: resolve()'s cache miss (None is a cached answer: no price known).
 _UNRESOLVED = object()
 
@@ -331,7 +343,7 @@ class Pricer:
                 candidates.extend(n for n in _with_bare(name) if n not in candidates)
         found = next((n for n in candidates if n in self.overrides), None)
         if found is None:
-            found = next((n for n in candidates if self.quote(n, 0, 0) is not None), None)
+            found = next((n for n in candidates if _list_price(n, 0, 0, None) is not None), None)
         self._resolved[names] = found
         return found
 
@@ -350,14 +362,7 @@ class Pricer:
         if model in self.overrides:
             p_in, p_out = self.overrides[model]
             return (input_tokens * p_in + output_tokens * p_out) / 1_000_000
-        moment = datetime.now(UTC) if at is None else at
-        _load_prices()
-        usage = PriceUsage(input_tokens=input_tokens, output_tokens=output_tokens)
-        try:
-            price = calc_price(usage, model_ref=model, genai_request_timestamp=moment)
-        except LookupError:
-            return None
-        return float(price.total_price)
+        return _list_price(model, input_tokens, output_tokens, at)
 
     def _calc_price(
         self,
