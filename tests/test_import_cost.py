@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -191,6 +192,12 @@ def test_a_store_for_postgresql_says_which_extra_to_install() -> None:
             "langchain",
         ),
         ("litellm", "from adaptive_router.providers import litellm_path", "litellm"),
+        # Asked for by name, tracing without OpenTelemetry was silently off.
+        (
+            "opentelemetry",
+            "from adaptive_router import Observability\nObservability(tracing=True)",
+            "tracing",
+        ),
         (
             "redis",
             "from adaptive_router.resilience import RateLimit\nRateLimit(5, storage='redis://')",
@@ -228,3 +235,58 @@ def test_the_hint_is_one_sentence_and_only_a_missing_module_becomes_it() -> None
     # An installed module that fails for another reason keeps its own error.
     with pytest.raises(ImportError, match="broken driver"), needs_extra("x", "X"):
         raise ImportError("broken driver")
+
+
+@pytest.mark.parametrize(
+    ("missing", "command", "extra", "what"),
+    [
+        ("matplotlib", ["simulate", "degradation", "--quick"], "plot", "adaptive-router simulate"),
+        ("openai", ["demo", "--requests", "10"], "openai", "The demo"),
+        ("anthropic", ["demo", "--requests", "10"], "anthropic", "The demo"),
+    ],
+)
+def test_a_command_names_the_extra_it_needs_before_it_runs(
+    missing: str, command: list[str], extra: str, what: str, tmp_path: pathlib.Path
+) -> None:
+    # simulate ran every run first, then failed on "No module named 'matplotlib'".
+    where = "--out" if command[0] == "simulate" else "--db"
+    args = [*command, where, str(tmp_path / "out")]
+    out = run_python(
+        f"""
+        import sys, time
+        sys.modules[{missing!r}] = None  # not installed
+        from typer.testing import CliRunner
+        from adaptive_router.cli import app
+        started = time.monotonic()
+        r = CliRunner().invoke(app, {args!r})
+        print(r.exit_code, round(time.monotonic() - started, 1))
+        print(r.output.strip())
+        """
+    )
+    status, text = out.strip().split("\n", 1)
+    assert status.split()[0] == "1" and float(status.split()[1]) < 5.0
+    assert text == (
+        f"error: ImportError: {what} needs the {extra!r} extra: "
+        f"pip install 'adaptive-router[{extra}]'"
+    )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_console_script_without_the_cli_extra_says_so_in_one_line() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['typer'] = None\n"
+            "from adaptive_router.__main__ import main\nmain(['--help'])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: The adaptive-router command line needs the 'cli' extra: "
+        "pip install 'adaptive-router[cli]'\n"
+    )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from adaptive_router._imports import install_hint
+from adaptive_router._imports import install_hint, require
 from adaptive_router.cli.common import (
     CLIError,
     console_err,
@@ -56,10 +56,13 @@ def demo(
     """
     # The demo (the router, the SDKs, the fake provider) loads with the command, not with
     # the command line's --help, which reads the defaults above only.
-    from adaptive_router import demo as demo_mod
-    from adaptive_router.reports import PlotUnavailableError, plot_report
-
     with one_line_errors(db):
+        # Its two model paths are real SDK clients: say which extras, before it starts.
+        require("openai", "openai", "The demo")
+        require("anthropic", "anthropic", "The demo")
+        from adaptive_router import demo as demo_mod
+        from adaptive_router.reports import PlotUnavailableError, plot_report
+
         demo_mod.run_with_display(console_out(), db, requests, seed, table=table, live=live)
         png = Path(db).with_suffix(".png")
         with open_store(resolve_url(db, must_exist=True)) as store:
@@ -93,6 +96,8 @@ def simulate(
     from adaptive_router.simulation.experiments import EXPERIMENTS
 
     with one_line_errors(None):
+        # Said before the runs, not after them: every experiment draws its PNG.
+        require("matplotlib", "plot", "adaptive-router simulate")
         if experiment not in EXPERIMENTS:
             raise CLIError(
                 f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}", 2

@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from adaptive_router._checks import seconds
+from adaptive_router._imports import require
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.observe.alerts import Alert, Alerts
@@ -332,6 +333,9 @@ class Observability:
             raise ConfigurationError(
                 f"tracing must be True, False or None (when configured), got {self.tracing!r}"
             )
+        if self.tracing is True:
+            # Asked for by name: silence would leave the user looking for spans never made.
+            require("opentelemetry", "tracing", "Observability(tracing=True)")
         if not (self.alerts is None or isinstance(self.alerts, Alerts)):
             raise ConfigurationError(
                 f"alerts must be an Alerts(...) or None (default thresholds), got {self.alerts!r}"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from adaptive_router._imports import needs_extra
 from adaptive_router.simulation import SimulationResult
 
 #: Where a checkout keeps the committed results, relative to its root.
@@ -91,11 +92,13 @@ def rate(v: float) -> str:
 
 
 def pyplot() -> Any:
-    """matplotlib's pyplot on the non-interactive backend (import deferred: optional extra)."""
-    import matplotlib
+    """matplotlib's pyplot on the non-interactive backend (import deferred: the ``plot``
+    extra, named in the error when it is missing)."""
+    with needs_extra("plot", "Drawing an experiment's PNG"):
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     return plt
 
