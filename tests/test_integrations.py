@@ -68,3 +68,33 @@ def test_routed_async_function() -> None:
         return -1
 
     assert asyncio.run(slow(1)) == 2
+
+
+def test_a_routed_function_keeps_its_signature_for_a_type_checker(tmp_path: Any) -> None:
+    # routed returned the function's own type, so `router_factory` was an error under
+    # mypy, and the Routed protocol now says both: the call as declared, and the factory.
+    from mypy import api
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "from adaptive_router import Router\n"
+        "from adaptive_router.integrations import routed\n\n"
+        "@routed(task='t', paths=[str.upper], store='memory://')\n"
+        "def summarise(text: str) -> str:\n"
+        "    return text[:200]\n\n"
+        "out: str = summarise('hello')\n"
+        "router: Router = summarise.router_factory()\n"
+        "wrong: int = summarise('hello')\n"
+        "summarise(3)\n"
+    )
+    stdout, _, status = api.run(
+        ["--strict", "--no-incremental", "--follow-imports=silent", str(user)]
+    )
+    errors = [line.split(": error: ")[1] for line in stdout.splitlines() if ": error: " in line]
+    assert status == 1
+    assert errors == [
+        'Incompatible types in assignment (expression has type "str", variable has type "int")'
+        "  [assignment]",
+        'Argument 1 to "__call__" of "Routed" has incompatible type "int"; expected "str"'
+        "  [arg-type]",
+    ]

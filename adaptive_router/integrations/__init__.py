@@ -1,7 +1,7 @@
 """Glue for frameworks: a LangChain Runnable (:mod:`.langchain`) and a ``@routed``
 decorator (:mod:`.decorator`)."""
 
-from adaptive_router.integrations.decorator import routed
+from adaptive_router.integrations.decorator import Routed, routed
 from adaptive_router.integrations.langchain import as_runnable
 
-__all__ = ["as_runnable", "routed"]
+__all__ = ["Routed", "as_runnable", "routed"]

@@ -6,14 +6,28 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from adaptive_router.paths import Path
 
 if TYPE_CHECKING:
     from adaptive_router.router import Router
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["Routed", "routed"]
+
+P = ParamSpec("P")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Routed(Protocol[P, R_co]):
+    """What :func:`routed` makes of a function: called exactly as the function was (its
+    parameters and return type, for a type checker too), plus ``router_factory()``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def router_factory(self) -> Router:
+        """The function's Router (created by the first call, or by this one)."""
+        ...
 
 
 def routed(
@@ -22,7 +36,7 @@ def routed(
     paths: Sequence[Path | Callable[..., Any]],
     success_fn: Callable[[Any], Any] | None = None,
     **router_kwargs: Any,
-) -> Callable[[F], F]:
+) -> Callable[[Callable[P, R_co]], Routed[P, R_co]]:
     """Route calls of a function between ``paths``, the function itself as the fallback.
 
     ::
@@ -40,7 +54,7 @@ def routed(
     """
     judge = success_fn if success_fn is not None else _not_none
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[P, R_co]) -> Routed[P, R_co]:
         lock = threading.Lock()
         holder: list[Router] = []
 
