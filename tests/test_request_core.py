@@ -568,3 +568,30 @@ def test_check_walks_every_sample_through_the_request_core(
     assert (report.runs, report.successes, report.errors) == (2, 2, {})
     assert calls == {"x": 2, "y": 2} and len(waits) == 2  # each retried once, after a wait
     assert not limit.available()  # its slot untouched: still the one taken above
+
+
+def test_async_with_closes_the_router_off_its_loop(sqlite_url: str) -> None:
+    # A lifespan shutdown that called close() blocked the loop for its final flush.
+    ticks = LoopTicks()
+    store = HeldSQLStore(sqlite_url, ticks)
+    router = Router(
+        [Path(lambda: "ok", name="a", timeout=None)],
+        success_fn=bool,
+        task="core-aclose",
+        store=store,
+        persistence=Persistence(flush_interval=1.0, log_decisions=False),
+        observability=Observability(heartbeat=None),
+    )
+
+    async def serve() -> list[Any]:
+        store.loop_thread = threading.get_ident()
+        async with router as r:
+            return [await r.arun() for _ in range(5)]
+
+    values = asyncio.run(_while_ticking(ticks, serve))
+    assert values == ["ok"] * 5
+    assert store.on_loop == 0 and ticks.stalled == 0
+    assert store.threads and store.loop_thread not in store.threads
+    with pytest.raises(RuntimeError, match="closed"):
+        router.run()
+    assert len(store.outcomes("core-aclose")) == 5

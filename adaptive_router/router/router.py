@@ -695,3 +695,19 @@ class Router:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio code (an app's lifespan shutdown): its final flush
+        and thread joins run in a worker thread, so the event loop is never blocked."""
+        await to_daemon_thread(self.close)
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
