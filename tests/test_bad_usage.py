@@ -28,6 +28,7 @@ from adaptive_router import (
     Usage,
 )
 from adaptive_router.feedback.reporter import Reporter
+from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe.metrics import default_registry
 from adaptive_router.outcomes import check_amount, check_count
 from adaptive_router.router.recorder import Recorder
@@ -291,7 +292,7 @@ def test_postgres_refuses_infinite_negative_and_nan_costs_and_fractional_tokens(
 # -- no single row can block a store ---------------------------------------------------
 
 
-def recorder_on(store_url: str) -> Recorder:
+def recorder_on(store_url: str, log: ThrottledLog | None = None) -> Recorder:
     # A writer that waits for flush(): the test decides when the batch is written.
     return Recorder(
         open_store(store_url),
@@ -302,6 +303,7 @@ def recorder_on(store_url: str) -> Recorder:
         flush_interval=3600.0,
         refresh_interval=3600.0,
         max_buffer=100_000,
+        log=log,
     )
 
 
@@ -558,21 +560,9 @@ def test_rejections_past_the_first_are_summed_up_in_one_line(
 ) -> None:
     # The summary's format once put the count first; formatting it raised and the line
     # was lost ("--- Logging error ---").
-    from adaptive_router.log_throttle import ThrottledLog
-
     caplog.set_level(logging.INFO, logger="adaptive_router")
     log = ThrottledLog(logging.getLogger("adaptive_router.test"), 60.0, lambda: 1_700_000_000.0)
-    rec = Recorder(
-        open_store(sqlite_url),
-        "one-bad-row",
-        None,
-        durability="batch",
-        clock=lambda: 1_700_000_000.0,
-        flush_interval=3600.0,
-        refresh_interval=3600.0,
-        max_buffer=100_000,
-        log=log,
-    )
+    rec = recorder_on(sqlite_url, log)
     try:
         batch = [outcome(i, task="one-bad-row") for i in range(10)]
         bad = [o for o in batch if o.path == "a"][:3]

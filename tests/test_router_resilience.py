@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -179,7 +180,12 @@ def test_when_the_fallback_fails_too_every_attempt_is_listed_skips_included() ->
     assert "fallback broken too" in str(info.value)
 
 
-def test_breaker_recovers_through_half_open() -> None:
+def _recovering(
+    task: str, judge: Callable[[Any], Any] = bool
+) -> tuple[Router, dict[str, bool], StepClock]:
+    """A router whose path ``s`` fails until ``state["up"]``, behind a breaker that opens
+    after two failures and half-opens 5 s later; the fallback answers "fb". Both failures
+    are made: the breaker is open on return."""
     clock = StepClock()
     state = {"up": False}
 
@@ -189,17 +195,23 @@ def test_breaker_recovers_through_half_open() -> None:
         return "ok"
 
     b = CircuitBreaker(failure_threshold=2, reset_timeout_s=5.0, clock=clock, name="s")
-    with Router(
+    router = Router(
         [Path(sometimes, name="s", breaker=b, retry=None, timeout=None)],
-        bool,
-        "recover",
+        judge,
+        task,
         store="memory://",
         fallback=Path(lambda: "fb", name="fb", timeout=None),
         learning=Learning(clock=clock),
-    ) as r:
-        r.run()
-        r.run()
-        assert r.health()["s"] == "open"
+    )
+    router.run()
+    router.run()
+    assert router.health()["s"] == "open"
+    return router, state, clock
+
+
+def test_breaker_recovers_through_half_open() -> None:
+    r, state, clock = _recovering("recover")
+    with r:
         state["up"] = True
         clock.advance(6)
         assert r.run() == "ok"
@@ -239,36 +251,20 @@ def test_a_path_its_breaker_keeps_from_being_called_takes_no_rate_limit_slot() -
 
 
 def test_a_judge_that_raises_gives_back_a_half_open_probe_slot() -> None:
-    clock = StepClock()
-    state = {"up": False, "judge_ok": False}
-
-    def sometimes() -> str:
-        if not state["up"]:
-            raise ConnectionError("down")
-        return "ok"
+    judge_ok = {"now": False}
 
     def judge(value: str) -> bool:
-        if value == "ok" and not state["judge_ok"]:
+        if value == "ok" and not judge_ok["now"]:
             raise RuntimeError("judge down")  # on the path's answer only
         return bool(value)
 
-    b = CircuitBreaker(failure_threshold=2, reset_timeout_s=5.0, clock=clock, name="s")
-    with Router(
-        [Path(sometimes, name="s", breaker=b, retry=None, timeout=None)],
-        judge,
-        "probe-slot",
-        store="memory://",
-        fallback=Path(lambda: "fb", name="fb", timeout=None),
-        learning=Learning(clock=clock),
-    ) as r:
-        r.run()
-        r.run()
-        assert r.health()["s"] == "open"
+    r, state, clock = _recovering("probe-slot", judge)
+    with r:
         state["up"] = True
         clock.advance(6)
         assert r.run() == "fb"  # the probe: called, its judge raises (no verdict)
         assert r.health()["s"] == "half_open"
-        state["judge_ok"] = True
+        judge_ok["now"] = True
         assert r.run() == "ok"  # the next request probes at once, and closes it
         assert r.health()["s"] == "closed"
 

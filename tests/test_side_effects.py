@@ -142,8 +142,10 @@ def scenario(tmp: str) -> None:
     assert prometheus_client.REGISTRY.get_sample_value("adaptive_router_requests_total") == 1
 
 
-def test_after_the_last_close_no_thread_hook_or_metric_clash_remains(tmp_path: Any) -> None:
-    code = f"import test_side_effects as t; t.scenario({str(tmp_path)!r}); print('ok')"
+def in_a_fresh_process(scenario_name: str, tmp_path: Any) -> None:
+    """Run this module's ``scenario_name(tmp)`` in a fresh interpreter: the thread census
+    and the SDK classes are the process's, which other tests share."""
+    code = f"import test_side_effects as t; t.{scenario_name}({str(tmp_path)!r}); print('ok')"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -154,6 +156,10 @@ def test_after_the_last_close_no_thread_hook_or_metric_clash_remains(tmp_path: A
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_after_the_last_close_no_thread_hook_or_metric_clash_remains(tmp_path: Any) -> None:
+    in_a_fresh_process("scenario", tmp_path)
 
 
 def test_a_router_on_its_own_memory_store_starts_no_heartbeat_and_no_writer() -> None:
@@ -304,14 +310,4 @@ def wrapped_on_top(tmp: str) -> None:
 
 
 def test_closing_keeps_a_wrapper_another_library_put_on_top(tmp_path: Any) -> None:
-    code = f"import test_side_effects as t; t.wrapped_on_top({str(tmp_path)!r}); print('ok')"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=pathlib.Path(__file__).parent,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "ok"
+    in_a_fresh_process("wrapped_on_top", tmp_path)
