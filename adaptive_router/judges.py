@@ -47,7 +47,8 @@ A judge failure — timeout, provider error, open breaker, invalid JSON, a score
 
 Calls from :meth:`Router.arun`: the router calls ``score_fn`` synchronously, so a judge
 blocks the event loop while it grades; a judge path with only an async client is run on
-a worker thread.
+a worker thread, its calls on the router's one loop thread (so the client's connection
+pool stays on one event loop).
 """
 
 from __future__ import annotations

@@ -403,3 +403,40 @@ def test_bad_configuration(args: tuple[Any, ...], kw: dict[str, Any], match: str
     with pytest.raises(ValueError, match=match):
         llm_judge(*args, store="memory://", **kw)
     assert issubclass(ConfigurationError, ValueError)
+
+
+def test_a_judge_with_only_an_async_client_works_from_run_and_arun(
+    fake: FakeProvider, oai: Any, store: MemoryStore
+) -> None:
+    # Each call ran in a new event loop (asyncio.run), while the client's connection pool
+    # stayed with the first: every other judgement failed with "Event loop is closed".
+    fake.default(GPT, reply("a summary"))
+    fake.default(JUDGE, verdict(0.9))
+    aclient = fake.async_openai_client()
+    judge = llm_judge(
+        JUDGE,
+        rubric=RUBRIC,
+        store=store,
+        async_client=aclient,
+        threshold=0.6,
+        timeout=2.0,
+        resilience=Resilience(retry=None),
+        persistence=Persistence(durability="sync"),
+    )
+
+    async def concurrently(router: Router) -> list[Any]:
+        return await asyncio.gather(*(router.arun(text=f"x{i}") for i in range(5)))
+
+    with judge, make_router([summariser(oai)], judge, store) as router:
+        assert asyncio.run(concurrently(router)) == ["a summary"] * 5
+        assert [router.run(text=f"y{i}") for i in range(3)] == ["a summary"] * 3
+    assert (judge.calls, judge.failures) == (8, 0)
+    assert [o.score for o in outcomes(store, "summarise")] == [0.9] * 8
+
+
+def test_a_path_with_only_an_async_client_works_under_run(fake: FakeProvider) -> None:
+    fake.default(GPT, reply("hello"))
+    path = openai_path(GPT, "Say: {text}", async_client=fake.async_openai_client())
+    with Router([path], bool, "async-only", store="memory://") as router:
+        assert [router.run(text="x") for _ in range(4)] == ["hello"] * 4
+        assert [s.errors for s in router.stats()] == [{}]

@@ -548,7 +548,8 @@ def build_path(
         tokens = _prompt_tokens(call, path_name, expected_tokens, price_each_request)
     # With only a sync client there is no async one to await; arun() then runs the sync
     # call in a worker thread rather than create a client pointed somewhere else.
-    # With only an async client, the async call is the path's function (use arun()).
+    # With only an async client, the async call is the path's function: run() runs it on
+    # the shared loop thread (resilience.timeouts.run_coroutine), arun() awaits it.
     if client is not None and async_client is None:
         fn: Callable[..., Any] = call
         afn = None

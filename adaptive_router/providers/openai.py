@@ -111,7 +111,9 @@ def openai_path(
         Each is used through ``with_options(timeout=timeout, max_retries=0)``. When
         neither is given both are created on first use from ``OPENAI_API_KEY``; give
         both to use your own for ``run`` and ``arun`` (with only ``client``, ``arun``
-        runs the sync call in a worker thread; with only ``async_client``, use ``arun``).
+        runs the sync call in a worker thread; with only ``async_client``, ``run`` runs
+        the async call on the router's one loop thread, and ``arun`` awaits it on yours:
+        a client used by both is on two loops, which httpx does not allow, so use one).
     system:
         A system prompt, sent as the first message.
     name:

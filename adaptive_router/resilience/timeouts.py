@@ -38,6 +38,7 @@ __all__ = [
     "check_seconds",
     "check_timeout",
     "hold_workers",
+    "run_coroutine",
     "to_daemon_thread",
 ]
 
@@ -285,7 +286,69 @@ class _DaemonThreadPool:
         return False
 
 
+class _LoopThread:
+    """One event loop on a daemon thread, for coroutines that sync code must run (an
+    async path under ``run()``, a judge whose path has only an async client).
+
+    ``asyncio.run`` per call would give each call a new loop; an async client's
+    connection pool belongs to the loop it first ran on, so every call after the first
+    failed with "Event loop is closed". Here every such call runs on this one loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, coro: Awaitable[T]) -> T:
+        """Run ``coro`` on the loop (started at the first call) and wait for its result."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="adaptive-router-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(_awaited(coro), loop).result()
+
+    def stop(self) -> None:
+        """End the loop and its thread (the last router closed); a later call starts anew."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's loop thread is not there."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+
+
+async def _awaited(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def run_coroutine(coro: Awaitable[T]) -> T:
+    """Run ``coro`` from sync code on the shared loop thread and return its result (see
+    :class:`_LoopThread`); in a thread that runs an event loop, a RuntimeError instead
+    (blocking it would deadlock a coroutine that needs it: use the async API there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _LOOP.run(coro)
+    if asyncio.iscoroutine(coro):
+        coro.close()
+    raise RuntimeError("a coroutine cannot be run synchronously inside an event loop")
+
+
 _POOL = _DaemonThreadPool()
+_LOOP = _LoopThread()
 _abandoned_lock = threading.Lock()
 _abandoned = 0
 _holders_lock = threading.Lock()
@@ -293,9 +356,10 @@ _holders = 0
 
 
 def hold_workers() -> Callable[[], None]:
-    """Keep the worker threads of timed calls for reuse until the returned function is
-    called (a router holds them from construction to close); when the last holder lets go
-    the idle workers end at once, so no thread of the pool outlives the last router."""
+    """Keep the worker threads of timed calls (and the loop thread of
+    :func:`run_coroutine`) for reuse until the returned function is called (a router
+    holds them from construction to close); when the last holder lets go the idle workers
+    and the loop end at once, so no thread of ours outlives the last router."""
     global _holders
     with _holders_lock:
         _holders += 1
@@ -312,6 +376,7 @@ def hold_workers() -> Callable[[], None]:
             last = _holders == 0
         if last:
             _POOL.retire_idle()
+            _LOOP.stop()
 
     return release
 
@@ -331,6 +396,7 @@ def _after_fork_in_child() -> None:
     # The parent's workers, and the abandoned calls running on them, are not in the child.
     global _abandoned_lock, _abandoned
     _POOL.forget_workers()
+    _LOOP.forget()
     _abandoned_lock = threading.Lock()
     _abandoned = 0
 

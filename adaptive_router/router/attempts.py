@@ -40,6 +40,7 @@ from adaptive_router.resilience import (
     to_daemon_thread,
 )
 from adaptive_router.resilience.retry import RetryRun
+from adaptive_router.resilience.timeouts import run_coroutine
 from adaptive_router.router.budgets import RequestBudget
 from adaptive_router.router.decisions import attach
 from adaptive_router.router.judging import Judge
@@ -760,7 +761,9 @@ def _run_coroutine(coro: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        # On the shared loop thread, not a new loop per call: an async client's pool
+        # belongs to the loop it first ran on.
+        return run_coroutine(coro)
     coro.close()
     raise RuntimeError("an async path cannot be run by run() inside an event loop; use arun()")
 
