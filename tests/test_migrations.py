@@ -126,6 +126,40 @@ def test_head_revision_is_the_one_the_stores_stamp() -> None:
     assert head_revision() == HEAD_REVISION
     script = ScriptDirectory.from_config(alembic_config())
     assert [r.revision for r in script.walk_revisions()][-1] == "0001_initial"
+    # The stores' list of known revisions is the scripts' chain, oldest first.
+    assert [r.revision for r in script.walk_revisions()][::-1] == list(schema.REVISIONS)
+
+
+def test_a_store_refuses_a_database_one_revision_behind_until_it_is_upgraded(
+    new_url: Callable[[], str],
+) -> None:
+    """At 0011 every column this version checks is there, but not the tasks table, and
+    the half-lives are still in path_stats: the store opened it, create_all made the
+    table 0012 creates, and `db upgrade` then failed on "table tasks already exists"."""
+    url = new_url()
+    with Router([Path(lambda: True, name="a")], bool, "t", store=url, half_life=600.0) as r:
+        r.run()
+    command.downgrade(alembic_config(url), "0011_feature_stats")
+    with pytest.raises(ConfigurationError, match=r"at revision 0011_feature_stats.*db upgrade"):
+        SQLStore(url)
+    assert current_revision(url) == "0011_feature_stats"  # nothing was created meanwhile
+    assert upgrade(url).after == HEAD_REVISION
+    with Router([Path(lambda: True, name="a")], bool, "t", store=url, half_life=600.0) as r:
+        assert r.contexts() == []
+        assert [p.n for p in r.posteriors()] == [1]
+
+
+def test_a_store_refuses_a_database_a_newer_version_migrated(new_url: Callable[[], str]) -> None:
+    url = new_url()
+    SQLStore(url).close()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0013_future'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigurationError, match="migrated by a newer adaptive-router"):
+        SQLStore(url)
 
 
 def test_upgrade_empty_database_to_head_matches_metadata(new_url: Callable[[], str]) -> None:

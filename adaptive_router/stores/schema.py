@@ -7,6 +7,23 @@ import sqlalchemy as sa
 
 #: The Alembic revision that ``metadata`` corresponds to.
 HEAD_REVISION = "0012_tasks"
+#: Every revision this version knows, oldest first (the scripts in ``storage/versions``;
+#: a test keeps the two equal): a database stamped at an earlier one needs
+#: ``db upgrade``, one stamped at a revision not here was written by a newer version.
+REVISIONS = (
+    "0001_initial",
+    "0002_scores_contexts",
+    "0003_pending_model",
+    "0004_cost_latency",
+    "0005_usage_columns",
+    "0006_propensity",
+    "0007_health",
+    "0008_rollups",
+    "0009_evidence_positions",
+    "0010_spend_stats",
+    "0011_feature_stats",
+    HEAD_REVISION,
+)
 
 metadata = sa.MetaData()
 

@@ -53,6 +53,7 @@ from adaptive_router.stores.base import (
 )
 from adaptive_router.stores.schema import (
     HEAD_REVISION,
+    REVISIONS,
     feature_stats,
     metadata,
     outcomes,
@@ -61,6 +62,7 @@ from adaptive_router.stores.schema import (
     spend_stats,
 )
 from adaptive_router.stores.schema import rollups as rollups_table
+from adaptive_router.stores.schema import tasks as tasks_table
 from adaptive_router.stores.series import SeriesCounts, bucket_rows
 from adaptive_router.stores.sql_engine import (
     SUPPORTED,
@@ -679,27 +681,44 @@ def _row(o: Outcome) -> dict[str, Any]:
 
 
 def _check_schema(conn: sa.Connection) -> None:
-    """Raise a clear error when existing tables lack columns this version writes.
+    """Raise a clear error when the database is not at this version's schema: stamped at
+    an older revision, or lacking tables or columns this version writes (``db upgrade``
+    fixes both), or stamped at a revision this version does not know (a newer one
+    migrated it).
 
     Without it an old database fails on the first write with the driver's "no such
     column", far from the cause; the fix is a migration, never silently altering tables.
+    The stamp counts as much as the columns: a schema one migration behind may have every
+    column and still hold data in the old layout (0012 moved the half-lives out of
+    path_stats), and create_all would make the table that migration creates, so that
+    ``db upgrade`` then failed forever.
     """
     inspector = sa.inspect(conn)
-    missing = []
+    stamped: list[str] = []
+    if inspector.has_table("alembic_version"):
+        stamped = list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    unknown = [v for v in stamped if v not in REVISIONS]
+    if unknown:
+        raise ConfigurationError(
+            f"store: the database was migrated by a newer adaptive-router (revision "
+            f"{', '.join(unknown)}; this version knows up to {HEAD_REVISION}); upgrade "
+            "adaptive-router in this process rather than write to it with older code"
+        )
+    missing = [f"at revision {v}" for v in stamped if v != HEAD_REVISION]
     if inspector.has_table(outcomes.name):
         missing += [
-            f"table {t.name}"
-            for t in (rollups_table, spend_stats, feature_stats)
+            f"missing table {t.name}"
+            for t in (rollups_table, spend_stats, feature_stats, tasks_table)
             if not inspector.has_table(t.name)
         ]
     for table in (path_stats, outcomes, pending):
         if not inspector.has_table(table.name):
             continue
         have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+        missing += [f"missing {table.name}.{c.name}" for c in table.columns if c.name not in have]
     if missing:
         raise ConfigurationError(
             f"store: the database schema is older than this version of adaptive-router "
-            f"(missing {', '.join(missing)}); run `adaptive-router db upgrade --db URL` "
+            f"({', '.join(missing)}); run `adaptive-router db upgrade --db URL` "
             f"to migrate it to revision {HEAD_REVISION} (no data is lost)"
         )
