@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 from typing import Any
@@ -109,6 +110,24 @@ def test_exactly_one_of_success_fn_and_score_fn() -> None:
             score_fn=float,
             learning=Learning(min_score=2),
         )
+
+
+def test_an_async_judge_is_refused_when_the_router_is_built() -> None:
+    # Accepted, its coroutine was taken for a verdict: every attempt failed as evidence.
+    async def judge(result: object) -> bool:
+        return True
+
+    class Scorer:
+        async def __call__(self, result: object) -> float:
+            return 1.0
+
+    for kwargs in (
+        {"success_fn": judge},
+        {"success_fn": functools.partial(judge)},
+        {"score_fn": Scorer()},
+    ):
+        with pytest.raises(ConfigurationError, match="must be a plain function"):
+            Router([lambda: 1], task="t", store="memory://", **kwargs)  # type: ignore[arg-type]
 
 
 def test_contexts_learn_opposite_preferences(store_url: str) -> None:
