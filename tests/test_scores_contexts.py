@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -128,6 +129,46 @@ def test_an_async_judge_is_refused_when_the_router_is_built() -> None:
     ):
         with pytest.raises(ConfigurationError, match="must be a plain function"):
             Router([lambda: 1], task="t", store="memory://", **kwargs)  # type: ignore[arg-type]
+
+
+def test_max_contexts_bounds_pending_decisions_and_racing_threads() -> None:
+    # Counted from the cache alone, choose() let in any number (decisions not reported
+    # yet are not there) and threads raced past the check: 40 stored for a bound of 5.
+    with Router(
+        [Path(lambda c: True, name="a")],
+        bool,
+        "bounded",
+        store="memory://",
+        learning=Learning(max_contexts=2),
+    ) as r:
+        decisions = [r.choose(1, context=f"k{i}") for i in range(2)]
+        with pytest.raises(ValueError, match="would exceed max_contexts=2"):
+            r.choose(1, context="k2")
+        for d in decisions:
+            assert r.report(d.request_id, True)
+        assert r.contexts() == ["k0", "k1"]
+    errors: list[Exception] = []
+    with Router(
+        [Path(lambda c: True, name="a")],
+        bool,
+        "racing",
+        store="memory://",
+        learning=Learning(max_contexts=5),
+    ) as r:
+
+        def one(i: int) -> None:
+            try:
+                r.run(i, context=f"t{i}")
+            except ValueError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(r.contexts()) == 5
+    assert len(errors) == 35
 
 
 def test_contexts_learn_opposite_preferences(store_url: str) -> None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adaptive_router import forks
 from adaptive_router._checks import error_text
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.features import FeatureError, SparseVector
@@ -95,6 +97,13 @@ class Ranking:
         self.context_prior_strength = context_prior_strength
         self.context_fn = context_fn
         self.max_contexts = max_contexts
+        # Named contexts this router has let in, recorded yet or not (a choose() not
+        # reported yet, a request still running): counted against max_contexts with the
+        # cache's, and admitted under one lock, so neither pending decisions nor threads
+        # racing past the check can exceed it.
+        self._admitted: set[str] = set()
+        self._admit_lock = threading.Lock()
+        forks.follow(self)
         # Paths whose breaker is not closed; ranking only re-sorts while one is.
         self._unclosed: set[str] = set()
         self._objective = (
@@ -177,6 +186,9 @@ class Ranking:
             return None
         return functools.partial(_priced_tokens, p.name, fn, self._pricer, quoted[0])
 
+    def _after_fork_in_child(self) -> None:
+        self._admit_lock = threading.Lock()  # a parent thread may have held it at the fork
+
     @property
     def half_life(self) -> float | None:
         """The policy's half-life (seconds, None = never forget): the one owner of it."""
@@ -209,12 +221,18 @@ class Ranking:
                 raise ValueError(f"context_fn raised {error_text(exc)}") from exc
         if context is None or context == "":
             return ""
+        if context in self._admitted:
+            return context
         check_name("context", context)
-        if not self.recorder.admits_context(context, self.max_contexts):
-            raise ValueError(
-                f"context {context!r} would exceed max_contexts={self.max_contexts}; contexts "
-                "must be a bounded set of categories (raise max_contexts if you need more)"
-            )
+        with self._admit_lock:
+            if context not in self._admitted:
+                if not self.recorder.admits_context(context, self.max_contexts, self._admitted):
+                    raise ValueError(
+                        f"context {context!r} would exceed max_contexts={self.max_contexts}; "
+                        "contexts must be a bounded set of categories (raise max_contexts if "
+                        "you need more)"
+                    )
+                self._admitted.add(context)
         return context
 
     def evidence(self, now: float, context: str = "", after: bool = False) -> Weights:

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -337,11 +337,15 @@ class Recorder:
         with self._lock:
             return sorted(c for c in self.states if c)
 
-    def admits_context(self, context: str, max_contexts: int) -> bool:
-        """Whether ``context`` is known or there is room for one more named context."""
+    def admits_context(
+        self, context: str, max_contexts: int, pending: Collection[str] = ()
+    ) -> bool:
+        """Whether ``context`` is known or there is room for one more named context,
+        counting ``pending`` (contexts let in but not in the cache yet) as well."""
         with self._lock:
-            known = context in self.states
-            named = len(self.states) - ("" in self.states)
+            states = self.states
+            known = context in states
+            named = len(states) - ("" in states) + sum(1 for c in pending if c not in states)
         return known or named < max_contexts
 
     # -- recording ---------------------------------------------------------------
