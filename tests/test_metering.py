@@ -264,9 +264,20 @@ def test_include_usage_is_opt_in_and_hides_its_chunk(fake: FakeProvider, mode: A
         assert (o.input_tokens, o.output_tokens, o.cost_usd) == (None, None, None)
 
 
-def test_include_usage_leaves_a_stream_that_asked_itself_alone(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("where", ["stream_options", "extra_body"])
+def test_include_usage_leaves_a_stream_that_asked_itself_alone(
+    fake: FakeProvider, where: str
+) -> None:
+    # Asked for through extra_body, the usage chunk was hidden from the user's loop: the
+    # injection looked at the body's stream_options only.
     fake.default(GPT, reply(TEXT, input_tokens=8, output_tokens=6))
     client = fake.openai_client()
+    asked = {"include_usage": True}
+    kw: dict[str, Any] = (
+        {"stream_options": asked}
+        if where == "stream_options"
+        else {"extra_body": {"stream_options": asked}}
+    )
     capture.install()
     with capture.scope(include_usage=True) as got:
         chunks = list(
@@ -274,11 +285,12 @@ def test_include_usage_leaves_a_stream_that_asked_itself_alone(fake: FakeProvide
                 model=GPT,
                 messages=MESSAGES,  # type: ignore[arg-type]
                 stream=True,
-                stream_options={"include_usage": True},
+                **kw,
             )
         )
     assert chunks[-1].choices == [] and chunks[-1].usage is not None  # the user's to see
     assert (got.calls[0].input_tokens, got.calls[0].output_tokens) == (8, 6)
+    assert fake.requests[0].body["stream_options"] == asked
 
 
 def test_include_usage_async_stream(fake: FakeProvider) -> None:

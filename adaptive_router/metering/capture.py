@@ -497,11 +497,15 @@ def _with_include_usage(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     """The request's arguments with ``stream_options.include_usage`` set, for a chat
-    stream that did not set ``stream_options`` itself (None: leave the request alone)."""
+    stream that did not set ``stream_options`` itself, in its body or in ``extra_body``
+    (None: leave the request alone; the usage chunk the user asked for is theirs to see)."""
     in_kwargs = "options" in kwargs
     options = kwargs["options"] if in_kwargs else args[1]
     body = getattr(options, "json_data", None)
     if not isinstance(body, dict) or body.get("stream") is not True or "stream_options" in body:
+        return None
+    extra = getattr(options, "extra_json", None)
+    if isinstance(extra, dict) and "stream_options" in extra:
         return None
     # A copy: the user's options and body stay as they were.
     copied = options.model_copy() if hasattr(options, "model_copy") else copy.copy(options)
