@@ -122,8 +122,8 @@ class Learning:
     ``score_fn``, the score at which an attempt passes. ``context_fn(*args, **kwargs) ->
     str`` picks a request's context (or pass ``context=`` to ``run``); at most
     ``max_contexts`` of them per router (those it found in the store, and those it let
-    in, reported or not; a request past it raises ValueError); a context borrows at most ``context_prior_strength``
-    pseudo-observations per path from the task level.
+    in, reported or not; a request past it raises ValueError); a context borrows at most
+    ``context_prior_strength`` pseudo-observations per path from the task level.
     """
 
     prior: tuple[float, float] = (1.0, 1.0)
