@@ -50,7 +50,7 @@ LAYERS: list[set[str]] = [
     {"router"},
     # apps and adapters on top, and the package face
     {"providers", "integrations", "judges", "dashboard", "simulation", "demo", "testing"}
-    | {"cli", ""},
+    | {"cli", "__main__", ""},
 ]
 
 

@@ -180,9 +180,16 @@ def test_without_opentelemetry_tracing_is_a_no_op() -> None:
         t = Tracing()
         assert not t.enabled
         with Router([Path(lambda: 1, name="p", timeout=None)], bool, "t", store="memory://",
-                    observability=Observability(observers=[t], tracing=True)) as r:
+                    observability=Observability(observers=[t])) as r:
             r.run()
             r.report(r.choose().request_id, success=True)
+        # Asked for by name, it says which extra is missing (it was silently off).
+        try:
+            Observability(tracing=True)
+        except ImportError as exc:
+            assert "needs the 'tracing' extra" in str(exc), exc
+        else:
+            raise AssertionError("tracing=True without OpenTelemetry was accepted")
         print("ok")
         """
     )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +39,7 @@ from adaptive_router.router.attempts import AttemptContext, Attempts, awalk, new
 from adaptive_router.router.budgets import Budget
 from adaptive_router.router.check import PathCheck, check_paths
 from adaptive_router.router.decisions import DecisionLog
-from adaptive_router.router.heartbeat import start_heartbeat
+from adaptive_router.router.heartbeat import Heartbeat, start_heartbeat
 from adaptive_router.router.judging import Judge
 from adaptive_router.router.observing import build_observers, events, follow_breakers
 from adaptive_router.router.options import Learning, Observability, Persistence, Resilience
@@ -240,18 +239,18 @@ class Router:
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock, heard.suppressed)
-        decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
-        self._decisions = decisions
+        self._decisions = decisions = (
+            DecisionLog(self.store, self.task) if pers.log_decisions else None
+        )
         self._pricer = obs.pricer
+        models, costs = _declared(self._by_name.values())
         self._reporter = Reporter(
             self.task,
             self.store,
             half_life=self.half_life,
             prices=self._pricer,
-            models={p.name or "": p.model for p in self._by_name.values() if p.model},
-            costs={
-                p.name or "": p.cost_usd for p in self._by_name.values() if p.cost_usd is not None
-            },
+            models=models,
+            costs=costs,
             clock=self.clock,
             features_dim=None if cfg.contextual is None else cfg.contextual.dim,
             check=False,  # the router registers and checks its own (above, or on connect)
@@ -290,8 +289,7 @@ class Router:
             track_spend=self.objective.paced,
             after_flush=self._feedback.sync,
         )
-        # Undone by close(): breakers outlive routers; the hooks, threads and exit hook
-        # must not.
+        # Undone by close() (breakers outlive routers; hooks, threads, exit hook must not).
         self._unsubscribe: list[Callable[[], None]] = [hold_workers()]
         self._settings = resolve_settings(
             self._by_name.values(), self.fallback, cfg.resilience, learn.seed
@@ -347,12 +345,7 @@ class Router:
             buffered = self.metrics.bind(self.task, lambda: self.buffered_outcomes, self.health())
             self._unsubscribe.append(buffered)
         self._unsubscribe.extend(follow_breakers(self._observers, self.task, self._settings))
-        # No heartbeat where nothing can read it: a store only this router holds in-process.
-        beats = None if self._owns_store and isinstance(self.store, InProcess) else obs.heartbeat_s
-        alerts = self.alerts
-        self._heartbeat = start_heartbeat(
-            self.store, self.task, self.health, lambda: list(alerts.recent), self.clock, beats
-        )
+        self._heartbeat = _heartbeat(self, obs.heartbeat_s)
         if self._heartbeat is not None:
             self._unsubscribe.append(self._heartbeat.stop)
         forks.follow(self)
@@ -688,12 +681,7 @@ class Router:
     def __enter__(self) -> Router:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def aclose(self) -> None:
@@ -704,10 +692,24 @@ class Router:
     async def __aenter__(self) -> Router:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _declared(paths: Collection[Path]) -> tuple[dict[str, str], dict[str, float]]:
+    """Each path's model and declared cost per attempt, by name: what a report is priced
+    by when it gives tokens, or nothing, instead of a cost."""
+    models = {p.name or "": p.model for p in paths if p.model}
+    costs = {p.name or "": p.cost_usd for p in paths if p.cost_usd is not None}
+    return models, costs
+
+
+def _heartbeat(router: Router, every_s: float | None) -> Heartbeat | None:
+    """The router's heartbeat, started, every ``every_s`` seconds; none where nothing can
+    read it: a store only this router holds in-process."""
+    if router._owns_store and isinstance(router.store, InProcess):
+        every_s = None
+    alerts = router.alerts
+    return start_heartbeat(
+        router.store, router.task, router.health, lambda: list(alerts.recent), router.clock, every_s
+    )
