@@ -131,16 +131,20 @@ def test_an_async_judge_is_refused_when_the_router_is_built() -> None:
             Router([lambda: 1], task="t", store="memory://", **kwargs)  # type: ignore[arg-type]
 
 
+def _bounded(task: str, max_contexts: int) -> Router:
+    return Router(
+        [Path(lambda c: True, name="a")],
+        bool,
+        task,
+        store="memory://",
+        learning=Learning(max_contexts=max_contexts),
+    )
+
+
 def test_max_contexts_bounds_pending_decisions_and_racing_threads() -> None:
     # Counted from the cache alone, choose() let in any number (decisions not reported
     # yet are not there) and threads raced past the check: 40 stored for a bound of 5.
-    with Router(
-        [Path(lambda c: True, name="a")],
-        bool,
-        "bounded",
-        store="memory://",
-        learning=Learning(max_contexts=2),
-    ) as r:
+    with _bounded("bounded", 2) as r:
         decisions = [r.choose(1, context=f"k{i}") for i in range(2)]
         with pytest.raises(ValueError, match="would exceed max_contexts=2"):
             r.choose(1, context="k2")
@@ -148,13 +152,7 @@ def test_max_contexts_bounds_pending_decisions_and_racing_threads() -> None:
             assert r.report(d.request_id, True)
         assert r.contexts() == ["k0", "k1"]
     errors: list[Exception] = []
-    with Router(
-        [Path(lambda c: True, name="a")],
-        bool,
-        "racing",
-        store="memory://",
-        learning=Learning(max_contexts=5),
-    ) as r:
+    with _bounded("racing", 5) as r:
 
         def one(i: int) -> None:
             try:
