@@ -43,6 +43,8 @@ _AT = r"(?:@|%40)"
 _END = r"\s'\"<>()\[\]{}"
 
 _TOKEN_END_RE = re.compile(rf"[{_END}]")
+# Schemes whose user info alone may be a password (``redis://secret@host``).
+_PASSWORD_ONLY_RE = re.compile(r"(?<![a-z0-9+.\-])(?:redis|rediss|valkey|valkeys)$", re.IGNORECASE)
 # (scheme separator, colon, at, host) for plain URLs and for percent-escaped ones: a URL
 # is escaped throughout or not at all, so a ``%40`` in a plain URL is a value's character.
 _FORMS = tuple(
@@ -80,6 +82,10 @@ def _userinfo_spans(text: str) -> list[tuple[int, int]]:
             colon = colon_re.search(text, sep.end(), at.start())
             if colon is not None:
                 spans.append((colon.end(), at.start()))
+            elif _PASSWORD_ONLY_RE.search(text, 0, sep.start()) and at.start() > sep.end():
+                # redis://secret@host: Redis's own URLs put the password there (AUTH
+                # with no user name), so a lone user info is masked whole.
+                spans.append((sep.end(), at.start()))
     return spans
 
 

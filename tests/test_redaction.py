@@ -33,6 +33,11 @@ def test_old_names_are_the_one_redactor() -> None:
     [
         (UNREACHABLE, "postgresql+psycopg://postgres@127.0.0.1:5499/test?password=***"),
         ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+        # Redis takes a lone user info as the password: it was shown whole.
+        ("redis://S3cret@h:6379/0", "redis://***@h:6379/0"),
+        ("see rediss://tok@h/1 now", "see rediss://***@h/1 now"),
+        # Elsewhere a lone user info is a user name, and stays readable.
+        ("postgresql://postgres@127.0.0.1/test", "postgresql://postgres@127.0.0.1/test"),
         ("mongodb+srv://u:p@ss/w@h/db", "mongodb+srv://u:***@h/db"),
         (
             "postgresql://u@h/d?sslmode=require&sslpassword=k1&options=-c%20x%3Dy",
