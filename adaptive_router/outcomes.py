@@ -43,6 +43,9 @@ class ErrorKind(str, Enum):
     """Skipped: the path's expected cost exceeds what is left of ``max_cost_usd``."""
 
 
+#: How the error note of an unjudged result begins (see :attr:`Outcome.unjudged`): a
+#: stored row says it too, so a replay of the rows folds it as the live store did.
+UNJUDGED = "score unknown"
 #: Kinds that say nothing about the path: recorded, but never folded into its posterior
 #: (a judge that raised; refused or missing credentials, which would otherwise drain a
 #: healthy model's evidence for every process sharing the store).
@@ -139,12 +142,24 @@ class Outcome:
             return self.score
         return 1.0 if self.success else 0.0
 
+    @property
+    def unjudged(self) -> bool:
+        """Whether the result passed without a verdict (``score_fn`` returned None): its
+        score is the posterior mean it was ranked by, noted in ``error``."""
+        return self.kind is None and self.error is not None and self.error.startswith(UNJUDGED)
+
     def evidence_keys(self) -> tuple[str, ...]:
         """The path_stats contexts this outcome updates: the task level, and its context;
-        none for a kind that is no evidence about the path (see ``NOT_EVIDENCE``)."""
+        none for a kind that is no evidence about the path (see ``NOT_EVIDENCE``). An
+        unjudged result in a named context updates that context alone: its score is the
+        context's mean, which folded there leaves every mean as it was, while folded at
+        the task level it would pull the task's mean (and every context borrowing it)
+        toward this context's."""
         if self.kind in NOT_EVIDENCE:
             return ()
-        return ("", self.context) if self.context else ("",)
+        if not self.context:
+            return ("",)
+        return (self.context,) if self.unjudged else ("", self.context)
 
 
 #: The most tokens one attempt can report or be expected to use: far above any model's

@@ -169,6 +169,39 @@ def test_max_contexts_bounds_pending_decisions_and_racing_threads() -> None:
     assert len(errors) == 35
 
 
+def test_an_unknown_score_in_a_context_moves_no_mean(sql_url: str) -> None:
+    # Its score (the context's mean) was folded at the task level too, pulling the
+    # task's mean, and every context borrowing it, toward this context's.
+    score: dict[str, float | None] = {"v": 1.0}
+    with Router(
+        [Path(lambda x: "A", name="a")],
+        None,
+        "unknown",
+        store=sql_url,
+        score_fn=lambda out: score["v"],
+        learning=Learning(seed=0, min_score=0.0),
+    ) as r:
+
+        def means() -> list[float]:
+            return [r.posteriors(context=c)[0].mean for c in ("", "good", "bad")]
+
+        for _ in range(20):
+            r.run("x", context="good")
+        score["v"] = 0.0
+        for _ in range(20):
+            r.run("x", context="bad")
+        before = means()
+        score["v"] = None
+        for _ in range(100):
+            assert r.run("x", context="good") == "A"  # it passes
+        r.flush()
+        assert means() == pytest.approx(before, abs=1e-12)
+        rows = [o for o in r.store.outcomes("unknown") if o.context == "good"]
+        stored = r.store.load_contexts("unknown")
+    assert sum(o.unjudged for o in rows) == 100  # a stored row says so: replays agree
+    assert stored["good"]["a"].first.n == 120 and stored[""]["a"].first.n == 40
+
+
 def test_contexts_learn_opposite_preferences(store_url: str) -> None:
     rng = random.Random(5)
     rates = {("long", "a"): 0.9, ("long", "b"): 0.2, ("short", "a"): 0.2, ("short", "b"): 0.9}

@@ -9,7 +9,7 @@ from typing import Any
 from adaptive_router._checks import error_text, short
 from adaptive_router.feedback.reporter import as_score, as_verdict
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.outcomes import ErrorKind
+from adaptive_router.outcomes import UNJUDGED, ErrorKind
 from adaptive_router.paths import Path
 
 __all__ = ["Judge", "Verdict", "is_empty"]
@@ -124,7 +124,7 @@ class Judge:
             )
             return (
                 None,
-                "score unknown: score_fn returned None",
+                f"{UNJUDGED}: score_fn returned None",
                 self.mean(path, context, attempt),
             )
         score = as_score(raw)
