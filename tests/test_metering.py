@@ -342,3 +342,24 @@ def test_a_router_imports_no_sdk_and_hooks_one_when_it_is_imported() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_stream_finishing_between_close_and_settled_is_billed() -> None:
+    # close() counted the stream, not complete yet; it finished before settled(), which
+    # only looked for calls added since, so the outcome stayed unknown for good.
+    from adaptive_router.metering.bill import Bill
+    from adaptive_router.metering.capture import CallUsage
+
+    rebilled: list[Outcome] = []
+    bill = Bill(Pricer(), GPT, rebilled.append)
+    with bill:
+        stream = CallUsage("openai", "chat", GPT, streamed=True, complete=False)
+        bill._add(stream)
+    assert bill.close() is not None  # counted, its usage unknown so far
+    stream.input_tokens, stream.output_tokens = 100, 40
+    bill._finished(stream)  # the reader thread ends the stream now
+    outcome = Outcome(request_id="r", task="t", path="p", attempt=1, success=True)
+    bill.settled(outcome)
+    assert (outcome.input_tokens, outcome.output_tokens) == (100, 40)
+    assert outcome.cost_usd == pytest.approx(gpt_cost(100, 40), rel=1e-12)
+    assert rebilled == [outcome]

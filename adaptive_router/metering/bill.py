@@ -56,7 +56,15 @@ class Bill(Scope):
     settled :class:`Outcome` and rewritten in the store. Thread-safe.
     """
 
-    __slots__ = ("_counted", "_outcome", "_rebill", "declared_cost", "model", "pricer")
+    __slots__ = (
+        "_counted",
+        "_late_before_settled",
+        "_outcome",
+        "_rebill",
+        "declared_cost",
+        "model",
+        "pricer",
+    )
 
     def __init__(
         self,
@@ -75,6 +83,9 @@ class Bill(Scope):
         self._rebill = rebill
         self._outcome: Outcome | None = None
         self._counted = 0
+        # A call that ended between close() and settled(): a stream already counted as
+        # incomplete by close() that finished then adds no call, so the count misses it.
+        self._late_before_settled = False
 
     def close(self) -> Usage | None:
         """End the attempt's metering; its usage (None: it made no metered call)."""
@@ -88,14 +99,16 @@ class Bill(Scope):
         """The attempt's outcome, built from :meth:`close`'s usage: late calls update it."""
         with self._lock:
             self._outcome = outcome
-            missed = len(self._calls) != self._counted  # a call ended in between
+            # A call ended in between: a new one, or a counted stream that finished.
+            missed = len(self._calls) != self._counted or self._late_before_settled
         if missed:
             self._apply(None)
 
     def _late_call(self, call: CallUsage) -> None:
         with self._lock:
             if self._outcome is None:
-                return  # between close and settled: settled() counts it
+                self._late_before_settled = True
+                return  # between close and settled: settled() bills it
         self._apply(call)
 
     def _apply(self, call: CallUsage | None) -> None:
