@@ -314,10 +314,8 @@ class Reporter:
         in_tok, out_tok = report.input_tokens, report.output_tokens
         model = found.model or self.models.get(found.path)
         if price is None and (in_tok or out_tok):
-            price = self._pricer.cost(
-                self._pricer.resolve(found.model, self.models.get(found.path)) or model,
-                in_tok,
-                out_tok,
+            price = self._pricer.call_cost(
+                found.model, self.models.get(found.path), in_tok, out_tok
             )
         if price is None:
             price = self.costs.get(found.path)

@@ -155,7 +155,7 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
 
     Tokens are summed over the calls that reported them (``None`` when none did); the
     cost is each call priced at its own model, else at ``model`` (the path's), by
-    :meth:`Pricer.resolve` (an override for either name first), and unknown as soon as
+    :meth:`Pricer.call_cost` (an override for either name first), and unknown as soon as
     one call's usage or price is unknown, so a partial sum is never shown as the
     attempt's cost.
     """
@@ -166,8 +166,9 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
         return Usage(
             c.input_tokens,
             c.output_tokens,
-            pricer.cost(
-                pricer.resolve(c.model, model) or c.model or model,
+            pricer.call_cost(
+                c.model,
+                model,
                 c.input_tokens,
                 c.output_tokens,
                 cache_read_tokens=c.cache_read_tokens,
@@ -182,8 +183,9 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
     cost: float | None = 0.0
     for c in calls:
         price = (
-            pricer.cost(
-                pricer.resolve(c.model, model) or c.model or model,
+            pricer.call_cost(
+                c.model,
+                model,
                 c.input_tokens,
                 c.output_tokens,
                 cache_read_tokens=c.cache_read_tokens,

@@ -327,6 +327,27 @@ class Pricer:
                 return cost
         return self._calc_price(model, inp, out, cache_read_tokens, cache_write_tokens, now_us)
 
+    def call_cost(
+        self,
+        served: str | None,
+        configured: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> float | None:
+        """:meth:`cost` of a call made: priced by the name :meth:`resolve` picks from the
+        model the provider says it ``served`` and the path's ``configured`` one (the first
+        that is given when neither has a known price, so :meth:`cost` warns about it)."""
+        return self.cost(
+            self.resolve(served, configured) or served or configured,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
+
     def resolve(self, *names: str | None) -> str | None:
         """The name to price a call by, given every name it goes by, most specific first
         (the model a response names, then the path's configured model): an override for

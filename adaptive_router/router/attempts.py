@@ -198,8 +198,9 @@ def build_outcome(
         # An error status or a refused connection: nothing was generated, nothing billed.
         cost = 0.0
     elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
-        cost = ctx.pricer.cost(
-            ctx.pricer.resolve(u.model, path.model) or u.model or path.model,
+        cost = ctx.pricer.call_cost(
+            u.model,
+            path.model,
             u.input_tokens,
             u.output_tokens,
             cache_read_tokens=u.cache_read_tokens,
