@@ -334,17 +334,21 @@ async def _awaited(aw: Awaitable[T]) -> T:
     return await aw
 
 
-def run_coroutine(coro: Awaitable[T]) -> T:
+def run_coroutine(
+    coro: Awaitable[T],
+    inside_a_loop: str = "a coroutine cannot be run synchronously inside an event loop",
+) -> T:
     """Run ``coro`` from sync code on the shared loop thread and return its result (see
-    :class:`_LoopThread`); in a thread that runs an event loop, a RuntimeError instead
-    (blocking it would deadlock a coroutine that needs it: use the async API there)."""
+    :class:`_LoopThread`); in a thread that runs an event loop, a RuntimeError saying
+    ``inside_a_loop`` instead (blocking that loop would deadlock a coroutine that needs
+    it: the async API is the caller's there)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return _LOOP.run(coro)
     if asyncio.iscoroutine(coro):
         coro.close()
-    raise RuntimeError("a coroutine cannot be run synchronously inside an event loop")
+    raise RuntimeError(inside_a_loop)
 
 
 _POOL = _DaemonThreadPool()

@@ -759,14 +759,11 @@ async def _acall_path(
 
 
 def _run_coroutine(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        # On the shared loop thread, not a new loop per call: an async client's pool
-        # belongs to the loop it first ran on.
-        return run_coroutine(coro)
-    coro.close()
-    raise RuntimeError("an async path cannot be run by run() inside an event loop; use arun()")
+    # On the shared loop thread, not a new loop per call: an async client's pool belongs
+    # to the loop it first ran on.
+    return run_coroutine(
+        coro, "an async path cannot be run by run() inside an event loop; use arun()"
+    )
 
 
 _ids = random.Random()
