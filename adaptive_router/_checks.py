@@ -17,6 +17,7 @@ from adaptive_router.outcomes import MAX_TOKENS
 __all__ = [
     "MASK",
     "MAX_ERROR_CHARS",
+    "check_callables",
     "error_text",
     "first_line",
     "redact",
@@ -215,6 +216,14 @@ def seconds(value: timedelta | float | int | None, name: str, *, allow_none: boo
     if not (secs > 0 and math.isfinite(secs)):
         raise ConfigurationError(f"{name} must be positive, got {value!r}")
     return secs
+
+
+def check_callables(**named: object) -> None:
+    """A :class:`ConfigurationError` naming the first of ``named`` that is not callable
+    (a clock, a sleep: a component would otherwise fail at its first use, mid-request)."""
+    for name, fn in named.items():
+        if not callable(fn):
+            raise ConfigurationError(f"{name} must be a callable, got {fn!r}")
 
 
 def reported_count(value: object) -> int | None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from enum import Enum
 
 from adaptive_router import forks
+from adaptive_router._checks import check_callables
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
 from adaptive_router.resilience.timeouts import check_seconds
@@ -115,8 +116,7 @@ class CircuitBreaker:
             raise ConfigurationError(
                 f"half_open_max_calls must be an int >= 1, got {half_open_max_calls!r}"
             )
-        if not callable(clock):
-            raise ConfigurationError(f"clock must be a callable, got {clock!r}")
+        check_callables(clock=clock)
         self.name = name
         self.failure_threshold = failure_threshold
         self.failure_rate = None if failure_rate is None else float(failure_rate)

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from adaptive_router import forks
-from adaptive_router._checks import redact, redact_url
+from adaptive_router._checks import check_callables, redact, redact_url
 from adaptive_router._imports import require
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.outcomes import ErrorKind
@@ -287,9 +287,7 @@ class RateLimit:
                 "storage_options must be a mapping of the storage's options "
                 f"(e.g. {{'socket_timeout': 2.0}}), got {storage_options!r}"
             )
-        for label, fn in (("clock", clock), ("sleep", sleep), ("asleep", asleep)):
-            if not callable(fn):
-                raise ConfigurationError(f"{label} must be a callable, got {fn!r}")
+        check_callables(clock=clock, sleep=sleep, asleep=asleep)
         _load_limits()
         self.max_wait_s = check_seconds("max_wait_s", max_wait_s)
         self.mode = mode

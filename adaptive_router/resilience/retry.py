@@ -20,6 +20,7 @@ from tenacity.stop import stop_after_attempt, stop_after_delay, stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
 from adaptive_router import forks
+from adaptive_router._checks import check_callables
 from adaptive_router.errors import ConfigurationError
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.outcomes import ErrorKind
@@ -168,9 +169,7 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"honor_retry_after must be True or False, got {honor_retry_after!r}"
             )
-        for label, fn in (("clock", clock), ("sleep", sleep), ("asleep", asleep)):
-            if not callable(fn):
-                raise ConfigurationError(f"{label} must be a callable, got {fn!r}")
+        check_callables(clock=clock, sleep=sleep, asleep=asleep)
         if isinstance(rng, bool):
             raise ConfigurationError(
                 f"rng must be a random.Random, an int seed or None, got {rng!r}"
