@@ -239,9 +239,8 @@ class Router:
         # Repetitive warnings (a path failing on every request, a judge that raises) log
         # the first per key and window, then a count; observers still see every event.
         self._log = ThrottledLog(logger, LOG_WINDOW_S, self.clock, heard.suppressed)
-        self._decisions = decisions = (
-            DecisionLog(self.store, self.task) if pers.log_decisions else None
-        )
+        decisions = DecisionLog(self.store, self.task) if pers.log_decisions else None
+        self._decisions = decisions
         self._pricer = obs.pricer
         models, costs = _declared(self._by_name.values())
         self._reporter = Reporter(
