@@ -180,6 +180,10 @@ class _Evidence:
         return [float(c / m) if m > 0 else None for c, m in zip(self.cost_sum, n, strict=True)]
 
 
+#: :class:`PacedBeta`'s ways of turning a path's Beta posterior into its θ.
+DRAWS = ("thompson", "optimistic", "upper")
+
+
 class PacedBeta:
     """The non-contextual router: :class:`ThompsonSampling` θ draws, ranked by θ - λ·c.
 
@@ -188,6 +192,13 @@ class PacedBeta:
     pseudo-observations per path, as the Router does for ``context=``; the cost in the
     spend term is the context's mean cost per call (the task's until the context has
     one), or with ``context_costs=False`` the task's.
+
+    ``draw`` is how θ comes from each path's Beta posterior: ``"thompson"`` (a draw, as
+    the Router), ``"optimistic"`` (a draw, raised to the posterior mean when below it:
+    optimistic Thompson Sampling) or ``"upper"`` (the mean plus two posterior standard
+    deviations, no draw: a deterministic yardstick, not a Thompson policy, whose
+    choices have no propensities for ``evaluate()``). The Router draws only ``"thompson"``;
+    the others measure how much a different use of the same posterior would move PGR.
     """
 
     def __init__(
@@ -198,11 +209,15 @@ class PacedBeta:
         prior_strength: float = 10.0,
         explore: float = 0.02,
         context_costs: bool = True,
+        draw: str = "thompson",
     ) -> None:
+        if draw not in DRAWS:
+            raise ValueError(f"draw must be one of {DRAWS}, got {draw!r}")
         self.ts = ThompsonSampling(explore=explore)
         self.pacer, self.rng, self.contexts = pacer, rng, contexts
         self.prior_strength = prior_strength
         self.context_costs = context_costs
+        self.draw = draw
         self.task = _Evidence()
         self.by_context: dict[str, _Evidence] = {}
 
@@ -220,9 +235,18 @@ class PacedBeta:
             ]
         return task.successes * scale + own.successes, task.failures * scale + own.failures, means
 
+    def _theta(self, s: FloatArray, f: FloatArray) -> FloatArray:
+        if self.draw == "thompson":
+            return self.ts.sample(s, f, self.rng)
+        a, b = self.ts.prior[0] + s, self.ts.prior[1] + f
+        mean = a / (a + b)
+        if self.draw == "optimistic":
+            return np.maximum(self.ts.sample(s, f, self.rng), mean)
+        return mean + 2.0 * np.sqrt(mean * (1.0 - mean) / (a + b + 1.0))
+
     def choose(self, i: int, at: float) -> int:
         s, f, means = self._evidence(i)
-        theta = self.ts.sample(s, f, self.rng) - self.pacer.price * np.array(paced_costs(means))
+        theta = self._theta(s, f) - self.pacer.price * np.array(paced_costs(means))
         if self.ts.explore > 0.0 and self.rng.random() < self.ts.explore:
             return int(self.rng.integers(0, 2))
         return int(np.argmax(theta))
@@ -488,6 +512,39 @@ def policies(dim: int, variance_scale: float) -> dict[str, PolicySpec]:
             "subject as named context (Beta), task-level cost in the spend term",
             lambda q, b, rng: PacedBeta(
                 SpendPacer(b), rng, contexts=q.subject, context_costs=False
+            ),
+        ),
+        # The same posteriors used differently (prior strength 1, no exploration floor):
+        # how far the subject row is from what per-subject learning can do online.
+        "subject-context-strength-1": PolicySpec(
+            "subject-context-strength-1",
+            "subject as named context (Beta), prior strength 1, no exploration floor",
+            lambda q, b, rng: PacedBeta(
+                SpendPacer(b), rng, contexts=q.subject, prior_strength=1.0, explore=0.0
+            ),
+        ),
+        "subject-context-optimistic": PolicySpec(
+            "subject-context-optimistic",
+            "subject as named context, optimistic Thompson draws, prior strength 1, no floor",
+            lambda q, b, rng: PacedBeta(
+                SpendPacer(b),
+                rng,
+                contexts=q.subject,
+                prior_strength=1.0,
+                explore=0.0,
+                draw="optimistic",
+            ),
+        ),
+        "subject-context-upper": PolicySpec(
+            "subject-context-upper",
+            "subject as named context, mean + 2 sd (deterministic, no propensities), no prior",
+            lambda q, b, rng: PacedBeta(
+                SpendPacer(b),
+                rng,
+                contexts=q.subject,
+                prior_strength=0.0,
+                explore=0.0,
+                draw="upper",
             ),
         ),
         "subject-feature": lin(

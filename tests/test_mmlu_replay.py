@@ -85,6 +85,9 @@ def test_every_policy_runs_on_a_slice_and_accounts_for_its_choices(
         "task",
         "subject-context",
         "subject-context-task-cost",
+        "subject-context-strength-1",
+        "subject-context-optimistic",
+        "subject-context-upper",
         "subject-feature",
         "text",
         "text-pairs",
@@ -130,7 +133,16 @@ def test_a_priced_router_prices_each_question_by_its_prompt(
     assert plain.router.ranking.request_costs((q.prompt[0],), {}) is None
 
 
-@pytest.mark.parametrize("name", ["subject-context", "subject-feature", "router-subject-context"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "subject-context",
+        "subject-context-optimistic",
+        "subject-context-upper",
+        "subject-feature",
+        "router-subject-context",
+    ],
+)
 def test_subject_policies_learn_which_subjects_need_gpt4(name: str) -> None:
     # 600 questions in three subjects: GPT-4 needed on a, never on b, harmful on c.
     rng = np.random.default_rng(0)
@@ -154,6 +166,24 @@ def test_subject_policies_learn_which_subjects_need_gpt4(name: str) -> None:
     assert share["b"] < share["a"]
     assert run.accuracy > (8 + 0.6 * 4) / 12  # well above Mixtral alone (8/12)
     assert not math.isnan(run.spend_total)
+
+
+def test_paced_beta_draws_use_the_posterior_as_named() -> None:
+    s, f = np.array([30.0, 3.0]), np.array([10.0, 1.0])
+    a, b = 1.0 + s, 1.0 + f  # the Beta(1, 1) prior's posterior
+    mean = a / (a + b)
+    sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
+    pacer = mr.SpendPacer(1.0)
+    upper = mr.PacedBeta(pacer, np.random.default_rng(0), draw="upper")
+    assert upper._theta(s, f) == pytest.approx(mean + 2.0 * sd, rel=1e-12)
+    optimistic = mr.PacedBeta(pacer, np.random.default_rng(0), draw="optimistic")
+    plain = mr.PacedBeta(pacer, np.random.default_rng(0))
+    for _ in range(200):
+        raw = plain._theta(s, f)
+        # The same generator's draw, raised to the mean where it fell below it.
+        assert np.array_equal(optimistic._theta(s, f), np.maximum(raw, mean))
+    with pytest.raises(ValueError, match="draw must be one of"):
+        mr.PacedBeta(pacer, np.random.default_rng(0), draw="ucb")
 
 
 def test_compiled_passes_make_the_policy_objects_choices(questions: mr.Questions) -> None:
