@@ -70,6 +70,45 @@ def test_routed_async_function() -> None:
     assert asyncio.run(slow(1)) == 2
 
 
+def test_an_async_routed_function_opens_its_store_off_the_event_loop(
+    monkeypatch: Any,
+) -> None:
+    # The first call creates the Router, which opens its store (blocking I/O: a
+    # connection, a schema check); it ran on the event loop's thread, stalling every
+    # other coroutine for as long. Record the thread each router opens its store in.
+    import threading
+
+    from adaptive_router.router import router as router_module
+
+    opened_in: list[int] = []
+    real = router_module._open
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        opened_in.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(router_module, "_open", spy)
+
+    async def fast(x: int) -> int:
+        return x + 1
+
+    @routed(task="adeco-thread", paths=[Path(fast, name="fast")], store="memory://")
+    async def slow(x: int) -> int:
+        return -1
+
+    async def main() -> tuple[list[int], int]:
+        loop_thread = threading.get_ident()
+        # Two first calls at once: one Router between them.
+        results = await asyncio.gather(slow(1), slow(2))
+        return list(results), loop_thread
+
+    results, loop_thread = asyncio.run(main())
+    assert results == [2, 3]
+    assert len(opened_in) == 1 and opened_in[0] != loop_thread
+    assert asyncio.run(slow(5)) == 6 and len(opened_in) == 1
+    slow.router_factory().close()
+
+
 def test_a_routed_function_keeps_its_signature_for_a_type_checker(tmp_path: Any) -> None:
     # routed returned the function's own type, so `router_factory` was an error under
     # mypy, and the Routed protocol now says both: the call as declared, and the factory.

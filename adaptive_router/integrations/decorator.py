@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from adaptive_router.paths import Path
+from adaptive_router.resilience.timeouts import to_daemon_thread
 
 if TYPE_CHECKING:
     from adaptive_router.router import Router
@@ -50,7 +51,9 @@ def routed(
 
     ``success_fn`` defaults to "the result is not None". Other keyword arguments go to
     :class:`Router`. The Router is created on the first call (so importing a module
-    opens no database); async functions get an async wrapper using ``arun``.
+    opens no database); async functions get an async wrapper using ``arun``, whose first
+    call creates the Router in a worker thread, so opening the store never blocks the
+    event loop.
     """
     judge = success_fn if success_fn is not None else _not_none
 
@@ -74,7 +77,10 @@ def routed(
 
             @functools.wraps(fn)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
-                return await router().arun(*args, **kwargs)
+                # Creating the Router opens its store (a connection, a schema check, a
+                # migration's stamp read): blocking I/O kept off the caller's event loop.
+                r = holder[0] if holder else await to_daemon_thread(router)
+                return await r.arun(*args, **kwargs)
 
             wrapper: Any = awrapper
         else:
