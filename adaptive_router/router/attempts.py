@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from adaptive_router._checks import error_text, short
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.metering.bill import Bill, CaptureMode
+from adaptive_router.metering.bill import Bill, CaptureMode, TryReports
 from adaptive_router.metering.capture import Scope, hooked
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.observe.observers import Observers
@@ -245,6 +245,7 @@ class Attempts:
         "_settings",
         "_started",
         "_state",
+        "_tries",
         "_wait_cut",
         "attempts",
         "context",
@@ -293,6 +294,8 @@ class Attempts:
         self._deadline = 0.0
         self._wait_cut = False
         self._bill: Bill | None = None
+        # What the ended tries of a retried attempt reported; None while not retried.
+        self._tries: TryReports | None = None
         self._budget = budget
         self.step: Step = self._advance()
 
@@ -326,6 +329,7 @@ class Attempts:
                 )
             delay = self._retry_run.failed(exc, self._time_left(path))
             if delay is not None:
+                self._try_failed(path, exc)
                 self.step = Sleep(delay, policy.sleep, policy.asleep)
                 return
         self._settle(self._started, None, exc)
@@ -336,7 +340,9 @@ class Attempts:
         assert st is not None and path is not None
         if self._retry_run is not None:
             self._retry_run.slept(seconds)
-            self.step = self._call(path, st)
+            call, bill = self._call(path, st), self._bill
+            # A retry's calls apart from the earlier tries': a try's report covers its own.
+            self.step = call if bill is None else call._replace(meter=bill.retry())
             return
         # Waited for the rate limit to free up: take again.
         assert st.rate_limit is not None
@@ -456,8 +462,8 @@ class Attempts:
             # What is left of the request's time (a watchdog even for a path that
             # enforces its own timeout, which cannot be told the cut).
             timeout = self._budget.cut(timeout)
-        # The attempt's bill: its SDK calls (retries' too) count for the attempt unless the
-        # path reports its own usage; a call still running when the attempt settles (it
+        # The attempt's bill: the SDK calls of each try count for the attempt unless that
+        # try reports its own usage; a call still running when the attempt settles (it
         # timed out) is billed to the outcome when it ends.
         return Call(path, timeout, self._bill)
 
@@ -468,14 +474,17 @@ class Attempts:
         assert path is not None and st is not None
         latency = (time.perf_counter() - started) * 1000.0
         value = None
-        bill = self._bill
+        bill, tries = self._bill, self._tries
         if exc is not None:
             kind = classify(exc).value
             usage = getattr(exc, "usage", None)
             # Another library's exception may have a ``usage`` of its own: not ours.
             usage = self._checked(path, usage) if isinstance(usage, Usage) else None
             meta = getattr(exc, "outcome_metadata", None)
-            used, priced = self._usage(usage, bill)
+            if tries is None:
+                used, priced = self._usage(usage, bill)
+            else:
+                used, priced = self._over_tries(tries, usage, kind), True
             error = error_text(exc)
             if kind == _AUTH:
                 self._refused(exc, error)
@@ -501,7 +510,10 @@ class Attempts:
             else:
                 value, usage, meta = raw, None, None
             verdict, why, score = ctx.judge(rid, path, value, self.context, self.n)
-            used, priced = (usage, False) if bill is None else self._usage(usage, bill)
+            if tries is None:
+                used, priced = (usage, False) if bill is None else self._usage(usage, bill)
+            else:
+                used, priced = self._over_tries(tries, usage, verdict), True
             outcome = build_outcome(
                 ctx,
                 rid,
@@ -517,7 +529,7 @@ class Attempts:
                 usage=used,
                 priced=priced,
             )
-        if bill is not None and usage is None:
+        if bill is not None and (usage is None if tries is None else tries.unreported):
             bill.settled(outcome)  # metered: a call ending late still reaches this outcome
         if st.breaker is not None:
             if outcome.kind in _BREAKER_SILENT:
@@ -617,6 +629,23 @@ class Attempts:
                 },
             )
             return None
+
+    def _try_failed(self, path: Path, exc: Exception) -> None:
+        """A try failed with ``exc`` and is retried: keep what it reported (an exception's
+        ``usage``) for the attempt's sum, since the next try's report will not hold it."""
+        usage = getattr(exc, "usage", None)
+        if self._tries is None:
+            self._tries = TryReports(self.ctx.pricer, path.model)
+        # RetryRun.failed classified it just now: its kind is the state's last.
+        kind = self._state.kinds[-1].value
+        self._tries.add(self._checked(path, usage) if isinstance(usage, Usage) else None, kind)
+
+    def _over_tries(self, tries: TryReports, last: Usage | None, kind: str | None) -> Usage | None:
+        """A retried attempt's usage, its final try having reported ``last``: the sum over
+        its tries (:meth:`TryReports.total`)."""
+        tries.add(last, kind)
+        self._tries = None  # the next attempt starts without tries
+        return tries.total(self._bill)
 
     @staticmethod
     def _usage(reported: Usage | None, bill: Bill | None) -> tuple[Usage | None, bool]:
