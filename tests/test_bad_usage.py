@@ -31,6 +31,7 @@ from adaptive_router.feedback.reporter import Reporter
 from adaptive_router.log_throttle import ThrottledLog
 from adaptive_router.observe.metrics import default_registry
 from adaptive_router.outcomes import check_amount, check_count
+from adaptive_router.providers.base import add_usage
 from adaptive_router.router.recorder import Recorder
 from adaptive_router.stores import SQLStore, open_store
 
@@ -602,3 +603,18 @@ def test_a_value_the_driver_cannot_bind_is_the_rows_fault_not_an_outage(sqlite_u
     assert is_data_error(StatementError("bind", "INSERT", {}, OverflowError("too large")))
     assert not is_data_error(OperationalError("INSERT", {}, Exception("database is locked")))
     assert not is_data_error(TimeoutError())
+
+
+def test_a_repairs_cost_is_known_only_when_every_requests_is() -> None:
+    # A provider attempt's requests (the first answer, then a repair) are summed by
+    # add_usage: one side's cost unknown was taken as $0, so a partial sum was recorded as
+    # the attempt's cost; unknown lets the router price the summed tokens instead.
+    first = Usage(input_tokens=10, output_tokens=2, model="m")
+    repair = Usage(input_tokens=5, output_tokens=1, cost_usd=0.01, model="m")
+    assert add_usage(first, repair) == Usage(15, 3, None, "m")
+    assert add_usage(repair, first) == Usage(15, 3, None, "m")
+    priced = Usage(input_tokens=10, output_tokens=2, cost_usd=0.02, model="m")
+    both = add_usage(priced, repair)
+    assert (both.input_tokens, both.output_tokens, both.model) == (15, 3, "m")
+    assert both.cost_usd == pytest.approx(0.03)
+    assert add_usage(None, repair) is repair

@@ -234,6 +234,25 @@ def test_the_usage_a_path_reports_wins_over_its_captured_calls(fake: FakeProvide
     assert (tokens(seen[0]), seen[0].cost_usd) == ((1, 2), 0.5)
 
 
+def test_a_result_returned_for_its_metadata_alone_keeps_its_calls_metered(
+    fake: FakeProvider,
+) -> None:
+    # Result(value) carries an empty Usage(): it was taken for the path's own report, so
+    # the attempt's metered calls were dropped and its cost recorded as unknown.
+    oai = fake.openai_client()
+    fake.script(GPT, [reply("x", input_tokens=8, output_tokens=6)])
+
+    def tagged() -> Result:
+        oai.chat.completions.create(model=GPT, messages=MESSAGES)  # type: ignore[arg-type]
+        return Result("ok", metadata={"source": "cache-miss"})
+
+    seen: list[Outcome] = []
+    assert router([tagged], seen).run() == "ok"
+    assert tokens(seen[0]) == (8, 6)
+    assert seen[0].cost_usd == pytest.approx(gpt_cost(8, 6))
+    assert seen[0].metadata == {"source": "cache-miss"}
+
+
 # -- attribution -----------------------------------------------------------------------------
 def counted(n: int) -> Any:
     """A step whose token counts are read from the prompt, so each request is its own."""

@@ -129,10 +129,12 @@ def add_usage(spent: Usage | None, usage: Usage) -> Usage:
     def add(a: int | None, b: int | None) -> int | None:
         return None if a is None and b is None else (a or 0) + (b or 0)
 
+    # Known only when both are: a partial sum shown as the whole would under-count, while
+    # None lets the router price the summed tokens (the rule captured_usage follows).
     cost = (
         None
-        if spent.cost_usd is None and usage.cost_usd is None
-        else (spent.cost_usd or 0.0) + (usage.cost_usd or 0.0)
+        if spent.cost_usd is None or usage.cost_usd is None
+        else spent.cost_usd + usage.cost_usd
     )
     return Usage(
         input_tokens=add(spent.input_tokens, usage.input_tokens),

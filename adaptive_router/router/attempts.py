@@ -611,9 +611,11 @@ class Attempts:
         """The usage a path reported, checked (see :func:`checked_usage`); None (unknown,
         or what its metered SDK calls used) for one that is no valid ``Usage``, with a
         warning per path and window: a bad number must cost the attempt its usage, never
-        the request an exception or the store a batch."""
+        the request an exception or the store a batch. An empty ``Usage()`` (what
+        ``Result(value)`` carries when it is returned for its metadata alone) reports
+        nothing: the SDK calls metered during the try count, as for a plain value."""
         try:
-            return checked_usage(usage)
+            u = checked_usage(usage)
         except (TypeError, ValueError) as exc:
             self.ctx.log.log(
                 ("usage", path.name),
@@ -629,6 +631,17 @@ class Attempts:
                 },
             )
             return None
+        if (
+            u is not None
+            and u.input_tokens is None
+            and u.output_tokens is None
+            and u.cost_usd is None
+            and u.model is None
+            and u.cache_read_tokens is None
+            and u.cache_write_tokens is None
+        ):
+            return None
+        return u
 
     def _try_failed(self, path: Path, exc: Exception) -> None:
         """A try failed with ``exc`` and is retried: keep what it reported (an exception's
