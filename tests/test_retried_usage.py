@@ -206,6 +206,37 @@ def test_a_try_of_unknown_cost_makes_the_attempts_cost_unknown_never_a_partial_s
     assert o.cost_usd == declared
 
 
+@pytest.mark.parametrize("capture_usage", [False, True])
+@pytest.mark.parametrize("declared", [None, 0.125])
+@pytest.mark.parametrize("value", ["ok", "bad"])
+def test_a_value_returned_without_usage_after_a_reporting_try_makes_the_cost_unknown(
+    value: str, declared: float | None, capture_usage: bool
+) -> None:
+    """A final try that returned a value, reported nothing and made no metered call costs
+    what an attempt of that try alone costs (the path's declared cost, else unknown), so
+    the attempt takes the declared cost or stays unknown, never the failed try's partial
+    sum: a path declaring $0.125 an attempt read $0.00035, its failed try's cost alone."""
+    fn = tries(raise_(Dropped(Usage(100, 10, model=GPT))), lambda: value)
+    seen: list[Outcome] = []
+    path = Path(fn, name="p", model=GPT, retry=retry(), cost_usd=declared)
+    with (
+        Router(
+            [path],
+            lambda v: v == "ok",
+            task="retried-usage",
+            store="memory://",
+            resilience=Resilience(timeout=5.0),
+            observability=Observability(on_outcome=seen.append, capture_usage=capture_usage),
+        ) as r,
+        contextlib.suppress(AllPathsFailed),
+    ):
+        r.run()
+    [o] = seen
+    assert o.kind == (None if value == "ok" else "rejected")
+    assert usage_of(o) == (100, 10, GPT, 1)  # the tokens known are still summed
+    assert o.cost_usd == declared
+
+
 # -- reported usages and metered calls ----------------------------------------------------------
 def test_a_metered_try_then_a_reporting_try_are_both_counted(fake: FakeProvider) -> None:
     oai = fake.openai_client()

@@ -32,6 +32,7 @@ from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import UNBILLED, Outcome, Usage
 
 __all__ = [
+    "UNKNOWN_TRY",
     "Bill",
     "CaptureMode",
     "TryReports",
@@ -42,6 +43,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: What a try that returned a value without reporting its usage is counted at when it
+#: made no metered call: an unknown cost, as an attempt of that one try is priced
+#: (``build_outcome``: the path's declared ``cost_usd``, else unknown), so the attempt's
+#: cost is unknown rather than the earlier tries' partial sum. Told apart by identity;
+#: the calls it made, when it made some (late ones too), count instead.
+UNKNOWN_TRY = Usage()
 
 #: ``Observability(capture_usage=...)``: off, on, or on and asking chat streams for usage.
 CaptureMode = bool | Literal["include_usage"]
@@ -131,9 +139,10 @@ class Bill(Scope):
 
         ``reported[i]`` is what try ``i`` (0 the first) reported, priced (its
         ``cost_usd`` final, None for unknown), or None when it reported nothing: then
-        the calls metered during it count instead. A try that reported its usage
-        covers its own calls, so they are never counted twice. Late calls update the
-        settled outcome by the same sum.
+        the calls metered during it count instead (:data:`UNKNOWN_TRY`: the same, but
+        its cost is unknown when it made none: it returned a value). A try that
+        reported its usage covers its own calls, so they are never counted twice. Late
+        calls update the settled outcome by the same sum.
         """
         with self._lock:
             self._closed = True
@@ -157,7 +166,10 @@ class Bill(Scope):
             own[min(of.get(id(c), 0), last)].append(c)
         parts = []
         for usage, made in zip(reported, own, strict=True):
-            part = usage if usage is not None else captured_usage(made, self.pricer, self.model)
+            if usage is None or usage is UNKNOWN_TRY:
+                part = captured_usage(made, self.pricer, self.model) or usage
+            else:
+                part = usage
             if part is not None:
                 parts.append(part)
         return summed_usage(parts)
@@ -397,8 +409,9 @@ def priced_report(
 
 class TryReports:
     """What the tries of one retried attempt reported, in order, each priced by
-    :func:`priced_report` (None for a try that reported nothing: its metered calls
-    count instead). Kept by the request core from an attempt's first retry on only."""
+    :func:`priced_report` (for a try that reported nothing, None or :data:`UNKNOWN_TRY`:
+    its metered calls count instead). Kept by the request core from an attempt's first
+    retry on only."""
 
     __slots__ = ("model", "parts", "pricer")
 
@@ -408,15 +421,20 @@ class TryReports:
         self.model = model
         self.parts: list[Usage | None] = []
 
-    def add(self, usage: Usage | None, kind: str | None) -> None:
+    def add(self, usage: Usage | None, kind: str | None, *, returned: bool = False) -> None:
         """The next try ended with ``kind``, having reported ``usage`` (checked; None:
-        nothing, or nothing valid)."""
+        nothing, or nothing valid); ``returned``: it returned a value (the final try,
+        whatever its verdict), which cost something even when it reported nothing and
+        made no metered call (:data:`UNKNOWN_TRY`)."""
+        if usage is None:
+            self.parts.append(UNKNOWN_TRY if returned else None)
+            return
         self.parts.append(priced_report(usage, kind, self.pricer, self.model))
 
     @property
     def unreported(self) -> bool:
         """Whether a try reported nothing: its calls count, late ones too."""
-        return any(p is None for p in self.parts)
+        return any(p is None or p is UNKNOWN_TRY for p in self.parts)
 
     def total(self, bill: Bill | None) -> Usage | None:
         """The attempt's usage once its last try was added: each try's report, else the

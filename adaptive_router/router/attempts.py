@@ -513,7 +513,7 @@ class Attempts:
             if tries is None:
                 used, priced = (usage, False) if bill is None else self._usage(usage, bill)
             else:
-                used, priced = self._over_tries(tries, usage, verdict), True
+                used, priced = self._over_tries(tries, usage, verdict, returned=True), True
             outcome = build_outcome(
                 ctx,
                 rid,
@@ -653,10 +653,12 @@ class Attempts:
         kind = self._state.kinds[-1].value
         self._tries.add(self._checked(path, usage) if isinstance(usage, Usage) else None, kind)
 
-    def _over_tries(self, tries: TryReports, last: Usage | None, kind: str | None) -> Usage | None:
-        """A retried attempt's usage, its final try having reported ``last``: the sum over
-        its tries (:meth:`TryReports.total`)."""
-        tries.add(last, kind)
+    def _over_tries(
+        self, tries: TryReports, last: Usage | None, kind: str | None, *, returned: bool = False
+    ) -> Usage | None:
+        """A retried attempt's usage, its final try having reported ``last`` (and returned
+        a value, or raised): the sum over its tries (:meth:`TryReports.total`)."""
+        tries.add(last, kind, returned=returned)
         self._tries = None  # the next attempt starts without tries
         return tries.total(self._bill)
 
