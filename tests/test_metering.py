@@ -16,6 +16,7 @@ import pytest
 
 from adaptive_router import (
     AllPathsFailed,
+    Objective,
     Observability,
     Path,
     Persistence,
@@ -25,8 +26,9 @@ from adaptive_router import (
 from adaptive_router.metering import capture
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.outcomes import Outcome
+from adaptive_router.policies.pacing import SpendStats
 from adaptive_router.stores import open_store
-from adaptive_router.stores.base import totals_from_outcomes
+from adaptive_router.stores.base import SpendTotals, totals_from_outcomes
 from adaptive_router.testing import FakeProvider, delay, reply
 
 GPT = "gpt-4o"
@@ -170,6 +172,77 @@ def test_update_usage_rewrites_one_row_in_every_store(store_url: str) -> None:
         assert requests == (1, 1, 1)
     finally:
         store.close()
+
+
+def test_a_late_calls_cost_moves_the_tasks_spend_sums_in_every_store(store_url: str) -> None:
+    # update_usage rewrote the row and its rollups but not the spend sums, so a spend
+    # target never counted a call that ended after its attempt timed out (the provider
+    # bills it). The sums must equal a replay of the rows as they now read.
+    half_life = 600.0
+    store = open_store(store_url)
+    try:
+        store.register_half_life("t", half_life)
+        first = Outcome("r1", "t", "p", 1, False, kind="timeout", cost_usd=0.25, created_at=100.0)
+        later = Outcome("r2", "t", "p", 1, True, cost_usd=0.5, created_at=700.0)
+        store.write([first, later], half_life)
+        # The router's own object, rewritten in place before update_usage (the memory
+        # store holds that very object), as Bill does for a late call.
+        first.cost_usd, first.input_tokens = 1.0, 400
+        assert store.update_usage(first) is True
+        # A second late call, and one making the cost unknown (counted as $0, as a row
+        # written with an unknown cost is).
+        first.cost_usd = 1.5
+        assert store.update_usage(first) is True
+        assert isinstance(store, SpendTotals)
+        got = store.load_spend("t")
+        replay = SpendStats()
+        for o in (first, later):
+            replay.add(o.cost_usd or 0.0, 1, o.created_at, half_life)
+        assert got.spend_usd == pytest.approx(2.0, rel=1e-12)
+        assert (got.requests, got.ref_time) == (2, 700.0)
+        assert got.spend_w == pytest.approx(replay.spend_w, rel=1e-12)
+        assert got.requests_w == pytest.approx(replay.requests_w, rel=1e-12)
+        first.cost_usd = None
+        assert store.update_usage(first) is True
+        got = store.load_spend("t")
+        assert got.spend_usd == pytest.approx(0.5, rel=1e-12)
+        assert got.spend_w == pytest.approx(0.5, rel=1e-9)  # r2 at the newest time
+        # A row not written yet moves nothing: it is written with its new cost.
+        assert store.update_usage(Outcome("r3", "t", "p", 1, True, cost_usd=9.0)) is False
+        assert store.load_spend("t").spend_usd == pytest.approx(0.5, rel=1e-12)
+    finally:
+        store.close()
+
+
+def test_a_spend_target_counts_a_timed_out_calls_late_cost(
+    fake: FakeProvider, store_url: str
+) -> None:
+    fake.script(GPT, [delay(0.4, reply("late", input_tokens=1000, output_tokens=100))])
+    client = fake.openai_client(timeout=5.0)
+
+    def call() -> str:
+        return str(client.chat.completions.create(model=GPT, messages=MESSAGES).id)  # type: ignore[arg-type]
+
+    with Router(
+        [Path(call, name="p", model=GPT)],
+        bool,
+        task="late-spend",
+        store=store_url,
+        objective=Objective(target_usd_per_request=0.01),
+        resilience=Resilience(timeout=0.1, retry=None),
+        # Written when the attempt ends, before its call does: the row is rewritten.
+        persistence=Persistence(durability="sync"),
+    ) as router:
+        with pytest.raises(AllPathsFailed):
+            router.run()
+        (row,) = wait_for(
+            lambda: router.store.outcomes("late-spend"),
+            lambda r: r and r[0].input_tokens == 1000,
+        )
+        assert row.cost_usd == pytest.approx(gpt_cost(1000, 100), rel=1e-12)
+        spent = router.store.load_spend("late-spend")  # type: ignore[attr-defined]
+        assert spent.spend_usd == pytest.approx(row.cost_usd, rel=1e-12)
+        assert spent.requests == 1
 
 
 # -- the columns metering records --------------------------------------------------------------

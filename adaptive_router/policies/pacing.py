@@ -112,6 +112,22 @@ class SpendStats:
         self.requests += requests
         self.spend_usd += spend_usd
 
+    def revise(self, change_usd: float, at: float, half_life: float | None) -> None:
+        """A cost already added at ``at`` changed by ``change_usd`` (a late call of a
+        written attempt; negative when its cost became unknown, which counts as $0): the
+        sums move as if it had been added with its new value, no request added."""
+        if at > self.ref_time:  # as add(): the sums decayed on to the newer time
+            keep = decay_factor(at - self.ref_time, half_life)
+            self.spend_w, self.requests_w, self.ref_time = (
+                self.spend_w * keep,
+                self.requests_w * keep,
+                at,
+            )
+        weight = decay_factor(self.ref_time - at, half_life)
+        # max: a part removed was added with the same weight; only rounding goes below 0.
+        self.spend_w = max(0.0, self.spend_w + change_usd * weight)
+        self.spend_usd = max(0.0, self.spend_usd + change_usd)
+
     def decayed(self, now: float, half_life: float | None) -> SpendStats:
         """A copy with both decayed sums decayed on to ``now`` (the window as of now;
         ``now`` before ``ref_time`` leaves them as they are)."""

@@ -435,9 +435,11 @@ class OutcomeUpdates(abc.ABC):
         updated (False: not written yet).
 
         Used when an SDK call finishes after its attempt timed out: the provider bills
-        it, so the attempt's usage grows. The evidence already folded into ``path_stats``
-        (the decayed cost means) is left as it was. Without this capability the late
-        usage stays in the process (the outcome object), not in the store.
+        it, so the attempt's usage grows. The task's spend sums (:class:`SpendTotals`)
+        move by the cost's difference at the outcome's time, so a spend target counts the
+        late call; the evidence already folded into ``path_stats`` (the decayed cost
+        means) is left as it was. Without this capability the late usage stays in the
+        process (the outcome object), not in the store.
         """
 
     @abc.abstractmethod

@@ -62,6 +62,10 @@ class MemoryStore(
         # task -> context -> path -> evidence (first attempts and after a failure)
         self._stats: dict[str, dict[str, dict[str, PathEvidence]]] = {}
         self._outcomes: OrderedDict[tuple[str, int], Outcome] = OrderedDict()
+        # The cost each stored outcome added to its task's spend, where not $0: the
+        # outcome object is the router's, which a late call rewrites before update_usage,
+        # so the difference to add to the spend sums cannot be read from it.
+        self._spent: dict[tuple[str, int], float] = {}
         self._pending: dict[str, PendingDecision] = {}
         self._health: dict[str, HealthSnapshot] = {}
         self._half_lives: dict[str, float | None] = {}  # task -> its registered half-life
@@ -93,9 +97,11 @@ class MemoryStore(
                 continue
             new += 1
             self._outcomes[key] = o
+            if o.cost_usd:
+                self._spent[key] = o.cost_usd
             if len(self._outcomes) > self._max_outcomes:
                 # O(1): a plain dict's next(iter()) rescans deleted slots after many pops.
-                self._outcomes.popitem(last=False)
+                self._spent.pop(self._outcomes.popitem(last=False)[0], None)
             spend = self._spend.get(o.task)
             if spend is None:
                 spend = self._spend[o.task] = SpendStats()
@@ -171,11 +177,25 @@ class MemoryStore(
     def update_usage(self, outcome: Outcome) -> bool:
         refuse_invalid([outcome])
         with self._lock:
-            stored = self._outcomes.get((outcome.request_id, outcome.attempt))
+            key = (outcome.request_id, outcome.attempt)
+            stored = self._outcomes.get(key)
             if stored is None:
                 return False
             if stored is not outcome:
                 copy_usage(outcome, stored)
+            # The spend sums move by the difference, at the outcome's time (an unknown
+            # cost counts as $0, as when it was written): they equal a replay of the rows.
+            cost = outcome.cost_usd or 0.0
+            change = cost - self._spent.get(key, 0.0)
+            if change:
+                if cost:
+                    self._spent[key] = cost
+                else:
+                    self._spent.pop(key, None)
+                spend = self._spend.get(stored.task)
+                if spend is None:
+                    spend = self._spend[stored.task] = SpendStats()
+                spend.revise(change, stored.created_at, self._half_lives.get(stored.task))
             return True
 
     def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:

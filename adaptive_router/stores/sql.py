@@ -339,13 +339,15 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
             conn.execute(self._upsert(half_life), evidence)
         spent = sql_spend.increments(new, half_life)
         if spent:
-            spend = self._spend_upserts.get(half_life)
-            if spend is None:
-                spend = self._spend_upserts[half_life] = sql_spend.build_upsert(
-                    self._insert, half_life
-                )
-            conn.execute(spend, spent)
+            conn.execute(self._spend_upsert(half_life), spent)
         sql_features.fold(conn, self._insert, new, half_life)
+
+    def _spend_upsert(self, half_life: float | None) -> Any:
+        """The spend_stats upsert for a half-life, built once."""
+        stmt = self._spend_upserts.get(half_life)
+        if stmt is None:
+            stmt = self._spend_upserts[half_life] = sql_spend.build_upsert(self._insert, half_life)
+        return stmt
 
     def _upsert(self, half_life: float | None) -> Any:
         """The path_stats upsert for a half-life, built once: compiling it costs ~0.6 ms."""
@@ -383,9 +385,10 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
         return updated
 
     def _update_usage_in(self, conn: sa.Connection, outcome: Outcome) -> bool:
-        """Rewrite the row's usage and move its rollup sums by the difference, in one
-        transaction (the row is locked first: SQLite's BEGIN IMMEDIATE, PostgreSQL's FOR
-        UPDATE, so a concurrent rewrite cannot compute its difference from a stale row)."""
+        """Rewrite the row's usage and move its rollup and spend sums by the difference,
+        in one transaction (the row is locked first: SQLite's BEGIN IMMEDIATE,
+        PostgreSQL's FOR UPDATE, so a concurrent rewrite cannot compute its difference
+        from a stale row)."""
         c = outcomes.c
         where = (c.request_id == outcome.request_id, c.attempt == outcome.attempt)
         row = conn.execute(
@@ -399,6 +402,10 @@ class SQLStore(Store, HealthSnapshots, OutcomeUpdates, SpendTotals, FeatureEvide
         conn.execute(
             self._rollup_upsert, [rollups.usage_change(old, dataclasses.replace(old, **usage))]
         )
+        # Spend counts an unknown cost as $0, as when the row was written.
+        change = (outcome.cost_usd or 0.0) - (old.cost_usd or 0.0)
+        if change:
+            sql_spend.add_late_cost(conn, old.task, change, old.created_at)
         return True
 
     # -- reads ------------------------------------------------------------------

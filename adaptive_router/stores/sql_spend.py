@@ -22,7 +22,15 @@ from adaptive_router.stores.schema import spend_stats
 from adaptive_router.stores.sql_evidence import decay_expr, scaled
 from adaptive_router.stores.sql_tasks import TASK_ROW
 
-__all__ = ["backfill_rows", "build_upsert", "increments", "load", "set_target", "target"]
+__all__ = [
+    "add_late_cost",
+    "backfill_rows",
+    "build_upsert",
+    "increments",
+    "load",
+    "set_target",
+    "target",
+]
 
 
 def build_upsert(insert: Callable[[sa.Table], Any], half_life: float | None) -> Any:
@@ -54,20 +62,50 @@ def increments(new: Sequence[Outcome], half_life: float | None) -> list[dict[str
     groups: dict[str, SpendStats] = defaultdict(SpendStats)
     for o in sorted(new, key=lambda o: o.created_at):
         fold_spend(groups[o.task], o, half_life)
-    return [
-        {
-            "task": task,
-            "spend_w": st.spend_w,
-            "requests_w": st.requests_w,
-            "ref_time": st.ref_time,
-            "requests": st.requests,
-            "spend_usd": st.spend_usd,
-            "half_life_s": half_life,
-            "target_usd_per_request": None,
-            "updated_at": st.ref_time,
-        }
-        for task, st in sorted(groups.items())
-    ]
+    return [_increment(task, st, half_life) for task, st in sorted(groups.items())]
+
+
+def _increment(task: str, st: SpendStats, half_life: float | None) -> dict[str, Any]:
+    """The upsert's parameters adding ``st`` to ``task``'s row."""
+    return {
+        "task": task,
+        "spend_w": st.spend_w,
+        "requests_w": st.requests_w,
+        "ref_time": st.ref_time,
+        "requests": st.requests,
+        "spend_usd": st.spend_usd,
+        "half_life_s": half_life,
+        "target_usd_per_request": None,
+        "updated_at": st.ref_time,
+    }
+
+
+def add_late_cost(conn: sa.Connection, task: str, change_usd: float, at: float) -> None:
+    """Move ``task``'s spend sums by ``change_usd``, a written outcome's cost difference
+    after a late call rewrote it, at the outcome's time ``at`` and with the half-life the
+    row is folded with (:meth:`SpendStats.revise`), in ``conn``'s transaction, the row
+    locked: the sums then equal a replay of the outcome rows as they now read. An
+    UPDATE, not the upsert: the upsert snaps a negative increment to 0."""
+    c = spend_stats.c
+    row = conn.execute(
+        sa.select(c.spend_w, c.requests_w, c.ref_time, c.spend_usd, c.half_life_s)
+        .where(c.task == task)
+        .with_for_update()
+    ).first()
+    if row is None:  # no sums to move (the task's outcomes predate spend tracking)
+        return
+    st = SpendStats(float(row[0]), float(row[1]), float(row[2]), 0, float(row[3]))
+    st.revise(change_usd, at, None if row[4] is None else float(row[4]))
+    conn.execute(
+        spend_stats.update()
+        .where(c.task == task)
+        .values(
+            spend_w=st.spend_w,
+            requests_w=st.requests_w,
+            ref_time=st.ref_time,
+            spend_usd=st.spend_usd,
+        )
+    )
 
 
 def load(engine: sa.Engine, task: str) -> SpendStats:
