@@ -14,6 +14,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from adaptive_router.metering import capture
+from adaptive_router.testing import FakeProvider
+
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -49,6 +52,21 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    """The project's fake LLM provider on loopback (a file may define its own ``fake``,
+    e.g. with a default reply)."""
+    with FakeProvider() as f:
+        yield f
+
+
+@pytest.fixture
+def capture_uninstalled() -> Iterator[None]:
+    """Remove the SDK hooks after the test (a module opts in with ``pytestmark``)."""
+    yield
+    capture.uninstall()
 
 
 @pytest.fixture

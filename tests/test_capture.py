@@ -32,12 +32,6 @@ def installed() -> Iterator[None]:
     capture.uninstall()
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
-
-
 def usage(call: CallUsage) -> tuple[Any, ...]:
     return (
         call.provider,

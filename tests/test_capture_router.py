@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -32,23 +31,13 @@ from adaptive_router.resilience import RetryPolicy
 from adaptive_router.stores import open_store
 from adaptive_router.testing import FakeProvider, reply, respond
 
+pytestmark = pytest.mark.usefixtures("capture_uninstalled")
+
 GPT = "gpt-4o"
 MINI = "gpt-4o-mini"
 CLAUDE = "claude-test-model"
 CLAUDE_PRICE = (3.0, 15.0)  # USD per million input / output tokens (an override)
 MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
-
-
-@pytest.fixture(autouse=True)
-def uninstalled() -> Iterator[None]:
-    yield
-    capture.uninstall()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
 
 
 def router(

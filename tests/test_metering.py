@@ -8,7 +8,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -31,23 +30,13 @@ from adaptive_router.stores import open_store
 from adaptive_router.stores.base import SpendTotals, totals_from_outcomes
 from adaptive_router.testing import FakeProvider, delay, reply
 
+pytestmark = pytest.mark.usefixtures("capture_uninstalled")
+
 GPT = "gpt-4o"
 CLAUDE = "claude-test-model"
 CLAUDE_PRICE = (3.0, 15.0)
 MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
 TEXT = "The order is 7 widgets, to Berlin."
-
-
-@pytest.fixture(autouse=True)
-def uninstalled() -> Iterator[None]:
-    yield
-    capture.uninstall()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
 
 
 def gpt_cost(inp: int, out: int) -> float:

@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,28 +29,17 @@ from adaptive_router import (
     Router,
     Usage,
 )
-from adaptive_router.metering import capture
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.resilience import RetryPolicy
 from adaptive_router.testing import FakeProvider, delay, reply
 from adaptive_router.validation import OutputValidationError
 
+pytestmark = pytest.mark.usefixtures("capture_uninstalled")
+
 GPT = "gpt-4o"
 MINI = "gpt-4o-mini"
 UNPRICED = "no-such-model-anywhere"
 MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
-
-
-@pytest.fixture(autouse=True)
-def uninstalled() -> Iterator[None]:
-    yield
-    capture.uninstall()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
 
 
 class Dropped(Exception):

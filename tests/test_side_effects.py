@@ -44,12 +44,6 @@ def unhooked() -> Iterator[None]:
     capture.uninstall()
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
-
-
 class ExitHooks:
     """Our exit hooks registered and not unregistered (CPython's count never shrinks)."""
 

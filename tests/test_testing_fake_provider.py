@@ -8,7 +8,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -29,12 +28,6 @@ from adaptive_router.testing import (
 GPT = "gpt-4o"
 CLAUDE = "claude-test-model"
 MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
 
 
 def ask_openai(client: openai.OpenAI, model: str = GPT, **kw: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import anthropic
 import openai
@@ -15,12 +14,6 @@ GPT = "gpt-4o"
 CLAUDE = "claude-test-model"
 MESSAGES = [{"role": "user", "content": "Extract: order 7"}]
 TEXT = "The order is 7 widgets to Berlin."
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as f:
-        yield f
 
 
 # -- chat completions ------------------------------------------------------------------------
