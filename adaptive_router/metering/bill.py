@@ -306,34 +306,14 @@ def captured_usage(calls: list[CallUsage], pricer: Pricer, model: str | None) ->
         return Usage(
             c.input_tokens,
             c.output_tokens,
-            pricer.call_cost(
-                c.model,
-                model,
-                c.input_tokens,
-                c.output_tokens,
-                cache_read_tokens=c.cache_read_tokens,
-                cache_write_tokens=c.cache_write_tokens,
-            )
-            if c.known
-            else None,
+            pricer.usage_cost(c, model) if c.known else None,
             c.model or model,
             c.cache_read_tokens,
             c.cache_write_tokens,
         )
     cost: float | None = 0.0
     for c in calls:
-        price = (
-            pricer.call_cost(
-                c.model,
-                model,
-                c.input_tokens,
-                c.output_tokens,
-                cache_read_tokens=c.cache_read_tokens,
-                cache_write_tokens=c.cache_write_tokens,
-            )
-            if c.known
-            else None
-        )
+        price = pricer.usage_cost(c, model) if c.known else None
         cost = None if price is None or cost is None else cost + price
     models = {c.model for c in calls if c.model}
     return Usage(
@@ -389,14 +369,7 @@ def priced_report(
             if kind in UNBILLED:
                 cost = 0.0
         else:
-            cost = pricer.call_cost(
-                u.model,
-                model,
-                u.input_tokens,
-                u.output_tokens,
-                cache_read_tokens=u.cache_read_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-            )
+            cost = pricer.usage_cost(u, model)
     return Usage(
         u.input_tokens,
         u.output_tokens,

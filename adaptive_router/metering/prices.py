@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from genai_prices import Usage as PriceUsage
@@ -251,6 +251,22 @@ def _with_bare(name: str) -> tuple[str, ...]:
     return (name, name.split("/", 1)[1]) if "/" in name else (name,)
 
 
+class MeteredTokens(Protocol):
+    """What one call or try used, as priced (an :class:`~adaptive_router.Usage`, a
+    captured SDK call): the model it names and its token counts (None: unknown)."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def cache_read_tokens(self) -> int | None: ...
+    @property
+    def cache_write_tokens(self) -> int | None: ...
+
+
 class Pricer:
     """Turns (model, input tokens, output tokens, cached tokens) into US dollars.
 
@@ -346,6 +362,18 @@ class Pricer:
             output_tokens,
             cache_read_tokens=cache_read_tokens,
             cache_write_tokens=cache_write_tokens,
+        )
+
+    def usage_cost(self, used: MeteredTokens, configured: str | None) -> float | None:
+        """:meth:`call_cost` of ``used``'s tokens, cache reads and writes included, served
+        as the model it names (the path's ``configured`` one resolves a name it lacks)."""
+        return self.call_cost(
+            used.model,
+            configured,
+            used.input_tokens,
+            used.output_tokens,
+            cache_read_tokens=used.cache_read_tokens,
+            cache_write_tokens=used.cache_write_tokens,
         )
 
     def resolve(self, *names: str | None) -> str | None:

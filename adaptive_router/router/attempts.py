@@ -189,14 +189,7 @@ def build_outcome(
         # An error status or a refused connection: nothing was generated, nothing billed.
         cost = 0.0
     elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
-        cost = ctx.pricer.call_cost(
-            u.model,
-            path.model,
-            u.input_tokens,
-            u.output_tokens,
-            cache_read_tokens=u.cache_read_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-        )
+        cost = ctx.pricer.usage_cost(u, path.model)
     if cost is None:
         cost = path.cost_usd
     return Outcome(

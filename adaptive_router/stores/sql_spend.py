@@ -179,16 +179,6 @@ def backfill_rows(conn: sa.Connection) -> list[dict[str, Any]]:
             st = sums[task] = SpendStats()
         st.add(0.0 if cost is None else float(cost), 1 if attempt == 1 else 0, float(at), hl)
     return [
-        {
-            "task": task,
-            "spend_w": st.spend_w,
-            "requests_w": st.requests_w,
-            "ref_time": st.ref_time,
-            "requests": st.requests,
-            "spend_usd": st.spend_usd,
-            "half_life_s": registered[task] if task in registered else learned.get(task),
-            "target_usd_per_request": None,
-            "updated_at": st.ref_time,
-        }
+        _increment(task, st, registered[task] if task in registered else learned.get(task))
         for task, st in sorted(sums.items())
     ]
