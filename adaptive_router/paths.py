@@ -121,8 +121,8 @@ class Path:
                 f"path {self.name!r}: enforces_timeout must be True or False, "
                 f"got {self.enforces_timeout!r}"
             )
-        self.is_async = _is_async(self.fn)
-        if self.afn is not None and not _is_async(self.afn):
+        self.is_async = is_async(self.fn)
+        if self.afn is not None and not is_async(self.afn):
             raise ConfigurationError(f"path {self.name!r}: afn must be an async function")
         if not isinstance(self.timeout, Inherit):
             self.timeout = check_timeout(f"path {self.name!r} timeout", self.timeout)
@@ -228,10 +228,14 @@ def check_name(what: str, name: object) -> str:
     return name
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - async __call__ objects
+def is_async(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine: an ``async def``, or an object whose
+    ``__call__`` is one (``functools.partial`` of either, nested too, included)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    # An instance's __call__ is looked up on its type (its class or a base), as a call does.
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(type(fn), "__call__", None)  # noqa: B004 - its coroutine-ness, not callability
     )
 
 

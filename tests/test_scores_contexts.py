@@ -122,13 +122,39 @@ def test_an_async_judge_is_refused_when_the_router_is_built() -> None:
         async def __call__(self, result: object) -> float:
             return 1.0
 
+    class Derived(Scorer):
+        pass
+
     for kwargs in (
         {"success_fn": judge},
         {"success_fn": functools.partial(judge)},
+        {"success_fn": functools.partial(functools.partial(judge))},
         {"score_fn": Scorer()},
+        {"score_fn": Derived()},  # __call__ inherited: was accepted
     ):
         with pytest.raises(ConfigurationError, match="must be a plain function"):
             Router([lambda: 1], task="t", store="memory://", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_path_tells_an_async_function_the_judges_check_does() -> None:
+    # One rule (paths.is_async) for paths and judges: the cases the judges' own copy
+    # missed (an inherited async __call__) or the paths' handled another way (nested
+    # partials) are awaited as paths too.
+    async def answer() -> int:
+        return 7
+
+    class Base:
+        async def __call__(self) -> int:
+            return 8
+
+    class Derived(Base):
+        pass
+
+    for fn, want in ((functools.partial(functools.partial(answer)), 7), (Derived(), 8)):
+        path = Path(fn, name="p", timeout=None)
+        assert path.is_async
+        with Router([path], bool, task="t", store="memory://") as r:
+            assert r.run() == want
 
 
 def _bounded(task: str, max_contexts: int) -> Router:

@@ -3,8 +3,6 @@ resilience settings (:class:`PathSettings`: its own value, else the router defau
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ import numpy as np
 
 from adaptive_router._checks import seconds
 from adaptive_router.errors import ConfigurationError
-from adaptive_router.paths import Inherit, Path, as_path, check_name
+from adaptive_router.paths import Inherit, Path, as_path, check_name, is_async
 from adaptive_router.policies.objectives import (
     Objective,
     ObjectiveThompsonSampling,
@@ -184,7 +182,7 @@ def router_config(
     for what, fn in (("success_fn", success_fn), ("score_fn", score_fn)):
         if fn is not None and not callable(fn):
             raise ConfigurationError(f"{what} must be callable, got {fn!r}")
-        if fn is not None and _is_async(fn):
+        if fn is not None and is_async(fn):
             # Its coroutine is no verdict: every attempt would count against its path.
             raise ConfigurationError(
                 f"{what} must be a plain function: it is called on each result as the "
@@ -284,14 +282,3 @@ def _contextual(
             f"(dim+1)² covariance), got {dim!r}"
         )
     return ContextualThompsonSampling(dim, explore=learning.explore, half_life=half_life_s)
-
-
-def _is_async(fn: object) -> bool:
-    """Whether calling ``fn`` makes a coroutine: an ``async def``, or an object whose
-    ``__call__`` is one (``functools.partial`` of either included)."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    # An instance's __call__ is looked up on its type, as a call looks it up.
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        vars(type(fn)).get("__call__")
-    )
