@@ -38,6 +38,7 @@ __all__ = [
     "TryReports",
     "captured_usage",
     "priced_report",
+    "reported_cost",
     "start_capture",
     "summed_usage",
 ]
@@ -354,30 +355,33 @@ def summed_usage(parts: Sequence[Usage]) -> Usage | None:
 def priced_report(
     usage: Usage | None, kind: str | None, pricer: Pricer, model: str | None
 ) -> Usage | None:
-    """A try's reported ``usage`` (None: it reported nothing) priced as ``build_outcome``
-    prices an attempt's, which it must agree with (an attempt of one try is priced
-    there): its own ``cost_usd`` if it said, else its tokens at the price of its model,
-    else of ``model`` (the path's); $0 for a failure of a ``kind`` that generated
-    nothing; None (unknown) when no price applies. The path's declared ``cost_usd`` is
-    not applied: it stands for an attempt's unknown cost, not a try's."""
+    """A try's reported ``usage`` (None: it reported nothing) priced by
+    :func:`reported_cost`, the rule ``build_outcome`` prices an attempt's by, its model
+    named (the path's when it names none). The path's declared ``cost_usd`` is not
+    applied: it stands for an attempt's unknown cost, not a try's."""
     if usage is None:
         return None
     u = usage
-    cost = u.cost_usd
-    if cost is None:
-        if u.input_tokens is None and u.output_tokens is None:
-            if kind in UNBILLED:
-                cost = 0.0
-        else:
-            cost = pricer.usage_cost(u, model)
     return Usage(
         u.input_tokens,
         u.output_tokens,
-        cost,
+        reported_cost(u, kind, pricer, model),
         u.model or model,
         u.cache_read_tokens,
         u.cache_write_tokens,
     )
+
+
+def reported_cost(u: Usage, kind: str | None, pricer: Pricer, model: str | None) -> float | None:
+    """The cost of a reported usage ``u`` of an attempt (or try) that ended with ``kind``:
+    its own ``cost_usd`` if it said, else its tokens at the price of its model, else of
+    ``model`` (the path's); $0 for a failure of a ``kind`` that generated nothing (an
+    error status, a refused connection); None (unknown) when no price applies."""
+    if u.cost_usd is not None:
+        return u.cost_usd
+    if u.input_tokens is None and u.output_tokens is None:
+        return 0.0 if kind in UNBILLED else None
+    return pricer.usage_cost(u, model)
 
 
 class TryReports:

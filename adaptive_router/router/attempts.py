@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from adaptive_router._checks import error_text, short
 from adaptive_router.log_throttle import ThrottledLog
-from adaptive_router.metering.bill import Bill, CaptureMode, TryReports
+from adaptive_router.metering.bill import Bill, CaptureMode, TryReports, reported_cost
 from adaptive_router.metering.capture import Scope, hooked
 from adaptive_router.metering.prices import Pricer
 from adaptive_router.observe.observers import Observers
@@ -182,14 +182,9 @@ def build_outcome(
             model=path.model,
         )
     u = usage
-    cost = u.cost_usd
-    if priced:
-        pass  # captured calls, each priced at its own model: a None is an unknown part
-    elif cost is None and u.input_tokens is None and u.output_tokens is None and kind in UNBILLED:
-        # An error status or a refused connection: nothing was generated, nothing billed.
-        cost = 0.0
-    elif cost is None and (u.input_tokens is not None or u.output_tokens is not None):
-        cost = ctx.pricer.usage_cost(u, path.model)
+    # Priced already (captured calls, each at its own model; a retried attempt's tries):
+    # a None is an unknown part.
+    cost = u.cost_usd if priced else reported_cost(u, kind, ctx.pricer, path.model)
     if cost is None:
         cost = path.cost_usd
     return Outcome(
