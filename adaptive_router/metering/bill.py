@@ -118,10 +118,15 @@ class Bill(Scope):
     def close(self) -> Usage | None:
         """End the attempt's metering; its usage (None: it made no metered call)."""
         with self._lock:
-            self._closed = True
-            calls = list(self._calls)
-            self._counted = len(calls)
+            calls = self._closing()
         return captured_usage(calls, self.pricer, self.model)
+
+    def _closing(self) -> list[CallUsage]:
+        """End the scope (the lock held): later calls are late ones; the calls so far."""
+        self._closed = True
+        calls = list(self._calls)
+        self._counted = len(calls)
+        return calls
 
     def retry(self) -> Scope:
         """The capture scope of the attempt's next try (a retry): its calls are recorded
@@ -146,9 +151,7 @@ class Bill(Scope):
         calls update the settled outcome by the same sum.
         """
         with self._lock:
-            self._closed = True
-            calls = list(self._calls)
-            self._counted = len(calls)
+            calls = self._closing()
             tries = self._tries
             if tries is None:  # retried, though no retry made a call in this bill's scope
                 tries = self._tries = _TryCalls()

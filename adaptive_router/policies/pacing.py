@@ -101,7 +101,8 @@ class SpendStats:
     def add(self, spend_usd: float, requests: int, at: float, half_life: float | None) -> None:
         """Add ``spend_usd`` spent at ``at`` by ``requests`` requests (0 for a later
         attempt of a request already counted: a store folds attempt by attempt, each
-        request counted at its first attempt). ``spend_usd`` is a checked cost >= 0."""
+        request counted at its first attempt). ``spend_usd`` is a checked cost >= 0 (a
+        negative change only from :meth:`revise`, which keeps the sums at 0 or above)."""
         keep = decay_factor(at - self.ref_time, half_life)
         add = decay_factor(self.ref_time - at, half_life)
         self.spend_w = (0.0 if self.spend_w < TINY else self.spend_w * keep) + spend_usd * add
@@ -116,17 +117,10 @@ class SpendStats:
         """A cost already added at ``at`` changed by ``change_usd`` (a late call of a
         written attempt; negative when its cost became unknown, which counts as $0): the
         sums move as if it had been added with its new value, no request added."""
-        if at > self.ref_time:  # as add(): the sums decayed on to the newer time
-            keep = decay_factor(at - self.ref_time, half_life)
-            self.spend_w, self.requests_w, self.ref_time = (
-                self.spend_w * keep,
-                self.requests_w * keep,
-                at,
-            )
-        weight = decay_factor(self.ref_time - at, half_life)
-        # max: a part removed was added with the same weight; only rounding goes below 0.
-        self.spend_w = max(0.0, self.spend_w + change_usd * weight)
-        self.spend_usd = max(0.0, self.spend_usd + change_usd)
+        self.add(change_usd, 0, at, half_life)
+        # A part removed was added with the same weight: only rounding goes below 0.
+        self.spend_w = max(0.0, self.spend_w)
+        self.spend_usd = max(0.0, self.spend_usd)
 
     def decayed(self, now: float, half_life: float | None) -> SpendStats:
         """A copy with both decayed sums decayed on to ``now`` (the window as of now;

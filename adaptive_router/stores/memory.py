@@ -192,10 +192,10 @@ class MemoryStore(
                     self._spent[key] = cost
                 else:
                     self._spent.pop(key, None)
-                spend = self._spend.get(stored.task)
-                if spend is None:
-                    spend = self._spend[stored.task] = SpendStats()
-                spend.revise(change, stored.created_at, self._half_lives.get(stored.task))
+                # The task's sums exist: writing the outcome made them.
+                self._spend[stored.task].revise(
+                    change, stored.created_at, self._half_lives.get(stored.task)
+                )
             return True
 
     def load_contexts(self, task: str) -> dict[str, dict[str, PathEvidence]]:
